@@ -1,0 +1,266 @@
+/*
+ * store.h — the storage interface. Session logic talks only to these
+ * functions; each backend (store_sqlite.c now, store_pg.c later) fills a
+ * lw_store_ops vtable and is chosen by the scheme of the location string.
+ *
+ * Rules every backend keeps:
+ *  - every function that changes several rows does it in one transaction;
+ *  - state transitions are compare-and-set: they name the state they expect
+ *    and return LW_ECONFLICT when the row is no longer in it, which is how a
+ *    single-use ref, code or link request is consumed exactly once;
+ *  - parameterised statements only;
+ *  - times are milliseconds since the epoch (int64), ids are base64url text;
+ *  - out-parameters are filled only on LW_OK; lists are malloc'd arrays the
+ *    caller frees with lw_free.
+ *
+ * The store is not thread-safe: the event loop owns it.
+ */
+#ifndef LW_STORE_H
+#define LW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "crypto.h"
+#include "lw.h"
+
+typedef struct lw_store lw_store;
+
+#define LW_HANDLE_MAX 64      /* bytes, including NUL */
+#define LW_NAME_MAX 64        /* device name */
+#define LW_FIELD_MAX 64       /* browser, os, ... */
+#define LW_IP_MAX 64          /* text form of an IPv4/IPv6 address */
+#define LW_PLACE_MAX 96       /* country/region/city text */
+#define LW_NETWORK_MAX 128    /* network description */
+#define LW_REASON_MAX 32      /* end reason / alert kind */
+#define LW_PIN_HASH_MAX 128   /* crypto_pwhash_str output */
+#define LW_ALERT_DETAILS_MAX 2048
+
+/* Roles and states are stored as text. */
+#define LW_ROLE_PRIMARY "primary"
+#define LW_ROLE_COMPANION "companion"
+
+typedef struct lw_account {
+    char id[LW_ID_STRLEN];
+    char handle[LW_HANDLE_MAX];
+    int64_t created_at;
+    char pin_hash[LW_PIN_HASH_MAX]; /* "" when no PIN is set */
+    int pin_failures;               /* consecutive wrong PINs */
+    int64_t pin_locked_until;       /* 0 when not locked */
+    int64_t inactive_ttl_ms;        /* companion inactivity TTL chosen by the holder */
+} lw_account;
+
+/* A session: one per linked device (the primary included). */
+typedef struct lw_session {
+    char id[LW_ID_STRLEN];          /* device id */
+    char account_id[LW_ID_STRLEN];
+    char role[16];                  /* "primary" | "companion" */
+    char name[LW_NAME_MAX];
+    char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
+    char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
+    char device_model[LW_FIELD_MAX];
+    char ip[LW_IP_MAX];             /* where it was linked */
+    char country[LW_PLACE_MAX], region[LW_PLACE_MAX], city[LW_PLACE_MAX];
+    char network[LW_NETWORK_MAX];
+    char last_ip[LW_IP_MAX];        /* where it was last used */
+    char last_country[LW_PLACE_MAX], last_city[LW_PLACE_MAX];
+    uint8_t public_key[LW_PK_LEN];  /* device key */
+    uint8_t account_sig[LW_SIG_LEN];/* primary's signature over the companion key; zero for primaries */
+    int64_t linked_at;
+    int64_t last_active_at;
+    char state[16];                 /* "active" | "ended" */
+    int64_t ended_at;               /* 0 while active */
+    char end_reason[LW_REASON_MAX]; /* "" while active */
+    bool persistent;                /* false: browser-session cookie ("keep me signed in" off) */
+    /* current credential */
+    char cred_selector[LW_ID_STRLEN];
+    uint8_t cred_hash[LW_HASH_LEN];
+    int64_t cred_expires_at;
+    uint8_t challenge[32];          /* what the device signs to refresh its credential */
+} lw_session;
+
+/* Link request states: pending -> scanned -> approved -> completed, or
+ * denied / expired. */
+typedef struct lw_link_request {
+    char id[LW_ID_STRLEN];
+    uint8_t token_hash[LW_HASH_LEN];   /* keyed hash of the companion's request token verifier */
+    char token_selector[LW_ID_STRLEN];
+    uint8_t public_key[LW_PK_LEN];     /* companion's device key */
+    uint8_t code_hash[LW_HASH_LEN];    /* keyed hash of the normalised pairing code */
+    uint8_t ref_hash[LW_HASH_LEN];     /* keyed hash of the current QR ref */
+    int ref_index;                     /* 0..5 */
+    int64_t ref_expires_at;
+    int64_t created_at;
+    int64_t expires_at;
+    char state[16];
+    char account_id[LW_ID_STRLEN];     /* set by scan */
+    char scanned_by[LW_ID_STRLEN];     /* primary device id that scanned */
+    uint8_t account_sig[LW_SIG_LEN];   /* set by approve */
+    uint8_t nonce[32];                 /* the companion signs this to complete */
+    char device_id[LW_ID_STRLEN];      /* set by complete */
+    bool persistent;
+    /* who is asking: filled at creation from the request */
+    char name[LW_NAME_MAX];
+    char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
+    char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
+    char device_model[LW_FIELD_MAX];
+    char ip[LW_IP_MAX];
+    char country[LW_PLACE_MAX], region[LW_PLACE_MAX], city[LW_PLACE_MAX];
+    char network[LW_NETWORK_MAX];
+} lw_link_request;
+
+typedef struct lw_alert {
+    char id[LW_ID_STRLEN];
+    char account_id[LW_ID_STRLEN];
+    char kind[LW_REASON_MAX];
+    char device_id[LW_ID_STRLEN];      /* the device the alert is about, "" if none */
+    int64_t created_at;
+    int64_t acked_at;                  /* 0 until acknowledged */
+    char details[LW_ALERT_DETAILS_MAX];/* JSON object text */
+} lw_alert;
+
+/* What a sweep ended, so the caller can tell the devices. */
+typedef struct lw_ended {
+    char device_id[LW_ID_STRLEN];
+    char account_id[LW_ID_STRLEN];
+    char reason[LW_REASON_MAX];
+} lw_ended;
+
+typedef struct lw_sweep_policy {
+    int64_t now;
+    int64_t primary_inactive_ms;   /* 0 = never */
+    int64_t max_age_ms;            /* 0 = no absolute maximum */
+    int64_t history_retention_ms;  /* 0 = keep forever */
+} lw_sweep_policy;
+
+typedef struct lw_store_stats {
+    long accounts, sessions_active, sessions_ended, link_requests_pending, alerts;
+} lw_store_stats;
+
+typedef struct lw_store_ops {
+    const char *name;
+    int (*open)(lw_store **out, const char *location);
+    void (*close)(lw_store *s);
+
+    /* accounts */
+    int (*account_create)(lw_store *s, const lw_account *a, const lw_session *primary,
+                          const uint8_t *invite_hash /* NULL if registration is open */);
+    int (*account_get)(lw_store *s, const char *id, lw_account *out);
+    int (*account_get_by_handle)(lw_store *s, const char *handle, lw_account *out);
+    /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms. */
+    int (*account_update)(lw_store *s, const lw_account *a);
+
+    /* invites (registration --registration invite) */
+    int (*invite_create)(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at);
+
+    /* sessions */
+    int (*session_get)(lw_store *s, const char *device_id, lw_session *out);
+    int (*session_get_by_selector)(lw_store *s, const char *selector, lw_session *out);
+    /* Active (state "active") or ended sessions of an account, ordered by linked_at. */
+    int (*session_list)(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
+    int (*session_count_active_companions)(lw_store *s, const char *account_id, long *n);
+    /* Replaces the credential (selector, hash, expiry, challenge) of an active session. */
+    int (*session_set_credential)(lw_store *s, const lw_session *sess);
+    int (*session_set_name)(lw_store *s, const char *device_id, const char *name);
+    /* Coalesced last-active write: last_active_at and where it was last used. */
+    int (*session_touch)(lw_store *s, const char *device_id, int64_t at, const char *ip);
+    /* Ends one active session. LW_ECONFLICT if it was not active. */
+    int (*session_end)(lw_store *s, const char *device_id, const char *reason, int64_t now);
+    /* Ends every active session of the account with the given role ("companion",
+     * or NULL for all roles) except `except` (may be NULL), in one transaction;
+     * *out lists what ended. */
+    int (*session_end_all)(lw_store *s, const char *account_id, const char *role, const char *except,
+                           const char *reason, int64_t now, lw_ended **out, size_t *n);
+    /* Deletes ended records: one (device_id) or all of the account (device_id NULL).
+     * LW_ENOTFOUND if device_id names no ended session of the account. */
+    int (*session_delete_ended)(lw_store *s, const char *account_id, const char *device_id, long *deleted);
+
+    /* link requests */
+    int (*link_insert)(lw_store *s, const lw_link_request *r);
+    int (*link_get)(lw_store *s, const char *id, lw_link_request *out);
+    int (*link_get_by_selector)(lw_store *s, const char *token_selector, lw_link_request *out);
+    int (*link_get_by_ref)(lw_store *s, const uint8_t ref_hash[LW_HASH_LEN], lw_link_request *out);
+    int (*link_get_by_code)(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_link_request *out);
+    /* Stores a new current ref (hash, index, expiry) while the request is pending. */
+    int (*link_set_ref)(lw_store *s, const char *id, const uint8_t ref_hash[LW_HASH_LEN], int ref_index,
+                        int64_t ref_expires_at);
+    /* Compare-and-set of the state; also writes account_id, scanned_by,
+     * account_sig and nonce from r. LW_ECONFLICT if the state is not `from`. */
+    int (*link_transition)(lw_store *s, const lw_link_request *r, const char *from, const char *to);
+    /* The whole completion in one transaction: request approved -> completed,
+     * insert the session, check the account has fewer than max_companions active
+     * companions (LW_ELIMIT otherwise, nothing changed). LW_ECONFLICT if the
+     * request was not approved any more. */
+    int (*link_complete)(lw_store *s, const char *request_id, const lw_session *sess, long max_companions);
+    /* Deletes requests that ended (expired/denied/completed) before `before`. */
+    int (*link_purge)(lw_store *s, int64_t before, long *deleted);
+
+    /* alerts */
+    int (*alert_insert)(lw_store *s, const lw_alert *a);
+    int (*alert_list)(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
+    /* LW_ENOTFOUND if the alert is not the account's. */
+    int (*alert_ack)(lw_store *s, const char *account_id, const char *alert_id, int64_t now);
+
+    /* sweeper: ends what is due and purges old history, one transaction per
+     * step; *out lists every session ended (reason inactive, primary_inactive
+     * or max_age). Companions idle past their account's inactive_ttl_ms end as
+     * "inactive"; when an account's primary is idle past primary_inactive_ms
+     * all its companions end as "primary_inactive"; any session older than
+     * max_age_ms ends as "max_age"; ended records older than the retention
+     * are deleted (*purged). */
+    int (*sweep)(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
+
+    int (*stats)(lw_store *s, lw_store_stats *out);
+    /* Consistent online copy of the store into a new file at path. */
+    int (*backup)(lw_store *s, const char *path);
+} lw_store_ops;
+
+/* Opens the store named by location: "postgres://..." selects PostgreSQL
+ * (later), anything else is a SQLite file path (created with its schema,
+ * migrated to the current version). */
+int lw_store_open(lw_store **out, const char *location);
+void lw_store_close(lw_store *s);
+
+/* Current schema version of the SQLite backend (migrations are numbered 1..N). */
+int lw_store_sqlite_schema_version(lw_store *s);
+
+/* Every backend's struct starts with this header so the wrappers can dispatch. */
+struct lw_store {
+    const lw_store_ops *ops;
+};
+
+/* Thin wrappers: one place where timing and fault injection can attach. */
+int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *primary, const uint8_t *invite_hash);
+int lw_store_account_get(lw_store *s, const char *id, lw_account *out);
+int lw_store_account_get_by_handle(lw_store *s, const char *handle, lw_account *out);
+int lw_store_account_update(lw_store *s, const lw_account *a);
+int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at);
+int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out);
+int lw_store_session_get_by_selector(lw_store *s, const char *selector, lw_session *out);
+int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
+int lw_store_session_count_active_companions(lw_store *s, const char *account_id, long *n);
+int lw_store_session_set_credential(lw_store *s, const lw_session *sess);
+int lw_store_session_set_name(lw_store *s, const char *device_id, const char *name);
+int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const char *ip);
+int lw_store_session_end(lw_store *s, const char *device_id, const char *reason, int64_t now);
+int lw_store_session_end_all(lw_store *s, const char *account_id, const char *role, const char *except,
+                             const char *reason, int64_t now, lw_ended **out, size_t *n);
+int lw_store_session_delete_ended(lw_store *s, const char *account_id, const char *device_id, long *deleted);
+int lw_store_link_insert(lw_store *s, const lw_link_request *r);
+int lw_store_link_get(lw_store *s, const char *id, lw_link_request *out);
+int lw_store_link_get_by_selector(lw_store *s, const char *token_selector, lw_link_request *out);
+int lw_store_link_get_by_ref(lw_store *s, const uint8_t ref_hash[LW_HASH_LEN], lw_link_request *out);
+int lw_store_link_get_by_code(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_link_request *out);
+int lw_store_link_set_ref(lw_store *s, const char *id, const uint8_t ref_hash[LW_HASH_LEN], int ref_index,
+                          int64_t ref_expires_at);
+int lw_store_link_transition(lw_store *s, const lw_link_request *r, const char *from, const char *to);
+int lw_store_link_complete(lw_store *s, const char *request_id, const lw_session *sess, long max_companions);
+int lw_store_link_purge(lw_store *s, int64_t before, long *deleted);
+int lw_store_alert_insert(lw_store *s, const lw_alert *a);
+int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
+int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, int64_t now);
+int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
+int lw_store_stats(lw_store *s, lw_store_stats *out);
+int lw_store_backup(lw_store *s, const char *path);
+
+#endif
