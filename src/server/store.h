@@ -133,6 +133,8 @@ typedef struct lw_sweep_policy {
     int64_t history_retention_ms;  /* 0 = keep forever */
 } lw_sweep_policy;
 
+/* link_requests_pending counts requests still in flight (pending, scanned
+ * or approved). */
 typedef struct lw_store_stats {
     long accounts, sessions_active, sessions_ended, link_requests_pending, alerts;
 } lw_store_stats;
@@ -155,6 +157,8 @@ typedef struct lw_store_ops {
 
     /* sessions */
     int (*session_get)(lw_store *s, const char *device_id, lw_session *out);
+    /* The session holding this selector: the active one if any, else the most
+     * recently ended (so a late request learns why its session ended). */
     int (*session_get_by_selector)(lw_store *s, const char *selector, lw_session *out);
     /* Active (state "active") or ended sessions of an account, ordered by linked_at. */
     int (*session_list)(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
@@ -205,9 +209,9 @@ typedef struct lw_store_ops {
      * step; *out lists every session ended (reason inactive, primary_inactive
      * or max_age). Companions idle past their account's inactive_ttl_ms end as
      * "inactive"; when an account's primary is idle past primary_inactive_ms
-     * all its companions end as "primary_inactive"; any session older than
-     * max_age_ms ends as "max_age"; ended records older than the retention
-     * are deleted (*purged). */
+     * all its companions end as "primary_inactive"; any companion linked more
+     * than max_age_ms ago ends as "max_age"; ended records older than the
+     * retention are deleted (*purged), and alerts older than it too. */
     int (*sweep)(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 
     int (*stats)(lw_store *s, lw_store_stats *out);
@@ -223,6 +227,9 @@ void lw_store_close(lw_store *s);
 
 /* Current schema version of the SQLite backend (migrations are numbered 1..N). */
 int lw_store_sqlite_schema_version(lw_store *s);
+
+/* The backends' vtables, looked up by lw_store_open. */
+extern const lw_store_ops lw_store_sqlite_ops;
 
 /* Every backend's struct starts with this header so the wrappers can dispatch. */
 struct lw_store {
@@ -260,7 +267,8 @@ int lw_store_alert_insert(lw_store *s, const lw_alert *a);
 int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
 int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, int64_t now);
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
-int lw_store_stats(lw_store *s, lw_store_stats *out);
+/* Named _get_ because lw_store_stats is the struct's typedef: C cannot have both. */
+int lw_store_get_stats(lw_store *s, lw_store_stats *out);
 int lw_store_backup(lw_store *s, const char *path);
 
 #endif

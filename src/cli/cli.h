@@ -1,0 +1,92 @@
+/*
+ * cli.h — what the `linkward` sub-commands share: options, exit codes,
+ * printing for people (sanitised, tables) and for programs (JSON).
+ */
+#ifndef LW_CLI_H
+#define LW_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "linkward/client.h"
+
+/* Exit codes of docs/cli.md. */
+enum {
+    CLI_OK = 0,
+    CLI_USAGE = 1,   /* usage error */
+    CLI_IO = 2,      /* cannot reach or understand the server */
+    CLI_REFUSED = 3, /* denied, expired, wrong PIN, not allowed, limit reached */
+};
+
+/* Options of `phone` and `companion` that come before the command (and, to
+ * be forgiving, are also accepted among the command's options). */
+typedef struct cli_opts {
+    const char *server;
+    const char *state;
+    const char *headers[LWC_HEADERS_MAX];
+    size_t nheaders;
+    bool json;
+} cli_opts;
+
+/* If argv[*i] is a global option, consumes it (and its value) and returns 1;
+ * 0 if it is not one; -1 after printing a usage error. */
+int cli_take_global(cli_opts *o, int argc, char **argv, int *i);
+/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]: 1 (value in *val,
+ * *i advanced past it), 0 if argv[*i] is not --name, -1 after printing an
+ * error if the value is missing. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
+/* Prints "linkward: <what>" and a hint to run --help; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Opens the device state (default file name `default_name` in the config
+ * folder), applies --server and --header. Returns CLI_OK or an exit code
+ * after printing why. */
+int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **out);
+/* The exit code for an LW_E* result. */
+int cli_exit_for(int rc);
+/* Prints the device's last error for people (stderr) and returns the exit
+ * code for rc. */
+int cli_fail(const lwc_device *d, int rc);
+/* The error as one sentence (with attempts left, retry time) into dst. */
+void cli_error_text(const lwc_error *e, char *dst, size_t cap);
+
+/* Validators with precise messages (they print; false if invalid). */
+bool cli_check_pin(const char *option, const char *pin);
+bool cli_check_id(const char *what, const char *id);
+
+/* Printing. Strings from the server (device names chosen by whoever asks
+ * to link!) may hold terminal escapes: everything shown to people goes
+ * through cli_safe, which replaces controls and bidi overrides. */
+void cli_safe(const char *s, char *dst, size_t cap);
+void cli_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* stderr, sanitised */
+void cli_out(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* stdout, sanitised */
+/* Prints j as one JSON document (pretty) or one line, to stdout; flushes. */
+void cli_json_doc(json_t *j);
+void cli_json_line(json_t *j);
+/* Builds and prints {"event": name, ...} from a json_pack format, one line. */
+void cli_json_event(const char *fmt, ...);
+
+/* An object's string member, or "" if absent or not a string. */
+const char *cli_str(json_t *obj, const char *key);
+
+/* Tables of session records and alerts for people (stdout). */
+void cli_print_devices(json_t *records, bool history);
+void cli_print_alerts(json_t *alerts);
+/* "12 s ago" style text for an RFC 3339 time; the text itself if unparsable. */
+void cli_time_ago(const char *rfc3339, char *dst, size_t cap);
+/* "Lisbon, PT" from a record (or an object with city/region/country). */
+void cli_place(json_t *rec, char *dst, size_t cap);
+/* Prints a live event for people; returns false for events not worth showing. */
+bool cli_print_event(json_t *ev);
+
+/* Asks a yes/no question on the terminal (stdin if there is none): true on y. */
+bool cli_confirm(const char *question);
+/* Reads a secret from the terminal without echo; false if there is no terminal. */
+bool cli_read_secret(const char *prompt, char *dst, size_t cap);
+
+/* The sub-commands. argv[0] is the sub-command's name. */
+int cli_phone_main(int argc, char **argv);
+int cli_companion_main(int argc, char **argv);
+int cli_admin_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+#include "alert.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "log.h"
+#include "lw.h"
+
+json_t *lw_alert_json(const lw_alert *a)
+{
+    char t[LW_TIME_STRLEN];
+    lw_time_format(a->created_at, t);
+    json_t *details = json_loads(a->details[0] ? a->details : "{}", 0, NULL);
+    if (!details)
+        details = json_object();
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "id", a->id, "kind", a->kind, "created_at", t, "device_id",
+                     a->device_id, "details", details, "acked", a->acked_at > 0);
+}
+
+int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id, json_t *details)
+{
+    lw_alert a;
+    memset(&a, 0, sizeof a);
+    lw_random_id(a.id);
+    lw_strlcpy(a.account_id, account_id, sizeof a.account_id);
+    lw_strlcpy(a.kind, kind, sizeof a.kind);
+    lw_strlcpy(a.device_id, device_id ? device_id : "", sizeof a.device_id);
+    a.created_at = lw_now_ms();
+    char *text = details ? json_dumps(details, JSON_COMPACT) : NULL;
+    json_decref(details);
+    if (text && lw_strlcpy(a.details, text, sizeof a.details) != LW_OK)
+        lw_strlcpy(a.details, "{\"truncated\":true}", sizeof a.details);
+    free(text);
+
+    int rc = lw_store_alert_insert(app->store, &a);
+    if (rc != LW_OK) {
+        lw_log_error("alert", "cannot store %s alert: %s", kind, lw_strerror(rc));
+        return rc;
+    }
+    json_t *ev = json_pack("{s:s, s:o}", "event", "alert", "alert", lw_alert_json(&a));
+    if (ev)
+        lw_bus_to_account(app->bus, account_id, NULL, ev);
+    json_decref(ev);
+    lw_log_info("alert", "%s for account %.8s", kind, account_id);
+    return LW_OK;
+}

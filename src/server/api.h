@@ -1,0 +1,68 @@
+/*
+ * api.h — the /v1 route handlers, one file per area: api_account.c,
+ * api_link.c, api_session.c, api_pin.c. router.c maps method and path to
+ * these and does body parsing and authentication first.
+ */
+#ifndef LW_API_H
+#define LW_API_H
+
+#include "http.h"
+
+void lw_api_health(lw_rq *rq);
+void lw_api_server(lw_rq *rq);
+void lw_api_register(lw_rq *rq);
+
+void lw_api_link_create(lw_rq *rq);
+void lw_api_link_get(lw_rq *rq);
+void lw_api_link_scan(lw_rq *rq);
+void lw_api_link_approve(lw_rq *rq);
+void lw_api_link_deny(lw_rq *rq);
+void lw_api_link_complete(lw_rq *rq);
+
+void lw_api_session_get(lw_rq *rq);
+void lw_api_session_refresh(lw_rq *rq);
+void lw_api_session_logout(lw_rq *rq);
+void lw_api_devices_list(lw_rq *rq);
+void lw_api_device_rename(lw_rq *rq);
+void lw_api_device_logout(lw_rq *rq);
+void lw_api_devices_logout_all(lw_rq *rq);
+void lw_api_history_list(lw_rq *rq);
+void lw_api_history_delete(lw_rq *rq);
+void lw_api_history_delete_all(lw_rq *rq);
+void lw_api_alerts_list(lw_rq *rq);
+void lw_api_alert_ack(lw_rq *rq);
+void lw_api_settings_get(lw_rq *rq);
+void lw_api_settings_set(lw_rq *rq);
+
+void lw_api_pin_set(lw_rq *rq);
+void lw_api_pin_disable(lw_rq *rq);
+
+/* Client description from a body's "client" object, falling back to the User-Agent. */
+struct lw_client_desc {
+    char name[LW_NAME_MAX];
+    char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
+    char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
+    char device_model[LW_FIELD_MAX];
+};
+int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d);
+
+/* Maps a store error to a 500/503 reply; returns true if it replied. */
+bool lw_api_store_failed(lw_rq *rq, int rc, const char *what);
+
+#endif
+
+/* PIN plumbing shared by approve and the PIN routes (api_pin.c). */
+/* If the account is locked out, replies 423 pin_locked (with Retry-After) and returns true. */
+bool lw_api_pin_locked(lw_rq *rq, const lw_account *a);
+/* Applies a finished PIN check to the account: on success resets the failure
+ * counter; on failure counts it, locks when due, raises pin.failed and
+ * pin.locked alerts and, if rq is still there, replies 403 wrong_pin or 423.
+ * Returns true if the PIN was right. Runs even when the client went away, so
+ * disconnecting cannot dodge the counter. */
+bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_id, int verified, lw_rq *rq);
+
+/* A session socket opened: send it proof.challenge (api_session.c). */
+void lw_api_session_socket_opened(lw_app *app, const lw_principal *who);
+
+/* Remaining validity in whole seconds. */
+long long lw_api_secs(int64_t ms);

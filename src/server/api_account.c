@@ -1,0 +1,210 @@
+/* Server facts, primary registration, and helpers shared by the handlers. */
+#include <ctype.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "lw.h"
+#include "ua.h"
+
+long long lw_api_secs(int64_t ms)
+{
+    return ms <= 0 ? 0 : (long long)((ms + 999) / 1000);
+}
+
+bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
+{
+    if (rc == LW_ENOTFOUND) {
+        lw_reply_error(rq, 404, "not_found", "Not found.");
+        return true;
+    }
+    lw_log_error("api", "store failure while %s: %s", what, lw_strerror(rc));
+    lw_reply_error(rq, rc == LW_ENOMEM ? 503 : 500, "internal", "The server could not complete this (%s).", what);
+    return true;
+}
+
+void lw_api_health(lw_rq *rq)
+{
+    lw_reply_json(rq, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void lw_api_server(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    char pk[lw_b64_enc_len(LW_PK_LEN)];
+    lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
+    lw_reply_json(rq, 200,
+                  json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "origin", app->cfg.public_origin, "server_key", pk,
+                            "version", LINKWARD_VERSION, "max_companions", (json_int_t)app->cfg.max_companions,
+                            "registration", app->cfg.registration_invite ? "invite" : "open", "pin_required",
+                            app->cfg.pin_required));
+}
+
+/* Printable text without control characters, for names and descriptions. */
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
+{
+    memset(d, 0, sizeof *d);
+    lw_ua ua;
+    lw_ua_parse(&ua, rq->ua, rq->ua_len);
+    lw_strlcpy(d->browser, ua.browser, sizeof d->browser);
+    lw_strlcpy(d->browser_version, ua.browser_version, sizeof d->browser_version);
+    lw_strlcpy(d->os, ua.os, sizeof d->os);
+    lw_strlcpy(d->os_version, ua.os_version, sizeof d->os_version);
+    lw_strlcpy(d->device_model, ua.device_model, sizeof d->device_model);
+
+    json_t *c = rq->body ? json_object_get(rq->body, "client") : NULL;
+    if (c && !json_is_null(c)) {
+        if (!json_is_object(c)) {
+            lw_reply_error(rq, 400, "invalid_request", "The field \"client\" must be an object.");
+            return LW_EINVAL;
+        }
+        static const struct {
+            const char *key;
+            size_t off;
+        } fields[] = {
+            {"name", offsetof(struct lw_client_desc, name)},
+            {"browser", offsetof(struct lw_client_desc, browser)},
+            {"browser_version", offsetof(struct lw_client_desc, browser_version)},
+            {"os", offsetof(struct lw_client_desc, os)},
+            {"os_version", offsetof(struct lw_client_desc, os_version)},
+            {"device_model", offsetof(struct lw_client_desc, device_model)},
+        };
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            json_t *v = json_object_get(c, fields[i].key);
+            if (!v || json_is_null(v))
+                continue;
+            const char *s = json_string_value(v);
+            size_t cap = i == 0 ? LW_NAME_MAX : LW_FIELD_MAX;
+            if (!s || json_string_length(v) >= cap || strlen(s) != json_string_length(v) || !printable(s)) {
+                lw_reply_error(rq, 400, "invalid_request",
+                               "client.%s must be printable text of at most %zu bytes.", fields[i].key, cap - 1);
+                return LW_EINVAL;
+            }
+            lw_strlcpy((char *)d + fields[i].off, s, cap);
+        }
+    }
+    if (!d->name[0]) {
+        lw_ua u;
+        memset(&u, 0, sizeof u);
+        lw_strlcpy(u.browser, d->browser, sizeof u.browser);
+        lw_strlcpy(u.os, d->os, sizeof u.os);
+        lw_ua_name(&u, d->name, sizeof d->name);
+    }
+    return LW_OK;
+}
+
+/* E.164 ("+" and 8-15 digits) or a user name of 3-32 of a-z 0-9 . _ - (lowercased into out). */
+static bool valid_handle(const char *in, char out[LW_HANDLE_MAX])
+{
+    size_t n = strlen(in);
+    if (in[0] == '+') {
+        if (n < 9 || n > 16)
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if (!isdigit((unsigned char)in[i]))
+                return false;
+        memcpy(out, in, n + 1);
+        return true;
+    }
+    if (n < 3 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = (char)tolower((unsigned char)in[i]);
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+        out[i] = c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+void lw_api_register(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    const char *handle_in, *invite;
+    lw_account a;
+    lw_session *s = lw_calloc(1, sizeof *s);
+    struct lw_client_desc d;
+    memset(&a, 0, sizeof a);
+    if (!s) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return;
+    }
+    if (lw_body_str(rq, "handle", true, 64, &handle_in) != LW_OK ||
+        lw_body_b64(rq, "public_key", true, s->public_key, LW_PK_LEN, NULL) != LW_OK ||
+        lw_body_str(rq, "invite", false, 64, &invite) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
+        goto out;
+    if (!valid_handle(handle_in, a.handle)) {
+        lw_reply_error(rq, 400, "invalid_request",
+                       "A handle is a phone number in E.164 form (+ and 8-15 digits) or a user name of 3-32 "
+                       "letters, digits, '.', '_' or '-'.");
+        goto out;
+    }
+    uint8_t invite_hash[LW_HASH_LEN];
+    if (app->cfg.registration_invite) {
+        if (!invite) {
+            lw_reply_error(rq, 403, "invite_required", "This server registers accounts by invitation only.");
+            goto out;
+        }
+        lw_keyed_hash(invite_hash, app->hash_key, invite, strlen(invite));
+    }
+    int64_t now = lw_now_ms();
+    lw_random_id(a.id);
+    a.created_at = now;
+    a.inactive_ttl_ms = app->cfg.inactive_ttl_ms;
+
+    lw_random_id(s->id);
+    lw_strlcpy(s->account_id, a.id, sizeof s->account_id);
+    lw_strlcpy(s->role, LW_ROLE_PRIMARY, sizeof s->role);
+    lw_strlcpy(s->name, d.name, sizeof s->name);
+    lw_strlcpy(s->browser, d.browser, sizeof s->browser);
+    lw_strlcpy(s->browser_version, d.browser_version, sizeof s->browser_version);
+    lw_strlcpy(s->os, d.os, sizeof s->os);
+    lw_strlcpy(s->os_version, d.os_version, sizeof s->os_version);
+    lw_strlcpy(s->device_model, d.device_model, sizeof s->device_model);
+    lw_strlcpy(s->ip, rq->ip, sizeof s->ip);
+    lw_strlcpy(s->last_ip, rq->ip, sizeof s->last_ip);
+    s->linked_at = now;
+    s->last_active_at = now;
+    lw_strlcpy(s->state, "active", sizeof s->state);
+    s->persistent = true;
+
+    char token[LW_CRED_STRLEN];
+    lw_sessions_prepare(app->sessions, s, token);
+    int rc = lw_store_account_create(app->store, &a, s, app->cfg.registration_invite ? invite_hash : NULL);
+    if (rc == LW_ECONFLICT) {
+        lw_reply_error(rq, 409, "handle_taken", "This handle is already registered.");
+        goto out_tok;
+    }
+    if (rc == LW_EDENIED) {
+        lw_reply_error(rq, 403, "invalid_invite", "This invitation code is not valid (unknown, used or expired).");
+        goto out_tok;
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "registering");
+        goto out_tok;
+    }
+    lw_sessions_cache(app->sessions, s);
+    char pk[lw_b64_enc_len(LW_PK_LEN)], challenge[lw_b64_enc_len(32)];
+    lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
+    lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
+    lw_log_info("account", "account %.8s registered from %s", a.id, rq->ip);
+    lw_reply_json(rq, 201,
+                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "account_id", a.id, "device_id", s->id,
+                            "handle", a.handle, "token", token, "token_expires_in",
+                            (json_int_t)lw_api_secs(s->cred_expires_at - now), "challenge", challenge, "server_key",
+                            pk, "origin", app->cfg.public_origin));
+out_tok:
+    lw_wipe(token, sizeof token);
+out:
+    lw_wipe(s, sizeof *s);
+    lw_free(s);
+}

@@ -1,0 +1,526 @@
+/* Link requests: the companion opens one, the primary scans and approves,
+ * the companion completes with proof of its key (PRODUCT.md §2). */
+#include <stdio.h>
+#include <string.h>
+
+#include "alert.h"
+#include "api.h"
+#include "bus.h"
+#include "code.h"
+#include "cred.h"
+#include "link.h"
+#include "log.h"
+#include "lw.h"
+#include "payload.h"
+#include "pin.h"
+#include "record.h"
+#include "risk.h"
+#include "session.h"
+
+#define SIG_LINK "linkward-link-v1"
+#define SIG_ACCOUNT "linkward-account-v1"
+
+/* "<label>" \0 <id> \0 <32 raw bytes>: the shape of every message a device signs. */
+static size_t signed_msg(uint8_t *dst, size_t cap, const char *label, const char *id, const uint8_t raw[32])
+{
+    size_t ll = strlen(label), il = strlen(id);
+    if (ll + 1 + il + 1 + 32 > cap)
+        return 0;
+    memcpy(dst, label, ll);
+    dst[ll] = 0;
+    memcpy(dst + ll + 1, id, il);
+    dst[ll + 1 + il] = 0;
+    memcpy(dst + ll + il + 2, raw, 32);
+    return ll + il + 2 + 32;
+}
+
+void lw_api_link_create(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    lw_link_request *r = lw_calloc(1, sizeof *r);
+    if (!r) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return;
+    }
+    struct lw_client_desc d;
+    bool persistent;
+    if (lw_body_b64(rq, "public_key", true, r->public_key, LW_PK_LEN, NULL) != LW_OK ||
+        lw_body_bool(rq, "persistent", true, &persistent) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
+        goto out;
+
+    int64_t now = lw_now_ms();
+    lw_random_id(r->id);
+    lw_random(r->nonce, sizeof r->nonce);
+    r->created_at = now;
+    r->expires_at = now + app->cfg.qr_first_ttl_ms + (app->cfg.qr_refs - 1) * app->cfg.qr_next_ttl_ms;
+    lw_strlcpy(r->state, "pending", sizeof r->state);
+    r->persistent = persistent;
+    lw_strlcpy(r->name, d.name, sizeof r->name);
+    lw_strlcpy(r->browser, d.browser, sizeof r->browser);
+    lw_strlcpy(r->browser_version, d.browser_version, sizeof r->browser_version);
+    lw_strlcpy(r->os, d.os, sizeof r->os);
+    lw_strlcpy(r->os_version, d.os_version, sizeof r->os_version);
+    lw_strlcpy(r->device_model, d.device_model, sizeof r->device_model);
+    lw_strlcpy(r->ip, rq->ip, sizeof r->ip);
+
+    char token[LW_CRED_STRLEN], code[LW_CODE_STRLEN];
+    int rc = LW_ECONFLICT;
+    /* A fresh token and code collide with a live one about never; retry a little anyway. */
+    for (int attempt = 0; attempt < 3 && rc == LW_ECONFLICT; attempt++) {
+        lw_cred cred;
+        lw_cred_new(&cred, LW_CRED_LINK);
+        lw_cred_selector_str(&cred, r->token_selector);
+        lw_cred_hash(&cred, app->hash_key, r->token_hash);
+        lw_cred_format(&cred, token);
+        lw_cred_wipe(&cred);
+        lw_code_new(code);
+        lw_keyed_hash(r->code_hash, app->hash_key, code, strlen(code));
+        rc = lw_links_begin(app->links, r, code);
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "creating the link request");
+        goto out;
+    }
+    json_t *view = lw_links_view(app->links, r);
+    json_t *ans = json_pack("{s:s, s:s, s:s, s:I}", "id", r->id, "token", token, "nonce", "",
+                            "expires_in", (json_int_t)lw_api_secs(r->expires_at - now));
+    char nonce[lw_b64_enc_len(32)];
+    lw_b64_encode(nonce, r->nonce, sizeof r->nonce);
+    json_object_set_new(ans, "nonce", json_string(nonce));
+    if (view)
+        json_object_update(ans, view);
+    json_decref(view);
+    lw_wipe(token, sizeof token);
+    lw_log_info("link", "request %.8s opened from %s", r->id, rq->ip);
+    lw_reply_json(rq, 201, ans);
+out:
+    lw_wipe(r, sizeof *r);
+    lw_free(r);
+}
+
+static bool same_request(lw_rq *rq)
+{
+    if (strcmp(rq->link->id, rq->param) != 0) {
+        lw_reply_error(rq, 404, "not_found", "No such link request for this token.");
+        return false;
+    }
+    return true;
+}
+
+void lw_api_link_get(lw_rq *rq)
+{
+    lw_link_request *r = rq->link;
+    if (!same_request(rq))
+        return;
+    json_t *ans = json_pack("{s:s, s:s, s:I}", "id", r->id, "state", r->state, "expires_in",
+                            (json_int_t)lw_api_secs(lw_links_remaining(r)));
+    if (strcmp(r->state, "pending") == 0) {
+        json_t *view = lw_links_view(rq->app->links, r);
+        if (view)
+            json_object_update(ans, view);
+        json_decref(view);
+    }
+    lw_reply_json(rq, 200, ans);
+}
+
+static json_t *request_json(const lw_link_request *r)
+{
+    char pk[lw_b64_enc_len(LW_PK_LEN)], fphex[2 * LW_FP_LEN + 1], t[LW_TIME_STRLEN];
+    uint8_t fp[LW_FP_LEN];
+    lw_b64_encode(pk, r->public_key, LW_PK_LEN);
+    lw_fingerprint(fp, r->public_key);
+    lw_hex_encode(fphex, fp, sizeof fp);
+    lw_time_format(r->created_at, t);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id",
+                     r->id, "name", r->name, "browser", r->browser, "browser_version", r->browser_version, "os",
+                     r->os, "os_version", r->os_version, "device_model", r->device_model, "ip", r->ip, "country",
+                     r->country, "region", r->region, "city", r->city, "network", r->network, "public_key", pk,
+                     "key_fingerprint", fphex, "created_at", t, "expires_in",
+                     (json_int_t)lw_api_secs(lw_links_remaining(r)));
+}
+
+/* Why a request that is not pending cannot be scanned, as an answer. */
+static void refuse_state(lw_rq *rq, const lw_link_request *r)
+{
+    if (strcmp(r->state, "expired") == 0 || lw_links_remaining(r) == 0)
+        lw_reply_error(rq, 410, "expired", "This QR code expired. Reload it on the other device.");
+    else if (strcmp(r->state, "pending") != 0 && strcmp(r->state, "denied") != 0)
+        lw_reply_error(rq, 409, "already_scanned", "This QR code was already used. Reload it on the other device.");
+    else
+        lw_reply_error(rq, 409, "not_pending", "This link request was already answered.");
+}
+
+void lw_api_link_scan(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    const char *payload_text, *code_text;
+    if (lw_body_str(rq, "payload", false, LW_PAYLOAD_MAX, &payload_text) != LW_OK ||
+        lw_body_str(rq, "code", false, 32, &code_text) != LW_OK)
+        return;
+    if (!payload_text == !code_text) {
+        lw_reply_error(rq, 400, "invalid_request", "Give either \"payload\" (the scanned QR code) or \"code\".");
+        return;
+    }
+    lw_link_request r;
+    uint8_t h[LW_HASH_LEN];
+    int rc;
+    if (payload_text) {
+        lw_payload p;
+        if (lw_payload_parse(&p, payload_text, strlen(payload_text)) != LW_OK) {
+            lw_reply_error(rq, 400, "invalid_payload", "This is not a Linkward QR code.");
+            return;
+        }
+        if (lw_payload_verify(&p, app->server_pk) != LW_OK) {
+            lw_reply_error(rq, 400, "invalid_signature", "This QR code was not issued by this server.");
+            return;
+        }
+        if (strcmp(p.origin, app->cfg.public_origin) != 0) {
+            lw_reply_error(rq, 400, "wrong_origin", "This QR code names another site (%s).", p.origin);
+            return;
+        }
+        lw_keyed_hash(h, app->hash_key, p.ref, sizeof p.ref);
+        rc = lw_store_link_get_by_ref(app->store, h, &r);
+        if (rc == LW_ENOTFOUND) {
+            lw_reply_error(rq, 410, "expired",
+                           "This QR code is no longer valid (it expired or was replaced). Scan the current one.");
+            return;
+        }
+        uint8_t fp[LW_FP_LEN];
+        if (rc == LW_OK) {
+            lw_fingerprint(fp, r.public_key);
+            if (!lw_ct_equal(fp, p.fp, LW_FP_LEN)) {
+                lw_reply_error(rq, 400, "invalid_payload", "The QR code does not match the device's key.");
+                return;
+            }
+            if (lw_now_ms() > r.ref_expires_at && strcmp(r.state, "pending") == 0) {
+                lw_reply_error(rq, 410, "expired", "This QR code expired. Scan the current one.");
+                return;
+            }
+        }
+    } else {
+        char code[LW_CODE_STRLEN];
+        if (lw_code_normalize(code_text, strlen(code_text), code) != LW_OK) {
+            lw_reply_error(rq, 400, "invalid_request", "A pairing code has 8 letters and digits (XXXX-XXXX).");
+            return;
+        }
+        lw_keyed_hash(h, app->hash_key, code, strlen(code));
+        rc = lw_store_link_get_by_code(app->store, h, &r);
+        if (rc == LW_ENOTFOUND) {
+            lw_reply_error(rq, 404, "invalid_code", "No device is waiting with this code. Check it and try again.");
+            return;
+        }
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "finding the link request");
+        return;
+    }
+    if (strcmp(r.state, "pending") != 0 || lw_links_remaining(&r) == 0) {
+        refuse_state(rq, &r);
+        return;
+    }
+    /* The payload the primary checks: for a code, the current ref's. */
+    const char *signed_payload = payload_text ? payload_text : lw_links_payload(app->links, &r);
+    json_t *payload_json = json_string(signed_payload ? signed_payload : "");
+
+    lw_strlcpy(r.account_id, rq->who.account_id, sizeof r.account_id);
+    lw_strlcpy(r.scanned_by, rq->who.device_id, sizeof r.scanned_by);
+    rc = lw_store_link_transition(app->store, &r, "pending", "scanned");
+    if (rc == LW_ECONFLICT) {
+        json_decref(payload_json);
+        lw_reply_error(rq, 409, "already_scanned", "This QR code was already used. Reload it on the other device.");
+        return;
+    }
+    if (rc != LW_OK) {
+        json_decref(payload_json);
+        lw_api_store_failed(rq, rc, "recording the scan");
+        return;
+    }
+    lw_links_notify(app->links, r.id, "link.scanned", false);
+
+    lw_account a;
+    json_t *reasons = NULL;
+    lw_risk_level level = LW_RISK_LOW;
+    if (lw_store_account_get(app->store, rq->who.account_id, &a) == LW_OK)
+        level = lw_risk_assess(app, &r, &a, &reasons);
+    if (!reasons)
+        reasons = json_array();
+    json_t *ans = json_pack("{s:o, s:o, s:{s:s, s:o}, s:b}", "request", request_json(&r), "payload", payload_json,
+                            "risk", "level", lw_risk_name(level), "reasons", reasons, "pin_required",
+                            a.pin_hash[0] != '\0' || app->cfg.pin_required);
+    lw_log_info("link", "request %.8s scanned by %.8s", r.id, rq->who.device_id);
+    lw_reply_json(rq, 200, ans);
+}
+
+/* Loads the request named in the path for the primary that scanned it. */
+static bool load_scanned(lw_rq *rq, lw_link_request *r)
+{
+    int rc = lw_store_link_get(rq->app->store, rq->param, r);
+    if (rc == LW_OK && strcmp(r->scanned_by, rq->who.device_id) != 0)
+        rc = LW_ENOTFOUND; /* not revealing other accounts' requests */
+    if (rc == LW_ENOTFOUND) {
+        lw_reply_error(rq, 404, "not_found", "No such link request scanned by this device.");
+        return false;
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "loading the link request");
+        return false;
+    }
+    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
+        lw_reply_error(rq, 410, "expired", "This link request expired. Reload the QR code on the other device.");
+        return false;
+    }
+    if (strcmp(r->state, "scanned") != 0) {
+        lw_reply_error(rq, 409, "not_pending", "This link request was already answered (%s).", r->state);
+        return false;
+    }
+    return true;
+}
+
+static bool at_device_limit(lw_rq *rq, const char *account_id)
+{
+    long n = 0;
+    int rc = lw_store_session_count_active_companions(rq->app->store, account_id, &n);
+    if (rc != LW_OK)
+        return lw_api_store_failed(rq, rc, "counting devices");
+    if (n >= rq->app->cfg.max_companions) {
+        lw_reply_error_x(rq, 409, "device_limit", json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
+                         "This account already has %ld linked devices, the limit. Log one out from your phone "
+                         "(Linked devices) to free a slot.",
+                         rq->app->cfg.max_companions);
+        return true;
+    }
+    return false;
+}
+
+typedef struct approve_op {
+    lw_rq *rq;
+    lw_app *app;
+    lw_link_request r;
+    char device_id[LW_ID_STRLEN];
+} approve_op;
+
+static void approve_finish(lw_app *app, lw_rq *rq, lw_link_request *r)
+{
+    int rc = lw_store_link_transition(app->store, r, "scanned", "approved");
+    if (rc != LW_OK) {
+        if (rq && rc == LW_ECONFLICT)
+            lw_reply_error(rq, 409, "not_pending", "This link request was already answered.");
+        else if (rq)
+            lw_api_store_failed(rq, rc, "approving");
+        return;
+    }
+    lw_links_notify(app->links, r->id, "link.approved", false);
+    lw_log_info("link", "request %.8s approved", r->id);
+    if (rq)
+        lw_reply_json(rq, 200, json_pack("{s:s}", "state", "approved"));
+}
+
+static void approve_pin_done(void *arg, int verified, const char *new_hash)
+{
+    approve_op *op = arg;
+    if (lw_api_pin_result(op->app, op->r.account_id, op->device_id, verified, op->rq))
+        approve_finish(op->app, op->rq, &op->r);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
+
+void lw_api_link_approve(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    approve_op *op = lw_calloc(1, sizeof *op);
+    if (!op) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return;
+    }
+    lw_link_request *r = &op->r;
+    lw_session primary;
+    lw_account a;
+    const char *pin;
+    bool accept_risk;
+    memset(&a, 0, sizeof a);
+    if (!load_scanned(rq, r))
+        goto out;
+    if (lw_body_b64(rq, "account_signature", true, r->account_sig, LW_SIG_LEN, NULL) != LW_OK ||
+        lw_body_str(rq, "pin", false, 16, &pin) != LW_OK || lw_body_bool(rq, "accept_risk", false, &accept_risk))
+        goto out;
+    int rc = lw_store_session_get(app->store, rq->who.device_id, &primary);
+    if (rc == LW_OK)
+        rc = lw_store_account_get(app->store, rq->who.account_id, &a);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "loading the account");
+        goto out;
+    }
+    uint8_t msg[128];
+    size_t n = signed_msg(msg, sizeof msg, SIG_ACCOUNT, a.id, r->public_key);
+    if (n == 0 || lw_verify(r->account_sig, msg, n, primary.public_key) != LW_OK) {
+        lw_reply_error(rq, 400, "invalid_signature",
+                       "The account signature over the device key does not verify with this phone's key.");
+        goto out;
+    }
+    json_t *reasons = NULL;
+    lw_risk_level level = lw_risk_assess(app, r, &a, &reasons);
+    json_decref(reasons);
+    if (level == LW_RISK_HIGH && !accept_risk) {
+        lw_reply_error(rq, 409, "risk_not_accepted",
+                       "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
+        goto out;
+    }
+    if (at_device_limit(rq, a.id))
+        goto out;
+    bool has_pin = a.pin_hash[0] != '\0';
+    if (!has_pin && app->cfg.pin_required) {
+        lw_reply_error(rq, 403, "pin_required",
+                       "This server requires a two-step PIN. Set one first (linkward phone pin set).");
+        goto out;
+    }
+    if (!has_pin) {
+        approve_finish(app, rq, r);
+        goto out;
+    }
+    if (!pin) {
+        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to link a device.");
+        goto out;
+    }
+    if (lw_api_pin_locked(rq, &a))
+        goto out;
+    op->app = app;
+    lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
+    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, approve_pin_done, op);
+    if (rc == LW_ELIMIT) {
+        lw_rq_header(rq, "retry-after", "1");
+        lw_reply_error(rq, 429, "rate_limited", "A PIN check for this account is already running; retry shortly.");
+        goto out;
+    }
+    if (rc != LW_OK) {
+        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+        goto out;
+    }
+    lw_rq_guard(rq, &op->rq);
+    lw_wipe(&a, sizeof a);
+    return; /* op now belongs to the PIN job */
+out:
+    lw_wipe(&a, sizeof a);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
+
+void lw_api_link_deny(lw_rq *rq)
+{
+    lw_link_request r;
+    if (!load_scanned(rq, &r))
+        return;
+    int rc = lw_store_link_transition(rq->app->store, &r, "scanned", "denied");
+    if (rc == LW_ECONFLICT) {
+        lw_reply_error(rq, 409, "not_pending", "This link request was already answered.");
+        return;
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "denying");
+        return;
+    }
+    lw_links_notify(rq->app->links, r.id, "link.denied", true);
+    lw_log_info("link", "request %.8s denied", r.id);
+    lw_reply_json(rq, 200, json_pack("{s:s}", "state", "denied"));
+}
+
+void lw_api_link_complete(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    lw_link_request *r = rq->link;
+    if (!same_request(rq))
+        return;
+    uint8_t sig[LW_SIG_LEN];
+    if (lw_body_b64(rq, "signature", true, sig, sizeof sig, NULL) != LW_OK)
+        return;
+    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
+        lw_reply_error(rq, 410, "expired", "This link request expired.");
+        return;
+    }
+    if (strcmp(r->state, "approved") != 0) {
+        lw_reply_error(rq, 409, "not_pending", "This link request is %s, not approved.", r->state);
+        return;
+    }
+    uint8_t msg[128];
+    size_t n = signed_msg(msg, sizeof msg, SIG_LINK, r->id, r->nonce);
+    if (n == 0 || lw_verify(sig, msg, n, r->public_key) != LW_OK) {
+        lw_reply_error(rq, 400, "invalid_signature", "The signature does not prove possession of the device key.");
+        return;
+    }
+    lw_session *s = lw_calloc(1, sizeof *s);
+    if (!s) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return;
+    }
+    int64_t now = lw_now_ms();
+    lw_random_id(s->id);
+    lw_strlcpy(s->account_id, r->account_id, sizeof s->account_id);
+    lw_strlcpy(s->role, LW_ROLE_COMPANION, sizeof s->role);
+    lw_strlcpy(s->name, r->name, sizeof s->name);
+    lw_strlcpy(s->browser, r->browser, sizeof s->browser);
+    lw_strlcpy(s->browser_version, r->browser_version, sizeof s->browser_version);
+    lw_strlcpy(s->os, r->os, sizeof s->os);
+    lw_strlcpy(s->os_version, r->os_version, sizeof s->os_version);
+    lw_strlcpy(s->device_model, r->device_model, sizeof s->device_model);
+    lw_strlcpy(s->ip, r->ip, sizeof s->ip);
+    lw_strlcpy(s->country, r->country, sizeof s->country);
+    lw_strlcpy(s->region, r->region, sizeof s->region);
+    lw_strlcpy(s->city, r->city, sizeof s->city);
+    lw_strlcpy(s->network, r->network, sizeof s->network);
+    lw_strlcpy(s->last_ip, rq->ip, sizeof s->last_ip);
+    memcpy(s->public_key, r->public_key, LW_PK_LEN);
+    memcpy(s->account_sig, r->account_sig, LW_SIG_LEN);
+    s->linked_at = now;
+    s->last_active_at = now;
+    lw_strlcpy(s->state, "active", sizeof s->state);
+    s->persistent = r->persistent;
+
+    char token[LW_CRED_STRLEN];
+    int rc = lw_sessions_prepare(app->sessions, s, token);
+    if (rc == LW_OK)
+        rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions);
+    if (rc != LW_OK) {
+        if (rc == LW_ELIMIT)
+            lw_reply_error(rq, 409, "device_limit",
+                           "This account already has %ld linked devices, the limit. Log one out from your phone "
+                           "to free a slot.",
+                           app->cfg.max_companions);
+        else if (rc == LW_ECONFLICT)
+            lw_reply_error(rq, 409, "not_pending", "This link request was already completed.");
+        else
+            lw_api_store_failed(rq, rc, "linking the device");
+        goto out;
+    }
+    lw_sessions_cache(app->sessions, s);
+    lw_links_notify(app->links, r->id, "link.completed", true);
+
+    /* Tell the account: the live event for screens, the alert for the record. */
+    json_t *ev = json_pack("{s:s, s:o}", "event", "device.linked", "device", lw_record_json(s, NULL));
+    if (ev)
+        lw_bus_to_account(app->bus, s->account_id, s->id, ev);
+    json_decref(ev);
+    char where[2 * LW_PLACE_MAX + 4] = "";
+    if (s->city[0] || s->country[0])
+        snprintf(where, sizeof where, "%s%s%s", s->city, s->city[0] && s->country[0] ? ", " : "", s->country);
+    char message[LW_NAME_MAX + sizeof where + 64];
+    snprintf(message, sizeof message, "A new device was linked: %s%s%s", s->name, where[0] ? ", " : "", where);
+    lw_alert_raise(app, s->account_id, "device.linked", s->id,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os", s->os,
+                             "ip", s->ip, "place", where, "message", message));
+
+    lw_account a;
+    const char *handle = "";
+    if (lw_store_account_get(app->store, s->account_id, &a) == LW_OK)
+        handle = a.handle;
+    char challenge[lw_b64_enc_len(32)];
+    lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
+    json_t *ans = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:b}", "device_id", s->id, "account_id", s->account_id,
+                            "handle", handle, "token", token, "token_expires_in",
+                            (json_int_t)lw_api_secs(s->cred_expires_at - now), "challenge", challenge, "persistent",
+                            s->persistent);
+    lw_wipe(token, sizeof token);
+    lw_log_info("link", "request %.8s completed: device %.8s linked", r->id, s->id);
+    lw_reply_json(rq, 201, ans);
+out:
+    lw_wipe(s, sizeof *s);
+    lw_free(s);
+}

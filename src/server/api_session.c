@@ -1,0 +1,361 @@
+/* The device's own session, the account's devices, history, alerts, settings. */
+#include <stdio.h>
+#include <string.h>
+
+#include "alert.h"
+#include "api.h"
+#include "bus.h"
+#include "log.h"
+#include "lw.h"
+#include "record.h"
+#include "session.h"
+
+#define SIG_REFRESH "linkward-refresh-v1"
+#define DAY_MS (24LL * 3600 * 1000)
+
+static json_t *challenge_json(const uint8_t c[32])
+{
+    char b[lw_b64_enc_len(32)];
+    lw_b64_encode(b, c, 32);
+    return json_string(b);
+}
+
+static bool load_own(lw_rq *rq, lw_session *s)
+{
+    int rc = lw_store_session_get(rq->app->store, rq->who.device_id, s);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "loading the session");
+        return false;
+    }
+    return true;
+}
+
+void lw_api_session_get(lw_rq *rq)
+{
+    lw_session s;
+    lw_account a;
+    if (!load_own(rq, &s))
+        return;
+    int rc = lw_store_account_get(rq->app->store, s.account_id, &a);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "loading the account");
+        return;
+    }
+    s.last_active_at = lw_now_ms(); /* this very request */
+    json_t *ans = json_pack("{s:o, s:{s:s, s:s, s:b, s:I}, s:I, s:o}", "device", lw_record_json(&s, s.id), "account",
+                            "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0', "inactive_ttl_days",
+                            (json_int_t)(a.inactive_ttl_ms / DAY_MS), "token_expires_in",
+                            (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
+                            challenge_json(s.challenge));
+    lw_wipe(&a, sizeof a);
+    lw_reply_json(rq, 200, ans);
+}
+
+/* Device-bound refresh: a new credential only for a signature by the device
+ * key over the current challenge. Anything else means the credential is in
+ * the wrong hands: the session ends and the account hears about it. */
+void lw_api_session_refresh(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    lw_session s;
+    if (!load_own(rq, &s))
+        return;
+    uint8_t sig[LW_SIG_LEN];
+    bool present = false;
+    json_t *v = json_object_get(rq->body, "signature");
+    int ok = LW_ECRYPTO;
+    if (json_is_string(v) &&
+        lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v), sizeof sig) == LW_SIG_LEN) {
+        present = true;
+        uint8_t msg[128];
+        size_t il = strlen(s.id), ll = strlen(SIG_REFRESH);
+        memcpy(msg, SIG_REFRESH, ll);
+        msg[ll] = 0;
+        memcpy(msg + ll + 1, s.id, il);
+        msg[ll + 1 + il] = 0;
+        memcpy(msg + ll + il + 2, s.challenge, 32);
+        ok = lw_verify(sig, msg, ll + il + 2 + 32, s.public_key);
+    }
+    if (ok != LW_OK) {
+        lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", s.id, rq->ip);
+        lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id,
+                       json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
+                                 present ? "wrong signature" : "missing"));
+        lw_sessions_end(app->sessions, s.id, "token_theft");
+        lw_reply_error(rq, 401, "token_theft",
+                       "The credential was presented without a valid proof of the device key; the session was "
+                       "ended.");
+        return;
+    }
+    char token[LW_CRED_STRLEN];
+    int rc = lw_sessions_issue(app->sessions, &s, token);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "refreshing the credential");
+        return;
+    }
+    json_t *ans = json_pack("{s:s, s:I, s:o}", "token", token, "token_expires_in",
+                            (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
+                            challenge_json(s.challenge));
+    lw_wipe(token, sizeof token);
+    json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
+                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+    if (ev)
+        lw_bus_to_device(app->bus, s.id, ev);
+    json_decref(ev);
+    lw_reply_json(rq, 200, ans);
+}
+
+void lw_api_session_socket_opened(lw_app *app, const lw_principal *who)
+{
+    lw_session s;
+    if (lw_store_session_get(app->store, who->device_id, &s) != LW_OK)
+        return;
+    json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
+                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+    if (ev)
+        lw_bus_to_device(app->bus, s.id, ev);
+    json_decref(ev);
+}
+
+static void reply_ended(lw_rq *rq)
+{
+    /* Browsers: forget everything this origin stored. */
+    lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
+    lw_rq_header(rq, "set-cookie", "lw_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    lw_reply_json(rq, 200, json_pack("{s:b}", "ended", 1));
+}
+
+void lw_api_session_logout(lw_rq *rq)
+{
+    if (rq->who.primary) {
+        lw_reply_error(rq, 403, "forbidden",
+                       "The primary device cannot log itself out; it holds the account. Log out the other "
+                       "devices instead.");
+        return;
+    }
+    int rc = lw_sessions_end(rq->app->sessions, rq->who.device_id, "logout");
+    if (rc != LW_OK && rc != LW_ECONFLICT) {
+        lw_api_store_failed(rq, rc, "logging out");
+        return;
+    }
+    reply_ended(rq);
+}
+
+static void reply_list(lw_rq *rq, bool ended, const char *key)
+{
+    lw_session *list = NULL;
+    size_t n = 0;
+    int rc = lw_store_session_list(rq->app->store, rq->who.account_id, ended, &list, &n);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "listing devices");
+        return;
+    }
+    json_t *arr = json_array();
+    int64_t now = lw_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (!ended && strcmp(list[i].id, rq->who.device_id) == 0)
+            list[i].last_active_at = now;
+        json_array_append_new(arr, lw_record_json(&list[i], rq->who.device_id));
+    }
+    lw_wipe(list, n * sizeof *list);
+    lw_free(list);
+    lw_reply_json(rq, 200, json_pack("{s:o}", key, arr));
+}
+
+void lw_api_devices_list(lw_rq *rq)
+{
+    /* Freshen the stored last-active times first so the list is current. */
+    lw_sessions_flush(rq->app->sessions, true);
+    reply_list(rq, false, "devices");
+}
+
+void lw_api_history_list(lw_rq *rq)
+{
+    reply_list(rq, true, "sessions");
+}
+
+/* Loads a device of the caller's account by the path id. */
+static bool load_device(lw_rq *rq, lw_session *s)
+{
+    int rc = lw_store_session_get(rq->app->store, rq->param, s);
+    if (rc == LW_OK && strcmp(s->account_id, rq->who.account_id) != 0)
+        rc = LW_ENOTFOUND;
+    if (rc != LW_OK) {
+        if (rc == LW_ENOTFOUND)
+            lw_reply_error(rq, 404, "not_found", "This account has no device %s.", rq->param);
+        else
+            lw_api_store_failed(rq, rc, "loading the device");
+        return false;
+    }
+    return true;
+}
+
+void lw_api_device_rename(lw_rq *rq)
+{
+    lw_session s;
+    const char *name;
+    if (lw_body_str(rq, "name", true, LW_NAME_MAX - 1, &name) != LW_OK)
+        return;
+    if (!name[0]) {
+        lw_reply_error(rq, 400, "invalid_request", "The name must not be empty.");
+        return;
+    }
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            lw_reply_error(rq, 400, "invalid_request", "The name must not contain control characters.");
+            return;
+        }
+    if (!load_device(rq, &s))
+        return;
+    if (!rq->who.primary && strcmp(s.id, rq->who.device_id) != 0) {
+        lw_reply_error(rq, 403, "forbidden", "A companion can rename only itself.");
+        return;
+    }
+    int rc = lw_store_session_set_name(rq->app->store, s.id, name);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "renaming");
+        return;
+    }
+    lw_strlcpy(s.name, name, sizeof s.name);
+    lw_reply_json(rq, 200, lw_record_json(&s, rq->who.device_id));
+}
+
+void lw_api_device_logout(lw_rq *rq)
+{
+    lw_session s;
+    if (!load_device(rq, &s))
+        return;
+    if (strcmp(s.id, rq->who.device_id) == 0) {
+        lw_reply_error(rq, 400, "invalid_request", "The phone cannot log itself out.");
+        return;
+    }
+    if (strcmp(s.state, "active") != 0) {
+        lw_reply_error(rq, 409, "not_active", "This device is already logged out.");
+        return;
+    }
+    int rc = lw_sessions_end(rq->app->sessions, s.id, "remote_logout");
+    if (rc == LW_ECONFLICT) {
+        lw_reply_error(rq, 409, "not_active", "This device is already logged out.");
+        return;
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "logging the device out");
+        return;
+    }
+    lw_reply_json(rq, 200, json_pack("{s:b, s:s}", "ended", 1, "device_id", s.id));
+}
+
+void lw_api_devices_logout_all(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    int rc = lw_store_session_end_all(app->store, rq->who.account_id, LW_ROLE_COMPANION, rq->who.device_id,
+                                      "logout_all", lw_now_ms(), &ended, &n);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "logging out all devices");
+        return;
+    }
+    /* Close every socket before answering, so "answered" means "everyone was told". */
+    lw_sessions_ended(app->sessions, ended, n);
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(ids, json_string(ended[i].device_id));
+    lw_free(ended);
+    lw_log_info("session", "logout-all on account %.8s: %zu devices", rq->who.account_id, n);
+    lw_reply_json(rq, 200, json_pack("{s:I, s:o}", "ended", (json_int_t)n, "device_ids", ids));
+}
+
+static void history_delete(lw_rq *rq, const char *device_id)
+{
+    long deleted = 0;
+    int rc = lw_store_session_delete_ended(rq->app->store, rq->who.account_id, device_id, &deleted);
+    if (rc == LW_ENOTFOUND) {
+        lw_reply_error(rq, 404, "not_found", "No ended session %s in this account's history.", device_id);
+        return;
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "deleting history");
+        return;
+    }
+    lw_reply_json(rq, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
+}
+
+void lw_api_history_delete(lw_rq *rq)
+{
+    history_delete(rq, rq->param);
+}
+
+void lw_api_history_delete_all(lw_rq *rq)
+{
+    history_delete(rq, NULL);
+}
+
+void lw_api_alerts_list(lw_rq *rq)
+{
+    lw_alert *list = NULL;
+    size_t n = 0;
+    int rc = lw_store_alert_list(rq->app->store, rq->who.account_id, 200, &list, &n);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "listing alerts");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, lw_alert_json(&list[i]));
+    lw_free(list);
+    lw_reply_json(rq, 200, json_pack("{s:o}", "alerts", arr));
+}
+
+void lw_api_alert_ack(lw_rq *rq)
+{
+    int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, rq->param, lw_now_ms());
+    if (rc == LW_ENOTFOUND) {
+        lw_reply_error(rq, 404, "not_found", "This account has no alert %s.", rq->param);
+        return;
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "acknowledging");
+        return;
+    }
+    lw_reply_json(rq, 200, json_pack("{s:b}", "acked", 1));
+}
+
+void lw_api_settings_get(lw_rq *rq)
+{
+    lw_account a;
+    int rc = lw_store_account_get(rq->app->store, rq->who.account_id, &a);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "loading settings");
+        return;
+    }
+    lw_reply_json(rq, 200, json_pack("{s:I, s:I, s:b}", "inactive_ttl_days", (json_int_t)(a.inactive_ttl_ms / DAY_MS),
+                                     "inactive_ttl_seconds", (json_int_t)(a.inactive_ttl_ms / 1000), "has_pin",
+                                     a.pin_hash[0] != '\0'));
+    lw_wipe(&a, sizeof a);
+}
+
+void lw_api_settings_set(lw_rq *rq)
+{
+    json_t *v = json_object_get(rq->body, "inactive_ttl_days");
+    if (!v) {
+        lw_reply_error(rq, 400, "invalid_request", "Nothing to change: give \"inactive_ttl_days\".");
+        return;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 7 || json_integer_value(v) > 365) {
+        lw_reply_error(rq, 400, "invalid_request", "\"inactive_ttl_days\" must be a whole number from 7 to 365.");
+        return;
+    }
+    lw_account a;
+    int rc = lw_store_account_get(rq->app->store, rq->who.account_id, &a);
+    if (rc == LW_OK) {
+        a.inactive_ttl_ms = json_integer_value(v) * DAY_MS;
+        rc = lw_store_account_update(rq->app->store, &a);
+    }
+    lw_wipe(&a, sizeof a);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "saving settings");
+        return;
+    }
+    lw_api_settings_get(rq);
+}

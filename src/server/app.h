@@ -1,0 +1,74 @@
+/*
+ * app.h — the server's configuration and the one context every handler
+ * receives. The event loop thread owns all of it; only pin.c's workers run on
+ * other threads, and they touch nothing here but their own queue.
+ */
+#ifndef LW_APP_H
+#define LW_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "payload.h"
+
+#define LW_PATH_MAX 1024
+
+typedef struct lw_config {
+    char listen_host[256];
+    int listen_port;
+    char data_dir[LW_PATH_MAX];
+    char db[LW_PATH_MAX];
+    char public_origin[LW_ORIGIN_MAX];
+    char control_path[LW_PATH_MAX];
+    char web_dir[LW_PATH_MAX];
+    char geoip_dir[LW_PATH_MAX];
+    char trusted_proxies[1024];
+    long max_companions;
+    bool registration_invite;
+    bool pin_required;
+    int64_t credential_ttl_ms;
+    int64_t qr_first_ttl_ms;
+    int64_t qr_next_ttl_ms;
+    int qr_refs;
+    int64_t inactive_ttl_ms;
+    int64_t primary_inactive_ms;
+    int64_t max_age_ms;
+    int64_t history_retention_ms;
+    int64_t sweep_interval_ms;
+    int64_t pin_lockout_ms;
+    int pin_max_failures;
+    int64_t last_active_write_ms; /* coalescing window for last-active writes */
+    int pin_workers;
+} lw_config;
+
+/* Fills the defaults of PRODUCT.md (4 companions, 10-minute credentials, 60 s +
+ * 5 x 20 s refs, 30-day inactivity, 14-day primary inactivity, 90-day history). */
+void lw_config_defaults(lw_config *c);
+
+typedef struct lw_store lw_store;
+typedef struct lw_bus lw_bus;
+typedef struct lw_sessions lw_sessions;
+typedef struct lw_links lw_links;
+typedef struct lw_pins lw_pins;
+typedef struct lw_sweeper lw_sweeper;
+typedef struct lw_control lw_control;
+typedef struct st_h2o_evloop_t lw_loop;
+
+typedef struct lw_app {
+    lw_config cfg;
+    lw_store *store;
+    lw_loop *loop;
+    uint8_t server_pk[LW_PK_LEN];
+    uint8_t server_sk[LW_SK_LEN];
+    uint8_t hash_key[LW_KEY_LEN]; /* keys the hashes of stored credentials, codes, refs, PINs */
+    lw_bus *bus;
+    lw_sessions *sessions;
+    lw_links *links;
+    lw_pins *pins;
+    lw_sweeper *sweeper;
+    lw_control *control;
+    void *h2o_ctx; /* h2o_context_t*, for modules that need the loop's timeouts */
+} lw_app;
+
+#endif

@@ -1,0 +1,269 @@
+#include "bus.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <h2o.h>
+
+#include "log.h"
+#include "lw.h"
+#include "map.h"
+#include "ws.h"
+
+void lw_ws_set_keys(lw_ws *ws, const char *primary_key, const char *account_key);
+
+typedef struct bucket {
+    h2o_linklist_t socks;
+} bucket;
+
+struct lw_bus {
+    lw_map *primary; /* "d:<device id>" or "l:<request id>" -> bucket (linked via primary_link) */
+    lw_map *account; /* "a:<account id>" -> bucket (linked via account_link) */
+    size_t count;
+};
+
+lw_bus *lw_bus_new(void)
+{
+    lw_bus *b = lw_calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->primary = lw_map_new();
+    b->account = lw_map_new();
+    if (!b->primary || !b->account) {
+        lw_bus_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void free_bucket(const char *key, void *value, void *arg)
+{
+    lw_free(value);
+}
+
+void lw_bus_free(lw_bus *b)
+{
+    if (!b)
+        return;
+    if (b->primary) {
+        lw_map_each(b->primary, free_bucket, NULL);
+        lw_map_free(b->primary);
+    }
+    if (b->account) {
+        lw_map_each(b->account, free_bucket, NULL);
+        lw_map_free(b->account);
+    }
+    lw_free(b);
+}
+
+static int join(lw_map *m, const char *key, h2o_linklist_t *node)
+{
+    bucket *bk = lw_map_get(m, key);
+    if (!bk) {
+        if (!(bk = lw_malloc(sizeof *bk)))
+            return LW_ENOMEM;
+        h2o_linklist_init_anchor(&bk->socks);
+        if (lw_map_put(m, key, bk) != LW_OK) {
+            lw_free(bk);
+            return LW_ENOMEM;
+        }
+    }
+    h2o_linklist_insert(&bk->socks, node);
+    return LW_OK;
+}
+
+static void leave(lw_map *m, const char *key, h2o_linklist_t *node)
+{
+    if (!h2o_linklist_is_linked(node))
+        return;
+    h2o_linklist_unlink(node);
+    bucket *bk = lw_map_get(m, key);
+    if (bk && h2o_linklist_is_empty(&bk->socks))
+        lw_free(lw_map_del(m, key));
+}
+
+static void make_key(char *dst, size_t cap, char kind, const char *id)
+{
+    snprintf(dst, cap, "%c:%s", kind, id);
+}
+
+int lw_bus_subscribe_device(lw_bus *b, lw_ws *ws, const char *device_id, const char *account_id)
+{
+    char pk[2 + LW_ID_STRLEN], ak[2 + LW_ID_STRLEN];
+    make_key(pk, sizeof pk, 'd', device_id);
+    make_key(ak, sizeof ak, 'a', account_id);
+    lw_ws_set_keys(ws, pk, ak);
+    if (join(b->primary, pk, lw_ws_link_primary(ws)) != LW_OK)
+        return LW_ENOMEM;
+    if (join(b->account, ak, lw_ws_link_account(ws)) != LW_OK) {
+        leave(b->primary, pk, lw_ws_link_primary(ws));
+        return LW_ENOMEM;
+    }
+    b->count++;
+    return LW_OK;
+}
+
+int lw_bus_subscribe_link(lw_bus *b, lw_ws *ws, const char *request_id)
+{
+    char pk[2 + LW_ID_STRLEN];
+    make_key(pk, sizeof pk, 'l', request_id);
+    lw_ws_set_keys(ws, pk, NULL);
+    if (join(b->primary, pk, lw_ws_link_primary(ws)) != LW_OK)
+        return LW_ENOMEM;
+    b->count++;
+    return LW_OK;
+}
+
+void lw_bus_unsubscribe(lw_bus *b, lw_ws *ws)
+{
+    bool was = h2o_linklist_is_linked(lw_ws_link_primary(ws));
+    leave(b->primary, lw_ws_key_primary(ws), lw_ws_link_primary(ws));
+    leave(b->account, lw_ws_key_account(ws), lw_ws_link_account(ws));
+    if (was)
+        b->count--;
+}
+
+/* Sends text to every socket of a bucket. Sending may close a socket (and
+ * unlink it), so the next node is taken first; when the last socket of the
+ * bucket goes, the bucket itself is freed, so we stop on the anchor first. */
+static void send_bucket_primary(lw_bus *b, const char *key, const char *text, size_t len)
+{
+    bucket *bk = lw_map_get(b->primary, key);
+    if (!bk)
+        return;
+    /* Snapshot the sockets: a send may free the bucket. */
+    lw_ws *list[64];
+    size_t n = 0;
+    for (h2o_linklist_t *l = bk->socks.next; l != &bk->socks && n < 64; l = l->next)
+        list[n++] = lw_ws_from_primary(l);
+    for (size_t i = 0; i < n; i++)
+        lw_ws_send(list[i], text, len);
+}
+
+static char *dump(json_t *ev, size_t *len)
+{
+    char *text = json_dumps(ev, JSON_COMPACT);
+    *len = text ? strlen(text) : 0;
+    return text;
+}
+
+void lw_bus_to_device(lw_bus *b, const char *device_id, json_t *ev)
+{
+    char key[2 + LW_ID_STRLEN];
+    make_key(key, sizeof key, 'd', device_id);
+    size_t len;
+    char *text = dump(ev, &len);
+    if (text)
+        send_bucket_primary(b, key, text, len);
+    free(text);
+}
+
+void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev)
+{
+    char key[2 + LW_ID_STRLEN];
+    make_key(key, sizeof key, 'l', request_id);
+    size_t len;
+    char *text = dump(ev, &len);
+    if (text)
+        send_bucket_primary(b, key, text, len);
+    free(text);
+}
+
+void lw_bus_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev)
+{
+    char key[2 + LW_ID_STRLEN], except[2 + LW_ID_STRLEN] = "";
+    make_key(key, sizeof key, 'a', account_id);
+    if (except_device)
+        make_key(except, sizeof except, 'd', except_device);
+    bucket *bk = lw_map_get(b->account, key);
+    if (!bk)
+        return;
+    size_t len;
+    char *text = dump(ev, &len);
+    if (!text)
+        return;
+    /* An account has few devices (max_companions + primaries), each with a
+     * few sockets; collect them first because sending may unlink. */
+    enum { MAX = 256 };
+    lw_ws *list[MAX];
+    size_t n = 0;
+    for (h2o_linklist_t *l = bk->socks.next; l != &bk->socks && n < MAX; l = l->next) {
+        lw_ws *ws = lw_ws_from_account(l);
+        if (except_device && strcmp(lw_ws_key_primary(ws), except) == 0)
+            continue;
+        list[n++] = ws;
+    }
+    for (size_t i = 0; i < n; i++)
+        lw_ws_send(list[i], text, len);
+    free(text);
+}
+
+static void close_bucket(lw_bus *b, const char *key, const char *text, size_t len, int code, const char *reason)
+{
+    bucket *bk;
+    /* Each close unlinks its socket from the bucket, and the last one frees it. */
+    for (int guard = 0; guard < 1024 && (bk = lw_map_get(b->primary, key)) != NULL; guard++) {
+        lw_ws *ws = lw_ws_from_primary(bk->socks.next);
+        if (text)
+            lw_ws_send(ws, text, len);
+        /* the send may have destroyed ws (peer gone): look it up again */
+        bk = lw_map_get(b->primary, key);
+        if (!bk || lw_ws_from_primary(bk->socks.next) != ws)
+            continue;
+        lw_ws_close(ws, code, reason);
+    }
+}
+
+void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason)
+{
+    char key[2 + LW_ID_STRLEN];
+    make_key(key, sizeof key, 'd', device_id);
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "session.ended", "reason", reason, "message",
+                           lw_end_reason_message(reason));
+    size_t len = 0;
+    char *text = ev ? dump(ev, &len) : NULL;
+    close_bucket(b, key, text, len, 4001, reason);
+    free(text);
+    json_decref(ev);
+}
+
+void lw_bus_close_link(lw_bus *b, const char *request_id)
+{
+    char key[2 + LW_ID_STRLEN];
+    make_key(key, sizeof key, 'l', request_id);
+    close_bucket(b, key, NULL, 0, 1000, "link request finished");
+}
+
+size_t lw_bus_count(const lw_bus *b)
+{
+    return b->count;
+}
+
+static const struct {
+    const char *reason, *message;
+} reasons[] = {
+    {"logout", "You logged out on this device."},
+    {"remote_logout", "You were logged out from your phone."},
+    {"logout_all", "You were logged out from your phone (all devices were logged out)."},
+    {"inactive", "You were logged out because this device was not used for a long time."},
+    {"primary_inactive", "You were logged out because your phone was not used for 14 days."},
+    {"max_age", "You were logged out because this session reached its maximum age."},
+    {"token_theft", "You were logged out because this device's credential was used without its key."},
+    {"account_reset", "You were logged out because the account was reset."},
+};
+
+const char *lw_end_reason_message(const char *reason)
+{
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (strcmp(reasons[i].reason, reason) == 0)
+            return reasons[i].message;
+    return "Your session ended.";
+}
+
+bool lw_end_reason_valid(const char *reason)
+{
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (strcmp(reasons[i].reason, reason) == 0)
+            return true;
+    return false;
+}

@@ -1,0 +1,41 @@
+/*
+ * bus.h — who gets told what. Every live event leaves through here: to one
+ * device, to every device of an account, or to the companion waiting on a
+ * link request. Today the subscribers are this node's WebSockets; a cross-node
+ * bus (PostgreSQL LISTEN/NOTIFY) plugs in behind the same calls.
+ */
+#ifndef LW_BUS_H
+#define LW_BUS_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+typedef struct lw_bus lw_bus;
+typedef struct lw_ws lw_ws; /* a WebSocket connection (ws.c) */
+
+lw_bus *lw_bus_new(void);
+void lw_bus_free(lw_bus *b);
+
+/* Subscriptions, made and dropped by ws.c. A session socket is keyed by its
+ * device and its account; a link socket by its request id. */
+int lw_bus_subscribe_device(lw_bus *b, lw_ws *ws, const char *device_id, const char *account_id);
+int lw_bus_subscribe_link(lw_bus *b, lw_ws *ws, const char *request_id);
+void lw_bus_unsubscribe(lw_bus *b, lw_ws *ws);
+
+/* Publishing: ev is borrowed and serialised once. */
+void lw_bus_to_device(lw_bus *b, const char *device_id, json_t *ev);
+void lw_bus_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev);
+void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev);
+/* Tells the device its session ended (session.ended with reason and message)
+ * and closes its sockets. */
+void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason);
+/* Closes the sockets waiting on a link request after its final event. */
+void lw_bus_close_link(lw_bus *b, const char *request_id);
+/* Number of live sockets. */
+size_t lw_bus_count(const lw_bus *b);
+
+/* A sentence for people for each end reason ("You were logged out from your phone"). */
+const char *lw_end_reason_message(const char *reason);
+bool lw_end_reason_valid(const char *reason);
+
+#endif

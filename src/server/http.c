@@ -1,0 +1,299 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "log.h"
+#include "lw.h"
+#include "router.h"
+
+static h2o_globalconf_t h2o_conf;
+static h2o_context_t h2o_ctx;
+static h2o_accept_ctx_t accept_ctx;
+static h2o_socket_t *listener;
+static lw_app *the_app;
+
+/* Headers every API answer carries (PRODUCT.md §8). */
+static void security_headers(h2o_req_t *req)
+{
+    h2o_mem_pool_t *p = &req->pool;
+    h2o_headers_t *h = &req->res.headers;
+    h2o_add_header(p, h, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("referrer-policy"), 0, NULL, H2O_STRLIT("no-referrer"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL,
+                          H2O_STRLIT("default-src 'none'; frame-ancestors 'none'"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL, H2O_STRLIT("same-origin"));
+}
+
+void lw_rq_header(lw_rq *rq, const char *name, const char *value)
+{
+    h2o_req_t *req = rq->req;
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 423: return "Locked";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "OK";
+    }
+}
+
+void lw_reply_json(lw_rq *rq, int status, json_t *body)
+{
+    if (rq->replied || !rq->req) {
+        json_decref(body);
+        return;
+    }
+    rq->replied = true;
+    h2o_req_t *req = rq->req;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        status = 500;
+        text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"Internal error.\"}}");
+    }
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    security_headers(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json; charset=utf-8"));
+    size_t len = text ? strlen(text) : 0;
+    h2o_iovec_t copy = h2o_strdup(&req->pool, text ? text : "", len);
+    free(text);
+    req->res.content_length = copy.len;
+    h2o_send_inline(req, copy.base, copy.len);
+}
+
+static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    if (err && extra)
+        json_object_update(err, extra);
+    json_decref(extra);
+    lw_reply_json(rq, status, json_pack("{s:o}", "error", err));
+}
+
+void lw_reply_error(lw_rq *rq, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(rq, status, code, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void lw_reply_error_x(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(rq, status, code, extra, fmt, ap);
+    va_end(ap);
+}
+
+int lw_body_str(lw_rq *rq, const char *field, bool required, size_t maxlen, const char **out)
+{
+    json_t *v = rq->body ? json_object_get(rq->body, field) : NULL;
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (!required)
+            return LW_OK;
+        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" is required.", field);
+        return LW_EINVAL;
+    }
+    if (!json_is_string(v)) {
+        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" must be a string.", field);
+        return LW_EINVAL;
+    }
+    size_t len = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (len > maxlen || strlen(s) != len) {
+        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" is longer than %zu bytes or contains NUL.",
+                       field, maxlen);
+        return LW_EINVAL;
+    }
+    *out = s;
+    return LW_OK;
+}
+
+int lw_body_b64(lw_rq *rq, const char *field, bool required, uint8_t *out, size_t len, bool *present)
+{
+    const char *s;
+    if (present)
+        *present = false;
+    if (lw_body_str(rq, field, required, 4 * len / 3 + 4, &s) != LW_OK)
+        return LW_EINVAL;
+    if (!s)
+        return LW_OK;
+    if (lw_b64_decode(out, len, s, strlen(s), len) != (long)len) {
+        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" must be %zu bytes in base64url.", field, len);
+        return LW_EINVAL;
+    }
+    if (present)
+        *present = true;
+    return LW_OK;
+}
+
+int lw_body_bool(lw_rq *rq, const char *field, bool dflt, bool *out)
+{
+    json_t *v = rq->body ? json_object_get(rq->body, field) : NULL;
+    *out = dflt;
+    if (!v || json_is_null(v))
+        return LW_OK;
+    if (!json_is_boolean(v)) {
+        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" must be true or false.", field);
+        return LW_EINVAL;
+    }
+    *out = json_is_true(v);
+    return LW_OK;
+}
+
+typedef struct guard {
+    lw_rq **slot;
+} guard;
+
+static void on_guard_dispose(void *p)
+{
+    guard *g = p;
+    if (g->slot)
+        *g->slot = NULL;
+}
+
+void lw_rq_guard(lw_rq *rq, lw_rq **slot)
+{
+    guard *g = h2o_mem_alloc_shared(&rq->req->pool, sizeof *g, on_guard_dispose);
+    g->slot = slot;
+    *slot = rq;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    lw_router_dispatch(the_app, req);
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *sock, const char *err)
+{
+    if (err != NULL)
+        return;
+    h2o_socket_t *conn = h2o_evloop_socket_accept(sock);
+    if (conn == NULL)
+        return;
+    h2o_accept(&accept_ctx, conn);
+}
+
+int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port)
+{
+    const char *colon;
+    size_t hlen;
+    if (in[0] == '[') {
+        const char *end = strchr(in, ']');
+        if (!end || end[1] != ':')
+            return LW_EINVAL;
+        hlen = (size_t)(end - in - 1);
+        if (hlen == 0 || hlen >= hcap)
+            return LW_EINVAL;
+        memcpy(host, in + 1, hlen);
+        colon = end + 1;
+    } else {
+        colon = strrchr(in, ':');
+        if (!colon)
+            return LW_EINVAL;
+        hlen = (size_t)(colon - in);
+        if (hlen == 0 || hlen >= hcap || memchr(in, ':', hlen))
+            return LW_EINVAL;
+        memcpy(host, in, hlen);
+    }
+    host[hlen] = '\0';
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
+        return LW_EINVAL;
+    *port = (int)p;
+    return LW_OK;
+}
+
+int lw_http_start(lw_app *app)
+{
+    the_app = app;
+    h2o_config_init(&h2o_conf);
+    h2o_conf.max_request_entity_size = LW_H2O_ENTITY_MAX;
+    h2o_conf.http1.upgrade_to_http2 = 0; /* HTTP/1.1 only */
+    h2o_conf.server_name = h2o_iovec_init(H2O_STRLIT("linkward"));
+    h2o_hostconf_t *host = h2o_config_register_host(&h2o_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
+    handler->on_req = on_req;
+
+    h2o_context_init(&h2o_ctx, h2o_evloop_create(), &h2o_conf);
+    app->loop = h2o_ctx.loop;
+    app->h2o_ctx = &h2o_ctx;
+    accept_ctx.ctx = &h2o_ctx;
+    accept_ctx.hosts = h2o_conf.hosts;
+
+    char portbuf[16];
+    snprintf(portbuf, sizeof portbuf, "%d", app->cfg.listen_port);
+    const char *hostbuf = app->cfg.listen_host;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(hostbuf, portbuf, &hints, &res);
+    if (gai != 0) {
+        lw_log_error("http", "cannot resolve listen address %s: %s", hostbuf, gai_strerror(gai));
+        return LW_EINVAL;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        lw_log_error("http", "cannot listen on %s:%s: %s", hostbuf, portbuf, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return LW_EIO;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        app->cfg.listen_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    freeaddrinfo(res);
+    listener = h2o_evloop_socket_create(h2o_ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(listener, on_accept);
+    return LW_OK;
+}
+
+void lw_http_stop(lw_app *app)
+{
+    if (listener) {
+        h2o_socket_read_stop(listener);
+        h2o_socket_close(listener);
+        listener = NULL;
+    }
+}

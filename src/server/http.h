@@ -1,0 +1,71 @@
+/*
+ * http.h — the HTTP side of the server on h2o (HTTP/1.1 only; HTTP/2 stays
+ * off because Debian's h2o 2.2 predates the fixes for HTTP/2 attacks).
+ *
+ * Every request becomes an lw_rq: parsed JSON body, path parameter, client
+ * address and, for authenticated routes, who is calling. Handlers reply with
+ * lw_reply_json / lw_reply_error exactly once, possibly later (asynchronous
+ * handlers keep the lw_rq, which lives in the request's memory pool; see
+ * lw_rq_guard).
+ */
+#ifndef LW_HTTP_H
+#define LW_HTTP_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "app.h"
+#include "session.h"
+#include "store.h"
+
+#define LW_BODY_MAX (16 * 1024)     /* largest JSON body any route accepts */
+#define LW_H2O_ENTITY_MAX (64 * 1024) /* h2o refuses (plain 413) beyond this before we see it */
+
+struct st_h2o_req_t;
+
+typedef enum {
+    LW_AUTH_NONE,
+    LW_AUTH_SESSION,       /* any device with a valid credential */
+    LW_AUTH_PRIMARY,       /* the primary device only */
+    LW_AUTH_REFRESH,       /* a session credential, expired allowed */
+    LW_AUTH_LINK,          /* a link-request token */
+} lw_auth_kind;
+
+typedef struct lw_rq {
+    lw_app *app;
+    struct st_h2o_req_t *req;
+    json_t *body;            /* the JSON object, for routes that take one */
+    char param[64];          /* the {id} path segment, if any */
+    lw_principal who;        /* LW_AUTH_SESSION/PRIMARY/REFRESH */
+    lw_link_request *link;   /* LW_AUTH_LINK (pool-allocated) */
+    char ip[LW_IP_MAX];
+    const char *ua;          /* User-Agent (not NUL-terminated) */
+    size_t ua_len;
+    bool replied;
+} lw_rq;
+
+/* Parses "host:port" or "[v6]:port". */
+int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port);
+/* Starts listening; fills cfg->listen_port when it was 0. */
+int lw_http_start(lw_app *app);
+void lw_http_stop(lw_app *app);
+
+void lw_reply_json(lw_rq *rq, int status, json_t *body /* stolen */);
+void lw_reply_error(lw_rq *rq, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* As lw_reply_error, with extra fields merged into the error object (stolen). */
+void lw_reply_error_x(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void lw_rq_header(lw_rq *rq, const char *name, const char *value);
+
+/* Body field helpers: on failure they reply 400 invalid_request naming the
+ * field and return LW_EINVAL, so handlers just return. */
+int lw_body_str(lw_rq *rq, const char *field, bool required, size_t maxlen, const char **out);
+int lw_body_b64(lw_rq *rq, const char *field, bool required, uint8_t *out, size_t len, bool *present);
+int lw_body_bool(lw_rq *rq, const char *field, bool dflt, bool *out);
+
+/* Asynchronous replies: *slot is set to NULL when the request goes away
+ * (client gone) before the handler replied. */
+void lw_rq_guard(lw_rq *rq, lw_rq **slot);
+
+#endif

@@ -1,0 +1,271 @@
+#include "link.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o.h>
+
+#include "bus.h"
+#include "log.h"
+#include "lw.h"
+#include "map.h"
+#include "payload.h"
+#include "qr.h"
+
+typedef struct live {
+    lw_links *L;
+    char id[LW_ID_STRLEN];
+    int ref_index;
+    int64_t ref_expires_at;
+    int64_t expires_at;
+    char code[LW_CODE_STRLEN];
+    char payload[LW_PAYLOAD_MAX];
+    char *svg;
+    h2o_timeout_entry_t timer;
+} live;
+
+struct lw_links {
+    lw_app *app;
+    lw_map *live; /* request id -> live */
+    h2o_timeout_t first, next;
+};
+
+static void on_timer(h2o_timeout_entry_t *entry);
+
+lw_links *lw_links_new(lw_app *app)
+{
+    lw_links *L = lw_calloc(1, sizeof *L);
+    if (!L)
+        return NULL;
+    L->app = app;
+    if (!(L->live = lw_map_new())) {
+        lw_free(L);
+        return NULL;
+    }
+    h2o_timeout_init(app->loop, &L->first, (uint64_t)app->cfg.qr_first_ttl_ms);
+    h2o_timeout_init(app->loop, &L->next, (uint64_t)app->cfg.qr_next_ttl_ms);
+    return L;
+}
+
+static void live_free(live *lv)
+{
+    if (h2o_timeout_is_linked(&lv->timer))
+        h2o_timeout_unlink(&lv->timer);
+    lw_free(lv->svg);
+    lw_wipe(lv, sizeof *lv);
+    lw_free(lv);
+}
+
+static void free_live(const char *key, void *value, void *arg)
+{
+    live_free(value);
+}
+
+void lw_links_free(lw_links *L)
+{
+    if (!L)
+        return;
+    lw_map_each(L->live, free_live, NULL);
+    lw_map_free(L->live);
+    lw_free(L);
+}
+
+int64_t lw_links_remaining(const lw_link_request *r)
+{
+    int64_t left = r->expires_at - lw_now_ms();
+    return left > 0 ? left : 0;
+}
+
+static int64_t secs(int64_t ms)
+{
+    return ms <= 0 ? 0 : (ms + 999) / 1000;
+}
+
+/* Makes ref number idx for r: a fresh random ref, its signed payload, its SVG.
+ * Fills r's ref fields and lv's payload/svg; the caller stores the ref hash. */
+static int make_ref(lw_links *L, live *lv, lw_link_request *r, int idx, int64_t valid_ms)
+{
+    lw_app *app = L->app;
+    uint8_t ref[LW_ID_BYTES], fp[LW_FP_LEN];
+    lw_random(ref, sizeof ref);
+    lw_fingerprint(fp, r->public_key);
+    char payload[LW_PAYLOAD_MAX];
+    int rc = lw_payload_make(payload, sizeof payload, app->cfg.public_origin, ref, fp, app->server_sk);
+    if (rc != LW_OK)
+        return rc;
+    char *svg = lw_qr_svg(payload);
+    if (!svg)
+        return LW_ENOMEM;
+    lw_keyed_hash(r->ref_hash, app->hash_key, ref, sizeof ref);
+    lw_wipe(ref, sizeof ref);
+    r->ref_index = idx;
+    r->ref_expires_at = lw_now_ms() + valid_ms;
+    lv->ref_index = idx;
+    lv->ref_expires_at = r->ref_expires_at;
+    memcpy(lv->payload, payload, sizeof payload);
+    lw_free(lv->svg);
+    lv->svg = svg;
+    return LW_OK;
+}
+
+static json_t *ref_event(const live *lv)
+{
+    int64_t now = lw_now_ms();
+    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", "link.ref", "payload", lv->payload, "qr_svg", lv->svg,
+                     "ref_expires_in", (json_int_t)secs(lv->ref_expires_at - now), "expires_in",
+                     (json_int_t)secs(lv->expires_at - now));
+}
+
+static live *live_new(lw_links *L, const lw_link_request *r, const char *code)
+{
+    live *lv = lw_calloc(1, sizeof *lv);
+    if (!lv)
+        return NULL;
+    lv->L = L;
+    lw_strlcpy(lv->id, r->id, sizeof lv->id);
+    lv->expires_at = r->expires_at;
+    lw_strlcpy(lv->code, code ? code : "", sizeof lv->code);
+    lv->timer.cb = on_timer;
+    return lv;
+}
+
+int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRLEN])
+{
+    live *lv = live_new(L, r, code);
+    if (!lv)
+        return LW_ENOMEM;
+    int rc = make_ref(L, lv, r, 0, L->app->cfg.qr_first_ttl_ms);
+    if (rc == LW_OK)
+        rc = lw_store_link_insert(L->app->store, r);
+    if (rc == LW_OK)
+        rc = lw_map_put(L->live, lv->id, lv);
+    if (rc != LW_OK) {
+        live_free(lv);
+        return rc;
+    }
+    h2o_timeout_link(L->app->loop, &L->first, &lv->timer);
+    return LW_OK;
+}
+
+static void drop(lw_links *L, const char *id)
+{
+    live *lv = lw_map_del(L->live, id);
+    if (lv)
+        live_free(lv);
+}
+
+void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final)
+{
+    json_t *e = json_pack("{s:s}", "event", ev);
+    if (e)
+        lw_bus_to_link(L->app->bus, request_id, e);
+    json_decref(e);
+    if (final) {
+        lw_bus_close_link(L->app->bus, request_id);
+        drop(L, request_id);
+    }
+}
+
+/* Ends a request that ran out of time, whatever non-final state it is in. */
+static void expire(lw_links *L, lw_link_request *r)
+{
+    static const char *from[] = {"pending", "scanned", "approved"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(r->state, from[i]) != 0)
+            continue;
+        int rc = lw_store_link_transition(L->app->store, r, from[i], "expired");
+        if (rc == LW_OK)
+            lw_log_info("link", "request %.8s expired", r->id);
+    }
+    lw_links_notify(L, r->id, "link.expired", true);
+}
+
+static void on_timer(h2o_timeout_entry_t *entry)
+{
+    live *lv = H2O_STRUCT_FROM_MEMBER(live, timer, entry);
+    lw_links *L = lv->L;
+    lw_link_request r;
+    int rc = lw_store_link_get(L->app->store, lv->id, &r);
+    if (rc != LW_OK || strcmp(r.state, "denied") == 0 || strcmp(r.state, "completed") == 0 ||
+        strcmp(r.state, "expired") == 0) {
+        drop(L, lv->id);
+        return;
+    }
+    int next = lv->ref_index + 1;
+    if (next >= L->app->cfg.qr_refs || lw_now_ms() >= r.expires_at) {
+        expire(L, &r);
+        return;
+    }
+    if (strcmp(r.state, "pending") == 0) {
+        if (make_ref(L, lv, &r, next, L->app->cfg.qr_next_ttl_ms) != LW_OK ||
+            lw_store_link_set_ref(L->app->store, r.id, r.ref_hash, r.ref_index, r.ref_expires_at) != LW_OK) {
+            lw_log_error("link", "cannot rotate the ref of %.8s", r.id);
+            expire(L, &r);
+            return;
+        }
+        json_t *ev = ref_event(lv);
+        if (ev)
+            lw_bus_to_link(L->app->bus, r.id, ev);
+        json_decref(ev);
+    } else {
+        lv->ref_index = next; /* scanned: no new refs, but the clock keeps running */
+    }
+    h2o_timeout_link(L->app->loop, &L->next, &lv->timer);
+}
+
+/* The live state of a pending request, re-creating it (with a fresh ref) when
+ * this process never had it or lost it. */
+static live *ensure_live(lw_links *L, const lw_link_request *r)
+{
+    if (strcmp(r->state, "pending") != 0 || lw_now_ms() >= r->expires_at)
+        return NULL;
+    live *lv = lw_map_get(L->live, r->id);
+    if (lv)
+        return lv;
+    lw_link_request copy = *r;
+    if (!(lv = live_new(L, r, NULL)))
+        return NULL;
+    int idx = r->ref_index + 1 < L->app->cfg.qr_refs ? r->ref_index + 1 : r->ref_index;
+    if (make_ref(L, lv, &copy, idx, L->app->cfg.qr_next_ttl_ms) != LW_OK ||
+        lw_store_link_set_ref(L->app->store, copy.id, copy.ref_hash, copy.ref_index, copy.ref_expires_at) !=
+            LW_OK ||
+        lw_map_put(L->live, lv->id, lv) != LW_OK) {
+        live_free(lv);
+        return NULL;
+    }
+    h2o_timeout_link(L->app->loop, &L->next, &lv->timer);
+    return lv;
+}
+
+json_t *lw_links_view(lw_links *L, const lw_link_request *r)
+{
+    live *lv = ensure_live(L, r);
+    if (!lv)
+        return NULL;
+    return json_pack("{s:s, s:s, s:s, s:I}", "payload", lv->payload, "qr_svg", lv->svg, "code", lv->code,
+                     "ref_expires_in", (json_int_t)secs(lv->ref_expires_at - lw_now_ms()));
+}
+
+const char *lw_links_payload(lw_links *L, const lw_link_request *r)
+{
+    live *lv = ensure_live(L, r);
+    return lv ? lv->payload : NULL;
+}
+
+void lw_links_on_socket(lw_links *L, const lw_link_request *r)
+{
+    live *lv = ensure_live(L, r);
+    if (!lv) {
+        /* Already decided: tell the socket where things stand. */
+        const char *ev = strcmp(r->state, "scanned") == 0    ? "link.scanned"
+                         : strcmp(r->state, "approved") == 0 ? "link.approved"
+                         : strcmp(r->state, "denied") == 0   ? "link.denied"
+                                                             : "link.expired";
+        lw_links_notify(L, r->id, ev, strcmp(r->state, "scanned") != 0 && strcmp(r->state, "approved") != 0);
+        return;
+    }
+    json_t *ev = ref_event(lv);
+    if (ev)
+        lw_bus_to_link(L->app->bus, r->id, ev);
+    json_decref(ev);
+}

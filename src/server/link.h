@@ -1,0 +1,41 @@
+/*
+ * link.h — the live side of link requests: the rotating QR refs (60 s, then
+ * 20 s each, six in all, by default), their signed payloads and SVGs, and the
+ * events pushed to the waiting companion. The durable side (state, hashes of
+ * ref, code and token) is in the store; this module keeps, per request being
+ * shown, the current payload in memory and a timer that rotates or expires it.
+ */
+#ifndef LW_LINK_H
+#define LW_LINK_H
+
+#include <jansson.h>
+
+#include "app.h"
+#include "code.h"
+#include "store.h"
+
+lw_links *lw_links_new(lw_app *app);
+void lw_links_free(lw_links *L);
+
+/* Stores a new request r (the caller filled id, token, code hash, key, nonce,
+ * who is asking, times and state "pending"): makes its first ref, inserts it
+ * and starts rotating. code is the display form, kept to answer polls.
+ * LW_ECONFLICT if the code or token collides (retry with new ones). */
+int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRLEN]);
+
+/* {"payload","qr_svg","code","ref_expires_in"} for a pending request, taking
+ * over requests that lost their live state (server restart) with a fresh ref.
+ * NULL if it is not pending or on failure. */
+json_t *lw_links_view(lw_links *L, const lw_link_request *r);
+/* The current payload text of a pending request (for scans by code), or NULL. */
+const char *lw_links_payload(lw_links *L, const lw_link_request *r);
+
+/* A companion socket joined: sends it the current ref. */
+void lw_links_on_socket(lw_links *L, const lw_link_request *r);
+/* Pushes {"event": ev} to the companion; final events close its sockets and stop the rotation. */
+void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final);
+
+/* Milliseconds left before the whole request expires (0 if past). */
+int64_t lw_links_remaining(const lw_link_request *r);
+
+#endif

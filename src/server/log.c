@@ -1,0 +1,55 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lw.h"
+
+static lw_log_level min_level = LW_LOG_INFO;
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void lw_log_set_level(lw_log_level min)
+{
+    min_level = min;
+}
+
+/* JSON string escaping of msg into buf; control characters become \u00XX so
+ * a hostile value cannot forge a second log line. */
+static void escape_into(lw_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            lw_buf_appendf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            lw_buf_appendf(b, "\\u%04x", c);
+        else
+            lw_buf_append(b, s, 1);
+    }
+}
+
+void lw_log(lw_log_level lvl, const char *sub, const char *fmt, ...)
+{
+    if (lvl < min_level)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    char ts[LW_TIME_STRLEN];
+    lw_time_format(lw_now_ms(), ts);
+    lw_buf b;
+    lw_buf_init(&b, 4096);
+    lw_buf_appendf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"sub\":\"", ts, level_names[lvl]);
+    escape_into(&b, sub);
+    lw_buf_append(&b, "\",\"msg\":\"", 9);
+    escape_into(&b, msg);
+    lw_buf_append(&b, "\"}\n", 3);
+    if (b.data)
+        fwrite(b.data, 1, b.len, stderr);
+    lw_buf_free(&b);
+}

@@ -1,0 +1,236 @@
+#include "pin.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include <h2o.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "lw.h"
+#include "map.h"
+
+bool lw_pin_valid(const char *pin)
+{
+    if (!pin)
+        return false;
+    for (int i = 0; i < LW_PIN_DIGITS; i++)
+        if (pin[i] < '0' || pin[i] > '9')
+            return false;
+    return pin[LW_PIN_DIGITS] == '\0';
+}
+
+int64_t lw_pin_lock_duration(int failures, int max_failures, int64_t base_ms)
+{
+    if (failures < max_failures || base_ms <= 0)
+        return 0;
+    int64_t d = base_ms;
+    for (int i = max_failures; i < failures; i++) {
+        if (d >= LW_PIN_LOCK_CAP_MS / 2)
+            return LW_PIN_LOCK_CAP_MS;
+        d *= 2;
+    }
+    return d < LW_PIN_LOCK_CAP_MS ? d : LW_PIN_LOCK_CAP_MS;
+}
+
+/* The pepper step: what Argon2id actually sees, as hex text. */
+static void pepper(char out[2 * LW_HASH_LEN + 1], const uint8_t key[LW_KEY_LEN], const char *account_id,
+                   const char *pin)
+{
+    uint8_t msg[LW_ID_STRLEN + 1 + 8], h[LW_HASH_LEN];
+    size_t alen = strnlen(account_id, LW_ID_STRLEN);
+    memcpy(msg, account_id, alen);
+    msg[alen] = 0;
+    memcpy(msg + alen + 1, pin, LW_PIN_DIGITS);
+    lw_keyed_hash(h, key, msg, alen + 1 + LW_PIN_DIGITS);
+    lw_hex_encode(out, h, sizeof h);
+    lw_wipe(msg, sizeof msg);
+    lw_wipe(h, sizeof h);
+}
+
+int lw_pin_hash(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin, char out[128])
+{
+    if (!lw_pin_valid(pin))
+        return LW_EINVAL;
+    char p[2 * LW_HASH_LEN + 1];
+    pepper(p, key, account_id, pin);
+    int rc = crypto_pwhash_str(out, p, strlen(p), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                               crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0
+                 ? LW_OK
+                 : LW_ENOMEM;
+    lw_wipe(p, sizeof p);
+    return rc;
+}
+
+int lw_pin_check(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin, const char *hash)
+{
+    if (!lw_pin_valid(pin))
+        return LW_EDENIED;
+    char p[2 * LW_HASH_LEN + 1];
+    pepper(p, key, account_id, pin);
+    int rc = crypto_pwhash_str_verify(hash, p, strlen(p)) == 0 ? LW_OK : LW_EDENIED;
+    lw_wipe(p, sizeof p);
+    return rc;
+}
+
+typedef struct job {
+    h2o_multithread_message_t super; /* first: the queue hands us this pointer */
+    struct job *next;                /* pending queue */
+    char account_id[LW_ID_STRLEN];
+    char pin[LW_PIN_DIGITS + 1];
+    char new_pin[LW_PIN_DIGITS + 1];
+    bool check, make;
+    char stored_hash[128];
+    char new_hash[128];
+    int verified;
+    lw_pin_done done;
+    void *arg;
+} job;
+
+struct lw_pins {
+    lw_app *app;
+    h2o_multithread_receiver_t receiver;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail;
+    bool stopping;
+    int nthreads;
+    pthread_t threads[8];
+    lw_map *busy; /* account id -> (void*)1 while a job runs */
+    uint8_t key[LW_KEY_LEN];
+};
+
+static void run_job(lw_pins *p, job *j)
+{
+    j->verified = LW_OK;
+    if (j->check)
+        j->verified = lw_pin_check(p->key, j->account_id, j->pin, j->stored_hash);
+    if (j->make && j->verified == LW_OK && lw_pin_hash(p->key, j->account_id, j->new_pin, j->new_hash) != LW_OK)
+        j->verified = LW_ENOMEM;
+    lw_wipe(j->pin, sizeof j->pin);
+    lw_wipe(j->new_pin, sizeof j->new_pin);
+}
+
+static void *worker(void *arg)
+{
+    lw_pins *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->stopping)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stopping) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        job *j = p->head;
+        p->head = j->next;
+        if (!p->head)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+        run_job(p, j);
+        h2o_multithread_send_message(&p->receiver, &j->super);
+    }
+}
+
+/* On the event loop: hand results to their callers. */
+static void on_results(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    lw_pins *p = H2O_STRUCT_FROM_MEMBER(lw_pins, receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        job *j = H2O_STRUCT_FROM_MEMBER(job, super.link, messages->next);
+        h2o_linklist_unlink(&j->super.link);
+        lw_map_del(p->busy, j->account_id);
+        j->done(j->arg, j->verified, j->make && j->verified == LW_OK ? j->new_hash : NULL);
+        lw_wipe(j, sizeof *j);
+        lw_free(j);
+    }
+}
+
+lw_pins *lw_pins_new(lw_app *app, h2o_context_t *ctx, int workers)
+{
+    lw_pins *p = lw_calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->app = app;
+    memcpy(p->key, app->hash_key, sizeof p->key);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (!(p->busy = lw_map_new())) {
+        lw_free(p);
+        return NULL;
+    }
+    h2o_multithread_register_receiver(ctx->queue, &p->receiver, on_results);
+    if (workers < 1)
+        workers = 1;
+    if (workers > 8)
+        workers = 8;
+    for (int i = 0; i < workers; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+            lw_log_error("pin", "cannot start PIN worker thread");
+            break;
+        }
+        p->nthreads++;
+    }
+    if (p->nthreads == 0) {
+        lw_pins_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void lw_pins_free(lw_pins *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    while (p->head) {
+        job *j = p->head;
+        p->head = j->next;
+        lw_wipe(j, sizeof *j);
+        lw_free(j);
+    }
+    lw_map_free(p->busy);
+    lw_wipe(p->key, sizeof p->key);
+    lw_free(p);
+}
+
+int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const char *stored_hash,
+                   const char *new_pin, lw_pin_done done, void *arg)
+{
+    if (lw_map_get(p->busy, account_id))
+        return LW_ELIMIT;
+    job *j = lw_calloc(1, sizeof *j);
+    if (!j)
+        return LW_ENOMEM;
+    lw_strlcpy(j->account_id, account_id, sizeof j->account_id);
+    if (pin) {
+        j->check = true;
+        lw_strlcpy(j->pin, pin, sizeof j->pin);
+        lw_strlcpy(j->stored_hash, stored_hash ? stored_hash : "", sizeof j->stored_hash);
+    }
+    if (new_pin) {
+        j->make = true;
+        lw_strlcpy(j->new_pin, new_pin, sizeof j->new_pin);
+    }
+    j->done = done;
+    j->arg = arg;
+    if (lw_map_put(p->busy, j->account_id, (void *)1) != LW_OK) {
+        lw_wipe(j, sizeof *j);
+        lw_free(j);
+        return LW_ENOMEM;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return LW_OK;
+}

@@ -1,0 +1,52 @@
+/*
+ * pin.h — the two-step verification PIN (PRODUCT.md §5).
+ *
+ * PINs are 6 digits. The store keeps crypto_pwhash_str (Argon2id) of a
+ * peppered PIN: BLAKE2b keyed with the server's hash key over the account id
+ * and the PIN, so a copy of the database alone cannot be brute-forced over the
+ * 10^6 possible PINs. Argon2id is deliberately slow, so hashing and checking
+ * run on worker threads; results come back to the event loop through h2o's
+ * multithread queue. One check per account at a time, so parallel guesses
+ * cannot outrun the failure counter.
+ */
+#ifndef LW_PIN_H
+#define LW_PIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app.h"
+
+#define LW_PIN_DIGITS 6
+
+/* True for exactly six ASCII digits. */
+bool lw_pin_valid(const char *pin);
+
+/* Lockout after `failures` consecutive wrong PINs: 0 while failures < max;
+ * then base, doubling with each further failure (base * 2^(failures - max)),
+ * capped at LW_PIN_LOCK_CAP_MS. */
+#define LW_PIN_LOCK_CAP_MS (24LL * 3600 * 1000)
+int64_t lw_pin_lock_duration(int failures, int max_failures, int64_t base_ms);
+
+/* Called on the event loop when a job is done. verified: LW_OK (matches),
+ * LW_EDENIED (wrong PIN), or another code on internal failure; new_hash is the
+ * hash of new_pin when one was asked for (else NULL). */
+typedef void (*lw_pin_done)(void *arg, int verified, const char *new_hash);
+
+struct st_h2o_context_t;
+lw_pins *lw_pins_new(lw_app *app, struct st_h2o_context_t *ctx, int workers);
+void lw_pins_free(lw_pins *p);
+
+/* Starts a job for account_id: checks pin against stored_hash (when pin is not
+ * NULL) and/or hashes new_pin (when not NULL; only if the check passed).
+ * LW_ELIMIT if a job for the account is already running. The PIN strings are
+ * copied and wiped after use. */
+int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const char *stored_hash,
+                   const char *new_pin, lw_pin_done done, void *arg);
+
+/* Synchronous versions for tests and tools (they block). */
+int lw_pin_hash(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin,
+                char out[128]);
+int lw_pin_check(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin, const char *hash);
+
+#endif

@@ -1,0 +1,389 @@
+#include "router.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <h2o.h>
+#include <h2o/websocket.h>
+
+#include "api.h"
+#include "bus.h"
+#include "link.h"
+#include "clientaddr.h"
+#include "cred.h"
+#include "http.h"
+#include "log.h"
+#include "lw.h"
+#include "ws.h"
+
+#define MAX_SEGMENTS 6
+#define MAX_PATH 256
+
+static void api_ws(lw_rq *rq);
+
+typedef struct route {
+    const char *method;
+    const char *pattern; /* "*" matches one id-like segment, given to the handler as rq->param */
+    void (*fn)(lw_rq *rq);
+    lw_auth_kind auth;
+    bool body;
+} route;
+
+static const route routes[] = {
+    {"GET", "/v1/health", lw_api_health, LW_AUTH_NONE, false},
+    {"GET", "/v1/server", lw_api_server, LW_AUTH_NONE, false},
+    {"POST", "/v1/accounts", lw_api_register, LW_AUTH_NONE, true},
+    {"POST", "/v1/link-requests", lw_api_link_create, LW_AUTH_NONE, true},
+    {"POST", "/v1/link-requests/scan", lw_api_link_scan, LW_AUTH_PRIMARY, true},
+    {"GET", "/v1/link-requests/*", lw_api_link_get, LW_AUTH_LINK, false},
+    {"POST", "/v1/link-requests/*/complete", lw_api_link_complete, LW_AUTH_LINK, true},
+    {"POST", "/v1/link-requests/*/approve", lw_api_link_approve, LW_AUTH_PRIMARY, true},
+    {"POST", "/v1/link-requests/*/deny", lw_api_link_deny, LW_AUTH_PRIMARY, true},
+    {"GET", "/v1/session", lw_api_session_get, LW_AUTH_SESSION, false},
+    {"DELETE", "/v1/session", lw_api_session_logout, LW_AUTH_SESSION, false},
+    {"POST", "/v1/session/refresh", lw_api_session_refresh, LW_AUTH_REFRESH, true},
+    {"GET", "/v1/devices", lw_api_devices_list, LW_AUTH_SESSION, false},
+    {"POST", "/v1/devices/logout-all", lw_api_devices_logout_all, LW_AUTH_PRIMARY, true},
+    {"PATCH", "/v1/devices/*", lw_api_device_rename, LW_AUTH_SESSION, true},
+    {"DELETE", "/v1/devices/*", lw_api_device_logout, LW_AUTH_PRIMARY, false},
+    {"GET", "/v1/history", lw_api_history_list, LW_AUTH_SESSION, false},
+    {"DELETE", "/v1/history", lw_api_history_delete_all, LW_AUTH_PRIMARY, false},
+    {"DELETE", "/v1/history/*", lw_api_history_delete, LW_AUTH_PRIMARY, false},
+    {"GET", "/v1/alerts", lw_api_alerts_list, LW_AUTH_SESSION, false},
+    {"POST", "/v1/alerts/*/ack", lw_api_alert_ack, LW_AUTH_SESSION, true},
+    {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, true},
+    {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, true},
+    {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, false},
+    {"PATCH", "/v1/settings", lw_api_settings_set, LW_AUTH_PRIMARY, true},
+    {"GET", "/v1/ws", api_ws, LW_AUTH_NONE, false},
+};
+
+void lw_router_each(void (*fn)(const char *, const char *, void *), void *arg)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        fn(routes[i].method, routes[i].pattern, arg);
+}
+
+static bool id_segment(const char *s, size_t n)
+{
+    if (n == 0 || n >= 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Matches path against pattern segment by segment; the "*" segment is copied to param. */
+static bool match(const char *pattern, const char *path, size_t plen, char param[64])
+{
+    const char *p = pattern, *s = path, *send = path + plen;
+    param[0] = '\0';
+    while (*p && s < send) {
+        if (*p == '*') {
+            const char *e = memchr(s, '/', (size_t)(send - s));
+            size_t n = e ? (size_t)(e - s) : (size_t)(send - s);
+            if (!id_segment(s, n))
+                return false;
+            memcpy(param, s, n);
+            param[n] = '\0';
+            p++;
+            s += n;
+            continue;
+        }
+        if (*p != *s)
+            return false;
+        p++;
+        s++;
+    }
+    return *p == '\0' && s == send;
+}
+
+static bool method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static bool header(h2o_req_t *req, const char *name, h2o_iovec_t *out)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0)
+        return false;
+    *out = req->headers.entries[i].value;
+    return true;
+}
+
+/* The credential from "Authorization: Bearer …" or, for browsers, the session cookie. */
+static bool find_credential(h2o_req_t *req, const char **tok, size_t *len)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (v.len > 7 && strncasecmp(v.base, "Bearer ", 7) == 0) {
+            const char *b = v.base + 7, *e = v.base + v.len;
+            while (b < e && *b == ' ')
+                b++;
+            while (e > b && e[-1] == ' ')
+                e--;
+            *tok = b;
+            *len = (size_t)(e - b);
+            return *len > 0;
+        }
+        return false;
+    }
+    for (ssize_t c = -1; (c = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, c)) >= 0;) {
+        h2o_iovec_t v = req->headers.entries[c].value;
+        const char *p = v.base, *end = v.base + v.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *pe = semi ? semi : end;
+            const char *eq = memchr(p, '=', (size_t)(pe - p));
+            if (eq) {
+                size_t nlen = (size_t)(eq - p);
+                if ((nlen == 17 && memcmp(p, "__Host-lw_session", 17) == 0) ||
+                    (nlen == 10 && memcmp(p, "lw_session", 10) == 0)) {
+                    *tok = eq + 1;
+                    *len = (size_t)(pe - eq - 1);
+                    return *len > 0;
+                }
+            }
+            p = pe;
+        }
+    }
+    return false;
+}
+
+static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expired)
+{
+    char reason[LW_REASON_MAX] = "";
+    int rc = lw_sessions_auth(rq->app->sessions, tok, len, allow_expired, rq->ip, &rq->who, reason);
+    switch (rc) {
+    case LW_OK:
+        return true;
+    case LW_EEXPIRED:
+        lw_reply_error(rq, 401, "credential_expired",
+                       "The credential expired; refresh it with a signature by the device key.");
+        return false;
+    case LW_EDENIED:
+        lw_reply_error_x(rq, 401, "session_ended", json_pack("{s:s}", "reason", reason), "%s",
+                         lw_end_reason_message(reason));
+        return false;
+    case LW_ENOTFOUND:
+        lw_reply_error(rq, 401, "unauthenticated", "The credential is not valid.");
+        return false;
+    default:
+        lw_api_store_failed(rq, rc, "checking the credential");
+        return false;
+    }
+}
+
+static bool auth_link(lw_rq *rq, const char *tok, size_t len)
+{
+    lw_cred cred;
+    if (lw_cred_parse(&cred, tok, len) != LW_OK || cred.kind != LW_CRED_LINK) {
+        lw_cred_wipe(&cred);
+        lw_reply_error(rq, 401, "unauthenticated", "A link-request token is required.");
+        return false;
+    }
+    char sel[LW_ID_STRLEN];
+    uint8_t hash[LW_HASH_LEN];
+    lw_cred_selector_str(&cred, sel);
+    lw_cred_hash(&cred, rq->app->hash_key, hash);
+    lw_cred_wipe(&cred);
+    rq->link = h2o_mem_alloc_pool(&rq->req->pool, sizeof *rq->link);
+    int rc = lw_store_link_get_by_selector(rq->app->store, sel, rq->link);
+    if (rc == LW_ENOTFOUND || (rc == LW_OK && !lw_ct_equal(rq->link->token_hash, hash, LW_HASH_LEN))) {
+        rq->link = NULL;
+        lw_reply_error(rq, 401, "unauthenticated", "The link-request token is not valid.");
+        return false;
+    }
+    if (rc != LW_OK) {
+        rq->link = NULL;
+        lw_api_store_failed(rq, rc, "checking the link token");
+        return false;
+    }
+    return true;
+}
+
+static bool authenticate(lw_rq *rq, lw_auth_kind kind)
+{
+    if (kind == LW_AUTH_NONE)
+        return true;
+    const char *tok;
+    size_t len;
+    if (!find_credential(rq->req, &tok, &len) || len >= LW_CRED_STRLEN) {
+        lw_rq_header(rq, "www-authenticate", "Bearer");
+        lw_reply_error(rq, 401, "unauthenticated", "This route needs a credential (Authorization: Bearer …).");
+        return false;
+    }
+    if (kind == LW_AUTH_LINK)
+        return auth_link(rq, tok, len);
+    if (!auth_session(rq, tok, len, kind == LW_AUTH_REFRESH))
+        return false;
+    if (kind == LW_AUTH_PRIMARY && !rq->who.primary) {
+        lw_reply_error(rq, 403, "forbidden", "Only the primary device (your phone) can do this.");
+        return false;
+    }
+    return true;
+}
+
+/* State-changing requests from a browser must come from our own origin. */
+static bool origin_ok(lw_rq *rq)
+{
+    h2o_iovec_t v;
+    const char *origin = rq->app->cfg.public_origin;
+    if (header(rq->req, "origin", &v) && !h2o_memis(v.base, v.len, origin, strlen(origin))) {
+        lw_reply_error(rq, 403, "forbidden_origin", "Requests from another site are refused.");
+        return false;
+    }
+    if (header(rq->req, "sec-fetch-site", &v) && !h2o_memis(v.base, v.len, H2O_STRLIT("same-origin")) &&
+        !h2o_memis(v.base, v.len, H2O_STRLIT("none"))) {
+        lw_reply_error(rq, 403, "forbidden_origin", "Requests from another site are refused.");
+        return false;
+    }
+    return true;
+}
+
+static bool parse_body(lw_rq *rq)
+{
+    h2o_req_t *req = rq->req;
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        rq->body = json_object(); /* no body: every field is absent */
+        return true;
+    }
+    if (req->entity.len > LW_BODY_MAX) {
+        lw_reply_error(rq, 413, "body_too_large", "The request body is larger than %d bytes.", LW_BODY_MAX);
+        return false;
+    }
+    h2o_iovec_t ct;
+    if (!header(req, "content-type", &ct) || ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
+        lw_reply_error(rq, 415, "unsupported_media_type", "The body must be JSON (Content-Type: application/json).");
+        return false;
+    }
+    json_error_t err;
+    rq->body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &err);
+    if (!rq->body) {
+        lw_reply_error(rq, 400, "invalid_json", "The body is not valid JSON: %s (at byte %d).", err.text,
+                       err.position);
+        return false;
+    }
+    if (!json_is_object(rq->body)) {
+        lw_reply_error(rq, 400, "invalid_json", "The body must be a JSON object.");
+        return false;
+    }
+    return true;
+}
+
+static void dispose_body(void *p)
+{
+    json_t **slot = p;
+    json_decref(*slot);
+}
+
+void lw_router_dispatch(lw_app *app, h2o_req_t *req)
+{
+    lw_rq *rq = h2o_mem_alloc_pool(&req->pool, sizeof *rq);
+    memset(rq, 0, sizeof *rq);
+    rq->app = app;
+    rq->req = req;
+    lw_clientaddr(req, rq->ip);
+    h2o_iovec_t ua;
+    if (header(req, "user-agent", &ua)) {
+        rq->ua = ua.base;
+        rq->ua_len = ua.len;
+    }
+
+    /* h2o gives the path without the query, normalised ("/a/../b" -> "/b"). */
+    const char *path = req->path_normalized.base;
+    size_t plen = req->path_normalized.len;
+    if (plen > MAX_PATH) {
+        lw_reply_error(rq, 404, "not_found", "No such route.");
+        return;
+    }
+    const route *hit = NULL;
+    char allow[128] = "";
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        char param[64];
+        if (!match(routes[i].pattern, path, plen, param))
+            continue;
+        if (method_is(req, routes[i].method)) {
+            hit = &routes[i];
+            memcpy(rq->param, param, sizeof param);
+            break;
+        }
+        if (!strstr(allow, routes[i].method)) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", routes[i].method);
+        }
+    }
+    if (!hit) {
+        if (allow[0]) {
+            lw_rq_header(rq, "allow", allow);
+            lw_reply_error(rq, 405, "method_not_allowed", "Use %s on this route.", allow);
+        } else {
+            lw_reply_error(rq, 404, "not_found", "No such route.");
+        }
+        return;
+    }
+    if (!method_is(req, "GET") && !origin_ok(rq))
+        return;
+    if (hit->body) {
+        json_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, dispose_body);
+        *slot = NULL;
+        if (!parse_body(rq)) {
+            *slot = rq->body;
+            return;
+        }
+        *slot = rq->body;
+    }
+    if (!authenticate(rq, hit->auth))
+        return;
+    hit->fn(rq);
+}
+
+/* GET /v1/ws: a session socket (session credential) or a link socket (link token). */
+static void api_ws(lw_rq *rq)
+{
+    h2o_iovec_t v;
+    const char *origin = rq->app->cfg.public_origin;
+    if (header(rq->req, "origin", &v) && !h2o_memis(v.base, v.len, origin, strlen(origin))) {
+        lw_reply_error(rq, 403, "forbidden_origin", "WebSocket connections from another site are refused.");
+        return;
+    }
+    const char *tok;
+    size_t len;
+    if (!find_credential(rq->req, &tok, &len) || len >= LW_CRED_STRLEN) {
+        lw_reply_error(rq, 401, "unauthenticated", "The WebSocket needs a credential (Authorization: Bearer …).");
+        return;
+    }
+    const char *client_key;
+    if (h2o_is_websocket_handshake(rq->req, &client_key) != 0 || client_key == NULL) {
+        lw_reply_error(rq, 400, "invalid_request", "This route only accepts a WebSocket upgrade.");
+        return;
+    }
+    if (len > 4 && memcmp(tok, "lwl_", 4) == 0) {
+        if (!auth_link(rq, tok, len))
+            return;
+        lw_link_request *r = rq->link;
+        if (lw_ws_upgrade(rq->app, rq->req, NULL, NULL, r->id) != 0) {
+            lw_reply_error(rq, 400, "invalid_request", "Bad WebSocket handshake.");
+            return;
+        }
+        rq->replied = true;
+        lw_links_on_socket(rq->app->links, r);
+        return;
+    }
+    /* A socket outlives its credential: the device refreshes over HTTP meanwhile. */
+    if (!auth_session(rq, tok, len, false))
+        return;
+    if (lw_ws_upgrade(rq->app, rq->req, rq->who.device_id, rq->who.account_id, NULL) != 0) {
+        lw_reply_error(rq, 400, "invalid_request", "Bad WebSocket handshake.");
+        return;
+    }
+    rq->replied = true;
+    lw_api_session_socket_opened(rq->app, &rq->who);
+}

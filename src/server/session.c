@@ -1,0 +1,272 @@
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+#include "bus.h"
+#include "log.h"
+#include "lw.h"
+#include "map.h"
+
+/* What the cache keeps per live session: only what a request check needs. */
+typedef struct centry {
+    char selector[LW_ID_STRLEN];
+    char device_id[LW_ID_STRLEN];
+    char account_id[LW_ID_STRLEN];
+    bool primary;
+    bool dirty;
+    uint8_t cred_hash[LW_HASH_LEN];
+    int64_t cred_expires_at;
+    int64_t last_active_at;
+    int64_t last_written_at;
+    char last_ip[LW_IP_MAX];
+} centry;
+
+struct lw_sessions {
+    lw_app *app;
+    lw_map *by_selector;
+    lw_map *by_device;
+};
+
+lw_sessions *lw_sessions_new(lw_app *app)
+{
+    lw_sessions *s = lw_calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->app = app;
+    s->by_selector = lw_map_new();
+    s->by_device = lw_map_new();
+    if (!s->by_selector || !s->by_device) {
+        lw_sessions_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void free_entry(const char *key, void *value, void *arg)
+{
+    lw_wipe(value, sizeof(centry));
+    lw_free(value);
+}
+
+void lw_sessions_free(lw_sessions *s)
+{
+    if (!s)
+        return;
+    if (s->by_device)
+        lw_map_each(s->by_device, free_entry, NULL);
+    lw_map_free(s->by_device);
+    lw_map_free(s->by_selector);
+    lw_free(s);
+}
+
+static void drop(lw_sessions *s, const char *device_id)
+{
+    centry *e = lw_map_del(s->by_device, device_id);
+    if (!e)
+        return;
+    lw_map_del(s->by_selector, e->selector);
+    lw_wipe(e, sizeof *e);
+    lw_free(e);
+}
+
+static centry *cache_put(lw_sessions *s, const lw_session *sess)
+{
+    drop(s, sess->id);
+    centry *e = lw_calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    lw_strlcpy(e->selector, sess->cred_selector, sizeof e->selector);
+    lw_strlcpy(e->device_id, sess->id, sizeof e->device_id);
+    lw_strlcpy(e->account_id, sess->account_id, sizeof e->account_id);
+    e->primary = strcmp(sess->role, LW_ROLE_PRIMARY) == 0;
+    memcpy(e->cred_hash, sess->cred_hash, sizeof e->cred_hash);
+    e->cred_expires_at = sess->cred_expires_at;
+    e->last_active_at = sess->last_active_at;
+    e->last_written_at = sess->last_active_at;
+    lw_strlcpy(e->last_ip, sess->last_ip, sizeof e->last_ip);
+    if (lw_map_put(s->by_device, e->device_id, e) != LW_OK) {
+        lw_free(e);
+        return NULL;
+    }
+    if (lw_map_put(s->by_selector, e->selector, e) != LW_OK) {
+        lw_map_del(s->by_device, e->device_id);
+        lw_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void write_last_active(lw_sessions *s, centry *e)
+{
+    int rc = lw_store_session_touch(s->app->store, e->device_id, e->last_active_at, e->last_ip);
+    if (rc != LW_OK && rc != LW_ENOTFOUND) {
+        lw_log_warn("session", "cannot write last-active of %.8s: %s", e->device_id, lw_strerror(rc));
+        return;
+    }
+    e->last_written_at = e->last_active_at;
+    e->dirty = false;
+}
+
+int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_expired, const char *ip,
+                     lw_principal *out, char end_reason[LW_REASON_MAX])
+{
+    lw_cred cred;
+    if (lw_cred_parse(&cred, text, len) != LW_OK || cred.kind != LW_CRED_SESSION) {
+        lw_cred_wipe(&cred);
+        return LW_ENOTFOUND;
+    }
+    char selector[LW_ID_STRLEN];
+    lw_cred_selector_str(&cred, selector);
+    uint8_t hash[LW_HASH_LEN];
+    lw_cred_hash(&cred, s->app->hash_key, hash);
+    lw_cred_wipe(&cred);
+
+    centry *e = lw_map_get(s->by_selector, selector);
+    if (!e) {
+        lw_session sess;
+        int rc = lw_store_session_get_by_selector(s->app->store, selector, &sess);
+        if (rc != LW_OK)
+            return rc == LW_ENOTFOUND ? LW_ENOTFOUND : rc;
+        if (!lw_ct_equal(sess.cred_hash, hash, LW_HASH_LEN))
+            return LW_ENOTFOUND;
+        if (strcmp(sess.state, "active") != 0) {
+            lw_strlcpy(end_reason, sess.end_reason, LW_REASON_MAX);
+            return LW_EDENIED;
+        }
+        e = cache_put(s, &sess);
+        lw_wipe(&sess, sizeof sess);
+        if (!e)
+            return LW_ENOMEM;
+    } else if (!lw_ct_equal(e->cred_hash, hash, LW_HASH_LEN)) {
+        return LW_ENOTFOUND;
+    }
+
+    int64_t now = lw_now_ms();
+    if (now >= e->cred_expires_at && !allow_expired)
+        return LW_EEXPIRED;
+
+    e->last_active_at = now;
+    if (ip && strcmp(ip, e->last_ip) != 0)
+        lw_strlcpy(e->last_ip, ip, sizeof e->last_ip);
+    e->dirty = true;
+    if (now - e->last_written_at >= s->app->cfg.last_active_write_ms)
+        write_last_active(s, e);
+
+    lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
+    lw_strlcpy(out->account_id, e->account_id, sizeof out->account_id);
+    out->primary = e->primary;
+    out->cred_expires_at = e->cred_expires_at;
+    return LW_OK;
+}
+
+int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN])
+{
+    lw_cred cred;
+    lw_cred_new(&cred, LW_CRED_SESSION);
+    lw_cred_selector_str(&cred, sess->cred_selector);
+    lw_cred_hash(&cred, s->app->hash_key, sess->cred_hash);
+    sess->cred_expires_at = lw_now_ms() + s->app->cfg.credential_ttl_ms;
+    lw_random(sess->challenge, sizeof sess->challenge);
+    lw_cred_format(&cred, token);
+    lw_cred_wipe(&cred);
+    return LW_OK;
+}
+
+void lw_sessions_cache(lw_sessions *s, const lw_session *sess)
+{
+    if (!cache_put(s, sess))
+        drop(s, sess->id); /* the store has it; the next check reloads */
+}
+
+int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN])
+{
+    lw_sessions_prepare(s, sess, token);
+    int rc = lw_store_session_set_credential(s->app->store, sess);
+    if (rc != LW_OK) {
+        lw_wipe(token, LW_CRED_STRLEN);
+        return rc;
+    }
+    /* Carry the in-memory last-active over so no activity is lost. */
+    centry *old = lw_map_get(s->by_device, sess->id);
+    if (old && old->last_active_at > sess->last_active_at)
+        sess->last_active_at = old->last_active_at;
+    if (old && old->dirty)
+        write_last_active(s, old);
+    if (!cache_put(s, sess))
+        drop(s, sess->id); /* the store has it; the next check reloads */
+    return LW_OK;
+}
+
+void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
+{
+    lw_app *app = s->app;
+    for (size_t i = 0; i < n; i++) {
+        drop(s, e[i].device_id);
+        lw_bus_end_device(app->bus, e[i].device_id, e[i].reason);
+        json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "device.ended", "device_id", e[i].device_id,
+                               "reason", e[i].reason);
+        if (ev)
+            lw_bus_to_account(app->bus, e[i].account_id, e[i].device_id, ev);
+        json_decref(ev);
+        lw_log_info("session", "device %.8s ended: %s", e[i].device_id, e[i].reason);
+    }
+    /* One alert per (account, reason) run, listing the devices: logging out
+     * 1,000 devices at once is one event for the holder, not 1,000. */
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        json_t *ids = json_array();
+        while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 && strcmp(e[j].reason, e[i].reason) == 0)
+            json_array_append_new(ids, json_string(e[j++].device_id));
+        json_t *details = json_pack("{s:s, s:s, s:I, s:o}", "reason", e[i].reason, "message",
+                                    lw_end_reason_message(e[i].reason), "count", (json_int_t)(j - i),
+                                    "device_ids", ids);
+        lw_alert_raise(app, e[i].account_id, "device.ended", j - i == 1 ? e[i].device_id : "", details);
+        i = j;
+    }
+}
+
+int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
+{
+    lw_session sess;
+    int rc = lw_store_session_get(s->app->store, device_id, &sess);
+    if (rc != LW_OK)
+        return rc;
+    rc = lw_store_session_end(s->app->store, device_id, reason, lw_now_ms());
+    if (rc != LW_OK)
+        return rc;
+    lw_ended e;
+    memset(&e, 0, sizeof e);
+    lw_strlcpy(e.device_id, device_id, sizeof e.device_id);
+    lw_strlcpy(e.account_id, sess.account_id, sizeof e.account_id);
+    lw_strlcpy(e.reason, reason, sizeof e.reason);
+    lw_wipe(&sess, sizeof sess);
+    lw_sessions_ended(s, &e, 1);
+    return LW_OK;
+}
+
+typedef struct {
+    lw_sessions *s;
+    bool force;
+    int64_t now;
+} flush_arg;
+
+static void flush_one(const char *key, void *value, void *arg)
+{
+    flush_arg *fa = arg;
+    centry *e = value;
+    if (e->dirty && (fa->force || fa->now - e->last_written_at >= fa->s->app->cfg.last_active_write_ms))
+        write_last_active(fa->s, e);
+}
+
+void lw_sessions_flush(lw_sessions *s, bool force)
+{
+    flush_arg fa = {s, force, lw_now_ms()};
+    lw_map_each(s->by_device, flush_one, &fa);
+}
+
+size_t lw_sessions_cached(const lw_sessions *s)
+{
+    return lw_map_size(s->by_device);
+}

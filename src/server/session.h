@@ -1,0 +1,58 @@
+/*
+ * session.h — session credentials: issuing, checking on every request,
+ * device-bound refresh, ending, and the last-active bookkeeping.
+ *
+ * Checks are served from an in-memory cache keyed by credential selector, so
+ * a valid session costs no store access; last-active times are written to the
+ * store at most once per cfg.last_active_write_ms per device (and before every
+ * sweep and at shutdown).
+ */
+#ifndef LW_SESSION_H
+#define LW_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "cred.h"
+#include "store.h"
+
+typedef struct lw_principal {
+    char device_id[LW_ID_STRLEN];
+    char account_id[LW_ID_STRLEN];
+    bool primary;
+    int64_t cred_expires_at;
+} lw_principal;
+
+lw_sessions *lw_sessions_new(lw_app *app);
+void lw_sessions_free(lw_sessions *s);
+
+/* Checks a credential string ("lws_…"). On LW_OK fills *out and records
+ * activity from ip. Errors: LW_ENOTFOUND (unknown or wrong verifier),
+ * LW_EEXPIRED (credential lapsed; allowed when allow_expired), LW_EDENIED (the
+ * session ended; end_reason gets the reason). */
+int lw_sessions_auth(lw_sessions *s, const char *cred, size_t len, bool allow_expired, const char *ip,
+                     lw_principal *out, char end_reason[LW_REASON_MAX]);
+
+/* Gives sess a new credential (selector, verifier hash, expiry, challenge),
+ * stores it and updates the cache; the previous credential stops working.
+ * token gets the string the device presents. */
+int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
+
+/* As lw_sessions_issue for a session not stored yet: fills the credential
+ * fields only; the caller inserts sess and then calls lw_sessions_cache. */
+int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
+void lw_sessions_cache(lw_sessions *s, const lw_session *sess);
+
+/* Ends one active session with reason and tells everyone concerned. LW_ECONFLICT if not active. */
+int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason);
+/* After sessions ended in the store: drop them from the cache, close their
+ * sockets with session.ended, tell the other devices (device.ended), and raise
+ * device.ended alerts (one per account when several ended together). */
+void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n);
+
+/* Writes pending last-active times (all of them when force). */
+void lw_sessions_flush(lw_sessions *s, bool force);
+size_t lw_sessions_cached(const lw_sessions *s);
+
+#endif

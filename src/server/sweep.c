@@ -1,0 +1,75 @@
+#include "sweep.h"
+
+#include <h2o.h>
+
+#include "log.h"
+#include "lw.h"
+#include "session.h"
+#include "store.h"
+
+struct lw_sweeper {
+    lw_app *app;
+    h2o_timeout_t every;
+    h2o_timeout_entry_t entry;
+};
+
+/* Finished link requests are kept an hour for diagnosis, then dropped. */
+#define LINK_KEEP_MS (3600LL * 1000)
+
+int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
+{
+    lw_sessions_flush(app->sessions, true);
+    lw_sweep_policy p = {
+        .now = now,
+        .primary_inactive_ms = app->cfg.primary_inactive_ms,
+        .max_age_ms = app->cfg.max_age_ms,
+        .history_retention_ms = app->cfg.history_retention_ms,
+    };
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    long purged = 0, links = 0;
+    int rc = lw_store_sweep(app->store, &p, &ended, &n, &purged);
+    if (rc != LW_OK) {
+        lw_log_error("sweep", "sweep failed: %s", lw_strerror(rc));
+        return rc;
+    }
+    if (n)
+        lw_sessions_ended(app->sessions, ended, n);
+    lw_free(ended);
+    lw_store_link_purge(app->store, now - LINK_KEEP_MS, &links);
+    if (n || purged)
+        lw_log_info("sweep", "ended %zu sessions, purged %ld history records", n, purged);
+    if (ended_out)
+        *ended_out = (long)n;
+    if (purged_out)
+        *purged_out = purged;
+    return LW_OK;
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    lw_sweeper *s = H2O_STRUCT_FROM_MEMBER(lw_sweeper, entry, entry);
+    lw_sweep_run(s->app, lw_now_ms(), NULL, NULL);
+    h2o_timeout_link(s->app->loop, &s->every, &s->entry);
+}
+
+lw_sweeper *lw_sweeper_new(lw_app *app)
+{
+    lw_sweeper *s = lw_calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->app = app;
+    s->entry.cb = on_tick;
+    h2o_timeout_init(app->loop, &s->every, (uint64_t)app->cfg.sweep_interval_ms);
+    h2o_timeout_link(app->loop, &s->every, &s->entry);
+    return s;
+}
+
+void lw_sweeper_free(lw_sweeper *s)
+{
+    if (!s)
+        return;
+    if (h2o_timeout_is_linked(&s->entry))
+        h2o_timeout_unlink(&s->entry);
+    lw_free(s);
+}

@@ -1,0 +1,18 @@
+/*
+ * sweep.h — ends what is due (companion inactivity, primary inactivity,
+ * absolute maximum age) and purges old history, on a schedule and at start-up.
+ */
+#ifndef LW_SWEEP_H
+#define LW_SWEEP_H
+
+#include "app.h"
+
+/* One sweep at `now`: flushes last-active times, ends due sessions (telling
+ * their devices), purges history and finished link requests. */
+int lw_sweep_run(lw_app *app, int64_t now, long *ended, long *purged);
+
+/* Runs lw_sweep_run every cfg.sweep_interval_ms on the event loop. */
+lw_sweeper *lw_sweeper_new(lw_app *app);
+void lw_sweeper_free(lw_sweeper *s);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * ws.h — the per-device WebSocket at /v1/ws on h2o's WebSocket support.
+ * The per-connection state is kept small (this is what every idle device
+ * costs); messages are queued to wslay and flushed once the upgrade is done
+ * (h2o 2.2 crashes if proceed is called earlier).
+ */
+#ifndef LW_WS_H
+#define LW_WS_H
+
+#include <stddef.h>
+#include "app.h"
+
+typedef struct lw_ws lw_ws;
+struct st_h2o_req_t;
+
+/* Upgrades req. Exactly one of device_id (a session socket, with account_id)
+ * or request_id (a link socket) is set. Returns 0, or -1 if the request is not
+ * a valid WebSocket handshake (the caller answers 400). */
+int lw_ws_upgrade(lw_app *app, struct st_h2o_req_t *req, const char *device_id, const char *account_id,
+                  const char *request_id);
+/* Queues one text message. */
+void lw_ws_send(lw_ws *ws, const char *text, size_t len);
+/* Sends a close frame with code and reason and drops the socket shortly after. */
+void lw_ws_close(lw_ws *ws, int code, const char *reason);
+
+/* The bus keeps its intrusive links in the socket; these give access. */
+struct st_h2o_linklist_t *lw_ws_link_primary(lw_ws *ws);
+struct st_h2o_linklist_t *lw_ws_link_account(lw_ws *ws);
+lw_ws *lw_ws_from_primary(struct st_h2o_linklist_t *l);
+lw_ws *lw_ws_from_account(struct st_h2o_linklist_t *l);
+const char *lw_ws_key_primary(const lw_ws *ws);
+const char *lw_ws_key_account(const lw_ws *ws);
+
+#endif

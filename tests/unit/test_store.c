@@ -1,0 +1,985 @@
+/*
+ * test_store.c — the SQLite store against a real database file in a fresh
+ * temporary directory per test: schema and migrations, accounts and invites,
+ * sessions, link requests, alerts, stats and backup.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define T0 1700000000000LL /* an arbitrary "now" */
+#define DAY_MS 86400000LL
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    lw_store *s;
+} fixture;
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char p[512];
+        int n = snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (n > 0 && (size_t)n < sizeof(p))
+            unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/lw-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    int n = snprintf(f->path, sizeof(f->path), "%s/linkward.db", f->dir);
+    assert_true(n > 0 && (size_t)n < sizeof(f->path));
+    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    lw_store_close(f->s);
+    rm_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t v)
+{
+    memset(p, v, n);
+}
+
+static void make_account(lw_account *a, const char *id, const char *handle)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    snprintf(a->handle, sizeof(a->handle), "%s", handle);
+    a->created_at = T0;
+    a->inactive_ttl_ms = 30 * DAY_MS;
+}
+
+/* A session whose selector and key bytes derive from tag, so they differ. */
+static void make_session(lw_session *x, const char *id, const char *account_id, const char *role, uint8_t tag)
+{
+    memset(x, 0, sizeof(*x));
+    snprintf(x->id, sizeof(x->id), "%s", id);
+    snprintf(x->account_id, sizeof(x->account_id), "%s", account_id);
+    snprintf(x->role, sizeof(x->role), "%s", role);
+    snprintf(x->name, sizeof(x->name), "Chrome on Windows");
+    snprintf(x->browser, sizeof(x->browser), "Chrome");
+    snprintf(x->os, sizeof(x->os), "Windows");
+    snprintf(x->ip, sizeof(x->ip), "192.0.2.%u", (unsigned)tag);
+    snprintf(x->city, sizeof(x->city), "Lisboa");
+    snprintf(x->last_ip, sizeof(x->last_ip), "192.0.2.%u", (unsigned)tag);
+    snprintf(x->last_country, sizeof(x->last_country), "PT");
+    snprintf(x->last_city, sizeof(x->last_city), "Lisboa");
+    fill(x->public_key, sizeof(x->public_key), tag);
+    fill(x->account_sig, sizeof(x->account_sig), (uint8_t)(tag + 1));
+    x->linked_at = T0;
+    x->last_active_at = T0;
+    x->persistent = true;
+    snprintf(x->cred_selector, sizeof(x->cred_selector), "sel-%s", id);
+    fill(x->cred_hash, sizeof(x->cred_hash), (uint8_t)(tag + 2));
+    x->cred_expires_at = T0 + 600000;
+    fill(x->challenge, sizeof(x->challenge), (uint8_t)(tag + 3));
+}
+
+/* Creates account id/handle with primary session <id>-p. */
+static void create_account(lw_store *s, const char *id, const char *handle)
+{
+    lw_account a;
+    lw_session p;
+    char pid[LW_ID_STRLEN];
+    snprintf(pid, sizeof(pid), "%s-p", id);
+    make_account(&a, id, handle);
+    make_session(&p, pid, id, LW_ROLE_PRIMARY, 1);
+    assert_int_equal(lw_store_account_create(s, &a, &p, NULL), LW_OK);
+}
+
+static void make_link(lw_link_request *r, const char *id, uint8_t tag)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    fill(r->token_hash, sizeof(r->token_hash), tag);
+    snprintf(r->token_selector, sizeof(r->token_selector), "tok-%s", id);
+    fill(r->public_key, sizeof(r->public_key), (uint8_t)(tag + 1));
+    fill(r->code_hash, sizeof(r->code_hash), (uint8_t)(tag + 2));
+    fill(r->ref_hash, sizeof(r->ref_hash), (uint8_t)(tag + 3));
+    r->ref_index = 0;
+    r->ref_expires_at = T0 + 60000;
+    r->created_at = T0;
+    r->expires_at = T0 + 160000;
+    snprintf(r->state, sizeof(r->state), "pending");
+    r->persistent = true;
+    snprintf(r->name, sizeof(r->name), "Firefox on Linux");
+    snprintf(r->ip, sizeof(r->ip), "198.51.100.7");
+}
+
+/* Drives request id to 'approved' for account acct. */
+static void approve_link(lw_store *s, const char *id, const char *acct)
+{
+    lw_link_request r;
+    assert_int_equal(lw_store_link_get(s, id, &r), LW_OK);
+    snprintf(r.account_id, sizeof(r.account_id), "%s", acct);
+    snprintf(r.scanned_by, sizeof(r.scanned_by), "%s-p", acct);
+    assert_int_equal(lw_store_link_transition(s, &r, "pending", "scanned"), LW_OK);
+    fill(r.account_sig, sizeof(r.account_sig), 0x5a);
+    fill(r.nonce, sizeof(r.nonce), 0xa5);
+    assert_int_equal(lw_store_link_transition(s, &r, "scanned", "approved"), LW_OK);
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    return db;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = raw_open(path);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static int raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int v = sqlite3_column_int(st, 0);
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return v;
+}
+
+/* ---- schema and migrations ------------------------------------------------- */
+
+static void test_open_fresh_schema(void **state)
+{
+    fixture *f = *state;
+    int v = lw_store_sqlite_schema_version(f->s);
+    assert_true(v >= 1);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                                      " ('accounts','sessions','link_requests','alerts','invites')"),
+                     5);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+                                      " ('sessions_active_selector','sessions_account_state',"
+                                      "  'sessions_last_active','sessions_selector','link_requests_selector','link_requests_ref',"
+                                      "  'link_requests_code','alerts_account_created')"),
+                     8);
+    /* WAL is persistent in the file; a second connection sees it. */
+    sqlite3 *db = raw_open(f->path);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void test_reopen_keeps_data_and_version(void **state)
+{
+    fixture *f = *state;
+    int v = lw_store_sqlite_schema_version(f->s);
+    create_account(f->s, "acct1", "+351910000001");
+    lw_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
+    assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
+    lw_account a;
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_OK);
+    assert_string_equal(a.handle, "+351910000001");
+}
+
+static void test_newer_version_refused(void **state)
+{
+    fixture *f = *state;
+    int v = lw_store_sqlite_schema_version(f->s);
+    lw_store_close(f->s);
+    f->s = NULL;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+    raw_exec(f->path, sql);
+    lw_store *s2 = NULL;
+    assert_int_equal(lw_store_open(&s2, f->path), LW_ESTORE);
+    assert_null(s2);
+    /* Refusing must not have touched the file. */
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v + 1);
+}
+
+static void test_migration_idempotent(void **state)
+{
+    fixture *f = *state;
+    int v = lw_store_sqlite_schema_version(f->s);
+    create_account(f->s, "acct1", "alice");
+    lw_store_close(f->s);
+    f->s = NULL;
+    /* Opening an up-to-date database applies nothing. */
+    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
+    assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
+    lw_store_close(f->s);
+    f->s = NULL;
+    /* Re-running every migration over an existing schema is harmless. */
+    raw_exec(f->path, "PRAGMA user_version = 0");
+    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
+    assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
+    lw_account a;
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_OK);
+    /* Two connections to one file can both be open. */
+    lw_store *s2 = NULL;
+    assert_int_equal(lw_store_open(&s2, f->path), LW_OK);
+    assert_int_equal(lw_store_account_get(s2, "acct1", &a), LW_OK);
+    lw_store_close(s2);
+}
+
+static void test_postgres_not_built(void **state)
+{
+    (void)state;
+    lw_store *s = NULL;
+    assert_int_equal(lw_store_open(&s, "postgres://localhost/linkward"), LW_EINVAL);
+    assert_int_equal(lw_store_open(&s, "postgresql://localhost/linkward"), LW_EINVAL);
+    assert_null(s);
+    /* A directory that does not exist cannot hold the database. */
+    assert_int_equal(lw_store_open(&s, "/nonexistent-dir-lw/x.db"), LW_ESTORE);
+    assert_null(s);
+}
+
+/* ---- accounts and invites -------------------------------------------------- */
+
+static void test_account_create_get(void **state)
+{
+    fixture *f = *state;
+    lw_account a, got;
+    lw_session p, ps;
+    make_account(&a, "acct1", "+351910000001");
+    snprintf(a.pin_hash, sizeof(a.pin_hash), "$argon2id$v=19$stub");
+    make_session(&p, "dev1", "acct1", LW_ROLE_PRIMARY, 1);
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, NULL), LW_OK);
+
+    memset(&got, 0x7f, sizeof(got));
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &got), LW_OK);
+    assert_string_equal(got.id, "acct1");
+    assert_string_equal(got.handle, "+351910000001");
+    assert_string_equal(got.pin_hash, "$argon2id$v=19$stub");
+    assert_int_equal(got.created_at, T0);
+    assert_int_equal(got.inactive_ttl_ms, 30 * DAY_MS);
+    assert_int_equal(lw_store_account_get_by_handle(f->s, "+351910000001", &got), LW_OK);
+    assert_string_equal(got.id, "acct1");
+
+    assert_int_equal(lw_store_session_get(f->s, "dev1", &ps), LW_OK);
+    assert_string_equal(ps.role, "primary");
+    assert_string_equal(ps.state, "active");
+    assert_string_equal(ps.account_id, "acct1");
+
+    /* Out-parameters are untouched when nothing is found. */
+    memset(&got, 0x11, sizeof(got));
+    assert_int_equal(lw_store_account_get(f->s, "nobody", &got), LW_ENOTFOUND);
+    assert_int_equal((unsigned char)got.id[0], 0x11);
+    assert_int_equal(lw_store_account_get_by_handle(f->s, "nobody", &got), LW_ENOTFOUND);
+
+    /* Update writes the PIN fields and TTL. */
+    got = a;
+    got.pin_failures = 3;
+    got.pin_locked_until = T0 + 60000;
+    got.inactive_ttl_ms = 7 * DAY_MS;
+    assert_int_equal(lw_store_account_update(f->s, &got), LW_OK);
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &got), LW_OK);
+    assert_int_equal(got.pin_failures, 3);
+    assert_int_equal(got.pin_locked_until, T0 + 60000);
+    assert_int_equal(got.inactive_ttl_ms, 7 * DAY_MS);
+    make_account(&got, "ghost", "ghost");
+    assert_int_equal(lw_store_account_update(f->s, &got), LW_ENOTFOUND);
+}
+
+static void test_account_handle_unique(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    lw_account a;
+    lw_session p;
+    make_account(&a, "acct2", "alice");
+    make_session(&p, "acct2-p", "acct2", LW_ROLE_PRIMARY, 9);
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, NULL), LW_ECONFLICT);
+    /* Handles compare without case: no look-alike "Alice". */
+    make_account(&a, "acct2", "ALICE");
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, NULL), LW_ECONFLICT);
+    /* Nothing of the failed creation remains. */
+    lw_session x;
+    assert_int_equal(lw_store_session_get(f->s, "acct2-p", &x), LW_ENOTFOUND);
+    assert_int_equal(lw_store_account_get(f->s, "acct2", &a), LW_ENOTFOUND);
+    /* Same id, other handle: also a conflict. */
+    make_account(&a, "acct1", "bob");
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, NULL), LW_ECONFLICT);
+}
+
+static void test_invite_consumed_once(void **state)
+{
+    fixture *f = *state;
+    uint8_t inv[LW_HASH_LEN], other[LW_HASH_LEN], old[LW_HASH_LEN];
+    fill(inv, sizeof(inv), 0x42);
+    fill(other, sizeof(other), 0x43);
+    fill(old, sizeof(old), 0x44);
+    assert_int_equal(lw_store_invite_create(f->s, inv, T0 + DAY_MS), LW_OK);
+    assert_int_equal(lw_store_invite_create(f->s, inv, T0 + DAY_MS), LW_ECONFLICT);
+    assert_int_equal(lw_store_invite_create(f->s, old, T0 - 1), LW_OK);
+
+    lw_account a;
+    lw_session p;
+    make_account(&a, "acct1", "alice");
+    make_session(&p, "acct1-p", "acct1", LW_ROLE_PRIMARY, 1);
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, other), LW_EDENIED);
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, old), LW_EDENIED); /* expired */
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_ENOTFOUND);
+
+    /* A taken handle rolls back the whole creation: the invite stays usable. */
+    create_account(f->s, "acct0", "taken");
+    make_account(&a, "acct1", "taken");
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, inv), LW_ECONFLICT);
+
+    make_account(&a, "acct1", "alice");
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, inv), LW_OK);
+    lw_account b;
+    lw_session q;
+    make_account(&b, "acct2", "bob");
+    make_session(&q, "acct2-p", "acct2", LW_ROLE_PRIMARY, 2);
+    assert_int_equal(lw_store_account_create(f->s, &b, &q, inv), LW_EDENIED);
+}
+
+/* ---- sessions -------------------------------------------------------------- */
+
+static void test_session_get_and_list(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    lw_session c;
+    make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
+    lw_link_request r;
+    make_link(&r, "req1", 1);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    approve_link(f->s, "req1", "acct1");
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
+    assert_string_equal(got.role, "companion");
+    assert_string_equal(got.name, "Chrome on Windows");
+    assert_string_equal(got.city, "Lisboa");
+    assert_memory_equal(got.public_key, c.public_key, LW_PK_LEN);
+    assert_memory_equal(got.account_sig, c.account_sig, LW_SIG_LEN);
+    assert_memory_equal(got.cred_hash, c.cred_hash, LW_HASH_LEN);
+    assert_memory_equal(got.challenge, c.challenge, 32);
+    assert_true(got.persistent);
+    assert_int_equal(got.ended_at, 0);
+    assert_string_equal(got.end_reason, "");
+
+    assert_int_equal(lw_store_session_get_by_selector(f->s, "sel-comp1", &got), LW_OK);
+    assert_string_equal(got.id, "comp1");
+    assert_int_equal(lw_store_session_get_by_selector(f->s, "sel-none", &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_get(f->s, "none", &got), LW_ENOTFOUND);
+
+    long n = -1;
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
+    assert_int_equal(n, 1);
+
+    lw_session *list = NULL;
+    size_t count = 99;
+    assert_int_equal(lw_store_session_list(f->s, "acct1", false, &list, &count), LW_OK);
+    assert_int_equal(count, 2);
+    assert_string_equal(list[0].id, "acct1-p"); /* linked_at tie broken by id */
+    assert_string_equal(list[1].id, "comp1");
+    lw_free(list);
+    assert_int_equal(lw_store_session_list(f->s, "acct1", true, &list, &count), LW_OK);
+    assert_int_equal(count, 0);
+    lw_free(list);
+
+    assert_int_equal(lw_store_session_end(f->s, "comp1", "logout", T0 + 5), LW_OK);
+    assert_int_equal(lw_store_session_list(f->s, "acct1", false, &list, &count), LW_OK);
+    assert_int_equal(count, 1);
+    lw_free(list);
+    assert_int_equal(lw_store_session_list(f->s, "acct1", true, &list, &count), LW_OK);
+    assert_int_equal(count, 1);
+    assert_string_equal(list[0].id, "comp1");
+    assert_string_equal(list[0].state, "ended");
+    assert_string_equal(list[0].end_reason, "logout");
+    assert_int_equal(list[0].ended_at, T0 + 5);
+    lw_free(list);
+    /* An ended session's credential still finds the record, so the caller can say why it ended. */
+    assert_int_equal(lw_store_session_get_by_selector(f->s, "sel-comp1", &got), LW_OK);
+    assert_string_equal(got.state, "ended");
+    assert_string_equal(got.end_reason, "logout");
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
+    assert_int_equal(n, 0);
+}
+
+static void test_session_credential_touch_name(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    lw_session x;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &x), LW_OK);
+    snprintf(x.cred_selector, sizeof(x.cred_selector), "sel-new");
+    fill(x.cred_hash, sizeof(x.cred_hash), 0xee);
+    x.cred_expires_at = T0 + 1200000;
+    fill(x.challenge, sizeof(x.challenge), 0xcc);
+    assert_int_equal(lw_store_session_set_credential(f->s, &x), LW_OK);
+    lw_session got;
+    assert_int_equal(lw_store_session_get_by_selector(f->s, "sel-acct1-p", &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_get_by_selector(f->s, "sel-new", &got), LW_OK);
+    assert_string_equal(got.id, "acct1-p");
+    assert_memory_equal(got.cred_hash, x.cred_hash, LW_HASH_LEN);
+    assert_memory_equal(got.challenge, x.challenge, 32);
+    assert_int_equal(got.cred_expires_at, T0 + 1200000);
+
+    /* An active selector is unique. */
+    lw_session y;
+    assert_int_equal(lw_store_session_get(f->s, "acct2-p", &y), LW_OK);
+    snprintf(y.cred_selector, sizeof(y.cred_selector), "sel-new");
+    assert_int_equal(lw_store_session_set_credential(f->s, &y), LW_ECONFLICT);
+
+    /* Touch from the same address keeps the place. */
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 1000, "192.0.2.1"), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.last_city, "Lisboa");
+    /* Touch: newest time wins, the address moves, stale places are cleared. */
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 60000, "203.0.113.9"), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(got.last_active_at, T0 + 60000);
+    assert_string_equal(got.last_ip, "203.0.113.9");
+    assert_string_equal(got.last_city, "");
+    assert_string_equal(got.last_country, "");
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 30000, "198.51.100.1"), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(got.last_active_at, T0 + 60000);
+    assert_string_equal(got.last_ip, "203.0.113.9");
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 90000, NULL), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(got.last_active_at, T0 + 90000);
+    assert_string_equal(got.last_ip, "203.0.113.9");
+    assert_int_equal(lw_store_session_touch(f->s, "nobody", T0, NULL), LW_ENOTFOUND);
+
+    assert_int_equal(lw_store_session_set_name(f->s, "acct1-p", "My phone"), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.name, "My phone");
+    assert_int_equal(lw_store_session_set_name(f->s, "nobody", "x"), LW_ENOTFOUND);
+
+    /* Ended: credential and touch are refused as a conflict. */
+    assert_int_equal(lw_store_session_end(f->s, "acct1-p", "account_reset", T0 + 100000), LW_OK);
+    assert_int_equal(lw_store_session_set_credential(f->s, &x), LW_ECONFLICT);
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 200000, NULL), LW_ECONFLICT);
+}
+
+static void test_session_end(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    assert_int_equal(lw_store_session_end(f->s, "acct1-p", "logout", T0 + 1), LW_OK);
+    assert_int_equal(lw_store_session_end(f->s, "acct1-p", "logout", T0 + 2), LW_ECONFLICT);
+    assert_int_equal(lw_store_session_end(f->s, "nobody", "logout", T0 + 2), LW_ENOTFOUND);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(got.ended_at, T0 + 1); /* the second end changed nothing */
+}
+
+/* Links companions c1..cn to acct with max_companions 10. */
+static void link_companions(lw_store *s, const char *acct, int n, uint8_t base)
+{
+    for (int k = 0; k < n; k++) {
+        char rid[LW_ID_STRLEN], did[LW_ID_STRLEN];
+        snprintf(rid, sizeof(rid), "r-%s-%d", acct, k);
+        snprintf(did, sizeof(did), "c-%s-%d", acct, k);
+        lw_link_request r;
+        make_link(&r, rid, (uint8_t)(base + 4 * k));
+        assert_int_equal(lw_store_link_insert(s, &r), LW_OK);
+        approve_link(s, rid, acct);
+        lw_session c;
+        make_session(&c, did, acct, LW_ROLE_COMPANION, (uint8_t)(base + 4 * k));
+        c.linked_at = T0 + k + 1;
+        assert_int_equal(lw_store_link_complete(s, rid, &c, 10), LW_OK);
+    }
+}
+
+static void test_session_end_all(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    link_companions(f->s, "acct1", 3, 10);
+    link_companions(f->s, "acct2", 1, 100);
+
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_session_end_all(f->s, "acct1", LW_ROLE_COMPANION, "c-acct1-1", "logout_all",
+                                              T0 + 10, &ended, &n),
+                     LW_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ended[0].device_id, "c-acct1-0");
+    assert_string_equal(ended[1].device_id, "c-acct1-2");
+    assert_string_equal(ended[0].account_id, "acct1");
+    assert_string_equal(ended[0].reason, "logout_all");
+    lw_free(ended);
+
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "c-acct1-1", &got), LW_OK);
+    assert_string_equal(got.state, "active");
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.state, "active");
+    assert_int_equal(lw_store_session_get(f->s, "c-acct2-0", &got), LW_OK);
+    assert_string_equal(got.state, "active");
+
+    /* All roles, no exception: the primary and the last companion. */
+    assert_int_equal(lw_store_session_end_all(f->s, "acct1", NULL, NULL, "account_reset", T0 + 20, &ended, &n),
+                     LW_OK);
+    assert_int_equal(n, 2);
+    lw_free(ended);
+    /* Nothing left to end. */
+    assert_int_equal(lw_store_session_end_all(f->s, "acct1", NULL, NULL, "account_reset", T0 + 30, &ended, &n),
+                     LW_OK);
+    assert_int_equal(n, 0);
+    lw_free(ended);
+    assert_int_equal(lw_store_session_get(f->s, "c-acct1-0", &got), LW_OK);
+    assert_string_equal(got.end_reason, "logout_all"); /* not overwritten */
+}
+
+static void test_session_delete_ended(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    link_companions(f->s, "acct1", 3, 10);
+    assert_int_equal(lw_store_session_end(f->s, "c-acct1-0", "logout", T0 + 1), LW_OK);
+    assert_int_equal(lw_store_session_end(f->s, "c-acct1-1", "logout", T0 + 1), LW_OK);
+
+    long deleted = -1;
+    /* Active, another account's, or absent: not found. */
+    assert_int_equal(lw_store_session_delete_ended(f->s, "acct1", "c-acct1-2", &deleted), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_delete_ended(f->s, "acct2", "c-acct1-0", &deleted), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_delete_ended(f->s, "acct1", "nobody", &deleted), LW_ENOTFOUND);
+    assert_int_equal(deleted, -1);
+
+    assert_int_equal(lw_store_session_delete_ended(f->s, "acct1", "c-acct1-0", &deleted), LW_OK);
+    assert_int_equal(deleted, 1);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "c-acct1-0", &got), LW_ENOTFOUND);
+
+    assert_int_equal(lw_store_session_end(f->s, "c-acct1-2", "logout", T0 + 2), LW_OK);
+    assert_int_equal(lw_store_session_delete_ended(f->s, "acct1", NULL, &deleted), LW_OK);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(lw_store_session_delete_ended(f->s, "acct1", NULL, &deleted), LW_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+}
+
+/* ---- link requests --------------------------------------------------------- */
+
+static void test_link_lookup_and_ref(void **state)
+{
+    fixture *f = *state;
+    lw_link_request r, got;
+    make_link(&r, "req1", 1);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_ECONFLICT);
+
+    assert_int_equal(lw_store_link_get(f->s, "req1", &got), LW_OK);
+    assert_string_equal(got.state, "pending");
+    assert_string_equal(got.token_selector, "tok-req1");
+    assert_memory_equal(got.token_hash, r.token_hash, LW_HASH_LEN);
+    assert_memory_equal(got.public_key, r.public_key, LW_PK_LEN);
+    assert_int_equal(got.expires_at, T0 + 160000);
+    assert_string_equal(got.name, "Firefox on Linux");
+    assert_string_equal(got.ip, "198.51.100.7");
+    assert_true(got.persistent);
+
+    assert_int_equal(lw_store_link_get_by_selector(f->s, "tok-req1", &got), LW_OK);
+    assert_string_equal(got.id, "req1");
+    assert_int_equal(lw_store_link_get_by_ref(f->s, r.ref_hash, &got), LW_OK);
+    assert_string_equal(got.id, "req1");
+    assert_int_equal(lw_store_link_get_by_code(f->s, r.code_hash, &got), LW_OK);
+    assert_string_equal(got.id, "req1");
+    uint8_t none[LW_HASH_LEN];
+    fill(none, sizeof(none), 0x99);
+    assert_int_equal(lw_store_link_get_by_ref(f->s, none, &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get_by_code(f->s, none, &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get(f->s, "nope", &got), LW_ENOTFOUND);
+
+    /* Another request with the same code collides (codes are unique among live requests). */
+    lw_link_request r2;
+    make_link(&r2, "req2", 50);
+    memcpy(r2.code_hash, r.code_hash, LW_HASH_LEN);
+    assert_int_equal(lw_store_link_insert(f->s, &r2), LW_ECONFLICT);
+
+    /* Rotation: the old ref finds nothing, the new one the request. */
+    uint8_t ref2[LW_HASH_LEN];
+    fill(ref2, sizeof(ref2), 0x77);
+    assert_int_equal(lw_store_link_set_ref(f->s, "req1", ref2, 1, T0 + 80000), LW_OK);
+    assert_int_equal(lw_store_link_get_by_ref(f->s, r.ref_hash, &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get_by_ref(f->s, ref2, &got), LW_OK);
+    assert_int_equal(got.ref_index, 1);
+    assert_int_equal(got.ref_expires_at, T0 + 80000);
+    assert_int_equal(lw_store_link_set_ref(f->s, "nope", ref2, 1, T0), LW_ENOTFOUND);
+
+    /* Once scanned, neither ref nor code leads back to it, and refs stop rotating. */
+    approve_link(f->s, "req1", "acct1");
+    assert_int_equal(lw_store_link_get_by_ref(f->s, ref2, &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get_by_code(f->s, r.code_hash, &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_set_ref(f->s, "req1", none, 2, T0 + 100000), LW_ECONFLICT);
+    /* ...so the code is free for a new request. */
+    assert_int_equal(lw_store_link_insert(f->s, &r2), LW_OK);
+}
+
+static void test_link_transition_cas(void **state)
+{
+    fixture *f = *state;
+    lw_link_request r, got;
+    make_link(&r, "req1", 1);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    snprintf(r.account_id, sizeof(r.account_id), "acct1");
+    snprintf(r.scanned_by, sizeof(r.scanned_by), "acct1-p");
+    assert_int_equal(lw_store_link_transition(f->s, &r, "pending", "scanned"), LW_OK);
+    /* The same transition again: someone else already consumed it. */
+    assert_int_equal(lw_store_link_transition(f->s, &r, "pending", "scanned"), LW_ECONFLICT);
+    assert_int_equal(lw_store_link_get(f->s, "req1", &got), LW_OK);
+    assert_string_equal(got.state, "scanned");
+    assert_string_equal(got.account_id, "acct1");
+    assert_string_equal(got.scanned_by, "acct1-p");
+
+    fill(r.account_sig, sizeof(r.account_sig), 0x5a);
+    fill(r.nonce, sizeof(r.nonce), 0xa5);
+    assert_int_equal(lw_store_link_transition(f->s, &r, "scanned", "approved"), LW_OK);
+    assert_int_equal(lw_store_link_get(f->s, "req1", &got), LW_OK);
+    assert_string_equal(got.state, "approved");
+    assert_memory_equal(got.account_sig, r.account_sig, LW_SIG_LEN);
+    assert_memory_equal(got.nonce, r.nonce, 32);
+
+    lw_link_request ghost;
+    make_link(&ghost, "ghost", 7);
+    assert_int_equal(lw_store_link_transition(f->s, &ghost, "pending", "scanned"), LW_ENOTFOUND);
+
+    /* Deny path. */
+    lw_link_request d;
+    make_link(&d, "req2", 20);
+    assert_int_equal(lw_store_link_insert(f->s, &d), LW_OK);
+    assert_int_equal(lw_store_link_transition(f->s, &d, "pending", "denied"), LW_OK);
+    assert_int_equal(lw_store_link_transition(f->s, &d, "pending", "expired"), LW_ECONFLICT);
+    /* An unknown state is rejected by the schema. */
+    lw_link_request e;
+    make_link(&e, "req3", 40);
+    assert_int_equal(lw_store_link_insert(f->s, &e), LW_OK);
+    assert_int_equal(lw_store_link_transition(f->s, &e, "pending", "bogus"), LW_EINVAL);
+}
+
+static void test_link_complete(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    lw_link_request r, got;
+    make_link(&r, "req1", 1);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+
+    lw_session c;
+    make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
+    /* Not approved yet. */
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_ECONFLICT);
+    assert_int_equal(lw_store_link_complete(f->s, "nope", &c, 4), LW_ENOTFOUND);
+    approve_link(f->s, "req1", "acct1");
+
+    /* A session for another account than the approved one is refused. */
+    lw_session wrong = c;
+    snprintf(wrong.account_id, sizeof(wrong.account_id), "acct9");
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &wrong, 4), LW_EINVAL);
+
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_get(f->s, "req1", &got), LW_OK);
+    assert_string_equal(got.state, "completed");
+    assert_string_equal(got.device_id, "comp1");
+    lw_session s;
+    assert_int_equal(lw_store_session_get(f->s, "comp1", &s), LW_OK);
+    assert_string_equal(s.state, "active");
+    assert_string_equal(s.role, "companion");
+
+    /* Twice: the request was consumed. */
+    lw_session c2;
+    make_session(&c2, "comp2", "acct1", LW_ROLE_COMPANION, 20);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c2, 4), LW_ECONFLICT);
+    assert_int_equal(lw_store_session_get(f->s, "comp2", &s), LW_ENOTFOUND);
+}
+
+static void test_link_device_limit(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    link_companions(f->s, "acct1", 2, 10);
+
+    lw_link_request r, got;
+    make_link(&r, "req-x", 200);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    approve_link(f->s, "req-x", "acct1");
+    lw_session c;
+    make_session(&c, "comp-x", "acct1", LW_ROLE_COMPANION, 200);
+    assert_int_equal(lw_store_link_complete(f->s, "req-x", &c, 2), LW_ELIMIT);
+    /* Nothing changed: no session, request still approved. */
+    assert_int_equal(lw_store_session_get(f->s, "comp-x", &c), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get(f->s, "req-x", &got), LW_OK);
+    assert_string_equal(got.state, "approved");
+    long n = 0;
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
+    assert_int_equal(n, 2);
+
+    /* Freeing a slot makes it fit. The primary never counts. */
+    assert_int_equal(lw_store_session_end(f->s, "c-acct1-0", "remote_logout", T0 + 1), LW_OK);
+    make_session(&c, "comp-x", "acct1", LW_ROLE_COMPANION, 200);
+    assert_int_equal(lw_store_link_complete(f->s, "req-x", &c, 2), LW_OK);
+    /* A duplicate credential selector rolls the completion back too. */
+    lw_link_request r2;
+    make_link(&r2, "req-y", 220);
+    assert_int_equal(lw_store_link_insert(f->s, &r2), LW_OK);
+    approve_link(f->s, "req-y", "acct1");
+    lw_session dup;
+    make_session(&dup, "comp-y", "acct1", LW_ROLE_COMPANION, 220);
+    snprintf(dup.cred_selector, sizeof(dup.cred_selector), "sel-comp-x");
+    assert_int_equal(lw_store_link_complete(f->s, "req-y", &dup, 10), LW_ECONFLICT);
+    assert_int_equal(lw_store_link_get(f->s, "req-y", &got), LW_OK);
+    assert_string_equal(got.state, "approved");
+}
+
+static void test_link_purge(void **state)
+{
+    fixture *f = *state;
+    lw_link_request r;
+    make_link(&r, "old", 1);
+    r.expires_at = T0 - 1000;
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    make_link(&r, "new", 20);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    long deleted = -1;
+    assert_int_equal(lw_store_link_purge(f->s, T0, &deleted), LW_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(lw_store_link_get(f->s, "old", &r), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get(f->s, "new", &r), LW_OK);
+}
+
+/* ---- alerts ---------------------------------------------------------------- */
+
+static void make_alert(lw_alert *a, const char *id, const char *acct, int64_t at)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    snprintf(a->account_id, sizeof(a->account_id), "%s", acct);
+    snprintf(a->kind, sizeof(a->kind), "device.linked");
+    snprintf(a->device_id, sizeof(a->device_id), "dev");
+    a->created_at = at;
+    snprintf(a->details, sizeof(a->details), "{\"browser\":\"Chrome\"}");
+}
+
+static void test_alerts(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    lw_alert a;
+    make_alert(&a, "al1", "acct1", T0 + 1);
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_OK);
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_ECONFLICT);
+    make_alert(&a, "al2", "acct1", T0 + 3);
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_OK);
+    make_alert(&a, "al3", "acct1", T0 + 2);
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_OK);
+    make_alert(&a, "al4", "acct2", T0 + 2);
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_OK);
+    /* An alert for no account is refused. */
+    make_alert(&a, "al5", "ghost", T0);
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_ENOTFOUND);
+
+    lw_alert *list = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_alert_list(f->s, "acct1", 0, &list, &n), LW_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].id, "al2");
+    assert_string_equal(list[1].id, "al3");
+    assert_string_equal(list[2].id, "al1");
+    assert_string_equal(list[0].kind, "device.linked");
+    assert_string_equal(list[0].details, "{\"browser\":\"Chrome\"}");
+    assert_int_equal(list[0].acked_at, 0);
+    lw_free(list);
+    assert_int_equal(lw_store_alert_list(f->s, "acct1", 2, &list, &n), LW_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[1].id, "al3");
+    lw_free(list);
+
+    assert_int_equal(lw_store_alert_ack(f->s, "acct2", "al1", T0 + 10), LW_ENOTFOUND);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "nope", T0 + 10), LW_ENOTFOUND);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", T0 + 10), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", T0 + 20), LW_OK);
+    assert_int_equal(lw_store_alert_list(f->s, "acct1", 0, &list, &n), LW_OK);
+    assert_int_equal(list[2].acked_at, T0 + 10); /* the first ack stays */
+    lw_free(list);
+}
+
+/* ---- bounded text, stats, backup ------------------------------------------- */
+
+static void test_long_text_is_bounded(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    /* 100 two-byte characters: 200 bytes into a 64-byte field. */
+    char name[256] = "";
+    size_t len = 0;
+    for (int k = 0; k < 100; k++) {
+        memcpy(name + len, "\xc3\xa9", 2);
+        len += 2;
+    }
+    name[len] = '\0';
+    assert_int_equal(lw_store_session_set_name(f->s, "acct1-p", name), LW_OK);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(strlen(got.name), 62); /* 31 whole characters; never half of one */
+    /* Written behind the store's back, longer still: reads back bounded too. */
+    char sql[512];
+    snprintf(sql, sizeof(sql), "UPDATE sessions SET city = '%s' WHERE id = 'acct1-p'", name);
+    raw_exec(f->path, sql);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_true(strlen(got.city) < sizeof(got.city));
+    assert_int_equal(strlen(got.city) % 2, 0);
+    /* A key longer than any id is not truncated into a match. */
+    assert_int_equal(lw_store_session_get(f->s, "acct1-pXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", &got), LW_ENOTFOUND);
+}
+
+static void test_stats(void **state)
+{
+    fixture *f = *state;
+    lw_store_stats st;
+    assert_int_equal(lw_store_get_stats(f->s, &st), LW_OK);
+    assert_int_equal(st.accounts, 0);
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    link_companions(f->s, "acct1", 2, 10);
+    lw_link_request r;
+    make_link(&r, "pend", 200);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    assert_int_equal(lw_store_session_end(f->s, "c-acct1-0", "logout", T0 + 1), LW_OK);
+    lw_alert a;
+    make_alert(&a, "al1", "acct1", T0);
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_OK);
+    assert_int_equal(lw_store_get_stats(f->s, &st), LW_OK);
+    assert_int_equal(st.accounts, 2);
+    assert_int_equal(st.sessions_active, 3);
+    assert_int_equal(st.sessions_ended, 1);
+    assert_int_equal(st.link_requests_pending, 1);
+    assert_int_equal(st.alerts, 1);
+}
+
+static void test_backup(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    link_companions(f->s, "acct1", 1, 10);
+    char bpath[160];
+    snprintf(bpath, sizeof(bpath), "%s/backup.db", f->dir);
+    assert_int_equal(lw_store_backup(f->s, bpath), LW_OK);
+    assert_int_equal(access(bpath, F_OK), 0);
+    /* Never overwrite. */
+    assert_int_equal(lw_store_backup(f->s, bpath), LW_EINVAL);
+    /* Changes after the backup are not in it. */
+    create_account(f->s, "acct2", "bob");
+
+    lw_store *b = NULL;
+    assert_int_equal(lw_store_open(&b, bpath), LW_OK);
+    assert_int_equal(lw_store_sqlite_schema_version(b), lw_store_sqlite_schema_version(f->s));
+    lw_account a;
+    assert_int_equal(lw_store_account_get(b, "acct1", &a), LW_OK);
+    assert_int_equal(lw_store_account_get(b, "acct2", &a), LW_ENOTFOUND);
+    lw_session s;
+    assert_int_equal(lw_store_session_get(b, "c-acct1-0", &s), LW_OK);
+    assert_string_equal(s.role, "companion");
+    lw_store_close(b);
+
+    char bad[160];
+    snprintf(bad, sizeof(bad), "%s/no-such-dir/backup.db", f->dir);
+    assert_int_equal(lw_store_backup(f->s, bad), LW_EIO);
+}
+
+static void test_alloc_failure(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    lw_session *list = (lw_session *)0x1;
+    size_t n = 77;
+    lw_alloc_fail_after(0);
+    assert_int_equal(lw_store_session_list(f->s, "acct1", false, &list, &n), LW_ENOMEM);
+    lw_alloc_fail_after(-1);
+    /* Nothing handed out on failure, and the statement is usable again. */
+    assert_ptr_equal(list, (lw_session *)0x1);
+    assert_int_equal(n, 77);
+    assert_int_equal(lw_store_session_list(f->s, "acct1", false, &list, &n), LW_OK);
+    assert_int_equal(n, 1);
+    lw_free(list);
+
+    lw_ended *ended = NULL;
+    lw_alloc_fail_after(0);
+    assert_int_equal(lw_store_session_end_all(f->s, "acct1", NULL, NULL, "account_reset", T0, &ended, &n),
+                     LW_ENOMEM);
+    lw_alloc_fail_after(-1);
+    /* The transaction was rolled back: the primary is still active. */
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.state, "active");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_fresh_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_idempotent, setup, teardown),
+        cmocka_unit_test(test_postgres_not_built),
+        cmocka_unit_test_setup_teardown(test_account_create_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_handle_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invite_consumed_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_get_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_credential_touch_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_end_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_delete_ended, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_lookup_and_ref, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_transition_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_device_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_text_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
