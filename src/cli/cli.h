@@ -38,6 +38,15 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **
 /* Prints "linkward: <what>" and a hint to run --help; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A command's own options: like cli_opt_value, 1 consumed, 0 not mine, -1 error. */
+typedef int (*cli_opt_fn)(void *ctx, int argc, char **argv, int *i);
+/* Parses the arguments after a command's name (argv[0]): global options
+ * anywhere, the command's own through opt (may be NULL), up to max_pos
+ * positionals into pos. --help prints usage and exits 0. CLI_OK or
+ * CLI_USAGE after printing why. */
+int cli_parse_args(cli_opts *o, const char *group, void (*usage)(FILE *), const char *cmd, int argc,
+                   char **argv, cli_opt_fn opt, void *ctx, const char **pos, int max_pos, int *npos);
+
 /* Opens the device state (default file name `default_name` in the config
  * folder), applies --server and --header. Returns CLI_OK or an exit code
  * after printing why. */
@@ -63,6 +72,12 @@ void cli_out(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* std
 /* Prints j as one JSON document (pretty) or one line, to stdout; flushes. */
 void cli_json_doc(json_t *j);
 void cli_json_line(json_t *j);
+/* Prints an answer as a JSON document ({} when the answer was empty). */
+void cli_json_answer(json_t *answer);
+/* Zeroes a string member in place (PINs in request bodies) and a secret
+ * given on the command line (so it no longer shows in /proc/PID/cmdline). */
+void cli_json_wipe(json_t *obj, const char *key);
+void cli_wipe_arg(const char *arg);
 /* Builds and prints {"event": name, ...} from a json_pack format, one line. */
 void cli_json_event(const char *fmt, ...);
 
@@ -76,6 +91,11 @@ void cli_print_alerts(json_t *alerts);
 void cli_time_ago(const char *rfc3339, char *dst, size_t cap);
 /* "Lisbon, PT" from a record (or an object with city/region/country). */
 void cli_place(json_t *rec, char *dst, size_t cap);
+/* "Firefox 120" from a record's name and version members. */
+void cli_name_version(json_t *rec, const char *name, const char *version, char *dst, size_t cap);
+/* Follows the device's live events until its session ends (exit 0) or the
+ * server stays unreachable; JSON lines with --json. */
+int cli_follow_events(lwc_device *d, bool json);
 /* Prints a live event for people; returns false for events not worth showing. */
 bool cli_print_event(json_t *ev);
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "crypto.h"
 #include "lw.h"
 
 const char *cli_str(json_t *obj, const char *key)
@@ -93,6 +94,36 @@ int cli_take_global(cli_opts *o, int argc, char **argv, int *i)
         return 1;
     }
     return 0;
+}
+
+int cli_parse_args(cli_opts *o, const char *group, void (*usage)(FILE *), const char *cmd, int argc,
+                   char **argv, cli_opt_fn opt, void *ctx, const char **pos, int max_pos, int *npos)
+{
+    *npos = 0;
+    for (int i = 1; i < argc;) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(CLI_OK);
+        }
+        int r = cli_take_global(o, argc, argv, &i);
+        if (r < 0)
+            return CLI_USAGE;
+        if (r > 0)
+            continue;
+        if (opt != NULL && (r = opt(ctx, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return CLI_USAGE;
+            continue;
+        }
+        if (a[0] == '-' && a[1] != '\0')
+            return cli_usage_error(group, "%s: unknown option %s", cmd, a);
+        if (*npos >= max_pos)
+            return cli_usage_error(group, "%s: unexpected argument '%s'", cmd, a);
+        pos[(*npos)++] = a;
+        i++;
+    }
+    return CLI_OK;
 }
 
 /* The default state file: $XDG_CONFIG_HOME/linkward/NAME, else
@@ -335,6 +366,29 @@ void cli_json_line(json_t *j)
     fflush(stdout);
 }
 
+void cli_json_answer(json_t *answer)
+{
+    if (answer != NULL) {
+        cli_json_doc(answer);
+    } else {
+        fputs("{}\n", stdout);
+        fflush(stdout);
+    }
+}
+
+void cli_json_wipe(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_string(v))
+        lw_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
+void cli_wipe_arg(const char *arg)
+{
+    if (arg != NULL)
+        lw_wipe((char *)arg, strlen(arg));
+}
+
 void cli_json_event(const char *fmt, ...)
 {
     va_list ap;
@@ -432,7 +486,7 @@ void cli_place(json_t *rec, char *dst, size_t cap)
 }
 
 /* "Firefox 120" style: a name and a version, either possibly empty. */
-static void name_version(json_t *rec, const char *name, const char *version, char *dst, size_t cap)
+void cli_name_version(json_t *rec, const char *name, const char *version, char *dst, size_t cap)
 {
     const char *n = cli_str(rec, name), *v = cli_str(rec, version);
     char raw[256];
@@ -538,8 +592,8 @@ void cli_print_devices(json_t *records, bool history)
         if (!history)
             (void)lw_strlcpy(row[c++], json_is_true(json_object_get(rec, "current")) ? "*" : " ", CELL);
         cli_safe(cli_str(rec, "name")[0] ? cli_str(rec, "name") : "-", row[c++], CELL);
-        name_version(rec, "browser", "browser_version", row[c++], CELL);
-        name_version(rec, "os", "os_version", row[c++], CELL);
+        cli_name_version(rec, "browser", "browser_version", row[c++], CELL);
+        cli_name_version(rec, "os", "os_version", row[c++], CELL);
         cli_safe(cli_str(rec, "ip")[0] ? cli_str(rec, "ip") : "-", row[c++], CELL);
         cli_place(rec, row[c++], CELL);
         short_time(cli_str(rec, "linked_at"), row[c++], CELL);
@@ -628,8 +682,8 @@ bool cli_print_event(json_t *ev)
         cli_out("%s  alert %s  %s\n", a, cli_str(al, "kind"), b);
     } else if (strcmp(name, "device.linked") == 0) {
         json_t *rec = json_object_get(ev, "device");
-        name_version(rec, "browser", "browser_version", b, sizeof(b));
-        name_version(rec, "os", "os_version", c, sizeof(c));
+        cli_name_version(rec, "browser", "browser_version", b, sizeof(b));
+        cli_name_version(rec, "os", "os_version", c, sizeof(c));
         cli_place(rec, d, sizeof(d));
         cli_safe(cli_str(rec, "name"), a, sizeof(a));
         cli_out("A new device was linked: %s (%s on %s), %s\n", a, b, c, d);
@@ -699,4 +753,96 @@ bool cli_read_secret(const char *prompt, char *dst, size_t cap)
 done:
     close(fd);
     return ok;
+}
+
+/* ---- live events ---- */
+
+/* Time without any event before we ping the server: proxies drop idle
+ * connections, and a ping also tells us when the server has gone. */
+#define FOLLOW_PING_MS 25000
+/* How long we keep trying to reconnect after the socket drops. */
+#define FOLLOW_RECONNECT_MS 30000
+
+static bool session_over(const lwc_error *e)
+{
+    return strcmp(e->code, "session_ended") == 0 || strcmp(e->code, "token_theft") == 0;
+}
+
+static int report_ended(const lwc_device *d, bool json)
+{
+    const lwc_error *e = lwc_device_error(d);
+    const char *reason = e->reason[0] ? e->reason : strcmp(e->code, "token_theft") == 0 ? "token_theft" : "unknown";
+    if (json)
+        cli_json_event("{ss ss ss}", "event", "session.ended", "reason", reason, "message", e->message);
+    else
+        cli_out("This device's session has already ended (%s): %s\n", reason, e->message);
+    return CLI_OK;
+}
+
+static lwc_ws *follow_connect(lwc_device *d, bool json, int *exit_code)
+{
+    int64_t give_up = lw_now_ms() + FOLLOW_RECONNECT_MS;
+    for (unsigned delay = 250;; delay = delay < 4000 ? delay * 2 : delay) {
+        int err = LW_OK;
+        lwc_ws *ws = lwc_device_ws_connect(d, &err);
+        if (ws != NULL)
+            return ws;
+        if (session_over(lwc_device_error(d))) {
+            *exit_code = report_ended(d, json);
+            return NULL;
+        }
+        if (err != LW_EIO || lw_now_ms() >= give_up) {
+            *exit_code = cli_fail(d, err);
+            return NULL;
+        }
+        struct timespec ts = {.tv_sec = delay / 1000, .tv_nsec = (long)(delay % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int cli_follow_events(lwc_device *d, bool json)
+{
+    int exit_code = CLI_OK;
+    /* The first connection must succeed: a wrong server should fail fast. */
+    int err = LW_OK;
+    lwc_ws *ws = lwc_device_ws_connect(d, &err);
+    if (ws == NULL) {
+        if (session_over(lwc_device_error(d)))
+            return report_ended(d, json);
+        return cli_fail(d, err);
+    }
+    for (;;) {
+        json_t *ev = NULL;
+        int rc = lwc_ws_next(ws, &ev, FOLLOW_PING_MS);
+        if (rc == LW_EEXPIRED) {
+            json_t *ping = json_pack("{ss}", "event", "ping");
+            if (ping != NULL)
+                (void)lwc_ws_send_json(ws, ping);
+            json_decref(ping);
+            continue;
+        }
+        if (rc != LW_OK) {
+            /* Dropped without saying why: reconnect; if the session ended
+             * meanwhile, the server tells us at the upgrade. */
+            lwc_ws_close(ws);
+            if ((ws = follow_connect(d, json, &exit_code)) == NULL)
+                return exit_code;
+            continue;
+        }
+        const char *name = cli_str(ev, "event");
+        bool ended = strcmp(name, "session.ended") == 0;
+        if (strcmp(name, "proof.challenge") == 0)
+            (void)lwc_device_note_challenge(d, cli_str(ev, "challenge"));
+        if (json) {
+            if (strcmp(name, "pong") != 0 && strcmp(name, "proof.challenge") != 0)
+                cli_json_line(ev);
+        } else {
+            (void)cli_print_event(ev);
+        }
+        json_decref(ev);
+        if (ended) {
+            lwc_ws_close(ws);
+            return CLI_OK;
+        }
+    }
 }

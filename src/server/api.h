@@ -51,6 +51,10 @@ bool lw_api_store_failed(lw_rq *rq, int rc, const char *what);
 
 #endif
 
+/* How many PIN checks may run at once for the account: never more than the
+ * attempts left before a lockout (at most 4). */
+int lw_api_pin_inflight_cap(lw_app *app, const lw_account *a);
+
 /* PIN plumbing shared by approve and the PIN routes (api_pin.c). */
 /* If the account is locked out, replies 423 pin_locked (with Retry-After) and returns true. */
 bool lw_api_pin_locked(lw_rq *rq, const lw_account *a);

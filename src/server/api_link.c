@@ -320,6 +320,7 @@ static void approve_pin_done(void *arg, int verified, const char *new_hash)
     approve_op *op = arg;
     if (lw_api_pin_result(op->app, op->r.account_id, op->device_id, verified, op->rq))
         approve_finish(op->app, op->rq, &op->r);
+    lw_rq_release(&op->rq);
     lw_wipe(op, sizeof *op);
     lw_free(op);
 }
@@ -385,10 +386,10 @@ void lw_api_link_approve(lw_rq *rq)
         goto out;
     op->app = app;
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, approve_pin_done, op);
+    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_api_pin_inflight_cap(app, &a), approve_pin_done, op);
     if (rc == LW_ELIMIT) {
         lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "A PIN check for this account is already running; retry shortly.");
+        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
         goto out;
     }
     if (rc != LW_OK) {

@@ -7,6 +7,14 @@
 #include "lw.h"
 #include "pin.h"
 
+int lw_api_pin_inflight_cap(lw_app *app, const lw_account *a)
+{
+    int left = app->cfg.pin_max_failures - a->pin_failures;
+    if (left < 1)
+        left = 1; /* past the limit each try locks again, one at a time */
+    return left < 4 ? left : 4;
+}
+
 bool lw_api_pin_locked(lw_rq *rq, const lw_account *a)
 {
     int64_t now = lw_now_ms();
@@ -116,6 +124,7 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
         lw_reply_json(rq, 200, ans);
     }
 done:
+    lw_rq_release(&op->rq);
     lw_free(op);
 }
 
@@ -162,13 +171,13 @@ static void pin_op_start(lw_rq *rq, bool disable)
     op->checked = has_pin;
     lw_strlcpy(op->account_id, rq->who.account_id, sizeof op->account_id);
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_pins_submit(app->pins, a.id, has_pin ? pin : NULL, a.pin_hash, disable ? NULL : new_pin, pin_op_done,
-                        op);
+    rc = lw_pins_submit(app->pins, a.id, has_pin ? pin : NULL, a.pin_hash, disable ? NULL : new_pin,
+                        lw_api_pin_inflight_cap(app, &a), pin_op_done, op);
     lw_wipe(&a, sizeof a);
     if (rc == LW_ELIMIT) {
         lw_free(op);
         lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "A PIN check for this account is already running; retry shortly.");
+        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
         return;
     }
     if (rc != LW_OK) {

@@ -174,22 +174,31 @@ int lw_body_bool(lw_rq *rq, const char *field, bool dflt, bool *out)
     return LW_OK;
 }
 
-typedef struct guard {
+struct lw_rq_guard {
     lw_rq **slot;
-} guard;
+};
 
 static void on_guard_dispose(void *p)
 {
-    guard *g = p;
+    struct lw_rq_guard *g = p;
     if (g->slot)
         *g->slot = NULL;
 }
 
 void lw_rq_guard(lw_rq *rq, lw_rq **slot)
 {
-    guard *g = h2o_mem_alloc_shared(&rq->req->pool, sizeof *g, on_guard_dispose);
+    struct lw_rq_guard *g = h2o_mem_alloc_shared(&rq->req->pool, sizeof *g, on_guard_dispose);
     g->slot = slot;
+    rq->guard = g;
     *slot = rq;
+}
+
+void lw_rq_release(lw_rq **slot)
+{
+    /* Still set means the request (and so the guard in its pool) is alive. */
+    if (*slot && (*slot)->guard)
+        (*slot)->guard->slot = NULL;
+    *slot = NULL;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -42,6 +42,7 @@ typedef struct lw_rq {
     const char *ua;          /* User-Agent (not NUL-terminated) */
     size_t ua_len;
     bool replied;
+    struct lw_rq_guard *guard;
 } lw_rq;
 
 /* Parses "host:port" or "[v6]:port". */
@@ -67,5 +68,8 @@ int lw_body_bool(lw_rq *rq, const char *field, bool dflt, bool *out);
 /* Asynchronous replies: *slot is set to NULL when the request goes away
  * (client gone) before the handler replied. */
 void lw_rq_guard(lw_rq *rq, lw_rq **slot);
+/* The asynchronous job is done with the request: stop tracking it. Call
+ * before freeing the memory that holds *slot. */
+void lw_rq_release(lw_rq **slot);
 
 #endif

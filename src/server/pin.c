@@ -1,6 +1,7 @@
 #include "pin.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <h2o.h>
@@ -96,7 +97,7 @@ struct lw_pins {
     bool stopping;
     int nthreads;
     pthread_t threads[8];
-    lw_map *busy; /* account id -> (void*)1 while a job runs */
+    lw_map *busy; /* account id -> number of jobs in flight, as a pointer-sized integer */
     uint8_t key[LW_KEY_LEN];
 };
 
@@ -139,7 +140,11 @@ static void on_results(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     while (!h2o_linklist_is_empty(messages)) {
         job *j = H2O_STRUCT_FROM_MEMBER(job, super.link, messages->next);
         h2o_linklist_unlink(&j->super.link);
-        lw_map_del(p->busy, j->account_id);
+        intptr_t n = (intptr_t)lw_map_get(p->busy, j->account_id);
+        if (n <= 1)
+            lw_map_del(p->busy, j->account_id);
+        else
+            lw_map_put(p->busy, j->account_id, (void *)(n - 1));
         j->done(j->arg, j->verified, j->make && j->verified == LW_OK ? j->new_hash : NULL);
         lw_wipe(j, sizeof *j);
         lw_free(j);
@@ -200,9 +205,10 @@ void lw_pins_free(lw_pins *p)
 }
 
 int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const char *stored_hash,
-                   const char *new_pin, lw_pin_done done, void *arg)
+                   const char *new_pin, int max_inflight, lw_pin_done done, void *arg)
 {
-    if (lw_map_get(p->busy, account_id))
+    intptr_t inflight = (intptr_t)lw_map_get(p->busy, account_id);
+    if (inflight >= max_inflight)
         return LW_ELIMIT;
     job *j = lw_calloc(1, sizeof *j);
     if (!j)
@@ -219,7 +225,7 @@ int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const ch
     }
     j->done = done;
     j->arg = arg;
-    if (lw_map_put(p->busy, j->account_id, (void *)1) != LW_OK) {
+    if (lw_map_put(p->busy, j->account_id, (void *)(inflight + 1)) != LW_OK) {
         lw_wipe(j, sizeof *j);
         lw_free(j);
         return LW_ENOMEM;

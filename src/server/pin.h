@@ -6,8 +6,9 @@
  * and the PIN, so a copy of the database alone cannot be brute-forced over the
  * 10^6 possible PINs. Argon2id is deliberately slow, so hashing and checking
  * run on worker threads; results come back to the event loop through h2o's
- * multithread queue. One check per account at a time, so parallel guesses
- * cannot outrun the failure counter.
+ * multithread queue. Checks in flight per account are capped by the caller
+ * at the attempts left before a lockout, so parallel guesses cannot outrun the
+ * failure counter.
  */
 #ifndef LW_PIN_H
 #define LW_PIN_H
@@ -39,10 +40,10 @@ void lw_pins_free(lw_pins *p);
 
 /* Starts a job for account_id: checks pin against stored_hash (when pin is not
  * NULL) and/or hashes new_pin (when not NULL; only if the check passed).
- * LW_ELIMIT if a job for the account is already running. The PIN strings are
- * copied and wiped after use. */
+ * LW_ELIMIT if max_inflight jobs for the account are already running. The PIN
+ * strings are copied and wiped after use. */
 int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const char *stored_hash,
-                   const char *new_pin, lw_pin_done done, void *arg);
+                   const char *new_pin, int max_inflight, lw_pin_done done, void *arg);
 
 /* Synchronous versions for tests and tools (they block). */
 int lw_pin_hash(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin,

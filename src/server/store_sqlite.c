@@ -261,21 +261,18 @@ static const char *const sql_text[ST_COUNT] = {
                        " ?25, ?26, ?27, ?28)",
     [ST_LINK_GET] = "SELECT " LINK_COLS " FROM link_requests WHERE id = ?1",
     [ST_LINK_GET_BY_SELECTOR] = "SELECT " LINK_COLS " FROM link_requests WHERE token_selector = ?1",
-    [ST_LINK_GET_BY_REF] = "SELECT " LINK_COLS " FROM link_requests WHERE ref_hash = ?1 AND state = 'pending'",
-    [ST_LINK_GET_BY_CODE] = "SELECT " LINK_COLS " FROM link_requests"
-                            " WHERE code_hash = ?1 AND state = 'pending'",
+    [ST_LINK_GET_BY_REF] = "SELECT " LINK_COLS " FROM link_requests WHERE ref_hash = ?1",
+    [ST_LINK_GET_BY_CODE] = "SELECT " LINK_COLS " FROM link_requests WHERE code_hash = ?1",
     [ST_LINK_EXISTS] = "SELECT 1 FROM link_requests WHERE id = ?1",
     [ST_LINK_SET_REF] = "UPDATE link_requests SET ref_hash = ?1, ref_index = ?2, ref_expires_at = ?3"
                         " WHERE id = ?4 AND state = 'pending'",
     /* CASE without ELSE yields NULL: leaving 'pending' retires the ref and code. */
     [ST_LINK_TRANSITION] = "UPDATE link_requests SET state = ?1, account_id = ?2, scanned_by = ?3,"
-                           " account_sig = ?4, nonce = ?5,"
-                           " ref_hash = CASE WHEN ?1 = 'pending' THEN ref_hash END,"
-                           " code_hash = CASE WHEN ?1 = 'pending' THEN code_hash END"
+                           " account_sig = ?4, nonce = ?5"
                            " WHERE id = ?6 AND state = ?7",
     [ST_LINK_STATE] = "SELECT state, account_id FROM link_requests WHERE id = ?1",
-    [ST_LINK_COMPLETE] = "UPDATE link_requests SET state = 'completed', device_id = ?1,"
-                         " ref_hash = NULL, code_hash = NULL WHERE id = ?2 AND state = 'approved'",
+    [ST_LINK_COMPLETE] = "UPDATE link_requests SET state = 'completed', device_id = ?1"
+                         " WHERE id = ?2 AND state = 'approved'",
     /* A request cannot be acted on after expires_at, so whatever state it is
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < ?1",

@@ -58,6 +58,12 @@ async function unchanged(fn) {
 const key = () => h.newDeviceKey().pubB64;
 
 describe('request errors leave the store unchanged', () => {
+  test('(self-check) the snapshot notices a change', async () => {
+    const before = await snapshot();
+    await h.createLinkRequest(server.url);
+    assert.notDeepEqual(await snapshot(), before, 'a new link request is visible in the stats');
+  });
+
   test('malformed JSON: 400 invalid_json', async () => {
     await unchanged(async () => {
       for (const raw of ['{', '{"handle":', 'not json', '{"handle":"x",}', '[1,2', '\u0000']) {

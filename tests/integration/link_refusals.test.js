@@ -16,13 +16,21 @@ async function start(opts) {
 }
 
 let A;        // the phone's own server
-let phone;    // CLI phone registered on A
 let primary;  // API primary registered on A
+let phoneP;   // CLI phone registered on A (created on first use)
+
+/** The CLI phone registered on A, created on first use. */
+function cliPhone() {
+  phoneP ??= (async () => {
+    const p = new h.PhoneCli(A);
+    await p.register('alice');
+    return p;
+  })();
+  return phoneP;
+}
 
 before(async () => {
   A = await start();
-  phone = new h.PhoneCli(A);
-  await phone.register('alice');
   primary = await h.registerPrimary(A.url, 'bob');
 });
 
@@ -44,6 +52,7 @@ function assertRefused(res, re) {
 
 describe('payloads that were not issued by the phone\'s server', () => {
   test('a payload with a tampered signature is refused before anything is sent', async () => {
+    const phone = await cliPhone();
     const req = await h.createLinkRequest(A.url);
     const bad = h.tamperPayload(req.payload, 'sig');
     assert.notEqual(bad, req.payload);
@@ -57,6 +66,7 @@ describe('payloads that were not issued by the phone\'s server', () => {
   });
 
   test('a payload with a tampered ref is refused (the signature covers the ref)', async () => {
+    const phone = await cliPhone();
     const req = await h.createLinkRequest(A.url);
     const res = await phone.run(['link', h.tamperPayload(req.payload, 'ref'), '--yes']);
     assertRefused(res, /signature/i);
@@ -80,10 +90,12 @@ describe('payloads that were not issued by the phone\'s server', () => {
     const B = await start({ args: ['--public-origin', A.url] });
     const req = await h.createLinkRequest(B.url);
     assert.equal(h.parsePayload(req.payload).origin, A.url);
+    // A's server refuses it.
+    h.expectError(await h.scan(primary, req.payload), 400, 'invalid_signature');
+    // So does the phone, before sending anything.
+    const phone = await cliPhone();
     const res = await phone.run(['link', req.payload, '--yes']);
     assertRefused(res, /not issued by your Linkward server|signature/i);
-    // A's server refuses it as well.
-    h.expectError(await h.scan(primary, req.payload), 400, 'invalid_signature');
     // B never saw a scan.
     assert.equal(await requestState(req), 'pending');
   });
@@ -102,14 +114,16 @@ describe('payloads that were not issued by the phone\'s server', () => {
     assert.ok(h.verifyPayload(req.payload, primary.serverKey), 'the signature itself is valid');
     assert.equal(h.parsePayload(req.payload).origin, 'https://evil.example');
 
+    h.expectError(await h.scan(primary, req.payload), 400, 'wrong_origin');
+    const phone = await cliPhone();
     const res = await phone.run(['link', req.payload, '--yes']);
     assertRefused(res, /https:\/\/evil\.example/);
     assert.match(h.refusalText(res), /another site/i, h.describe(res));
-    h.expectError(await h.scan(primary, req.payload), 400, 'wrong_origin');
     assert.equal(await requestState(req), 'pending');
   });
 
   test('a pairing code that names no request is refused without saying more', async () => {
+    const phone = await cliPhone();
     const res = await phone.run(['link', '--code', '7QX2-9KMZ', '--yes']);
     assertRefused(res);
     h.expectError(await h.scan(primary, { code: '7QX2-9KMZ' }), 404, 'invalid_code');
@@ -134,6 +148,7 @@ describe('single use', () => {
     const theirDeny = await h.deny(other, req.id);
     assert.ok([403, 404, 409].includes(theirDeny.status), h.show(theirDeny));
     // The phone CLI is refused as well.
+    const phone = await cliPhone();
     const res = await phone.run(['link', req.payload, '--yes']);
     assertRefused(res);
     assert.equal(await requestState(req), 'scanned');
@@ -149,6 +164,7 @@ describe('single use', () => {
 
 describe('denial', () => {
   test('phone deny: the companion link exits 3 with "denied"', async () => {
+    const phone = await cliPhone();
     const companion = new h.CompanionCli(A);
     const link = companion.spawnLink();
     try {

@@ -238,6 +238,7 @@ export async function startServer(opts = {}) {
     async stop({ signal = 'SIGTERM', timeout = 5000 } = {}) {
       const p = this.proc;
       if (!p) return this.exitInfo;
+      this.stopping = true;
       const ex = exitPromise(p);
       if (p.exitCode === null && p.signalCode === null) p.kill(signal);
       try {
@@ -247,6 +248,8 @@ export async function startServer(opts = {}) {
         this.exitInfo = { ...(await ex), killed: true };
       }
       this.proc = null;
+      this.stopping = false;
+      if (this.crashed) this.exitInfo.crashed = this.crashed;
       return this.exitInfo;
     },
     /** Stops and starts again on the same data dir and args; keeps the port unless {samePort:false}. */
@@ -271,7 +274,15 @@ export async function startServer(opts = {}) {
       if (process.env.LINKWARD_TEST_VERBOSE) process.stderr.write(`[server] ${d}`);
     });
     const out = new LineStream(proc.stdout);
-    proc.once('exit', (code, sig) => out.finish(`server exited code=${code} signal=${sig}`));
+    proc.once('exit', (code, sig) => {
+      out.finish(`server exited code=${code} signal=${sig}`);
+      if (!server.stopping && server.url) {
+        // Not asked to stop: a crash. Make it loud; the tests will fail on refused connections.
+        server.crashed = { code, signal: sig };
+        console.error(`[harness] linkward serve (${server.url}) died unexpectedly: code=${code} signal=${sig}\n` +
+          `${server.stderrLog.slice(-3000)}`);
+      }
+    });
     const url = await out.waitFor((l) => LISTEN_RE.exec(l)?.[1], T(opts.readyTimeout || 10000),
       `"linkward listening on" from: linkward ${argv.join(' ')}`,
       () => `\nserver stderr:\n${server.stderrLog.slice(-4000)}`)
@@ -960,6 +971,12 @@ export function adminCli(server, args, opts) {
 
 /** The store counters from `admin stats --json` (accepts {"stats":{…}} or the bare object). */
 export async function adminStats(server) {
+  if (process.env.LINKWARD_ADMIN_VIA === 'socket') {
+    // Debugging aid only: the raw control protocol instead of the CLI.
+    const ans = await controlRequest(server, { cmd: 'stats' });
+    if (!ans.ok) throw new Error(`control stats failed: ${JSON.stringify(ans)}`);
+    return ans.stats;
+  }
   const res = await adminCli(server, ['stats']);
   if (res.code !== 0 || !res.json) throw new Error(`admin stats failed: ${describe(res)}`);
   return res.json.stats ?? res.json;

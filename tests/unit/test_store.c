@@ -647,13 +647,15 @@ static void test_link_lookup_and_ref(void **state)
     assert_int_equal(got.ref_expires_at, T0 + 80000);
     assert_int_equal(lw_store_link_set_ref(f->s, "nope", ref2, 1, T0), LW_ENOTFOUND);
 
-    /* Once scanned, neither ref nor code leads back to it, and refs stop rotating. */
+    /* Once scanned, the ref and code still find it (so a second scan is told
+     * "already used", not "unknown"), but refs stop rotating. */
     approve_link(f->s, "req1", "acct1");
-    assert_int_equal(lw_store_link_get_by_ref(f->s, ref2, &got), LW_ENOTFOUND);
-    assert_int_equal(lw_store_link_get_by_code(f->s, r.code_hash, &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get_by_ref(f->s, ref2, &got), LW_OK);
+    assert_string_equal(got.state, "approved");
+    assert_int_equal(lw_store_link_get_by_code(f->s, r.code_hash, &got), LW_OK);
     assert_int_equal(lw_store_link_set_ref(f->s, "req1", none, 2, T0 + 100000), LW_ECONFLICT);
-    /* ...so the code is free for a new request. */
-    assert_int_equal(lw_store_link_insert(f->s, &r2), LW_OK);
+    /* ...and the code stays taken until the request is purged. */
+    assert_int_equal(lw_store_link_insert(f->s, &r2), LW_ECONFLICT);
 }
 
 static void test_link_transition_cas(void **state)

@@ -1,0 +1,785 @@
+/*
+ * cli_phone.c — `linkward phone`: the primary device.
+ *
+ * The phone is the only device that can let another one in, so `link` is
+ * careful in a fixed order: check the QR code offline against the pinned
+ * server key and origin, show the account holder who is asking (sanitised),
+ * ask, and only then sign the requester's key.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "crypto.h"
+#include "lw.h"
+#include "qr.h"
+
+#define PIN_MAX 16 /* bytes for a typed PIN: 6 digits, room to detect more */
+#define PIN_TRIES 3 /* interactive attempts before giving up */
+
+static void phone_usage(FILE *f)
+{
+    fputs("Usage: linkward phone [--server URL] [--state FILE] [--header 'Name: value']... [--json] COMMAND\n"
+          "  register --handle HANDLE [--invite CODE] [--name NAME]\n"
+          "  link PAYLOAD | --image QR.png | --code XXXX-XXXX  [--pin PIN] [--yes] [--accept-risk]\n"
+          "  deny PAYLOAD | --image QR.png | --code XXXX-XXXX\n"
+          "  devices | history | alerts [--follow]\n"
+          "  logout DEVICE_ID | --all\n"
+          "  history delete DEVICE_ID | --all\n"
+          "  pin set --pin PIN | pin change --pin OLD --new-pin NEW | pin disable --pin PIN\n"
+          "  settings [--inactive-ttl DAYS]\n"
+          "  whoami\n"
+          "\n"
+          "The state file (default $XDG_CONFIG_HOME/linkward/phone.json) holds this phone's key;\n"
+          "--server is needed only at register.\n",
+          f);
+}
+
+static int parse_args(cli_opts *o, const char *cmd, int argc, char **argv, cli_opt_fn opt, void *ctx,
+                      const char **pos, int max_pos, int *npos)
+{
+    return cli_parse_args(o, "phone", phone_usage, cmd, argc, argv, opt, ctx, pos, max_pos, npos);
+}
+
+/* Opens the phone's state and checks it is registered. */
+static int open_phone(cli_opts *o, lwc_device **d)
+{
+    int rc = cli_open_device(o, "phone.json", d);
+    if (rc != CLI_OK)
+        return rc;
+    if (!lwc_device_linked(*d)) {
+        cli_msg("linkward: this phone is not registered: run 'linkward phone --server URL register --handle HANDLE'\n");
+        lwc_device_free(*d);
+        *d = NULL;
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* ---- register ---- */
+
+typedef struct register_opts {
+    const char *handle, *invite, *name;
+} register_opts;
+
+static int register_opt(void *ctx, int argc, char **argv, int *i)
+{
+    register_opts *r = ctx;
+    int m;
+    if ((m = cli_opt_value(argc, argv, i, "--handle", &r->handle)) != 0)
+        return m;
+    if ((m = cli_opt_value(argc, argv, i, "--invite", &r->invite)) != 0)
+        return m;
+    return cli_opt_value(argc, argv, i, "--name", &r->name);
+}
+
+/* An E.164 number ("+" and 8-15 digits) or a user name of 3-32 of a-z 0-9 . _ - */
+static bool handle_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (h[0] == '+') {
+        if (n < 9 || n > 16)
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if (h[i] < '0' || h[i] > '9')
+                return false;
+        return true;
+    }
+    if (n < 3 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int cmd_register(cli_opts *o, int argc, char **argv)
+{
+    register_opts r = {0};
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "register", argc, argv, register_opt, &r, pos, 0, &npos)) != CLI_OK)
+        return rc;
+    if (r.handle == NULL)
+        return cli_usage_error("phone", "register needs --handle HANDLE");
+    if (!handle_ok(r.handle))
+        return cli_usage_error("phone",
+                               "--handle: use a phone number in E.164 form (+ and 8-15 digits) or a user "
+                               "name of 3-32 letters, digits, '.', '_' or '-'");
+    if (r.name != NULL && (r.name[0] == '\0' || strlen(r.name) > 64))
+        return cli_usage_error("phone", "--name: 1 to 64 characters");
+    if (r.invite != NULL && (r.invite[0] == '\0' || strlen(r.invite) > 128))
+        return cli_usage_error("phone", "--invite: 1 to 128 characters");
+
+    lwc_device *d = NULL;
+    if ((rc = cli_open_device(o, "phone.json", &d)) != CLI_OK)
+        return rc;
+    if (lwc_device_client(d) == NULL) {
+        lwc_device_free(d);
+        return cli_usage_error("phone", "register needs --server URL");
+    }
+    json_t *info = lwc_client_info(r.name), *answer = NULL;
+    int lrc = info ? lwc_register(d, r.handle, r.invite, info, &answer) : LW_ENOMEM;
+    json_decref(info);
+    if (lrc != LW_OK) {
+        rc = cli_fail(d, lrc);
+        goto done;
+    }
+    if (o->json) {
+        cli_json_doc(answer);
+    } else {
+        cli_msg("Registered %s on %s.\nDevice id: %s\nServer origin pinned: %s\n",
+                lwc_device_get(d, LWC_HANDLE), lwc_device_get(d, LWC_SERVER),
+                lwc_device_get(d, LWC_DEVICE_ID), lwc_device_get(d, LWC_ORIGIN));
+    }
+    rc = CLI_OK;
+done:
+    json_decref(answer);
+    lwc_device_free(d);
+    return rc;
+}
+
+/* ---- link / deny ---- */
+
+typedef struct link_opts {
+    const char *image, *code, *pin;
+    bool yes, accept_risk;
+    bool deny_only;
+} link_opts;
+
+static int link_opt(void *ctx, int argc, char **argv, int *i)
+{
+    link_opts *l = ctx;
+    int m;
+    if ((m = cli_opt_value(argc, argv, i, "--image", &l->image)) != 0)
+        return m;
+    if ((m = cli_opt_value(argc, argv, i, "--code", &l->code)) != 0)
+        return m;
+    if (l->deny_only)
+        return 0;
+    if ((m = cli_opt_value(argc, argv, i, "--pin", &l->pin)) != 0)
+        return m;
+    if (strcmp(argv[*i], "--yes") == 0 || strcmp(argv[*i], "-y") == 0) {
+        l->yes = true;
+        (*i)++;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--accept-risk") == 0) {
+        l->accept_risk = true;
+        (*i)++;
+        return 1;
+    }
+    return 0;
+}
+
+/* Reports a failure of the link flow: an error line in --json, the
+ * sentence on stderr in any case. */
+static int link_failed(const cli_opts *o, lwc_device *d, int lrc)
+{
+    if (o->json) {
+        const lwc_error *e = lwc_device_error(d);
+        char text[1024];
+        cli_error_text(e, text, sizeof(text));
+        json_t *ev = json_pack("{ss ss ss}", "event", "error", "code", e->code[0] ? e->code : "error",
+                               "message", text);
+        if (ev != NULL && e->attempts_left >= 0)
+            json_object_set_new(ev, "attempts_left", json_integer(e->attempts_left));
+        if (ev != NULL && e->retry_after >= 0)
+            json_object_set_new(ev, "retry_after", json_integer(e->retry_after));
+        if (ev != NULL)
+            cli_json_line(ev);
+        json_decref(ev);
+    }
+    return cli_fail(d, lrc);
+}
+
+/* "low", "medium", "high" with the reasons, for people. */
+static void risk_text(json_t *risk, char *dst, size_t cap)
+{
+    lw_buf b;
+    lw_buf_init(&b, 2048);
+    const char *level = cli_str(risk, "level");
+    (void)lw_buf_appendf(&b, "%s", level[0] ? level : "unknown");
+    json_t *reasons = json_object_get(risk, "reasons");
+    size_t i;
+    json_t *r;
+    json_array_foreach(reasons, i, r) {
+        const char *text = json_is_string(r) ? json_string_value(r) : cli_str(r, "message");
+        if (text[0] == '\0')
+            text = cli_str(r, "code");
+        (void)lw_buf_appendf(&b, "%s%s", i == 0 ? " — " : "; ", text);
+    }
+    cli_safe(b.data ? b.data : "", dst, cap);
+    lw_buf_free(&b);
+}
+
+static void show_request(const cli_opts *o, lwc_scan *s)
+{
+    json_t *req = lwc_scan_request(s), *risk = lwc_scan_risk(s);
+    if (o->json) {
+        cli_json_event("{ss sO sO}", "event", "request", "request", req, "risk", risk);
+        return;
+    }
+    char name[256], browser[256], os[256], place[256], asked[64], rtext[1024], network[256];
+    cli_safe(cli_str(req, "name")[0] ? cli_str(req, "name") : "(no name)", name, sizeof(name));
+    cli_name_version(req, "browser", "browser_version", browser, sizeof(browser));
+    cli_name_version(req, "os", "os_version", os, sizeof(os));
+    cli_place(req, place, sizeof(place));
+    cli_time_ago(cli_str(req, "created_at"), asked, sizeof(asked));
+    json_t *net = json_object_get(req, "network");
+    if (json_is_string(net)) {
+        cli_safe(json_string_value(net)[0] ? json_string_value(net) : "-", network, sizeof(network));
+    } else {
+        char *t = net ? json_dumps(net, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        cli_safe(t ? t : "-", network, sizeof(network));
+        free(t);
+    }
+    risk_text(risk, rtext, sizeof(rtext));
+    cli_msg("\nA device asks to be linked to your account:\n"
+            "  Name:     %s\n"
+            "  Browser:  %s\n"
+            "  System:   %s\n"
+            "  Device:   %s\n"
+            "  Address:  %s\n"
+            "  Place:    %s\n"
+            "  Network:  %s\n"
+            "  Asked:    %s\n"
+            "  Key:      %s\n"
+            "  Risk:     %s\n\n",
+            name, browser, os, cli_str(req, "device_model")[0] ? cli_str(req, "device_model") : "-",
+            cli_str(req, "ip")[0] ? cli_str(req, "ip") : "-", place, network, asked,
+            lwc_scan_fingerprint(s), rtext);
+}
+
+/* Reads the QR code's text: the argument, or the PNG decoded; trimmed. */
+static int read_payload(const link_opts *l, const char *arg, char **out)
+{
+    char *text = NULL;
+    *out = NULL;
+    if (l->image != NULL) {
+        int rc = lw_qr_png_decode(l->image, &text);
+        if (rc == LW_ENOTFOUND) {
+            cli_msg("linkward: no QR code found in %s\n", l->image);
+            return CLI_USAGE;
+        }
+        if (rc != LW_OK) {
+            cli_msg("linkward: cannot read the image %s\n", l->image);
+            return CLI_USAGE;
+        }
+    } else {
+        if ((text = lw_strdup(arg)) == NULL)
+            return CLI_IO;
+    }
+    /* Pasted or decoded text often carries a newline or spaces. */
+    size_t start = 0, end = strlen(text);
+    while (start < end && (text[start] == ' ' || text[start] == '\t' || text[start] == '\n' || text[start] == '\r'))
+        start++;
+    while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\n' || text[end - 1] == '\r'))
+        end--;
+    memmove(text, text + start, end - start);
+    text[end - start] = '\0';
+    *out = text;
+    return CLI_OK;
+}
+
+/* Approves, asking for the PIN on the terminal when the server wants one
+ * and none was given (and we may ask). */
+static int approve(const cli_opts *o, lwc_device *d, lwc_scan *s, const link_opts *l, bool accept_risk)
+{
+    char typed[PIN_MAX];
+    const char *pin = l->pin;
+    int lrc = lwc_link_approve(d, s, pin, accept_risk);
+    for (int tries = 0; lrc != LW_OK && !l->yes && tries < PIN_TRIES; tries++) {
+        const lwc_error *e = lwc_device_error(d);
+        bool need = strcmp(e->code, "pin_required") == 0 ||
+                    (strcmp(e->code, "wrong_pin") == 0 && e->attempts_left != 0);
+        if (!need)
+            break;
+        if (strcmp(e->code, "wrong_pin") == 0) {
+            char text[1024];
+            cli_error_text(e, text, sizeof(text));
+            cli_msg("%s\n", text);
+        }
+        if (!cli_read_secret("Two-step verification PIN: ", typed, sizeof(typed)))
+            break;
+        if (!cli_check_pin("PIN", typed)) {
+            lw_wipe(typed, sizeof(typed));
+            continue;
+        }
+        lrc = lwc_link_approve(d, s, typed, accept_risk);
+        lw_wipe(typed, sizeof(typed));
+    }
+    if (lrc != LW_OK) {
+        if (strcmp(lwc_device_error(d)->code, "pin_required") == 0 && l->pin == NULL)
+            cli_msg("linkward: this account has a two-step verification PIN: add --pin PIN\n");
+        return link_failed(o, d, lrc);
+    }
+    return CLI_OK;
+}
+
+static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
+{
+    link_opts l = {.deny_only = deny_only};
+    const char *cmd = deny_only ? "deny" : "link";
+    const char *pos[1];
+    int npos, rc;
+    char *payload = NULL;
+    lwc_device *d = NULL;
+    lwc_scan *s = NULL;
+    if ((rc = parse_args(o, cmd, argc, argv, link_opt, &l, pos, 1, &npos)) != CLI_OK)
+        return rc;
+    int sources = (npos > 0) + (l.image != NULL) + (l.code != NULL);
+    if (sources != 1)
+        return cli_usage_error("phone", "%s needs exactly one of PAYLOAD, --image QR.png, --code XXXX-XXXX", cmd);
+    if (l.pin != NULL && !cli_check_pin("--pin", l.pin))
+        return CLI_USAGE;
+    if ((rc = open_phone(o, &d)) != CLI_OK)
+        return rc;
+    if (l.code == NULL && (rc = read_payload(&l, npos ? pos[0] : NULL, &payload)) != CLI_OK)
+        goto done;
+
+    int lrc = lwc_link_scan(d, payload, l.code, &s);
+    if (lrc != LW_OK) {
+        /* A malformed code is a typing error, not a refusal. */
+        rc = strcmp(lwc_device_error(d)->code, "invalid_code") == 0 && lwc_device_error(d)->status == 0
+                 ? (cli_fail(d, lrc), CLI_USAGE)
+                 : link_failed(o, d, lrc);
+        goto done;
+    }
+    show_request(o, s);
+
+    bool approve_it = false, accept_risk = l.accept_risk;
+    bool high = strcmp(cli_str(lwc_scan_risk(s), "level"), "high") == 0;
+    if (!deny_only) {
+        if (l.yes) {
+            approve_it = true;
+            if (high && !accept_risk) {
+                cli_msg("linkward: this request is high risk; add --accept-risk to link it anyway. Denying it.\n");
+                approve_it = false;
+            }
+        } else {
+            approve_it = cli_confirm("Link this device? [y/N]");
+            if (approve_it && high && !accept_risk) {
+                approve_it = cli_confirm("This request is HIGH risk. Are you sure it is you? [y/N]");
+                accept_risk = approve_it;
+            }
+        }
+    }
+    if (approve_it) {
+        if ((rc = approve(o, d, s, &l, accept_risk)) != CLI_OK)
+            goto done;
+        if (o->json)
+            cli_json_event("{ss ss}", "event", "approved", "request_id", lwc_scan_id(s));
+        else
+            cli_msg("Approved. The device is being linked to your account.\n");
+        rc = CLI_OK;
+        goto done;
+    }
+    if ((lrc = lwc_link_deny(d, s)) != LW_OK) {
+        rc = link_failed(o, d, lrc);
+        goto done;
+    }
+    if (o->json)
+        cli_json_event("{ss ss}", "event", "denied", "request_id", lwc_scan_id(s));
+    else
+        cli_msg("Denied.\n");
+    /* `deny` did what was asked; a `link` that ends denied did not. */
+    rc = deny_only ? CLI_OK : CLI_REFUSED;
+done:
+    cli_wipe_arg(l.pin);
+    lwc_scan_free(s);
+    lw_free(payload);
+    lwc_device_free(d);
+    return rc;
+}
+
+static int cmd_link(cli_opts *o, int argc, char **argv)
+{
+    return link_or_deny(o, argc, argv, false);
+}
+
+static int cmd_deny(cli_opts *o, int argc, char **argv)
+{
+    return link_or_deny(o, argc, argv, true);
+}
+
+/* ---- lists ---- */
+
+/* GETs path and prints member `key` (an array) as JSON or a table. */
+static int show_list(cli_opts *o, const char *path, const char *key, void (*human)(json_t *, bool),
+                     bool history)
+{
+    lwc_device *d = NULL;
+    json_t *answer = NULL;
+    int rc = open_phone(o, &d);
+    if (rc != CLI_OK)
+        return rc;
+    int lrc = lwc_device_call(d, "GET", path, NULL, &answer);
+    if (lrc != LW_OK) {
+        rc = cli_fail(d, lrc);
+        goto done;
+    }
+    json_t *list = json_object_get(answer, key);
+    if (!json_is_array(list)) {
+        cli_msg("linkward: the server's answer has no \"%s\" list\n", key);
+        rc = CLI_IO;
+        goto done;
+    }
+    if (o->json)
+        cli_json_doc(list);
+    else
+        human(list, history);
+done:
+    json_decref(answer);
+    lwc_device_free(d);
+    return rc;
+}
+
+static void print_alerts(json_t *list, bool unused)
+{
+    cli_print_alerts(list);
+}
+
+static int cmd_devices(cli_opts *o, int argc, char **argv)
+{
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "devices", argc, argv, NULL, NULL, pos, 0, &npos)) != CLI_OK)
+        return rc;
+    return show_list(o, "/v1/devices", "devices", cli_print_devices, false);
+}
+
+typedef struct all_opt {
+    bool all;
+    bool follow;
+} all_opt;
+
+static int flag_opt(void *ctx, int argc, char **argv, int *i)
+{
+    all_opt *a = ctx;
+    if (strcmp(argv[*i], "--all") == 0) {
+        a->all = true;
+        (*i)++;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--follow") == 0 || strcmp(argv[*i], "-f") == 0) {
+        a->follow = true;
+        (*i)++;
+        return 1;
+    }
+    return 0;
+}
+
+/* Calls path; prints the answer with --json. *count (may be NULL) gets the
+ * answer's member count_key for the caller's sentence. */
+static int simple_call(cli_opts *o, const char *method, const char *path, const char *count_key,
+                       long long *count)
+{
+    lwc_device *d = NULL;
+    json_t *answer = NULL;
+    int rc = open_phone(o, &d);
+    if (rc != CLI_OK)
+        return rc;
+    int lrc = lwc_device_call(d, method, path, NULL, &answer);
+    if (lrc != LW_OK) {
+        rc = cli_fail(d, lrc);
+        goto done;
+    }
+    if (o->json)
+        cli_json_answer(answer);
+    if (count != NULL)
+        *count = (long long)json_integer_value(json_object_get(answer, count_key));
+done:
+    json_decref(answer);
+    lwc_device_free(d);
+    return rc;
+}
+
+static int cmd_history(cli_opts *o, int argc, char **argv)
+{
+    all_opt a = {0};
+    const char *pos[2];
+    int npos, rc;
+    if ((rc = parse_args(o, "history", argc, argv, flag_opt, &a, pos, 2, &npos)) != CLI_OK)
+        return rc;
+    if (a.follow)
+        return cli_usage_error("phone", "history: unknown option --follow");
+    if (npos == 0) {
+        if (a.all)
+            return cli_usage_error("phone", "history: --all goes with 'history delete'");
+        return show_list(o, "/v1/history", "sessions", cli_print_devices, true);
+    }
+    if (strcmp(pos[0], "delete") != 0)
+        return cli_usage_error("phone", "history: unknown sub-command '%s'", pos[0]);
+    if ((npos == 2) == a.all)
+        return cli_usage_error("phone", "history delete needs exactly one of DEVICE_ID or --all");
+    char path[256];
+    if (a.all) {
+        (void)lw_strlcpy(path, "/v1/history", sizeof(path));
+    } else {
+        if (!cli_check_id("DEVICE_ID", pos[1]))
+            return CLI_USAGE;
+        int n = snprintf(path, sizeof(path), "/v1/history/%s", pos[1]);
+        if (n < 0 || (size_t)n >= sizeof(path))
+            return CLI_USAGE;
+    }
+    long long deleted = 0;
+    if ((rc = simple_call(o, "DELETE", path, "deleted", &deleted)) == CLI_OK && !o->json)
+        cli_msg("Deleted %lld ended session record%s.\n", deleted, deleted == 1 ? "" : "s");
+    return rc;
+}
+
+static int cmd_alerts(cli_opts *o, int argc, char **argv)
+{
+    all_opt a = {0};
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "alerts", argc, argv, flag_opt, &a, pos, 0, &npos)) != CLI_OK)
+        return rc;
+    if (a.all)
+        return cli_usage_error("phone", "alerts: unknown option --all");
+    if (!a.follow)
+        return show_list(o, "/v1/alerts", "alerts", print_alerts, false);
+    lwc_device *d = NULL;
+    if ((rc = open_phone(o, &d)) != CLI_OK)
+        return rc;
+    if (!o->json)
+        cli_msg("Following alerts and device events (Ctrl-C to stop)...\n");
+    rc = cli_follow_events(d, o->json);
+    lwc_device_free(d);
+    return rc;
+}
+
+static int cmd_logout(cli_opts *o, int argc, char **argv)
+{
+    all_opt a = {0};
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "logout", argc, argv, flag_opt, &a, pos, 1, &npos)) != CLI_OK)
+        return rc;
+    if (a.follow)
+        return cli_usage_error("phone", "logout: unknown option --follow");
+    if ((npos == 1) == a.all)
+        return cli_usage_error("phone", "logout needs exactly one of DEVICE_ID or --all");
+    long long ended = 0;
+    if (a.all) {
+        if ((rc = simple_call(o, "POST", "/v1/devices/logout-all", "ended", &ended)) == CLI_OK && !o->json)
+            cli_msg("Logged out %lld device%s.\n", ended, ended == 1 ? "" : "s");
+        return rc;
+    }
+    if (!cli_check_id("DEVICE_ID", pos[0]))
+        return CLI_USAGE;
+    char path[256];
+    int n = snprintf(path, sizeof(path), "/v1/devices/%s", pos[0]);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return CLI_USAGE;
+    if ((rc = simple_call(o, "DELETE", path, NULL, NULL)) == CLI_OK && !o->json)
+        cli_msg("Logged out device %s.\n", pos[0]);
+    return rc;
+}
+
+/* ---- PIN and settings ---- */
+
+typedef struct pin_opts {
+    const char *pin, *new_pin;
+} pin_opts;
+
+static int pin_opt(void *ctx, int argc, char **argv, int *i)
+{
+    pin_opts *p = ctx;
+    int m;
+    if ((m = cli_opt_value(argc, argv, i, "--pin", &p->pin)) != 0)
+        return m;
+    return cli_opt_value(argc, argv, i, "--new-pin", &p->new_pin);
+}
+
+static int cmd_pin(cli_opts *o, int argc, char **argv)
+{
+    pin_opts p = {0};
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "pin", argc, argv, pin_opt, &p, pos, 1, &npos)) != CLI_OK)
+        return rc;
+    if (npos != 1)
+        return cli_usage_error("phone", "pin needs one of: set, change, disable");
+    const char *sub = pos[0];
+    json_t *body = NULL;
+    const char *path = "/v1/pin", *done_msg = NULL;
+    if (strcmp(sub, "set") == 0) {
+        if (p.pin == NULL || p.new_pin != NULL)
+            return cli_usage_error("phone", "pin set takes --pin PIN (the new PIN) only");
+        if (!cli_check_pin("--pin", p.pin))
+            return CLI_USAGE;
+        body = json_pack("{ss}", "new_pin", p.pin);
+        done_msg = "PIN set. It will be asked for whenever a device is linked.\n";
+    } else if (strcmp(sub, "change") == 0) {
+        if (p.pin == NULL || p.new_pin == NULL)
+            return cli_usage_error("phone", "pin change needs --pin OLD and --new-pin NEW");
+        if (!cli_check_pin("--pin", p.pin) || !cli_check_pin("--new-pin", p.new_pin))
+            return CLI_USAGE;
+        body = json_pack("{ss ss}", "new_pin", p.new_pin, "pin", p.pin);
+        done_msg = "PIN changed. If you think someone else knew the old one, log out all other "
+                   "devices: linkward phone logout --all\n";
+    } else if (strcmp(sub, "disable") == 0) {
+        if (p.pin == NULL || p.new_pin != NULL)
+            return cli_usage_error("phone", "pin disable needs --pin PIN (the current PIN) only");
+        if (!cli_check_pin("--pin", p.pin))
+            return CLI_USAGE;
+        body = json_pack("{ss}", "pin", p.pin);
+        path = "/v1/pin/disable";
+        done_msg = "PIN disabled.\n";
+    } else {
+        return cli_usage_error("phone", "pin: unknown sub-command '%s' (set, change, disable)", sub);
+    }
+    if (body == NULL)
+        return CLI_IO;
+    lwc_device *d = NULL;
+    json_t *answer = NULL;
+    if ((rc = open_phone(o, &d)) != CLI_OK)
+        goto done;
+    int lrc = lwc_device_call(d, "POST", path, body, &answer);
+    if (lrc != LW_OK) {
+        rc = cli_fail(d, lrc);
+        goto done;
+    }
+    if (o->json)
+        cli_json_answer(answer);
+    else
+        cli_msg("%s", done_msg);
+done:
+    /* The PINs are no business of anyone after this: not of jansson's freed
+     * memory, nor of /proc/PID/cmdline. */
+    cli_json_wipe(body, "pin");
+    cli_json_wipe(body, "new_pin");
+    json_decref(body);
+    cli_wipe_arg(p.pin);
+    cli_wipe_arg(p.new_pin);
+    json_decref(answer);
+    lwc_device_free(d);
+    return rc;
+}
+
+typedef struct settings_opts {
+    const char *ttl;
+} settings_opts;
+
+static int settings_opt(void *ctx, int argc, char **argv, int *i)
+{
+    settings_opts *s = ctx;
+    return cli_opt_value(argc, argv, i, "--inactive-ttl", &s->ttl);
+}
+
+static int cmd_settings(cli_opts *o, int argc, char **argv)
+{
+    settings_opts s = {0};
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "settings", argc, argv, settings_opt, &s, pos, 0, &npos)) != CLI_OK)
+        return rc;
+    json_t *body = NULL;
+    if (s.ttl != NULL) {
+        long days = 0;
+        const char *p = s.ttl;
+        /* Whole days; a trailing "d" is forgiven. */
+        for (; *p >= '0' && *p <= '9' && days <= 1000; p++)
+            days = days * 10 + (*p - '0');
+        if (p == s.ttl || (*p != '\0' && strcmp(p, "d") != 0) || days < 7 || days > 365)
+            return cli_usage_error("phone", "--inactive-ttl: a whole number of days from 7 to 365");
+        if ((body = json_pack("{sI}", "inactive_ttl_days", (json_int_t)days)) == NULL)
+            return CLI_IO;
+    }
+    lwc_device *d = NULL;
+    json_t *answer = NULL;
+    if ((rc = open_phone(o, &d)) != CLI_OK)
+        goto done;
+    int lrc = lwc_device_call(d, body ? "PATCH" : "GET", "/v1/settings", body, &answer);
+    if (lrc != LW_OK) {
+        rc = cli_fail(d, lrc);
+        goto done;
+    }
+    if (o->json) {
+        cli_json_answer(answer);
+    } else {
+        json_t *days = json_object_get(answer, "inactive_ttl_days");
+        cli_out("Companions unused for %lld days are logged out.\n",
+                (long long)json_integer_value(days));
+    }
+done:
+    json_decref(body);
+    json_decref(answer);
+    lwc_device_free(d);
+    return rc;
+}
+
+static int cmd_whoami(cli_opts *o, int argc, char **argv)
+{
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "whoami", argc, argv, NULL, NULL, pos, 0, &npos)) != CLI_OK)
+        return rc;
+    lwc_device *d = NULL;
+    json_t *answer = NULL;
+    if ((rc = open_phone(o, &d)) != CLI_OK)
+        return rc;
+    int lrc = lwc_device_call(d, "GET", "/v1/session", NULL, &answer);
+    if (lrc != LW_OK) {
+        rc = cli_fail(d, lrc);
+        goto done;
+    }
+    if (o->json) {
+        cli_json_doc(answer);
+    } else {
+        json_t *dev = json_object_get(answer, "device"), *acct = json_object_get(answer, "account");
+        cli_out("Handle:   %s\nAccount:  %s\nDevice:   %s (%s, %s)\nServer:   %s\nPIN:      %s\n"
+                "Companions unused for %lld days are logged out.\n",
+                cli_str(acct, "handle"), cli_str(acct, "id"), cli_str(dev, "id"), cli_str(dev, "role"),
+                cli_str(dev, "name"), lwc_device_get(d, LWC_SERVER),
+                json_is_true(json_object_get(acct, "has_pin")) ? "set" : "not set",
+                (long long)json_integer_value(json_object_get(acct, "inactive_ttl_days")));
+    }
+done:
+    json_decref(answer);
+    lwc_device_free(d);
+    return rc;
+}
+
+typedef struct phone_cmd {
+    const char *name;
+    int (*run)(cli_opts *o, int argc, char **argv);
+} phone_cmd;
+
+static const phone_cmd phone_cmds[] = {
+    {"register", cmd_register}, {"link", cmd_link},     {"deny", cmd_deny},
+    {"devices", cmd_devices},   {"history", cmd_history}, {"alerts", cmd_alerts},
+    {"logout", cmd_logout},     {"pin", cmd_pin},       {"settings", cmd_settings},
+    {"whoami", cmd_whoami},
+};
+
+int cli_phone_main(int argc, char **argv)
+{
+    cli_opts o = {0};
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            phone_usage(stdout);
+            return CLI_OK;
+        }
+        int r = cli_take_global(&o, argc, argv, &i);
+        if (r < 0)
+            return CLI_USAGE;
+        if (r == 0)
+            return cli_usage_error("phone", "unknown option %s", argv[i]);
+    }
+    if (i >= argc) {
+        phone_usage(stderr);
+        return CLI_USAGE;
+    }
+    for (size_t k = 0; k < sizeof(phone_cmds) / sizeof(phone_cmds[0]); k++)
+        if (strcmp(argv[i], phone_cmds[k].name) == 0)
+            return phone_cmds[k].run(&o, argc - i, argv + i);
+    return cli_usage_error("phone", "unknown command '%s'", argv[i]);
+}
