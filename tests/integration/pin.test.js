@@ -9,8 +9,8 @@ import path from 'node:path';
 import * as h from '../lib/harness.js';
 
 // Distinctive values so a leak can be found in logs and files.
-const PIN = { alice: '731946', aliceNew: '285017', bob: '402718', dora: '618204', pat: '370415' };
-const WRONG = { alice: '964213', bob: '551903', dora: '190375' };
+const PIN = { alice: '731946', aliceNew: '285017', bob: '402718', dora: '618204', pat: '370415', quinn: '826150' };
+const WRONG = { alice: '964213', bob: '551903', dora: '190375', quinn: '307592' };
 
 let server;
 before(async () => {
@@ -185,19 +185,30 @@ describe('PIN over the API', () => {
     }
   });
 
-  test('a second lockout lasts longer than the first (doubling)', async () => {
+  test('consecutive lockouts double', async () => {
+    const quinn = await h.registerPrimary(server.url, 'quinn');
+    h.expectStatus(await quinn.post('/v1/pin', { new_pin: PIN.quinn }), 200);
     const req = await newRequest();
-    h.expectStatus(await h.scan(bob, req.payload), 200);
-    let locked = null;
-    for (let i = 0; i < 12 && !locked; i++) {
-      const r = await h.approve(bob, req.id, req.key.pub, { pin: WRONG.bob });
-      if (r.status === 423) locked = r;
-      else h.expectError(r, 403, 'wrong_pin');
-    }
-    if (!locked) locked = await h.approve(bob, req.id, req.key.pub, { pin: PIN.bob });
-    h.expectError(locked, 423, 'pin_locked');
-    const retry = Number(locked.headers.get('retry-after'));
-    assert.ok(retry >= 3, `second lockout Retry-After ${retry}, expected about 4 s (2 × 2 s)`);
+    h.expectStatus(await h.scan(quinn, req.payload), 200);
+    /** Wrong PINs until locked (bounded); returns the 423 answer. */
+    const lockOut = async () => {
+      for (let i = 0; i < 12; i++) {
+        const r = await h.approve(quinn, req.id, req.key.pub, { pin: WRONG.quinn });
+        if (r.status === 423) return r;
+        h.expectError(r, 403, 'wrong_pin');
+      }
+      const r = await h.approve(quinn, req.id, req.key.pub, { pin: WRONG.quinn });
+      return h.expectError(r, 423, 'pin_locked') && r;
+    };
+    const first = await lockOut();
+    const r1 = Number(first.headers.get('retry-after'));
+    assert.ok(r1 >= 1 && r1 <= 2, `first lockout Retry-After ${r1} for --pin-lockout 2s`);
+    // Let the first lockout run out (time must pass; bounded), without any success in between.
+    const t = h.stopwatch();
+    await h.pollUntil(() => t() > r1 * 1000 + 100, { timeout: 4000, interval: 100, what: 'the first lockout to pass' });
+    const second = await lockOut();
+    const r2 = Number(second.headers.get('retry-after'));
+    assert.ok(r2 >= 3 && r2 <= 4, `second lockout Retry-After ${r2}, expected 4 s (2 × 2 s)`);
   });
 });
 

@@ -1,0 +1,287 @@
+/*
+ * cli_admin.c — `linkward admin`: one request to the running server over its
+ * local control socket (the server checks we are its user, or root).
+ *
+ * Protocol: one JSON object per line each way. The answer is bounded and
+ * awaited with a deadline, so a wedged server cannot hang the operator's
+ * shell or make us buffer without limit.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "lw.h"
+
+#define ADMIN_ANSWER_MAX (64 * 1024)
+#define ADMIN_TIMEOUT_MS 30000
+#define ADMIN_DEFAULT_SOCKET "./var/control.sock"
+
+static void admin_usage(FILE *f)
+{
+    fputs("Usage: linkward admin [--control SOCKET] [--data-dir DIR] [--json] COMMAND\n"
+          "  stats               counters of the running server\n"
+          "  invite [--ttl 7d]   a registration invite code (for --registration invite)\n"
+          "  purge               delete ended sessions past the retention period now\n"
+          "  backup FILE         write a consistent copy of the database to FILE\n"
+          "\n"
+          "The control socket defaults to ./var/control.sock, or DIR/control.sock with --data-dir.\n",
+          f);
+}
+
+typedef struct admin_opts {
+    const char *control, *data_dir, *ttl;
+    bool json;
+} admin_opts;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until the deadline: 1 ready, 0 timeout, -1 error. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* Sends request (one line) to the socket at path and reads one line back
+ * into *answer (new). Returns an exit code, having printed why on failure. */
+static int exchange(const char *path, const char *request, json_t **answer)
+{
+    *answer = NULL;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (lw_strlcpy(sa.sun_path, path, sizeof(sa.sun_path)) != LW_OK) {
+        cli_msg("linkward: control socket path too long (at most %zu bytes): %s\n",
+                sizeof(sa.sun_path) - 1, path);
+        return CLI_USAGE;
+    }
+    int rc = CLI_IO;
+    lw_buf in;
+    lw_buf_init(&in, ADMIN_ANSWER_MAX);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        cli_msg("linkward: cannot reach the server's control socket %s: %s\n", path, strerror(errno));
+        goto fail;
+    }
+    int64_t deadline = mono_ms() + ADMIN_TIMEOUT_MS;
+    size_t len = strlen(request), off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, request + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (wait_fd(fd, POLLOUT, deadline) <= 0)
+                goto timeout;
+            continue;
+        }
+        if (n < 0) {
+            cli_msg("linkward: cannot write to %s: %s\n", path, strerror(errno));
+            goto fail;
+        }
+        off += (size_t)n;
+    }
+    char chunk[4096];
+    char *nl = NULL;
+    while (nl == NULL) {
+        int w = wait_fd(fd, POLLIN, deadline);
+        if (w == 0)
+            goto timeout;
+        if (w < 0) {
+            cli_msg("linkward: cannot read from %s: %s\n", path, strerror(errno));
+            goto fail;
+        }
+        ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n < 0) {
+            cli_msg("linkward: cannot read from %s: %s\n", path, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break; /* the server closed: accept an answer without newline */
+        if (lw_buf_append(&in, chunk, (size_t)n) != LW_OK) {
+            cli_msg("linkward: the server's answer is larger than %d bytes\n", ADMIN_ANSWER_MAX);
+            goto fail;
+        }
+        nl = memchr(in.data, '\n', in.len);
+    }
+    size_t line = nl ? (size_t)(nl - in.data) : in.len;
+    json_error_t jerr;
+    *answer = json_loadb(in.data, line, 0, &jerr);
+    if (!json_is_object(*answer)) {
+        json_decref(*answer);
+        *answer = NULL;
+        cli_msg("linkward: the server's answer is not a JSON object\n");
+        goto fail;
+    }
+    rc = CLI_OK;
+    goto fail;
+timeout:
+    cli_msg("linkward: no answer from %s within %d s\n", path, ADMIN_TIMEOUT_MS / 1000);
+fail:
+    if (fd >= 0)
+        close(fd);
+    lw_buf_free(&in);
+    return rc;
+}
+
+static int admin_opt(void *ctx, int argc, char **argv, int *i)
+{
+    admin_opts *a = ctx;
+    int m;
+    if (strcmp(argv[*i], "--json") == 0) {
+        a->json = true;
+        (*i)++;
+        return 1;
+    }
+    if ((m = cli_opt_value(argc, argv, i, "--control", &a->control)) != 0)
+        return m;
+    if ((m = cli_opt_value(argc, argv, i, "--data-dir", &a->data_dir)) != 0)
+        return m;
+    return cli_opt_value(argc, argv, i, "--ttl", &a->ttl);
+}
+
+/* Prints stats for people: "name: value" lines, nested objects flattened. */
+static void print_flat(const char *prefix, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        char name[256];
+        int n = snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "", key);
+        if (n < 0 || (size_t)n >= sizeof(name))
+            continue;
+        if (json_is_object(v)) {
+            print_flat(name, v);
+            continue;
+        }
+        char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        cli_out("%s: %s\n", name, json_is_string(v) ? json_string_value(v) : text ? text : "?");
+        free(text);
+    }
+}
+
+int cli_admin_main(int argc, char **argv)
+{
+    admin_opts a = {0};
+    cli_opts unused = {0};
+    const char *pos[2];
+    int npos = 0, rc;
+    /* admin has no sub-command options before its command worth separating:
+     * every option is accepted anywhere. */
+    rc = cli_parse_args(&unused, "admin", admin_usage, "admin", argc, argv, admin_opt, &a, pos, 2, &npos);
+    if (rc != CLI_OK)
+        return rc;
+    if (unused.server != NULL || unused.state != NULL || unused.nheaders > 0)
+        return cli_usage_error("admin", "admin takes --control SOCKET or --data-dir DIR, not --server/--state/--header");
+    a.json = a.json || unused.json;
+    if (npos == 0) {
+        admin_usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = pos[0];
+    char path[PATH_MAX];
+    if (a.control != NULL) {
+        if (lw_strlcpy(path, a.control, sizeof(path)) != LW_OK)
+            return cli_usage_error("admin", "--control: path too long");
+    } else if (a.data_dir != NULL) {
+        int n = snprintf(path, sizeof(path), "%s/control.sock", a.data_dir);
+        if (n < 0 || (size_t)n >= sizeof(path))
+            return cli_usage_error("admin", "--data-dir: path too long");
+    } else {
+        (void)lw_strlcpy(path, ADMIN_DEFAULT_SOCKET, sizeof(path));
+    }
+    if (a.ttl != NULL && strcmp(cmd, "invite") != 0)
+        return cli_usage_error("admin", "--ttl goes with invite");
+
+    json_t *req = NULL;
+    if (strcmp(cmd, "stats") == 0 || strcmp(cmd, "purge") == 0) {
+        if (npos != 1)
+            return cli_usage_error("admin", "%s takes no argument", cmd);
+        req = json_pack("{ss}", "cmd", cmd);
+    } else if (strcmp(cmd, "invite") == 0) {
+        int64_t ttl = 7LL * 86400 * 1000;
+        if (npos != 1)
+            return cli_usage_error("admin", "invite takes no argument (use --ttl)");
+        if (a.ttl != NULL && (lw_duration_parse(a.ttl, &ttl) != LW_OK || ttl <= 0))
+            return cli_usage_error("admin", "--ttl: a duration such as 7d, 12h or 30m");
+        req = json_pack("{ss sI}", "cmd", "invite", "ttl_ms", (json_int_t)ttl);
+    } else if (strcmp(cmd, "backup") == 0) {
+        if (npos != 2 || pos[1][0] == '\0')
+            return cli_usage_error("admin", "backup needs FILE");
+        /* The server resolves paths from its own folder: send an absolute one. */
+        char abs[PATH_MAX], cwd[PATH_MAX];
+        if (pos[1][0] == '/') {
+            if (lw_strlcpy(abs, pos[1], sizeof(abs)) != LW_OK)
+                return cli_usage_error("admin", "backup: path too long");
+        } else {
+            int n = getcwd(cwd, sizeof(cwd)) ? snprintf(abs, sizeof(abs), "%s/%s", cwd, pos[1]) : -1;
+            if (n < 0 || (size_t)n >= sizeof(abs))
+                return cli_usage_error("admin", "backup: cannot make %s absolute", pos[1]);
+        }
+        req = json_pack("{ss ss}", "cmd", "backup", "path", abs);
+    } else {
+        return cli_usage_error("admin", "unknown command '%s'", cmd);
+    }
+    if (npos > 1 && strcmp(cmd, "backup") != 0)
+        return cli_usage_error("admin", "unexpected argument '%s'", pos[1]);
+    char *line = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    lw_buf out;
+    lw_buf_init(&out, 8192);
+    if (line == NULL || lw_buf_appendf(&out, "%s\n", line) != LW_OK) {
+        free(line);
+        lw_buf_free(&out);
+        return CLI_IO;
+    }
+    free(line);
+    json_t *answer = NULL;
+    rc = exchange(path, out.data, &answer);
+    lw_buf_free(&out);
+    if (rc != CLI_OK)
+        return rc;
+
+    if (!json_is_true(json_object_get(answer, "ok"))) {
+        json_t *e = json_object_get(answer, "error");
+        const char *msg = cli_str(e, "message");
+        if (a.json)
+            cli_json_doc(answer);
+        cli_msg("linkward: %s\n", msg[0] ? msg : cli_str(e, "code")[0] ? cli_str(e, "code") : "refused");
+        json_decref(answer);
+        return CLI_REFUSED;
+    }
+    if (a.json) {
+        cli_json_doc(answer);
+    } else if (strcmp(cmd, "stats") == 0) {
+        print_flat("", json_object_get(answer, "stats"));
+    } else if (strcmp(cmd, "invite") == 0) {
+        cli_out("%s\n", cli_str(answer, "code"));
+        cli_msg("Invite code, valid until %s. Register with: linkward phone --server URL register "
+                "--handle HANDLE --invite CODE\n",
+                cli_str(answer, "expires_at"));
+    } else if (strcmp(cmd, "purge") == 0) {
+        cli_out("Purged %lld ended session record(s).\n",
+                (long long)json_integer_value(json_object_get(answer, "purged")));
+    } else {
+        cli_msg("Backup written to %s.\n", pos[1]);
+    }
+    json_decref(answer);
+    return CLI_OK;
+}
