@@ -101,6 +101,8 @@ bool cli_print_event(json_t *ev);
 
 /* Asks a yes/no question on the terminal (stdin if there is none): true on y. */
 bool cli_confirm(const char *question);
+/* True if the process has a terminal to ask questions on. */
+bool cli_have_tty(void);
 /* Reads a secret from the terminal without echo; false if there is no terminal. */
 bool cli_read_secret(const char *prompt, char *dst, size_t cap);
 

@@ -725,6 +725,15 @@ bool cli_confirm(const char *question)
     return yes;
 }
 
+bool cli_have_tty(void)
+{
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
 bool cli_read_secret(const char *prompt, char *dst, size_t cap)
 {
     int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);

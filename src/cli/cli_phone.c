@@ -326,7 +326,7 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
     link_opts l = {.deny_only = deny_only};
     const char *cmd = deny_only ? "deny" : "link";
     const char *pos[1];
-    int npos, rc;
+    int npos, rc, lrc;
     char *payload = NULL;
     lwc_device *d = NULL;
     lwc_scan *s = NULL;
@@ -341,8 +341,32 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
         return rc;
     if (l.code == NULL && (rc = read_payload(&l, npos ? pos[0] : NULL, &payload)) != CLI_OK)
         goto done;
+    if (payload != NULL && (lrc = lwc_payload_check(d, payload)) != LW_OK) {
+        rc = link_failed(o, d, lrc);
+        goto done;
+    }
+    /* A scan is single use: if approval is bound to fail for want of a PIN
+     * we cannot ask for, say so before spending the requester's QR code. */
+    if (!deny_only && l.pin == NULL && (l.yes || !cli_have_tty())) {
+        json_t *session = NULL;
+        int src = lwc_device_call(d, "GET", "/v1/session", NULL, &session);
+        bool has_pin = json_is_true(json_object_get(json_object_get(session, "account"), "has_pin"));
+        json_decref(session);
+        if (src != LW_OK) {
+            rc = link_failed(o, d, src);
+            goto done;
+        }
+        if (has_pin) {
+            if (o->json)
+                cli_json_event("{ss ss ss}", "event", "error", "code", "pin_required", "message",
+                               "This account has a two-step verification PIN: add --pin PIN.");
+            cli_msg("linkward: this account has a two-step verification PIN: add --pin PIN\n");
+            rc = CLI_REFUSED;
+            goto done;
+        }
+    }
 
-    int lrc = lwc_link_scan(d, payload, l.code, &s);
+    lrc = lwc_link_scan(d, payload, l.code, &s);
     if (lrc != LW_OK) {
         /* A malformed code is a typing error, not a refusal. */
         rc = strcmp(lwc_device_error(d)->code, "invalid_code") == 0 && lwc_device_error(d)->status == 0

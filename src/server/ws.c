@@ -18,6 +18,8 @@
 struct lw_ws {
     h2o_websocket_conn_t *conn;
     lw_app *app;
+    uint16_t close_code;     /* set while the close waits for queued messages to drain */
+    char close_reason[32];
     h2o_linklist_t primary_link; /* in the bus bucket of the device or link request */
     h2o_linklist_t account_link; /* in the bus bucket of the account (session sockets) */
     h2o_timeout_entry_t close_timer;
@@ -27,6 +29,7 @@ struct lw_ws {
 };
 
 static h2o_timeout_t close_timeout;
+static h2o_timeout_t drain_timeout; /* zero: next loop iteration */
 static bool close_timeout_ready;
 
 h2o_linklist_t *lw_ws_link_primary(lw_ws *ws)
@@ -63,9 +66,31 @@ static void destroy(lw_ws *ws)
     lw_free(ws);
 }
 
+static void flush(lw_ws *ws);
+
+/* wslay sends control frames ahead of queued data, so a close frame queued
+ * behind a message would overtake it (a device would miss session.ended).
+ * The close is therefore queued only once the data queue has drained. */
+static void queue_close_when_drained(lw_ws *ws)
+{
+    if (ws->conn->sock == NULL || wslay_event_get_queued_msg_count(ws->conn->ws_ctx) > 0) {
+        h2o_timeout_link(ws->app->loop, &drain_timeout, &ws->close_timer);
+        return;
+    }
+    wslay_event_queue_close(ws->conn->ws_ctx, ws->close_code, (const uint8_t *)ws->close_reason,
+                            strlen(ws->close_reason));
+    ws->close_code = 0;
+    h2o_timeout_link(ws->app->loop, &close_timeout, &ws->close_timer);
+    flush(ws);
+}
+
 static void on_close_timeout(h2o_timeout_entry_t *entry)
 {
     lw_ws *ws = H2O_STRUCT_FROM_MEMBER(lw_ws, close_timer, entry);
+    if (ws->close_code != 0) {
+        queue_close_when_drained(ws);
+        return;
+    }
     if (ws->conn->sock == NULL) {
         /* the upgrade has not completed: h2o still holds the conn; try later */
         h2o_timeout_link(ws->app->loop, &close_timeout, &ws->close_timer);
@@ -108,6 +133,7 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
         return -1;
     if (!close_timeout_ready) {
         h2o_timeout_init(app->loop, &close_timeout, LW_WS_CLOSE_GRACE_MS);
+        h2o_timeout_init(app->loop, &drain_timeout, 0);
         close_timeout_ready = true;
     }
     lw_ws *ws = lw_calloc(1, sizeof *ws);
@@ -161,7 +187,7 @@ void lw_ws_close(lw_ws *ws, int code, const char *reason)
         return;
     ws->closing = true;
     lw_bus_unsubscribe(ws->app->bus, ws);
-    wslay_event_queue_close(ws->conn->ws_ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
-    h2o_timeout_link(ws->app->loop, &close_timeout, &ws->close_timer);
-    flush(ws);
+    ws->close_code = (uint16_t)code;
+    lw_strlcpy(ws->close_reason, reason, sizeof ws->close_reason);
+    queue_close_when_drained(ws); /* may destroy ws */
 }

@@ -212,8 +212,8 @@ describe('over the API and WebSockets', () => {
       await ws.close();
     }
     h.expectError(await c.raw('GET', '/v1/session'), 401, ['session_ended', 'unauthenticated']);
-    // Ending it again: nothing active by that id.
-    h.expectError(await bob.del(`/v1/devices/${c.deviceId}`), 404, 'not_found');
+    // Ending it again: it is already logged out, and the answer says so.
+    h.expectError(await bob.del(`/v1/devices/${c.deviceId}`), 409, 'not_active');
     const rec = (await bob.history()).find((d) => d.id === c.deviceId);
     assert.equal(rec.end_reason, 'remote_logout');
     assert.equal(rec.state, 'ended');
