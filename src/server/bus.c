@@ -123,21 +123,41 @@ void lw_bus_unsubscribe(lw_bus *b, lw_ws *ws)
         b->count--;
 }
 
-/* Sends text to every socket of a bucket. Sending may close a socket (and
- * unlink it), so the next node is taken first; when the last socket of the
- * bucket goes, the bucket itself is freed, so we stop on the anchor first. */
+/* Collects the sockets of a bucket into a new array: sending may close a
+ * socket (unlinking it, and freeing the bucket with the last one), so the
+ * list is taken before anything is sent. */
+static lw_ws **snapshot(h2o_linklist_t *anchor, bool account_links, const char *except, size_t *n)
+{
+    size_t count = 0;
+    for (h2o_linklist_t *l = anchor->next; l != anchor; l = l->next)
+        count++;
+    *n = 0;
+    lw_ws **list = lw_malloc((count ? count : 1) * sizeof *list);
+    if (!list)
+        return NULL;
+    for (h2o_linklist_t *l = anchor->next; l != anchor; l = l->next) {
+        lw_ws *ws = account_links ? lw_ws_from_account(l) : lw_ws_from_primary(l);
+        if (except && strcmp(lw_ws_key_primary(ws), except) == 0)
+            continue;
+        list[(*n)++] = ws;
+    }
+    return list;
+}
+
 static void send_bucket_primary(lw_bus *b, const char *key, const char *text, size_t len)
 {
     bucket *bk = lw_map_get(b->primary, key);
     if (!bk)
         return;
-    /* Snapshot the sockets: a send may free the bucket. */
-    lw_ws *list[64];
-    size_t n = 0;
-    for (h2o_linklist_t *l = bk->socks.next; l != &bk->socks && n < 64; l = l->next)
-        list[n++] = lw_ws_from_primary(l);
+    size_t n;
+    lw_ws **list = snapshot(&bk->socks, false, NULL, &n);
+    if (!list) {
+        lw_log_error("bus", "out of memory: an event was not delivered");
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         lw_ws_send(list[i], text, len);
+    lw_free(list);
 }
 
 static char *dump(json_t *ev, size_t *len)
@@ -182,19 +202,16 @@ void lw_bus_to_account(lw_bus *b, const char *account_id, const char *except_dev
     char *text = dump(ev, &len);
     if (!text)
         return;
-    /* An account has few devices (max_companions + primaries), each with a
-     * few sockets; collect them first because sending may unlink. */
-    enum { MAX = 256 };
-    lw_ws *list[MAX];
-    size_t n = 0;
-    for (h2o_linklist_t *l = bk->socks.next; l != &bk->socks && n < MAX; l = l->next) {
-        lw_ws *ws = lw_ws_from_account(l);
-        if (except_device && strcmp(lw_ws_key_primary(ws), except) == 0)
-            continue;
-        list[n++] = ws;
+    size_t count;
+    lw_ws **list = snapshot(&bk->socks, true, except_device ? except : NULL, &count);
+    if (!list) {
+        lw_log_error("bus", "out of memory: an event was not delivered");
+        free(text);
+        return;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < count; i++)
         lw_ws_send(list[i], text, len);
+    lw_free(list);
     free(text);
 }
 

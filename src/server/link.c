@@ -257,10 +257,11 @@ void lw_links_on_socket(lw_links *L, const lw_link_request *r)
     live *lv = ensure_live(L, r);
     if (!lv) {
         /* Already decided: tell the socket where things stand. */
-        const char *ev = strcmp(r->state, "scanned") == 0    ? "link.scanned"
-                         : strcmp(r->state, "approved") == 0 ? "link.approved"
-                         : strcmp(r->state, "denied") == 0   ? "link.denied"
-                                                             : "link.expired";
+        const char *ev = strcmp(r->state, "scanned") == 0     ? "link.scanned"
+                         : strcmp(r->state, "approved") == 0  ? "link.approved"
+                         : strcmp(r->state, "denied") == 0    ? "link.denied"
+                         : strcmp(r->state, "completed") == 0 ? "link.completed"
+                                                              : "link.expired";
         lw_links_notify(L, r->id, ev, strcmp(r->state, "scanned") != 0 && strcmp(r->state, "approved") != 0);
         return;
     }

@@ -202,9 +202,14 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
 void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
 {
     lw_app *app = s->app;
+    /* First close every ended device's sockets, so that in a logout-all the
+     * companions hear their own session.ended at once and not their siblings'
+     * device.ended first; then tell the devices that remain. */
     for (size_t i = 0; i < n; i++) {
         drop(s, e[i].device_id);
         lw_bus_end_device(app->bus, e[i].device_id, e[i].reason);
+    }
+    for (size_t i = 0; i < n; i++) {
         json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "device.ended", "device_id", e[i].device_id,
                                "reason", e[i].reason);
         if (ev)
