@@ -68,5 +68,11 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
 /* A session socket opened: send it proof.challenge (api_session.c). */
 void lw_api_session_socket_opened(lw_app *app, const lw_principal *who);
 
+/* Browsers get their credential as an HttpOnly cookie instead of in the body:
+ * true when the request body asks for {"credential":"cookie"}. Sets the
+ * cookie (a browser-session cookie when !persistent). */
+bool lw_api_cookie_wanted(lw_rq *rq);
+void lw_api_set_session_cookie(lw_rq *rq, const char *token, bool persistent);
+
 /* Remaining validity in whole seconds. */
 long long lw_api_secs(int64_t ms);

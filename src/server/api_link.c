@@ -514,10 +514,13 @@ void lw_api_link_complete(lw_rq *rq)
         handle = a.handle;
     char challenge[lw_b64_enc_len(32)];
     lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
-    json_t *ans = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:b}", "device_id", s->id, "account_id", s->account_id,
-                            "handle", handle, "token", token, "token_expires_in",
-                            (json_int_t)lw_api_secs(s->cred_expires_at - now), "challenge", challenge, "persistent",
-                            s->persistent);
+    json_t *ans = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "device_id", s->id, "account_id", s->account_id,
+                            "handle", handle, "token_expires_in", (json_int_t)lw_api_secs(s->cred_expires_at - now),
+                            "challenge", challenge, "persistent", s->persistent);
+    if (lw_api_cookie_wanted(rq))
+        lw_api_set_session_cookie(rq, token, s->persistent);
+    else
+        json_object_set_new(ans, "token", json_string(token));
     lw_wipe(token, sizeof token);
     lw_log_info("link", "request %.8s completed: device %.8s linked", r->id, s->id);
     lw_reply_json(rq, 201, ans);

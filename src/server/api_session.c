@@ -20,6 +20,28 @@ static json_t *challenge_json(const uint8_t c[32])
     return json_string(b);
 }
 
+bool lw_api_cookie_wanted(lw_rq *rq)
+{
+    const char *mode = json_string_value(json_object_get(rq->body, "credential"));
+    return mode && strcmp(mode, "cookie") == 0;
+}
+
+/* Over TLS the cookie is __Host- prefixed and Secure (bound to this origin, no
+ * Domain, Path=/); on plain-HTTP loopback development it cannot be. Its own
+ * lifetime is long: what expires is the credential inside it, refreshed by
+ * the device key. */
+void lw_api_set_session_cookie(lw_rq *rq, const char *token, bool persistent)
+{
+    bool tls = strncmp(rq->app->cfg.public_origin, "https://", 8) == 0;
+    char v[LW_CRED_STRLEN + 160];
+    int n = snprintf(v, sizeof v, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s",
+                     tls ? "__Host-lw_session" : "lw_session", token, tls ? "; Secure" : "",
+                     persistent ? "; Max-Age=31536000" : "");
+    if (n > 0 && n < (int)sizeof v)
+        lw_rq_header(rq, "set-cookie", v);
+    lw_wipe(v, sizeof v);
+}
+
 static bool load_own(lw_rq *rq, lw_session *s)
 {
     int rc = lw_store_session_get(rq->app->store, rq->who.device_id, s);
@@ -93,9 +115,13 @@ void lw_api_session_refresh(lw_rq *rq)
         lw_api_store_failed(rq, rc, "refreshing the credential");
         return;
     }
-    json_t *ans = json_pack("{s:s, s:I, s:o}", "token", token, "token_expires_in",
+    json_t *ans = json_pack("{s:I, s:o}", "token_expires_in",
                             (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
                             challenge_json(s.challenge));
+    if (lw_api_cookie_wanted(rq))
+        lw_api_set_session_cookie(rq, token, s.persistent);
+    else
+        json_object_set_new(ans, "token", json_string(token));
     lw_wipe(token, sizeof token);
     json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
                            "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
@@ -122,6 +148,8 @@ static void reply_ended(lw_rq *rq)
     /* Browsers: forget everything this origin stored. */
     lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
     lw_rq_header(rq, "set-cookie", "lw_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    if (strncmp(rq->app->cfg.public_origin, "https://", 8) == 0)
+        lw_rq_header(rq, "set-cookie", "__Host-lw_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure");
     lw_reply_json(rq, 200, json_pack("{s:b}", "ended", 1));
 }
 
