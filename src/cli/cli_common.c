@@ -222,7 +222,8 @@ void cli_error_text(const lwc_error *e, char *dst, size_t cap)
         if (n < 0 || (size_t)n >= cap - len)
             dst[len] = '\0';
     }
-    if (e->retry_after >= 0 && (strcmp(e->code, "pin_locked") == 0 || strcmp(e->code, "rate_limited") == 0))
+    if (e->retry_after >= 0 && strstr(msg, "again") == NULL &&
+        (strcmp(e->code, "pin_locked") == 0 || strcmp(e->code, "rate_limited") == 0))
         append_duration(dst, cap, e->retry_after);
 }
 
@@ -615,9 +616,15 @@ void cli_print_devices(json_t *records, bool history)
     free(t.cells);
 }
 
-/* A one-line summary of an alert's details: key=value pairs. */
+/* A one-line summary of an alert's details: its sentence when the server
+ * wrote one, else key=value pairs. */
 static void details_text(json_t *details, char *dst, size_t cap)
 {
+    const char *sentence = cli_str(details, "message");
+    if (sentence[0] != '\0') {
+        cli_safe(sentence, dst, cap);
+        return;
+    }
     lw_buf b;
     lw_buf_init(&b, 1024);
     const char *key;

@@ -19,6 +19,7 @@
 #define QR_PNG_SCALE 8
 #define POLL_INTERVAL_MS 1000
 #define POLL_FAILURES_MAX 10
+#define SAFETY_POLL_MS 15000
 /* After the server's announced expiry, how long we still wait for its
  * final word before calling the request expired ourselves. */
 #define EXPIRY_GRACE_MS 5000
@@ -311,6 +312,7 @@ static int cmd_link(cli_opts *o, int argc, char **argv)
     show_qr(&k);
 
     int failures = 0;
+    int64_t last_look = lw_now_ms();
     rc = -1;
     while (rc < 0) {
         if (lw_now_ms() >= k.deadline) {
@@ -323,8 +325,16 @@ static int cmd_link(cli_opts *o, int argc, char **argv)
         if (ws != NULL) {
             json_t *ev = NULL;
             int wrc = lwc_ws_next(ws, &ev, POLL_INTERVAL_MS);
-            if (wrc == LW_EEXPIRED)
+            if (wrc == LW_EEXPIRED) {
+                /* A socket can die without a word (a NAT forgets it): look
+                 * over HTTP now and then, as polling does. */
+                if (lw_now_ms() - last_look >= SAFETY_POLL_MS) {
+                    last_look = lw_now_ms();
+                    rc = poll_once(&k, &failures);
+                }
                 continue;
+            }
+            last_look = lw_now_ms();
             if (wrc != LW_OK) {
                 lwc_ws_close(ws);
                 ws = NULL;

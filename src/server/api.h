@@ -73,6 +73,10 @@ void lw_api_session_socket_opened(lw_app *app, const lw_principal *who);
  * cookie (a browser-session cookie when !persistent). */
 bool lw_api_cookie_wanted(lw_rq *rq);
 void lw_api_set_session_cookie(lw_rq *rq, const char *token, bool persistent);
+/* Sets (max_age > 0), or with max_age 0 deletes, an HttpOnly SameSite=Strict
+ * cookie named name (__Host- prefixed and Secure over TLS); max_age < 0 makes
+ * a browser-session cookie. */
+void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long max_age);
 
 /* Remaining validity in whole seconds. */
 long long lw_api_secs(int64_t ms);

@@ -82,8 +82,11 @@ void lw_api_link_create(lw_rq *rq)
         goto out;
     }
     json_t *view = lw_links_view(app->links, r);
-    json_t *ans = json_pack("{s:s, s:s, s:s, s:I}", "id", r->id, "token", token, "nonce", "",
-                            "expires_in", (json_int_t)lw_api_secs(r->expires_at - now));
+    json_t *ans = json_pack("{s:s, s:I}", "id", r->id, "expires_in", (json_int_t)lw_api_secs(r->expires_at - now));
+    if (lw_api_cookie_wanted(rq))
+        lw_api_set_cookie(rq, "lw_link", token, lw_api_secs(r->expires_at - now));
+    else
+        json_object_set_new(ans, "token", json_string(token));
     char nonce[lw_b64_enc_len(32)];
     lw_b64_encode(nonce, r->nonce, sizeof r->nonce);
     json_object_set_new(ans, "nonce", json_string(nonce));
@@ -517,10 +520,13 @@ void lw_api_link_complete(lw_rq *rq)
     json_t *ans = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "device_id", s->id, "account_id", s->account_id,
                             "handle", handle, "token_expires_in", (json_int_t)lw_api_secs(s->cred_expires_at - now),
                             "challenge", challenge, "persistent", s->persistent);
-    if (lw_api_cookie_wanted(rq))
+    if (lw_api_cookie_wanted(rq)) {
         lw_api_set_session_cookie(rq, token, s->persistent);
-    else
+        if (rq->cookie_auth)
+            lw_api_set_cookie(rq, "lw_link", "", 0); /* the link token is spent */
+    } else {
         json_object_set_new(ans, "token", json_string(token));
+    }
     lw_wipe(token, sizeof token);
     lw_log_info("link", "request %.8s completed: device %.8s linked", r->id, s->id);
     lw_reply_json(rq, 201, ans);

@@ -26,20 +26,28 @@ bool lw_api_cookie_wanted(lw_rq *rq)
     return mode && strcmp(mode, "cookie") == 0;
 }
 
-/* Over TLS the cookie is __Host- prefixed and Secure (bound to this origin, no
- * Domain, Path=/); on plain-HTTP loopback development it cannot be. Its own
- * lifetime is long: what expires is the credential inside it, refreshed by
- * the device key. */
-void lw_api_set_session_cookie(lw_rq *rq, const char *token, bool persistent)
+/* Over TLS cookies are __Host- prefixed and Secure (bound to this origin, no
+ * Domain, Path=/); on plain-HTTP loopback development they cannot be. */
+void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long max_age)
 {
     bool tls = strncmp(rq->app->cfg.public_origin, "https://", 8) == 0;
-    char v[LW_CRED_STRLEN + 160];
-    int n = snprintf(v, sizeof v, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s",
-                     tls ? "__Host-lw_session" : "lw_session", token, tls ? "; Secure" : "",
-                     persistent ? "; Max-Age=31536000" : "");
+    char age[40] = "";
+    if (max_age >= 0)
+        snprintf(age, sizeof age, "; Max-Age=%lld", max_age);
+    char v[LW_CRED_STRLEN + 200];
+    int n = snprintf(v, sizeof v, "%s%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s", tls ? "__Host-" : "", name,
+                     value, tls ? "; Secure" : "", age);
     if (n > 0 && n < (int)sizeof v)
         lw_rq_header(rq, "set-cookie", v);
     lw_wipe(v, sizeof v);
+}
+
+/* The session cookie's own lifetime is long: what expires is the credential
+ * inside it, refreshed by the device key. Without "keep me signed in" it is a
+ * browser-session cookie. */
+void lw_api_set_session_cookie(lw_rq *rq, const char *token, bool persistent)
+{
+    lw_api_set_cookie(rq, "lw_session", token, persistent ? 365LL * 24 * 3600 : -1);
 }
 
 static bool load_own(lw_rq *rq, lw_session *s)
@@ -147,9 +155,7 @@ static void reply_ended(lw_rq *rq)
 {
     /* Browsers: forget everything this origin stored. */
     lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
-    lw_rq_header(rq, "set-cookie", "lw_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
-    if (strncmp(rq->app->cfg.public_origin, "https://", 8) == 0)
-        lw_rq_header(rq, "set-cookie", "__Host-lw_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure");
+    lw_api_set_cookie(rq, "lw_session", "", 0);
     lw_reply_json(rq, 200, json_pack("{s:b}", "ended", 1));
 }
 

@@ -42,6 +42,7 @@ typedef struct lw_rq {
     const char *ua;          /* User-Agent (not NUL-terminated) */
     size_t ua_len;
     bool replied;
+    bool cookie_auth;        /* the credential came from a cookie (a browser) */
     struct lw_rq_guard *guard;
 } lw_rq;
 

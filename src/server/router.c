@@ -14,6 +14,7 @@
 #include "http.h"
 #include "log.h"
 #include "lw.h"
+#include "web.h"
 #include "ws.h"
 
 #define MAX_SEGMENTS 6
@@ -115,8 +116,9 @@ static bool header(h2o_req_t *req, const char *name, h2o_iovec_t *out)
     return true;
 }
 
-/* The credential from "Authorization: Bearer …" or, for browsers, the session cookie. */
-static bool find_credential(h2o_req_t *req, const char **tok, size_t *len)
+/* The credential from "Authorization: Bearer …" or, for browsers, a cookie:
+ * the session cookie, or with link_cookie the link-request cookie. */
+static bool find_credential(h2o_req_t *req, bool link_cookie, const char **tok, size_t *len)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     if (i >= 0) {
@@ -133,6 +135,8 @@ static bool find_credential(h2o_req_t *req, const char **tok, size_t *len)
         }
         return false;
     }
+    const char *name = link_cookie ? "lw_link" : "lw_session";
+    size_t nl = strlen(name);
     for (ssize_t c = -1; (c = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, c)) >= 0;) {
         h2o_iovec_t v = req->headers.entries[c].value;
         const char *p = v.base, *end = v.base + v.len;
@@ -143,9 +147,13 @@ static bool find_credential(h2o_req_t *req, const char **tok, size_t *len)
             const char *pe = semi ? semi : end;
             const char *eq = memchr(p, '=', (size_t)(pe - p));
             if (eq) {
-                size_t nlen = (size_t)(eq - p);
-                if ((nlen == 17 && memcmp(p, "__Host-lw_session", 17) == 0) ||
-                    (nlen == 10 && memcmp(p, "lw_session", 10) == 0)) {
+                const char *n = p;
+                size_t len_n = (size_t)(eq - p);
+                if (len_n == nl + 7 && memcmp(n, "__Host-", 7) == 0) {
+                    n += 7;
+                    len_n -= 7;
+                }
+                if (len_n == nl && memcmp(n, name, nl) == 0) {
                     *tok = eq + 1;
                     *len = (size_t)(pe - eq - 1);
                     return *len > 0;
@@ -215,7 +223,8 @@ static bool authenticate(lw_rq *rq, lw_auth_kind kind)
         return true;
     const char *tok;
     size_t len;
-    if (!find_credential(rq->req, &tok, &len) || len >= LW_CRED_STRLEN) {
+    rq->cookie_auth = h2o_find_header(&rq->req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0;
+    if (!find_credential(rq->req, kind == LW_AUTH_LINK, &tok, &len) || len >= LW_CRED_STRLEN) {
         lw_rq_header(rq, "www-authenticate", "Bearer");
         lw_reply_error(rq, 401, "unauthenticated", "This route needs a credential (Authorization: Bearer …).");
         return false;
@@ -300,6 +309,9 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     /* h2o gives the path without the query, normalised ("/a/../b" -> "/b"). */
     const char *path = req->path_normalized.base;
     size_t plen = req->path_normalized.len;
+    if ((method_is(req, "GET") || method_is(req, "HEAD")) && !(plen >= 4 && memcmp(path, "/v1/", 4) == 0) &&
+        lw_web_serve(app, req))
+        return;
     if (plen > MAX_PATH) {
         lw_reply_error(rq, 404, "not_found", "No such route.");
         return;
@@ -354,9 +366,14 @@ static void api_ws(lw_rq *rq)
         lw_reply_error(rq, 403, "forbidden_origin", "WebSocket connections from another site are refused.");
         return;
     }
+    /* "?link=1": a browser waiting to be linked, whose link token is in its
+     * cookie (it may also hold a stale session cookie). */
+    h2o_req_t *req = rq->req;
+    bool link_hint = req->query_at != SIZE_MAX &&
+                     h2o_memis(req->path.base + req->query_at, req->path.len - req->query_at, H2O_STRLIT("?link=1"));
     const char *tok;
     size_t len;
-    if (!find_credential(rq->req, &tok, &len) || len >= LW_CRED_STRLEN) {
+    if (!find_credential(req, link_hint, &tok, &len) || len >= LW_CRED_STRLEN) {
         lw_reply_error(rq, 401, "unauthenticated", "The WebSocket needs a credential (Authorization: Bearer …).");
         return;
     }

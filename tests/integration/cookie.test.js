@@ -104,3 +104,43 @@ test('a cookie sent from another site does not change state (Origin check)', asy
   h.expectError(evil, 403, 'forbidden_origin');
   h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { headers: { cookie: jar } }), 200);
 });
+
+test('a browser waiting to be linked holds its link token in a cookie: polls, WebSocket (?link=1) and completion use it', async () => {
+  const key = h.newDeviceKey();
+  const created = await h.api(server.url, 'POST', '/v1/link-requests', {
+    body: { public_key: key.pubB64, credential: 'cookie' },
+  });
+  const req = h.expectStatus(created, 201);
+  assert.equal(req.token, undefined, 'the link token must not be readable by page scripts');
+  const set = created.headers.get('set-cookie') || '';
+  assert.match(set, /HttpOnly/);
+  assert.match(set, /SameSite=Strict/);
+  const m = /^(lw_link=lwl_[^;]+)/.exec(set);
+  assert.ok(m, `expected an lw_link cookie, got ${set}`);
+  const jar = m[1];
+
+  h.expectStatus(await h.api(server.url, 'GET', `/v1/link-requests/${req.id}`, { headers: { cookie: jar } }), 200);
+  // A stale session cookie beside it does not get in the way of the link socket.
+  const ws = await h.connectWs(server.url + '', null, {
+    headers: { cookie: `lw_session=lws_AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; ${jar}` },
+    path: '/v1/ws?link=1',
+  });
+  try {
+    const hello = await ws.next('hello');
+    assert.equal(hello.request_id, req.id);
+    h.expectStatus(await h.scan(primary, req.payload), 200);
+    await ws.next('link.scanned');
+    h.expectStatus(await h.approve(primary, req.id, key.pub), 200);
+    await ws.next('link.approved');
+  } finally {
+    await ws.close();
+  }
+  const signature = h.b64e(key.sign(h.linkMessage(req.id, h.b64d(req.nonce))));
+  const done = await h.api(server.url, 'POST', `/v1/link-requests/${req.id}/complete`, {
+    headers: { cookie: jar }, body: { signature, credential: 'cookie' },
+  });
+  h.expectStatus(done, 201);
+  const cookies = done.headers.get('set-cookie') || '';
+  assert.match(cookies, /lw_session=lws_/);
+  assert.match(cookies, /lw_link=;[^,]*Max-Age=0/, 'the spent link token is deleted');
+});

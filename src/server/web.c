@@ -1,0 +1,151 @@
+#include "web.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "app.h"
+#include "log.h"
+#include "lw.h"
+
+#define WEB_PATH_MAX 128
+
+void lw_web_csp(const char *origin, char *dst, size_t cap)
+{
+    /* connect-src names the WebSocket origin explicitly: 'self' does not
+     * cover ws:/wss: in every browser. */
+    const char *host = strstr(origin, "://");
+    bool tls = strncmp(origin, "https://", 8) == 0;
+    int n = snprintf(dst, cap,
+                     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                     "connect-src 'self' %s%s; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
+                     "frame-ancestors 'none'; object-src 'none'",
+                     tls ? "wss://" : "ws://", host ? host + 3 : "");
+    if (n < 0 || (size_t)n >= cap)
+        snprintf(dst, cap, "default-src 'none'; frame-ancestors 'none'");
+}
+
+static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
+{
+    h2o_mem_pool_t *p = &req->pool;
+    h2o_headers_t *h = &req->res.headers;
+    h2o_add_header(p, h, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    /* Pages are small and security-relevant: always revalidate, never keep a stale client. */
+    h2o_add_header(p, h, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("referrer-policy"), 0, NULL, H2O_STRLIT("no-referrer"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-opener-policy"), 0, NULL, H2O_STRLIT("same-origin"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL, H2O_STRLIT("same-origin"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("permissions-policy"), 0, NULL,
+                          H2O_STRLIT("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
+    char csp[512];
+    lw_web_csp(html ? app->cfg.public_origin : "", csp, sizeof csp);
+    if (!html)
+        lw_strlcpy(csp, "default-src 'none'; frame-ancestors 'none'", sizeof csp);
+    h2o_iovec_t v = h2o_strdup(p, csp, SIZE_MAX);
+    h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL, v.base, v.len);
+    if (strncmp(app->cfg.public_origin, "https://", 8) == 0)
+        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000"));
+}
+
+static const char *type_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"}, {".png", "image/png"}, {".ico", "image/x-icon"},
+        {".json", "application/json"}, {".webmanifest", "application/json"}, {".txt", "text/plain; charset=utf-8"},
+    };
+    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+/* A path we are willing to map onto a file: letters, digits, '.', '_', '-'
+ * and '/', no dot-files or "..", bounded. */
+static bool safe_path(const char *p, size_t len)
+{
+    if (len < 2 || len >= WEB_PATH_MAX || p[0] != '/')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == '/'))
+            return false;
+        if (c == '.' && p[i - 1] == '/')
+            return false;
+    }
+    return true;
+}
+
+static bool serve_from_dir(lw_app *app, h2o_req_t *req, const char *path)
+{
+    char file[LW_PATH_MAX + WEB_PATH_MAX];
+    if (snprintf(file, sizeof file, "%s%s", app->cfg.web_dir, path) >= (int)sizeof file)
+        return false;
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > LW_WEB_FILE_MAX) {
+        close(fd);
+        return false;
+    }
+    char *buf = h2o_mem_alloc_pool(&req->pool, (size_t)st.st_size + 1);
+    ssize_t got = 0;
+    while (got < st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)(st.st_size - got));
+        if (n <= 0)
+            break;
+        got += n;
+    }
+    close(fd);
+    if (got != st.st_size)
+        return false;
+    const char *type = type_of(path);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    headers(app, req, type, strncmp(type, "text/html", 9) == 0);
+    req->res.content_length = (size_t)got;
+    h2o_send_inline(req, buf, (size_t)got);
+    return true;
+}
+
+bool lw_web_serve(lw_app *app, h2o_req_t *req)
+{
+    const char *p = req->path_normalized.base;
+    size_t len = req->path_normalized.len;
+    char path[WEB_PATH_MAX];
+    if (len == 1 && p[0] == '/') {
+        lw_strlcpy(path, "/index.html", sizeof path);
+    } else {
+        if (!safe_path(p, len))
+            return false;
+        memcpy(path, p, len);
+        path[len] = '\0';
+    }
+    if (app->cfg.web_dir[0])
+        return serve_from_dir(app, req, path);
+    for (const lw_asset *a = lw_web_assets; a->path; a++) {
+        if (strcmp(a->path, path) != 0)
+            continue;
+        req->res.status = 200;
+        req->res.reason = "OK";
+        headers(app, req, a->type, strncmp(a->type, "text/html", 9) == 0);
+        req->res.content_length = a->len;
+        /* The data is static: no copy needed. */
+        h2o_send_inline(req, (const char *)a->data, a->len);
+        return true;
+    }
+    return false;
+}
