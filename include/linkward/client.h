@@ -46,21 +46,21 @@ extern "C" {
 #define LWC_REQUEST_TIMEOUT_MS 30000
 
 /* Binary sizes used by the signing helpers. */
-#define LWC_SK_LEN 64  /* Ed25519 secret key, libsodium layout (seed || public key) */
-#define LWC_PK_LEN 32  /* Ed25519 public key */
+#define LWC_SK_LEN 64      /* Ed25519 secret key, libsodium layout (seed || public key) */
+#define LWC_PK_LEN 32      /* Ed25519 public key */
 #define LWC_SIG_B64_LEN 87 /* base64url of a 64-byte signature, without NUL */
 
 /* What went wrong with the last call. Strings are always NUL-terminated
  * (possibly empty); numbers are -1 when unknown. */
 typedef struct lwc_error {
-    long status;           /* HTTP status; 0 when no answer came (or a local check failed) */
-    char code[64];         /* API error code ("wrong_pin"), or a local one ("unreachable",
-                              "bad_response", "invalid_signature", "wrong_origin",
-                              "fingerprint_mismatch", "no_session", "state") */
-    char message[512];     /* sentence for people */
-    char reason[32];       /* session end reason when code is "session_ended"/"token_theft" */
-    long retry_after;      /* seconds from Retry-After (423, 429) */
-    long attempts_left;    /* from a wrong_pin error */
+    long status;        /* HTTP status; 0 when no answer came (or a local check failed) */
+    char code[64];      /* API error code ("wrong_pin"), or a local one ("unreachable",
+                           "bad_response", "invalid_signature", "wrong_origin",
+                           "fingerprint_mismatch", "no_session", "state") */
+    char message[512];  /* sentence for people */
+    char reason[32];    /* session end reason when code is "session_ended"/"token_theft" */
+    long retry_after;   /* seconds from Retry-After (423, 429) */
+    long attempts_left; /* from a wrong_pin error */
 } lwc_error;
 
 /* ------------------------------------------------------------------------
@@ -134,8 +134,8 @@ int lwc_sign_link(const uint8_t sk[LWC_SK_LEN], const char *request_id, const ch
 int lwc_sign_refresh(const uint8_t sk[LWC_SK_LEN], const char *device_id, const char *challenge_b64,
                      char out[LWC_SIG_B64_LEN + 1]);
 /* "linkward-account-v1" \0 account_id \0 companion public key */
-int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id,
-                     const char *companion_pk_b64, char out[LWC_SIG_B64_LEN + 1]);
+int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, const char *companion_pk_b64,
+                     char out[LWC_SIG_B64_LEN + 1]);
 
 /* ------------------------------------------------------------------------
  * lwc_device — a device and its state file
@@ -149,13 +149,13 @@ int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id,
 typedef struct lwc_device lwc_device;
 
 typedef enum lwc_field {
-    LWC_SERVER = 0,  /* server URL saved in the state */
-    LWC_ORIGIN,      /* server origin (pinned by a primary) */
-    LWC_ROLE,        /* "primary" or "companion" */
+    LWC_SERVER = 0, /* server URL saved in the state */
+    LWC_ORIGIN,     /* server origin (pinned by a primary) */
+    LWC_ROLE,       /* "primary" or "companion" */
     LWC_DEVICE_ID,
     LWC_ACCOUNT_ID,
     LWC_HANDLE,
-    LWC_TOKEN,       /* the session credential: a secret */
+    LWC_TOKEN, /* the session credential: a secret */
     LWC_FIELD_COUNT
 } lwc_field;
 
@@ -190,8 +190,7 @@ const lwc_error *lwc_device_error(const lwc_device *d);
  * device key, saves the state and retries once. LW_OK only for a 2xx answer,
  * with *response (new, may be NULL; response may be NULL to discard);
  * otherwise the code of lwc_status_to_err (LW_EIO: unreachable, not JSON, 5xx). */
-int lwc_device_call(lwc_device *d, const char *method, const char *path, json_t *body,
-                    json_t **response);
+int lwc_device_call(lwc_device *d, const char *method, const char *path, json_t *body, json_t **response);
 /* Refreshes the credential now (POST /v1/session/refresh), saves the state.
  * Safe against other processes using the same state file (they are locked
  * out meanwhile, and a credential they refreshed is adopted instead). */
@@ -220,8 +219,7 @@ json_t *lwc_client_info(const char *name);
  * LW_ECONFLICT (code "state") if the state already holds a device.
  * *response (new, may be NULL to discard) is the server's answer without the
  * credential. */
-int lwc_register(lwc_device *d, const char *handle, const char *invite, json_t *client,
-                 json_t **response);
+int lwc_register(lwc_device *d, const char *handle, const char *invite, json_t *client, json_t **response);
 
 /* ---- The primary's side of linking ---- */
 

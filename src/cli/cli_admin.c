@@ -71,8 +71,8 @@ static int exchange(const char *path, const char *request, json_t **answer)
     *answer = NULL;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (lw_strlcpy(sa.sun_path, path, sizeof(sa.sun_path)) != LW_OK) {
-        cli_msg("linkward: control socket path too long (at most %zu bytes): %s\n",
-                sizeof(sa.sun_path) - 1, path);
+        cli_msg("linkward: control socket path too long (at most %zu bytes): %s\n", sizeof(sa.sun_path) - 1,
+                path);
         return CLI_USAGE;
     }
     int rc = CLI_IO;
@@ -164,7 +164,8 @@ static void print_flat(const char *prefix, json_t *obj)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         char name[256];
         int n = snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "", key);
         if (n < 0 || (size_t)n >= sizeof(name))
@@ -191,7 +192,8 @@ int cli_admin_main(int argc, char **argv)
     if (rc != CLI_OK)
         return rc;
     if (unused.server != NULL || unused.state != NULL || unused.nheaders > 0)
-        return cli_usage_error("admin", "admin takes --control SOCKET or --data-dir DIR, not --server/--state/--header");
+        return cli_usage_error(
+            "admin", "admin takes --control SOCKET or --data-dir DIR, not --server/--state/--header");
     a.json = a.json || unused.json;
     if (npos == 0) {
         admin_usage(stderr);

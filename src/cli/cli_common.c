@@ -176,8 +176,7 @@ int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **ou
     for (size_t i = 0; c != NULL && i < o->nheaders; i++) {
         if (lwc_client_add_header(c, o->headers[i]) != LW_OK) {
             lwc_device_free(d);
-            cli_msg("linkward: invalid --header '%s': expected 'Name: value' on one line\n",
-                    o->headers[i]);
+            cli_msg("linkward: invalid --header '%s': expected 'Name: value' on one line\n", o->headers[i]);
             return CLI_USAGE;
         }
     }
@@ -257,8 +256,8 @@ bool cli_check_id(const char *what, const char *id)
     size_t n = 0;
     for (; id[n] != '\0' && n <= 128; n++) {
         char ch = id[n];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '_'))
             break;
     }
     if (n > 0 && n <= 128 && id[n] == '\0')
@@ -288,7 +287,8 @@ static bool invisible(const unsigned char *s, size_t n)
 {
     if (n == 2 && s[0] == 0xc2 && s[1] < 0xa0)
         return true; /* U+0080..U+009F */
-    if (n == 3 && s[0] == 0xe2 && s[1] == 0x80 && ((s[2] >= 0x8e && s[2] <= 0x8f) || (s[2] >= 0xaa && s[2] <= 0xae)))
+    if (n == 3 && s[0] == 0xe2 && s[1] == 0x80 &&
+        ((s[2] >= 0x8e && s[2] <= 0x8f) || (s[2] >= 0xaa && s[2] <= 0xae)))
         return true; /* U+200E/F, U+202A..U+202E */
     if (n == 3 && s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9)
         return true; /* U+2066..U+2069 */
@@ -471,8 +471,7 @@ static void short_time(const char *rfc3339, char *dst, size_t cap)
 
 void cli_place(json_t *rec, char *dst, size_t cap)
 {
-    const char *parts[3] = {cli_str(rec, "city"), cli_str(rec, "region"),
-                            cli_str(rec, "country")};
+    const char *parts[3] = {cli_str(rec, "city"), cli_str(rec, "region"), cli_str(rec, "country")};
     lw_buf b;
     lw_buf_init(&b, 512);
     for (int i = 0; i < 3; i++) {
@@ -491,8 +490,7 @@ void cli_name_version(json_t *rec, const char *name, const char *version, char *
 {
     const char *n = cli_str(rec, name), *v = cli_str(rec, version);
     char raw[256];
-    int len = snprintf(raw, sizeof(raw), "%s%s%s", n[0] ? n : "-", n[0] && v[0] ? " " : "",
-                       n[0] ? v : "");
+    int len = snprintf(raw, sizeof(raw), "%s%s%s", n[0] ? n : "-", n[0] && v[0] ? " " : "", n[0] ? v : "");
     if (len < 0)
         raw[0] = '\0';
     cli_safe(raw, dst, cap);
@@ -588,7 +586,7 @@ void cli_print_devices(json_t *records, bool history)
     }
     for (size_t r = 0; r < n; r++) {
         json_t *rec = json_array_get(records, r);
-        char (*row)[CELL] = t.cells[r];
+        char(*row)[CELL] = t.cells[r];
         int c = 0;
         if (!history)
             (void)lw_strlcpy(row[c++], json_is_true(json_object_get(rec, "current")) ? "*" : " ", CELL);
@@ -600,8 +598,7 @@ void cli_print_devices(json_t *records, bool history)
         short_time(cli_str(rec, "linked_at"), row[c++], CELL);
         if (history) {
             short_time(cli_str(rec, "ended_at"), row[c++], CELL);
-            cli_safe(cli_str(rec, "end_reason")[0] ? cli_str(rec, "end_reason") : "-",
-                     row[c++], CELL);
+            cli_safe(cli_str(rec, "end_reason")[0] ? cli_str(rec, "end_reason") : "-", row[c++], CELL);
         } else {
             cli_time_ago(cli_str(rec, "last_active_at"), row[c++], CELL);
         }
@@ -629,7 +626,8 @@ static void details_text(json_t *details, char *dst, size_t cap)
     lw_buf_init(&b, 1024);
     const char *key;
     json_t *v;
-    json_object_foreach(details, key, v) {
+    json_object_foreach(details, key, v)
+    {
         char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         const char *val = json_is_string(v) ? json_string_value(v) : text ? text : "?";
         if (lw_buf_appendf(&b, "%s%s=%s", b.len ? " " : "", key, val) != LW_OK) {
@@ -662,7 +660,7 @@ void cli_print_alerts(json_t *alerts)
     }
     for (size_t r = 0; r < n; r++) {
         json_t *a = json_array_get(alerts, r);
-        char (*row)[CELL] = t.cells[r];
+        char(*row)[CELL] = t.cells[r];
         short_time(cli_str(a, "created_at"), row[0], CELL);
         cli_safe(cli_str(a, "kind"), row[1], CELL);
         cli_safe(cli_str(a, "device_id")[0] ? cli_str(a, "device_id") : "-", row[2], CELL);
@@ -695,12 +693,10 @@ bool cli_print_event(json_t *ev)
         cli_safe(cli_str(rec, "name"), a, sizeof(a));
         cli_out("A new device was linked: %s (%s on %s), %s\n", a, b, c, d);
     } else if (strcmp(name, "device.ended") == 0) {
-        cli_out("Device %s was logged out (%s)\n", cli_str(ev, "device_id"),
-                cli_str(ev, "reason"));
+        cli_out("Device %s was logged out (%s)\n", cli_str(ev, "device_id"), cli_str(ev, "reason"));
     } else if (strcmp(name, "session.ended") == 0) {
         const char *msg = cli_str(ev, "message");
-        cli_out("This device's session ended (%s)%s%s\n", cli_str(ev, "reason"),
-                msg[0] ? ": " : "", msg);
+        cli_out("This device's session ended (%s)%s%s\n", cli_str(ev, "reason"), msg[0] ? ": " : "", msg);
     } else {
         char *text = json_dumps(ev, JSON_COMPACT);
         cli_out("%s\n", text ? text : name);
@@ -722,8 +718,7 @@ bool cli_confirm(const char *question)
         const char *p = line;
         while (*p == ' ' || *p == '\t')
             p++;
-        yes = (p[0] == 'y' || p[0] == 'Y') &&
-              (p[1] == '\0' || p[1] == '\n' || strncasecmp(p, "yes", 3) == 0);
+        yes = (p[0] == 'y' || p[0] == 'Y') && (p[1] == '\0' || p[1] == '\n' || strncasecmp(p, "yes", 3) == 0);
     } else {
         cli_msg("\n");
     }
@@ -787,7 +782,9 @@ static bool session_over(const lwc_error *e)
 static int report_ended(const lwc_device *d, bool json)
 {
     const lwc_error *e = lwc_device_error(d);
-    const char *reason = e->reason[0] ? e->reason : strcmp(e->code, "token_theft") == 0 ? "token_theft" : "unknown";
+    const char *reason = e->reason[0]                          ? e->reason
+                         : strcmp(e->code, "token_theft") == 0 ? "token_theft"
+                                                               : "unknown";
     if (json)
         cli_json_event("{ss ss ss}", "event", "session.ended", "reason", reason, "message", e->message);
     else

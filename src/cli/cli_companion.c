@@ -26,7 +26,8 @@
 
 static void companion_usage(FILE *f)
 {
-    fputs("Usage: linkward companion [--server URL] [--state FILE] [--header 'Name: value']... [--json] COMMAND\n"
+    fputs("Usage: linkward companion [--server URL] [--state FILE] [--header 'Name: value']... [--json] "
+          "COMMAND\n"
           "  link [--name NAME] [--qr-png FILE] [--no-persist]\n"
           "  whoami | devices | logout\n"
           "  watch\n"
@@ -388,7 +389,8 @@ static int cmd_token(cli_opts *o, int argc, char **argv)
     int lrc = lwc_device_token(d, 60, &token);
     if (lrc != LW_OK) {
         rc = cli_fail(d, lrc);
-    } else if (token[strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")] != '\0') {
+    } else if (token[strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")] !=
+               '\0') {
         cli_msg("linkward: the saved credential is malformed\n");
         rc = CLI_USAGE;
     } else if (o->json) {
@@ -411,8 +413,17 @@ static int cmd_logout(cli_opts *o, int argc, char **argv)
     if ((rc = parse_args(o, "logout", argc, argv, NULL, NULL, pos, 0, &npos)) != CLI_OK)
         return rc;
     lwc_device *d = NULL;
-    if ((rc = open_linked(o, &d)) != CLI_OK)
+    if ((rc = cli_open_device(o, "companion.json", &d)) != CLI_OK)
         return rc;
+    if (!lwc_device_linked(d) || lwc_device_client(d) == NULL) {
+        /* Logging out twice is not an error: the outcome is the one asked for. */
+        if (o->json)
+            cli_json_event("{sb}", "ended", 0);
+        else
+            cli_msg("This device has no session; nothing to log out.\n");
+        lwc_device_free(d);
+        return CLI_OK;
+    }
     int lrc = lwc_device_call(d, "DELETE", "/v1/session", NULL, NULL);
     const char *code = lwc_device_error(d)->code;
     /* A session the server already ended (or no longer knows) is as good as
@@ -510,7 +521,7 @@ typedef struct companion_cmd {
 } companion_cmd;
 
 static const companion_cmd companion_cmds[] = {
-    {"link", cmd_link},     {"watch", cmd_watch},     {"token", cmd_token},
+    {"link", cmd_link},     {"watch", cmd_watch},   {"token", cmd_token},
     {"logout", cmd_logout}, {"whoami", cmd_whoami}, {"devices", cmd_devices},
 };
 

@@ -15,7 +15,7 @@
 #include "lw.h"
 #include "qr.h"
 
-#define PIN_MAX 16 /* bytes for a typed PIN: 6 digits, room to detect more */
+#define PIN_MAX 16  /* bytes for a typed PIN: 6 digits, room to detect more */
 #define PIN_TRIES 3 /* interactive attempts before giving up */
 
 static void phone_usage(FILE *f)
@@ -49,7 +49,8 @@ static int open_phone(cli_opts *o, lwc_device **d)
     if (rc != CLI_OK)
         return rc;
     if (!lwc_device_linked(*d)) {
-        cli_msg("linkward: this phone is not registered: run 'linkward phone --server URL register --handle HANDLE'\n");
+        cli_msg("linkward: this phone is not registered: run 'linkward phone --server URL register --handle "
+                "HANDLE'\n");
         lwc_device_free(*d);
         *d = NULL;
         return CLI_USAGE;
@@ -207,7 +208,8 @@ static void risk_text(json_t *risk, char *dst, size_t cap)
     json_t *reasons = json_object_get(risk, "reasons");
     size_t i;
     json_t *r;
-    json_array_foreach(reasons, i, r) {
+    json_array_foreach(reasons, i, r)
+    {
         const char *text = json_is_string(r) ? json_string_value(r) : cli_str(r, "message");
         if (text[0] == '\0')
             text = cli_str(r, "code");
@@ -251,8 +253,8 @@ static void show_request(const cli_opts *o, lwc_scan *s)
             "  Key:      %s\n"
             "  Risk:     %s\n\n",
             name, browser, os, cli_str(req, "device_model")[0] ? cli_str(req, "device_model") : "-",
-            cli_str(req, "ip")[0] ? cli_str(req, "ip") : "-", place, network, asked,
-            lwc_scan_fingerprint(s), rtext);
+            cli_str(req, "ip")[0] ? cli_str(req, "ip") : "-", place, network, asked, lwc_scan_fingerprint(s),
+            rtext);
 }
 
 /* Reads the QR code's text: the argument, or the PNG decoded; trimmed. */
@@ -276,9 +278,11 @@ static int read_payload(const link_opts *l, const char *arg, char **out)
     }
     /* Pasted or decoded text often carries a newline or spaces. */
     size_t start = 0, end = strlen(text);
-    while (start < end && (text[start] == ' ' || text[start] == '\t' || text[start] == '\n' || text[start] == '\r'))
+    while (start < end &&
+           (text[start] == ' ' || text[start] == '\t' || text[start] == '\n' || text[start] == '\r'))
         start++;
-    while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\n' || text[end - 1] == '\r'))
+    while (end > start &&
+           (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\n' || text[end - 1] == '\r'))
         end--;
     memmove(text, text + start, end - start);
     text[end - start] = '\0';
@@ -334,7 +338,8 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
         return rc;
     int sources = (npos > 0) + (l.image != NULL) + (l.code != NULL);
     if (sources != 1)
-        return cli_usage_error("phone", "%s needs exactly one of PAYLOAD, --image QR.png, --code XXXX-XXXX", cmd);
+        return cli_usage_error("phone", "%s needs exactly one of PAYLOAD, --image QR.png, --code XXXX-XXXX",
+                               cmd);
     if (l.pin != NULL && !cli_check_pin("--pin", l.pin))
         return CLI_USAGE;
     if ((rc = open_phone(o, &d)) != CLI_OK)
@@ -382,7 +387,8 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
         if (l.yes) {
             approve_it = true;
             if (high && !accept_risk) {
-                cli_msg("linkward: this request is high risk; add --accept-risk to link it anyway. Denying it.\n");
+                cli_msg("linkward: this request is high risk; add --accept-risk to link it anyway. Denying "
+                        "it.\n");
                 approve_it = false;
             }
         } else {
@@ -729,8 +735,7 @@ static int cmd_settings(cli_opts *o, int argc, char **argv)
         cli_json_answer(answer);
     } else {
         json_t *days = json_object_get(answer, "inactive_ttl_days");
-        cli_out("Companions unused for %lld days are logged out.\n",
-                (long long)json_integer_value(days));
+        cli_out("Companions unused for %lld days are logged out.\n", (long long)json_integer_value(days));
     }
 done:
     json_decref(body);
@@ -777,10 +782,9 @@ typedef struct phone_cmd {
 } phone_cmd;
 
 static const phone_cmd phone_cmds[] = {
-    {"register", cmd_register}, {"link", cmd_link},     {"deny", cmd_deny},
-    {"devices", cmd_devices},   {"history", cmd_history}, {"alerts", cmd_alerts},
-    {"logout", cmd_logout},     {"pin", cmd_pin},       {"settings", cmd_settings},
-    {"whoami", cmd_whoami},
+    {"register", cmd_register}, {"link", cmd_link},     {"deny", cmd_deny},     {"devices", cmd_devices},
+    {"history", cmd_history},   {"alerts", cmd_alerts}, {"logout", cmd_logout}, {"pin", cmd_pin},
+    {"settings", cmd_settings}, {"whoami", cmd_whoami},
 };
 
 int cli_phone_main(int argc, char **argv)

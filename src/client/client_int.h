@@ -28,8 +28,8 @@ lwc_error *lwc_client_err(lwc_client *c);
 /* lwc_request with an explicit bearer credential instead of the client's own
  * (NULL: no Authorization at all), for link tokens, refreshes with an expired
  * credential, and unauthenticated routes. */
-int lwc_request_bearer(lwc_client *c, const char *method, const char *path, const char *bearer,
-                       json_t *body, long *status, json_t **response);
+int lwc_request_bearer(lwc_client *c, const char *method, const char *path, const char *bearer, json_t *body,
+                       long *status, json_t **response);
 /* The User-Agent and extra headers, for the WebSocket upgrade. */
 const char *lwc_client_user_agent(const lwc_client *c);
 size_t lwc_client_header_count(const lwc_client *c);
@@ -45,8 +45,7 @@ const uint8_t *lwc_device_sk(const lwc_device *d);
 int lwc_device_ensure_key(lwc_device *d);
 /* Setters used by register and link completion. value NULL unsets. */
 int lwc_device_set(lwc_device *d, lwc_field f, const char *value);
-int lwc_device_set_session(lwc_device *d, const char *token, const char *challenge,
-                           long expires_in);
+int lwc_device_set_session(lwc_device *d, const char *token, const char *challenge, long expires_in);
 int lwc_device_pin_server(lwc_device *d, const char *origin, const char *server_key_b64);
 /* Copies c's error into d's, so lwc_device_error reports it. */
 void lwc_device_take_error(lwc_device *d, const lwc_client *c);

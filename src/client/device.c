@@ -35,9 +35,8 @@
 #define REFRESH_MARGIN_MS 5000
 
 static const char *const field_names[LWC_FIELD_COUNT] = {
-    [LWC_SERVER] = "server",         [LWC_ORIGIN] = "origin",
-    [LWC_ROLE] = "role",             [LWC_DEVICE_ID] = "device_id",
-    [LWC_ACCOUNT_ID] = "account_id", [LWC_HANDLE] = "handle",
+    [LWC_SERVER] = "server",       [LWC_ORIGIN] = "origin",         [LWC_ROLE] = "role",
+    [LWC_DEVICE_ID] = "device_id", [LWC_ACCOUNT_ID] = "account_id", [LWC_HANDLE] = "handle",
     [LWC_TOKEN] = "token",
 };
 
@@ -140,8 +139,7 @@ static int state_from_json(state *st, json_t *j, lwc_error *err, const char *pat
         /* Check the key is whole: the public half must follow from the seed. */
         uint8_t pk[LW_PK_LEN], sk2[LW_SK_LEN];
         int bad = decode_fixed(dk, st->sk, LW_SK_LEN) != LW_OK ||
-                  crypto_sign_seed_keypair(pk, sk2, st->sk) != 0 ||
-                  !lw_ct_equal(pk, st->sk + 32, LW_PK_LEN);
+                  crypto_sign_seed_keypair(pk, sk2, st->sk) != 0 || !lw_ct_equal(pk, st->sk + 32, LW_PK_LEN);
         lw_wipe(sk2, sizeof(sk2));
         if (bad) {
             lw_wipe(st->sk, sizeof(st->sk));
@@ -397,8 +395,7 @@ int lwc_device_open(const char *state_path, const char *server_url, lwc_device *
         d->client = lwc_client_new(url);
         if (d->client == NULL) {
             rc = LW_EINVAL;
-            lwc_err_set(&d->err, 0, "invalid_url", "not a valid server URL (http:// or https://): %s",
-                        url);
+            lwc_err_set(&d->err, 0, "invalid_url", "not a valid server URL (http:// or https://): %s", url);
             goto fail;
         }
     }
@@ -622,8 +619,8 @@ static int refresh_locked(lwc_device *d, bool adopt)
     long status = 0;
     if (body == NULL)
         return LW_ENOMEM;
-    rc = lwc_request_bearer(d->client, "POST", "/v1/session/refresh", d->st.fields[LWC_TOKEN], body,
-                            &status, &resp);
+    rc = lwc_request_bearer(d->client, "POST", "/v1/session/refresh", d->st.fields[LWC_TOKEN], body, &status,
+                            &resp);
     json_decref(body);
     if (rc != LW_OK) {
         lwc_device_take_error(d, d->client);
@@ -692,8 +689,7 @@ static int need_session(lwc_device *d)
     return LW_OK;
 }
 
-int lwc_device_call(lwc_device *d, const char *method, const char *path, json_t *body,
-                    json_t **response)
+int lwc_device_call(lwc_device *d, const char *method, const char *path, json_t *body, json_t **response)
 {
     if (response != NULL)
         *response = NULL;
@@ -816,8 +812,7 @@ lwc_ws *lwc_device_ws_connect(lwc_device *d, int *err)
          * another process refreshed, then try once more. */
         if (rc == LW_EEXPIRED)
             rc = refresh_after_refusal(d, presented);
-        else if (rc == LW_EDENIED && strcmp(d->err.code, "unauthenticated") == 0 &&
-                 adopt_saved_session(d))
+        else if (rc == LW_EDENIED && strcmp(d->err.code, "unauthenticated") == 0 && adopt_saved_session(d))
             rc = LW_OK;
         else
             break;
@@ -832,9 +827,9 @@ json_t *lwc_client_info(const char *name)
 {
     struct utsname u;
     bool ok = uname(&u) == 0;
-    json_t *j = json_pack("{ss ss ss ss ss}", "browser", "Linkward CLI", "browser_version",
-                          LINKWARD_VERSION, "os", ok ? u.sysname : "", "os_version",
-                          ok ? u.release : "", "device_model", ok ? u.machine : "");
+    json_t *j = json_pack("{ss ss ss ss ss}", "browser", "Linkward CLI", "browser_version", LINKWARD_VERSION,
+                          "os", ok ? u.sysname : "", "os_version", ok ? u.release : "", "device_model",
+                          ok ? u.machine : "");
     if (j != NULL && name != NULL && json_object_set_new(j, "name", json_string(name)) != 0) {
         json_decref(j);
         return NULL;
@@ -842,8 +837,7 @@ json_t *lwc_client_info(const char *name)
     return j;
 }
 
-int lwc_register(lwc_device *d, const char *handle, const char *invite, json_t *client,
-                 json_t **response)
+int lwc_register(lwc_device *d, const char *handle, const char *invite, json_t *client, json_t **response)
 {
     if (response != NULL)
         *response = NULL;

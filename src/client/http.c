@@ -69,8 +69,8 @@ const char *lwc_json_str(json_t *obj, const char *key)
 /* The reasons a session ends; a server that names one in its message (but
  * not in a field) still lets us report it precisely. */
 static const char *const end_reasons[] = {
-    "remote_logout", "logout_all", "primary_inactive", "inactive", "max_age",
-    "token_theft",   "account_reset", "logout",
+    "remote_logout", "logout_all",  "primary_inactive", "inactive",
+    "max_age",       "token_theft", "account_reset",    "logout",
 };
 
 static void copy_bounded(char *dst, size_t cap, const char *src)
@@ -187,8 +187,8 @@ lwc_client *lwc_client_new(const char *server_url)
         sys = u.sysname;
         machine = u.machine;
     }
-    int n = snprintf(c->user_agent, sizeof(c->user_agent), "linkward/%s (%s %s)", LINKWARD_VERSION,
-                     sys, machine);
+    int n =
+        snprintf(c->user_agent, sizeof(c->user_agent), "linkward/%s (%s %s)", LINKWARD_VERSION, sys, machine);
     if (n < 0 || (size_t)n >= sizeof(c->user_agent))
         (void)lw_strlcpy(c->user_agent, "linkward/" LINKWARD_VERSION, sizeof(c->user_agent));
     return c;
@@ -344,8 +344,8 @@ static int append_header(struct curl_slist **list, const char *h)
     return LW_OK;
 }
 
-int lwc_request_bearer(lwc_client *c, const char *method, const char *path, const char *bearer,
-                       json_t *body, long *status, json_t **response)
+int lwc_request_bearer(lwc_client *c, const char *method, const char *path, const char *bearer, json_t *body,
+                       long *status, json_t **response)
 {
     int rc = LW_ENOMEM;
     char *text = NULL;
@@ -423,8 +423,7 @@ int lwc_request_bearer(lwc_client *c, const char *method, const char *path, cons
             lwc_err_set(&c->err, 0, "bad_response", "the server's answer is larger than %d bytes",
                         LWC_RESPONSE_MAX);
         else
-            lwc_err_set(&c->err, 0, "unreachable", "cannot reach %s: %s", c->url,
-                        curl_easy_strerror(cr));
+            lwc_err_set(&c->err, 0, "unreachable", "cannot reach %s: %s", c->url, curl_easy_strerror(cr));
         goto fail;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);

@@ -35,8 +35,8 @@ struct lwc_link {
 /* ---- signatures ---- */
 
 /* Signs prefix \0 id \0 raw(b64, 32 bytes) and writes base64url into out. */
-static int sign_triple(const uint8_t sk[LWC_SK_LEN], const char *prefix, const char *id,
-                       const char *b64, char out[LWC_SIG_B64_LEN + 1])
+static int sign_triple(const uint8_t sk[LWC_SK_LEN], const char *prefix, const char *id, const char *b64,
+                       char out[LWC_SIG_B64_LEN + 1])
 {
     uint8_t msg[32 + 1 + 128 + 1 + 32];
     size_t plen = strlen(prefix), ilen = strlen(id);
@@ -67,8 +67,8 @@ int lwc_sign_refresh(const uint8_t sk[LWC_SK_LEN], const char *device_id, const 
     return sign_triple(sk, "linkward-refresh-v1", device_id, challenge_b64, out);
 }
 
-int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id,
-                     const char *companion_pk_b64, char out[LWC_SIG_B64_LEN + 1])
+int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, const char *companion_pk_b64,
+                     char out[LWC_SIG_B64_LEN + 1])
 {
     return sign_triple(sk, "linkward-account-v1", account_id, companion_pk_b64, out);
 }
@@ -97,8 +97,8 @@ int lwc_device_check_payload(lwc_device *d, const char *payload, uint8_t fp[LW_F
     }
     if (strcmp(p.origin, origin) != 0) {
         lwc_err_set(err, 0, "wrong_origin",
-                    "This QR code is for another site (%s), not your server (%s). Do not link it.",
-                    p.origin, origin);
+                    "This QR code is for another site (%s), not your server (%s). Do not link it.", p.origin,
+                    origin);
         return LW_EDENIED;
     }
     if (fp != NULL)
@@ -163,8 +163,7 @@ int lwc_link_scan(lwc_device *d, const char *payload, const char *code, lwc_scan
         body = json_pack("{ss}", "payload", payload);
     } else {
         if (lw_code_normalize(code, strlen(code), norm) != LW_OK) {
-            lwc_err_set(err, 0, "invalid_code",
-                        "A pairing code is 8 letters and digits, like ABCD-2345.");
+            lwc_err_set(err, 0, "invalid_code", "A pairing code is 8 letters and digits, like ABCD-2345.");
             return LW_EINVAL;
         }
         body = json_pack("{ss}", "code", norm);
@@ -322,8 +321,7 @@ int lwc_link_create(lwc_device *d, json_t *client, bool persistent, lwc_link **o
     json_t *answer = NULL;
     long status = 0;
     lwc_link *l = lw_calloc(1, sizeof(*l));
-    if (body == NULL || l == NULL ||
-        (client != NULL && json_object_set(body, "client", client) != 0)) {
+    if (body == NULL || l == NULL || (client != NULL && json_object_set(body, "client", client) != 0)) {
         rc = LW_ENOMEM;
         goto fail;
     }
@@ -353,8 +351,7 @@ int lwc_link_create(lwc_device *d, json_t *client, bool persistent, lwc_link **o
     set_expiry(l, answer);
     /* Remember where we are linking; the session itself comes at completion. */
     if (lwc_device_set(d, LWC_SERVER, lwc_client_url(c)) != LW_OK ||
-        lwc_device_set(d, LWC_ORIGIN, p.origin) != LW_OK ||
-        lwc_device_set(d, LWC_ROLE, "companion") != LW_OK)
+        lwc_device_set(d, LWC_ORIGIN, p.origin) != LW_OK || lwc_device_set(d, LWC_ROLE, "companion") != LW_OK)
         goto fail;
     *out = l;
     l = NULL;
@@ -455,9 +452,9 @@ int lwc_link_complete(lwc_device *d, lwc_link *l)
     lwc_device_forget_session(d);
     if ((rc = lwc_device_set(d, LWC_DEVICE_ID, device)) != LW_OK ||
         (rc = lwc_device_set(d, LWC_ACCOUNT_ID, account[0] ? account : NULL)) != LW_OK ||
-        (rc = lwc_device_set(d, LWC_HANDLE, lwc_json_str(answer, "handle")[0]
-                                                ? lwc_json_str(answer, "handle")
-                                                : NULL)) != LW_OK ||
+        (rc = lwc_device_set(d, LWC_HANDLE,
+                             lwc_json_str(answer, "handle")[0] ? lwc_json_str(answer, "handle") : NULL)) !=
+            LW_OK ||
         (rc = lwc_device_set_session(d, token, challenge,
                                      json_is_integer(exp) ? (long)json_integer_value(exp) : 0)) != LW_OK)
         goto done;

@@ -103,8 +103,7 @@ static int send_all(lwc_ws *ws, const char *data, size_t len, int64_t deadline)
 
 /* ---- wslay callbacks ---- */
 
-static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user_data)
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
 {
     lwc_ws *ws = user_data;
     if (ws->count >= WS_QUEUE_MAX) {
@@ -317,7 +316,8 @@ static int read_upgrade(lwc_ws *ws, const char *expect_accept, int64_t deadline)
             continue;
         }
         if (r != CURLE_OK || n == 0) {
-            lwc_err_set(err, 0, "unreachable", "the server closed the connection during the WebSocket upgrade");
+            lwc_err_set(err, 0, "unreachable",
+                        "the server closed the connection during the WebSocket upgrade");
             return LW_EIO;
         }
         len += n;
@@ -377,7 +377,8 @@ static int read_upgrade(lwc_ws *ws, const char *expect_accept, int64_t deadline)
     json_decref(answer);
     int rc = lwc_status_to_err(status, err->code);
     if (rc == LW_OK) {
-        lwc_err_set(err, status, "bad_response", "the server did not accept the WebSocket upgrade (HTTP %ld)", status);
+        lwc_err_set(err, status, "bad_response", "the server did not accept the WebSocket upgrade (HTTP %ld)",
+                    status);
         rc = LW_EIO;
     }
     return rc;
@@ -407,8 +408,7 @@ lwc_ws *lwc_ws_connect(lwc_client *c, const char *bearer_token, int *err)
     CURLcode cr = curl_easy_perform(ws->curl);
     if (cr != CURLE_OK) {
         rc = LW_EIO;
-        lwc_err_set(cerr, 0, "unreachable", "cannot reach %s: %s", lwc_client_url(c),
-                    curl_easy_strerror(cr));
+        lwc_err_set(cerr, 0, "unreachable", "cannot reach %s: %s", lwc_client_url(c), curl_easy_strerror(cr));
         goto fail;
     }
     if (curl_easy_getinfo(ws->curl, CURLINFO_ACTIVESOCKET, &ws->fd) != CURLE_OK ||

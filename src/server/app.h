@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "clientaddr.h"
 #include "payload.h"
 
 #define LW_PATH_MAX 1024
@@ -62,6 +63,7 @@ typedef struct lw_app {
     uint8_t server_pk[LW_PK_LEN];
     uint8_t server_sk[LW_SK_LEN];
     uint8_t hash_key[LW_KEY_LEN]; /* keys the hashes of stored credentials, codes, refs, PINs */
+    lw_proxies proxies;           /* --trusted-proxies */
     lw_bus *bus;
     lw_sessions *sessions;
     lw_links *links;

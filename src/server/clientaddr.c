@@ -2,27 +2,237 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <h2o.h>
 
-void lw_clientaddr(h2o_req_t *req, char out[LW_IP_MAX])
+#include "lw.h"
+
+#define HEADER_JOIN_MAX 2048 /* longest forwarding chain we read */
+
+/* Parses an address (IPv4, IPv6, IPv4-mapped IPv6 folded to IPv4). */
+static bool parse_ip(const char *s, size_t len, int *family, uint8_t addr[16])
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf, addr) == 1) {
+        *family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, buf, addr) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)addr)) {
+            memmove(addr, addr + 12, 4);
+            *family = AF_INET;
+        } else {
+            *family = AF_INET6;
+        }
+        return true;
+    }
+    return false;
+}
+
+static void format_ip(int family, const uint8_t addr[16], char out[LW_IP_MAX])
+{
+    if (!inet_ntop(family, addr, out, LW_IP_MAX))
+        out[0] = '\0';
+}
+
+int lw_proxies_parse(lw_proxies *p, const char *list, const char **bad)
+{
+    memset(p, 0, sizeof *p);
+    const char *s = list;
+    while (s && *s) {
+        while (*s == ' ' || *s == ',')
+            s++;
+        if (!*s)
+            break;
+        const char *end = s + strcspn(s, ", ");
+        const char *slash = memchr(s, '/', (size_t)(end - s));
+        lw_cidr c;
+        memset(&c, 0, sizeof c);
+        if (p->n == LW_PROXIES_MAX || !parse_ip(s, (size_t)((slash ? slash : end) - s), &c.family, c.addr))
+            goto fail;
+        int max = c.family == AF_INET ? 32 : 128;
+        c.bits = max;
+        if (slash) {
+            char *e;
+            long b = strtol(slash + 1, &e, 10);
+            if (e != end || slash + 1 == end || b < 0 || b > max)
+                goto fail;
+            c.bits = (int)b;
+        }
+        p->nets[p->n++] = c;
+        s = end;
+        continue;
+    fail:
+        if (bad)
+            *bad = s;
+        return LW_EINVAL;
+    }
+    return LW_OK;
+}
+
+static bool contains_addr(const lw_proxies *p, int family, const uint8_t addr[16])
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const lw_cidr *c = &p->nets[i];
+        if (c->family != family)
+            continue;
+        int full = c->bits / 8, rest = c->bits % 8;
+        if (memcmp(c->addr, addr, (size_t)full) != 0)
+            continue;
+        if (rest && ((c->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))))
+            continue;
+        return true;
+    }
+    return false;
+}
+
+bool lw_proxies_contains(const lw_proxies *p, const char *ip)
+{
+    int family;
+    uint8_t addr[16];
+    return ip && parse_ip(ip, strlen(ip), &family, addr) && contains_addr(p, family, addr);
+}
+
+/* One element of a forwarding list: strips spaces, quotes, "[v6]:port" and
+ * "v4:port". Returns false for "unknown", obfuscated identifiers, garbage. */
+static bool element_ip(const char *s, size_t len, int *family, uint8_t addr[16])
+{
+    while (len && (*s == ' ' || *s == '"'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '"'))
+        len--;
+    if (len && *s == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close)
+            return false;
+        return parse_ip(s + 1, (size_t)(close - s - 1), family, addr);
+    }
+    const char *colon = memchr(s, ':', len);
+    if (colon && !memchr(colon + 1, ':', len - (size_t)(colon - s) - 1))
+        len = (size_t)(colon - s); /* IPv4 with a port */
+    return parse_ip(s, len, family, addr);
+}
+
+/* Walks a comma-separated list right to left; the first address that is not
+ * a trusted proxy is the client. Returns false if the list yields nothing. */
+static bool walk(const lw_proxies *p, const char *list, size_t len, bool forwarded, int *family, uint8_t addr[16])
+{
+    bool any = false;
+    int last_family = 0;
+    uint8_t last[16];
+    size_t end = len;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && list[start - 1] != ',')
+            start--;
+        const char *e = list + start;
+        size_t elen = end - start;
+        if (forwarded) {
+            /* "for=…;proto=…;by=…": take the for= parameter, case-insensitively. */
+            const char *f = NULL;
+            for (size_t i = 0; i + 4 <= elen; i++)
+                if (strncasecmp(e + i, "for=", 4) == 0 && (i == 0 || e[i - 1] == ';' || e[i - 1] == ' ')) {
+                    f = e + i + 4;
+                    break;
+                }
+            if (!f) {
+                end = start ? start - 1 : 0;
+                continue;
+            }
+            size_t flen = strcspn(f, ";,");
+            if (f + flen > e + elen)
+                flen = (size_t)(e + elen - f);
+            e = f;
+            elen = flen;
+        }
+        int fam;
+        uint8_t a[16];
+        if (!element_ip(e, elen, &fam, a))
+            return any ? (*family = last_family, memcpy(addr, last, 16), true) : false;
+        any = true;
+        last_family = fam;
+        memcpy(last, a, 16);
+        if (!contains_addr(p, fam, a)) {
+            *family = fam;
+            memcpy(addr, a, 16);
+            return true;
+        }
+        end = start ? start - 1 : 0;
+    }
+    if (any) {
+        /* Every hop was a trusted proxy: the left-most is the best we know. */
+        *family = last_family;
+        memcpy(addr, last, 16);
+    }
+    return any;
+}
+
+void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *xff, size_t xff_len,
+                        const char *forwarded, size_t fwd_len, char out[LW_IP_MAX])
+{
+    int family;
+    uint8_t addr[16];
+    out[0] = '\0';
+    if (!peer || !parse_ip(peer, strlen(peer), &family, addr))
+        return;
+    if (contains_addr(p, family, addr)) {
+        int f2;
+        uint8_t a2[16];
+        if ((forwarded && walk(p, forwarded, fwd_len, true, &f2, a2)) ||
+            (xff && walk(p, xff, xff_len, false, &f2, a2))) {
+            family = f2;
+            memcpy(addr, a2, 16);
+        }
+    }
+    format_ip(family, addr, out);
+}
+
+/* All values of a header joined by ", " into buf (bounded). */
+static size_t join_header(h2o_req_t *req, const char *name, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, name, strlen(name), i)) >= 0;) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (n + (n ? 2 : 0) + v.len >= cap)
+            break;
+        if (n) {
+            memcpy(buf + n, ", ", 2);
+            n += 2;
+        }
+        memcpy(buf + n, v.base, v.len);
+        n += v.len;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+void lw_clientaddr(const lw_proxies *p, h2o_req_t *req, char out[LW_IP_MAX])
 {
     struct sockaddr_storage ss;
+    char peer[LW_IP_MAX] = "";
     out[0] = '\0';
     if (!req->conn->callbacks->get_peername)
         return;
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     if (len == 0)
         return;
-    if (ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, LW_IP_MAX);
-    } else if (ss.ss_family == AF_INET6) {
-        struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a))
-            inet_ntop(AF_INET, &a->s6_addr[12], out, LW_IP_MAX);
-        else
-            inet_ntop(AF_INET6, a, out, LW_IP_MAX);
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof peer);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof peer);
+    if (!p || p->n == 0) {
+        lw_clientaddr_pick(p ? p : &(lw_proxies){0}, peer, NULL, 0, NULL, 0, out);
+        return;
     }
+    char xff[HEADER_JOIN_MAX], fwd[HEADER_JOIN_MAX];
+    size_t xl = join_header(req, "x-forwarded-for", xff, sizeof xff);
+    size_t fl = join_header(req, "forwarded", fwd, sizeof fwd);
+    lw_clientaddr_pick(p, peer, xl ? xff : NULL, xl, fl ? fwd : NULL, fl, out);
 }

@@ -299,7 +299,7 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     memset(rq, 0, sizeof *rq);
     rq->app = app;
     rq->req = req;
-    lw_clientaddr(req, rq->ip);
+    lw_clientaddr(&app->proxies, req, rq->ip);
     h2o_iovec_t ua;
     if (header(req, "user-agent", &ua)) {
         rq->ua = ua.base;

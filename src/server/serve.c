@@ -348,6 +348,12 @@ int lw_serve_main(int argc, char **argv)
         free(app);
         return rc < 0 ? 0 : 1;
     }
+    const char *bad = NULL;
+    if (lw_proxies_parse(&app->proxies, app->cfg.trusted_proxies, &bad) != LW_OK) {
+        fprintf(stderr, "linkward serve: --trusted-proxies: '%.*s' is not an address or CIDR (up to %d entries)\n",
+                (int)strcspn(bad, ", "), bad, LW_PROXIES_MAX);
+        goto out;
+    }
     if (lw_crypto_init() != LW_OK) {
         fprintf(stderr, "linkward serve: cannot initialise libsodium\n");
         goto out;
