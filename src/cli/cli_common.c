@@ -96,12 +96,35 @@ int cli_take_global(cli_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
+/* A 128-bit id in base64url: 22 characters, none of them '=' or '.'. No
+ * option name has this shape. */
+static bool looks_like_id(const char *a)
+{
+    size_t n = strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+    return n == 22 && a[n] == '\0';
+}
+
 int cli_parse_args(cli_opts *o, const char *group, void (*usage)(FILE *), const char *cmd, int argc,
                    char **argv, cli_opt_fn opt, void *ctx, const char **pos, int max_pos, int *npos)
 {
     *npos = 0;
+    bool options = true;
     for (int i = 1; i < argc;) {
         const char *a = argv[i];
+        /* Ids are base64url and may begin with '-': after "--", or when an
+         * argument has the shape of an id, it is an argument, not an option. */
+        if (!options || looks_like_id(a)) {
+            if (*npos >= max_pos)
+                return cli_usage_error(group, "%s: unexpected argument '%s'", cmd, a);
+            pos[(*npos)++] = a;
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options = false;
+            i++;
+            continue;
+        }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(CLI_OK);

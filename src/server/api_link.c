@@ -14,6 +14,7 @@
 #include "payload.h"
 #include "pin.h"
 #include "record.h"
+#include "place.h"
 #include "risk.h"
 #include "session.h"
 
@@ -62,6 +63,13 @@ void lw_api_link_create(lw_rq *rq)
     lw_strlcpy(r->os_version, d.os_version, sizeof r->os_version);
     lw_strlcpy(r->device_model, d.device_model, sizeof r->device_model);
     lw_strlcpy(r->ip, rq->ip, sizeof r->ip);
+    lw_place where;
+    lw_netinfo net;
+    lw_place_lookup(app, rq->ip, &where, &net);
+    lw_strlcpy(r->country, where.country, sizeof r->country);
+    lw_strlcpy(r->region, where.region, sizeof r->region);
+    lw_strlcpy(r->city, where.city, sizeof r->city);
+    lw_strlcpy(r->network, net.network, sizeof r->network);
 
     char token[LW_CRED_STRLEN], code[LW_CODE_STRLEN];
     int rc = LW_ECONFLICT;
@@ -241,15 +249,21 @@ void lw_api_link_scan(lw_rq *rq)
     lw_links_notify(app->links, r.id, "link.scanned", false);
 
     lw_account a;
-    json_t *reasons = NULL;
-    lw_risk_level level = LW_RISK_LOW;
-    if (lw_store_account_get(app->store, rq->who.account_id, &a) == LW_OK)
-        level = lw_risk_assess(app, &r, &a, &reasons);
-    if (!reasons)
-        reasons = json_array();
-    json_t *ans = json_pack("{s:o, s:o, s:{s:s, s:o}, s:b}", "request", request_json(&r), "payload", payload_json,
-                            "risk", "level", lw_risk_name(level), "reasons", reasons, "pin_required",
+    memset(&a, 0, sizeof a);
+    lw_store_account_get(app->store, rq->who.account_id, &a);
+    lw_risk k;
+    lw_risk_link(app, &r, rq->who.account_id, &k);
+    json_t *req_json = request_json(&r);
+    json_object_set_new(req_json, "distance_km", k.distance_km >= 0 ? json_integer((json_int_t)(k.distance_km + 0.5))
+                                                                    : json_null());
+    json_object_set_new(req_json, "anonymous", json_boolean(k.anonymous));
+    json_t *ans = json_pack("{s:o, s:o, s:{s:s, s:O}, s:b}", "request", req_json, "payload", payload_json, "risk",
+                            "level", lw_risk_name(k.level), "reasons", k.reasons, "pin_required",
                             a.pin_hash[0] != '\0' || app->cfg.pin_required);
+    if (k.level == LW_RISK_HIGH && app->cfg.block_high_risk)
+        json_object_set_new(ans, "blocked", json_true());
+    lw_risk_clear(&k);
+    lw_wipe(&a, sizeof a);
     lw_log_info("link", "request %.8s scanned by %.8s", r.id, rq->who.device_id);
     lw_reply_json(rq, 200, ans);
 }
@@ -361,9 +375,19 @@ void lw_api_link_approve(lw_rq *rq)
                        "The account signature over the device key does not verify with this phone's key.");
         goto out;
     }
-    json_t *reasons = NULL;
-    lw_risk_level level = lw_risk_assess(app, r, &a, &reasons);
-    json_decref(reasons);
+    if (a.pin_change_required) {
+        lw_reply_error(rq, 403, "pin_change_required",
+                       "Your account was secured after an alert: change your two-step PIN before linking devices.");
+        goto out;
+    }
+    lw_risk k;
+    lw_risk_link(app, r, a.id, &k);
+    lw_risk_level level = k.level;
+    lw_risk_clear(&k);
+    if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
+        lw_reply_error(rq, 403, "risk_blocked", "This server does not allow high-risk links.");
+        goto out;
+    }
     if (level == LW_RISK_HIGH && !accept_risk) {
         lw_reply_error(rq, 409, "risk_not_accepted",
                        "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
@@ -470,7 +494,20 @@ void lw_api_link_complete(lw_rq *rq)
     lw_strlcpy(s->region, r->region, sizeof s->region);
     lw_strlcpy(s->city, r->city, sizeof s->city);
     lw_strlcpy(s->network, r->network, sizeof s->network);
-    lw_strlcpy(s->last_ip, rq->ip, sizeof s->last_ip);
+    lw_risk k;
+    lw_risk_link(app, r, r->account_id, &k);
+    s->lat = k.place.lat;
+    s->lon = k.place.lon;
+    s->has_loc = k.place.has_loc;
+    /* Last used: where it completed from (usually where it asked from). */
+    lw_place here;
+    lw_place_lookup(app, rq->ip, &here, NULL);
+    lw_strlcpy(s->last_ip, here.ip, sizeof s->last_ip);
+    lw_strlcpy(s->last_country, here.country, sizeof s->last_country);
+    lw_strlcpy(s->last_city, here.city, sizeof s->last_city);
+    s->last_lat = here.lat;
+    s->last_lon = here.lon;
+    s->last_has_loc = here.has_loc;
     memcpy(s->public_key, r->public_key, LW_PK_LEN);
     memcpy(s->account_sig, r->account_sig, LW_SIG_LEN);
     s->linked_at = now;
@@ -508,8 +545,9 @@ void lw_api_link_complete(lw_rq *rq)
     char message[LW_NAME_MAX + sizeof where + 64];
     snprintf(message, sizeof message, "A new device was linked: %s%s%s", s->name, where[0] ? ", " : "", where);
     lw_alert_raise(app, s->account_id, "device.linked", s->id,
-                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os", s->os,
-                             "ip", s->ip, "place", where, "message", message));
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
+                             s->os, "ip", s->ip, "place", where, "network", s->network, "message", message));
+    lw_risk_link_alerts(app, &k, s->account_id, s->id, s->name);
 
     lw_account a;
     const char *handle = "";
@@ -531,6 +569,7 @@ void lw_api_link_complete(lw_rq *rq)
     lw_log_info("link", "request %.8s completed: device %.8s linked", r->id, s->id);
     lw_reply_json(rq, 201, ans);
 out:
+    lw_risk_clear(&k);
     lw_wipe(s, sizeof *s);
     lw_free(s);
 }

@@ -105,6 +105,8 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
     int rc = lw_store_account_get(app->store, op->account_id, &a);
     if (rc == LW_OK) {
         lw_strlcpy(a.pin_hash, op->disable ? "" : new_hash, sizeof a.pin_hash);
+        if (!op->disable)
+            a.pin_change_required = false;
         a.pin_failures = 0;
         a.pin_locked_until = 0;
         rc = lw_store_account_update(app->store, &a);

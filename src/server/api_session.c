@@ -72,8 +72,9 @@ void lw_api_session_get(lw_rq *rq)
         return;
     }
     s.last_active_at = lw_now_ms(); /* this very request */
-    json_t *ans = json_pack("{s:o, s:{s:s, s:s, s:b, s:I}, s:I, s:o}", "device", lw_record_json(&s, s.id), "account",
-                            "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0', "inactive_ttl_days",
+    json_t *ans = json_pack("{s:o, s:{s:s, s:s, s:b, s:b, s:I}, s:I, s:o}", "device", lw_record_json(&s, s.id),
+                            "account", "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0',
+                            "pin_change_required", a.pin_change_required, "inactive_ttl_days",
                             (json_int_t)(a.inactive_ttl_ms / DAY_MS), "token_expires_in",
                             (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
                             challenge_json(s.challenge));
@@ -392,4 +393,39 @@ void lw_api_settings_set(lw_rq *rq)
         return;
     }
     lw_api_settings_get(rq);
+}
+
+/* "Secure my account" (the answer to an alarming alert): every companion is
+ * logged out at once, and no new device can be linked until the holder sets a
+ * new two-step PIN. */
+void lw_api_account_secure(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    lw_account a;
+    int rc = lw_store_account_get(app->store, rq->who.account_id, &a);
+    if (rc == LW_OK) {
+        a.pin_change_required = true;
+        rc = lw_store_account_update(app->store, &a);
+    }
+    lw_wipe(&a, sizeof a);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "securing the account");
+        return;
+    }
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    rc = lw_store_session_end_all(app->store, rq->who.account_id, LW_ROLE_COMPANION, rq->who.device_id, "logout_all",
+                                  lw_now_ms(), &ended, &n);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "logging out all devices");
+        return;
+    }
+    lw_sessions_ended(app->sessions, ended, n);
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(ids, json_string(ended[i].device_id));
+    lw_free(ended);
+    lw_log_info("session", "account %.8s secured: %zu devices logged out, PIN change required", rq->who.account_id, n);
+    lw_reply_json(rq, 200, json_pack("{s:I, s:o, s:b}", "ended", (json_int_t)n, "device_ids", ids,
+                                     "pin_change_required", 1));
 }

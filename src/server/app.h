@@ -41,6 +41,10 @@ typedef struct lw_config {
     int pin_max_failures;
     int64_t last_active_write_ms; /* coalescing window for last-active writes */
     int pin_workers;
+    double far_km;              /* link.far_from_primary beyond this distance */
+    double travel_kmh;          /* session.impossible_travel above this speed */
+    bool block_high_risk;       /* --link-policy block-high-risk */
+    bool privacy_country_only;  /* ended records keep only the country, no addresses */
 } lw_config;
 
 /* Fills the defaults of PRODUCT.md (4 companions, 10-minute credentials, 60 s +

@@ -1,12 +1,184 @@
 #include "risk.h"
 
-lw_risk_level lw_risk_assess(lw_app *app, const lw_link_request *r, const lw_account *a, json_t **reasons)
-{
-    *reasons = json_array();
-    return LW_RISK_LOW;
-}
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alert.h"
+#include "log.h"
+#include "lw.h"
 
 const char *lw_risk_name(lw_risk_level l)
 {
     return l == LW_RISK_HIGH ? "high" : l == LW_RISK_MEDIUM ? "medium" : "low";
+}
+
+double lw_risk_speed_kmh(double km, int64_t ms)
+{
+    if (km <= 0)
+        return 0;
+    if (ms <= 0)
+        return INFINITY;
+    return km / ((double)ms / 3600000.0);
+}
+
+bool lw_risk_impossible(double km, int64_t ms, double max_kmh)
+{
+    /* Within the GeoIP noise (neighbouring cities, shared exits) nothing is
+     * impossible: a move must also be a real distance. */
+    return km >= 100 && lw_risk_speed_kmh(km, ms) > max_kmh;
+}
+
+static void reason(lw_risk *k, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reason(lw_risk *k, const char *code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_array_append_new(k->reasons, json_pack("{s:s, s:s}", "code", code, "message", msg));
+}
+
+/* Countries the account has been used from, live and ended sessions alike. */
+static bool country_known(lw_app *app, const char *account_id, const char *country, bool *any_known)
+{
+    bool found = false;
+    *any_known = false;
+    for (int ended = 0; ended < 2 && !found; ended++) {
+        lw_session *list = NULL;
+        size_t n = 0;
+        if (lw_store_session_list(app->store, account_id, ended, &list, &n) != LW_OK)
+            continue;
+        for (size_t i = 0; i < n && !found; i++) {
+            const char *c[2] = {list[i].country, list[i].last_country};
+            for (int j = 0; j < 2; j++) {
+                if (!c[j][0])
+                    continue;
+                *any_known = true;
+                if (strcmp(c[j], country) == 0)
+                    found = true;
+            }
+        }
+        lw_free(list);
+    }
+    return found;
+}
+
+/* The primary's current place: where it was last used. */
+static bool primary_place(lw_app *app, const char *account_id, lw_place *out)
+{
+    lw_session *list = NULL;
+    size_t n = 0;
+    bool ok = false;
+    if (lw_store_session_list(app->store, account_id, false, &list, &n) != LW_OK)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].role, LW_ROLE_PRIMARY) != 0)
+            continue;
+        memset(out, 0, sizeof *out);
+        if (list[i].last_has_loc) {
+            out->lat = list[i].last_lat;
+            out->lon = list[i].last_lon;
+            out->has_loc = true;
+        } else if (list[i].has_loc) {
+            out->lat = list[i].lat;
+            out->lon = list[i].lon;
+            out->has_loc = true;
+        }
+        lw_strlcpy(out->country, list[i].last_country[0] ? list[i].last_country : list[i].country,
+                   sizeof out->country);
+        ok = out->has_loc;
+        break;
+    }
+    lw_free(list);
+    return ok;
+}
+
+void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id, lw_risk *k)
+{
+    memset(k, 0, sizeof *k);
+    k->reasons = json_array();
+    k->distance_km = -1;
+    lw_place_lookup(app, r->ip, &k->place, &k->net);
+    int medium = 0;
+    bool high = false;
+
+    if (k->net.anonymous) {
+        k->anonymous = true;
+        const char *what = k->net.tor ? "the Tor network" : k->net.vpn ? "an anonymous VPN"
+                           : k->net.hosting ? "a hosting provider" : "an anonymous proxy";
+        reason(k, "anonymous_network", "The request comes through %s, which hides where it really is.", what);
+        if (k->net.tor)
+            high = true;
+        else
+            medium++;
+    }
+    if (k->place.country[0]) {
+        bool any;
+        if (!country_known(app, account_id, k->place.country, &any) && any) {
+            k->new_country = true;
+            reason(k, "new_country", "This account has never been used from %s before.", k->place.country);
+            medium++;
+        }
+    }
+    lw_place pp;
+    if (k->place.has_loc && primary_place(app, account_id, &pp)) {
+        k->distance_km = lw_place_distance_km(&pp, &k->place);
+        if (k->distance_km > app->cfg.far_km) {
+            k->far = true;
+            reason(k, "far_from_primary", "The request is about %.0f km from your phone.", k->distance_km);
+            medium++;
+        }
+    }
+    k->level = high || medium >= 2 ? LW_RISK_HIGH : medium ? LW_RISK_MEDIUM : LW_RISK_LOW;
+}
+
+void lw_risk_clear(lw_risk *k)
+{
+    json_decref(k->reasons);
+    k->reasons = NULL;
+}
+
+void lw_risk_link_alerts(lw_app *app, const lw_risk *k, const char *account_id, const char *device_id,
+                         const char *device_name)
+{
+    char where[2 * LW_PLACE_MAX + 4];
+    lw_place_describe(k->place.city, k->place.country, where, sizeof where);
+    if (k->new_country)
+        lw_alert_raise(app, account_id, "link.new_country", device_id,
+                       json_pack("{s:s, s:s, s:s, s:s}", "country", k->place.country, "place", where, "name",
+                                 device_name, "message", "A device was linked from a country this account never used."));
+    if (k->far)
+        lw_alert_raise(app, account_id, "link.far_from_primary", device_id,
+                       json_pack("{s:f, s:s, s:s, s:s}", "distance_km", round(k->distance_km), "place", where,
+                                 "name", device_name, "message", "A device was linked far from your phone."));
+    if (k->anonymous)
+        lw_alert_raise(app, account_id, "link.anonymous_network", device_id,
+                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s}", "network", k->net.network, "vpn", k->net.vpn,
+                                 "tor", k->net.tor, "hosting", k->net.hosting, "name", device_name, "message",
+                                 "A device was linked through an anonymous network (VPN, Tor or hosting)."));
+}
+
+void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id, const lw_place *from,
+                     const lw_place *to, int64_t dt_ms)
+{
+    double km = lw_place_distance_km(from, to);
+    char a[2 * LW_PLACE_MAX + 4], b[2 * LW_PLACE_MAX + 4];
+    lw_place_describe(from->city, from->country, a, sizeof a);
+    lw_place_describe(to->city, to->country, b, sizeof b);
+    if (km >= 0 && lw_risk_impossible(km, dt_ms, app->cfg.travel_kmh)) {
+        double kmh = lw_risk_speed_kmh(km, dt_ms);
+        lw_alert_raise(app, account_id, "session.impossible_travel", device_id,
+                       json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:f, s:s}", "from", a, "to", b, "from_ip", from->ip,
+                                 "to_ip", to->ip, "distance_km", round(km), "seconds", (json_int_t)(dt_ms / 1000),
+                                 "speed_kmh", isinf(kmh) ? -1.0 : round(kmh), "message",
+                                 "This session was used from two places too far apart for the time between them."));
+        return;
+    }
+    if (from->country[0] && to->country[0] && strcmp(from->country, to->country) != 0)
+        lw_alert_raise(app, account_id, "session.country_changed", device_id,
+                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "from", a, "to", b, "from_country", from->country,
+                                 "to_country", to->country, "message", "This session is now used from another country."));
 }

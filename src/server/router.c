@@ -52,6 +52,7 @@ static const route routes[] = {
     {"DELETE", "/v1/history/*", lw_api_history_delete, LW_AUTH_PRIMARY, false},
     {"GET", "/v1/alerts", lw_api_alerts_list, LW_AUTH_SESSION, false},
     {"POST", "/v1/alerts/*/ack", lw_api_alert_ack, LW_AUTH_SESSION, true},
+    {"POST", "/v1/account/secure", lw_api_account_secure, LW_AUTH_PRIMARY, true},
     {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, true},
     {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, true},
     {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, false},

@@ -47,6 +47,8 @@ void lw_config_defaults(lw_config *c)
     c->pin_max_failures = 10;
     c->last_active_write_ms = 60 * 1000;
     c->pin_workers = 1;
+    c->far_km = 500;
+    c->travel_kmh = 900;
 }
 
 static volatile sig_atomic_t stop_requested;
@@ -64,6 +66,8 @@ static void usage(FILE *f)
           "                      [--inactive-ttl D] [--primary-inactive D] [--max-age D]\n"
           "                      [--history-retention D] [--sweep-interval D] [--pin-lockout D]\n"
           "                      [--control PATH] [--web-dir DIR] [--geoip-dir DIR] [--trusted-proxies CIDR,...]\n"
+          "                      [--far-km 500] [--travel-kmh 900] [--link-policy allow|block-high-risk]\n"
+          "                      [--privacy full|country-only]\n"
           "durations D: 250ms, 30s, 10m, 6h, 30d (a bare number is seconds; 0 disables where it makes sense)\n",
           f);
 }
@@ -160,6 +164,7 @@ static int parse_options(lw_config *c, int argc, char **argv)
     enum {
         O_LISTEN = 256, O_DB, O_DATA, O_ORIGIN, O_MAXC, O_REG, O_PINREQ, O_CREDTTL, O_QR1, O_QRN, O_INACT,
         O_PRIMINACT, O_MAXAGE, O_RETAIN, O_SWEEP, O_PINLOCK, O_CONTROL, O_WEB, O_GEOIP, O_PROXIES, O_HELP,
+        O_FARKM, O_TRAVEL, O_POLICY, O_PRIVACY,
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -182,6 +187,10 @@ static int parse_options(lw_config *c, int argc, char **argv)
         {"web-dir", required_argument, 0, O_WEB},
         {"geoip-dir", required_argument, 0, O_GEOIP},
         {"trusted-proxies", required_argument, 0, O_PROXIES},
+        {"far-km", required_argument, 0, O_FARKM},
+        {"travel-kmh", required_argument, 0, O_TRAVEL},
+        {"link-policy", required_argument, 0, O_POLICY},
+        {"privacy", required_argument, 0, O_PRIVACY},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -284,6 +293,36 @@ static int parse_options(lw_config *c, int argc, char **argv)
             if (lw_strlcpy(c->trusted_proxies, v, sizeof c->trusted_proxies) != LW_OK)
                 goto toolong;
             break;
+        case O_FARKM:
+            if (opt_long("--far-km", v, 1, 40000, &n) != 0)
+                return 1;
+            c->far_km = (double)n;
+            break;
+        case O_TRAVEL:
+            if (opt_long("--travel-kmh", v, 1, 100000, &n) != 0)
+                return 1;
+            c->travel_kmh = (double)n;
+            break;
+        case O_POLICY:
+            if (strcmp(v, "allow") == 0)
+                c->block_high_risk = false;
+            else if (strcmp(v, "block-high-risk") == 0)
+                c->block_high_risk = true;
+            else {
+                fprintf(stderr, "linkward serve: --link-policy is 'allow' or 'block-high-risk', not '%s'\n", v);
+                return 1;
+            }
+            break;
+        case O_PRIVACY:
+            if (strcmp(v, "full") == 0)
+                c->privacy_country_only = false;
+            else if (strcmp(v, "country-only") == 0)
+                c->privacy_country_only = true;
+            else {
+                fprintf(stderr, "linkward serve: --privacy is 'full' or 'country-only', not '%s'\n", v);
+                return 1;
+            }
+            break;
         case O_HELP:
             usage(stdout);
             return -1;
@@ -325,6 +364,9 @@ static int parse_options(lw_config *c, int argc, char **argv)
         }
     }
     if (!c->db[0] && snprintf(c->db, sizeof c->db, "%s/linkward.db", c->data_dir) >= (int)sizeof c->db)
+        goto toolong;
+    if (!c->geoip_dir[0] &&
+        snprintf(c->geoip_dir, sizeof c->geoip_dir, "%s/geoip", c->data_dir) >= (int)sizeof c->geoip_dir)
         goto toolong;
     if (!c->control_path[0] &&
         snprintf(c->control_path, sizeof c->control_path, "%s/control.sock", c->data_dir) >=

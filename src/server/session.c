@@ -8,6 +8,8 @@
 #include "log.h"
 #include "lw.h"
 #include "map.h"
+#include "place.h"
+#include "risk.h"
 
 /* What the cache keeps per live session: only what a request check needs. */
 typedef struct centry {
@@ -20,7 +22,15 @@ typedef struct centry {
     int64_t cred_expires_at;
     int64_t last_active_at;
     int64_t last_written_at;
+    /* Where it was last used: what impossible-travel and country-change
+     * checks compare a new address with. The city is looked up again when
+     * written, so the entry stays small. */
     char last_ip[LW_IP_MAX];
+    char last_country[8];
+    double last_lat, last_lon;
+    bool last_has_loc;
+    bool place_dirty;
+    int64_t last_place_at;
 } centry;
 
 struct lw_sessions {
@@ -86,6 +96,11 @@ static centry *cache_put(lw_sessions *s, const lw_session *sess)
     e->last_active_at = sess->last_active_at;
     e->last_written_at = sess->last_active_at;
     lw_strlcpy(e->last_ip, sess->last_ip, sizeof e->last_ip);
+    lw_strlcpy(e->last_country, sess->last_country[0] ? sess->last_country : sess->country, sizeof e->last_country);
+    e->last_lat = sess->last_has_loc ? sess->last_lat : sess->lat;
+    e->last_lon = sess->last_has_loc ? sess->last_lon : sess->lon;
+    e->last_has_loc = sess->last_has_loc || sess->has_loc;
+    e->last_place_at = sess->last_active_at;
     if (lw_map_put(s->by_device, e->device_id, e) != LW_OK) {
         lw_free(e);
         return NULL;
@@ -100,13 +115,38 @@ static centry *cache_put(lw_sessions *s, const lw_session *sess)
 
 static void write_last_active(lw_sessions *s, centry *e)
 {
-    int rc = lw_store_session_touch(s->app->store, e->device_id, e->last_active_at, e->last_ip);
+    lw_place where;
+    if (e->place_dirty)
+        lw_place_lookup(s->app, e->last_ip, &where, NULL);
+    int rc = lw_store_session_touch(s->app->store, e->device_id, e->last_active_at, e->place_dirty ? &where : NULL);
     if (rc != LW_OK && rc != LW_ENOTFOUND) {
         lw_log_warn("session", "cannot write last-active of %.8s: %s", e->device_id, lw_strerror(rc));
         return;
     }
     e->last_written_at = e->last_active_at;
     e->dirty = false;
+    e->place_dirty = false;
+}
+
+/* The device is used from a new address: look it up, judge the move, remember it. */
+static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
+{
+    lw_place from = {0}, to;
+    lw_strlcpy(from.ip, e->last_ip, sizeof from.ip);
+    lw_strlcpy(from.country, e->last_country, sizeof from.country);
+    from.lat = e->last_lat;
+    from.lon = e->last_lon;
+    from.has_loc = e->last_has_loc;
+    lw_place_lookup(s->app, ip, &to, NULL);
+    if (e->last_ip[0])
+        lw_risk_on_move(s->app, e->account_id, e->device_id, &from, &to, now - e->last_place_at);
+    lw_strlcpy(e->last_ip, ip, sizeof e->last_ip);
+    lw_strlcpy(e->last_country, to.country, sizeof e->last_country);
+    e->last_lat = to.lat;
+    e->last_lon = to.lon;
+    e->last_has_loc = to.has_loc;
+    e->last_place_at = now;
+    e->place_dirty = true;
 }
 
 int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_expired, const char *ip,
@@ -148,8 +188,10 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
         return LW_EEXPIRED;
 
     e->last_active_at = now;
-    if (ip && strcmp(ip, e->last_ip) != 0)
-        lw_strlcpy(e->last_ip, ip, sizeof e->last_ip);
+    if (ip && ip[0] && strcmp(ip, e->last_ip) != 0)
+        moved(s, e, ip, now);
+    else if (ip && ip[0])
+        e->last_place_at = now;
     e->dirty = true;
     if (now - e->last_written_at >= s->app->cfg.last_active_write_ms)
         write_last_active(s, e);

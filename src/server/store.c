@@ -94,9 +94,9 @@ int lw_store_session_set_name(lw_store *s, const char *device_id, const char *na
     return s->ops->session_set_name(s, device_id, name);
 }
 
-int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const char *ip)
+int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const lw_place *where)
 {
-    return s->ops->session_touch(s, device_id, at, ip);
+    return s->ops->session_touch(s, device_id, at, where);
 }
 
 int lw_store_session_end(lw_store *s, const char *device_id, const char *reason, int64_t now)

@@ -40,6 +40,16 @@ typedef struct lw_store lw_store;
 #define LW_ROLE_PRIMARY "primary"
 #define LW_ROLE_COMPANION "companion"
 
+/* Where a device was seen: the address and what GeoIP said about it. */
+typedef struct lw_place {
+    char ip[LW_IP_MAX];
+    char country[LW_PLACE_MAX];
+    char region[LW_PLACE_MAX];
+    char city[LW_PLACE_MAX];
+    double lat, lon;
+    bool has_loc; /* lat/lon are known */
+} lw_place;
+
 typedef struct lw_account {
     char id[LW_ID_STRLEN];
     char handle[LW_HANDLE_MAX];
@@ -48,6 +58,7 @@ typedef struct lw_account {
     int pin_failures;               /* consecutive wrong PINs */
     int64_t pin_locked_until;       /* 0 when not locked */
     int64_t inactive_ttl_ms;        /* companion inactivity TTL chosen by the holder */
+    bool pin_change_required;       /* "secure my account": no new links until the PIN is changed */
 } lw_account;
 
 /* A session: one per linked device (the primary included). */
@@ -64,6 +75,10 @@ typedef struct lw_session {
     char network[LW_NETWORK_MAX];
     char last_ip[LW_IP_MAX];        /* where it was last used */
     char last_country[LW_PLACE_MAX], last_city[LW_PLACE_MAX];
+    double lat, lon;                /* where it was linked, when has_loc */
+    bool has_loc;
+    double last_lat, last_lon;      /* where it was last used, when last_has_loc */
+    bool last_has_loc;
     uint8_t public_key[LW_PK_LEN];  /* device key */
     uint8_t account_sig[LW_SIG_LEN];/* primary's signature over the companion key; zero for primaries */
     int64_t linked_at;
@@ -149,7 +164,7 @@ typedef struct lw_store_ops {
                           const uint8_t *invite_hash /* NULL if registration is open */);
     int (*account_get)(lw_store *s, const char *id, lw_account *out);
     int (*account_get_by_handle)(lw_store *s, const char *handle, lw_account *out);
-    /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms. */
+    /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required. */
     int (*account_update)(lw_store *s, const lw_account *a);
 
     /* invites (registration --registration invite) */
@@ -166,8 +181,10 @@ typedef struct lw_store_ops {
     /* Replaces the credential (selector, hash, expiry, challenge) of an active session. */
     int (*session_set_credential)(lw_store *s, const lw_session *sess);
     int (*session_set_name)(lw_store *s, const char *device_id, const char *name);
-    /* Coalesced last-active write: last_active_at and where it was last used. */
-    int (*session_touch)(lw_store *s, const char *device_id, int64_t at, const char *ip);
+    /* Coalesced last-active write: last_active_at and, when where is not NULL,
+     * where it was last used (address, country, city, coordinates). Never
+     * moves last_active_at backwards. */
+    int (*session_touch)(lw_store *s, const char *device_id, int64_t at, const lw_place *where);
     /* Ends one active session. LW_ECONFLICT if it was not active. */
     int (*session_end)(lw_store *s, const char *device_id, const char *reason, int64_t now);
     /* Ends every active session of the account with the given role ("companion",
@@ -248,7 +265,7 @@ int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_se
 int lw_store_session_count_active_companions(lw_store *s, const char *account_id, long *n);
 int lw_store_session_set_credential(lw_store *s, const lw_session *sess);
 int lw_store_session_set_name(lw_store *s, const char *device_id, const char *name);
-int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const char *ip);
+int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const lw_place *where);
 int lw_store_session_end(lw_store *s, const char *device_id, const char *reason, int64_t now);
 int lw_store_session_end_all(lw_store *s, const char *account_id, const char *role, const char *except,
                              const char *reason, int64_t now, lw_ended **out, size_t *n);

@@ -136,19 +136,29 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS alerts_account_created ON alerts(account_id, created_at);"
     /* The retention purge deletes by age across all accounts. */
     "CREATE INDEX IF NOT EXISTS alerts_created ON alerts(created_at);",
+    /* 2: places with coordinates (GeoIP), for distances and impossible travel;
+     * "secure my account". */
+    "ALTER TABLE sessions ADD COLUMN lat REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE sessions ADD COLUMN lon REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE sessions ADD COLUMN has_loc INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sessions ADD COLUMN last_lat REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE sessions ADD COLUMN last_lon REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE sessions ADD COLUMN last_has_loc INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE accounts ADD COLUMN pin_change_required INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* ---- statements ------------------------------------------------------------ */
 
-#define ACCOUNT_COLS "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms"
+#define ACCOUNT_COLS                                                                                   \
+    "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required"
 
 #define SESSION_COLS                                                                                   \
     "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, " \
     "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "    \
     "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "               \
-    "cred_expires_at, challenge"
+    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc"
 
 #define LINK_COLS                                                                                      \
     "id, token_hash, token_selector, public_key, code_hash, ref_hash, ref_index, ref_expires_at, "     \
@@ -210,11 +220,11 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_USER_VERSION] = "PRAGMA user_version",
 
-    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (" ACCOUNT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (" ACCOUNT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_ACCOUNT_GET] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE id = ?1",
     [ST_ACCOUNT_GET_BY_HANDLE] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE handle = ?1",
     [ST_ACCOUNT_UPDATE] = "UPDATE accounts SET pin_hash = ?1, pin_failures = ?2, pin_locked_until = ?3,"
-                          " inactive_ttl_ms = ?4 WHERE id = ?5",
+                          " inactive_ttl_ms = ?4, pin_change_required = ?6 WHERE id = ?5",
 
     [ST_INVITE_INSERT] = "INSERT INTO invites (hash, expires_at) VALUES (?1, ?2)",
     [ST_INVITE_CONSUME] = "UPDATE invites SET used_at = ?2"
@@ -223,7 +233,7 @@ static const char *const sql_text[ST_COUNT] = {
     /* A session is always born active; state, ended_at and end_reason are not the caller's. */
     [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
                           " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
-                          " 'active', 0, '', ?22, ?23, ?24, ?25, ?26)",
+                          " 'active', 0, '', ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ?1",
     [ST_SESSION_GET_BY_SELECTOR] = "SELECT " SESSION_COLS " FROM sessions"
                                    " WHERE cred_selector = ?1 ORDER BY state = 'active' DESC, ended_at DESC LIMIT 1",
@@ -236,15 +246,17 @@ static const char *const sql_text[ST_COUNT] = {
                             " challenge = ?4 WHERE id = ?5 AND state = 'active'",
     [ST_SESSION_SET_NAME] = "UPDATE sessions SET name = ?1 WHERE id = ?2",
     /* Writes are coalesced by the caller and may arrive out of order: never move
-     * last_active_at backwards, and keep the place with the newest time. The
-     * looked-up country and city belong to the old address, so a new address
-     * clears them rather than leaving them wrong. */
+     * last_active_at backwards, and keep the place with the newest time. A
+     * touch without a place (?2 NULL) only moves the time. */
     [ST_SESSION_TOUCH] = "UPDATE sessions SET"
-                         " last_ip = CASE WHEN ?1 >= last_active_at THEN coalesce(?2, last_ip) ELSE last_ip END,"
-                         " last_country = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL AND ?2 <> last_ip"
-                         "   THEN '' ELSE last_country END,"
-                         " last_city = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL AND ?2 <> last_ip"
-                         "   THEN '' ELSE last_city END,"
+                         " last_ip = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?2 ELSE last_ip END,"
+                         " last_country = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?4"
+                         "   ELSE last_country END,"
+                         " last_city = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?5 ELSE last_city END,"
+                         " last_lat = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?6 ELSE last_lat END,"
+                         " last_lon = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?7 ELSE last_lon END,"
+                         " last_has_loc = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?8"
+                         "   ELSE last_has_loc END,"
                          " last_active_at = max(last_active_at, ?1)"
                          " WHERE id = ?3 AND state = 'active'",
     [ST_SESSION_END] = "UPDATE sessions SET state = 'ended', ended_at = ?1, end_reason = ?2"
@@ -508,6 +520,13 @@ static void b_i64(binder *b, int64_t v)
         b->rc = sqlite3_bind_int64(b->st, b->i, v);
 }
 
+static void b_f64(binder *b, double v)
+{
+    b->i++;
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_double(b->st, b->i, v);
+}
+
 #define B_KEYF(b, f) b_key((b), (f), sizeof(f))
 #define B_VALF(b, f) b_val((b), (f), sizeof(f) - 1)
 #define B_BLOBF(b, f) b_blob((b), (f), sizeof(f))
@@ -678,6 +697,7 @@ static void read_account(sqlite3_stmt *st, void *out)
     a->pin_failures = sqlite3_column_int(st, 4);
     a->pin_locked_until = sqlite3_column_int64(st, 5);
     a->inactive_ttl_ms = sqlite3_column_int64(st, 6);
+    a->pin_change_required = sqlite3_column_int(st, 7) != 0;
 }
 
 static void read_session(sqlite3_stmt *st, void *out)
@@ -713,6 +733,12 @@ static void read_session(sqlite3_stmt *st, void *out)
     COL_BLOB(x->cred_hash, st, 26);
     x->cred_expires_at = sqlite3_column_int64(st, 27);
     COL_BLOB(x->challenge, st, 28);
+    x->lat = sqlite3_column_double(st, 29);
+    x->lon = sqlite3_column_double(st, 30);
+    x->has_loc = sqlite3_column_int(st, 31) != 0;
+    x->last_lat = sqlite3_column_double(st, 32);
+    x->last_lon = sqlite3_column_double(st, 33);
+    x->last_has_loc = sqlite3_column_int(st, 34) != 0;
 }
 
 static void read_link(sqlite3_stmt *st, void *out)
@@ -814,6 +840,12 @@ static int insert_session(sqlite_store *s, const lw_session *x, const char *acco
     B_BLOBF(&b, x->cred_hash);
     b_i64(&b, x->cred_expires_at);
     B_BLOBF(&b, x->challenge);
+    b_f64(&b, x->lat);
+    b_f64(&b, x->lon);
+    b_i64(&b, x->has_loc ? 1 : 0);
+    b_f64(&b, x->last_lat);
+    b_f64(&b, x->last_lon);
+    b_i64(&b, x->last_has_loc ? 1 : 0);
     return exec_bound(s, &b, "insert session");
 }
 
@@ -848,6 +880,7 @@ static int sq_account_create(lw_store *base, const lw_account *a, const lw_sessi
     b_i64(&b, a->pin_failures);
     b_i64(&b, a->pin_locked_until);
     b_i64(&b, a->inactive_ttl_ms);
+    b_i64(&b, a->pin_change_required ? 1 : 0);
     if ((rc = exec_bound(s, &b, "insert account")) != LW_OK)
         goto fail;
     if ((rc = insert_session(s, primary, a->id, LW_ROLE_PRIMARY)) != LW_OK)
@@ -891,6 +924,7 @@ static int sq_account_update(lw_store *base, const lw_account *a)
     b_i64(&b, a->pin_locked_until);
     b_i64(&b, a->inactive_ttl_ms);
     B_KEYF(&b, a->id);
+    b_i64(&b, a->pin_change_required ? 1 : 0);
     int rc = exec_bound(s, &b, "update account");
     if (rc != LW_OK)
         return rc;
@@ -991,15 +1025,20 @@ static int sq_session_set_name(lw_store *base, const char *device_id, const char
     return sqlite3_changes(s->db) == 1 ? LW_OK : LW_ENOTFOUND;
 }
 
-static int sq_session_touch(lw_store *base, const char *device_id, int64_t at, const char *ip)
+static int sq_session_touch(lw_store *base, const char *device_id, int64_t at, const lw_place *where)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (device_id == NULL)
         return LW_EINVAL;
     binder b = bind_start(s, ST_SESSION_TOUCH);
     b_i64(&b, at);
-    b_val(&b, ip, LW_IP_MAX - 1);
+    b_val(&b, where ? where->ip : NULL, LW_IP_MAX - 1);
     b_key(&b, device_id, KEY_ARG_MAX);
+    b_val(&b, where ? where->country : "", LW_PLACE_MAX - 1);
+    b_val(&b, where ? where->city : "", LW_PLACE_MAX - 1);
+    b_f64(&b, where ? where->lat : 0);
+    b_f64(&b, where ? where->lon : 0);
+    b_i64(&b, where && where->has_loc ? 1 : 0);
     int rc = exec_bound(s, &b, "touch session");
     if (rc != LW_OK)
         return rc;

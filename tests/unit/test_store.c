@@ -247,12 +247,21 @@ static void test_migration_idempotent(void **state)
     assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
     lw_store_close(f->s);
     f->s = NULL;
-    /* Re-running every migration over an existing schema is harmless. */
-    raw_exec(f->path, "PRAGMA user_version = 0");
+    /* A version-1 database (as the first release wrote it) is migrated in
+     * place to the current version, its data kept. */
+    raw_exec(f->path, "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
+                      "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
+                      "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
+                      "ALTER TABLE accounts DROP COLUMN pin_change_required; PRAGMA user_version = 1");
     assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
     assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
+    assert_true(v >= 2);
     lw_account a;
     assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_OK);
+    assert_false(a.pin_change_required);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_false(got.last_has_loc);
     /* Two connections to one file can both be open. */
     lw_store *s2 = NULL;
     assert_int_equal(lw_store_open(&s2, f->path), LW_OK);
@@ -466,25 +475,31 @@ static void test_session_credential_touch_name(void **state)
     snprintf(y.cred_selector, sizeof(y.cred_selector), "sel-new");
     assert_int_equal(lw_store_session_set_credential(f->s, &y), LW_ECONFLICT);
 
-    /* Touch from the same address keeps the place. */
-    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 1000, "192.0.2.1"), LW_OK);
-    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
-    assert_string_equal(got.last_city, "Lisboa");
-    /* Touch: newest time wins, the address moves, stale places are cleared. */
-    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 60000, "203.0.113.9"), LW_OK);
-    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
-    assert_int_equal(got.last_active_at, T0 + 60000);
-    assert_string_equal(got.last_ip, "203.0.113.9");
-    assert_string_equal(got.last_city, "");
-    assert_string_equal(got.last_country, "");
-    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 30000, "198.51.100.1"), LW_OK);
+    /* Touch with a place: newest time wins and brings its place. */
+    lw_place lisbon = {.ip = "198.51.100.1", .country = "PT", .city = "Lisbon", .lat = 38.7, .lon = -9.1,
+                       .has_loc = true};
+    lw_place sydney = {.ip = "203.0.113.9", .country = "AU", .city = "Sydney", .lat = -33.9, .lon = 151.2,
+                       .has_loc = true};
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 60000, &sydney), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_int_equal(got.last_active_at, T0 + 60000);
     assert_string_equal(got.last_ip, "203.0.113.9");
+    assert_string_equal(got.last_city, "Sydney");
+    assert_string_equal(got.last_country, "AU");
+    assert_true(got.last_has_loc);
+    assert_true(got.last_lat < -33.8 && got.last_lat > -34.0);
+    /* An older write (coalesced, late) changes neither time nor place. */
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 30000, &lisbon), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(got.last_active_at, T0 + 60000);
+    assert_string_equal(got.last_ip, "203.0.113.9");
+    assert_string_equal(got.last_city, "Sydney");
+    /* Without a place only the time moves. */
     assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 90000, NULL), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_int_equal(got.last_active_at, T0 + 90000);
     assert_string_equal(got.last_ip, "203.0.113.9");
+    assert_string_equal(got.last_city, "Sydney");
     assert_int_equal(lw_store_session_touch(f->s, "nobody", T0, NULL), LW_ENOTFOUND);
 
     assert_int_equal(lw_store_session_set_name(f->s, "acct1-p", "My phone"), LW_OK);

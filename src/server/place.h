@@ -1,0 +1,27 @@
+/*
+ * place.h — where an address is, for records, risk and alerts: one call over
+ * GeoIP (geo.c) that fills the store's lw_place and what we show of the
+ * network. Without databases every field stays empty, never wrong.
+ */
+#ifndef LW_PLACE_H
+#define LW_PLACE_H
+
+#include <stdbool.h>
+
+#include "app.h"
+#include "store.h"
+
+typedef struct lw_netinfo {
+    char network[LW_NETWORK_MAX]; /* "Cable/DSL · AS64500 Lisbon Fibre" */
+    bool anonymous;               /* any of the below, or an anonymous proxy */
+    bool vpn, tor, hosting, proxy;
+} lw_netinfo;
+
+/* Fills place (always its ip) and, when net is not NULL, the network. */
+void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *net);
+/* "Lisbon, PT", "PT" or "" */
+void lw_place_describe(const char *city, const char *country, char *dst, size_t cap);
+/* Great-circle distance; negative when either side has no coordinates. */
+double lw_place_distance_km(const lw_place *a, const lw_place *b);
+
+#endif

@@ -1,0 +1,37 @@
+// JSON over HTTP to our own origin. Credentials travel only as HttpOnly
+// cookies (SameSite=Strict), so nothing secret passes through this code.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const err = body?.error || {};
+    super(err.message || (status ? `The server answered ${status}.` : 'Cannot reach the server.'));
+    this.status = status;
+    this.code = err.code || (status ? 'http_error' : 'network');
+    this.reason = err.reason || null;
+    this.retryAfter = err.retry_after ?? null;
+  }
+}
+
+/** request('POST', '/v1/…', {…}) → parsed JSON; throws ApiError. */
+export async function request(method, path, body) {
+  const init = { method, credentials: 'same-origin', cache: 'no-store', headers: {} };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, null);
+  }
+  let json = null;
+  try { json = await res.json(); } catch { /* empty or not JSON */ }
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json;
+}
+
+/** ws:// or wss:// URL of our own origin. */
+export function socketUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+}

@@ -1,0 +1,130 @@
+// This browser's storage and device key.
+//
+// One IndexedDB database, "linkward", with one key/value store:
+//   key    the device key pair (WebCrypto Ed25519; the private half is
+//          non-extractable: scripts can sign with it but never read it)
+//   device the linked session: id, account, latest challenge, credential expiry
+//   lock   the idle-lock settings and the passcode hash
+// The session credential itself is an HttpOnly cookie the page cannot read.
+
+const DB_NAME = 'linkward';
+const STORE = 'kv';
+
+let dbPromise = null;
+let wiped = false; // after wipe(), nothing may recreate the database until reopen()
+
+function openDb() {
+  if (wiped) return Promise.reject(new Error('storage was wiped'));
+  if (!dbPromise) {
+    dbPromise = new Promise((resolve, reject) => {
+      const rq = indexedDB.open(DB_NAME, 1);
+      rq.onupgradeneeded = () => rq.result.createObjectStore(STORE);
+      rq.onsuccess = () => {
+        const db = rq.result;
+        // Another tab deletes the database, or Clear-Site-Data clears it: let go.
+        db.onversionchange = () => { db.close(); dbPromise = null; };
+        db.onclose = () => { dbPromise = null; };
+        resolve(db);
+      };
+      rq.onerror = () => { dbPromise = null; reject(rq.error); };
+      rq.onblocked = () => { dbPromise = null; reject(new Error('storage is blocked by another tab')); };
+    });
+  }
+  return dbPromise;
+}
+
+async function tx(mode, fn) {
+  const db = await openDb();
+  return new Promise((resolve, reject) => {
+    const t = db.transaction(STORE, mode);
+    const rq = fn(t.objectStore(STORE));
+    t.oncomplete = () => resolve(rq?.result);
+    t.onerror = () => reject(t.error);
+    t.onabort = () => reject(t.error || new Error('storage transaction aborted'));
+  });
+}
+
+export const get = (k) => tx('readonly', (s) => s.get(k));
+export const put = (k, v) => tx('readwrite', (s) => s.put(v, k));
+export const del = (k) => tx('readwrite', (s) => s.delete(k));
+
+/** Forgets everything this origin stored in the browser (the cookie is the server's to clear). */
+export async function wipe() {
+  wiped = true;
+  const pending = dbPromise;
+  dbPromise = null;
+  if (pending) {
+    try { (await pending).close(); } catch { /* never opened */ }
+  }
+  await new Promise((resolve) => {
+    const rq = indexedDB.deleteDatabase(DB_NAME);
+    rq.onsuccess = rq.onerror = rq.onblocked = () => resolve();
+  });
+  try { localStorage.clear(); sessionStorage.clear(); } catch { /* storage disabled */ }
+  if (globalThis.caches) {
+    try { await Promise.all((await caches.keys()).map((k) => caches.delete(k))); } catch { /* ignore */ }
+  }
+}
+
+/** Allows storage again (a new link after a logout). */
+export function reopen() {
+  wiped = false;
+}
+
+// ---------------------------------------------------------------------------
+// The device key
+
+/** True if this browser can make Ed25519 keys (secure context, recent engine). */
+export async function supported() {
+  if (!globalThis.isSecureContext || !crypto?.subtle || !globalThis.indexedDB) return false;
+  try {
+    await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The stored key pair, or null. */
+export const loadKey = () => get('key').then((k) => k || null);
+
+/** The stored key pair, made (non-extractable) and stored on first use. */
+export async function deviceKey() {
+  const have = await loadKey();
+  if (have) return have;
+  const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
+  await put('key', pair);
+  return pair;
+}
+
+export async function publicKey(pair) {
+  return b64e(await crypto.subtle.exportKey('raw', pair.publicKey));
+}
+
+/** Ed25519 over "<label>" 0x00 <id> 0x00 <32 raw bytes> (docs/api.md), base64url. */
+export async function signMessage(pair, label, id, raw) {
+  const enc = new TextEncoder();
+  const l = enc.encode(label);
+  const i = enc.encode(id);
+  const msg = new Uint8Array(l.length + 1 + i.length + 1 + raw.length);
+  msg.set(l, 0);
+  msg.set(i, l.length + 1);
+  msg.set(raw, l.length + i.length + 2);
+  return b64e(await crypto.subtle.sign({ name: 'Ed25519' }, pair.privateKey, msg));
+}
+
+// ---------------------------------------------------------------------------
+// base64url
+
+export function b64e(buf) {
+  const bytes = new Uint8Array(buf);
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function b64d(text) {
+  const s = String(text).replace(/-/g, '+').replace(/_/g, '/');
+  const bin = atob(s + '='.repeat((4 - (s.length % 4)) % 4));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
