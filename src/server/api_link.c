@@ -225,7 +225,10 @@ void lw_api_link_scan(lw_rq *rq)
         lw_api_store_failed(rq, rc, "finding the link request");
         return;
     }
-    if (strcmp(r.state, "pending") != 0 || lw_links_remaining(&r) == 0) {
+    /* The phone that scanned may scan again (say, to retry with the right
+     * PIN); anyone else finds the code used. */
+    bool rescan = strcmp(r.state, "scanned") == 0 && strcmp(r.scanned_by, rq->who.device_id) == 0;
+    if ((strcmp(r.state, "pending") != 0 && !rescan) || lw_links_remaining(&r) == 0) {
         refuse_state(rq, &r);
         return;
     }
@@ -235,7 +238,7 @@ void lw_api_link_scan(lw_rq *rq)
 
     lw_strlcpy(r.account_id, rq->who.account_id, sizeof r.account_id);
     lw_strlcpy(r.scanned_by, rq->who.device_id, sizeof r.scanned_by);
-    rc = lw_store_link_transition(app->store, &r, "pending", "scanned");
+    rc = rescan ? LW_OK : lw_store_link_transition(app->store, &r, "pending", "scanned");
     if (rc == LW_ECONFLICT) {
         json_decref(payload_json);
         lw_reply_error(rq, 409, "already_scanned", "This QR code was already used. Reload it on the other device.");
@@ -246,7 +249,8 @@ void lw_api_link_scan(lw_rq *rq)
         lw_api_store_failed(rq, rc, "recording the scan");
         return;
     }
-    lw_links_notify(app->links, r.id, "link.scanned", false);
+    if (!rescan)
+        lw_links_notify(app->links, r.id, "link.scanned", false);
 
     lw_account a;
     memset(&a, 0, sizeof a);

@@ -248,7 +248,10 @@ json_t *lw_links_view(lw_links *L, const lw_link_request *r)
 
 const char *lw_links_payload(lw_links *L, const lw_link_request *r)
 {
-    live *lv = ensure_live(L, r);
+    /* A request already scanned keeps the payload it was scanned with. */
+    live *lv = lw_map_get(L->live, r->id);
+    if (!lv)
+        lv = ensure_live(L, r);
     return lv ? lv->payload : NULL;
 }
 

@@ -250,6 +250,13 @@ export async function startServer(opts = {}) {
       this.proc = null;
       this.stopping = false;
       if (this.crashed) this.exitInfo.crashed = this.crashed;
+      // A clean stop is part of the contract (flushes, exit 0), and under the
+      // sanitizers any report (leaks included) is a failure of the test.
+      const report = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.exec(this.stderrLog);
+      if (report) throw new Error(`linkward serve: sanitizer report:\n${this.stderrLog.slice(report.index, report.index + 4000)}`);
+      if (signal === 'SIGTERM' && !this.exitInfo.killed && this.exitInfo.code !== 0) {
+        throw new Error(`linkward serve exited with ${JSON.stringify(this.exitInfo)} on SIGTERM:\n${this.stderrLog.slice(-3000)}`);
+      }
       return this.exitInfo;
     },
     /** Stops and starts again on the same data dir and args; keeps the port unless {samePort:false}. */

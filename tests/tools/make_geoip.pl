@@ -11,6 +11,9 @@
 #   DIR/country-only/geo-whois-asn-country.mmdb
 #       the layout of the free @ip-location-db/geo-whois-asn-country-mmdb
 #       ({"country_code": "PT"}, database_type "country ipvAll").
+#   DIR/unlabelled/custom.mmdb
+#       the ASN layout under a database_type no reader knows ("Example-Custom-Data"),
+#       for testing that such a file is recognised by its records.
 #
 # The world (documentation address ranges, so nothing real is ever matched;
 # coordinates as stored, then as Linkward rounds them for the accuracy radius):
@@ -25,7 +28,7 @@
 # | 203.0.113.64/26    | New York, New York, US  | 40.7128, -74.0060    | 5      | 40.713, -74.006   | Corporate  | AS64504 Hudson Corp            |                        |
 # | 203.0.113.128/25   | (in no database)        |                      |        |                   |            |                                |                        |
 # | 192.0.2.0/26       | Amsterdam, North Holland, NL | 52.3676, 4.9041 | 50    | 52.37, 4.90       | Corporate  | AS64502 Polder Hosting         | VPN, hosting           |
-# | 192.0.2.64/26      | Frankfurt, Hesse, DE    | 50.1109, 8.6821      | 100    | 50.1, 8.7         | Corporate  | AS64505 Main Relay Association | Tor exit               |
+# | 192.0.2.64/26      | Frankfurt am Main, Hesse, DE | 50.1109, 8.6821      | 100    | 50.1, 8.7         | Corporate  | AS64505 Main Relay Association | Tor exit               |
 # | 192.0.2.128/26     | São Paulo, São Paulo, BR | -23.5505, -46.6333  | 500    | -23.6, -46.6      | Satellite  | AS64506 Cruzeiro Satélite      | public + residential proxy |
 # | 2001:db8::/48      | Berlin, Berlin, DE      | 52.5244, 13.4105     | 10     | 52.52, 13.41      | Cable/DSL  | AS64507 Spree Kabel            |                        |
 #
@@ -34,7 +37,8 @@
 #
 # The country-only database maps: 198.51.100.0/25 PT, 198.51.100.128/26 ES,
 # 198.51.100.192/26 FR, 203.0.113.0/26 AU, 203.0.113.64/26 US, 192.0.2.0/26 NL,
-# 192.0.2.64/26 DE, 192.0.2.128/26 BR, 2001:db8::/32 DE.
+# 192.0.2.64/26 DE, 192.0.2.128/26 BR, 2001:db8::/32 DE. The unlabelled one maps
+# 198.51.100.0/24 to AS64511 "Unlabelled Networks".
 #
 # The output is deterministic (fixed build epoch; the writer sorts map keys), and
 # every file is written to a temporary name and renamed, so a reader never sees a
@@ -176,7 +180,7 @@ sub country_record {
     return { geoname_id => $id, iso_code => $cc, names => names($name) };
 }
 
-make_path("$dir/country-only");
+make_path( "$dir/country-only", "$dir/unlabelled" );
 
 my $city = new_tree( 'GeoIP2-City', 'Linkward test world: City' );
 my $asn  = new_tree( 'GeoLite2-ASN', 'Linkward test world: ASN' );
@@ -213,3 +217,8 @@ write_tree( $anon, "$dir/GeoIP2-Anonymous-IP.mmdb" );
 my $country = new_tree( 'country ipvAll', 'Linkward test world: @ip-location-db country layout' );
 $country->insert_network( $_->[0], { country_code => $_->[1] } ) for @COUNTRY_ONLY;
 write_tree( $country, "$dir/country-only/geo-whois-asn-country.mmdb" );
+
+my $custom = new_tree( 'Example-Custom-Data', 'Linkward test world: an unlabelled ASN database' );
+$custom->insert_network( '198.51.100.0/24',
+    { autonomous_system_number => 64511, autonomous_system_organization => 'Unlabelled Networks' } );
+write_tree( $custom, "$dir/unlabelled/custom.mmdb" );

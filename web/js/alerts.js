@@ -1,0 +1,174 @@
+// Security alerts (PRODUCT §6): their words, and the live pop-ups.
+
+import { ApiError } from './api.js';
+import * as session from './session.js';
+import { ago, h, icon } from './ui.js';
+
+const ENDED = {
+  logout: 'logged out on that device',
+  remote_logout: 'logged out from your phone',
+  logout_all: 'logged out from your phone (all devices)',
+  inactive: 'logged out after a long time without use',
+  primary_inactive: 'logged out because your phone was not used for 14 days',
+  max_age: 'logged out: the session reached its maximum age',
+  token_theft: 'logged out: its credential was used without its key',
+  account_reset: 'logged out: the account was reset',
+};
+
+const TITLES = {
+  'device.linked': 'New device linked',
+  'device.ended': 'Device logged out',
+  'link.new_country': 'Link from a new country',
+  'link.far_from_primary': 'Link far from your phone',
+  'link.anonymous_network': 'Link from an anonymous network',
+  'link.rate_limited': 'Link attempts refused',
+  'session.impossible_travel': 'Impossible travel',
+  'session.country_changed': 'Device changed country',
+  'token.theft_suspected': 'Possible stolen credential',
+  'pin.failed': 'Wrong PIN entered',
+  'pin.locked': 'PIN locked',
+};
+
+/** Kinds about a device that may still be active: "Log out that device" makes sense. */
+const ABOUT_LIVE_DEVICE = new Set(['device.linked', 'link.new_country', 'link.far_from_primary',
+  'link.anonymous_network', 'session.impossible_travel', 'session.country_changed']);
+
+const SERIOUS = new Set(['token.theft_suspected', 'pin.locked', 'session.impossible_travel',
+  'link.anonymous_network', 'link.rate_limited']);
+
+/** {title, text, tone} for an alert; `names` maps device ids to names. */
+export function describeAlert(a, names = new Map()) {
+  const d = a.details || {};
+  const who = names.get(a.device_id) || d.name || 'A device';
+  let text = d.message;
+  switch (a.kind) {
+    case 'device.linked':
+      text = d.message || `A new device was linked: ${d.name || 'unknown device'}`;
+      break;
+    case 'device.ended':
+      text = (d.count > 1 ? `${d.count} devices were ` : `${who} was `) + (ENDED[d.reason] || 'logged out') + '.';
+      break;
+    case 'token.theft_suspected':
+      text = `The credential of ${who} was used without its device key${d.ip ? ` (from ${d.ip})` : ''}. ` +
+        'That session was ended.';
+      break;
+    case 'pin.failed':
+      text = `A wrong two-step verification PIN was entered${Number.isFinite(d.attempts_left) ? ` (${d.attempts_left} attempts left)` : ''}.`;
+      break;
+    case 'pin.locked':
+      text = `Too many wrong PINs: linking is locked${d.locked_for_seconds ? ` for ${Math.ceil(d.locked_for_seconds / 60)} min` : ''}.`;
+      break;
+    default:
+      text = text || `Security event: ${a.kind}`;
+  }
+  const tone = SERIOUS.has(a.kind) ? 'danger' : a.kind === 'device.ended' ? 'info' : 'warn';
+  return { title: TITLES[a.kind] || 'Security alert', text, tone };
+}
+
+export const alertIcon = (tone) => icon(tone === 'info' ? 'bell' : 'warn', `icon alert-icon tone-${tone}`);
+
+/** Acknowledges an alert ("It was me"). */
+export const ack = (id) => session.call('POST', `/v1/alerts/${encodeURIComponent(id)}/ack`, {});
+
+/**
+ * Asks the server to log a device out. Only the phone may, so for this
+ * browser the answer is normally 403: then the hint says to use the phone.
+ * Returns null on success, else the hint.
+ */
+export async function logoutDevice(id) {
+  try {
+    await session.call('DELETE', `/v1/devices/${encodeURIComponent(id)}`);
+    return null;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 403) {
+      return 'Use your phone to log out other devices: Linked devices › tap the device › Log out.';
+    }
+    return e.message;
+  }
+}
+
+/**
+ * Live pop-ups for new alerts. They are shown only while a signed-in screen
+ * is attached; while the screen is locked they wait in memory, not in the DOM.
+ */
+export class Popups {
+  constructor() {
+    this.queue = [];
+    this.box = null;
+    this.onAcked = () => {};
+  }
+
+  attach(box) {
+    this.box = box;
+    for (const a of this.queue) this.render(a);
+  }
+
+  detach() {
+    this.box = null;
+  }
+
+  push(alert) {
+    if (this.queue.some((a) => a.id === alert.id)) return;
+    this.queue.push(alert);
+    if (this.queue.length > 4) this.queue.shift()?.el?.remove();
+    if (this.box) this.render(alert);
+  }
+
+  dismiss(alert) {
+    this.queue = this.queue.filter((a) => a !== alert);
+    alert.el?.remove();
+  }
+
+  clear() {
+    for (const a of this.queue) a.el?.remove();
+    this.queue = [];
+  }
+
+  render(alert) {
+    const { title, text, tone } = describeAlert(alert);
+    const titleId = `popup-t-${alert.id}`;
+    const hint = h('p', { class: 'popup-hint', role: 'status', hidden: true });
+    const actions = h('div', { class: 'popup-actions' });
+    const me = h('button', { type: 'button', class: 'btn btn-primary btn-small' }, 'It was me');
+    me.addEventListener('click', async () => {
+      me.disabled = true;
+      try {
+        await ack(alert.id);
+        this.dismiss(alert);
+        this.onAcked(alert.id);
+      } catch (e) {
+        me.disabled = false;
+        hint.hidden = false;
+        hint.textContent = e.message;
+      }
+    });
+    actions.append(me);
+    const current = session.device()?.id;
+    if (ABOUT_LIVE_DEVICE.has(alert.kind) && alert.device_id && alert.device_id !== current) {
+      const out = h('button', { type: 'button', class: 'btn btn-danger-ghost btn-small' }, 'Log out that device');
+      out.addEventListener('click', async () => {
+        out.disabled = true;
+        const msg = await logoutDevice(alert.device_id);
+        if (msg === null) {
+          this.dismiss(alert);
+          return;
+        }
+        hint.hidden = false;
+        hint.textContent = msg;
+        out.disabled = false;
+      });
+      actions.append(out);
+    }
+    const close = h('button', { type: 'button', class: 'icon-btn popup-close', 'aria-label': 'Dismiss' }, icon('close'));
+    close.addEventListener('click', () => this.dismiss(alert));
+    alert.el = h('section', { class: `popup tone-${tone}`, role: 'alert', 'aria-labelledby': titleId, testid: 'alert-popup' },
+      alertIcon(tone),
+      h('div', { class: 'popup-body' },
+        h('h2', { class: 'popup-title', id: titleId }, title),
+        h('p', { class: 'popup-text' }, text),
+        h('p', { class: 'muted small' }, ago(alert.created_at)),
+        actions, hint),
+      close);
+    this.box.prepend(alert.el);
+  }
+}

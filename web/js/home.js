@@ -1,0 +1,185 @@
+// Home: this device, every linked device (kept live), and the alerts.
+
+import { ack, alertIcon, describeAlert } from './alerts.js';
+import * as session from './session.js';
+import { ago, describeClient, describePlace, formatDate, h, icon, sr } from './ui.js';
+
+const MAX_ALERTS = 20;
+
+/** Fills main; returns the unmount function. ctx: {onAcked(id) registration, popups}. */
+export function mountHome(main, ctx) {
+  let me = null;
+  let devices = [];
+  let alerts = [];
+  let gone = false;
+
+  const heading = h('h1', { class: 'page-title', tabindex: '-1', 'data-focus': '' }, 'Linked devices');
+  const thisDevice = h('div', { class: 'this-device' }, h('p', { class: 'muted' }, 'Loading…'));
+  const devList = h('ul', { class: 'device-list', testid: 'devices-list', 'aria-labelledby': 'devices-title' });
+  const devCount = h('span', { class: 'count' });
+  const alertList = h('ul', { class: 'alert-list', testid: 'alerts-list', 'aria-labelledby': 'alerts-title' });
+  const problem = h('p', { class: 'form-error', role: 'alert', hidden: true });
+
+  main.append(
+    h('div', { class: 'page-head' }, heading,
+      h('p', { class: 'muted' }, 'Only your phone can link new devices or log devices out.')),
+    problem,
+    h('div', { class: 'home-grid' },
+      h('div', { class: 'home-col' },
+        h('section', { class: 'card', 'aria-labelledby': 'this-title' },
+          h('h2', { id: 'this-title', class: 'card-title' }, icon('computer'), 'This device'),
+          thisDevice),
+        h('section', { class: 'card', 'aria-labelledby': 'devices-title' },
+          h('h2', { id: 'devices-title', class: 'card-title' }, icon('phone'), 'Devices on this account', devCount),
+          devList)),
+      h('section', { class: 'card alerts-card', 'aria-labelledby': 'alerts-title' },
+        h('h2', { id: 'alerts-title', class: 'card-title' }, icon('bell'), 'Security alerts'),
+        alertList)));
+
+  const names = () => new Map(devices.map((d) => [d.id, d.name]));
+
+  function renderThis() {
+    if (!me) return;
+    const d = me.device;
+    thisDevice.replaceChildren(
+      h('p', { class: 'this-name' }, d.name || describeClient(d)),
+      h('dl', { class: 'facts' },
+        h('div', {}, h('dt', {}, 'Browser'), h('dd', {}, describeClient(d))),
+        h('div', {}, h('dt', {}, 'Linked since'), h('dd', {}, formatDate(d.linked_at))),
+        h('div', {}, h('dt', {}, 'Account'), h('dd', {}, me.account?.handle || '')),
+        h('div', {}, h('dt', {}, 'Keep me signed in'), h('dd', {}, d.persistent === false ? 'Off — ends when the browser closes' : 'On'))));
+  }
+
+  function deviceRow(d) {
+    const isPhone = d.role === 'primary';
+    const badge = d.current ? h('span', { class: 'badge badge-accent' }, 'This device')
+      : isPhone ? h('span', { class: 'badge' }, 'Phone') : null;
+    const where = [describePlace(d), d.network, d.ip].filter(Boolean).join(' · ');
+    const active = d.current ? 'Active now' : `Active ${ago(d.last_active_at)}`;
+    return h('li', { class: `device-row${d.current ? ' is-current' : ''}${d.fresh ? ' is-new' : ''}`, testid: 'device-row', 'data-device-id': d.id },
+      h('span', { class: 'device-icon' }, icon(isPhone ? 'phone' : 'computer')),
+      h('div', { class: 'device-body' },
+        h('p', { class: 'device-name' }, h('span', {}, d.name || describeClient(d)), badge),
+        h('p', { class: 'device-meta' }, sr('Browser and system: '), describeClient(d)),
+        h('p', { class: 'device-meta' }, sr('Place and network: '), where)),
+      h('div', { class: 'device-when' },
+        h('p', { class: 'device-active' }, active),
+        h('p', { class: 'muted small' }, `Linked ${formatDate(d.linked_at)}`)));
+  }
+
+  function renderDevices() {
+    const order = (d) => (d.role === 'primary' ? 0 : d.current ? 1 : 2);
+    const sorted = [...devices].sort((a, b) => order(a) - order(b) || String(b.linked_at).localeCompare(String(a.linked_at)));
+    devList.replaceChildren(...sorted.map(deviceRow));
+    devCount.textContent = String(devices.length);
+    devCount.setAttribute('aria-label', `${devices.length} devices`);
+  }
+
+  function alertRow(a) {
+    const { title, text, tone } = describeAlert(a, names());
+    const action = a.acked
+      ? h('p', { class: 'acked small' }, icon('check', 'icon icon-inline'), ' It was you')
+      : h('button', { type: 'button', class: 'btn btn-secondary btn-small' }, 'It was me');
+    if (!a.acked) {
+      action.addEventListener('click', async () => {
+        action.disabled = true;
+        try {
+          await ack(a.id);
+          markAcked(a.id);
+        } catch (e) {
+          action.disabled = false;
+          showProblem(e);
+        }
+      });
+    }
+    return h('li', { class: `alert-row tone-${tone}${a.acked ? '' : ' is-open'}`, 'data-alert-id': a.id },
+      alertIcon(tone),
+      h('div', { class: 'alert-body' },
+        h('p', { class: 'alert-title' }, title),
+        h('p', { class: 'alert-text' }, text),
+        h('p', { class: 'muted small' }, h('time', { datetime: a.created_at, title: formatDate(a.created_at) }, ago(a.created_at)))),
+      h('div', { class: 'alert-action' }, action));
+  }
+
+  function renderAlerts() {
+    if (!alerts.length) {
+      alertList.replaceChildren(h('li', { class: 'empty' }, icon('shield'), h('span', {}, 'No alerts. Everything looks normal.')));
+      return;
+    }
+    alertList.replaceChildren(...alerts.slice(0, MAX_ALERTS).map(alertRow));
+  }
+
+  function markAcked(id) {
+    const a = alerts.find((x) => x.id === id);
+    if (a) a.acked = true;
+    renderAlerts();
+  }
+
+  function showProblem(e) {
+    if (session.isEnded()) return;
+    problem.hidden = false;
+    problem.textContent = e.message;
+  }
+
+  const onLinked = (ev) => {
+    const d = { ...ev.detail.device, fresh: true };
+    devices = devices.filter((x) => x.id !== d.id).concat(d);
+    renderDevices();
+  };
+  const onEnded = (ev) => {
+    devices = devices.filter((x) => x.id !== ev.detail.device_id);
+    renderDevices();
+  };
+  const onAlert = (ev) => {
+    const a = ev.detail.alert;
+    if (!alerts.some((x) => x.id === a.id)) alerts.unshift(a);
+    renderAlerts();
+  };
+  session.events.addEventListener('device.linked', onLinked);
+  session.events.addEventListener('device.ended', onEnded);
+  session.events.addEventListener('alert', onAlert);
+  ctx.popups.onAcked = markAcked;
+
+  async function load() {
+    try {
+      const [s, dv, al] = await Promise.all([
+        session.call('GET', '/v1/session'),
+        session.call('GET', '/v1/devices'),
+        session.call('GET', '/v1/alerts'),
+      ]);
+      if (gone) return;
+      me = s;
+      devices = dv.devices || [];
+      // Events that came while loading are already in the lists.
+      const seen = new Set(al.alerts.map((a) => a.id));
+      alerts = alerts.filter((a) => !seen.has(a.id)).concat(al.alerts || []);
+      problem.hidden = true;
+      renderThis();
+      renderDevices();
+      renderAlerts();
+    } catch (e) {
+      if (!gone) showProblem(e);
+    }
+  }
+
+  load();
+  // "Last active" is kept by the server; look again now and then, and when the tab comes back.
+  const reload = setInterval(load, 60000);
+  const tick = setInterval(() => {
+    renderDevices();
+    for (const t of alertList.querySelectorAll('time')) t.textContent = ago(t.dateTime);
+  }, 30000);
+  const onVisible = () => { if (document.visibilityState === 'visible') load(); };
+  document.addEventListener('visibilitychange', onVisible);
+
+  return () => {
+    gone = true;
+    clearInterval(reload);
+    clearInterval(tick);
+    document.removeEventListener('visibilitychange', onVisible);
+    session.events.removeEventListener('device.linked', onLinked);
+    session.events.removeEventListener('device.ended', onEnded);
+    session.events.removeEventListener('alert', onAlert);
+    ctx.popups.onAcked = () => {};
+  };
+}
