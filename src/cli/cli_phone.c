@@ -25,7 +25,9 @@ static void phone_usage(FILE *f)
           "  link PAYLOAD | --image QR.png | --code XXXX-XXXX  [--pin PIN] [--yes] [--accept-risk]\n"
           "  deny PAYLOAD | --image QR.png | --code XXXX-XXXX\n"
           "  devices | history | alerts [--follow]\n"
-          "  logout DEVICE_ID | --all\n"
+          "  alerts ack ALERT_ID          (\"it was me\")\n"
+          "  logout DEVICE_ID | --all     (log out that device / every device)\n"
+          "  secure                       (log out every device; no links until the PIN is changed)\n"
           "  history delete DEVICE_ID | --all\n"
           "  pin set --pin PIN | pin change --pin OLD --new-pin NEW | pin disable --pin PIN\n"
           "  settings [--inactive-ttl DAYS]\n"
@@ -241,6 +243,10 @@ static void show_request(const cli_opts *o, lwc_scan *s)
         free(t);
     }
     risk_text(risk, rtext, sizeof(rtext));
+    char distance[64] = "-";
+    json_t *km = json_object_get(req, "distance_km");
+    if (json_is_integer(km))
+        snprintf(distance, sizeof distance, "%lld km from this phone", (long long)json_integer_value(km));
     cli_msg("\nA device asks to be linked to your account:\n"
             "  Name:     %s\n"
             "  Browser:  %s\n"
@@ -249,11 +255,12 @@ static void show_request(const cli_opts *o, lwc_scan *s)
             "  Address:  %s\n"
             "  Place:    %s\n"
             "  Network:  %s\n"
+            "  Distance: %s\n"
             "  Asked:    %s\n"
             "  Key:      %s\n"
             "  Risk:     %s\n\n",
             name, browser, os, cli_str(req, "device_model")[0] ? cli_str(req, "device_model") : "-",
-            cli_str(req, "ip")[0] ? cli_str(req, "ip") : "-", place, network, asked, lwc_scan_fingerprint(s),
+            cli_str(req, "ip")[0] ? cli_str(req, "ip") : "-", place, network, distance, asked, lwc_scan_fingerprint(s),
             rtext);
 }
 
@@ -568,10 +575,26 @@ static int cmd_alerts(cli_opts *o, int argc, char **argv)
     all_opt a = {0};
     const char *pos[1];
     int npos, rc;
-    if ((rc = parse_args(o, "alerts", argc, argv, flag_opt, &a, pos, 0, &npos)) != CLI_OK)
+    const char *apos[2];
+    if ((rc = parse_args(o, "alerts", argc, argv, flag_opt, &a, apos, 2, &npos)) != CLI_OK)
         return rc;
+    (void)pos;
     if (a.all)
         return cli_usage_error("phone", "alerts: unknown option --all");
+    if (npos > 0) {
+        /* "alerts ack ID": the holder answers "it was me". */
+        if (npos != 2 || strcmp(apos[0], "ack") != 0 || a.follow)
+            return cli_usage_error("phone", "alerts takes no argument, or: alerts ack ALERT_ID");
+        if (!cli_check_id("ALERT_ID", apos[1]))
+            return CLI_USAGE;
+        char path[256];
+        int n = snprintf(path, sizeof(path), "/v1/alerts/%s/ack", apos[1]);
+        if (n < 0 || (size_t)n >= sizeof(path))
+            return CLI_USAGE;
+        if ((rc = simple_call(o, "POST", path, NULL, NULL)) == CLI_OK && !o->json)
+            cli_msg("Marked alert %s as \"it was me\".\n", apos[1]);
+        return rc;
+    }
     if (!a.follow)
         return show_list(o, "/v1/alerts", "alerts", print_alerts, false);
     lwc_device *d = NULL;
@@ -581,6 +604,24 @@ static int cmd_alerts(cli_opts *o, int argc, char **argv)
         cli_msg("Following alerts and device events (Ctrl-C to stop)...\n");
     rc = cli_follow_events(d, o->json);
     lwc_device_free(d);
+    return rc;
+}
+
+/* "Secure my account": every companion logged out, links refused until the PIN is changed. */
+static int cmd_secure(cli_opts *o, int argc, char **argv)
+{
+    all_opt a = {0};
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "secure", argc, argv, flag_opt, &a, pos, 0, &npos)) != CLI_OK)
+        return rc;
+    if (a.all || a.follow)
+        return cli_usage_error("phone", "secure takes no options");
+    long long ended = 0;
+    if ((rc = simple_call(o, "POST", "/v1/account/secure", "ended", &ended)) == CLI_OK && !o->json)
+        cli_msg("Logged out %lld device%s. Change your PIN now (linkward phone pin change / pin set); no device "
+                "can be linked until you do.\n",
+                ended, ended == 1 ? "" : "s");
     return rc;
 }
 
@@ -784,6 +825,7 @@ typedef struct phone_cmd {
 static const phone_cmd phone_cmds[] = {
     {"register", cmd_register}, {"link", cmd_link},     {"deny", cmd_deny},     {"devices", cmd_devices},
     {"history", cmd_history},   {"alerts", cmd_alerts}, {"logout", cmd_logout}, {"pin", cmd_pin},
+    {"secure", cmd_secure},
     {"settings", cmd_settings}, {"whoami", cmd_whoami},
 };
 

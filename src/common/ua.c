@@ -984,6 +984,24 @@ static void ua_join_version(char dst[LW_UA_FIELD], const char *const *parts, siz
     dst[o] = '\0';
 }
 
+/* The model names the device ("iPhone", "Pixel 7", "Mac"; the family when a
+ * rule gives no model), or nothing when uap-core knows no device. */
+static void ua_device_model(char dst[LW_UA_FIELD], const lw_uap *d)
+{
+    dst[0] = '\0';
+    if (strcmp(d->family, "Other") == 0)
+        return;
+    /* The "Generic" and "Spider" brands carry a form factor as their model
+     * ("Smartphone", "Desktop"), which is no device name. */
+    if (strcmp(d->brand, "Generic") == 0 || strcmp(d->brand, "Spider") == 0)
+        return;
+    /* Chrome's reduced User-Agent says "K" in place of every Android model;
+     * the real one arrives as Sec-CH-UA-Model, if at all. */
+    if (strncmp(d->brand, "Generic_Android", strlen("Generic_Android")) == 0 && strcmp(d->model, "K") == 0)
+        return;
+    ua_clean(dst, d->model[0] ? d->model : d->family);
+}
+
 static void ua_from_uap(lw_ua *u, const lw_uap *a, const lw_uap *o, const lw_uap *d)
 {
     ua_clean(u->browser, a->family);
@@ -996,10 +1014,7 @@ static void ua_from_uap(lw_ua *u, const lw_uap *a, const lw_uap *o, const lw_uap
         ua_set(u->os, "Other");
     const char *ov[] = {o->major, o->minor, o->patch, o->patch_minor};
     ua_join_version(u->os_version, ov, 4);
-    /* "Other" means uap knows nothing; the model names the device ("iPhone",
-     * "Pixel 7", "Mac"), the family when a rule gives no model. */
-    if (strcmp(d->family, "Other") != 0)
-        ua_clean(u->device_model, d->model[0] ? d->model : d->family);
+    ua_device_model(u->device_model, d);
 }
 
 static int ua_section_public(int sec, lw_uap *out, const char *ua, size_t len)
