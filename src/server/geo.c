@@ -346,8 +346,8 @@ int lw_geo_reload(lw_geo **g, const char *dir)
     int rc = geo_load(dir, &fresh);
     if (rc != LW_OK) {
         lw_geo_close(fresh);
-        lw_log_warn(GEO_SUB, "reload of %s failed (%s): keeping the %zu databases in use", dir ? dir : "(none)",
-                    lw_strerror(rc), lw_geo_count(*g));
+        lw_log_warn(GEO_SUB, "reload of %s failed (%s): keeping the %zu databases in use",
+                    dir ? dir : "(none)", lw_strerror(rc), lw_geo_count(*g));
         return rc;
     }
     lw_geo_close(*g);
@@ -503,7 +503,8 @@ static bool geo_clean_utf8(const unsigned char *s, size_t n)
 static bool geo_str(MMDB_entry_s *e, const char *const *path, char *dst, size_t cap)
 {
     MMDB_entry_data_s d;
-    if (!geo_get(e, path, &d) || d.type != MMDB_DATA_TYPE_UTF8_STRING || d.data_size == 0 || d.data_size >= cap)
+    if (!geo_get(e, path, &d) || d.type != MMDB_DATA_TYPE_UTF8_STRING || d.data_size == 0 ||
+        d.data_size >= cap)
         return false;
     if (!geo_clean_utf8((const unsigned char *)d.utf8_string, d.data_size))
         return false;
@@ -586,8 +587,8 @@ static void geo_read_location(MMDB_entry_s *e, lw_geo_info *out)
     /* Both layouts are tried, GeoIP2 first: the record says which it is. */
     if (!geo_str(e, p_iso, out->country, sizeof out->country))
         geo_str(e, p_flat_iso, out->country, sizeof out->country);
-    if (strlen(out->country) != 2 || out->country[0] < 'A' || out->country[0] > 'Z' || out->country[1] < 'A' ||
-        out->country[1] > 'Z') {
+    if (strlen(out->country) != 2 || out->country[0] < 'A' || out->country[0] > 'Z' ||
+        out->country[1] < 'A' || out->country[1] > 'Z') {
         /* Without a country nothing else about the place is trusted. */
         out->country[0] = '\0';
         return;
@@ -712,7 +713,8 @@ int lw_geo_describe_place(const lw_geo_info *info, char *buf, size_t cap)
     if (!info || !info->country[0])
         return LW_OK;
     const char *place = info->city[0] ? info->city : info->region;
-    int n = place[0] ? snprintf(buf, cap, "%s, %s", place, info->country) : snprintf(buf, cap, "%s", info->country);
+    int n = place[0] ? snprintf(buf, cap, "%s, %s", place, info->country)
+                     : snprintf(buf, cap, "%s", info->country);
     if (n < 0 || (size_t)n >= cap) {
         buf[0] = '\0';
         return LW_ETOOBIG;

@@ -22,10 +22,10 @@ typedef struct lw_geo lw_geo;
 
 /* Bounds of the lw_geo_info strings, NUL included. A database string that does
  * not fit (or is not clean UTF-8) leaves its field empty rather than cut. */
-#define LW_GEO_NAME_MAX 128    /* country_name, region, city */
-#define LW_GEO_ORG_MAX 128     /* as_org */
-#define LW_GEO_CONN_MAX 32     /* connection_type */
-#define LW_GEO_NETWORK_MAX 128 /* network: at most 127 bytes of text */
+#define LW_GEO_NAME_MAX 128                    /* country_name, region, city */
+#define LW_GEO_ORG_MAX 128                     /* as_org */
+#define LW_GEO_CONN_MAX 32                     /* connection_type */
+#define LW_GEO_NETWORK_MAX 128                 /* network: at most 127 bytes of text */
 #define LW_GEO_PLACE_MAX (LW_GEO_NAME_MAX + 8) /* enough for lw_geo_describe_place */
 
 typedef struct lw_geo_info {

@@ -250,6 +250,8 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
     for (size_t i = 0; i < n; i++) {
         drop(s, e[i].device_id);
         lw_bus_end_device(app->bus, e[i].device_id, e[i].reason);
+        if (app->cfg.privacy_country_only && lw_store_session_redact(app->store, e[i].device_id) != LW_OK)
+            lw_log_error("session", "cannot redact the ended record %.8s", e[i].device_id);
     }
     for (size_t i = 0; i < n; i++) {
         json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "device.ended", "device_id", e[i].device_id,

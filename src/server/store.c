@@ -110,6 +110,11 @@ int lw_store_session_end_all(lw_store *s, const char *account_id, const char *ro
     return s->ops->session_end_all(s, account_id, role, except, reason, now, out, n);
 }
 
+int lw_store_session_redact(lw_store *s, const char *device_id)
+{
+    return s->ops->session_redact(s, device_id);
+}
+
 int lw_store_session_delete_ended(lw_store *s, const char *account_id, const char *device_id, long *deleted)
 {
     return s->ops->session_delete_ended(s, account_id, device_id, deleted);

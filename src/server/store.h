@@ -192,6 +192,9 @@ typedef struct lw_store_ops {
      * *out lists what ended. */
     int (*session_end_all)(lw_store *s, const char *account_id, const char *role, const char *except,
                            const char *reason, int64_t now, lw_ended **out, size_t *n);
+    /* Privacy (--privacy country-only): strips an ended record down to its
+     * country: no addresses, regions, cities or coordinates. */
+    int (*session_redact)(lw_store *s, const char *device_id);
     /* Deletes ended records: one (device_id) or all of the account (device_id NULL).
      * LW_ENOTFOUND if device_id names no ended session of the account. */
     int (*session_delete_ended)(lw_store *s, const char *account_id, const char *device_id, long *deleted);
@@ -269,6 +272,7 @@ int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const
 int lw_store_session_end(lw_store *s, const char *device_id, const char *reason, int64_t now);
 int lw_store_session_end_all(lw_store *s, const char *account_id, const char *role, const char *except,
                              const char *reason, int64_t now, lw_ended **out, size_t *n);
+int lw_store_session_redact(lw_store *s, const char *device_id);
 int lw_store_session_delete_ended(lw_store *s, const char *account_id, const char *device_id, long *deleted);
 int lw_store_link_insert(lw_store *s, const lw_link_request *r);
 int lw_store_link_get(lw_store *s, const char *id, lw_link_request *out);

@@ -189,6 +189,7 @@ enum {
     ST_SESSION_TOUCH,
     ST_SESSION_END,
     ST_SESSION_END_ALL_SELECT,
+    ST_SESSION_REDACT,
     ST_SESSION_DELETE_ONE,
     ST_SESSION_DELETE_ALL,
     ST_LINK_INSERT,
@@ -265,6 +266,9 @@ static const char *const sql_text[ST_COUNT] = {
                                   " WHERE account_id = ?1 AND state = 'active'"
                                   " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR id <> ?3)"
                                   " ORDER BY linked_at, id",
+    [ST_SESSION_REDACT] = "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
+                          " lat = 0, lon = 0, has_loc = 0, last_lat = 0, last_lon = 0, last_has_loc = 0"
+                          " WHERE id = ?1 AND state = 'ended'",
     [ST_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE account_id = ?1 AND id = ?2 AND state = 'ended'",
     [ST_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE account_id = ?1 AND state = 'ended'",
 
@@ -1148,6 +1152,19 @@ fail:
     return rc;
 }
 
+static int sq_session_redact(lw_store *base, const char *device_id)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (device_id == NULL)
+        return LW_EINVAL;
+    binder b = bind_start(s, ST_SESSION_REDACT);
+    b_key(&b, device_id, KEY_ARG_MAX);
+    int rc = exec_bound(s, &b, "redact session");
+    if (rc != LW_OK)
+        return rc;
+    return cas_result(s, ST_SESSION_EXISTS, device_id, "redact session");
+}
+
 static int sq_session_delete_ended(lw_store *base, const char *account_id, const char *device_id, long *deleted)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -1767,6 +1784,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .session_touch = sq_session_touch,
     .session_end = sq_session_end,
     .session_end_all = sq_session_end_all,
+    .session_redact = sq_session_redact,
     .session_delete_ended = sq_session_delete_ended,
     .link_insert = sq_link_insert,
     .link_get = sq_link_get,

@@ -156,6 +156,7 @@ struct expect {
     const char *network, *place;
 };
 
+/* clang-format off */
 static const struct expect WORLD[] = {
     {"198.51.100.10", "PT", "Portugal", "Lisbon", "Lisbon", true, 38.72, -9.14, 20, 64500, "Lisbon Fibre",
      "Cable/DSL", false, false, false, false, false, false, "Cable/DSL · AS64500 Lisbon Fibre", "Lisbon, PT"},
@@ -195,6 +196,7 @@ static const struct expect WORLD[] = {
     {"2001:db8:1::1", "", "", "", "", false, 0, 0, 0, 0, "", "", false, false, false, false, false, false, "", ""},
     {"8.8.8.8", "", "", "", "", false, 0, 0, 0, 0, "", "", false, false, false, false, false, false, "", ""},
 };
+/* clang-format on */
 
 static void check(const lw_geo *g, const struct expect *x)
 {
@@ -243,7 +245,7 @@ static void test_lisbon_in_english(void **state)
     lw_geo *g = lw_geo_open(world);
     lw_geo_info info;
     assert_int_equal(lw_geo_lookup(g, "198.51.100.63", &info), LW_OK); /* last of the /26 */
-    assert_string_equal(info.city, "Lisbon");                        /* not "Lisboa" */
+    assert_string_equal(info.city, "Lisbon");                          /* not "Lisboa" */
     assert_int_equal(lw_geo_lookup(g, "198.51.100.64", &info), LW_OK); /* first of the next */
     assert_string_equal(info.city, "Porto");
     lw_geo_close(g);
@@ -394,14 +396,46 @@ static void test_nothing_to_look_up(void **state)
     lw_geo *g = lw_geo_open(world);
     static const char *ips[] = {
         /* private, loopback, link-local, shared, multicast, reserved */
-        "10.1.2.3", "127.0.0.1", "172.16.5.4", "172.31.255.255", "192.168.1.1", "100.64.0.1", "169.254.1.1",
-        "0.0.0.0", "192.0.0.8", "198.18.0.1", "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1",
-        "fec0::1", "fc00::1", "fd12:3456::1", "ff02::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1",
-        "64:ff9b::a00:1", "::198.51.100.10",
+        "10.1.2.3",
+        "127.0.0.1",
+        "172.16.5.4",
+        "172.31.255.255",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.1.1",
+        "0.0.0.0",
+        "192.0.0.8",
+        "198.18.0.1",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fec0::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "::ffff:10.0.0.1",
+        "::ffff:127.0.0.1",
+        "64:ff9b::a00:1",
+        "::198.51.100.10",
         /* not an address */
-        "", "not-an-ip", "198.51.100", "198.51.100.10.5", "198.51.100.256", " 198.51.100.10", "198.51.100.10 ",
-        "198.51.100.10:443", "fe80::1%eth0", "[2001:db8::1]", "2001:db8::1/48", "0x7f.0.0.1", "2001:db8:::1",
-        "1234567890123456789012345678901234567890123456789012345678901234567890", "198.51.100.10\n",
+        "",
+        "not-an-ip",
+        "198.51.100",
+        "198.51.100.10.5",
+        "198.51.100.256",
+        " 198.51.100.10",
+        "198.51.100.10 ",
+        "198.51.100.10:443",
+        "fe80::1%eth0",
+        "[2001:db8::1]",
+        "2001:db8::1/48",
+        "0x7f.0.0.1",
+        "2001:db8:::1",
+        "1234567890123456789012345678901234567890123456789012345678901234567890",
+        "198.51.100.10\n",
     };
     for (size_t i = 0; i < sizeof ips / sizeof ips[0]; i++) {
         lw_geo_info info;
@@ -519,14 +553,14 @@ static void test_distance(void **state)
     const double lis_lat = 38.7223, lis_lon = -9.1393;
     double d = lw_geo_distance_km(lis_lat, lis_lon, 40.4168, -3.7038); /* Madrid */
     assert_near(d, 502.45, 0.01);
-    assert_near(d, lw_geo_distance_km(40.4168, -3.7038, lis_lat, lis_lon), 1e-9); /* symmetric */
+    assert_near(d, lw_geo_distance_km(40.4168, -3.7038, lis_lat, lis_lon), 1e-9);          /* symmetric */
     assert_near(lw_geo_distance_km(lis_lat, lis_lon, -33.8688, 151.2093), 18177.35, 0.01); /* Sydney */
     assert_near(lw_geo_distance_km(lis_lat, lis_lon, lis_lat, lis_lon), 0.0, 1e-12);
     assert_near(lw_geo_distance_km(0, 0, 0, 180), M_PI * 6371.0088, 1e-6); /* ~20,015.11 km */
     assert_near(lw_geo_distance_km(lis_lat, lis_lon, -lis_lat, lis_lon + 180), 20015.11, 0.01);
     assert_near(lw_geo_distance_km(90, 0, -90, 0), 20015.11, 0.01);
     assert_near(lw_geo_distance_km(0, 179.5, 0, -179.5), 111.19, 0.01); /* across the date line */
-    assert_near(lw_geo_distance_km(0, 0, 1, 0), 111.19, 0.01);           /* one degree of meridian */
+    assert_near(lw_geo_distance_km(0, 0, 1, 0), 111.19, 0.01);          /* one degree of meridian */
     assert_true(isnan(lw_geo_distance_km(NAN, 0, 0, 0)));
     assert_true(isnan(lw_geo_distance_km(0, 0, 0, INFINITY)));
 }

@@ -507,10 +507,23 @@ static void test_session_credential_touch_name(void **state)
     assert_string_equal(got.name, "My phone");
     assert_int_equal(lw_store_session_set_name(f->s, "nobody", "x"), LW_ENOTFOUND);
 
+    /* Privacy: only an ended record can be redacted, and then only its country stays. */
+    assert_int_equal(lw_store_session_redact(f->s, "acct1-p"), LW_ECONFLICT);
+    assert_int_equal(lw_store_session_redact(f->s, "nobody"), LW_ENOTFOUND);
+
     /* Ended: credential and touch are refused as a conflict. */
     assert_int_equal(lw_store_session_end(f->s, "acct1-p", "account_reset", T0 + 100000), LW_OK);
     assert_int_equal(lw_store_session_set_credential(f->s, &x), LW_ECONFLICT);
     assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 200000, NULL), LW_ECONFLICT);
+    assert_int_equal(lw_store_session_redact(f->s, "acct1-p"), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.ip, "");
+    assert_string_equal(got.last_ip, "");
+    assert_string_equal(got.city, "");
+    assert_string_equal(got.last_city, "");
+    assert_false(got.has_loc);
+    assert_false(got.last_has_loc);
+    assert_true(got.country[0] != '\0' || got.last_country[0] != '\0');
 }
 
 static void test_session_end(void **state)
