@@ -69,7 +69,7 @@ function topbar(active) {
     e.preventDefault();
     document.querySelector('[data-focus]')?.focus();
   });
-  const out = h('button', { type: 'button', class: 'btn btn-ghost', testid: 'logout' }, 'Log out');
+  const out = h('button', { type: 'button', class: 'btn btn-ghost topbar-logout', testid: 'logout' }, 'Log out');
   out.addEventListener('click', () => logout(out));
   return h('header', { class: 'topbar' },
     h('div', { class: 'topbar-inner' },

@@ -447,7 +447,7 @@ static int uap_load_rule(yaml_document_t *doc, yaml_node_t *item, int sec, pcre2
         if (pcre2_get_error_message(err, msg, sizeof msg) < 0)
             msg[0] = '\0';
         ua_set_error("%s:%lu: regex does not compile at offset %zu: %s", path, line, (size_t)erroff, (char *)msg);
-        rc = err == PCRE2_ERROR_NOMEMORY ? LW_ENOMEM : LW_EINVAL;
+        rc = err == PCRE2_ERROR_HEAP_FAILED || err == PCRE2_ERROR_NOMEMORY ? LW_ENOMEM : LW_EINVAL;
         goto fail;
     }
     /* JIT makes a full miss over ~1200 rules affordable; where it is not

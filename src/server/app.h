@@ -77,4 +77,11 @@ typedef struct lw_app {
     void *h2o_ctx; /* h2o_context_t*, for modules that need the loop's timeouts */
 } lw_app;
 
+/* Starts everything but the event loop: data directory, server key, store,
+ * HTTP (listening only when listen), modules, the control socket (only when
+ * listen), and a first sweep. On failure the caller still calls lw_app_stop. */
+int lw_app_start(lw_app *app, bool listen);
+/* Flushes and frees what lw_app_start made (safe on a partial start). */
+void lw_app_stop(lw_app *app);
+
 #endif

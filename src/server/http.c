@@ -249,7 +249,7 @@ int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port)
     return LW_OK;
 }
 
-int lw_http_start(lw_app *app)
+void lw_http_init(lw_app *app)
 {
     the_app = app;
     h2o_config_init(&h2o_conf);
@@ -266,7 +266,16 @@ int lw_http_start(lw_app *app)
     app->h2o_ctx = &h2o_ctx;
     accept_ctx.ctx = &h2o_ctx;
     accept_ctx.hosts = h2o_conf.hosts;
+}
 
+void lw_http_accept_fd(lw_app *app, int fd)
+{
+    h2o_socket_t *sock = h2o_evloop_socket_create(h2o_ctx.loop, fd, 0);
+    h2o_accept(&accept_ctx, sock);
+}
+
+int lw_http_listen(lw_app *app)
+{
     char portbuf[16];
     snprintf(portbuf, sizeof portbuf, "%d", app->cfg.listen_port);
     const char *hostbuf = app->cfg.listen_host;

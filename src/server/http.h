@@ -48,8 +48,12 @@ typedef struct lw_rq {
 
 /* Parses "host:port" or "[v6]:port". */
 int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port);
-/* Starts listening; fills cfg->listen_port when it was 0. */
-int lw_http_start(lw_app *app);
+/* Creates the h2o configuration and context (and so app->loop). */
+void lw_http_init(lw_app *app);
+/* Starts listening on cfg.listen_host:listen_port; fills listen_port when it was 0. */
+int lw_http_listen(lw_app *app);
+/* Serves HTTP on an already connected socket (tests and fuzzing use socketpairs). */
+void lw_http_accept_fd(lw_app *app, int fd);
 void lw_http_stop(lw_app *app);
 
 void lw_reply_json(lw_rq *rq, int status, json_t *body /* stolen */);

@@ -378,6 +378,74 @@ toolong:
     return 1;
 }
 
+int lw_app_start(lw_app *app, bool listen)
+{
+    const char *bad = NULL;
+    if (lw_proxies_parse(&app->proxies, app->cfg.trusted_proxies, &bad) != LW_OK) {
+        fprintf(stderr, "linkward serve: --trusted-proxies: '%.*s' is not an address or CIDR (up to %d entries)\n",
+                (int)strcspn(bad, ", "), bad, LW_PROXIES_MAX);
+        return LW_EINVAL;
+    }
+    if (lw_crypto_init() != LW_OK) {
+        fprintf(stderr, "linkward serve: cannot initialise libsodium\n");
+        return LW_ECRYPTO;
+    }
+    if (mkdir_p(app->cfg.data_dir) != 0) {
+        fprintf(stderr, "linkward serve: cannot create data directory %s: %s\n", app->cfg.data_dir, strerror(errno));
+        return LW_EIO;
+    }
+    char keypath[LW_PATH_MAX + 16];
+    snprintf(keypath, sizeof keypath, "%s/server.key", app->cfg.data_dir);
+    if (load_server_key(app, keypath) != LW_OK)
+        return LW_EIO;
+    if (lw_store_open(&app->store, app->cfg.db) != LW_OK) {
+        fprintf(stderr, "linkward serve: cannot open the store at %s\n", app->cfg.db);
+        return LW_ESTORE;
+    }
+    lw_http_init(app);
+    if (listen && lw_http_listen(app) != LW_OK)
+        return LW_EIO;
+    if (!app->cfg.public_origin[0]) {
+        const char *h = app->cfg.listen_host;
+        bool v6 = strchr(h, ':') != NULL;
+        int n = snprintf(app->cfg.public_origin, sizeof app->cfg.public_origin, "http://%s%s%s:%d", v6 ? "[" : "",
+                         h, v6 ? "]" : "", app->cfg.listen_port);
+        if (n < 0 || n >= (int)sizeof app->cfg.public_origin) {
+            lw_log_error("serve", "the listen host is too long for an origin; set --public-origin");
+            return LW_EINVAL;
+        }
+    }
+    app->bus = lw_bus_new();
+    app->sessions = lw_sessions_new(app);
+    app->links = lw_links_new(app);
+    app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
+    app->sweeper = lw_sweeper_new(app);
+    if (!app->bus || !app->sessions || !app->links || !app->pins || !app->sweeper) {
+        lw_log_error("serve", "out of memory at start-up");
+        return LW_ENOMEM;
+    }
+    if (listen && !(app->control = lw_control_start(app, app->cfg.control_path)))
+        return LW_EIO;
+    lw_sweep_run(app, lw_now_ms(), NULL, NULL); /* what fell due while we were down */
+    return LW_OK;
+}
+
+void lw_app_stop(lw_app *app)
+{
+    if (app->sessions)
+        lw_sessions_flush(app->sessions, true);
+    lw_control_stop(app->control);
+    lw_sweeper_free(app->sweeper);
+    lw_pins_free(app->pins);
+    lw_links_free(app->links);
+    lw_sessions_free(app->sessions);
+    lw_bus_free(app->bus);
+    if (app->store)
+        lw_store_close(app->store);
+    lw_wipe(app->server_sk, sizeof app->server_sk);
+    lw_wipe(app->hash_key, sizeof app->hash_key);
+}
+
 int lw_serve_main(int argc, char **argv)
 {
     lw_app *app = calloc(1, sizeof *app);
@@ -390,54 +458,9 @@ int lw_serve_main(int argc, char **argv)
         free(app);
         return rc < 0 ? 0 : 1;
     }
-    const char *bad = NULL;
-    if (lw_proxies_parse(&app->proxies, app->cfg.trusted_proxies, &bad) != LW_OK) {
-        fprintf(stderr, "linkward serve: --trusted-proxies: '%.*s' is not an address or CIDR (up to %d entries)\n",
-                (int)strcspn(bad, ", "), bad, LW_PROXIES_MAX);
-        goto out;
-    }
-    if (lw_crypto_init() != LW_OK) {
-        fprintf(stderr, "linkward serve: cannot initialise libsodium\n");
-        goto out;
-    }
-    if (mkdir_p(app->cfg.data_dir) != 0) {
-        fprintf(stderr, "linkward serve: cannot create data directory %s: %s\n", app->cfg.data_dir, strerror(errno));
-        goto out;
-    }
-    char keypath[LW_PATH_MAX + 16];
-    snprintf(keypath, sizeof keypath, "%s/server.key", app->cfg.data_dir);
-    if (load_server_key(app, keypath) != LW_OK)
-        goto out;
-    if (lw_store_open(&app->store, app->cfg.db) != LW_OK) {
-        fprintf(stderr, "linkward serve: cannot open the store at %s\n", app->cfg.db);
-        goto out;
-    }
     signal(SIGPIPE, SIG_IGN);
-    if (lw_http_start(app) != LW_OK)
+    if (lw_app_start(app, true) != LW_OK)
         goto out;
-    if (!app->cfg.public_origin[0]) {
-        const char *h = app->cfg.listen_host;
-        bool v6 = strchr(h, ':') != NULL;
-        int n = snprintf(app->cfg.public_origin, sizeof app->cfg.public_origin, "http://%s%s%s:%d", v6 ? "[" : "",
-                         h, v6 ? "]" : "", app->cfg.listen_port);
-        if (n < 0 || n >= (int)sizeof app->cfg.public_origin) {
-            lw_log_error("serve", "the listen host is too long for an origin; set --public-origin");
-            goto out;
-        }
-    }
-    app->bus = lw_bus_new();
-    app->sessions = lw_sessions_new(app);
-    app->links = lw_links_new(app);
-    app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
-    app->sweeper = lw_sweeper_new(app);
-    if (!app->bus || !app->sessions || !app->links || !app->pins || !app->sweeper) {
-        lw_log_error("serve", "out of memory at start-up");
-        goto out;
-    }
-    app->control = lw_control_start(app, app->cfg.control_path);
-    if (!app->control)
-        goto out;
-    lw_sweep_run(app, lw_now_ms(), NULL, NULL); /* what fell due while we were down */
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -455,17 +478,9 @@ int lw_serve_main(int argc, char **argv)
 
     lw_log_info("serve", "shutting down");
     lw_http_stop(app);
-    lw_sessions_flush(app->sessions, true);
     exit_code = 0;
 out:
-    lw_control_stop(app->control);
-    lw_sweeper_free(app->sweeper);
-    lw_pins_free(app->pins);
-    lw_links_free(app->links);
-    lw_sessions_free(app->sessions);
-    lw_bus_free(app->bus);
-    if (app->store)
-        lw_store_close(app->store);
+    lw_app_stop(app);
     lw_wipe(app, sizeof *app);
     free(app);
     return exit_code;

@@ -1,0 +1,138 @@
+// Linking a browser (PRODUCT §2, §7.3) in real Chromium: the QR code from a
+// screenshot, the pairing code, a denial, and expiry after the last ref.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import * as b from './browser.js';
+
+const { h } = b;
+let server;
+let fast; // short QR timings: first ref 1 s, then 500 ms (six refs: 3.5 s in all)
+let phone;
+let browser;
+
+before(async () => {
+  [server, fast, browser] = await Promise.all([
+    b.startServer(),
+    b.startServer(['--qr-first-ttl', '1s', '--qr-next-ttl', '500ms']),
+    b.launch(),
+  ]);
+  phone = await b.newPhone(server);
+});
+
+after(async () => {
+  await browser?.close();
+  await Promise.all([server?.stop(), fast?.stop()]);
+});
+
+test('scanning the QR code from a screenshot links the browser and shows Home with both devices', async () => {
+  const { context, page } = await b.openPage(browser, server);
+  let approve;
+  try {
+    await b.see(page, 'link-qr');
+    await b.statusMatches(page, /Scan this QR code/);
+    const img = b.byId(page, 'link-qr').locator('img');
+    await assert.doesNotReject(img.evaluate((el) => el.decode()), 'the QR image renders');
+    assert.match(await img.getAttribute('src'), /^data:image\/svg\+xml;base64,/);
+    await b.shot(page, 'link');
+
+    // The phone decodes the PNG itself (zbar), checks the server's signature, and asks.
+    const png = path.join(h.tempDir('lw-qr-'), 'qr.png');
+    await b.byId(page, 'link-qr').screenshot({ path: png });
+    approve = b.spawnPhoneInteractive(phone, ['link', '--image', png]);
+    await b.statusMatches(page, /Scanned — confirm on your phone/, 8000);
+    await b.shot(page, 'scanned');
+    approve.answer('y\n');
+    const exit = await approve.wait();
+    assert.equal(exit.code, 0, approve.output());
+
+    await b.see(page, 'devices-list', 8000);
+    const rows = page.locator('[data-testid="device-row"]');
+    await rows.nth(1).waitFor();
+    assert.equal(await rows.count(), 2);
+    const text = await b.byId(page, 'devices-list').innerText();
+    assert.match(text, /Pixel 8/);
+    assert.match(text, /Phone/);
+    assert.match(text, /This device/);
+    assert.match(text, /Chrome 156 on Linux/);
+    assert.match(text, /127\.0\.0\.1/);
+    assert.match(text, /Active now/);
+    // The phone sees the browser too.
+    const companions = (await phone.devices()).filter((d) => d.role === 'companion');
+    assert.equal(companions.length, 1);
+    assert.equal(companions[0].browser, 'Chrome');
+    // The alert about this very link is listed, not popped up on the device it is about.
+    await b.byId(page, 'alerts-list').filter({ hasText: 'A new device was linked' }).waitFor();
+    assert.equal(await b.byId(page, 'alert-popup').count(), 0);
+    await b.shot(page, 'home');
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    approve?.kill();
+    await context.close();
+  }
+});
+
+test('the pairing code links the browser (phone width)', async () => {
+  const { context, page } = await b.openPage(browser, server, { viewport: b.PHONE, isMobile: true, hasTouch: true });
+  try {
+    await b.see(page, 'link-qr');
+    await b.shot(page, 'link-phone');
+    await b.linkWithCode(page, phone);
+    assert.equal(await page.locator('[data-testid="device-row"]').count(), 3, 'phone + earlier browser + this one');
+    await b.shot(page, 'home-phone');
+    // Nothing overflows sideways at phone width.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a denial shows "denied", and a new QR code can be asked for', async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    const code = await b.pairingCode(page);
+    const res = await phone.run(['deny', '--code', code]);
+    assert.equal(res.code, 0, h.describe(res));
+    await b.statusMatches(page, /denied on your phone/);
+    const again = page.getByRole('button', { name: 'Get a new QR code' });
+    await again.click();
+    await b.statusMatches(page, /Scan this QR code/);
+    const code2 = (await b.byId(page, 'pairing-code').innerText()).trim();
+    assert.match(code2, /^[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+    assert.notEqual(code2, code);
+    assert.equal(await b.byId(page, 'devices-list').count(), 0);
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('the QR code rotates as the server pushes refs, then expires; a click reloads it', async () => {
+  const { context, page } = await b.openPage(browser, fast);
+  try {
+    await b.see(page, 'link-qr');
+    // Record every QR the page shows.
+    await page.evaluate(() => {
+      const img = document.querySelector('[data-testid="link-qr"] img');
+      window.qrSeen = new Set([img.src]);
+      new MutationObserver(() => window.qrSeen.add(img.src)).observe(img, { attributes: true, attributeFilter: ['src'] });
+    });
+    await b.statusMatches(page, /QR code expired — click to reload/, 10000);
+    const seen = await page.evaluate(() => [...window.qrSeen].filter((s) => s.startsWith('data:')).length);
+    assert.ok(seen >= 4, `the QR code should rotate (six refs), saw ${seen} distinct codes`);
+    assert.equal(await page.locator('.qr-box.is-expired').count(), 1);
+    await b.shot(page, 'expired');
+    // The reload control is a real button, reachable by keyboard.
+    const reload = b.byId(page, 'link-status').getByRole('button', { name: /QR code expired — click to reload/ });
+    await reload.focus();
+    await page.keyboard.press('Enter');
+    await b.statusMatches(page, /Scan this QR code/);
+    assert.match(await b.byId(page, 'pairing-code').textContent(), /^[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,214 @@
+// A linked browser keeps its session (PRODUCT §3): across closing the page and
+// restarting the browser, with the short-lived cookie refreshed by the device
+// key; not when "Keep me signed in" was off; and it ends for every kind of
+// logout with the "You were logged out" screen and nothing left in storage.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as b from './browser.js';
+
+const { h } = b;
+let server;
+let phone;
+let browser;
+
+before(async () => {
+  // Credentials lapse after 2 s: the page must refresh them with its key all the time.
+  [server, browser] = await Promise.all([b.startServer(['--credential-ttl', '2s']), b.launch()]);
+  phone = await b.newPhone(server);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Counts successful credential refreshes made by the page. */
+function countRefreshes(page) {
+  const seen = { n: 0 };
+  page.on('response', (r) => {
+    if (r.url().endsWith('/v1/session/refresh') && r.status() === 200) seen.n += 1;
+  });
+  return seen;
+}
+
+async function firstPage(ctx, server) {
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await b.watch(page);
+  await page.goto(server.url + '/');
+  return page;
+}
+
+/** Links a page and returns this browser's device id (the companion the phone did not list before). */
+async function linkPage(page) {
+  const before = new Set(await b.companionIds(phone));
+  await b.linkWithCode(page, phone);
+  const id = (await b.companionIds(phone)).find((d) => !before.has(d));
+  assert.ok(id, 'the phone lists the new browser');
+  return id;
+}
+
+/** Waits until the server no longer takes a cookie value (the credential lapsed). */
+function waitLapsed(value) {
+  return h.pollUntil(async () => {
+    const r = await h.api(server.url, 'GET', '/v1/session', { headers: { cookie: `lw_session=${value}` } });
+    return r.status === 401 && r.json?.error?.code === 'credential_expired';
+  }, { timeout: 6000, interval: 100, what: 'the old credential to lapse' });
+}
+
+test('the session survives closing the page and restarting the browser; the key refreshes the credential', async () => {
+  const dir = h.tempDir('lw-profile-');
+  let ctx = await b.launchProfile(dir);
+  try {
+    let page = await firstPage(ctx, server);
+    const refreshes = countRefreshes(page);
+    const id = await linkPage(page);
+
+    // The device key is Ed25519 and cannot be read out of the browser.
+    const key = await page.evaluate(() => new Promise((resolve, reject) => {
+      const rq = indexedDB.open('linkward');
+      rq.onerror = () => reject(rq.error);
+      rq.onsuccess = () => {
+        const get = rq.result.transaction('kv').objectStore('kv').get('key');
+        get.onsuccess = () => {
+          const k = get.result;
+          resolve({ alg: k.privateKey.algorithm.name, extractable: k.privateKey.extractable, usages: k.privateKey.usages });
+          rq.result.close();
+        };
+      };
+    }));
+    assert.deepEqual(key, { alg: 'Ed25519', extractable: false, usages: ['sign'] });
+
+    // The credential is an HttpOnly, SameSite=Strict cookie that outlives the browser.
+    const [cookie] = (await ctx.cookies(server.url)).filter((c) => c.name === 'lw_session');
+    assert.ok(cookie, 'lw_session cookie');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
+    assert.ok(cookie.expires > Date.now() / 1000, 'a persistent cookie');
+    assert.equal(await page.evaluate(() => document.cookie.includes('lw_session')), false);
+
+    // With a 2 s credential, the page refreshes ahead of time, again and again.
+    await h.pollUntil(() => refreshes.n >= 2, { timeout: 8000, what: 'two credential refreshes' });
+    await page.reload();
+    await b.see(page, 'devices-list');
+
+    // Close the page; a new one picks the session up.
+    await page.close();
+    page = await ctx.newPage();
+    await b.watch(page);
+    await page.goto(server.url + '/');
+    await b.see(page, 'devices-list');
+    assert.equal(await b.byId(page, 'link-qr').count(), 0);
+    const problems = page.problems;
+
+    // Quit the browser and let the credential lapse while it is closed.
+    const [last] = (await ctx.cookies(server.url)).filter((c) => c.name === 'lw_session');
+    await ctx.close();
+    await waitLapsed(last.value);
+    ctx = await b.launchProfile(dir);
+    page = await firstPage(ctx, server);
+    const again = countRefreshes(page);
+    await b.see(page, 'devices-list', 8000);
+    await page.locator('[data-testid="device-row"]').nth(1).waitFor();
+    assert.ok(again.n >= 1, 'the lapsed credential was refreshed with the device key');
+    assert.match(await b.byId(page, 'devices-list').innerText(), /This device/);
+    const still = await b.companionIds(phone);
+    assert.ok(still.includes(id), 'the same device, not a new link');
+    assert.deepEqual(b.unexpected([...problems, ...page.problems]), []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('with "Keep me signed in" off, the session does not survive a browser restart', async () => {
+  const dir = h.tempDir('lw-profile-');
+  let ctx = await b.launchProfile(dir);
+  try {
+    let page = await firstPage(ctx, server);
+    await b.see(page, 'link-qr');
+    const first = await b.pairingCode(page);
+    await page.getByLabel('Keep me signed in').uncheck();
+    // The choice is part of the link request: a new one (new code) is made.
+    await b.byId(page, 'pairing-code').filter({ hasNotText: first }).filter({ hasText: /^[A-Z0-9]{4}-[A-Z0-9]{4}$/ }).waitFor();
+    await linkPage(page);
+    assert.match(await page.locator('.this-device').innerText(), /Keep me signed in\s*Off/);
+    const [cookie] = (await ctx.cookies(server.url)).filter((c) => c.name === 'lw_session');
+    assert.equal(cookie.expires, -1, 'a browser-session cookie');
+    await page.reload();
+    await b.see(page, 'devices-list');
+    const problems = page.problems;
+
+    await ctx.close();
+    ctx = await b.launchProfile(dir);
+    page = await firstPage(ctx, server);
+    await b.see(page, 'link-qr');
+    await b.statusMatches(page, /Scan this QR code/);
+    assert.match(await page.locator('.notice').innerText(), /Keep me signed in/);
+    assert.equal(await b.byId(page, 'devices-list').count(), 0);
+    // The one refused request is the page finding its cookie gone.
+    assert.deepEqual(b.unexpected([...problems, ...page.problems], [/status of 401/]), []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('the Log out button ends the session, wipes the browser, and offers a new QR code', async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    const id = await linkPage(page);
+    await b.byId(page, 'logout').click();
+    await b.see(page, 'session-ended');
+    assert.match(await b.byId(page, 'session-ended').innerText(), /You logged out on this device/);
+    assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
+    assert.equal((await context.cookies(server.url)).filter((c) => c.name === 'lw_session').length, 0,
+      'Clear-Site-Data removed the cookie');
+    assert.ok(!(await b.companionIds(phone)).includes(id), 'the server ended the session');
+    await page.getByRole('button', { name: 'Link this browser again' }).click();
+    await b.statusMatches(page, /Scan this QR code/);
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('`phone logout DEVICE` brings the page to "You were logged out" within a second, storage empty', async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    const id = await linkPage(page);
+    const res = await phone.run(['logout', id]);
+    assert.equal(res.code, 0, h.describe(res));
+    const t = h.stopwatch();
+    await b.see(page, 'session-ended', 1000);
+    assert.ok(t() < h.T(1000), `took ${t()} ms`);
+    assert.match(await b.byId(page, 'session-ended').innerText(), /You were logged out from your phone\./);
+    assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
+    assert.equal(await b.byId(page, 'devices-list').count(), 0);
+    await b.shot(page, 'logged-out');
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('`phone logout --all` logs out every open browser within a second', async () => {
+  const a = await b.openPage(browser, server);
+  const c = await b.openPage(browser, server);
+  try {
+    await linkPage(a.page);
+    await linkPage(c.page);
+    const res = await phone.run(['logout', '--all']);
+    assert.equal(res.code, 0, h.describe(res));
+    const t = h.stopwatch();
+    await Promise.all([b.see(a.page, 'session-ended', 1000), b.see(c.page, 'session-ended', 1000)]);
+    assert.ok(t() < h.T(1000), `took ${t()} ms`);
+    for (const { page } of [a, c]) {
+      assert.match(await b.byId(page, 'session-ended').innerText(), /all devices were logged out/);
+      assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
+      assert.deepEqual(b.unexpected(page.problems), []);
+    }
+    assert.deepEqual(await b.companionIds(phone), []);
+  } finally {
+    await a.context.close();
+    await c.context.close();
+  }
+});
