@@ -5,7 +5,7 @@
 //   lock      idle lock: account data is removed from the DOM
 //   ended     "You were logged out", with the reason
 
-import { Popups } from './js/alerts.js';
+import { Popups, rememberNames } from './js/alerts.js';
 import { mountHome } from './js/home.js';
 import * as store from './js/keys.js';
 import { mountLink } from './js/link.js';
@@ -199,6 +199,7 @@ session.events.addEventListener('ended', (ev) => {
   }
   showEnded(ev.detail);
 });
+session.events.addEventListener('device.linked', (ev) => rememberNames([ev.detail.device]));
 session.events.addEventListener('alert', (ev) => {
   const a = ev.detail.alert;
   if (a.kind === 'device.linked' && a.device_id === session.device()?.id) return;

@@ -186,7 +186,7 @@ static void ua_windows(ua_text t, lw_ua *u)
         const char *nt;
         const char *name;
     } table[] = {
-        {"Windows NT 10.0", "10"}, {"Windows NT 6.3", "8.1"}, {"Windows NT 6.2", "8"},
+        {"Windows NT 10.0", "10"}, {"Windows NT 6.3", "8.1"},   {"Windows NT 6.2", "8"},
         {"Windows NT 6.1", "7"},   {"Windows NT 6.0", "Vista"}, {"Windows NT 5.1", "XP"},
     };
     ua_set(u->os, "Windows");
@@ -276,7 +276,8 @@ enum { UAP_AGENT, UAP_OS, UAP_DEVICE, UAP_SECTIONS };
 /* Where each replacement of a rule goes (the lw_uap fields, in order). */
 enum { UAP_FAMILY, UAP_MAJOR, UAP_MINOR, UAP_PATCH, UAP_PATCH_MINOR, UAP_BRAND, UAP_MODEL, UAP_SLOTS };
 
-static const char *const uap_section_names[UAP_SECTIONS] = {"user_agent_parsers", "os_parsers", "device_parsers"};
+static const char *const uap_section_names[UAP_SECTIONS] = {"user_agent_parsers", "os_parsers",
+                                                            "device_parsers"};
 
 static const struct uap_key {
     int section;
@@ -440,13 +441,14 @@ static int uap_load_rule(yaml_document_t *doc, yaml_node_t *item, int sec, pcre2
     }
     int err;
     PCRE2_SIZE erroff;
-    r.re = pcre2_compile((PCRE2_SPTR)regex->data.scalar.value, regex->data.scalar.length, options, &err, &erroff,
-                         cctx);
+    r.re = pcre2_compile((PCRE2_SPTR)regex->data.scalar.value, regex->data.scalar.length, options, &err,
+                         &erroff, cctx);
     if (r.re == NULL) {
         PCRE2_UCHAR msg[128];
         if (pcre2_get_error_message(err, msg, sizeof msg) < 0)
             msg[0] = '\0';
-        ua_set_error("%s:%lu: regex does not compile at offset %zu: %s", path, line, (size_t)erroff, (char *)msg);
+        ua_set_error("%s:%lu: regex does not compile at offset %zu: %s", path, line, (size_t)erroff,
+                     (char *)msg);
         rc = err == PCRE2_ERROR_HEAP_FAILED || err == PCRE2_ERROR_NOMEMORY ? LW_ENOMEM : LW_EINVAL;
         goto fail;
     }
@@ -512,7 +514,9 @@ static int uap_load(const char *path)
     if (!yaml_parser_load(&parser, &doc)) {
         ua_set_error("%s:%lu: %s", path, (unsigned long)parser.problem_mark.line + 1,
                      parser.problem ? parser.problem : "YAML error");
-        rc = parser.error == YAML_MEMORY_ERROR ? LW_ENOMEM : parser.error == YAML_READER_ERROR ? LW_EIO : LW_EINVAL;
+        rc = parser.error == YAML_MEMORY_ERROR   ? LW_ENOMEM
+             : parser.error == YAML_READER_ERROR ? LW_EIO
+                                                 : LW_EINVAL;
         goto done;
     }
     have_doc = true;
@@ -574,8 +578,8 @@ typedef struct uap_match {
 } uap_match;
 
 /* Runs the section's rules in file order; the first that matches, or NULL. */
-static const uap_rule *uap_first_match(const uap_section *s, const char *subj, size_t len, pcre2_match_data *md,
-                                       uap_match *m)
+static const uap_rule *uap_first_match(const uap_section *s, const char *subj, size_t len,
+                                       pcre2_match_data *md, uap_match *m)
 {
     for (size_t i = 0; i < s->n; i++) {
         int rc = pcre2_match(s->rules[i].re, (PCRE2_SPTR)subj, len, 0, 0, md, ua_mctx);
@@ -711,8 +715,8 @@ static int uap_section_parse(int sec, lw_uap *out, const char *ua, size_t len, p
     const uap_rule *r = uap_first_match(&ua_sections[sec], ua, len, md, &m);
     if (r == NULL)
         return LW_ENOTFOUND;
-    char *fields[UAP_SLOTS] = {out->family, out->major, out->minor, out->patch, out->patch_minor, out->brand,
-                               out->model};
+    char *fields[UAP_SLOTS] = {out->family,      out->major, out->minor, out->patch,
+                               out->patch_minor, out->brand, out->model};
     static const char *const group_ref[] = {"$1", "$2", "$3", "$4", "$5"};
     switch (sec) {
     case UAP_AGENT:
@@ -809,7 +813,7 @@ const char *lw_ua_error(void)
  * hashed with SipHash under a per-process random key, so that a client cannot
  * pile its strings into one chain. */
 typedef struct ua_entry {
-    struct ua_entry *chain;        /* next in the bucket */
+    struct ua_entry *chain;         /* next in the bucket */
     struct ua_entry *newer, *older; /* LRU list */
     uint64_t hash;
     size_t len;
@@ -1161,7 +1165,8 @@ typedef struct hint_brand {
 
 static bool hint_key_char(char c, bool first)
 {
-    return (c >= 'a' && c <= 'z') || c == '*' || (!first && ((c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'));
+    return (c >= 'a' && c <= 'z') || c == '*' ||
+           (!first && ((c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'));
 }
 
 /* A bare item after "=": an sf-string, or a token/integer (kept as text). */
@@ -1346,8 +1351,9 @@ static void hint_apply_platform(lw_ua *u, const char *platform, const char *plat
     static const struct {
         const char *hint, *os;
     } systems[] = {
-        {"Windows", "Windows"}, {"macOS", "Mac OS X"},     {"Linux", "Linux"},       {"Android", "Android"},
-        {"iOS", "iOS"},         {"Chrome OS", "Chrome OS"}, {"Chromium OS", "Chrome OS"}, {"Fuchsia", "Fuchsia"},
+        {"Windows", "Windows"},       {"macOS", "Mac OS X"},  {"Linux", "Linux"},
+        {"Android", "Android"},       {"iOS", "iOS"},         {"Chrome OS", "Chrome OS"},
+        {"Chromium OS", "Chrome OS"}, {"Fuchsia", "Fuchsia"},
     };
     char name[LW_UA_FIELD];
     if (!hint_value(platform, name, sizeof name))
@@ -1385,8 +1391,8 @@ static void hint_apply_platform(lw_ua *u, const char *platform, const char *plat
     ua_clean(u->os_version, ver);
 }
 
-void lw_ua_apply_client_hints(lw_ua *u, const char *sec_ch_ua, const char *platform, const char *platform_version,
-                              const char *model)
+void lw_ua_apply_client_hints(lw_ua *u, const char *sec_ch_ua, const char *platform,
+                              const char *platform_version, const char *model)
 {
     if (u == NULL)
         return;

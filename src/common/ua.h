@@ -25,9 +25,9 @@
 typedef struct lw_ua {
     char browser[LW_UA_FIELD];         /* "Chrome", "Firefox", "Mobile Safari", "Edge", "curl", "Other" */
     char browser_version[LW_UA_FIELD]; /* "120.0.6099" (major.minor.patch, no trailing empties) or "" */
-    char os[LW_UA_FIELD];              /* "Windows", "Mac OS X", "Linux", "Android", "iOS", "Chrome OS", "Other" */
-    char os_version[LW_UA_FIELD];      /* "10", "14.2", "10.15.7", or "" */
-    char device_model[LW_UA_FIELD];    /* "iPhone", "Pixel 7", "Mac", or "" when unknown */
+    char os[LW_UA_FIELD];         /* "Windows", "Mac OS X", "Linux", "Android", "iOS", "Chrome OS", "Other" */
+    char os_version[LW_UA_FIELD]; /* "10", "14.2", "10.15.7", or "" */
+    char device_model[LW_UA_FIELD]; /* "iPhone", "Pixel 7", "Mac", or "" when unknown */
 } lw_ua;
 
 /* The default location of the uap-core rules. */
@@ -60,8 +60,8 @@ void lw_ua_parse(lw_ua *u, const char *ua, size_t len);
  * platform_version (Sec-CH-UA-Platform-Version, `"15.0.0"`), model
  * (Sec-CH-UA-Model, `"Pixel 7"`). Quoted or bare values are accepted; a value
  * that is malformed or longer than its bound is ignored. */
-void lw_ua_apply_client_hints(lw_ua *u, const char *sec_ch_ua, const char *platform, const char *platform_version,
-                              const char *model);
+void lw_ua_apply_client_hints(lw_ua *u, const char *sec_ch_ua, const char *platform,
+                              const char *platform_version, const char *model);
 
 /* Default device name, e.g. "Chrome on Windows". */
 void lw_ua_name(const lw_ua *u, char *dst, size_t cap);

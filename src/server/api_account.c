@@ -4,6 +4,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "place.h"
 #include "lw.h"
 #include "ua.h"
 
@@ -170,8 +171,20 @@ void lw_api_register(lw_rq *rq)
     lw_strlcpy(s->os, d.os, sizeof s->os);
     lw_strlcpy(s->os_version, d.os_version, sizeof s->os_version);
     lw_strlcpy(s->device_model, d.device_model, sizeof s->device_model);
+    lw_place where;
+    lw_netinfo net;
+    lw_place_lookup(app, rq->ip, &where, &net);
     lw_strlcpy(s->ip, rq->ip, sizeof s->ip);
+    lw_strlcpy(s->country, where.country, sizeof s->country);
+    lw_strlcpy(s->region, where.region, sizeof s->region);
+    lw_strlcpy(s->city, where.city, sizeof s->city);
+    lw_strlcpy(s->network, net.network, sizeof s->network);
+    s->lat = s->last_lat = where.lat;
+    s->lon = s->last_lon = where.lon;
+    s->has_loc = s->last_has_loc = where.has_loc;
     lw_strlcpy(s->last_ip, rq->ip, sizeof s->last_ip);
+    lw_strlcpy(s->last_country, where.country, sizeof s->last_country);
+    lw_strlcpy(s->last_city, where.city, sizeof s->last_city);
     s->linked_at = now;
     s->last_active_at = now;
     lw_strlcpy(s->state, "active", sizeof s->state);

@@ -58,6 +58,7 @@ typedef struct lw_links lw_links;
 typedef struct lw_pins lw_pins;
 typedef struct lw_sweeper lw_sweeper;
 typedef struct lw_control lw_control;
+typedef struct lw_geo lw_geo;
 typedef struct st_h2o_evloop_t lw_loop;
 
 typedef struct lw_app {
@@ -74,6 +75,7 @@ typedef struct lw_app {
     lw_pins *pins;
     lw_sweeper *sweeper;
     lw_control *control;
+    lw_geo *geo;                  /* GeoIP databases of cfg.geoip_dir (reloaded on SIGHUP) */
     void *h2o_ctx; /* h2o_context_t*, for modules that need the loop's timeouts */
 } lw_app;
 

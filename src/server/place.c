@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "geo.h"
 #include "lw.h"
 
 void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *net)
@@ -12,7 +13,29 @@ void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *n
     if (net)
         memset(net, 0, sizeof *net);
     lw_strlcpy(place->ip, ip ? ip : "", sizeof place->ip);
-    (void)app;
+    if (!app->geo || !ip || !ip[0])
+        return;
+    lw_geo_info g;
+    if (lw_geo_lookup(app->geo, ip, &g) != LW_OK)
+        return;
+    lw_strlcpy(place->country, g.country, sizeof place->country);
+    if (!app->cfg.privacy_country_only) {
+        lw_strlcpy(place->region, g.region, sizeof place->region);
+        lw_strlcpy(place->city, g.city, sizeof place->city);
+    }
+    /* Coordinates are kept even in country-only mode while the session is
+     * live (risk needs them); ended records are redacted. */
+    place->has_loc = g.has_location;
+    place->lat = g.latitude;
+    place->lon = g.longitude;
+    if (net) {
+        lw_strlcpy(net->network, g.network, sizeof net->network);
+        net->anonymous = g.anonymous;
+        net->vpn = g.vpn;
+        net->tor = g.tor;
+        net->hosting = g.hosting;
+        net->proxy = g.public_proxy || g.residential_proxy;
+    }
 }
 
 void lw_place_describe(const char *city, const char *country, char *dst, size_t cap)

@@ -17,6 +17,7 @@
 #include "app.h"
 #include "bus.h"
 #include "control.h"
+#include "geo.h"
 #include "http.h"
 #include "link.h"
 #include "log.h"
@@ -51,11 +52,14 @@ void lw_config_defaults(lw_config *c)
     c->travel_kmh = 900;
 }
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_signal(int sig)
 {
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 static void usage(FILE *f)
@@ -402,6 +406,11 @@ int lw_app_start(lw_app *app, bool listen)
         fprintf(stderr, "linkward serve: cannot open the store at %s\n", app->cfg.db);
         return LW_ESTORE;
     }
+    app->geo = lw_geo_open(app->cfg.geoip_dir);
+    if (!app->geo)
+        return LW_ENOMEM;
+    lw_log_info("geo", "%zu GeoIP database%s from %s", lw_geo_count(app->geo), lw_geo_count(app->geo) == 1 ? "" : "s",
+                app->cfg.geoip_dir);
     lw_http_init(app);
     if (listen && lw_http_listen(app) != LW_OK)
         return LW_EIO;
@@ -442,6 +451,7 @@ void lw_app_stop(lw_app *app)
     lw_bus_free(app->bus);
     if (app->store)
         lw_store_close(app->store);
+    lw_geo_close(app->geo);
     lw_wipe(app->server_sk, sizeof app->server_sk);
     lw_wipe(app->hash_key, sizeof app->hash_key);
 }
@@ -466,6 +476,7 @@ int lw_serve_main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     lw_log_info("serve", "listening on %s:%d (origin %s, data in %s)", app->cfg.listen_host, app->cfg.listen_port,
                 app->cfg.public_origin, app->cfg.data_dir);
@@ -473,8 +484,18 @@ int lw_serve_main(int argc, char **argv)
            app->cfg.listen_host, strchr(app->cfg.listen_host, ':') ? "]" : "", app->cfg.listen_port);
     fflush(stdout);
 
-    while (!stop_requested)
+    while (!stop_requested) {
         h2o_evloop_run(app->loop, 1000);
+        if (reload_requested) {
+            /* Databases are swapped between requests: nothing in flight sees a half state. */
+            reload_requested = 0;
+            int grc = lw_geo_reload(&app->geo, app->cfg.geoip_dir);
+            if (grc == LW_OK)
+                lw_log_info("geo", "reloaded %zu GeoIP databases", lw_geo_count(app->geo));
+            else
+                lw_log_warn("geo", "GeoIP reload failed (%s); keeping the databases in use", lw_strerror(grc));
+        }
+    }
 
     lw_log_info("serve", "shutting down");
     lw_http_stop(app);

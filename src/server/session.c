@@ -131,8 +131,9 @@ static void write_last_active(lw_sessions *s, centry *e)
 /* The device is used from a new address: look it up, judge the move, remember it. */
 static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
 {
-    lw_place from = {0}, to;
-    lw_strlcpy(from.ip, e->last_ip, sizeof from.ip);
+    lw_place from, to;
+    /* The cache keeps only what the checks need; the names are looked up again. */
+    lw_place_lookup(s->app, e->last_ip, &from, NULL);
     lw_strlcpy(from.country, e->last_country, sizeof from.country);
     from.lat = e->last_lat;
     from.lon = e->last_lon;

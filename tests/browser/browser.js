@@ -101,7 +101,8 @@ export async function statusMatches(page, re, timeout = 5000) {
 
 /** The pairing code shown under "Link with a code instead". */
 export async function pairingCode(page) {
-  await page.locator('summary', { hasText: 'Link with a code instead' }).click();
+  const summary = page.locator('summary', { hasText: 'Link with a code instead' });
+  if (!(await summary.evaluate((el) => el.parentElement.open))) await summary.click();
   const code = byId(page, 'pairing-code');
   await code.filter({ hasText: /^[A-Z0-9]{4}-[A-Z0-9]{4}$/ }).waitFor({ timeout: h.T(5000) });
   return (await code.innerText()).trim();

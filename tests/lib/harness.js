@@ -692,7 +692,9 @@ export class Device {
 
   /** Raw request with this device's current credential (no auto refresh). */
   raw(method, p, opts = {}) {
-    return api(this.url, method, p, { token: this.token, ...opts });
+    // this.headers: what this device always sends (e.g. X-Forwarded-For behind a test "proxy").
+    const headers = { ...(this.headers || {}), ...(opts.headers || {}) };
+    return api(this.url, method, p, { token: this.token, ...opts, headers });
   }
 
   /** Request with auto refresh on 401 credential_expired. */
@@ -767,7 +769,7 @@ export async function createLinkRequest(url, opts = {}) {
   if (opts.userAgent) headers['user-agent'] = opts.userAgent;
   const res = await api(url, 'POST', '/v1/link-requests', { body, headers });
   const j = expectStatus(res, 201);
-  return { url, key, ...j, response: j };
+  return { url, key, headers: opts.headers, ...j, response: j };
 }
 
 /** Primary scans a payload (or {code}); returns the raw response. */
@@ -797,7 +799,9 @@ export function deny(primary, id) {
 export function complete(req, opts = {}) {
   const key = opts.key || req.key;
   const signature = opts.signature ?? b64e(key.sign(linkMessage(req.id, req.nonce)));
-  return api(req.url, 'POST', `/v1/link-requests/${req.id}/complete`, { token: req.token, body: { signature } });
+  return api(req.url, 'POST', `/v1/link-requests/${req.id}/complete`, {
+    token: req.token, body: { signature }, headers: req.headers,
+  });
 }
 
 /** Turns a 201 completion answer into the companion Device. */
@@ -812,6 +816,7 @@ export function companionFrom(req, j) {
     challenge: j.challenge,
     tokenExpiresIn: j.token_expires_in,
     requestId: req.id,
+    headers: req.headers,
   });
 }
 

@@ -4,6 +4,7 @@
  * file, custom rules files, bounds and allocation failures. uap-core's own
  * suites run in test_ua_uap.c.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,16 +28,16 @@ static const ua_case cases[] = {
     {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.109 "
      "Safari/537.36",
      "Chrome", "120.0.6099", "Windows", "10", "", "Chrome on Windows"},
-    {"Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "Firefox", "121.0", "Linux", "",
-     "", "Firefox on Linux"},
+    {"Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "Firefox", "121.0", "Linux",
+     "", "", "Firefox on Linux"},
     /* uap-core names the distribution when the User-Agent does */
     {"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0", "Firefox", "115.0",
      "Ubuntu", "", "", "Firefox on Ubuntu"},
     {"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 "
      "Safari/605.1.15",
      "Safari", "17.1", "Mac OS X", "10.15.7", "Mac", "Safari on Mac OS X"},
-    {"Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:120.0) Gecko/20100101 Firefox/120.0", "Firefox", "120.0",
-     "Mac OS X", "10.15", "Mac", "Firefox on Mac OS X"},
+    {"Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:120.0) Gecko/20100101 Firefox/120.0", "Firefox",
+     "120.0", "Mac OS X", "10.15", "Mac", "Firefox on Mac OS X"},
     {"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
      "Version/17.1 Mobile/15E148 Safari/604.1",
      "Mobile Safari", "17.1", "iOS", "17.1", "iPhone", "Mobile Safari on iOS"},
@@ -57,12 +58,14 @@ static const ua_case cases[] = {
      "SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36",
      "Samsung Internet", "23.0", "Android", "13", "SM-S918B", "Samsung Internet on Android"},
     /* the old stock browser is "Android" to uap-core, and the brand prefix is not part of the model */
-    {"Mozilla/5.0 (Linux; U; Android 4.0.3; ko-kr; LG-L160L Build/IML74K) AppleWebkit/534.30 (KHTML, like Gecko) "
+    {"Mozilla/5.0 (Linux; U; Android 4.0.3; ko-kr; LG-L160L Build/IML74K) AppleWebkit/534.30 (KHTML, like "
+     "Gecko) "
      "Version/4.0 Mobile Safari/534.30",
      "Android", "4.0.3", "Android", "4.0.3", "L160L", "Android on Android"},
     {"Mozilla/5.0 (Linux; Android 14; Pixel 8 Pro Build/UD1A.230803.041; wv) AppleWebKit/537.36 (KHTML, like "
      "Gecko) Version/4.0 Chrome/119.0.6045.193 Mobile Safari/537.36",
-     "Chrome Mobile WebView", "119.0.6045", "Android", "14", "Pixel 8 Pro", "Chrome Mobile WebView on Android"},
+     "Chrome Mobile WebView", "119.0.6045", "Android", "14", "Pixel 8 Pro",
+     "Chrome Mobile WebView on Android"},
     {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
      "Safari/537.36 Edg/120.0.2210.91",
      "Edge", "120.0.2210", "Windows", "10", "", "Edge on Windows"},
@@ -71,7 +74,8 @@ static const ua_case cases[] = {
      "Opera", "105.0.0", "Windows", "10", "", "Opera on Windows"},
     {"Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:109.0) Gecko/20100101 Firefox/115.0", "Firefox", "115.0",
      "Windows", "7", "", "Firefox on Windows"},
-    {"Mozilla/5.0 (Windows NT 6.3; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/109.0.0.0 Safari/537.36",
+    {"Mozilla/5.0 (Windows NT 6.3; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/109.0.0.0 "
+     "Safari/537.36",
      "Chrome", "109.0.0", "Windows", "8.1", "", "Chrome on Windows"},
     {"Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
      "Safari/537.36",
@@ -91,7 +95,8 @@ static const ua_case cases[] = {
     {"Mozilla/5.0 (Linux; Android 12)", "Android", "12", "Android", "12", "", "Android on Android"},
     /* bots: the "Spider" device's model ("Smartphone") is not a device either */
     {"Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/120.0.6099.216 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+     "Chrome/120.0.6099.216 Mobile Safari/537.36 (compatible; Googlebot/2.1; "
+     "+http://www.google.com/bot.html)",
      "Googlebot", "2.1", "Android", "6.0.1", "", "Googlebot on Android"},
     {"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0", "Firefox", "125.0",
      "Windows", "10", "", "Firefox on Windows"},
@@ -186,10 +191,11 @@ static void test_long_fields_truncated(void **state)
 {
     (void)state;
     char ua[700];
-    int n = snprintf(ua, sizeof ua,
-                     "Mozilla/5.0 (Linux; Android 14; SM-S%0200d Build/X) AppleWebKit/537.36 (KHTML, like Gecko) "
-                     "Chrome/120.0.%0300d Mobile Safari/537.36",
-                     7, 1);
+    int n =
+        snprintf(ua, sizeof ua,
+                 "Mozilla/5.0 (Linux; Android 14; SM-S%0200d Build/X) AppleWebKit/537.36 (KHTML, like Gecko) "
+                 "Chrome/120.0.%0300d Mobile Safari/537.36",
+                 7, 1);
     assert_true(n > 0 && (size_t)n < sizeof ua);
     lw_ua u;
     lw_ua_parse(&u, ua, (size_t)n);
@@ -268,7 +274,8 @@ static void test_cache(void **state)
     assert_int_equal(st.cache_hits, 1);
 
     /* Client Hints refine the caller's copy, never the cached answer. */
-    lw_ua_apply_client_hints(&again, "\"Google Chrome\";v=\"121\"", "\"Android\"", "\"15.0.0\"", "\"Pixel 9\"");
+    lw_ua_apply_client_hints(&again, "\"Google Chrome\";v=\"121\"", "\"Android\"", "\"15.0.0\"",
+                             "\"Pixel 9\"");
     assert_string_equal(again.device_model, "Pixel 9");
     parse_str(&again, cases[8].ua);
     assert_memory_equal(&first, &again, sizeof first);
@@ -277,8 +284,8 @@ static void test_cache(void **state)
      * evicted string parses to the same answer as before. */
     char ua[160];
     for (int i = 0; i < LW_UA_CACHE_ENTRIES + 200; i++) {
-        int n = snprintf(ua, sizeof ua, "Mozilla/5.0 (X11; Linux x86_64; rv:%d.0) Gecko/20100101 Firefox/%d.0", i,
-                         i % 150);
+        int n = snprintf(ua, sizeof ua,
+                         "Mozilla/5.0 (X11; Linux x86_64; rv:%d.0) Gecko/20100101 Firefox/%d.0", i, i % 150);
         assert_true(n > 0 && (size_t)n < sizeof ua);
         lw_ua u;
         lw_ua_parse(&u, ua, (size_t)n);
@@ -303,6 +310,39 @@ static void test_cache(void **state)
     }
 }
 
+/* Parsers on several threads share the rules and the cache (ASan/UBSan
+ * builds run this too). */
+static void *parse_worker(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            lw_ua u;
+            parse_str(&u, cases[i].ua);
+            if (strcmp(u.browser, cases[i].browser) != 0 || strcmp(u.os, cases[i].os) != 0)
+                return (void *)1;
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    lw_ua_free(); /* the threads race to load the rules lazily */
+    pthread_t t[4];
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, parse_worker, NULL), 0);
+    for (size_t i = 0; i < 4; i++) {
+        void *ret;
+        assert_int_equal(pthread_join(t[i], &ret), 0);
+        assert_null(ret);
+    }
+    lw_ua_stats st;
+    lw_ua_get_stats(&st);
+    assert_true(st.uap);
+}
+
 /* ---- Client Hints ----------------------------------------------------------- */
 
 typedef struct hint_case {
@@ -311,14 +351,15 @@ typedef struct hint_case {
     const char *browser, *browser_version, *os, *os_version, *device_model;
 } hint_case;
 
-#define UA_CHROME_WIN                                                                                           \
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "        \
+#define UA_CHROME_WIN                                                                                        \
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "     \
     "Safari/537.36"
-#define UA_CHROME_ANDROID_REDUCED                                                                               \
-    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile "        \
+#define UA_CHROME_ANDROID_REDUCED                                                                            \
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile "     \
     "Safari/537.36"
-#define UA_CHROME_MAC                                                                                           \
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "  \
+#define UA_CHROME_MAC                                                                                        \
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "                \
+    "Chrome/124.0.0.0 "                                                                                      \
     "Safari/537.36"
 #define CH_CHROME "\"Chromium\";v=\"124\", \"Google Chrome\";v=\"124\", \"Not-A.Brand\";v=\"99\""
 
@@ -332,10 +373,10 @@ static const hint_case hint_cases[] = {
     /* 11 and 12 were never shipped: the UA's answer stands */
     {UA_CHROME_WIN, CH_CHROME, "\"Windows\"", "\"11.0.0\"", NULL, "Chrome", "124.0.0", "Windows", "10", ""},
     /* a real brand beats Chromium; GREASE in any spelling is skipped */
-    {UA_CHROME_WIN, "\"Not/A)Brand\";v=\"8\", \"Chromium\";v=\"126\", \"Microsoft Edge\";v=\"126\"", NULL, NULL,
-     NULL, "Edge", "126", "Windows", "10", ""},
-    {UA_CHROME_WIN, "\" Not A;Brand\";v=\"99\", \"Chromium\";v=\"124\", \"Brave\";v=\"124\"", NULL, NULL, NULL,
-     "Brave", "124", "Windows", "10", ""},
+    {UA_CHROME_WIN, "\"Not/A)Brand\";v=\"8\", \"Chromium\";v=\"126\", \"Microsoft Edge\";v=\"126\"", NULL,
+     NULL, NULL, "Edge", "126", "Windows", "10", ""},
+    {UA_CHROME_WIN, "\" Not A;Brand\";v=\"99\", \"Chromium\";v=\"124\", \"Brave\";v=\"124\"", NULL, NULL,
+     NULL, "Brave", "124", "Windows", "10", ""},
     {UA_CHROME_WIN, "\"Chromium\";v=\"124\", \"Opera\";v=\"110\", \"Not-A.Brand\";v=\"99\"", NULL, NULL, NULL,
      "Opera", "110", "Windows", "10", ""},
     /* the same brand keeps the UA's finer version, a newer major replaces it */
@@ -344,12 +385,13 @@ static const hint_case hint_cases[] = {
     /* Chromium alone: the UA's answer is at least as precise */
     {UA_CHROME_WIN, "\"Chromium\";v=\"124\", \"Not(A:Brand\";v=\"24\"", NULL, NULL, NULL, "Chrome", "124.0.0",
      "Windows", "10", ""},
-    {"SomeEmbedder", "\"Chromium\";v=\"124\", \"Not(A:Brand\";v=\"24\"", NULL, NULL, NULL, "Chromium", "124", "Other",
-     "", ""},
+    {"SomeEmbedder", "\"Chromium\";v=\"124\", \"Not(A:Brand\";v=\"24\"", NULL, NULL, NULL, "Chromium", "124",
+     "Other", "", ""},
     /* Android's reduced UA: "Chrome Mobile" is Chrome, the real version and model come from the hints */
-    {UA_CHROME_ANDROID_REDUCED, CH_CHROME, "\"Android\"", "\"14.0.0\"", "\"Pixel 7\"", "Chrome Mobile", "124.0.0",
-     "Android", "14", "Pixel 7"},
-    {UA_CHROME_MAC, CH_CHROME, "\"macOS\"", "\"14.2.1\"", "\"\"", "Chrome", "124.0.0", "Mac OS X", "14.2.1", "Mac"},
+    {UA_CHROME_ANDROID_REDUCED, CH_CHROME, "\"Android\"", "\"14.0.0\"", "\"Pixel 7\"", "Chrome Mobile",
+     "124.0.0", "Android", "14", "Pixel 7"},
+    {UA_CHROME_MAC, CH_CHROME, "\"macOS\"", "\"14.2.1\"", "\"\"", "Chrome", "124.0.0", "Mac OS X", "14.2.1",
+     "Mac"},
     {UA_CHROME_MAC, CH_CHROME, "\"macOS\"", "\"14.0.0\"", NULL, "Chrome", "124.0.0", "Mac OS X", "14", "Mac"},
     /* a platform that differs from the UA's wins, with its own version or none */
     {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
@@ -359,16 +401,18 @@ static const hint_case hint_cases[] = {
     {UA_CHROME_WIN, NULL, "Windows", "15.0.0", NULL, "Chrome", "124.0.0", "Windows", "11", ""},
     /* ignored: unknown platform, malformed lists, bad versions, control characters */
     {UA_CHROME_WIN, NULL, "\"Unknown\"", "\"1.0\"", NULL, "Chrome", "124.0.0", "Windows", "10", ""},
-    {UA_CHROME_WIN, "\"Microsoft Edge\";v=\"126\", ", NULL, NULL, NULL, "Chrome", "124.0.0", "Windows", "10", ""},
+    {UA_CHROME_WIN, "\"Microsoft Edge\";v=\"126\", ", NULL, NULL, NULL, "Chrome", "124.0.0", "Windows", "10",
+     ""},
     {UA_CHROME_WIN, "\"Microsoft Edge;v=\"126\"", NULL, NULL, NULL, "Chrome", "124.0.0", "Windows", "10", ""},
     {UA_CHROME_WIN, "Microsoft Edge;v=126", NULL, NULL, NULL, "Chrome", "124.0.0", "Windows", "10", ""},
-    {UA_CHROME_WIN, "\"Microsoft Edge\";V=\"126\"", NULL, NULL, NULL, "Chrome", "124.0.0", "Windows", "10", ""},
+    {UA_CHROME_WIN, "\"Microsoft Edge\";V=\"126\"", NULL, NULL, NULL, "Chrome", "124.0.0", "Windows", "10",
+     ""},
     {UA_CHROME_WIN, "\"Evil\x1b[2J\";v=\"1\"", NULL, NULL, NULL, "Chrome", "124.0.0", "Windows", "10", ""},
     {UA_CHROME_WIN, "\"Edge\\\"Quoted\";v=\"x1\"", NULL, NULL, NULL, "Edge\"Quoted", "", "Windows", "10", ""},
-    {UA_CHROME_WIN, NULL, "\"Windows\"", "\"15.0.0; rm -rf\"", "\"Pix\x1b[31mel\"", "Chrome", "124.0.0", "Windows",
+    {UA_CHROME_WIN, NULL, "\"Windows\"", "\"15.0.0; rm -rf\"", "\"Pix\x1b[31mel\"", "Chrome", "124.0.0",
+     "Windows", "10", ""},
+    {UA_CHROME_WIN, NULL, "\"Windows\"", "\"15.0.0\" \"1\"", "\"A\", \"B\"", "Chrome", "124.0.0", "Windows",
      "10", ""},
-    {UA_CHROME_WIN, NULL, "\"Windows\"", "\"15.0.0\" \"1\"", "\"A\", \"B\"", "Chrome", "124.0.0", "Windows", "10",
-     ""},
 };
 
 static void test_client_hints(void **state)
@@ -382,8 +426,8 @@ static void test_client_hints(void **state)
         if (strcmp(u.browser, c->browser) != 0 || strcmp(u.browser_version, c->browser_version) != 0 ||
             strcmp(u.os, c->os) != 0 || strcmp(u.os_version, c->os_version) != 0 ||
             strcmp(u.device_model, c->device_model) != 0)
-            fail_msg("hint case %zu: got {%s, %s, %s, %s, %s}", i, u.browser, u.browser_version, u.os, u.os_version,
-                     u.device_model);
+            fail_msg("hint case %zu: got {%s, %s, %s, %s, %s}", i, u.browser, u.browser_version, u.os,
+                     u.os_version, u.device_model);
     }
     /* No hints at all change nothing; neither does a NULL target. */
     lw_ua u, v;
@@ -473,7 +517,8 @@ static void test_fallback_without_file(void **state)
     static const ua_case safari = {"", "Safari", "17.1", "Mac OS X", "10.15.7", "Mac", "Safari on Mac OS X"};
     check(&safari, &u);
     parse_str(&u, cases[8].ua);
-    static const ua_case pixel = {"", "Chrome", "120.0.6099", "Android", "14", "Pixel 7", "Chrome on Android"};
+    static const ua_case pixel = {"",   "Chrome",  "120.0.6099",       "Android",
+                                  "14", "Pixel 7", "Chrome on Android"};
     check(&pixel, &u);
     parse_str(&u, cases[9].ua);
     assert_string_equal(u.device_model, ""); /* "K" */
@@ -504,24 +549,23 @@ static void test_fallback_without_file(void **state)
     assert_true(st.uap);
 }
 
-static const char custom_rules[] =
-    "user_agent_parsers:\n"
-    "  - regex: '(Foo)Browser/(\\d+)\\.(\\d+)'\n"
-    "    family_replacement: 'Foo $1 Deluxe'\n"
-    "  - regex: '(Bar)/(\\d+)'\n"
-    "    v1_replacement: '9'\n"
-    "os_parsers:\n"
-    "  - regex: '(FooOS) (\\d+)'\n"
-    "    os_replacement: ' $1 '\n"
-    "    os_v2_replacement: '$5'\n"
-    "    os_v3_replacement: 'p$2'\n"
-    "device_parsers:\n"
-    "  - regex: 'Foo(Phone) ([A-Z0-9]+)'\n"
-    "    regex_flag: 'i'\n"
-    "    device_replacement: '$1 $2'\n"
-    "    brand_replacement: 'Foo'\n"
-    "    model_replacement: '$2'\n"
-    "  - regex: 'Gen(eric)'\n";
+static const char custom_rules[] = "user_agent_parsers:\n"
+                                   "  - regex: '(Foo)Browser/(\\d+)\\.(\\d+)'\n"
+                                   "    family_replacement: 'Foo $1 Deluxe'\n"
+                                   "  - regex: '(Bar)/(\\d+)'\n"
+                                   "    v1_replacement: '9'\n"
+                                   "os_parsers:\n"
+                                   "  - regex: '(FooOS) (\\d+)'\n"
+                                   "    os_replacement: ' $1 '\n"
+                                   "    os_v2_replacement: '$5'\n"
+                                   "    os_v3_replacement: 'p$2'\n"
+                                   "device_parsers:\n"
+                                   "  - regex: 'Foo(Phone) ([A-Z0-9]+)'\n"
+                                   "    regex_flag: 'i'\n"
+                                   "    device_replacement: '$1 $2'\n"
+                                   "    brand_replacement: 'Foo'\n"
+                                   "    model_replacement: '$2'\n"
+                                   "  - regex: 'Gen(eric)'\n";
 
 static void test_custom_rules(void **state)
 {
@@ -578,12 +622,13 @@ static void test_bad_rules(void **state)
         int rc;
         const char *msg;
     } bad[] = {
-        {"user_agent_parsers:\n  - regex: '(unclosed'\nos_parsers: []\ndevice_parsers: []\n", LW_EINVAL, ":2:"},
+        {"user_agent_parsers:\n  - regex: '(unclosed'\nos_parsers: []\ndevice_parsers: []\n", LW_EINVAL,
+         ":2:"},
         {"user_agent_parsers: []\nos_parsers: []\n", LW_EINVAL, "device_parsers"},
         {"user_agent_parsers:\n  - family_replacement: 'x'\nos_parsers: []\ndevice_parsers: []\n", LW_EINVAL,
          "no regex"},
-        {"user_agent_parsers:\n  - regex: 'a'\n    regex_flag: 'x'\nos_parsers: []\ndevice_parsers: []\n", LW_EINVAL,
-         "regex_flag"},
+        {"user_agent_parsers:\n  - regex: 'a'\n    regex_flag: 'x'\nos_parsers: []\ndevice_parsers: []\n",
+         LW_EINVAL, "regex_flag"},
         {"user_agent_parsers: {a: b}\nos_parsers: []\ndevice_parsers: []\n", LW_EINVAL, "list"},
         {"user_agent_parsers:\n  - regex: [a]\nos_parsers: []\ndevice_parsers: []\n", LW_EINVAL, "scalar"},
         {"- just\n- a list\n", LW_EINVAL, "mapping"},
@@ -667,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_huge_input),
         cmocka_unit_test(test_name_truncation),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_client_hints),
         cmocka_unit_test(test_client_hints_bounds),
         cmocka_unit_test(test_fallback_without_file),

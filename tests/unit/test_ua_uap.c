@@ -62,8 +62,8 @@ static const char *scalar(yaml_node_t *n, size_t *len)
     }
     const char *s = (const char *)n->data.scalar.value;
     *len = n->data.scalar.length;
-    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && (*len == 0 || strcmp(s, "~") == 0 ||
-                                                            strcmp(s, "null") == 0 || strcmp(s, "Null") == 0)) {
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (*len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0)) {
         *len = 0;
         return "";
     }
@@ -159,13 +159,13 @@ static void run_suite(const char *file, suite_kind kind, suite_result *res)
         bool ok = true;
         for (size_t i = 0; fields[i] != NULL; i++) {
             const char *name = fields[i];
-            const char *g = strcmp(name, "family") == 0  ? got.family
-                            : strcmp(name, "major") == 0 ? got.major
-                            : strcmp(name, "minor") == 0 ? got.minor
-                            : strcmp(name, "patch") == 0 ? got.patch
+            const char *g = strcmp(name, "family") == 0        ? got.family
+                            : strcmp(name, "major") == 0       ? got.major
+                            : strcmp(name, "minor") == 0       ? got.minor
+                            : strcmp(name, "patch") == 0       ? got.patch
                             : strcmp(name, "patch_minor") == 0 ? got.patch_minor
-                            : strcmp(name, "brand") == 0 ? got.brand
-                                                         : got.model;
+                            : strcmp(name, "brand") == 0       ? got.brand
+                                                               : got.model;
             const char *want = expected(&doc, c, name);
             if (strcmp(g, want) != 0) {
                 if (ok && !is_exception(file, ua))

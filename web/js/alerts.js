@@ -1,6 +1,5 @@
 // Security alerts (PRODUCT §6): their words, and the live pop-ups.
 
-import { ApiError } from './api.js';
 import * as session from './session.js';
 import { ago, h, icon } from './ui.js';
 
@@ -36,8 +35,14 @@ const ABOUT_LIVE_DEVICE = new Set(['device.linked', 'link.new_country', 'link.fa
 const SERIOUS = new Set(['token.theft_suspected', 'pin.locked', 'session.impossible_travel',
   'link.anonymous_network', 'link.rate_limited']);
 
+/** Names of the devices seen in this page, kept after they leave the list (for "X was logged out"). */
+const knownNames = new Map();
+export function rememberNames(devices) {
+  for (const d of devices) if (d.id && d.name) knownNames.set(d.id, d.name);
+}
+
 /** {title, text, tone} for an alert; `names` maps device ids to names. */
-export function describeAlert(a, names = new Map()) {
+export function describeAlert(a, names = knownNames) {
   const d = a.details || {};
   const who = names.get(a.device_id) || d.name || 'A device';
   let text = d.message;
@@ -70,22 +75,8 @@ export const alertIcon = (tone) => icon(tone === 'info' ? 'bell' : 'warn', `icon
 /** Acknowledges an alert ("It was me"). */
 export const ack = (id) => session.call('POST', `/v1/alerts/${encodeURIComponent(id)}/ack`, {});
 
-/**
- * Asks the server to log a device out. Only the phone may, so for this
- * browser the answer is normally 403: then the hint says to use the phone.
- * Returns null on success, else the hint.
- */
-export async function logoutDevice(id) {
-  try {
-    await session.call('DELETE', `/v1/devices/${encodeURIComponent(id)}`);
-    return null;
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 403) {
-      return 'Use your phone to log out other devices: Linked devices › tap the device › Log out.';
-    }
-    return e.message;
-  }
-}
+/** Only the phone can log devices out (PRODUCT §1); a browser says how. */
+export const PHONE_HINT = 'Use your phone to log out other devices: Linked devices › tap the device › Log out.';
 
 /**
  * Live pop-ups for new alerts. They are shown only while a signed-in screen
@@ -145,17 +136,12 @@ export class Popups {
     actions.append(me);
     const current = session.device()?.id;
     if (ABOUT_LIVE_DEVICE.has(alert.kind) && alert.device_id && alert.device_id !== current) {
-      const out = h('button', { type: 'button', class: 'btn btn-danger-ghost btn-small' }, 'Log out that device');
-      out.addEventListener('click', async () => {
-        out.disabled = true;
-        const msg = await logoutDevice(alert.device_id);
-        if (msg === null) {
-          this.dismiss(alert);
-          return;
-        }
+      const out = h('button', { type: 'button', class: 'btn btn-danger-ghost btn-small', 'aria-expanded': 'false' },
+        'Log out that device');
+      out.addEventListener('click', () => {
         hint.hidden = false;
-        hint.textContent = msg;
-        out.disabled = false;
+        hint.textContent = PHONE_HINT;
+        out.setAttribute('aria-expanded', 'true');
       });
       actions.append(out);
     }

@@ -1,6 +1,6 @@
 // Home: this device, every linked device (kept live), and the alerts.
 
-import { ack, alertIcon, describeAlert } from './alerts.js';
+import { ack, alertIcon, describeAlert, rememberNames } from './alerts.js';
 import * as session from './session.js';
 import { ago, describeClient, describePlace, formatDate, h, icon, sr } from './ui.js';
 
@@ -36,7 +36,6 @@ export function mountHome(main, ctx) {
         h('h2', { id: 'alerts-title', class: 'card-title' }, icon('bell'), 'Security alerts'),
         alertList)));
 
-  const names = () => new Map(devices.map((d) => [d.id, d.name]));
 
   function renderThis() {
     if (!me) return;
@@ -76,7 +75,7 @@ export function mountHome(main, ctx) {
   }
 
   function alertRow(a) {
-    const { title, text, tone } = describeAlert(a, names());
+    const { title, text, tone } = describeAlert(a);
     const action = a.acked
       ? h('p', { class: 'acked small' }, icon('check', 'icon icon-inline'), ' It was you')
       : h('button', { type: 'button', class: 'btn btn-secondary btn-small' }, 'It was me');
@@ -124,6 +123,7 @@ export function mountHome(main, ctx) {
   const onLinked = (ev) => {
     const d = { ...ev.detail.device, fresh: true };
     devices = devices.filter((x) => x.id !== d.id).concat(d);
+    rememberNames([d]);
     renderDevices();
   };
   const onEnded = (ev) => {
@@ -150,6 +150,7 @@ export function mountHome(main, ctx) {
       if (gone) return;
       me = s;
       devices = dv.devices || [];
+      rememberNames(devices);
       // Events that came while loading are already in the lists.
       const seen = new Set(al.alerts.map((a) => a.id));
       alerts = alerts.filter((a) => !seen.has(a.id)).concat(al.alerts || []);

@@ -87,21 +87,20 @@ export function watchIdle(onIdle) {
   let timer = 0;
   let lastWrite = 0;
   let stopped = false;
-  let ms = 0;
+  let current = { ...DEFAULTS };
 
-  async function arm() {
-    if (stopped) return;
+  function restart() {
     clearTimeout(timer);
-    ms = idleMs(await settings());
-    if (ms && !stopped) timer = setTimeout(fire, ms);
+    const ms = idleMs(current);
+    if (ms && !stopped) timer = setTimeout(() => { if (!stopped) onIdle(); }, ms);
+    return ms;
   }
-  function fire() {
-    if (!stopped) onIdle();
+  async function arm() {
+    current = await settings();
+    restart();
   }
   function activity() {
-    if (stopped || !ms) return;
-    clearTimeout(timer);
-    timer = setTimeout(fire, ms);
+    if (stopped || !restart()) return;
     const now = Date.now();
     if (now - lastWrite > 15000) {
       lastWrite = now;

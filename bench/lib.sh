@@ -1,0 +1,148 @@
+# Shared shell helpers of the benchmark scripts (sourced, not run).
+#
+# Every script: bench_init NAME at the top; it makes a private temp dir and an
+# EXIT trap that stops every process the script started (by pid, TERM then
+# KILL) and removes the temp dir. Only 127.0.0.1 (and 127.0.0.x as client
+# source addresses) is ever used.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$BENCH_DIR/.." && pwd)"
+LINKWARD="${LINKWARD_BIN:-$REPO/build/linkward}"
+export LINKWARD_BIN="$LINKWARD"
+# Durations, overridable for a quick check (BENCH_QUICK=1 shortens them all).
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    : "${BENCH_WRK_SECONDS:=2}" "${BENCH_ROUNDS:=1}"
+fi
+BENCH_WRK_SECONDS="${BENCH_WRK_SECONDS:-5}"   # one wrk measurement
+BENCH_ROUNDS="${BENCH_ROUNDS:-3}"             # interleaved rounds per target; the median is reported
+BENCH_CONNS="${BENCH_CONNS:-64}"              # wrk -c
+BENCH_THREADS="${BENCH_THREADS:-1}"           # wrk -t
+
+BENCH_PIDS=()
+BENCH_TMP=""
+
+bench_log() { echo "[$BENCH_NAME] $*" >&2; }
+bench_die() { echo "[$BENCH_NAME] error: $*" >&2; exit 1; }
+
+bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local p
+    for p in "${BENCH_PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${BENCH_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ] && [ -z "${BENCH_KEEP_TMP:-}" ]; then
+        rm -rf "$BENCH_TMP"
+    fi
+    exit "$rc"
+}
+
+bench_init() {
+    BENCH_NAME="$1"
+    BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/lw-bench-$BENCH_NAME.XXXXXX")"
+    chmod 755 "$BENCH_TMP"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+    [ -x "$LINKWARD" ] || bench_die "no server binary at $LINKWARD (make build)"
+    # As many descriptors as allowed: the server and the load tools inherit it.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+bench_track() { BENCH_PIDS+=("$1"); }
+
+# Stops one process we started: TERM, bounded wait, then KILL.
+bench_stop() {
+    local p="$1" t="${2:-10}"
+    kill -TERM "$p" 2>/dev/null || return 0
+    local i
+    for i in $(seq $((t * 10))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    local keep=() q
+    for q in "${BENCH_PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    BENCH_PIDS=("${keep[@]}")
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+# Waits (bounded) until something accepts on 127.0.0.1:PORT.
+wait_port() {
+    local port="$1" t="${2:-20}" i
+    for i in $(seq $((t * 20))); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    return 1
+}
+
+now_ms() { date +%s%3N; }
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# start_linkward DATADIR [ARGS…]: starts the server on a free port; sets LW_PID,
+# LW_PORT, LW_URL, LW_START_MS (spawn to the "listening" line). Bounded: 120 s.
+start_linkward() {
+    local dir="$1"; shift
+    mkdir -p "$dir"
+    local out="$dir/stdout.log"
+    : >"$out"
+    local t0; t0=$(date +%s%N)
+    "$LINKWARD" serve --listen 127.0.0.1:0 --data-dir "$dir" "$@" >"$out" 2>>"$dir/stderr.log" &
+    LW_PID=$!
+    bench_track "$LW_PID"
+    local i line=""
+    for i in $(seq 12000); do
+        line=$(grep -m1 '^linkward listening on ' "$out" 2>/dev/null || true)
+        [ -n "$line" ] && break
+        kill -0 "$LW_PID" 2>/dev/null || bench_die "linkward exited before listening: $(tail -5 "$dir/stderr.log")"
+        sleep 0.01
+    done
+    [ -n "$line" ] || bench_die "linkward did not print its listening line in 120 s"
+    LW_START_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+    LW_URL="${line#linkward listening on }"
+    LW_PORT="${LW_URL##*:}"
+}
+
+# wrk_measure URL HEADER_NAME HEADER_VALUE [SECONDS]: one wrk run through
+# bench/session.lua; prints "rps=… p50_ms=… p99_ms=… requests=… errors=…".
+wrk_measure() {
+    local url="$1" hn="$2" hv="$3" secs="${4:-$BENCH_WRK_SECONDS}"
+    local out
+    out=$(BENCH_HDR_NAME="$hn" BENCH_HDR_VALUE="$hv" timeout $((secs + 30)) \
+        wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${secs}s" --timeout 5s -s "$BENCH_DIR/session.lua" "$url" 2>&1) \
+        || bench_die "wrk failed on $url: $out"
+    local res; res=$(grep '^wrk_result ' <<<"$out" | head -1)
+    [ -n "$res" ] || bench_die "wrk printed no result for $url: $out"
+    echo "${res#wrk_result }"
+}
+
+# field NAME "k=v k=v…": the value of k=NAME.
+field() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k {print $2; exit}'; }
+
+# median of numbers given as arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# ratio A B with 3 decimals
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "nan"}'; }
+
+# Node helper (bench/tool.mjs), which reuses the integration-test harness.
+lwtool() { node "$BENCH_DIR/tool.mjs" "$@"; }
+
+# Compiles bench/wsload.c once per source change into bench/.build/wsload.
+build_wsload() {
+    mkdir -p "$BENCH_DIR/.build"
+    local bin="$BENCH_DIR/.build/wsload"
+    if [ ! -x "$bin" ] || [ "$BENCH_DIR/wsload.c" -nt "$bin" ]; then
+        cc -O2 -Wall -o "$bin.tmp" "$BENCH_DIR/wsload.c" && mv "$bin.tmp" "$bin"
+    fi
+    WSLOAD="$bin"
+}

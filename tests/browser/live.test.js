@@ -1,0 +1,93 @@
+// Home is live (PRODUCT §3, §6): a device linked while the page is open shows
+// up in the list and raises a pop-up; "It was me" acknowledges it; a device
+// logged out from the phone leaves the list; renaming this device reaches the phone.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as b from './browser.js';
+
+const { h } = b;
+let server;
+let phone;
+let browser;
+
+before(async () => {
+  [server, browser] = await Promise.all([b.startServer(), b.launch()]);
+  phone = await b.newPhone(server);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('a device linked while the page is open appears live and raises the alert pop-up', async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    await b.linkWithCode(page, phone);
+    const rows = page.locator('[data-testid="device-row"]');
+    assert.equal(await rows.count(), 2);
+
+    // A headless companion (CLI) is linked by the phone meanwhile.
+    const bot = new h.CompanionCli(server);
+    const linked = await h.linkCompanionCli(phone, bot, { name: 'Build server' });
+    await rows.filter({ hasText: 'Build server' }).waitFor({ timeout: h.T(3000) });
+    assert.equal(await rows.count(), 3);
+
+    const popup = b.byId(page, 'alert-popup');
+    await popup.waitFor({ timeout: h.T(3000) });
+    assert.match(await popup.innerText(), /A new device was linked: Build server/);
+    await b.byId(page, 'alerts-list').filter({ hasText: 'Build server' }).waitFor();
+    await b.shot(page, 'alert-popup');
+
+    // A browser cannot log other devices out: the pop-up says to use the phone.
+    await popup.getByRole('button', { name: 'Log out that device' }).click();
+    await popup.getByText('Use your phone to log out other devices').waitFor();
+
+    // "It was me" acknowledges the alert on the server.
+    await popup.getByRole('button', { name: 'It was me' }).click();
+    await popup.waitFor({ state: 'detached', timeout: h.T(3000) });
+    const alerts = await phone.alerts();
+    const mine = alerts.find((a) => a.kind === 'device.linked' && a.device_id === linked.deviceId);
+    assert.ok(mine?.acked, `the alert is acknowledged: ${JSON.stringify(mine)}`);
+    const row = page.locator(`[data-alert-id="${mine.id}"]`);
+    await row.filter({ hasText: 'It was you' }).waitFor();
+
+    // The phone logs the bot out: it leaves the list, and the page is told why.
+    const res = await phone.run(['logout', linked.deviceId]);
+    assert.equal(res.code, 0, h.describe(res));
+    await rows.filter({ hasText: 'Build server' }).waitFor({ state: 'detached', timeout: h.T(3000) });
+    assert.equal(await rows.count(), 2);
+    await b.byId(page, 'alert-popup').filter({ hasText: 'Build server was logged out from your phone' })
+      .waitFor({ timeout: h.T(3000) });
+    // This page is still signed in.
+    assert.equal(await b.byId(page, 'session-ended').count(), 0);
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('Settings renames this device; the phone sees the new name; keyboard navigation works', async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    await b.linkWithCode(page, phone);
+    await page.getByRole('link', { name: 'Settings' }).click();
+    const name = page.getByLabel('Name of this device');
+    await name.waitFor();
+    await page.waitForFunction(() => document.querySelector('#device-name').value !== '');
+    await name.fill('Work laptop');
+    await name.press('Enter');
+    await page.getByText('Saved.').waitFor();
+    const devices = await phone.devices();
+    assert.ok(devices.some((d) => d.name === 'Work laptop' && d.role === 'companion'), JSON.stringify(devices));
+
+    // Back to the list by keyboard: the nav link, then Enter.
+    await page.getByRole('link', { name: 'Devices' }).focus();
+    await page.keyboard.press('Enter');
+    await b.byId(page, 'device-row').filter({ hasText: 'Work laptop' }).waitFor();
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,204 @@
+// Places, networks, risk and abnormal-login alerts (PRODUCT §2 step 4, §4, §6),
+// with addresses from the GeoIP databases generated at test time
+// (tests/tools/make_geoip.pl) presented through a "proxy" on loopback.
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as h from '../lib/harness.js';
+
+const GEO = process.env.LINKWARD_GEOIP_TEST_DIR;
+const LISBON = '198.51.100.10';
+const PORTO = '198.51.100.70';
+const MADRID = '198.51.100.130';
+const FRANCE_NO_COORDS = '198.51.100.200';
+const SYDNEY = '203.0.113.10';
+const VPN = '192.0.2.10';
+const TOR = '192.0.2.70';
+
+const via = (ip) => ({ 'x-forwarded-for': ip });
+
+let server;
+
+before(async () => {
+  assert.ok(GEO, 'LINKWARD_GEOIP_TEST_DIR is set by the geoip CTest fixture');
+  server = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1,::1'] });
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+/** A primary registered from `ip`, whose own requests also come from there. */
+async function phoneAt(ip, prefix) {
+  const p = await h.registerPrimary(server.url, h.uniqueHandle(prefix), { headers: via(ip) });
+  p.headers = via(ip);
+  return p;
+}
+
+async function scanFrom(primary, ip) {
+  const req = await h.createLinkRequest(server.url, { headers: via(ip) });
+  const s = h.expectStatus(await primary.post('/v1/link-requests/scan', { payload: req.payload }), 200);
+  return { req, s };
+}
+
+describe('who is asking', () => {
+  test('the scan shows place, network and distance; a new country far away is high risk', async () => {
+    const phone = await phoneAt(LISBON, 'geo');
+    const { req, s } = await scanFrom(phone, MADRID);
+    assert.equal(s.request.ip, MADRID);
+    assert.equal(s.request.city, 'Madrid');
+    assert.equal(s.request.country, 'ES');
+    assert.match(s.request.network, /Cable\/DSL/);
+    assert.match(s.request.network, /AS64503/);
+    assert.ok(Math.abs(s.request.distance_km - 502) <= 3, `Lisbon–Madrid is about 502 km, got ${s.request.distance_km}`);
+    const codes = s.risk.reasons.map((r) => r.code).sort();
+    assert.deepEqual(codes, ['far_from_primary', 'new_country']);
+    assert.equal(s.risk.level, 'high');
+    // High risk needs a second, explicit confirmation.
+    h.expectError(await h.approve(phone, req.id, req.key.pub), 409, 'risk_not_accepted');
+    h.expectStatus(await h.approve(phone, req.id, req.key.pub, { accept_risk: true }), 200);
+  });
+
+  test('a nearby link from a known country is low risk', async () => {
+    const phone = await phoneAt(LISBON, 'near');
+    const { s } = await scanFrom(phone, PORTO);
+    assert.equal(s.request.city, 'Porto');
+    assert.equal(s.risk.level, 'low');
+    assert.deepEqual(s.risk.reasons, []);
+    assert.ok(s.request.distance_km > 250 && s.request.distance_km < 300);
+  });
+
+  test('anonymous networks: a VPN is medium, Tor is high', async () => {
+    const phone = await phoneAt(LISBON, 'anon');
+    const vpn = (await scanFrom(phone, VPN)).s;
+    assert.ok(vpn.risk.reasons.some((r) => r.code === 'anonymous_network'));
+    assert.equal(vpn.request.anonymous, true);
+    assert.match(vpn.request.network, /VPN/i);
+    const tor = (await scanFrom(phone, TOR)).s;
+    assert.equal(tor.risk.level, 'high');
+    assert.ok(tor.risk.reasons.some((r) => r.code === 'anonymous_network' && /Tor/.test(r.message)));
+  });
+
+  test('--link-policy block-high-risk refuses high-risk links outright', async () => {
+    const strict = await h.startServer({
+      args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1', '--link-policy', 'block-high-risk'],
+    });
+    try {
+      const phone = await h.registerPrimary(strict.url, 'strict', { headers: via(LISBON) });
+      phone.headers = via(LISBON);
+      const req = await h.createLinkRequest(strict.url, { headers: via(TOR) });
+      const s = h.expectStatus(await phone.post('/v1/link-requests/scan', { payload: req.payload }), 200);
+      assert.equal(s.blocked, true);
+      h.expectError(await h.approve(phone, req.id, req.key.pub, { accept_risk: true }), 403, 'risk_blocked');
+    } finally {
+      await strict.stop();
+    }
+  });
+});
+
+describe('alerts, live', () => {
+  test('a link from a new country far away raises device.linked, link.new_country and link.far_from_primary on the phone', async () => {
+    const phone = await phoneAt(LISBON, 'alerts');
+    const ws = await h.connectWs(server.url, phone.token, { headers: via(LISBON) });
+    try {
+      await ws.next('hello');
+      const req = await h.createLinkRequest(server.url, { headers: via(MADRID) });
+      h.expectStatus(await phone.post('/v1/link-requests/scan', { payload: req.payload }), 200);
+      h.expectStatus(await h.approve(phone, req.id, req.key.pub, { accept_risk: true }), 200);
+      const done = await h.api(server.url, 'POST', `/v1/link-requests/${req.id}/complete`, {
+        token: req.token, headers: via(MADRID),
+        body: { signature: h.b64e(req.key.sign(h.linkMessage(req.id, h.b64d(req.nonce)))) },
+      });
+      const j = h.expectStatus(done, 201);
+      const kinds = new Set();
+      for (let i = 0; i < 3; i++) kinds.add((await ws.next((e) => e.event === 'alert', 3000)).alert.kind);
+      assert.deepEqual([...kinds].sort(), ['device.linked', 'link.far_from_primary', 'link.new_country']);
+      const linked = ws.events.find((e) => e.event === 'alert' && e.alert.kind === 'device.linked');
+      assert.match(linked.alert.details.message, /Madrid, ES/);
+      // The record has the place and network, for live and (later) ended sessions.
+      const devices = h.expectStatus(await phone.get('/v1/devices'), 200).devices;
+      const rec = devices.find((d) => d.id === j.device_id);
+      assert.equal(rec.country, 'ES');
+      assert.equal(rec.city, 'Madrid');
+      assert.match(rec.network, /AS64503/);
+      assert.equal(rec.first_seen.city, 'Madrid');
+    } finally {
+      await ws.close();
+    }
+  });
+
+  test('a link through an anonymous network raises link.anonymous_network', async () => {
+    const phone = await phoneAt(LISBON, 'anonalert');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(VPN), accept_risk: true });
+    const alerts = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts;
+    const a = alerts.find((x) => x.kind === 'link.anonymous_network');
+    assert.ok(a, JSON.stringify(alerts.map((x) => x.kind)));
+    assert.equal(a.device_id, c.deviceId);
+    assert.equal(a.details.vpn, true);
+  });
+
+  test('impossible travel: one session used in Lisbon and seconds later in Sydney', async () => {
+    const phone = await phoneAt(LISBON, 'travel');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    const ws = await h.connectWs(server.url, phone.token, { headers: via(LISBON) });
+    try {
+      await ws.next('hello');
+      h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c.token, headers: via(LISBON) }), 200);
+      h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c.token, headers: via(SYDNEY) }), 200);
+      const ev = await ws.next((e) => e.event === 'alert' && e.alert.kind === 'session.impossible_travel', 3000);
+      assert.equal(ev.alert.device_id, c.deviceId);
+      assert.match(ev.alert.details.from, /Lisbon/);
+      assert.match(ev.alert.details.to, /Sydney/);
+      assert.ok(ev.alert.details.distance_km > 17000);
+      // The record now says where it was last used.
+      const rec = h.expectStatus(await phone.get('/v1/devices'), 200).devices.find((d) => d.id === c.deviceId);
+      assert.equal(rec.last_seen.city, 'Sydney');
+      assert.equal(rec.first_seen.city, 'Lisbon');
+    } finally {
+      await ws.close();
+    }
+  });
+
+  test('a session moving country without coordinates still raises session.country_changed', async () => {
+    const phone = await phoneAt(LISBON, 'country');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c.token, headers: via(FRANCE_NO_COORDS) }), 200);
+    const alerts = await h.pollUntil(async () => {
+      const list = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts;
+      return list.find((a) => a.kind === 'session.country_changed') && list;
+    }, { timeout: 3000, what: 'session.country_changed alert' });
+    const a = alerts.find((x) => x.kind === 'session.country_changed');
+    assert.equal(a.details.from_country, 'PT');
+    assert.equal(a.details.to_country, 'FR');
+    assert.ok(!alerts.some((x) => x.kind === 'session.impossible_travel'));
+  });
+
+  test('"secure my account": every companion logged out, links refused until the PIN changes', async () => {
+    const phone = await phoneAt(LISBON, 'secure');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    const r = h.expectStatus(await phone.post('/v1/account/secure', {}), 200);
+    assert.deepEqual(r.device_ids, [c.deviceId]);
+    h.expectError(await h.api(server.url, 'GET', '/v1/session', { token: c.token }), 401, 'session_ended');
+    const { req } = await scanFrom(phone, PORTO);
+    h.expectError(await h.approve(phone, req.id, req.key.pub), 403, 'pin_change_required');
+    h.expectStatus(await phone.post('/v1/pin', { new_pin: '246810' }), 200);
+    h.expectStatus(await h.approve(phone, req.id, req.key.pub, { pin: '246810' }), 200);
+  });
+});
+
+test('--privacy country-only: ended records keep their country but no address or city', async () => {
+  const priv = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1', '--privacy', 'country-only'] });
+  try {
+    const phone = await h.registerPrimary(priv.url, 'private', { headers: via(LISBON) });
+    phone.headers = via(LISBON);
+    const c = await h.linkCompanionApi(priv.url, phone, { headers: via(PORTO) });
+    h.expectStatus(await phone.del(`/v1/devices/${c.deviceId}`), 200);
+    const rec = h.expectStatus(await phone.get('/v1/history'), 200).sessions.find((s) => s.id === c.deviceId);
+    assert.equal(rec.country, 'PT');
+    assert.equal(rec.city, '');
+    assert.equal(rec.ip, '');
+    assert.equal(rec.first_seen.ip, '');
+  } finally {
+    await priv.stop();
+  }
+});
