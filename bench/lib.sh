@@ -50,6 +50,20 @@ bench_init() {
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM
     [ -x "$LINKWARD" ] || bench_die "no server binary at $LINKWARD (make build)"
+    # A private copy of the binary: a rebuild of build/ during the run must not
+    # pull it from under us (or swap versions between two measurements).
+    local i
+    for i in $(seq 30); do
+        if cp "$LINKWARD" "$BENCH_TMP/linkward.tmp" 2>/dev/null && chmod 755 "$BENCH_TMP/linkward.tmp" \
+            && "$BENCH_TMP/linkward.tmp" --version >/dev/null 2>&1; then
+            mv "$BENCH_TMP/linkward.tmp" "$BENCH_TMP/linkward"
+            break
+        fi
+        sleep 2
+    done
+    [ -x "$BENCH_TMP/linkward" ] || bench_die "cannot copy a working $LINKWARD"
+    LINKWARD="$BENCH_TMP/linkward"
+    export LINKWARD_BIN="$LINKWARD"
     # As many descriptors as allowed: the server and the load tools inherit it.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }

@@ -1,5 +1,6 @@
 /* Server facts, primary registration, and helpers shared by the handlers. */
 #include <ctype.h>
+#include <h2o.h>
 #include <string.h>
 
 #include "api.h"
@@ -60,6 +61,31 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
     lw_strlcpy(d->os, ua.os, sizeof d->os);
     lw_strlcpy(d->os_version, ua.os_version, sizeof d->os_version);
     lw_strlcpy(d->device_model, ua.device_model, sizeof d->device_model);
+
+    /* Browsers that honour our Accept-CH say more than their frozen User-Agent. */
+    char ch[4][160];
+    static const char *const hints[4] = {"sec-ch-ua", "sec-ch-ua-platform", "sec-ch-ua-platform-version",
+                                         "sec-ch-ua-model"};
+    bool any_hint = false;
+    for (int i = 0; i < 4; i++) {
+        ch[i][0] = '\0';
+        ssize_t k = h2o_find_header_by_str(&rq->req->headers, hints[i], strlen(hints[i]), -1);
+        if (k >= 0) {
+            h2o_iovec_t v = rq->req->headers.entries[k].value;
+            size_t n = v.len < sizeof ch[i] - 1 ? v.len : sizeof ch[i] - 1;
+            memcpy(ch[i], v.base, n);
+            ch[i][n] = '\0';
+            any_hint = true;
+        }
+    }
+    if (any_hint) {
+        lw_ua_apply_client_hints(&ua, ch[0], ch[1], ch[2], ch[3]);
+        lw_strlcpy(d->browser, ua.browser, sizeof d->browser);
+        lw_strlcpy(d->browser_version, ua.browser_version, sizeof d->browser_version);
+        lw_strlcpy(d->os, ua.os, sizeof d->os);
+        lw_strlcpy(d->os_version, ua.os_version, sizeof d->os_version);
+        lw_strlcpy(d->device_model, ua.device_model, sizeof d->device_model);
+    }
 
     json_t *c = rq->body ? json_object_get(rq->body, "client") : NULL;
     if (c && !json_is_null(c)) {

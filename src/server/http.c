@@ -34,6 +34,7 @@ static void security_headers(h2o_req_t *req)
     h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL,
                           H2O_STRLIT("default-src 'none'; frame-ancestors 'none'"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL, H2O_STRLIT("same-origin"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
 }
 
 void lw_rq_header(lw_rq *rq, const char *name, const char *value)

@@ -18,6 +18,9 @@
 #include "session.h"
 #include "store.h"
 
+/* The User-Agent Client Hints we ask browsers for (the low-entropy ones come anyway). */
+#define LW_ACCEPT_CH "Sec-CH-UA-Platform-Version, Sec-CH-UA-Model, Sec-CH-UA-Full-Version-List"
+
 #define LW_BODY_MAX (16 * 1024)     /* largest JSON body any route accepts */
 #define LW_H2O_ENTITY_MAX (64 * 1024) /* h2o refuses (plain 413) beyond this before we see it */
 

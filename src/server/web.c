@@ -10,6 +10,7 @@
 #include <h2o.h>
 
 #include "app.h"
+#include "http.h"
 #include "log.h"
 #include "lw.h"
 
@@ -44,6 +45,7 @@ static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
     h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL, H2O_STRLIT("same-origin"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("permissions-policy"), 0, NULL,
                           H2O_STRLIT("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
     char csp[512];
     lw_web_csp(html ? app->cfg.public_origin : "", csp, sizeof csp);
     if (!html)
