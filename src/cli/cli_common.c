@@ -599,10 +599,10 @@ void cli_print_devices(json_t *records, bool history)
     t.cells = calloc(n, sizeof(*t.cells));
     if (t.cells == NULL)
         return;
-    const char *heads_active[] = {" ", "NAME", "BROWSER", "OS", "IP", "PLACE", "LINKED", "LAST ACTIVE", "ID"};
-    const char *heads_hist[] = {"NAME", "BROWSER", "OS", "IP", "PLACE", "LINKED", "ENDED", "REASON", "ID"};
-    const size_t maxw[] = {1, 28, 20, 16, 39, 28, 16, 16, 43};
-    t.ncols = 9;
+    const char *heads_active[] = {" ", "NAME", "BROWSER", "OS", "IP", "PLACE", "NETWORK", "LINKED", "LAST ACTIVE", "ID"};
+    const char *heads_hist[] = {"NAME", "BROWSER", "OS", "IP", "PLACE", "NETWORK", "LINKED", "ENDED", "REASON", "ID"};
+    const size_t maxw[] = {1, 28, 20, 16, 39, 28, 36, 16, 16, 43};
+    t.ncols = 10;
     for (int c = 0; c < t.ncols; c++) {
         t.heads[c] = history ? heads_hist[c] : heads_active[c];
         t.maxw[c] = history && c == 0 ? 28 : maxw[c];
@@ -618,6 +618,7 @@ void cli_print_devices(json_t *records, bool history)
         cli_name_version(rec, "os", "os_version", row[c++], CELL);
         cli_safe(cli_str(rec, "ip")[0] ? cli_str(rec, "ip") : "-", row[c++], CELL);
         cli_place(rec, row[c++], CELL);
+        cli_safe(cli_str(rec, "network")[0] ? cli_str(rec, "network") : "-", row[c++], CELL);
         short_time(cli_str(rec, "linked_at"), row[c++], CELL);
         if (history) {
             short_time(cli_str(rec, "ended_at"), row[c++], CELL);

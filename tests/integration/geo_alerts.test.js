@@ -202,3 +202,40 @@ test('--privacy country-only: ended records keep their country but no address or
     await priv.stop();
   }
 });
+
+test('through the CLIs: --header plays the proxy; the phone prompt, the live alert stream and the records show place and network', async () => {
+  const dir = h.tempDir('lw-geo-cli-');
+  const phoneState = `${dir}/phone.json`;
+  const compState = `${dir}/comp.json`;
+  const reg = await h.runCli(['phone', '--server', server.url, '--state', phoneState, '--header', `X-Forwarded-For: ${LISBON}`,
+    '--json', 'register', '--handle', h.uniqueHandle('geocli')]);
+  assert.equal(reg.code, 0, h.describe(reg));
+  const follow = h.spawnCli(['phone', '--state', phoneState, '--header', `X-Forwarded-For: ${LISBON}`, '--json', 'alerts', '--follow']);
+  const link = h.spawnCli(['companion', '--server', server.url, '--state', compState, '--header', `X-Forwarded-For: ${MADRID}`,
+    '--json', 'link', '--name', 'Madrid laptop']);
+  try {
+    const qr = await link.waitForLine((o) => o.event === 'qr', 5000);
+    const approve = await h.runCli(['phone', '--state', phoneState, '--header', `X-Forwarded-For: ${LISBON}`, '--json',
+      'link', qr.payload, '--yes', '--accept-risk']);
+    assert.equal(approve.code, 0, h.describe(approve));
+    const request = approve.lines.find((l) => l.event === 'request');
+    assert.equal(request.request.city, 'Madrid');
+    assert.equal(request.risk.level, 'high');
+    await link.waitForLine((o) => o.event === 'linked', 5000);
+    for (const kind of ['device.linked', 'link.new_country', 'link.far_from_primary']) {
+      const a = await follow.waitForLine((o) => o.event === 'alert' && o.alert?.kind === kind, 5000);
+      assert.equal(a.alert.kind, kind);
+    }
+    const devices = await h.runCli(['phone', '--state', phoneState, '--json', 'devices']);
+    const rec = devices.json.find((d) => d.name === 'Madrid laptop');
+    assert.equal(rec.city, 'Madrid');
+    assert.equal(rec.country, 'ES');
+    assert.match(rec.network, /Meseta Telecom/);
+    const human = await h.runCli(['phone', '--state', phoneState, 'devices']);
+    assert.match(human.stdout, /Madrid, ES/);
+    assert.match(human.stdout, /Meseta Telecom/);
+  } finally {
+    await follow.kill('SIGTERM');
+    await link.kill('SIGTERM');
+  }
+});
