@@ -101,13 +101,16 @@ test('the session survives closing the page and restarting the browser; the key 
     assert.equal(await b.byId(page, 'link-qr').count(), 0);
     const problems = page.problems;
 
-    // Quit the browser and let the credential lapse while it is closed.
-    const [last] = (await ctx.cookies(server.url)).filter((c) => c.name === 'lw_session');
+    // Quit the browser; the cookie kept on disk lapses while it is closed.
     await ctx.close();
-    await waitLapsed(last.value);
     ctx = await b.launchProfile(dir);
-    page = await firstPage(ctx, server);
+    const [kept] = (await ctx.cookies(server.url)).filter((c) => c.name === 'lw_session');
+    assert.ok(kept, 'the cookie was kept with the profile');
+    await waitLapsed(kept.value);
+    page = ctx.pages()[0] || await ctx.newPage();
+    await b.watch(page);
     const again = countRefreshes(page);
+    await page.goto(server.url + '/');
     await b.see(page, 'devices-list', 8000);
     await page.locator('[data-testid="device-row"]').nth(1).waitFor();
     assert.ok(again.n >= 1, 'the lapsed credential was refreshed with the device key');

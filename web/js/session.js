@@ -19,6 +19,7 @@ let endingMessage = null;
 let refreshTimer = 0;
 let refreshing = null;
 const retired = new Set(); // challenges already replaced: never go back to one
+const inflight = new Set(); // requests under way with the current cookie
 
 let ws = null;
 let wsRetry = 0;
@@ -68,8 +69,10 @@ export async function call(method, path, body, retry = true) {
   if (ended || !dev) throw new ApiError(401, { error: { code: 'session_ended', message: 'Your session ended.' } });
   if (refreshing) await refreshing.catch(() => {});
   const seen = dev.challenge;
+  const sent = request(method, path, body);
+  inflight.add(sent);
   try {
-    return await request(method, path, body);
+    return await sent;
   } catch (e) {
     if (e.status === 401 && retry && !ended) {
       if (e.code === 'credential_expired') {
@@ -81,6 +84,8 @@ export async function call(method, path, body, retry = true) {
     }
     if (e.status === 401 && !ended) await end(e.reason || (e.code === 'token_theft' ? 'token_theft' : e.code), e.message);
     throw e;
+  } finally {
+    inflight.delete(sent);
   }
 }
 
@@ -88,7 +93,7 @@ async function refreshedSince(challenge) {
   await exclusive(async () => {}); // wait for a refresh in another tab to finish
   const cur = await store.get('device').catch(() => null);
   if (cur && dev && cur.id === dev.id && cur.challenge !== challenge) {
-    await remember(cur.challenge, Math.max(0, (cur.expires_at - Date.now()) / 1000));
+    await remember(cur.challenge, Math.max(0, (cur.expires_at - Date.now()) / 1000), true);
     return true;
   }
   return false;
@@ -106,7 +111,7 @@ export function refresh(seen = null) {
     const left = cur.expires_at - Date.now();
     if (cur.challenge !== (seen ?? dev.challenge) && left > 1000) {
       // Another tab refreshed meanwhile: its cookie is ours too.
-      await remember(cur.challenge, left / 1000);
+      await remember(cur.challenge, left / 1000, true);
       return;
     }
     if (seen === null && left > margin(cur.ttl_ms)) return schedule();
@@ -117,6 +122,8 @@ export function refresh(seen = null) {
     }
     const pair = await store.loadKey();
     if (!pair) throw new Error('the device key is missing');
+    // Requests sent with the current cookie go first: the refresh retires it.
+    await Promise.allSettled([...inflight]);
     const signature = await store.signMessage(pair, 'linkward-refresh-v1', cur.id, store.b64d(challenge));
     const ans = await request('POST', '/v1/session/refresh', { signature, credential: 'cookie' });
     await remember(ans.challenge, ans.token_expires_in);
@@ -128,7 +135,7 @@ export function refresh(seen = null) {
   return refreshing;
 }
 
-const margin = (ttl) => Math.min(60000, (ttl || 600000) / 2);
+const margin = (ttl) => Math.min(60000, (ttl || 600000) / 4);
 
 function schedule(delay) {
   clearTimeout(refreshTimer);
@@ -137,12 +144,16 @@ function schedule(delay) {
   refreshTimer = setTimeout(() => { refresh(null).catch(() => {}); }, wait);
 }
 
-/** Keeps a new challenge and the credential's lifetime (never an older challenge). */
-async function remember(challenge, seconds) {
+/**
+ * Keeps a new challenge and the credential's lifetime (never an older
+ * challenge). The server rounds seconds up: count one less, to be safe.
+ */
+async function remember(challenge, seconds, exact = false) {
   if (ended || !dev || !challenge || retired.has(challenge)) return;
   if (dev.challenge && dev.challenge !== challenge) retired.add(dev.challenge);
   const ttl = Math.max(0, Number(seconds) || 0) * 1000;
-  dev = { ...dev, challenge, ttl_ms: Math.max(ttl, dev.ttl_ms || 0), expires_at: Date.now() + ttl };
+  const left = exact ? ttl : Math.max(0, ttl - 1000);
+  dev = { ...dev, challenge, ttl_ms: Math.max(ttl, dev.ttl_ms || 0), expires_at: Date.now() + left };
   schedule();
   try { await store.put('device', dev); } catch { /* wiped meanwhile */ }
 }

@@ -1,0 +1,255 @@
+/* Risk rules and their thresholds (PRODUCT.md §2 step 4, §6), on a real
+ * store and the generated GeoIP world (tests/tools/make_geoip.pl). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "app.h"
+#include "bus.h"
+#include "geo.h"
+#include "lw.h"
+#include "place.h"
+#include "risk.h"
+#include "session.h"
+#include "store.h"
+
+#define LISBON "198.51.100.10"
+#define PORTO "198.51.100.70"
+#define MADRID "198.51.100.130"
+#define SYDNEY "203.0.113.10"
+#define VPN "192.0.2.10"
+#define TOR "192.0.2.70"
+
+static void test_speed_and_threshold(void **state)
+{
+    assert_true(fabs(lw_risk_speed_kmh(900, 3600 * 1000) - 900) < 1e-9);
+    assert_true(isinf(lw_risk_speed_kmh(10, 0)));
+    assert_true(lw_risk_speed_kmh(0, 0) == 0);
+    /* Across the 900 km/h threshold: 1,000 km in 66 min is 909 km/h, in 67 min 895 km/h. */
+    assert_true(lw_risk_impossible(1000, 66 * 60 * 1000, 900));
+    assert_false(lw_risk_impossible(1000, 67 * 60 * 1000, 900));
+    /* Short hops are GeoIP noise, never impossible, however fast. */
+    assert_false(lw_risk_impossible(99, 1, 900));
+    assert_true(lw_risk_impossible(100, 1, 900));
+}
+
+static void test_distance(void **state)
+{
+    lw_place lisbon = {.lat = 38.72, .lon = -9.14, .has_loc = true};
+    lw_place madrid = {.lat = 40.42, .lon = -3.70, .has_loc = true};
+    lw_place nowhere = {0};
+    double km = lw_place_distance_km(&lisbon, &madrid);
+    assert_true(km > 495 && km < 510);
+    assert_true(lw_place_distance_km(&lisbon, &lisbon) < 1e-6);
+    assert_true(lw_place_distance_km(&lisbon, &nowhere) < 0);
+}
+
+typedef struct fixture {
+    char dir[64];
+    char db[128];
+    lw_app app;
+} fixture;
+
+static int setup(void **state)
+{
+    const char *world = getenv("LINKWARD_GEOIP_TEST_DIR");
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/lw-test-risk-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
+    lw_config_defaults(&f->app.cfg);
+    lw_random(f->app.hash_key, sizeof f->app.hash_key);
+    if (lw_store_open(&f->app.store, f->db) != LW_OK)
+        return -1;
+    f->app.bus = lw_bus_new();
+    f->app.sessions = lw_sessions_new(&f->app);
+    f->app.geo = lw_geo_open(world && world[0] ? world : NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    lw_geo_close(f->app.geo);
+    lw_sessions_free(f->app.sessions);
+    lw_bus_free(f->app.bus);
+    lw_store_close(f->app.store);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static void need_world(void)
+{
+    const char *world = getenv("LINKWARD_GEOIP_TEST_DIR");
+    if (!world || !world[0]) {
+        fprintf(stderr, "test_risk: LINKWARD_GEOIP_TEST_DIR is not set (CTest sets it); skipping\n");
+        skip();
+    }
+}
+
+/* An account whose primary registered (and is used) at `ip`. */
+static void make_account(fixture *f, const char *ip)
+{
+    lw_account a;
+    memset(&a, 0, sizeof a);
+    lw_strlcpy(a.id, "acct1", sizeof a.id);
+    lw_strlcpy(a.handle, "alice", sizeof a.handle);
+    a.inactive_ttl_ms = 30LL * 24 * 3600 * 1000;
+    lw_session p;
+    memset(&p, 0, sizeof p);
+    lw_strlcpy(p.id, "acct1-p", sizeof p.id);
+    lw_strlcpy(p.account_id, "acct1", sizeof p.account_id);
+    lw_strlcpy(p.role, LW_ROLE_PRIMARY, sizeof p.role);
+    lw_strlcpy(p.state, "active", sizeof p.state);
+    lw_strlcpy(p.cred_selector, "sel-p", sizeof p.cred_selector);
+    lw_place where;
+    lw_place_lookup(&f->app, ip, &where, NULL);
+    lw_strlcpy(p.ip, ip, sizeof p.ip);
+    lw_strlcpy(p.country, where.country, sizeof p.country);
+    p.lat = where.lat;
+    p.lon = where.lon;
+    p.has_loc = where.has_loc;
+    assert_int_equal(lw_store_account_create(f->app.store, &a, &p, NULL), LW_OK);
+}
+
+static lw_risk_level assess(fixture *f, const char *ip, lw_risk *k)
+{
+    lw_link_request r;
+    memset(&r, 0, sizeof r);
+    lw_strlcpy(r.ip, ip, sizeof r.ip);
+    lw_risk_link(&f->app, &r, "acct1", k);
+    return k->level;
+}
+
+static bool has_reason(const lw_risk *k, const char *code)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(k->reasons, i, v)
+    if (strcmp(json_string_value(json_object_get(v, "code")), code) == 0)
+        return true;
+    return false;
+}
+
+static void test_rules(void **state)
+{
+    need_world();
+    fixture *f = *state;
+    make_account(f, LISBON);
+    lw_risk k;
+
+    /* Porto: same country, ~275 km: nothing to say. */
+    assert_int_equal(assess(f, PORTO, &k), LW_RISK_LOW);
+    assert_int_equal(json_array_size(k.reasons), 0);
+    assert_true(k.distance_km > 250 && k.distance_km < 300);
+    lw_risk_clear(&k);
+
+    /* Madrid: a new country and ~502 km: two signals make it high. */
+    assert_int_equal(assess(f, MADRID, &k), LW_RISK_HIGH);
+    assert_true(k.new_country && k.far);
+    assert_true(has_reason(&k, "new_country") && has_reason(&k, "far_from_primary"));
+    lw_risk_clear(&k);
+
+    /* The far threshold, just above and just below the measured distance. */
+    assess(f, MADRID, &k);
+    double d = k.distance_km;
+    lw_risk_clear(&k);
+    f->app.cfg.far_km = d + 0.5;
+    assert_int_equal(assess(f, MADRID, &k), LW_RISK_MEDIUM);
+    assert_false(k.far);
+    assert_true(k.new_country);
+    lw_risk_clear(&k);
+    f->app.cfg.far_km = d - 0.5;
+    assess(f, MADRID, &k);
+    assert_true(k.far);
+    lw_risk_clear(&k);
+    f->app.cfg.far_km = 500;
+
+    /* Anonymous networks: a VPN (also a new country, NL) and Tor (high on its own). */
+    assess(f, VPN, &k);
+    assert_true(k.anonymous && has_reason(&k, "anonymous_network"));
+    assert_int_equal(k.level, LW_RISK_HIGH); /* VPN + new country + far (Amsterdam) */
+    lw_risk_clear(&k);
+    assess(f, TOR, &k);
+    assert_true(k.net.tor);
+    assert_int_equal(k.level, LW_RISK_HIGH);
+    lw_risk_clear(&k);
+
+    /* An address no database knows: no signal can be computed, nothing is claimed. */
+    assert_int_equal(assess(f, "203.0.113.200", &k), LW_RISK_LOW);
+    assert_true(k.distance_km < 0);
+    lw_risk_clear(&k);
+}
+
+static void test_first_country_is_not_new(void **state)
+{
+    need_world();
+    fixture *f = *state;
+    /* A primary registered from an address without a known country: there is
+     * no history to compare with, so no place is "new". */
+    make_account(f, "127.0.0.1");
+    lw_risk k;
+    assess(f, MADRID, &k);
+    assert_false(k.new_country);
+    assert_true(k.distance_km < 0);
+    assert_int_equal(k.level, LW_RISK_LOW);
+    lw_risk_clear(&k);
+}
+
+static void test_moves_raise_alerts(void **state)
+{
+    need_world();
+    fixture *f = *state;
+    make_account(f, LISBON);
+    lw_place lisbon, sydney, porto, france;
+    lw_place_lookup(&f->app, LISBON, &lisbon, NULL);
+    lw_place_lookup(&f->app, SYDNEY, &sydney, NULL);
+    lw_place_lookup(&f->app, PORTO, &porto, NULL);
+    lw_place_lookup(&f->app, "198.51.100.200", &france, NULL);
+    /* Lisbon -> Sydney in a minute: impossible. In 30 hours: fine (and a country change). */
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 60 * 1000);
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 30LL * 3600 * 1000);
+    /* Lisbon -> Porto in a minute: same country, 275 km at 16,500 km/h: impossible too. */
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &porto, 60 * 1000);
+    /* Lisbon -> France without coordinates: a country change. */
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &france, 60 * 1000);
+    lw_alert *list = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_alert_list(f->app.store, "acct1", 10, &list, &n), LW_OK);
+    assert_int_equal(n, 4);
+    int impossible = 0, changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        impossible += strcmp(list[i].kind, "session.impossible_travel") == 0;
+        changed += strcmp(list[i].kind, "session.country_changed") == 0;
+    }
+    assert_int_equal(impossible, 2);
+    assert_int_equal(changed, 2);
+    lw_free(list);
+}
+
+int main(void)
+{
+    lw_crypto_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_speed_and_threshold),
+        cmocka_unit_test(test_distance),
+        cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_country_is_not_new, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moves_raise_alerts, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
