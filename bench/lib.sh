@@ -64,6 +64,12 @@ bench_init() {
     [ -x "$BENCH_TMP/linkward" ] || bench_die "cannot copy a working $LINKWARD"
     LINKWARD="$BENCH_TMP/linkward"
     export LINKWARD_BIN="$LINKWARD"
+    # The per-address/per-account rate limits are an operator policy, not a
+    # capacity: the benchmarks measure the server with them off (--rate off),
+    # when the binary has the option.
+    LW_EXTRA_ARGS=()
+    if "$LINKWARD" serve --help 2>&1 | grep -q -- '--rate '; then LW_EXTRA_ARGS=(--rate off); fi
+    export BENCH_LW_ARGS="${LW_EXTRA_ARGS[*]}"
     # As many descriptors as allowed: the server and the load tools inherit it.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
@@ -110,7 +116,7 @@ start_linkward() {
     local out="$dir/stdout.log"
     : >"$out"
     local t0; t0=$(date +%s%N)
-    "$LINKWARD" serve --listen 127.0.0.1:0 --data-dir "$dir" "$@" >"$out" 2>>"$dir/stderr.log" &
+    "$LINKWARD" serve --listen 127.0.0.1:0 --data-dir "$dir" "${LW_EXTRA_ARGS[@]}" "$@" >"$out" 2>>"$dir/stderr.log" &
     LW_PID=$!
     bench_track "$LW_PID"
     local i line=""

@@ -74,6 +74,56 @@ export function pct(xs, p) {
   return a[Math.min(a.length - 1, Math.max(0, Math.ceil((p / 100) * a.length) - 1))];
 }
 
+/** Extra server arguments of every benchmark (bench/lib.sh: "--rate off" when the binary has it). */
+export const LW_ARGS = (process.env.BENCH_LW_ARGS || '').split(' ').filter(Boolean);
+
 export const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'nan');
 export const monoNs = () => process.hrtime.bigint();
 export const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------
+// Linking companions over raw HTTP (keep-alive fetch), as fast as the server allows.
+import { createLinkRequest, scan, approve, complete, companionFrom } from '../tests/lib/harness.js';
+
+/**
+ * create → scan → approve → complete; returns the companion Device. A risk
+ * verdict that needs acceptance is accepted (counted in stats.riskAccepted).
+ */
+export async function linkOne(url, primary, { pin, stats } = {}) {
+  const req = await createLinkRequest(url, {});
+  const s = await scan(primary, req.payload);
+  if (s.status !== 200) throw new Error(`scan: ${s.status} ${s.text.slice(0, 200)}`);
+  let a = await approve(primary, req.id, req.key.pub, { pin });
+  if (a.status === 409 && a.json?.error?.code === 'risk_not_accepted') {
+    if (stats) stats.riskAccepted = (stats.riskAccepted || 0) + 1;
+    a = await approve(primary, req.id, req.key.pub, { pin, accept_risk: true });
+  }
+  if (a.status !== 200) throw new Error(`approve: ${a.status} ${a.text.slice(0, 200)}`);
+  const c = await complete(req);
+  if (c.status !== 201) throw new Error(`complete: ${c.status} ${c.text.slice(0, 200)}`);
+  return companionFrom(req, c.json);
+}
+
+/** Links up to n companions with `concurrency` workers, until done or deadline (ms). */
+export async function linkMany(url, primary, n, { concurrency = 8, deadlineMs = 120000, pin, stats = {} } = {}) {
+  const out = [];
+  const end = Date.now() + deadlineMs;
+  let next = 0;
+  let errors = 0;
+  let firstError = null;
+  const worker = async () => {
+    while (next < n && Date.now() < end && errors < 20) {
+      next++;
+      try {
+        out.push(await linkOne(url, primary, { pin, stats }));
+      } catch (e) {
+        errors++;
+        if (!firstError) firstError = e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  if (out.length < n && firstError) firstError.message = `linked ${out.length}/${n}: ${firstError.message}`;
+  if (out.length < n) throw firstError || new Error(`linked only ${out.length}/${n} before the deadline`);
+  return out;
+}

@@ -79,5 +79,12 @@ void lw_api_set_session_cookie(lw_rq *rq, const char *token, bool persistent);
  * a browser-session cookie. */
 void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long max_age);
 
+/* Takes a token of rule for "<rule>:<scope>:<id>". When refused, replies 429
+ * rate_limited with Retry-After and, when account_id is given (someone is
+ * hammering that account), raises a link.rate_limited alert (at most one a
+ * minute per account). Returns true when refused. */
+bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope, const char *id,
+                         const char *account_id);
+
 /* Remaining validity in whole seconds. */
 long long lw_api_secs(int64_t ms);

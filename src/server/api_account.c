@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "alert.h"
 #include "log.h"
 #include "place.h"
 #include "lw.h"
@@ -22,6 +23,35 @@ bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
     }
     lw_log_error("api", "store failure while %s: %s", what, lw_strerror(rc));
     lw_reply_error(rq, rc == LW_ENOMEM ? 503 : 500, "internal", "The server could not complete this (%s).", what);
+    return true;
+}
+
+bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope, const char *id,
+                         const char *account_id)
+{
+    lw_app *app = rq->app;
+    char key[160];
+    snprintf(key, sizeof key, "%s:%s:%s", rule->name, scope, id);
+    int64_t now = lw_now_ms();
+    int64_t wait = lw_rates_take(app->rates, rule, key, now);
+    if (wait == 0)
+        return false;
+    char ra[32];
+    long long secs = lw_api_secs(wait);
+    snprintf(ra, sizeof ra, "%lld", secs < 1 ? 1 : secs);
+    lw_rq_header(rq, "retry-after", ra);
+    lw_reply_error_x(rq, 429, "rate_limited", json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
+                     "Too many attempts (%s). Try again in %s seconds.", rule->name, ra);
+    lw_log_warn("rate", "%s limit reached for %s %.12s from %s", rule->name, scope, id, rq->ip);
+    if (account_id) {
+        static const lw_rate_rule alert_rule = {"alert", 1.0 / 60, 1};
+        char akey[96];
+        snprintf(akey, sizeof akey, "alert:rate:%s", account_id);
+        if (lw_rates_take(app->rates, &alert_rule, akey, now) == 0)
+            lw_alert_raise(app, account_id, "link.rate_limited", "",
+                           json_pack("{s:s, s:s, s:s}", "limit", rule->name, "ip", rq->ip, "message",
+                                     "Repeated link or pairing attempts on your account were refused."));
+    }
     return true;
 }
 
@@ -165,6 +195,8 @@ void lw_api_register(lw_rq *rq)
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
         return;
     }
+    if (lw_api_rate_limited(rq, &app->cfg.rate_register, "ip", rq->ip, NULL))
+        goto out;
     if (lw_body_str(rq, "handle", true, 64, &handle_in) != LW_OK ||
         lw_body_b64(rq, "public_key", true, s->public_key, LW_PK_LEN, NULL) != LW_OK ||
         lw_body_str(rq, "invite", false, 64, &invite) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)

@@ -45,6 +45,14 @@ void lw_api_link_create(lw_rq *rq)
     }
     struct lw_client_desc d;
     bool persistent;
+    if (lw_api_rate_limited(rq, &app->cfg.rate_link, "ip", rq->ip, NULL))
+        goto out;
+    if (lw_links_pending_from(app->links, rq->ip) >= app->cfg.max_pending_links_per_ip) {
+        lw_rq_header(rq, "retry-after", "20");
+        lw_reply_error(rq, 429, "rate_limited",
+                       "Too many link requests are waiting from this address; let them expire or finish first.");
+        goto out;
+    }
     if (lw_body_b64(rq, "public_key", true, r->public_key, LW_PK_LEN, NULL) != LW_OK ||
         lw_body_bool(rq, "persistent", true, &persistent) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
         goto out;
@@ -172,6 +180,16 @@ void lw_api_link_scan(lw_rq *rq)
         lw_reply_error(rq, 400, "invalid_request", "Give either \"payload\" (the scanned QR code) or \"code\".");
         return;
     }
+    /* Scans are limited per account and per address; typed codes (guessable,
+     * unlike 128-bit refs) much more tightly. The account is the one being
+     * linked to, so repeated refusals raise link.rate_limited for its holder. */
+    const char *acct = rq->who.account_id;
+    if (lw_api_rate_limited(rq, &app->cfg.rate_scan, "acct", acct, acct) ||
+        lw_api_rate_limited(rq, &app->cfg.rate_scan, "ip", rq->ip, acct))
+        return;
+    if (code_text && (lw_api_rate_limited(rq, &app->cfg.rate_code, "acct", acct, acct) ||
+                      lw_api_rate_limited(rq, &app->cfg.rate_code, "ip", rq->ip, acct)))
+        return;
     lw_link_request r;
     uint8_t h[LW_HASH_LEN];
     int rc;
@@ -413,6 +431,8 @@ void lw_api_link_approve(lw_rq *rq)
         lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to link a device.");
         goto out;
     }
+    if (lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, a.id))
+        goto out;
     if (lw_api_pin_locked(rq, &a))
         goto out;
     op->app = app;

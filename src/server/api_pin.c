@@ -163,6 +163,8 @@ static void pin_op_start(lw_rq *rq, bool disable)
     }
     if (has_pin && lw_api_pin_locked(rq, &a))
         return;
+    if (has_pin && lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, NULL))
+        return;
     pin_op *op = lw_calloc(1, sizeof *op);
     if (!op) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");

@@ -89,6 +89,8 @@ void lw_api_session_refresh(lw_rq *rq)
 {
     lw_app *app = rq->app;
     lw_session s;
+    if (lw_api_rate_limited(rq, &app->cfg.rate_refresh, "device", rq->who.device_id, NULL))
+        return;
     if (!load_own(rq, &s))
         return;
     uint8_t sig[LW_SIG_LEN];

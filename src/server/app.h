@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "clientaddr.h"
 #include "payload.h"
+#include "rate.h"
 
 #define LW_PATH_MAX 1024
 
@@ -45,6 +46,17 @@ typedef struct lw_config {
     double travel_kmh;          /* session.impossible_travel above this speed */
     bool block_high_risk;       /* --link-policy block-high-risk */
     bool privacy_country_only;  /* ended records keep only the country, no addresses */
+    /* Abuse limits (--rate NAME=N/PERIOD,…; --max-connections; …). */
+    lw_rate_rule rate_register; /* registrations per address */
+    lw_rate_rule rate_link;     /* link requests opened per address */
+    lw_rate_rule rate_scan;     /* scans per account and per address */
+    lw_rate_rule rate_code;     /* pairing-code attempts per address and per account */
+    lw_rate_rule rate_pin;      /* PIN checks per account (on top of the lockout) */
+    lw_rate_rule rate_refresh;  /* credential refreshes per device */
+    long max_connections;       /* open HTTP/WebSocket connections in total */
+    long max_connections_per_ip;
+    long max_pending_links_per_ip;
+    int64_t request_timeout_ms; /* to read a whole request (headers and body); also keep-alive idle */
 } lw_config;
 
 /* Fills the defaults of PRODUCT.md (4 companions, 10-minute credentials, 60 s +
@@ -76,6 +88,7 @@ typedef struct lw_app {
     lw_sweeper *sweeper;
     lw_control *control;
     lw_geo *geo;                  /* GeoIP databases of cfg.geoip_dir (reloaded on SIGHUP) */
+    lw_rates *rates;              /* the token buckets of the rate limits */
     void *h2o_ctx; /* h2o_context_t*, for modules that need the loop's timeouts */
 } lw_app;
 

@@ -251,6 +251,18 @@ void lw_bus_close_link(lw_bus *b, const char *request_id)
     close_bucket(b, key, NULL, 0, 1000, "link request finished");
 }
 
+size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id)
+{
+    char key[2 + LW_ID_STRLEN];
+    make_key(key, sizeof key, 'd', device_id);
+    bucket *bk = lw_map_get(b->primary, key);
+    size_t n = 0;
+    if (bk)
+        for (h2o_linklist_t *l = bk->socks.next; l != &bk->socks; l = l->next)
+            n++;
+    return n;
+}
+
 size_t lw_bus_count(const lw_bus *b)
 {
     return b->count;

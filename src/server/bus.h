@@ -31,6 +31,8 @@ void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev);
 void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason);
 /* Closes the sockets waiting on a link request after its final event. */
 void lw_bus_close_link(lw_bus *b, const char *request_id);
+/* Sockets open for one device (or link request). */
+size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id);
 /* Number of live sockets. */
 size_t lw_bus_count(const lw_bus *b);
 

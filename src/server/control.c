@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "bus.h"
+#include "http.h"
 #include "log.h"
 #include "lw.h"
 #include "session.h"
@@ -47,7 +48,8 @@ static json_t *run(lw_app *app, json_t *req)
         lw_store_stats st;
         if (lw_store_get_stats(app->store, &st) != LW_OK)
             return error("internal", "Cannot read the store.");
-        return json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1, "stats", "accounts",
+        return json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1, "stats", "connections",
+                         (json_int_t)lw_http_connections(), "accounts",
                          (json_int_t)st.accounts, "sessions_active", (json_int_t)st.sessions_active, "sessions_ended",
                          (json_int_t)st.sessions_ended, "link_requests_pending",
                          (json_int_t)st.link_requests_pending, "alerts", (json_int_t)st.alerts, "websockets",

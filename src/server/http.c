@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "log.h"
 #include "lw.h"
+#include "map.h"
 #include "router.h"
 
 static h2o_globalconf_t h2o_conf;
@@ -60,6 +62,7 @@ static const char *reason_phrase(int status)
     case 415: return "Unsupported Media Type";
     case 423: return "Locked";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return status >= 500 ? "Internal Server Error" : "OK";
     }
@@ -208,13 +211,87 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-static void on_accept(h2o_socket_t *sock, const char *err)
+/* Connection accounting: caps in total and per client address, so one
+ * address cannot take every descriptor. Counted by peer address (a trusted
+ * proxy's connections count as the proxy's). */
+static lw_map *conns_per_ip;
+static long conns_total;
+static int spare_fd = -1; /* given up when descriptors run out, to accept and shed */
+
+typedef struct conn_tag {
+    char ip[LW_IP_MAX];
+} conn_tag;
+
+static void conn_count(const char *ip, int delta)
+{
+    conns_total += delta;
+    intptr_t n = (intptr_t)lw_map_get(conns_per_ip, ip) + delta;
+    if (n <= 0)
+        lw_map_del(conns_per_ip, ip);
+    else
+        lw_map_put(conns_per_ip, ip, (void *)n);
+}
+
+static void on_conn_close(void *data)
+{
+    conn_tag *t = data;
+    conn_count(t->ip, -1);
+    lw_free(t);
+}
+
+long lw_http_connections(void)
+{
+    return conns_total;
+}
+
+static void peer_ip(h2o_socket_t *sock, char out[LW_IP_MAX])
+{
+    struct sockaddr_storage ss;
+    socklen_t len = h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
+    out[0] = '\0';
+    if (len == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, LW_IP_MAX);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, LW_IP_MAX);
+}
+
+static void on_accept(h2o_socket_t *listener_sock, const char *err)
 {
     if (err != NULL)
         return;
-    h2o_socket_t *conn = h2o_evloop_socket_accept(sock);
-    if (conn == NULL)
+    h2o_socket_t *conn = h2o_evloop_socket_accept(listener_sock);
+    if (conn == NULL) {
+        if ((errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
+            /* Out of descriptors: free the spare one, take the waiting
+             * connection and close it at once, so the kernel's queue drains
+             * instead of the loop spinning on a readable listener. */
+            close(spare_fd);
+            int fd = accept(h2o_socket_get_fd(listener_sock), NULL, NULL);
+            if (fd >= 0)
+                close(fd);
+            spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            lw_log_warn("http", "out of file descriptors: shedding connections");
+        }
         return;
+    }
+    conn_tag *t = lw_calloc(1, sizeof *t);
+    if (!t) {
+        h2o_socket_close(conn);
+        return;
+    }
+    peer_ip(conn, t->ip);
+    if (conns_total >= the_app->cfg.max_connections ||
+        (intptr_t)lw_map_get(conns_per_ip, t->ip) >= the_app->cfg.max_connections_per_ip) {
+        lw_log_warn("http", "connection limit reached (%s); refusing a connection", t->ip);
+        lw_free(t);
+        h2o_socket_close(conn);
+        return;
+    }
+    conn_count(t->ip, +1);
+    conn->on_close.cb = on_conn_close;
+    conn->on_close.data = t;
     h2o_accept(&accept_ctx, conn);
 }
 
@@ -257,6 +334,13 @@ void lw_http_init(lw_app *app)
     h2o_conf.max_request_entity_size = LW_H2O_ENTITY_MAX;
     h2o_conf.http1.upgrade_to_http2 = 0; /* HTTP/1.1 only */
     h2o_conf.server_name = h2o_iovec_init(H2O_STRLIT("linkward"));
+    /* The whole request (headers and body) must arrive within this; it is also
+     * how long an idle keep-alive connection may stay. Slow clients are dropped. */
+    h2o_conf.http1.req_timeout = (uint64_t)app->cfg.request_timeout_ms;
+    if (!conns_per_ip)
+        conns_per_ip = lw_map_new();
+    if (spare_fd < 0)
+        spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     h2o_hostconf_t *host = h2o_config_register_host(&h2o_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));

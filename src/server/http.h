@@ -22,6 +22,8 @@
 #define LW_ACCEPT_CH "Sec-CH-UA-Platform-Version, Sec-CH-UA-Model, Sec-CH-UA-Full-Version-List"
 
 #define LW_BODY_MAX (16 * 1024)     /* largest JSON body any route accepts */
+#define LW_MAX_HEADERS 64           /* header lines per request */
+#define LW_MAX_HEADER_BYTES (16 * 1024)
 #define LW_H2O_ENTITY_MAX (64 * 1024) /* h2o refuses (plain 413) beyond this before we see it */
 
 struct st_h2o_req_t;
@@ -55,6 +57,8 @@ int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port);
 void lw_http_init(lw_app *app);
 /* Starts listening on cfg.listen_host:listen_port; fills listen_port when it was 0. */
 int lw_http_listen(lw_app *app);
+/* Open client connections (HTTP and WebSocket). */
+long lw_http_connections(void);
 /* Serves HTTP on an already connected socket (tests and fuzzing use socketpairs). */
 void lw_http_accept_fd(lw_app *app, int fd);
 void lw_http_stop(lw_app *app);

@@ -1,6 +1,7 @@
 #include "link.h"
 
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <h2o.h>
@@ -19,6 +20,7 @@ typedef struct live {
     int64_t ref_expires_at;
     int64_t expires_at;
     char code[LW_CODE_STRLEN];
+    char ip[LW_IP_MAX];        /* who asked, for the per-address cap */
     char payload[LW_PAYLOAD_MAX];
     char *svg;
     h2o_timeout_entry_t timer;
@@ -26,7 +28,8 @@ typedef struct live {
 
 struct lw_links {
     lw_app *app;
-    lw_map *live; /* request id -> live */
+    lw_map *live;   /* request id -> live */
+    lw_map *per_ip; /* address -> number of live requests, as a pointer-sized integer */
     h2o_timeout_t first, next;
 };
 
@@ -38,7 +41,8 @@ lw_links *lw_links_new(lw_app *app)
     if (!L)
         return NULL;
     L->app = app;
-    if (!(L->live = lw_map_new())) {
+    if (!(L->live = lw_map_new()) || !(L->per_ip = lw_map_new())) {
+        lw_map_free(L->live);
         lw_free(L);
         return NULL;
     }
@@ -67,6 +71,7 @@ void lw_links_free(lw_links *L)
         return;
     lw_map_each(L->live, free_live, NULL);
     lw_map_free(L->live);
+    lw_map_free(L->per_ip);
     lw_free(L);
 }
 
@@ -125,8 +130,34 @@ static live *live_new(lw_links *L, const lw_link_request *r, const char *code)
     lw_strlcpy(lv->id, r->id, sizeof lv->id);
     lv->expires_at = r->expires_at;
     lw_strlcpy(lv->code, code ? code : "", sizeof lv->code);
+    lw_strlcpy(lv->ip, r->ip, sizeof lv->ip);
     lv->timer.cb = on_timer;
     return lv;
+}
+
+static void count_ip(lw_links *L, const char *ip, int delta)
+{
+    if (!ip[0])
+        return;
+    intptr_t n = (intptr_t)lw_map_get(L->per_ip, ip) + delta;
+    if (n <= 0)
+        lw_map_del(L->per_ip, ip);
+    else
+        lw_map_put(L->per_ip, ip, (void *)n);
+}
+
+long lw_links_pending_from(lw_links *L, const char *ip)
+{
+    return (long)(intptr_t)lw_map_get(L->per_ip, ip);
+}
+
+/* Every live entry enters and leaves the map through these two. */
+static int live_add(lw_links *L, live *lv)
+{
+    int rc = lw_map_put(L->live, lv->id, lv);
+    if (rc == LW_OK)
+        count_ip(L, lv->ip, +1);
+    return rc;
 }
 
 int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRLEN])
@@ -138,7 +169,7 @@ int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRL
     if (rc == LW_OK)
         rc = lw_store_link_insert(L->app->store, r);
     if (rc == LW_OK)
-        rc = lw_map_put(L->live, lv->id, lv);
+        rc = live_add(L, lv);
     if (rc != LW_OK) {
         live_free(lv);
         return rc;
@@ -150,8 +181,10 @@ int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRL
 static void drop(lw_links *L, const char *id)
 {
     live *lv = lw_map_del(L->live, id);
-    if (lv)
+    if (lv) {
+        count_ip(L, lv->ip, -1);
         live_free(lv);
+    }
 }
 
 void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final)
@@ -229,7 +262,7 @@ static live *ensure_live(lw_links *L, const lw_link_request *r)
     if (make_ref(L, lv, &copy, idx, L->app->cfg.qr_next_ttl_ms) != LW_OK ||
         lw_store_link_set_ref(L->app->store, copy.id, copy.ref_hash, copy.ref_index, copy.ref_expires_at) !=
             LW_OK ||
-        lw_map_put(L->live, lv->id, lv) != LW_OK) {
+        live_add(L, lv) != LW_OK) {
         live_free(lv);
         return NULL;
     }

@@ -35,6 +35,9 @@ void lw_links_on_socket(lw_links *L, const lw_link_request *r);
 /* Pushes {"event": ev} to the companion; final events close its sockets and stop the rotation. */
 void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final);
 
+/* How many requests from this address are being shown (pending) right now. */
+long lw_links_pending_from(lw_links *L, const char *ip);
+
 /* Milliseconds left before the whole request expires (0 if past). */
 int64_t lw_links_remaining(const lw_link_request *r);
 

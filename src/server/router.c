@@ -27,37 +27,41 @@ typedef struct route {
     const char *pattern; /* "*" matches one id-like segment, given to the handler as rq->param */
     void (*fn)(lw_rq *rq);
     lw_auth_kind auth;
-    bool body;
+    size_t body_max; /* 0: the route takes no body */
 } route;
 
+/* Bodies are small JSON objects; routes open to anyone get less room. */
+#define B_OPEN 2048
+#define B_AUTH 4096
+
 static const route routes[] = {
-    {"GET", "/v1/health", lw_api_health, LW_AUTH_NONE, false},
-    {"GET", "/v1/server", lw_api_server, LW_AUTH_NONE, false},
-    {"POST", "/v1/accounts", lw_api_register, LW_AUTH_NONE, true},
-    {"POST", "/v1/link-requests", lw_api_link_create, LW_AUTH_NONE, true},
-    {"POST", "/v1/link-requests/scan", lw_api_link_scan, LW_AUTH_PRIMARY, true},
-    {"GET", "/v1/link-requests/*", lw_api_link_get, LW_AUTH_LINK, false},
-    {"POST", "/v1/link-requests/*/complete", lw_api_link_complete, LW_AUTH_LINK, true},
-    {"POST", "/v1/link-requests/*/approve", lw_api_link_approve, LW_AUTH_PRIMARY, true},
-    {"POST", "/v1/link-requests/*/deny", lw_api_link_deny, LW_AUTH_PRIMARY, true},
-    {"GET", "/v1/session", lw_api_session_get, LW_AUTH_SESSION, false},
-    {"DELETE", "/v1/session", lw_api_session_logout, LW_AUTH_SESSION, false},
-    {"POST", "/v1/session/refresh", lw_api_session_refresh, LW_AUTH_REFRESH, true},
-    {"GET", "/v1/devices", lw_api_devices_list, LW_AUTH_SESSION, false},
-    {"POST", "/v1/devices/logout-all", lw_api_devices_logout_all, LW_AUTH_PRIMARY, true},
-    {"PATCH", "/v1/devices/*", lw_api_device_rename, LW_AUTH_SESSION, true},
-    {"DELETE", "/v1/devices/*", lw_api_device_logout, LW_AUTH_PRIMARY, false},
-    {"GET", "/v1/history", lw_api_history_list, LW_AUTH_SESSION, false},
-    {"DELETE", "/v1/history", lw_api_history_delete_all, LW_AUTH_PRIMARY, false},
-    {"DELETE", "/v1/history/*", lw_api_history_delete, LW_AUTH_PRIMARY, false},
-    {"GET", "/v1/alerts", lw_api_alerts_list, LW_AUTH_SESSION, false},
-    {"POST", "/v1/alerts/*/ack", lw_api_alert_ack, LW_AUTH_SESSION, true},
-    {"POST", "/v1/account/secure", lw_api_account_secure, LW_AUTH_PRIMARY, true},
-    {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, true},
-    {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, true},
-    {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, false},
-    {"PATCH", "/v1/settings", lw_api_settings_set, LW_AUTH_PRIMARY, true},
-    {"GET", "/v1/ws", api_ws, LW_AUTH_NONE, false},
+    {"GET", "/v1/health", lw_api_health, LW_AUTH_NONE, 0},
+    {"GET", "/v1/server", lw_api_server, LW_AUTH_NONE, 0},
+    {"POST", "/v1/accounts", lw_api_register, LW_AUTH_NONE, B_OPEN},
+    {"POST", "/v1/link-requests", lw_api_link_create, LW_AUTH_NONE, B_OPEN},
+    {"POST", "/v1/link-requests/scan", lw_api_link_scan, LW_AUTH_PRIMARY, B_AUTH},
+    {"GET", "/v1/link-requests/*", lw_api_link_get, LW_AUTH_LINK, 0},
+    {"POST", "/v1/link-requests/*/complete", lw_api_link_complete, LW_AUTH_LINK, B_OPEN},
+    {"POST", "/v1/link-requests/*/approve", lw_api_link_approve, LW_AUTH_PRIMARY, B_AUTH},
+    {"POST", "/v1/link-requests/*/deny", lw_api_link_deny, LW_AUTH_PRIMARY, B_AUTH},
+    {"GET", "/v1/session", lw_api_session_get, LW_AUTH_SESSION, 0},
+    {"DELETE", "/v1/session", lw_api_session_logout, LW_AUTH_SESSION, 0},
+    {"POST", "/v1/session/refresh", lw_api_session_refresh, LW_AUTH_REFRESH, B_AUTH},
+    {"GET", "/v1/devices", lw_api_devices_list, LW_AUTH_SESSION, 0},
+    {"POST", "/v1/devices/logout-all", lw_api_devices_logout_all, LW_AUTH_PRIMARY, B_AUTH},
+    {"PATCH", "/v1/devices/*", lw_api_device_rename, LW_AUTH_SESSION, B_AUTH},
+    {"DELETE", "/v1/devices/*", lw_api_device_logout, LW_AUTH_PRIMARY, 0},
+    {"GET", "/v1/history", lw_api_history_list, LW_AUTH_SESSION, 0},
+    {"DELETE", "/v1/history", lw_api_history_delete_all, LW_AUTH_PRIMARY, 0},
+    {"DELETE", "/v1/history/*", lw_api_history_delete, LW_AUTH_PRIMARY, 0},
+    {"GET", "/v1/alerts", lw_api_alerts_list, LW_AUTH_SESSION, 0},
+    {"POST", "/v1/alerts/*/ack", lw_api_alert_ack, LW_AUTH_SESSION, B_AUTH},
+    {"POST", "/v1/account/secure", lw_api_account_secure, LW_AUTH_PRIMARY, B_AUTH},
+    {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, B_AUTH},
+    {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, B_AUTH},
+    {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, 0},
+    {"PATCH", "/v1/settings", lw_api_settings_set, LW_AUTH_PRIMARY, B_AUTH},
+    {"GET", "/v1/ws", api_ws, LW_AUTH_NONE, 0},
 };
 
 void lw_router_each(void (*fn)(const char *, const char *, void *), void *arg)
@@ -258,15 +262,16 @@ static bool origin_ok(lw_rq *rq)
     return true;
 }
 
-static bool parse_body(lw_rq *rq)
+static bool parse_body(lw_rq *rq, size_t max)
 {
     h2o_req_t *req = rq->req;
     if (req->entity.base == NULL || req->entity.len == 0) {
         rq->body = json_object(); /* no body: every field is absent */
         return true;
     }
-    if (req->entity.len > LW_BODY_MAX) {
-        lw_reply_error(rq, 413, "body_too_large", "The request body is larger than %d bytes.", LW_BODY_MAX);
+    if (req->entity.len > max) {
+        lw_reply_error(rq, 413, "body_too_large", "The request body is larger than %zu bytes, this route's limit.",
+                       max);
         return false;
     }
     h2o_iovec_t ct;
@@ -307,6 +312,16 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
         rq->ua_len = ua.len;
     }
 
+    /* h2o's own bounds are generous (100 headers, ~400 KB); ours are tighter. */
+    size_t header_bytes = req->path.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (req->headers.size > LW_MAX_HEADERS || header_bytes > LW_MAX_HEADER_BYTES) {
+        lw_reply_error(rq, 431, "headers_too_large", "The request has more than %d headers or %d bytes of them.",
+                       LW_MAX_HEADERS, LW_MAX_HEADER_BYTES);
+        return;
+    }
+
     /* h2o gives the path without the query, normalised ("/a/../b" -> "/b"). */
     const char *path = req->path_normalized.base;
     size_t plen = req->path_normalized.len;
@@ -344,17 +359,18 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     }
     if (!method_is(req, "GET") && !origin_ok(rq))
         return;
-    if (hit->body) {
+    /* Who is calling comes first: an unauthenticated client gets no JSON parsing. */
+    if (!authenticate(rq, hit->auth))
+        return;
+    if (hit->body_max) {
         json_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, dispose_body);
         *slot = NULL;
-        if (!parse_body(rq)) {
+        if (!parse_body(rq, hit->body_max)) {
             *slot = rq->body;
             return;
         }
         *slot = rq->body;
     }
-    if (!authenticate(rq, hit->auth))
-        return;
     hit->fn(rq);
 }
 
@@ -398,6 +414,11 @@ static void api_ws(lw_rq *rq)
     /* A socket outlives its credential: the device refreshes over HTTP meanwhile. */
     if (!auth_session(rq, tok, len, false))
         return;
+    if (lw_bus_device_sockets(rq->app->bus, rq->who.device_id) >= LW_WS_MAX_PER_DEVICE) {
+        lw_rq_header(rq, "retry-after", "5");
+        lw_reply_error(rq, 429, "rate_limited", "This device already has %d live connections.", LW_WS_MAX_PER_DEVICE);
+        return;
+    }
     if (lw_ws_upgrade(rq->app, rq->req, rq->who.device_id, rq->who.account_id, NULL) != 0) {
         lw_reply_error(rq, 400, "invalid_request", "Bad WebSocket handshake.");
         return;

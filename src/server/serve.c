@@ -51,6 +51,58 @@ void lw_config_defaults(lw_config *c)
     c->pin_workers = 1;
     c->far_km = 500;
     c->travel_kmh = 900;
+    c->rate_register = (lw_rate_rule){"register", 10.0 / 60, 10};
+    c->rate_link = (lw_rate_rule){"link", 30.0 / 60, 30};
+    c->rate_scan = (lw_rate_rule){"scan", 30.0 / 60, 30};
+    c->rate_code = (lw_rate_rule){"code", 10.0 / 60, 10};
+    c->rate_pin = (lw_rate_rule){"pin", 20.0 / 60, 20};
+    c->rate_refresh = (lw_rate_rule){"refresh", 12.0 / 60, 12};
+    c->max_connections = 16000;
+    c->max_connections_per_ip = 256;
+    c->max_pending_links_per_ip = 16;
+    c->request_timeout_ms = 10000;
+}
+
+/* "--rate link=30/m,scan=0" (or "off"): sets the named rules. */
+static int parse_rates(lw_config *c, const char *spec)
+{
+    if (strcmp(spec, "off") == 0) {
+        lw_rate_rule *all[] = {&c->rate_register, &c->rate_link, &c->rate_scan, &c->rate_code, &c->rate_pin,
+                               &c->rate_refresh};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            all[i]->burst = 0;
+        return 0;
+    }
+    char buf[512];
+    if (lw_strlcpy(buf, spec, sizeof buf) != LW_OK)
+        return -1;
+    char *save = NULL;
+    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            fprintf(stderr, "linkward serve: --rate wants NAME=N/PERIOD items, not '%s'\n", item);
+            return -1;
+        }
+        *eq = '\0';
+        lw_rate_rule *r = strcmp(item, "register") == 0  ? &c->rate_register
+                          : strcmp(item, "link") == 0    ? &c->rate_link
+                          : strcmp(item, "scan") == 0    ? &c->rate_scan
+                          : strcmp(item, "code") == 0    ? &c->rate_code
+                          : strcmp(item, "pin") == 0     ? &c->rate_pin
+                          : strcmp(item, "refresh") == 0 ? &c->rate_refresh
+                                                         : NULL;
+        lw_rate_rule parsed;
+        if (!r || lw_rate_rule_parse(eq + 1, &parsed) != LW_OK) {
+            fprintf(stderr,
+                    "linkward serve: --rate: '%s=%s' is not valid (names: register, link, scan, code, pin, "
+                    "refresh; values like 30/m, 5/s, 100/h, or 0 to disable)\n",
+                    item, eq + 1);
+            return -1;
+        }
+        r->burst = parsed.burst;
+        r->per_second = parsed.per_second;
+    }
+    return 0;
 }
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -72,7 +124,9 @@ static void usage(FILE *f)
           "                      [--history-retention D] [--sweep-interval D] [--pin-lockout D]\n"
           "                      [--control PATH] [--web-dir DIR] [--geoip-dir DIR] [--trusted-proxies CIDR,...]\n"
           "                      [--far-km 500] [--travel-kmh 900] [--link-policy allow|block-high-risk]\n"
-          "                      [--privacy full|country-only]\n"
+          "                      [--privacy full|country-only] [--rate NAME=N/PERIOD,...|off]\n"
+          "                      [--max-connections N] [--max-connections-per-ip N]\n"
+          "                      [--max-pending-links-per-ip N] [--request-timeout D]\n"
           "durations D: 250ms, 30s, 10m, 6h, 30d (a bare number is seconds; 0 disables where it makes sense)\n",
           f);
 }
@@ -169,7 +223,7 @@ static int parse_options(lw_config *c, int argc, char **argv)
     enum {
         O_LISTEN = 256, O_DB, O_DATA, O_ORIGIN, O_MAXC, O_REG, O_PINREQ, O_CREDTTL, O_QR1, O_QRN, O_INACT,
         O_PRIMINACT, O_MAXAGE, O_RETAIN, O_SWEEP, O_PINLOCK, O_CONTROL, O_WEB, O_GEOIP, O_PROXIES, O_HELP,
-        O_FARKM, O_TRAVEL, O_POLICY, O_PRIVACY,
+        O_FARKM, O_TRAVEL, O_POLICY, O_PRIVACY, O_RATE, O_MAXCONN, O_MAXCONNIP, O_MAXPEND, O_REQTIMEOUT,
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -196,6 +250,11 @@ static int parse_options(lw_config *c, int argc, char **argv)
         {"travel-kmh", required_argument, 0, O_TRAVEL},
         {"link-policy", required_argument, 0, O_POLICY},
         {"privacy", required_argument, 0, O_PRIVACY},
+        {"rate", required_argument, 0, O_RATE},
+        {"max-connections", required_argument, 0, O_MAXCONN},
+        {"max-connections-per-ip", required_argument, 0, O_MAXCONNIP},
+        {"max-pending-links-per-ip", required_argument, 0, O_MAXPEND},
+        {"request-timeout", required_argument, 0, O_REQTIMEOUT},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -328,6 +387,29 @@ static int parse_options(lw_config *c, int argc, char **argv)
                 return 1;
             }
             break;
+        case O_RATE:
+            if (parse_rates(c, v) != 0)
+                return 1;
+            break;
+        case O_MAXCONN:
+            if (opt_long("--max-connections", v, 1, 10000000, &n) != 0)
+                return 1;
+            c->max_connections = n;
+            break;
+        case O_MAXCONNIP:
+            if (opt_long("--max-connections-per-ip", v, 1, 10000000, &n) != 0)
+                return 1;
+            c->max_connections_per_ip = n;
+            break;
+        case O_MAXPEND:
+            if (opt_long("--max-pending-links-per-ip", v, 1, 1000000, &n) != 0)
+                return 1;
+            c->max_pending_links_per_ip = n;
+            break;
+        case O_REQTIMEOUT:
+            if (opt_duration("--request-timeout", v, &c->request_timeout_ms) != 0)
+                return 1;
+            break;
         case O_HELP:
             usage(stdout);
             return -1;
@@ -430,11 +512,12 @@ int lw_app_start(lw_app *app, bool listen)
         }
     }
     app->bus = lw_bus_new();
+    app->rates = lw_rates_new(LW_RATE_KEYS_MAX);
     app->sessions = lw_sessions_new(app);
     app->links = lw_links_new(app);
     app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
     app->sweeper = lw_sweeper_new(app);
-    if (!app->bus || !app->sessions || !app->links || !app->pins || !app->sweeper) {
+    if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->sweeper) {
         lw_log_error("serve", "out of memory at start-up");
         return LW_ENOMEM;
     }
@@ -454,6 +537,7 @@ void lw_app_stop(lw_app *app)
     lw_links_free(app->links);
     lw_sessions_free(app->sessions);
     lw_bus_free(app->bus);
+    lw_rates_free(app->rates);
     if (app->store)
         lw_store_close(app->store);
     lw_geo_close(app->geo);

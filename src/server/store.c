@@ -25,11 +25,9 @@ int lw_store_open(lw_store **out, const char *location)
         store_log_error("no store location given");
         return LW_EINVAL;
     }
-    if (has_prefix(location, "postgres://") || has_prefix(location, "postgresql://")) {
-        /* Fail loudly rather than silently creating a SQLite file named like a URL. */
-        store_log_error("PostgreSQL store not built yet");
-        return LW_EINVAL;
-    }
+    /* The scheme decides; a URL never falls through to become a SQLite file name. */
+    if (has_prefix(location, "postgres://") || has_prefix(location, "postgresql://"))
+        return lw_store_pg_ops.open(out, location);
     return lw_store_sqlite_ops.open(out, location);
 }
 

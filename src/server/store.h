@@ -239,17 +239,25 @@ typedef struct lw_store_ops {
     int (*backup)(lw_store *s, const char *path);
 } lw_store_ops;
 
-/* Opens the store named by location: "postgres://..." selects PostgreSQL
- * (later), anything else is a SQLite file path (created with its schema,
- * migrated to the current version). */
+/* Opens the store named by location: "postgres://..." or "postgresql://..."
+ * selects PostgreSQL (a libpq URL; the schema is created or migrated in the
+ * URL's database and search_path), anything else is a SQLite file path
+ * (created with its schema, migrated to the current version). */
 int lw_store_open(lw_store **out, const char *location);
 void lw_store_close(lw_store *s);
 
 /* Current schema version of the SQLite backend (migrations are numbered 1..N). */
 int lw_store_sqlite_schema_version(lw_store *s);
 
+/* Current schema version of the PostgreSQL backend (its own numbering, 1..N,
+ * kept in its schema_version table), or a negative LW_E* code. */
+int lw_store_pg_schema_version(lw_store *s);
+
 /* The backends' vtables, looked up by lw_store_open. */
 extern const lw_store_ops lw_store_sqlite_ops;
+/* PostgreSQL on libpq. Unlike SQLite's, its operations may be called from
+ * several threads at once (a small connection pool serves them). */
+extern const lw_store_ops lw_store_pg_ops;
 
 /* Every backend's struct starts with this header so the wrappers can dispatch. */
 struct lw_store {

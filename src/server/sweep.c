@@ -37,6 +37,8 @@ int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
         lw_sessions_ended(app->sessions, ended, n);
     lw_free(ended);
     lw_store_link_purge(app->store, now - LINK_KEEP_MS, &links);
+    if (app->rates)
+        lw_rates_prune(app->rates, lw_now_ms());
     if (n || purged)
         lw_log_info("sweep", "ended %zu sessions, purged %ld history records", n, purged);
     if (ended_out)

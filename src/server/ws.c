@@ -12,6 +12,8 @@
 
 /* Largest message a client may send us: clients only ping. */
 #define LW_WS_MAX_IN_MSG 4096
+/* Client messages per second a socket may send (a burst of this many, refilled each second). */
+#define LW_WS_MSGS_PER_SEC 10
 /* How long a peer gets to answer our close frame before we drop it. */
 #define LW_WS_CLOSE_GRACE_MS 3000
 
@@ -24,6 +26,8 @@ struct lw_ws {
     h2o_linklist_t account_link; /* in the bus bucket of the account (session sockets) */
     h2o_timeout_entry_t close_timer;
     bool closing;
+    uint8_t msg_tokens;       /* client messages left this second */
+    int64_t msg_window;       /* the second they count in */
     char primary_key[2 + LW_ID_STRLEN];
     char account_key[2 + LW_ID_STRLEN];
 };
@@ -113,7 +117,20 @@ static void on_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_m
         destroy(ws);
         return;
     }
-    if (arg->opcode != WSLAY_TEXT_FRAME || ws->closing)
+    if (ws->closing)
+        return;
+    /* A socket that talks more than a ping now and then is not one of ours. */
+    int64_t now = lw_now_ms();
+    if (now / 1000 != ws->msg_window) {
+        ws->msg_window = now / 1000;
+        ws->msg_tokens = LW_WS_MSGS_PER_SEC;
+    }
+    if (ws->msg_tokens == 0) {
+        lw_ws_close(ws, 1008, "too many messages");
+        return;
+    }
+    ws->msg_tokens--;
+    if (arg->opcode != WSLAY_TEXT_FRAME)
         return;
     json_t *msg = json_loadb((const char *)arg->msg, arg->msg_length, JSON_REJECT_DUPLICATES, NULL);
     const char *ev = msg ? json_string_value(json_object_get(msg, "event")) : NULL;
@@ -189,5 +206,6 @@ void lw_ws_close(lw_ws *ws, int code, const char *reason)
     lw_bus_unsubscribe(ws->app->bus, ws);
     ws->close_code = (uint16_t)code;
     lw_strlcpy(ws->close_reason, reason, sizeof ws->close_reason);
-    queue_close_when_drained(ws); /* may destroy ws */
+    /* On the next loop turn: we may be inside wslay's own callbacks here. */
+    h2o_timeout_link(ws->app->loop, &drain_timeout, &ws->close_timer);
 }

@@ -13,6 +13,9 @@
 typedef struct lw_ws lw_ws;
 struct st_h2o_req_t;
 
+/* Sockets one device may hold open at once (tabs, reconnect overlaps). */
+#define LW_WS_MAX_PER_DEVICE 8
+
 /* Upgrades req. Exactly one of device_id (a session socket, with account_id)
  * or request_id (a link socket) is set. Returns 0, or -1 if the request is not
  * a valid WebSocket handshake (the caller answers 400). */

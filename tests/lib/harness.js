@@ -224,7 +224,12 @@ const LISTEN_RE = /^linkward listening on (http:\/\/127\.0\.0\.1:(\d+))\s*$/;
  */
 export async function startServer(opts = {}) {
   const dataDir = opts.dataDir || tempDir('lw-data-');
-  const args = opts.args || [];
+  // Every test talks from 127.0.0.1, so the per-address rate limits would
+  // throttle ordinary functional tests: they are off unless a test asks for
+  // them (opts.rateLimits, or its own --rate); limits.test.js tests them.
+  const args = [...(opts.args || [])];
+  if (!opts.rateLimits && !args.includes('--rate')) args.push('--rate', 'off');
+  if (!opts.rateLimits && !args.includes('--max-pending-links-per-ip')) args.push('--max-pending-links-per-ip', '1000');
   const server = {
     dataDir,
     args,

@@ -1,9 +1,12 @@
 /*
- * test_store.c — the SQLite store against a real database file in a fresh
- * temporary directory per test: schema and migrations, accounts and invites,
- * sessions, link requests, alerts, stats and backup.
+ * test_store.c — the store against a real database, fresh per test: schema
+ * and migrations, accounts and invites, sessions, link requests, alerts,
+ * stats and backup. The same tests run on both backends (store_fixture.h):
+ * a SQLite file by default, a PostgreSQL schema when LINKWARD_TEST_PG is set
+ * (CTest: unit.test_store.pg). A few checks are one backend's only (the file
+ * and WAL, backup; reconnecting, several nodes and threads at once on PG).
  */
-#include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,45 +20,24 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_fixture.h"
 
 #define T0 1700000000000LL /* an arbitrary "now" */
 #define DAY_MS 86400000LL
 
 typedef struct fixture {
-    char dir[64];
-    char path[128];
+    store_fx fx; /* the database: a SQLite file or a PostgreSQL schema */
     lw_store *s;
 } fixture;
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[512];
-        int n = snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        if (n > 0 && (size_t)n < sizeof(p))
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/lw-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    int n = snprintf(f->path, sizeof(f->path), "%s/linkward.db", f->dir);
-    assert_true(n > 0 && (size_t)n < sizeof(f->path));
-    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
+    fx_init(&f->fx, "store");
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
     *state = f;
     return 0;
 }
@@ -64,9 +46,21 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     lw_store_close(f->s);
-    rm_dir(f->dir);
+    fx_fini(&f->fx);
     free(f);
     return 0;
+}
+
+/* The schema version through the backend's own accessor. */
+static int schema_version(const fixture *f, lw_store *s)
+{
+    return f->fx.pg ? lw_store_pg_schema_version(s) : lw_store_sqlite_schema_version(s);
+}
+
+/* Where each backend records it, read behind the store's back. */
+static const char *version_query(const fixture *f)
+{
+    return f->fx.pg ? "SELECT version FROM schema_version WHERE id = 1" : "PRAGMA user_version";
 }
 
 static void fill(uint8_t *p, size_t n, uint8_t v)
@@ -160,23 +154,14 @@ static sqlite3 *raw_open(const char *path)
     return db;
 }
 
-static void raw_exec(const char *path, const char *sql)
+static void raw_exec(const fixture *f, const char *sql)
 {
-    sqlite3 *db = raw_open(path);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    fx_exec(&f->fx, sql);
 }
 
-static int raw_int(const char *path, const char *sql)
+static int raw_int(const fixture *f, const char *sql)
 {
-    sqlite3 *db = raw_open(path);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int v = sqlite3_column_int(st, 0);
-    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
-    return v;
+    return (int)fx_long(&f->fx, sql);
 }
 
 /* ---- schema and migrations ------------------------------------------------- */
@@ -184,19 +169,32 @@ static int raw_int(const char *path, const char *sql)
 static void test_open_fresh_schema(void **state)
 {
     fixture *f = *state;
-    int v = lw_store_sqlite_schema_version(f->s);
+    int v = schema_version(f, f->s);
     assert_true(v >= 1);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+    assert_int_equal(raw_int(f, version_query(f)), v);
+    if (f->fx.pg) {
+        assert_int_equal(raw_int(f, "SELECT count(*) FROM information_schema.tables"
+                                    " WHERE table_schema = current_schema() AND table_name IN"
+                                    " ('accounts','sessions','link_requests','alerts','invites','schema_version')"),
+                         6);
+        assert_int_equal(raw_int(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+                                    " AND indexname IN ('sessions_active_selector','sessions_account_state',"
+                                    "  'sessions_last_active','sessions_selector','link_requests_selector',"
+                                    "  'link_requests_ref','link_requests_code','alerts_account_created',"
+                                    "  'accounts_handle_lower')"),
+                         9);
+        return;
+    }
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                                       " ('accounts','sessions','link_requests','alerts','invites')"),
                      5);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
                                       " ('sessions_active_selector','sessions_account_state',"
                                       "  'sessions_last_active','sessions_selector','link_requests_selector','link_requests_ref',"
                                       "  'link_requests_code','alerts_account_created')"),
                      8);
     /* WAL is persistent in the file; a second connection sees it. */
-    sqlite3 *db = raw_open(f->path);
+    sqlite3 *db = raw_open(f->fx.path);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -208,12 +206,12 @@ static void test_open_fresh_schema(void **state)
 static void test_reopen_keeps_data_and_version(void **state)
 {
     fixture *f = *state;
-    int v = lw_store_sqlite_schema_version(f->s);
+    int v = schema_version(f, f->s);
     create_account(f->s, "acct1", "+351910000001");
     lw_store_close(f->s);
     f->s = NULL;
-    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
-    assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
+    assert_int_equal(schema_version(f, f->s), v);
     lw_account a;
     assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_OK);
     assert_string_equal(a.handle, "+351910000001");
@@ -222,39 +220,56 @@ static void test_reopen_keeps_data_and_version(void **state)
 static void test_newer_version_refused(void **state)
 {
     fixture *f = *state;
-    int v = lw_store_sqlite_schema_version(f->s);
+    int v = schema_version(f, f->s);
     lw_store_close(f->s);
     f->s = NULL;
-    char sql[64];
-    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-    raw_exec(f->path, sql);
+    char sql[96];
+    if (f->fx.pg)
+        snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d WHERE id = 1", v + 1);
+    else
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+    raw_exec(f, sql);
     lw_store *s2 = NULL;
-    assert_int_equal(lw_store_open(&s2, f->path), LW_ESTORE);
+    assert_int_equal(lw_store_open(&s2, f->fx.location), LW_ESTORE);
     assert_null(s2);
-    /* Refusing must not have touched the file. */
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), v + 1);
+    /* Refusing must not have touched the database. */
+    assert_int_equal(raw_int(f, version_query(f)), v + 1);
 }
 
 static void test_migration_idempotent(void **state)
 {
     fixture *f = *state;
-    int v = lw_store_sqlite_schema_version(f->s);
+    int v = schema_version(f, f->s);
     create_account(f->s, "acct1", "alice");
     lw_store_close(f->s);
     f->s = NULL;
     /* Opening an up-to-date database applies nothing. */
-    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
-    assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
+    assert_int_equal(schema_version(f, f->s), v);
+    /* Two connections to one database can both be open. */
+    lw_store *s2 = NULL;
+    lw_account a;
+    assert_int_equal(lw_store_open(&s2, f->fx.location), LW_OK);
+    assert_int_equal(lw_store_account_get(s2, "acct1", &a), LW_OK);
+    lw_store_close(s2);
+}
+
+static void test_migration_from_v1(void **state)
+{
+    fixture *f = *state;
+    FX_SQLITE_ONLY(&f->fx, "a SQLite file written by the first release; the PostgreSQL schema starts at its own v1");
+    int v = schema_version(f, f->s);
+    create_account(f->s, "acct1", "alice");
     lw_store_close(f->s);
     f->s = NULL;
     /* A version-1 database (as the first release wrote it) is migrated in
      * place to the current version, its data kept. */
-    raw_exec(f->path, "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
+    raw_exec(f, "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
                       "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
                       "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
                       "ALTER TABLE accounts DROP COLUMN pin_change_required; PRAGMA user_version = 1");
-    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
-    assert_int_equal(lw_store_sqlite_schema_version(f->s), v);
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
+    assert_int_equal(schema_version(f, f->s), v);
     assert_true(v >= 2);
     lw_account a;
     assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_OK);
@@ -262,20 +277,18 @@ static void test_migration_idempotent(void **state)
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_false(got.last_has_loc);
-    /* Two connections to one file can both be open. */
-    lw_store *s2 = NULL;
-    assert_int_equal(lw_store_open(&s2, f->path), LW_OK);
-    assert_int_equal(lw_store_account_get(s2, "acct1", &a), LW_OK);
-    lw_store_close(s2);
 }
 
-static void test_postgres_not_built(void **state)
+static void test_open_locations(void **state)
 {
     (void)state;
     lw_store *s = NULL;
-    assert_int_equal(lw_store_open(&s, "postgres://localhost/linkward"), LW_EINVAL);
-    assert_int_equal(lw_store_open(&s, "postgresql://localhost/linkward"), LW_EINVAL);
+    /* Both URL schemes select PostgreSQL (never a SQLite file named like the
+     * URL); with nothing listening there, opening fails as a store error. */
+    assert_int_equal(lw_store_open(&s, "postgres://linkward@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
+    assert_int_equal(lw_store_open(&s, "postgresql://linkward@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
     assert_null(s);
+    assert_int_equal(access("postgres:", F_OK), -1);
     /* A directory that does not exist cannot hold the database. */
     assert_int_equal(lw_store_open(&s, "/nonexistent-dir-lw/x.db"), LW_ESTORE);
     assert_null(s);
@@ -895,7 +908,7 @@ static void test_long_text_is_bounded(void **state)
     /* Written behind the store's back, longer still: reads back bounded too. */
     char sql[512];
     snprintf(sql, sizeof(sql), "UPDATE sessions SET city = '%s' WHERE id = 'acct1-p'", name);
-    raw_exec(f->path, sql);
+    raw_exec(f, sql);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_true(strlen(got.city) < sizeof(got.city));
     assert_int_equal(strlen(got.city) % 2, 0);
@@ -932,8 +945,15 @@ static void test_backup(void **state)
     fixture *f = *state;
     create_account(f->s, "acct1", "alice");
     link_companions(f->s, "acct1", 1, 10);
+    if (f->fx.pg) {
+        /* PostgreSQL is backed up with pg_dump; the control socket's backup
+         * (a SQLite file) is refused, and logged as such. */
+        assert_int_equal(lw_store_backup(f->s, "/tmp/lw-never-written.db"), LW_EINVAL);
+        assert_int_equal(access("/tmp/lw-never-written.db", F_OK), -1);
+        return;
+    }
     char bpath[160];
-    snprintf(bpath, sizeof(bpath), "%s/backup.db", f->dir);
+    snprintf(bpath, sizeof(bpath), "%s/backup.db", f->fx.dir);
     assert_int_equal(lw_store_backup(f->s, bpath), LW_OK);
     assert_int_equal(access(bpath, F_OK), 0);
     /* Never overwrite. */
@@ -943,7 +963,7 @@ static void test_backup(void **state)
 
     lw_store *b = NULL;
     assert_int_equal(lw_store_open(&b, bpath), LW_OK);
-    assert_int_equal(lw_store_sqlite_schema_version(b), lw_store_sqlite_schema_version(f->s));
+    assert_int_equal(schema_version(f, b), schema_version(f, f->s));
     lw_account a;
     assert_int_equal(lw_store_account_get(b, "acct1", &a), LW_OK);
     assert_int_equal(lw_store_account_get(b, "acct2", &a), LW_ENOTFOUND);
@@ -953,7 +973,7 @@ static void test_backup(void **state)
     lw_store_close(b);
 
     char bad[160];
-    snprintf(bad, sizeof(bad), "%s/no-such-dir/backup.db", f->dir);
+    snprintf(bad, sizeof(bad), "%s/no-such-dir/backup.db", f->fx.dir);
     assert_int_equal(lw_store_backup(f->s, bad), LW_EIO);
 }
 
@@ -984,6 +1004,282 @@ static void test_alloc_failure(void **state)
     assert_string_equal(got.state, "active");
 }
 
+/* ---- PostgreSQL only: reconnecting, several nodes, threads ------------------ */
+
+/* Runs a query counting something about the store's own connections (those
+ * with application_name = the test's schema) on a raw connection. */
+static long pg_count_store_conns(const fixture *f, const char *what)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(%s) FROM pg_stat_activity WHERE application_name = '%s'", what,
+             f->fx.schema);
+    return fx_long(&f->fx, sql);
+}
+
+/* What a restart, a failover or an idle timeout does to the store: the server
+ * closes its connections. pg_terminate_backend waits until they are gone. */
+static long pg_kill_store_conns(const fixture *f)
+{
+    return pg_count_store_conns(f, "pg_terminate_backend(pid, 5000)");
+}
+
+static void test_pg_reconnect(void **state)
+{
+    fixture *f = *state;
+    FX_PG_ONLY(&f->fx, "the server closing the store's connection");
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+
+    /* A read on a connection the server closed: reconnects and answers. */
+    assert_true(pg_kill_store_conns(f) >= 1);
+    lw_account a;
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_OK);
+    assert_string_equal(a.handle, "alice");
+
+    /* A compare-and-set write: applied exactly once. */
+    assert_true(pg_kill_store_conns(f) >= 1);
+    assert_int_equal(lw_store_session_end(f->s, "acct1-p", "logout", T0 + 1), LW_OK);
+    assert_int_equal(lw_store_session_end(f->s, "acct1-p", "logout", T0 + 2), LW_ECONFLICT);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(got.ended_at, T0 + 1);
+
+    /* A transaction, and a statement prepared before the kill (it must be
+     * prepared again on the new connection). */
+    assert_true(pg_kill_store_conns(f) >= 1);
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_session_end_all(f->s, "acct2", NULL, NULL, "account_reset", T0 + 3, &ended, &n),
+                     LW_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ended[0].device_id, "acct2-p");
+    lw_free(ended);
+    assert_true(pg_kill_store_conns(f) >= 1);
+    assert_int_equal(lw_store_account_get(f->s, "acct2", &a), LW_OK);
+    create_account(f->s, "acct3", "carol");
+
+    /* Used one operation at a time, the store keeps a single connection. */
+    assert_int_equal(pg_count_store_conns(f, "*"), 1);
+}
+
+/* Two nodes, each with its own store on the same database, doing the same
+ * thing at the same moment. */
+typedef struct racer {
+    lw_store *s;
+    pthread_barrier_t *go;
+    int op;                 /* RACE_* */
+    const char *req;
+    lw_link_request r;
+    lw_session sess;
+    long max;
+    int rc;
+} racer;
+
+enum { RACE_APPROVE, RACE_COMPLETE };
+
+static void *racer_main(void *arg)
+{
+    racer *x = arg;
+    pthread_barrier_wait(x->go);
+    if (x->op == RACE_APPROVE)
+        x->rc = lw_store_link_transition(x->s, &x->r, "scanned", "approved");
+    else
+        x->rc = lw_store_link_complete(x->s, x->req, &x->sess, x->max);
+    return NULL;
+}
+
+static void race(racer *a, racer *b)
+{
+    pthread_barrier_t go;
+    pthread_t ta, tb;
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    a->go = b->go = &go;
+    assert_int_equal(pthread_create(&ta, NULL, racer_main, a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, racer_main, b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&go);
+}
+
+/* Exactly one of the two got `win`, the other `lose`. */
+static void one_winner(const racer *a, const racer *b, int win, int lose)
+{
+    assert_true((a->rc == win && b->rc == lose) || (a->rc == lose && b->rc == win));
+}
+
+static void test_pg_two_nodes_race(void **state)
+{
+    fixture *f = *state;
+    FX_PG_ONLY(&f->fx, "two nodes on one database");
+    lw_store *node_b = NULL;
+    assert_int_equal(lw_store_open(&node_b, f->fx.location), LW_OK);
+    create_account(f->s, "acct1", "alice");
+
+    for (int k = 0; k < 20; k++) {
+        char rid[LW_ID_STRLEN];
+        snprintf(rid, sizeof(rid), "req%d", k);
+        lw_link_request r;
+        make_link(&r, rid, (uint8_t)(4 * k + 1));
+        assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+        snprintf(r.account_id, sizeof(r.account_id), "acct1");
+        snprintf(r.scanned_by, sizeof(r.scanned_by), "acct1-p");
+        assert_int_equal(lw_store_link_transition(f->s, &r, "pending", "scanned"), LW_OK);
+
+        /* The phone's approval reaches node A and node B at once. */
+        racer a = {.s = f->s, .op = RACE_APPROVE, .r = r}, b = {.s = node_b, .op = RACE_APPROVE, .r = r};
+        fill(a.r.account_sig, sizeof(a.r.account_sig), 0x5a);
+        fill(b.r.account_sig, sizeof(b.r.account_sig), 0x5b);
+        race(&a, &b);
+        one_winner(&a, &b, LW_OK, LW_ECONFLICT);
+        lw_link_request got;
+        assert_int_equal(lw_store_link_get(node_b, rid, &got), LW_OK);
+        assert_string_equal(got.state, "approved");
+        assert_int_equal(got.account_sig[0], a.rc == LW_OK ? 0x5a : 0x5b);
+
+        /* The companion completes on both nodes at once: one device. */
+        racer c = {.s = f->s, .op = RACE_COMPLETE, .req = rid, .max = 100};
+        racer d = {.s = node_b, .op = RACE_COMPLETE, .req = rid, .max = 100};
+        char did[LW_ID_STRLEN];
+        snprintf(did, sizeof(did), "c%d-a", k);
+        make_session(&c.sess, did, "acct1", LW_ROLE_COMPANION, (uint8_t)(4 * k + 1));
+        snprintf(did, sizeof(did), "c%d-b", k);
+        make_session(&d.sess, did, "acct1", LW_ROLE_COMPANION, (uint8_t)(4 * k + 2));
+        race(&c, &d);
+        one_winner(&c, &d, LW_OK, LW_ECONFLICT);
+        long n = 0;
+        assert_int_equal(lw_store_session_count_active_companions(node_b, "acct1", &n), LW_OK);
+        assert_int_equal(n, k + 1);
+    }
+
+    /* Two different requests for one account completing at once, with room
+     * for one more device: the limit holds across nodes. */
+    for (int k = 0; k < 10; k++) {
+        char acct[LW_ID_STRLEN], handle[32];
+        snprintf(acct, sizeof(acct), "lim%d", k);
+        snprintf(handle, sizeof(handle), "limit-%d", k);
+        create_account(f->s, acct, handle);
+        racer c = {.s = f->s, .op = RACE_COMPLETE, .max = 1};
+        racer d = {.s = node_b, .op = RACE_COMPLETE, .max = 1};
+        racer *side[2] = {&c, &d};
+        char rids[2][LW_ID_STRLEN];
+        for (int j = 0; j < 2; j++) {
+            snprintf(rids[j], sizeof(rids[j]), "l%d-%d", k, j);
+            lw_link_request r;
+            make_link(&r, rids[j], (uint8_t)(100 + 8 * k + 4 * j));
+            assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+            approve_link(f->s, rids[j], acct);
+            char did[LW_ID_STRLEN];
+            snprintf(did, sizeof(did), "ld%d-%d", k, j);
+            make_session(&side[j]->sess, did, acct, LW_ROLE_COMPANION, (uint8_t)(100 + 8 * k + 4 * j));
+            side[j]->req = rids[j];
+        }
+        race(&c, &d);
+        one_winner(&c, &d, LW_OK, LW_ELIMIT);
+        long n = 0;
+        assert_int_equal(lw_store_session_count_active_companions(f->s, acct, &n), LW_OK);
+        assert_int_equal(n, 1);
+    }
+    lw_store_close(node_b);
+}
+
+/* Several threads on one store share its small pool. */
+typedef struct worker {
+    lw_store *s;
+    int id;
+    int failures;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (int k = 0; k < 30; k++) {
+        lw_account a;
+        lw_store_stats st;
+        if (lw_store_account_get(w->s, "acct1", &a) != LW_OK)
+            w->failures++;
+        if (lw_store_session_touch(w->s, "acct1-p", T0 + w->id * 1000 + k, NULL) != LW_OK)
+            w->failures++;
+        if (lw_store_get_stats(w->s, &st) != LW_OK || st.accounts != 1)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void test_pg_pool_threads(void **state)
+{
+    fixture *f = *state;
+    FX_PG_ONLY(&f->fx, "the connection pool");
+    create_account(f->s, "acct1", "alice");
+    enum { NTHREADS = 8 };
+    worker w[NTHREADS];
+    pthread_t t[NTHREADS];
+    for (int k = 0; k < NTHREADS; k++) {
+        w[k] = (worker){.s = f->s, .id = k};
+        assert_int_equal(pthread_create(&t[k], NULL, worker_main, &w[k]), 0);
+    }
+    for (int k = 0; k < NTHREADS; k++) {
+        pthread_join(t[k], NULL);
+        assert_int_equal(w[k].failures, 0);
+    }
+    /* More threads than connections: they waited their turn. */
+    long conns = pg_count_store_conns(f, "*");
+    assert_true(conns >= 1 && conns <= 4);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_int_equal(got.last_active_at, T0 + (NTHREADS - 1) * 1000 + 29);
+}
+
+typedef struct opener {
+    const char *location;
+    lw_store *s;
+    int rc;
+    pthread_barrier_t *go;
+} opener;
+
+static void *opener_main(void *arg)
+{
+    opener *o = arg;
+    pthread_barrier_wait(o->go);
+    o->rc = lw_store_open(&o->s, o->location);
+    return NULL;
+}
+
+static void test_pg_nodes_start_together(void **state)
+{
+    fixture *f = *state;
+    FX_PG_ONLY(&f->fx, "several nodes migrating one empty database");
+    int v = schema_version(f, f->s);
+    lw_store_close(f->s);
+    f->s = NULL;
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s", f->fx.schema, f->fx.schema);
+    fx_pg_admin(&f->fx, sql);
+
+    enum { NODES = 4 };
+    opener o[NODES];
+    pthread_t t[NODES];
+    pthread_barrier_t go;
+    assert_int_equal(pthread_barrier_init(&go, NULL, NODES), 0);
+    for (int k = 0; k < NODES; k++) {
+        o[k] = (opener){.location = f->fx.location, .go = &go};
+        assert_int_equal(pthread_create(&t[k], NULL, opener_main, &o[k]), 0);
+    }
+    for (int k = 0; k < NODES; k++)
+        pthread_join(t[k], NULL);
+    pthread_barrier_destroy(&go);
+    for (int k = 0; k < NODES; k++) {
+        assert_int_equal(o[k].rc, LW_OK);
+        assert_int_equal(schema_version(f, o[k].s), v);
+    }
+    /* Each migration ran once: the data one node writes, the others see. */
+    create_account(o[0].s, "acct1", "alice");
+    lw_account a;
+    assert_int_equal(lw_store_account_get(o[NODES - 1].s, "acct1", &a), LW_OK);
+    f->s = o[0].s;
+    for (int k = 1; k < NODES; k++)
+        lw_store_close(o[k].s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -991,7 +1287,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_idempotent, setup, teardown),
-        cmocka_unit_test(test_postgres_not_built),
+        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+        cmocka_unit_test(test_open_locations),
         cmocka_unit_test_setup_teardown(test_account_create_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_handle_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invite_consumed_once, setup, teardown),
@@ -1010,6 +1307,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_two_nodes_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_pool_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_nodes_start_together, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* The group is named after the backend, so a report says which one ran. */
+    return cmocka_run_group_tests_name(fx_backend_name(), tests, NULL, NULL);
 }
