@@ -5,7 +5,9 @@
 //   node tool.mjs register URL [HANDLE]      prints a primary's session token
 //   node tool.mjs node-login URL             prints the Cookie of a new Node-baseline session
 //   node tool.mjs check URL HEADER VALUE     one GET /v1/session; exits 1 unless 200
+//   node tool.mjs link-loop URL SECONDS [MAX] links companions (no PIN) with 8 workers; prints the count
 import { registerPrimary, uniqueHandle } from '../tests/lib/harness.js';
+import { linkOne } from './wslib.mjs';
 
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!url || !/^http:\/\/127\.\d+\.\d+\.\d+:\d+$/.test(url)) {
@@ -33,6 +35,15 @@ if (cmd === 'register') {
     process.exit(1);
   }
   console.log(`${res.status} ${body.length}`);
+} else if (cmd === 'link-loop') {
+  const end = Date.now() + Number(rest[0] || 10) * 1000;
+  const max = Number(rest[1] || 100000);
+  const prims = [];
+  for (let i = 0; i < 4; i++) prims.push(await registerPrimary(url, uniqueHandle('loop')));
+  let n = 0;
+  const worker = async (p) => { while (Date.now() < end && n < max) { await linkOne(url, p); n++; } };
+  await Promise.all(prims.flatMap((p) => [worker(p), worker(p)]));
+  console.log(n);
 } else {
   console.error('usage: node tool.mjs register|node-login|check URL …');
   process.exit(2);

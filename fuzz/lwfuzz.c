@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +114,6 @@ void lwf_server_init(void)
         return;
     /* The fuzzer hangs up mid-answer on purpose; a write must not kill it. */
     signal(SIGPIPE, SIG_IGN);
-    if (!getenv("LWFUZZ_LOG"))
-        lw_log_set_level(LW_LOG_ERROR); /* info lines per request would dominate the run */
     const char *b = getenv("LWFUZZ_BUDGET_MS");
     if (b && *b) {
         char *end;
@@ -157,6 +156,10 @@ void lwf_server_init(void)
 #endif
     if (lw_app_start(&app, false) != LW_OK)
         die("lw_app_start failed (data in %s)", tmpdir);
+    /* After the start, which sets the configured level: info lines per
+     * request would dominate the run. LWFUZZ_LOG=1 keeps them. */
+    if (!getenv("LWFUZZ_LOG"))
+        lw_log_set_level(LW_LOG_ERROR);
     started = true;
     atexit(at_exit);
 }

@@ -57,6 +57,17 @@ typedef struct lw_config {
     long max_connections_per_ip;
     long max_pending_links_per_ip;
     int64_t request_timeout_ms; /* to read a whole request (headers and body); also keep-alive idle */
+    /* Operations */
+    char config_file[LW_PATH_MAX];
+    char tls_cert[LW_PATH_MAX], tls_key[LW_PATH_MAX];
+    bool allow_plain_http;      /* plain HTTP off loopback (behind a TLS-terminating proxy) */
+    char user[64];              /* drop to this user after binding */
+    bool allow_root;            /* keep running as root (containers, tests) */
+    char metrics_listen[300];   /* separate HOST:PORT for /metrics; "" = on the main listener */
+    char min_client_version[32];/* older clients get 426 */
+    int64_t shutdown_timeout_ms;/* how long SIGTERM waits for requests in flight */
+    bool check_config;          /* --check-config: validate and exit */
+    char log_level[16];
 } lw_config;
 
 /* Fills the defaults of PRODUCT.md (4 companions, 10-minute credentials, 60 s +

@@ -523,8 +523,18 @@ static void log_line(const char *level, const char *msg, const PGresult *res, co
         if (with_text)
             json_field(line, room, &len, "pg", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
     }
-    if (conn != NULL && (res == NULL || PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL))
-        json_field(line, room, &len, "pg", PQerrorMessage(conn));
+    if (conn != NULL && (res == NULL || PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL)) {
+        /* Only the first line: the rest can be the server's CONTEXT and
+         * statement excerpts, which are not ours to vouch for. */
+        char first[256];
+        const char *m = PQerrorMessage(conn);
+        size_t n = strcspn(m, "\n");
+        if (n >= sizeof(first))
+            n = sizeof(first) - 1;
+        memcpy(first, m, n);
+        first[n] = '\0';
+        json_field(line, room, &len, "pg", first);
+    }
     memcpy(line + len, tail, sizeof(tail) - 1);
     len += sizeof(tail) - 1;
     if (fwrite(line, 1, len, stderr) != len)

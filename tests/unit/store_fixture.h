@@ -86,6 +86,13 @@ FX_FN void fx_url(const store_fx *fx, const char *app, char *dst, size_t cap)
     }
 }
 
+/* The fixture's own DDL (DROP SCHEMA ... CASCADE) talks a lot; not worth a line. */
+static void fx_quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
 FX_FN PGconn *fx_pg_connect(const char *url)
 {
     PGconn *c = PQconnectdb(url);
@@ -93,6 +100,7 @@ FX_FN PGconn *fx_pg_connect(const char *url)
         fprintf(stderr, "store fixture: cannot connect to PostgreSQL: %s", PQerrorMessage(c));
         exit(1);
     }
+    PQsetNoticeProcessor(c, fx_quiet, NULL);
     return c;
 }
 

@@ -1,9 +1,12 @@
 /*
- * test_sweep.c — the store's sweeper on a real SQLite file with an injected
+ * test_sweep.c — the store's sweeper on a real database with an injected
  * clock: per-account inactivity TTL, primary inactivity, absolute maximum age
- * and history retention.
+ * and history retention. The same tests run on both backends
+ * (store_fixture.h): a SQLite file by default, a PostgreSQL schema when
+ * LINKWARD_TEST_PG is set (CTest: unit.test_sweep.pg); on PostgreSQL also two
+ * nodes sweeping at once.
  */
-#include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,44 +19,23 @@
 #include <cmocka.h>
 
 #include "store.h"
+#include "store_fixture.h"
 
 #define T0 1700000000000LL
 #define HOUR_MS 3600000LL
 #define DAY_MS (24 * HOUR_MS)
 
 typedef struct fixture {
-    char dir[64];
-    char path[128];
+    store_fx fx; /* the database: a SQLite file or a PostgreSQL schema */
     lw_store *s;
 } fixture;
-
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[512];
-        int n = snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        if (n > 0 && (size_t)n < sizeof(p))
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/lw-sweep-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    int n = snprintf(f->path, sizeof(f->path), "%s/linkward.db", f->dir);
-    assert_true(n > 0 && (size_t)n < sizeof(f->path));
-    assert_int_equal(lw_store_open(&f->s, f->path), LW_OK);
+    fx_init(&f->fx, "sweep");
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
     *state = f;
     return 0;
 }
@@ -62,7 +44,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     lw_store_close(f->s);
-    rm_dir(f->dir);
+    fx_fini(&f->fx);
     free(f);
     return 0;
 }
@@ -346,6 +328,75 @@ static void test_everything_at_once(void **state)
     assert_int_equal(st.sessions_ended, 3);
 }
 
+/* ---- PostgreSQL only: two nodes sweeping at once --------------------------- */
+
+typedef struct sweeper {
+    lw_store *s;
+    pthread_barrier_t *go;
+    lw_sweep_policy p;
+    lw_ended *list;
+    size_t n;
+    int rc;
+} sweeper;
+
+static void *sweeper_main(void *arg)
+{
+    sweeper *w = arg;
+    pthread_barrier_wait(w->go);
+    w->rc = lw_store_sweep(w->s, &w->p, &w->list, &w->n, NULL);
+    return NULL;
+}
+
+static void test_pg_two_nodes_sweep(void **state)
+{
+    fixture *f = *state;
+    FX_PG_ONLY(&f->fx, "two nodes on one database");
+    lw_store *node_b = NULL;
+    assert_int_equal(lw_store_open(&node_b, f->fx.location), LW_OK);
+    /* 3 accounts x 10 stale companions, plus fresh ones that must survive. */
+    enum { ACCOUNTS = 3, STALE = 10 };
+    for (int a = 0; a < ACCOUNTS; a++) {
+        char acct[LW_ID_STRLEN];
+        snprintf(acct, sizeof(acct), "acct%d", a);
+        add_account(f->s, acct, 7 * DAY_MS, T0);
+        for (int k = 0; k < STALE; k++) {
+            char id[LW_ID_STRLEN];
+            snprintf(id, sizeof(id), "s%d-%d", a, k);
+            add_companion(f->s, id, acct, T0 - 30 * DAY_MS, T0 - 8 * DAY_MS);
+        }
+        char id[LW_ID_STRLEN];
+        snprintf(id, sizeof(id), "fresh%d", a);
+        add_companion(f->s, id, acct, T0 - 30 * DAY_MS, T0);
+    }
+
+    pthread_barrier_t go;
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    sweeper w[2] = {{.s = f->s, .go = &go, .p = {.now = T0}}, {.s = node_b, .go = &go, .p = {.now = T0}}};
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&t[k], NULL, sweeper_main, &w[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    pthread_barrier_destroy(&go);
+    assert_int_equal(w[0].rc, LW_OK);
+    assert_int_equal(w[1].rc, LW_OK);
+
+    /* Every stale device was ended once and reported by exactly one node, so
+     * each device is told once. */
+    assert_int_equal(w[0].n + w[1].n, ACCOUNTS * STALE);
+    for (size_t k = 0; k < w[0].n; k++)
+        assert_null(find(w[1].list, w[1].n, w[0].list[k].device_id));
+    char reason[LW_REASON_MAX];
+    for (int a = 0; a < ACCOUNTS; a++) {
+        char id[LW_ID_STRLEN];
+        snprintf(id, sizeof(id), "fresh%d", a);
+        assert_string_equal(state_of(f->s, id, reason), "active");
+    }
+    lw_free(w[0].list);
+    lw_free(w[1].list);
+    lw_store_close(node_b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +405,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_everything_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_two_nodes_sweep, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* The group is named after the backend, so a report says which one ran. */
+    return cmocka_run_group_tests_name(fx_backend_name(), tests, NULL, NULL);
 }
