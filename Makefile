@@ -26,7 +26,7 @@ run: deps build
 	@echo "and from a third, as the phone:"
 	@echo "    $(BUILD)/linkward phone --server http://$(LISTEN) register --handle alice"
 	@echo "    $(BUILD)/linkward phone link 'lw1:...'   (the payload printed by the companion)"
-	@exec $(BUILD)/linkward serve --listen $(LISTEN) --db var/linkward.db
+	@exec $(BUILD)/linkward serve --listen $(LISTEN) --db var/linkward.db $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: deps build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -41,3 +41,9 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)
+
+# Benchmarks of docs/benchmarks.md (not part of `make test`): installs what they need, runs them all.
+.PHONY: bench
+bench: build
+	@bench/deps
+	@bench/run

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Figure 2: concurrent idle authenticated WebSockets. Builds bench/wsload.c,
 # raises the descriptor limit to the hard limit (20,000 on these machines), and
-# runs 2-idle-websockets.mjs: open 15,000 sockets (10,000 as well if 15,000
+# runs 2-idle-websockets.mjs: open 15,000 sockets of 15,000 devices (10,000 if 15,000
 # fails), server RSS growth per socket, and whether one account-wide push still
 # reaches every socket.
 #

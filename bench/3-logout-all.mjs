@@ -1,5 +1,5 @@
 // Figure 3 (run by 3-logout-all.sh). Each run: link C companions over HTTP,
-// wsload opens one socket per companion (from 127.0.0.2–127.0.0.9) and waits
+// wsload opens one socket per companion (from 127.0.0.2–127.0.0.250) and waits
 // for session.ended on all of them and for the server's close of each; the
 // primary calls POST /v1/devices/logout-all; the times wsload saw the last
 // session.ended and the last close (CLOCK_MONOTONIC, the clock of
@@ -30,7 +30,7 @@ async function plan({ c, runs, budgetMs }) {
       const comps = await linkMany(server.url, primary, c, { concurrency: 16, deadlineMs: 120000 });
       const file = path.join(dir, `tokens-${c}.txt`);
       fs.writeFileSync(file, comps.map((d) => d.token).join('\n') + '\n');
-      const wl = wsload(['-p', String(server.port), '-n', String(c), '-t', file, '-s', '127.0.0.2-127.0.0.9',
+      const wl = wsload(['-p', String(server.port), '-n', String(c), '-t', file, '-s', '127.0.0.2-127.0.0.250',
         '-e', 'session.ended', '-C', '-o', '60', '-w', '15']);
       try {
         const ready = await wl.line('ready', 90000);

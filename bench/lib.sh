@@ -64,11 +64,18 @@ bench_init() {
     [ -x "$BENCH_TMP/linkward" ] || bench_die "cannot copy a working $LINKWARD"
     LINKWARD="$BENCH_TMP/linkward"
     export LINKWARD_BIN="$LINKWARD"
-    # The per-address/per-account rate limits are an operator policy, not a
-    # capacity: the benchmarks measure the server with them off (--rate off),
-    # when the binary has the option.
+    # Server options of every benchmark, each only when the binary has it:
+    # - the per-address/per-account rate limits are an operator policy, not a
+    #   capacity: the benchmarks measure the server with them off (--rate off);
+    # - the Node clients create links from one address (127.0.0.1), many at a
+    #   time: --max-pending-links-per-ip is raised (the other per-address caps
+    #   keep their defaults: the socket tools spread over 127.0.0.2-250);
+    # - these machines run everything as root: --allow-root when root.
     LW_EXTRA_ARGS=()
-    if "$LINKWARD" serve --help 2>&1 | grep -q -- '--rate '; then LW_EXTRA_ARGS=(--rate off); fi
+    local help; help=$("$LINKWARD" serve --help 2>&1 || true)
+    grep -q -- '--rate ' <<<"$help" && LW_EXTRA_ARGS+=(--rate off)
+    grep -q -- '--max-pending-links-per-ip' <<<"$help" && LW_EXTRA_ARGS+=(--max-pending-links-per-ip 1000000)
+    if [ "$(id -u)" -eq 0 ] && grep -q -- '--allow-root' <<<"$help"; then LW_EXTRA_ARGS+=(--allow-root); fi
     export BENCH_LW_ARGS="${LW_EXTRA_ARGS[*]}"
     # As many descriptors as allowed: the server and the load tools inherit it.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -468,7 +468,7 @@ static int parse_srcs(const char *spec)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: wsload -p PORT -n N (-T TOKEN | -t TOKENFILE) [-h 127.0.0.1] [-s SRC-RANGE]\n"
+            "usage: wsload -p PORT -n N (-T TOKEN | -t TOKENFILE) [-h 127.0.0.1] [-s SRC-RANGE (e.g. 127.0.0.2-127.0.0.250)]\n"
             "              [-e EVENT] [-C] [-o OPEN_SECONDS] [-w WAIT_SECONDS] [-k INFLIGHT] [-i]\n");
     exit(2);
 }

@@ -140,7 +140,6 @@ void lwf_server_init(void)
     c->qr_first_ttl_ms = 7LL * 24 * 3600 * 1000;
     c->qr_next_ttl_ms = 24LL * 3600 * 1000;
     c->sweep_interval_ms = 3600LL * 1000;
-#ifdef LW_RATE_H
     /* One client sends everything (and from no address: socketpairs have
      * none), so the abuse limits would answer 429 to most inputs and to the
      * fixture itself: off here; they have their own tests. */
@@ -153,7 +152,6 @@ void lwf_server_init(void)
     c->max_connections = 1000000;
     c->max_connections_per_ip = 1000000;
     c->max_pending_links_per_ip = 1000000;
-#endif
     if (lw_app_start(&app, false) != LW_OK)
         die("lw_app_start failed (data in %s)", tmpdir);
     /* After the start, which sets the configured level: info lines per

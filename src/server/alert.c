@@ -1,10 +1,12 @@
 #include "alert.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus.h"
 #include "log.h"
+#include "metrics.h"
 #include "lw.h"
 
 json_t *lw_alert_json(const lw_alert *a)
@@ -33,6 +35,9 @@ int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const 
         lw_strlcpy(a.details, "{\"truncated\":true}", sizeof a.details);
     free(text);
 
+    char label[64];
+    snprintf(label, sizeof label, "kind=\"%s\"", a.kind);
+    lw_metrics_inc("linkward_alerts_total", label);
     int rc = lw_store_alert_insert(app->store, &a);
     if (rc != LW_OK) {
         lw_log_error("alert", "cannot store %s alert: %s", kind, lw_strerror(rc));

@@ -6,6 +6,7 @@
 #include "api.h"
 #include "alert.h"
 #include "log.h"
+#include "metrics.h"
 #include "place.h"
 #include "lw.h"
 #include "ua.h"
@@ -36,6 +37,9 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
     int64_t wait = lw_rates_take(app->rates, rule, key, now);
     if (wait == 0)
         return false;
+    char mlabel[48];
+    snprintf(mlabel, sizeof mlabel, "rule=\"%s\"", rule->name);
+    lw_metrics_inc("linkward_rate_limited_total", mlabel);
     char ra[32];
     long long secs = lw_api_secs(wait);
     snprintf(ra, sizeof ra, "%lld", secs < 1 ? 1 : secs);

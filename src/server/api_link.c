@@ -10,6 +10,7 @@
 #include "cred.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "lw.h"
 #include "payload.h"
 #include "pin.h"
@@ -110,6 +111,7 @@ void lw_api_link_create(lw_rq *rq)
         json_object_update(ans, view);
     json_decref(view);
     lw_wipe(token, sizeof token);
+    lw_metrics_inc("linkward_link_requests_total", "outcome=\"created\"");
     lw_log_info("link", "request %.8s opened from %s", r->id, rq->ip);
     lw_reply_json(rq, 201, ans);
 out:
@@ -286,6 +288,8 @@ void lw_api_link_scan(lw_rq *rq)
         json_object_set_new(ans, "blocked", json_true());
     lw_risk_clear(&k);
     lw_wipe(&a, sizeof a);
+    if (!rescan)
+        lw_metrics_inc("linkward_link_requests_total", "outcome=\"scanned\"");
     lw_log_info("link", "request %.8s scanned by %.8s", r.id, rq->who.device_id);
     lw_reply_json(rq, 200, ans);
 }
@@ -349,6 +353,7 @@ static void approve_finish(lw_app *app, lw_rq *rq, lw_link_request *r)
         return;
     }
     lw_links_notify(app->links, r->id, "link.approved", false);
+    lw_metrics_inc("linkward_link_requests_total", "outcome=\"approved\"");
     lw_log_info("link", "request %.8s approved", r->id);
     if (rq)
         lw_reply_json(rq, 200, json_pack("{s:s}", "state", "approved"));
@@ -471,6 +476,7 @@ void lw_api_link_deny(lw_rq *rq)
         return;
     }
     lw_links_notify(rq->app->links, r.id, "link.denied", true);
+    lw_metrics_inc("linkward_link_requests_total", "outcome=\"denied\"");
     lw_log_info("link", "request %.8s denied", r.id);
     lw_reply_json(rq, 200, json_pack("{s:s}", "state", "denied"));
 }
@@ -590,6 +596,7 @@ void lw_api_link_complete(lw_rq *rq)
         json_object_set_new(ans, "token", json_string(token));
     }
     lw_wipe(token, sizeof token);
+    lw_metrics_inc("linkward_link_requests_total", "outcome=\"completed\"");
     lw_log_info("link", "request %.8s completed: device %.8s linked", r->id, s->id);
     lw_reply_json(rq, 201, ans);
 out:

@@ -4,6 +4,7 @@
 #include "alert.h"
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "lw.h"
 #include "pin.h"
 
@@ -52,6 +53,7 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
         return false;
     }
     int64_t now = lw_now_ms();
+    lw_metrics_inc("linkward_pin_failures_total", NULL);
     a.pin_failures++;
     int64_t lock = lw_pin_lock_duration(a.pin_failures, app->cfg.pin_max_failures, app->cfg.pin_lockout_ms);
     if (lock > 0)

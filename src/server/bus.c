@@ -251,6 +251,30 @@ void lw_bus_close_link(lw_bus *b, const char *request_id)
     close_bucket(b, key, NULL, 0, 1000, "link request finished");
 }
 
+typedef struct {
+    lw_ws **list;
+    size_t n, cap;
+} all_ctx;
+
+static void collect_bucket(const char *key, void *value, void *arg)
+{
+    all_ctx *a = arg;
+    bucket *bk = value;
+    for (h2o_linklist_t *l = bk->socks.next; l != &bk->socks && a->n < a->cap; l = l->next)
+        a->list[a->n++] = lw_ws_from_primary(l);
+}
+
+void lw_bus_close_all(lw_bus *b, int code, const char *reason)
+{
+    all_ctx a = {lw_malloc((b->count ? b->count : 1) * sizeof(lw_ws *)), 0, b->count};
+    if (!a.list)
+        return;
+    lw_map_each(b->primary, collect_bucket, &a);
+    for (size_t i = 0; i < a.n; i++)
+        lw_ws_close(a.list[i], code, reason);
+    lw_free(a.list);
+}
+
 size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id)
 {
     char key[2 + LW_ID_STRLEN];

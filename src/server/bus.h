@@ -31,6 +31,9 @@ void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev);
 void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason);
 /* Closes the sockets waiting on a link request after its final event. */
 void lw_bus_close_link(lw_bus *b, const char *request_id);
+/* Closes every socket with code and reason (shutdown: 1012 "service restart"
+ * tells clients to reconnect, to this server's successor). */
+void lw_bus_close_all(lw_bus *b, int code, const char *reason);
 /* Sockets open for one device (or link request). */
 size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id);
 /* Number of live sockets. */

@@ -25,6 +25,8 @@
 struct lw_control {
     lw_app *app;
     h2o_socket_t *listener;
+    dev_t dev; /* identity of our socket file, to remove only our own */
+    ino_t ino;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -178,14 +180,13 @@ lw_control *lw_control_start(lw_app *app, const char *path)
         lw_log_error("control", "control socket path too long: %s", path);
         return NULL;
     }
-    /* A socket file left by a crashed server: remove it if nobody answers on it. */
+    /* A socket left by a crashed server is replaced; one a running server
+     * answers on is taken over (a graceful restart starts the new server
+     * before the old one stops; the old one then leaves our socket alone). */
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe >= 0) {
-        if (connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
-            close(probe);
-            lw_log_error("control", "another server is running on %s", path);
-            return NULL;
-        }
+        if (connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0)
+            lw_log_warn("control", "taking over the control socket %s from a running server", path);
         close(probe);
         unlink(path);
     }
@@ -206,6 +207,11 @@ lw_control *lw_control_start(lw_app *app, const char *path)
     }
     c->app = app;
     lw_strlcpy(c->path, path, sizeof c->path);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        c->dev = st.st_dev;
+        c->ino = st.st_ino;
+    }
     c->listener = h2o_evloop_socket_create(app->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     c->listener->data = c;
     h2o_socket_read_start(c->listener, on_accept);
@@ -218,6 +224,8 @@ void lw_control_stop(lw_control *c)
         return;
     h2o_socket_read_stop(c->listener);
     h2o_socket_close(c->listener);
-    unlink(c->path);
+    struct stat st;
+    if (stat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
+        unlink(c->path);
     lw_free(c);
 }

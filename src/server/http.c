@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -12,16 +13,20 @@
 #include <unistd.h>
 
 #include <h2o.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 #include "lw.h"
 #include "map.h"
+#include "metrics.h"
 #include "router.h"
 
 static h2o_globalconf_t h2o_conf;
 static h2o_context_t h2o_ctx;
 static h2o_accept_ctx_t accept_ctx;
-static h2o_socket_t *listener;
+static h2o_socket_t *listener, *metrics_listener;
+static int metrics_port = -1;
 static lw_app *the_app;
 
 /* Headers every API answer carries (PRODUCT.md §8). */
@@ -37,6 +42,10 @@ static void security_headers(h2o_req_t *req)
                           H2O_STRLIT("default-src 'none'; frame-ancestors 'none'"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL, H2O_STRLIT("same-origin"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
+    /* Clients compare this with what they understand (and warn when older). */
+    h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));
+    if (the_app && the_app->cfg.tls_cert[0])
+        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000"));
 }
 
 void lw_rq_header(lw_rq *rq, const char *name, const char *value)
@@ -76,6 +85,9 @@ void lw_reply_json(lw_rq *rq, int status, json_t *body)
     }
     rq->replied = true;
     h2o_req_t *req = rq->req;
+    static const char *const classes[] = {"code=\"1xx\"", "code=\"2xx\"", "code=\"3xx\"", "code=\"4xx\"",
+                                          "code=\"5xx\""};
+    lw_metrics_inc("linkward_http_requests_total", classes[(status / 100 - 1) % 5]);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {
@@ -90,6 +102,21 @@ void lw_reply_json(lw_rq *rq, int status, json_t *body)
     size_t len = text ? strlen(text) : 0;
     h2o_iovec_t copy = h2o_strdup(&req->pool, text ? text : "", len);
     free(text);
+    req->res.content_length = copy.len;
+    h2o_send_inline(req, copy.base, copy.len);
+}
+
+void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len)
+{
+    if (rq->replied || !rq->req)
+        return;
+    rq->replied = true;
+    h2o_req_t *req = rq->req;
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    security_headers(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_iovec_t copy = h2o_strdup(&req->pool, text, len);
     req->res.content_length = copy.len;
     h2o_send_inline(req, copy.base, copy.len);
 }
@@ -205,8 +232,38 @@ void lw_rq_release(lw_rq **slot)
     *slot = NULL;
 }
 
+/* Requests being handled (a request counts until h2o disposes of it, i.e.
+ * its response was sent or its client left); graceful shutdown waits for 0. */
+static long inflight;
+
+typedef struct req_token {
+    int64_t started_ns;
+} req_token;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void on_req_done(void *p)
+{
+    req_token *t = p;
+    inflight--;
+    lw_metrics_observe(LW_HIST_REQUEST, (double)(mono_ns() - t->started_ns) / 1e9);
+}
+
+long lw_http_inflight(void)
+{
+    return inflight;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    req_token *t = h2o_mem_alloc_shared(&req->pool, sizeof *t, on_req_done);
+    t->started_ns = mono_ns();
+    inflight++;
     lw_router_dispatch(the_app, req);
     return 0;
 }
@@ -359,37 +416,115 @@ void lw_http_accept_fd(lw_app *app, int fd)
     h2o_accept(&accept_ctx, sock);
 }
 
-int lw_http_listen(lw_app *app)
+/* Binds host:port (SO_REUSEPORT: a new server can bind beside the old one
+ * before the old one stops accepting, so a restart refuses no connection).
+ * Returns the socket, or NULL (logged). *port_out gets the bound port. */
+static h2o_socket_t *bind_listener(const char *host, int port, int *port_out)
 {
     char portbuf[16];
-    snprintf(portbuf, sizeof portbuf, "%d", app->cfg.listen_port);
-    const char *hostbuf = app->cfg.listen_host;
+    snprintf(portbuf, sizeof portbuf, "%d", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    int gai = getaddrinfo(hostbuf, portbuf, &hints, &res);
+    int gai = getaddrinfo(host, portbuf, &hints, &res);
     if (gai != 0) {
-        lw_log_error("http", "cannot resolve listen address %s: %s", hostbuf, gai_strerror(gai));
-        return LW_EINVAL;
+        lw_log_error("http", "cannot resolve listen address %s: %s", host, gai_strerror(gai));
+        return NULL;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        lw_log_error("http", "cannot listen on %s:%s: %s", hostbuf, portbuf, strerror(errno));
+        lw_log_error("http", "cannot listen on %s:%s: %s", host, portbuf, strerror(errno));
         if (fd >= 0)
             close(fd);
         freeaddrinfo(res);
-        return LW_EIO;
+        return NULL;
     }
+    freeaddrinfo(res);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        app->cfg.listen_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                              : ((struct sockaddr_in *)&ss)->sin_port);
-    freeaddrinfo(res);
-    listener = h2o_evloop_socket_create(h2o_ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(listener, on_accept);
+        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    h2o_socket_t *sock = h2o_evloop_socket_create(h2o_ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(sock, on_accept);
+    return sock;
+}
+
+int lw_http_listen(lw_app *app)
+{
+    if (!(listener = bind_listener(app->cfg.listen_host, app->cfg.listen_port, &app->cfg.listen_port)))
+        return LW_EIO;
+    if (app->cfg.metrics_listen[0]) {
+        char host[256];
+        int port;
+        if (lw_http_parse_listen(app->cfg.metrics_listen, host, sizeof host, &port) != LW_OK) {
+            lw_log_error("http", "--metrics-listen wants HOST:PORT");
+            return LW_EINVAL;
+        }
+        if (!(metrics_listener = bind_listener(host, port, &metrics_port)))
+            return LW_EIO;
+    }
     return LW_OK;
+}
+
+int lw_http_metrics_port(void)
+{
+    return metrics_port;
+}
+
+bool lw_http_on_metrics_listener(h2o_req_t *req)
+{
+    if (metrics_port < 0 || !req->conn->callbacks->get_sockname)
+        return false;
+    struct sockaddr_storage ss;
+    if (req->conn->callbacks->get_sockname(req->conn, (struct sockaddr *)&ss) == 0)
+        return false;
+    int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    return port == metrics_port;
+}
+
+/* TLS 1.2 and 1.3 only, forward-secret AEAD suites only; no compression,
+ * no renegotiation, server preference. */
+static SSL_CTX *make_ssl_ctx(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        char err[256];
+        ERR_error_string_n(ERR_get_error(), err, sizeof err);
+        lw_log_error("tls", "cannot load %s / %s: %s", cert, key, err);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int lw_http_tls_load(lw_app *app)
+{
+    SSL_CTX *ctx = make_ssl_ctx(app->cfg.tls_cert, app->cfg.tls_key);
+    if (!ctx)
+        return LW_ECRYPTO;
+    /* Connections hold their own reference to the old context: swapping does
+     * not drop them, new handshakes get the new certificate. */
+    SSL_CTX *old = accept_ctx.ssl_ctx;
+    accept_ctx.ssl_ctx = ctx;
+    if (old)
+        SSL_CTX_free(old);
+    return LW_OK;
+}
+
+void lw_http_request_shutdown(lw_app *app)
+{
+    /* Responses from now on carry "Connection: close". */
+    h2o_context_request_shutdown(&h2o_ctx);
 }
 
 void lw_http_stop(lw_app *app)
@@ -398,5 +533,10 @@ void lw_http_stop(lw_app *app)
         h2o_socket_read_stop(listener);
         h2o_socket_close(listener);
         listener = NULL;
+    }
+    if (metrics_listener) {
+        h2o_socket_read_stop(metrics_listener);
+        h2o_socket_close(metrics_listener);
+        metrics_listener = NULL;
     }
 }

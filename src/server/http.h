@@ -61,7 +61,18 @@ int lw_http_listen(lw_app *app);
 long lw_http_connections(void);
 /* Serves HTTP on an already connected socket (tests and fuzzing use socketpairs). */
 void lw_http_accept_fd(lw_app *app, int fd);
+/* Loads (or on SIGHUP reloads) --tls-cert/--tls-key; existing connections keep theirs. */
+int lw_http_tls_load(lw_app *app);
+/* The port of --metrics-listen (-1 if none), and whether req came in on it. */
+int lw_http_metrics_port(void);
+bool lw_http_on_metrics_listener(struct st_h2o_req_t *req);
+void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len);
+/* Stops accepting (closes the listener). */
 void lw_http_stop(lw_app *app);
+/* Asks keep-alive connections to close after their next response. */
+void lw_http_request_shutdown(lw_app *app);
+/* Requests being handled right now. */
+long lw_http_inflight(void);
 
 void lw_reply_json(lw_rq *rq, int status, json_t *body /* stolen */);
 void lw_reply_error(lw_rq *rq, int status, const char *code, const char *fmt, ...)

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "lw.h"
 #include "map.h"
+#include "metrics.h"
 #include "payload.h"
 #include "qr.h"
 
@@ -207,8 +208,10 @@ static void expire(lw_links *L, lw_link_request *r)
         if (strcmp(r->state, from[i]) != 0)
             continue;
         int rc = lw_store_link_transition(L->app->store, r, from[i], "expired");
-        if (rc == LW_OK)
+        if (rc == LW_OK) {
+            lw_metrics_inc("linkward_link_requests_total", "outcome=\"expired\"");
             lw_log_info("link", "request %.8s expired", r->id);
+        }
     }
     lw_links_notify(L, r->id, "link.expired", true);
 }

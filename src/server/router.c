@@ -13,6 +13,7 @@
 #include "cred.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "lw.h"
 #include "web.h"
 #include "ws.h"
@@ -21,6 +22,7 @@
 #define MAX_PATH 256
 
 static void api_ws(lw_rq *rq);
+static void api_metrics(lw_rq *rq);
 
 typedef struct route {
     const char *method;
@@ -62,6 +64,7 @@ static const route routes[] = {
     {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, 0},
     {"PATCH", "/v1/settings", lw_api_settings_set, LW_AUTH_PRIMARY, B_AUTH},
     {"GET", "/v1/ws", api_ws, LW_AUTH_NONE, 0},
+    {"GET", "/metrics", api_metrics, LW_AUTH_NONE, 0},
 };
 
 void lw_router_each(void (*fn)(const char *, const char *, void *), void *arg)
@@ -325,6 +328,11 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     /* h2o gives the path without the query, normalised ("/a/../b" -> "/b"). */
     const char *path = req->path_normalized.base;
     size_t plen = req->path_normalized.len;
+    if (app->cfg.metrics_listen[0] && lw_http_on_metrics_listener(req) &&
+        !h2o_memis(path, plen, H2O_STRLIT("/metrics")) && !h2o_memis(path, plen, H2O_STRLIT("/v1/health"))) {
+        lw_reply_error(rq, 404, "not_found", "This address serves only /metrics and /v1/health.");
+        return;
+    }
     if ((method_is(req, "GET") || method_is(req, "HEAD")) && !(plen >= 4 && memcmp(path, "/v1/", 4) == 0) &&
         lw_web_serve(app, req))
         return;
@@ -425,4 +433,23 @@ static void api_ws(lw_rq *rq)
     }
     rq->replied = true;
     lw_api_session_socket_opened(rq->app, &rq->who);
+}
+
+/* GET /metrics: Prometheus text. With --metrics-listen it is served only on
+ * that (private) address, and the public listener answers 404. */
+static void api_metrics(lw_rq *rq)
+{
+    if (!lw_http_on_metrics_listener(rq->req) && rq->app->cfg.metrics_listen[0]) {
+        lw_reply_error(rq, 404, "not_found", "No such route.");
+        return;
+    }
+    lw_buf b;
+    lw_buf_init(&b, 1 << 20);
+    if (lw_metrics_render(rq->app, &b) != LW_OK) {
+        lw_buf_free(&b);
+        lw_reply_error(rq, 500, "internal", "The metrics did not fit.");
+        return;
+    }
+    lw_reply_text(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    lw_buf_free(&b);
 }

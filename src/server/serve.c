@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <h2o.h>
@@ -107,6 +109,41 @@ static int mkdir_p(const char *dir)
 }
 
 
+static bool is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+}
+
+/* Root only to bind: afterwards run as --user, or refuse to go on as root
+ * unless told to (--allow-root, for containers and test machines). */
+static int drop_privileges(lw_app *app)
+{
+    if (app->cfg.user[0]) {
+        struct passwd *pw = getpwnam(app->cfg.user);
+        if (!pw) {
+            fprintf(stderr, "linkward serve: --user: no such user '%s'\n", app->cfg.user);
+            return LW_EINVAL;
+        }
+        if (getuid() == 0 && (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+                              setuid(pw->pw_uid) != 0)) {
+            fprintf(stderr, "linkward serve: cannot become %s: %s\n", app->cfg.user, strerror(errno));
+            return LW_EDENIED;
+        }
+        if (setuid(0) == 0 && pw->pw_uid != 0) {
+            fprintf(stderr, "linkward serve: dropping privileges did not stick\n");
+            return LW_EDENIED;
+        }
+        lw_log_info("serve", "running as %s", app->cfg.user);
+        return LW_OK;
+    }
+    if (geteuid() == 0 && !app->cfg.allow_root) {
+        fprintf(stderr, "linkward serve: refusing to run as root: give --user NAME (privileges are dropped after "
+                        "binding) or --allow-root\n");
+        return LW_EDENIED;
+    }
+    return LW_OK;
+}
+
 int lw_app_start(lw_app *app, bool listen)
 {
     const char *lv = app->cfg.log_level;
@@ -124,6 +161,29 @@ int lw_app_start(lw_app *app, bool listen)
         fprintf(stderr, "linkward serve: cannot initialise libsodium\n");
         return LW_ECRYPTO;
     }
+    /* Compile the uap-core expressions now, not on the first request (~0.2 s). */
+    if (lw_ua_init(NULL) != LW_OK)
+        lw_log_warn("ua", "uap-core regexes not loaded (%s); using the small built-in User-Agent matcher",
+                    lw_ua_error());
+    lw_http_init(app);
+    if (app->cfg.tls_cert[0] && lw_http_tls_load(app) != LW_OK) {
+        fprintf(stderr, "linkward serve: cannot use the TLS certificate/key (see the log)\n");
+        return LW_ECRYPTO;
+    }
+    if (listen && !app->cfg.tls_cert[0] && !is_loopback(app->cfg.listen_host)) {
+        if (!app->cfg.allow_plain_http) {
+            fprintf(stderr, "linkward serve: refusing plain HTTP on %s: give --tls-cert/--tls-key, or "
+                            "--allow-plain-http behind a TLS-terminating proxy\n",
+                    app->cfg.listen_host);
+            return LW_EINVAL;
+        }
+        lw_log_warn("serve", "serving plain HTTP on %s: only safe behind a TLS-terminating proxy",
+                    app->cfg.listen_host);
+    }
+    if (listen && lw_http_listen(app) != LW_OK)
+        return LW_EIO;
+    if (listen && drop_privileges(app) != LW_OK)
+        return LW_EDENIED;
     if (mkdir_p(app->cfg.data_dir) != 0) {
         fprintf(stderr, "linkward serve: cannot create data directory %s: %s\n", app->cfg.data_dir, strerror(errno));
         return LW_EIO;
@@ -141,18 +201,12 @@ int lw_app_start(lw_app *app, bool listen)
         return LW_ENOMEM;
     lw_log_info("geo", "%zu GeoIP database%s from %s", lw_geo_count(app->geo), lw_geo_count(app->geo) == 1 ? "" : "s",
                 app->cfg.geoip_dir);
-    /* Compile the uap-core expressions now, not on the first request (~0.2 s). */
-    if (lw_ua_init(NULL) != LW_OK)
-        lw_log_warn("ua", "uap-core regexes not loaded (%s); using the small built-in User-Agent matcher",
-                    lw_ua_error());
-    lw_http_init(app);
-    if (listen && lw_http_listen(app) != LW_OK)
-        return LW_EIO;
     if (!app->cfg.public_origin[0]) {
         const char *h = app->cfg.listen_host;
         bool v6 = strchr(h, ':') != NULL;
-        int n = snprintf(app->cfg.public_origin, sizeof app->cfg.public_origin, "http://%s%s%s:%d", v6 ? "[" : "",
-                         h, v6 ? "]" : "", app->cfg.listen_port);
+        int n = snprintf(app->cfg.public_origin, sizeof app->cfg.public_origin, "%s://%s%s%s:%d",
+                         app->cfg.tls_cert[0] ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "",
+                         app->cfg.listen_port);
         if (n < 0 || n >= (int)sizeof app->cfg.public_origin) {
             lw_log_error("serve", "the listen host is too long for an origin; set --public-origin");
             return LW_EINVAL;
@@ -222,7 +276,8 @@ int lw_serve_main(int argc, char **argv)
 
     lw_log_info("serve", "listening on %s:%d (origin %s, data in %s)", app->cfg.listen_host, app->cfg.listen_port,
                 app->cfg.public_origin, app->cfg.data_dir);
-    printf("linkward listening on http://%s%s%s:%d\n", strchr(app->cfg.listen_host, ':') ? "[" : "",
+    printf("linkward listening on %s://%s%s%s:%d\n", app->cfg.tls_cert[0] ? "https" : "http",
+           strchr(app->cfg.listen_host, ':') ? "[" : "",
            app->cfg.listen_host, strchr(app->cfg.listen_host, ':') ? "]" : "", app->cfg.listen_port);
     fflush(stdout);
 
@@ -231,6 +286,12 @@ int lw_serve_main(int argc, char **argv)
         if (reload_requested) {
             /* Databases are swapped between requests: nothing in flight sees a half state. */
             reload_requested = 0;
+            if (app->cfg.tls_cert[0]) {
+                if (lw_http_tls_load(app) == LW_OK)
+                    lw_log_info("tls", "certificate reloaded; new handshakes use it");
+                else
+                    lw_log_warn("tls", "certificate reload failed; keeping the one in use");
+            }
             int grc = lw_geo_reload(&app->geo, app->cfg.geoip_dir);
             if (grc == LW_OK)
                 lw_log_info("geo", "reloaded %zu GeoIP databases", lw_geo_count(app->geo));
@@ -239,8 +300,22 @@ int lw_serve_main(int argc, char **argv)
         }
     }
 
-    lw_log_info("serve", "shutting down");
+    /* Graceful: stop accepting (a successor bound beside us takes new
+     * connections), tell sockets to reconnect, let requests in flight finish
+     * within the deadline, then flush and exit 0. */
+    lw_log_info("serve", "shutting down: %ld requests in flight, %zu sockets", lw_http_inflight(),
+                lw_bus_count(app->bus));
     lw_http_stop(app);
+    lw_http_request_shutdown(app);
+    lw_bus_close_all(app->bus, 1012, "service restart");
+    int64_t deadline = lw_now_ms() + app->cfg.shutdown_timeout_ms;
+    /* A short grace even when idle, so a request racing our close on a
+     * keep-alive connection still gets its answer (with Connection: close). */
+    int64_t grace = lw_now_ms() + 100;
+    while (lw_now_ms() < deadline && (lw_http_inflight() > 0 || lw_bus_count(app->bus) > 0 || lw_now_ms() < grace))
+        h2o_evloop_run(app->loop, 10);
+    if (lw_http_inflight() > 0)
+        lw_log_warn("serve", "%ld requests still in flight at the shutdown deadline", lw_http_inflight());
     exit_code = 0;
 out:
     lw_app_stop(app);

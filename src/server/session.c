@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "log.h"
 #include "lw.h"
 #include "map.h"
+#include "metrics.h"
 #include "place.h"
 #include "risk.h"
 
@@ -249,6 +251,9 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
      * companions hear their own session.ended at once and not their siblings'
      * device.ended first; then tell the devices that remain. */
     for (size_t i = 0; i < n; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "reason=\"%s\"", e[i].reason);
+        lw_metrics_inc("linkward_sessions_ended_total", label);
         drop(s, e[i].device_id);
         lw_bus_end_device(app->bus, e[i].device_id, e[i].reason);
         if (app->cfg.privacy_country_only && lw_store_session_redact(app->store, e[i].device_id) != LW_OK)

@@ -8,6 +8,26 @@
 
 #include "store.h"
 
+#include <time.h>
+
+#include "metrics.h"
+
+/* Every store call is timed here, the one place all of them pass through. */
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#define TIMED(call)                                                                                          \
+    do {                                                                                                     \
+        int64_t t0_ = mono_ns();                                                                             \
+        int rc_ = (call);                                                                                    \
+        lw_metrics_observe(LW_HIST_STORE, (double)(mono_ns() - t0_) / 1e9);                                  \
+        return rc_;                                                                                          \
+    } while (0)
+
 /* One JSON line on stderr; msg is a fixed string from this file, never data. */
 static void store_log_error(const char *msg)
 {
@@ -39,157 +59,157 @@ void lw_store_close(lw_store *s)
 
 int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *primary, const uint8_t *invite_hash)
 {
-    return s->ops->account_create(s, a, primary, invite_hash);
+    TIMED(s->ops->account_create(s, a, primary, invite_hash));
 }
 
 int lw_store_account_get(lw_store *s, const char *id, lw_account *out)
 {
-    return s->ops->account_get(s, id, out);
+    TIMED(s->ops->account_get(s, id, out));
 }
 
 int lw_store_account_get_by_handle(lw_store *s, const char *handle, lw_account *out)
 {
-    return s->ops->account_get_by_handle(s, handle, out);
+    TIMED(s->ops->account_get_by_handle(s, handle, out));
 }
 
 int lw_store_account_update(lw_store *s, const lw_account *a)
 {
-    return s->ops->account_update(s, a);
+    TIMED(s->ops->account_update(s, a));
 }
 
 int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at)
 {
-    return s->ops->invite_create(s, hash, expires_at);
+    TIMED(s->ops->invite_create(s, hash, expires_at));
 }
 
 int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out)
 {
-    return s->ops->session_get(s, device_id, out);
+    TIMED(s->ops->session_get(s, device_id, out));
 }
 
 int lw_store_session_get_by_selector(lw_store *s, const char *selector, lw_session *out)
 {
-    return s->ops->session_get_by_selector(s, selector, out);
+    TIMED(s->ops->session_get_by_selector(s, selector, out));
 }
 
 int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n)
 {
-    return s->ops->session_list(s, account_id, ended, out, n);
+    TIMED(s->ops->session_list(s, account_id, ended, out, n));
 }
 
 int lw_store_session_count_active_companions(lw_store *s, const char *account_id, long *n)
 {
-    return s->ops->session_count_active_companions(s, account_id, n);
+    TIMED(s->ops->session_count_active_companions(s, account_id, n));
 }
 
 int lw_store_session_set_credential(lw_store *s, const lw_session *sess)
 {
-    return s->ops->session_set_credential(s, sess);
+    TIMED(s->ops->session_set_credential(s, sess));
 }
 
 int lw_store_session_set_name(lw_store *s, const char *device_id, const char *name)
 {
-    return s->ops->session_set_name(s, device_id, name);
+    TIMED(s->ops->session_set_name(s, device_id, name));
 }
 
 int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const lw_place *where)
 {
-    return s->ops->session_touch(s, device_id, at, where);
+    TIMED(s->ops->session_touch(s, device_id, at, where));
 }
 
 int lw_store_session_end(lw_store *s, const char *device_id, const char *reason, int64_t now)
 {
-    return s->ops->session_end(s, device_id, reason, now);
+    TIMED(s->ops->session_end(s, device_id, reason, now));
 }
 
 int lw_store_session_end_all(lw_store *s, const char *account_id, const char *role, const char *except,
                              const char *reason, int64_t now, lw_ended **out, size_t *n)
 {
-    return s->ops->session_end_all(s, account_id, role, except, reason, now, out, n);
+    TIMED(s->ops->session_end_all(s, account_id, role, except, reason, now, out, n));
 }
 
 int lw_store_session_redact(lw_store *s, const char *device_id)
 {
-    return s->ops->session_redact(s, device_id);
+    TIMED(s->ops->session_redact(s, device_id));
 }
 
 int lw_store_session_delete_ended(lw_store *s, const char *account_id, const char *device_id, long *deleted)
 {
-    return s->ops->session_delete_ended(s, account_id, device_id, deleted);
+    TIMED(s->ops->session_delete_ended(s, account_id, device_id, deleted));
 }
 
 int lw_store_link_insert(lw_store *s, const lw_link_request *r)
 {
-    return s->ops->link_insert(s, r);
+    TIMED(s->ops->link_insert(s, r));
 }
 
 int lw_store_link_get(lw_store *s, const char *id, lw_link_request *out)
 {
-    return s->ops->link_get(s, id, out);
+    TIMED(s->ops->link_get(s, id, out));
 }
 
 int lw_store_link_get_by_selector(lw_store *s, const char *token_selector, lw_link_request *out)
 {
-    return s->ops->link_get_by_selector(s, token_selector, out);
+    TIMED(s->ops->link_get_by_selector(s, token_selector, out));
 }
 
 int lw_store_link_get_by_ref(lw_store *s, const uint8_t ref_hash[LW_HASH_LEN], lw_link_request *out)
 {
-    return s->ops->link_get_by_ref(s, ref_hash, out);
+    TIMED(s->ops->link_get_by_ref(s, ref_hash, out));
 }
 
 int lw_store_link_get_by_code(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_link_request *out)
 {
-    return s->ops->link_get_by_code(s, code_hash, out);
+    TIMED(s->ops->link_get_by_code(s, code_hash, out));
 }
 
 int lw_store_link_set_ref(lw_store *s, const char *id, const uint8_t ref_hash[LW_HASH_LEN], int ref_index,
                           int64_t ref_expires_at)
 {
-    return s->ops->link_set_ref(s, id, ref_hash, ref_index, ref_expires_at);
+    TIMED(s->ops->link_set_ref(s, id, ref_hash, ref_index, ref_expires_at));
 }
 
 int lw_store_link_transition(lw_store *s, const lw_link_request *r, const char *from, const char *to)
 {
-    return s->ops->link_transition(s, r, from, to);
+    TIMED(s->ops->link_transition(s, r, from, to));
 }
 
 int lw_store_link_complete(lw_store *s, const char *request_id, const lw_session *sess, long max_companions)
 {
-    return s->ops->link_complete(s, request_id, sess, max_companions);
+    TIMED(s->ops->link_complete(s, request_id, sess, max_companions));
 }
 
 int lw_store_link_purge(lw_store *s, int64_t before, long *deleted)
 {
-    return s->ops->link_purge(s, before, deleted);
+    TIMED(s->ops->link_purge(s, before, deleted));
 }
 
 int lw_store_alert_insert(lw_store *s, const lw_alert *a)
 {
-    return s->ops->alert_insert(s, a);
+    TIMED(s->ops->alert_insert(s, a));
 }
 
 int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n)
 {
-    return s->ops->alert_list(s, account_id, limit, out, n);
+    TIMED(s->ops->alert_list(s, account_id, limit, out, n));
 }
 
 int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, int64_t now)
 {
-    return s->ops->alert_ack(s, account_id, alert_id, now);
+    TIMED(s->ops->alert_ack(s, account_id, alert_id, now));
 }
 
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged)
 {
-    return s->ops->sweep(s, p, out, n, purged);
+    TIMED(s->ops->sweep(s, p, out, n, purged));
 }
 
 int lw_store_get_stats(lw_store *s, lw_store_stats *out)
 {
-    return s->ops->stats(s, out);
+    TIMED(s->ops->stats(s, out));
 }
 
 int lw_store_backup(lw_store *s, const char *path)
 {
-    return s->ops->backup(s, path);
+    TIMED(s->ops->backup(s, path));
 }

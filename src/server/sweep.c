@@ -3,6 +3,7 @@
 #include <h2o.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "lw.h"
 #include "session.h"
 #include "store.h"
@@ -18,6 +19,7 @@ struct lw_sweeper {
 
 int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
 {
+    lw_metrics_inc("linkward_sweeper_runs_total", NULL);
     lw_sessions_flush(app->sessions, true);
     lw_sweep_policy p = {
         .now = now,

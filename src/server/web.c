@@ -52,8 +52,9 @@ static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
         lw_strlcpy(csp, "default-src 'none'; frame-ancestors 'none'", sizeof csp);
     h2o_iovec_t v = h2o_strdup(p, csp, SIZE_MAX);
     h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL, v.base, v.len);
-    if (strncmp(app->cfg.public_origin, "https://", 8) == 0)
+    if (app->cfg.tls_cert[0] || strncmp(app->cfg.public_origin, "https://", 8) == 0)
         h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));
 }
 
 static const char *type_of(const char *path)

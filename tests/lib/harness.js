@@ -230,6 +230,8 @@ export async function startServer(opts = {}) {
   const args = [...(opts.args || [])];
   if (!opts.rateLimits && !args.includes('--rate')) args.push('--rate', 'off');
   if (!opts.rateLimits && !args.includes('--max-pending-links-per-ip')) args.push('--max-pending-links-per-ip', '1000');
+  // CI and these machines run as root; the server refuses that unless told.
+  if (process.getuid?.() === 0 && !args.includes('--user') && !opts.noAllowRoot) args.push('--allow-root');
   const server = {
     dataDir,
     args,

@@ -1,0 +1,135 @@
+#include "metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "bus.h"
+#include "http.h"
+#include "map.h"
+#include "session.h"
+#include "store.h"
+
+static const struct family {
+    const char *name, *help;
+} families[] = {
+    {"linkward_http_requests_total", "HTTP requests answered, by status class."},
+    {"linkward_link_requests_total", "Link requests by outcome."},
+    {"linkward_sessions_ended_total", "Sessions ended, by reason."},
+    {"linkward_alerts_total", "Alerts raised, by kind."},
+    {"linkward_pin_failures_total", "Wrong two-step PINs."},
+    {"linkward_rate_limited_total", "Requests refused by a rate limit, by rule."},
+    {"linkward_sweeper_runs_total", "Sweeper runs."},
+};
+
+static const struct hist_def {
+    const char *name, *help;
+} hist_defs[LW_HIST_COUNT] = {
+    {"linkward_http_request_duration_seconds", "Time from request to response."},
+    {"linkward_store_duration_seconds", "Time spent in one store operation."},
+};
+
+/* Seconds: 50 µs .. 2.5 s. */
+static const double bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                0.25, 0.5, 1, 2.5};
+#define NBOUNDS (sizeof bounds / sizeof bounds[0])
+
+static struct {
+    uint64_t buckets[NBOUNDS];
+    uint64_t count;
+    double sum;
+} hists[LW_HIST_COUNT];
+
+static lw_map *counters; /* "family{label}" -> uint64_t* */
+
+void lw_metrics_inc(const char *family, const char *label)
+{
+    if (!counters && !(counters = lw_map_new()))
+        return;
+    char key[160];
+    int n = snprintf(key, sizeof key, "%s{%s}", family, label ? label : "");
+    if (n < 0 || n >= (int)sizeof key)
+        return;
+    uint64_t *v = lw_map_get(counters, key);
+    if (!v) {
+        if (!(v = lw_calloc(1, sizeof *v)))
+            return;
+        if (lw_map_put(counters, key, v) != LW_OK) {
+            lw_free(v);
+            return;
+        }
+    }
+    (*v)++;
+}
+
+void lw_metrics_observe(lw_hist h, double seconds)
+{
+    for (size_t i = 0; i < NBOUNDS; i++)
+        if (seconds <= bounds[i])
+            hists[h].buckets[i]++;
+    hists[h].count++;
+    hists[h].sum += seconds;
+}
+
+typedef struct {
+    lw_buf *out;
+    const char *family;
+    size_t flen;
+    int rc;
+} render_ctx;
+
+static void render_counter(const char *key, void *value, void *arg)
+{
+    render_ctx *r = arg;
+    if (strncmp(key, r->family, r->flen) != 0 || key[r->flen] != '{')
+        return;
+    const char *label = key + r->flen; /* "{...}" */
+    bool empty = strcmp(label, "{}") == 0;
+    if (lw_buf_appendf(r->out, "%s%s %llu\n", r->family, empty ? "" : label,
+                       (unsigned long long)*(uint64_t *)value) != LW_OK)
+        r->rc = LW_ETOOBIG;
+}
+
+int lw_metrics_render(lw_app *app, lw_buf *out)
+{
+    int rc = LW_OK;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        rc |= lw_buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", families[f].name, families[f].help,
+                             families[f].name);
+        render_ctx r = {out, families[f].name, strlen(families[f].name), LW_OK};
+        if (counters)
+            lw_map_each(counters, render_counter, &r);
+        rc |= r.rc;
+    }
+    for (int h = 0; h < LW_HIST_COUNT; h++) {
+        const char *n = hist_defs[h].name;
+        rc |= lw_buf_appendf(out, "# HELP %s %s\n# TYPE %s histogram\n", n, hist_defs[h].help, n);
+        for (size_t i = 0; i < NBOUNDS; i++)
+            rc |= lw_buf_appendf(out, "%s_bucket{le=\"%g\"} %llu\n", n, bounds[i],
+                                 (unsigned long long)hists[h].buckets[i]);
+        rc |= lw_buf_appendf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", n,
+                             (unsigned long long)hists[h].count, n, hists[h].sum, n,
+                             (unsigned long long)hists[h].count);
+    }
+    /* Gauges, read now. */
+    lw_store_stats st;
+    memset(&st, 0, sizeof st);
+    lw_store_get_stats(app->store, &st);
+    rc |= lw_buf_appendf(out,
+                         "# HELP linkward_connections Open client connections.\n# TYPE linkward_connections gauge\n"
+                         "linkward_connections %ld\n"
+                         "# HELP linkward_websockets Live WebSockets.\n# TYPE linkward_websockets gauge\n"
+                         "linkward_websockets %zu\n"
+                         "# HELP linkward_requests_in_flight Requests being handled.\n"
+                         "# TYPE linkward_requests_in_flight gauge\nlinkward_requests_in_flight %ld\n"
+                         "# HELP linkward_sessions Stored sessions by state.\n# TYPE linkward_sessions gauge\n"
+                         "linkward_sessions{state=\"active\"} %ld\nlinkward_sessions{state=\"ended\"} %ld\n"
+                         "# HELP linkward_accounts Accounts.\n# TYPE linkward_accounts gauge\nlinkward_accounts %ld\n"
+                         "# HELP linkward_link_requests_open Link requests not yet finished.\n"
+                         "# TYPE linkward_link_requests_open gauge\nlinkward_link_requests_open %ld\n"
+                         "# HELP linkward_sessions_cached Sessions in the credential cache.\n"
+                         "# TYPE linkward_sessions_cached gauge\nlinkward_sessions_cached %zu\n",
+                         lw_http_connections(), lw_bus_count(app->bus), lw_http_inflight(), st.sessions_active,
+                         st.sessions_ended, st.accounts, st.link_requests_pending,
+                         lw_sessions_cached(app->sessions));
+    return rc == LW_OK ? LW_OK : LW_ETOOBIG;
+}
