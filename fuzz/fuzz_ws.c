@@ -65,9 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     lwf_fixture();
     uint8_t mode = data[0];
-    lw_buf head, msg;
+    lw_buf head, msg, resp;
     lw_buf_init(&head, 4096);
     lw_buf_init(&msg, 2 * LWF_INPUT_MAX);
+    lw_buf_init(&resp, LWF_RESPONSE_MAX);
     lw_buf_appendf(&head,
                    "GET /v1/ws HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -88,9 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             p += frame(&msg, b0, p, n, !(mode & 8), idx);
         }
     }
-    lwf_exchange(msg.data, msg.len, NULL);
+    lwf_exchange(msg.data, msg.len, &resp);
 out:
     lw_buf_free(&head);
     lw_buf_free(&msg);
+    lw_buf_free(&resp);
     return 0;
 }

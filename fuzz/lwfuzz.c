@@ -22,7 +22,6 @@
 #include "crypto.h"
 #include "http.h"
 #include "link.h"
-#include "log.h"
 #include "payload.h"
 #include "session.h"
 #include "store.h"
@@ -41,6 +40,7 @@ static lw_app app;
 static bool started;
 static char tmpdir[256];
 static int64_t budget_ms = LWF_BUDGET_MS;
+static bool dump; /* LWFUZZ_DUMP: every exchange to stderr, to see where seeds go */
 
 typedef struct keypair {
     uint8_t pk[LW_PK_LEN];
@@ -152,12 +152,11 @@ void lwf_server_init(void)
     c->max_connections = 1000000;
     c->max_connections_per_ip = 1000000;
     c->max_pending_links_per_ip = 1000000;
+    /* Info lines per request would dominate the run; LWFUZZ_LOG=1 keeps them. */
+    lw_strlcpy(c->log_level, getenv("LWFUZZ_LOG") ? "info" : "error", sizeof c->log_level);
+    dump = getenv("LWFUZZ_DUMP") != NULL;
     if (lw_app_start(&app, false) != LW_OK)
         die("lw_app_start failed (data in %s)", tmpdir);
-    /* After the start, which sets the configured level: info lines per
-     * request would dominate the run. LWFUZZ_LOG=1 keeps them. */
-    if (!getenv("LWFUZZ_LOG"))
-        lw_log_set_level(LW_LOG_ERROR);
     started = true;
     atexit(at_exit);
 }
@@ -222,6 +221,9 @@ bool lwf_exchange(const void *req, size_t len, lw_buf *resp)
             break;
     }
     close(sv[1]);
+    if (dump)
+        fprintf(stderr, "lwfuzz: >>>\n%.*s\nlwfuzz: <<< (%s)\n%.*s\n", (int)len, (const char *)req,
+                closed ? "closed" : "budget spent", resp ? (int)resp->len : 0, resp ? resp->data : "");
     /* Let the server see the hang-up now rather than during the next input. */
     for (int i = 0; i < 4; i++)
         h2o_evloop_run(app.loop, 0);

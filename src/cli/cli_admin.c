@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include "cli.h"
 #include "lw.h"
+#include "store.h"
 
 #define ADMIN_ANSWER_MAX (64 * 1024)
 #define ADMIN_TIMEOUT_MS 30000
@@ -31,6 +33,8 @@ static void admin_usage(FILE *f)
           "  invite [--ttl 7d]   a registration invite code (for --registration invite)\n"
           "  purge               delete ended sessions past the retention period now\n"
           "  backup FILE         write a consistent copy of the database to FILE\n"
+          "  restore FILE        put a backup in place of the database (the server must be stopped;\n"
+          "                      the backup is checked first and the current database kept as .before-restore)\n"
           "\n"
           "The control socket defaults to ./var/control.sock, or DIR/control.sock with --data-dir.\n",
           f);
@@ -180,6 +184,83 @@ static void print_flat(const char *prefix, json_t *obj)
     }
 }
 
+/* Copies src to dst through a temporary file in dst's folder, then renames:
+ * the database is either the old one or the whole new one, never half. */
+static int copy_file(const char *src, const char *dst)
+{
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof tmp, "%s.restoring", dst);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -1;
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = in >= 0 && out >= 0 ? 0 : -1;
+    char buf[65536];
+    ssize_t r;
+    while (rc == 0 && (r = read(in, buf, sizeof buf)) != 0) {
+        if (r < 0 || write(out, buf, (size_t)r) != r)
+            rc = -1;
+    }
+    if (rc == 0 && fsync(out) != 0)
+        rc = -1;
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, dst) != 0)
+        rc = -1;
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* Offline: the running server owns the database, so restoring under it is refused. */
+static int restore(const admin_opts *a, const char *control, const char *file)
+{
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (s >= 0 && lw_strlcpy(sa.sun_path, control, sizeof sa.sun_path) == LW_OK &&
+        connect(s, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        close(s);
+        cli_msg("linkward: a server is running on %s: stop it before restoring\n", control);
+        return CLI_REFUSED;
+    }
+    if (s >= 0)
+        close(s);
+    char db[PATH_MAX];
+    int n = snprintf(db, sizeof db, "%s/linkward.db", a->data_dir ? a->data_dir : "var");
+    if (n < 0 || (size_t)n >= sizeof db)
+        return cli_usage_error("admin", "--data-dir: path too long");
+    int version;
+    char msg[256];
+    if (lw_store_sqlite_check_file(file, &version, msg, sizeof msg) != LW_OK) {
+        cli_msg("linkward: %s cannot be restored: %s\n", file, msg);
+        return CLI_REFUSED;
+    }
+    char keep[PATH_MAX];
+    n = snprintf(keep, sizeof keep, "%s.before-restore", db);
+    if (n < 0 || (size_t)n >= sizeof keep)
+        return CLI_USAGE;
+    if (access(db, F_OK) == 0 && rename(db, keep) != 0) {
+        cli_msg("linkward: cannot move the current database aside: %s\n", strerror(errno));
+        return CLI_IO;
+    }
+    /* The old write-ahead log belongs to the old database. */
+    char side[PATH_MAX];
+    static const char *const sfx[] = {"-wal", "-shm"};
+    for (int i = 0; i < 2; i++)
+        if (snprintf(side, sizeof side, "%s%s", db, sfx[i]) < (int)sizeof side)
+            unlink(side);
+    if (copy_file(file, db) != 0) {
+        cli_msg("linkward: restoring failed: %s; the previous database is %s\n", strerror(errno), keep);
+        return CLI_IO;
+    }
+    if (a->json)
+        cli_json_event("{sb ss si}", "ok", 1, "path", db, "schema_version", version);
+    else
+        cli_msg("Restored %s (schema %d) to %s; the previous database is kept as %s.\n", file, version, db, keep);
+    return CLI_OK;
+}
+
 int cli_admin_main(int argc, char **argv)
 {
     admin_opts a = {0};
@@ -214,6 +295,11 @@ int cli_admin_main(int argc, char **argv)
     if (a.ttl != NULL && strcmp(cmd, "invite") != 0)
         return cli_usage_error("admin", "--ttl goes with invite");
 
+    if (strcmp(cmd, "restore") == 0) {
+        if (npos != 2 || pos[1][0] == '\0')
+            return cli_usage_error("admin", "restore needs FILE");
+        return restore(&a, path, pos[1]);
+    }
     json_t *req = NULL;
     if (strcmp(cmd, "stats") == 0 || strcmp(cmd, "purge") == 0) {
         if (npos != 1)

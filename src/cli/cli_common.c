@@ -83,6 +83,11 @@ int cli_take_global(cli_opts *o, int argc, char **argv, int *i)
             o->state = v;
         return r;
     }
+    if ((r = cli_opt_value(argc, argv, i, "--cacert", &v)) != 0) {
+        if (r > 0)
+            setenv("LINKWARD_CA_FILE", v, 1); /* read by the client library for every connection */
+        return r;
+    }
     if ((r = cli_opt_value(argc, argv, i, "--header", &v)) != 0) {
         if (r < 0)
             return r;

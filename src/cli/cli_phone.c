@@ -20,7 +20,7 @@
 
 static void phone_usage(FILE *f)
 {
-    fputs("Usage: linkward phone [--server URL] [--state FILE] [--header 'Name: value']... [--json] COMMAND\n"
+    fputs("Usage: linkward phone [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: value']... [--json] COMMAND\n"
           "  register --handle HANDLE [--invite CODE] [--name NAME]\n"
           "  link PAYLOAD | --image QR.png | --code XXXX-XXXX  [--pin PIN] [--yes] [--accept-risk]\n"
           "  deny PAYLOAD | --image QR.png | --code XXXX-XXXX\n"

@@ -62,4 +62,7 @@ void lwc_json_wipe(json_t *obj, const char *key);
 /* The pinned server key: LW_OK, or LW_ENOTFOUND if none was pinned. */
 int lwc_device_server_key(const lwc_device *d, uint8_t key[LW_PK_LEN]);
 
+/* Applies the TLS trust settings (LINKWARD_CA_FILE) to a curl handle. */
+void lwc_curl_tls(void *curl);
+
 #endif

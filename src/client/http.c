@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/utsname.h>
@@ -153,6 +154,15 @@ bool lwc_id_ok(const char *id)
             return false;
     }
     return n > 0;
+}
+
+void lwc_curl_tls(void *curl)
+{
+    /* A private CA (a self-hosted server's own certificate): LINKWARD_CA_FILE,
+     * which the CLI's --cacert sets. Verification itself is never turned off. */
+    const char *ca = getenv("LINKWARD_CA_FILE");
+    if (ca && *ca)
+        curl_easy_setopt((CURL *)curl, CURLOPT_CAINFO, ca);
 }
 
 lwc_client *lwc_client_new(const char *server_url)
@@ -303,10 +313,45 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Warns once per process when the server is newer (major.minor) than this
+ * client: it may speak things we do not understand. */
+static void check_server_version(const char *v, size_t len)
+{
+    static bool warned;
+    if (warned)
+        return;
+    char buf[32];
+    size_t k = 0;
+    while (k < len && k < sizeof buf - 1 && ((v[k] >= '0' && v[k] <= '9') || v[k] == '.'))
+        buf[k] = v[k], k++;
+    buf[k] = '\0';
+    long smaj = 0, smin = 0, cmaj = 0, cmin = 0;
+    char *e;
+    smaj = strtol(buf, &e, 10);
+    if (*e == '.')
+        smin = strtol(e + 1, NULL, 10);
+    cmaj = strtol(LINKWARD_VERSION, &e, 10);
+    if (*e == '.')
+        cmin = strtol(e + 1, NULL, 10);
+    if (k && (smaj > cmaj || (smaj == cmaj && smin > cmin))) {
+        warned = true;
+        fprintf(stderr, "linkward: the server runs Linkward %s, newer than this client (%s); update this client "
+                        "if something does not work.\n",
+                buf, LINKWARD_VERSION);
+    }
+}
+
 static size_t on_header(char *ptr, size_t size, size_t nitems, void *userdata)
 {
     transfer *t = userdata;
     size_t n = size * nitems;
+    static const char vname[] = "linkward-version:";
+    if (n > sizeof(vname) - 1 && strncasecmp(ptr, vname, sizeof(vname) - 1) == 0) {
+        size_t i = sizeof(vname) - 1;
+        while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
+            i++;
+        check_server_version(ptr + i, n - i);
+    }
     static const char name[] = "retry-after:";
     if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
         long v = 0;
@@ -397,6 +442,7 @@ int lwc_request_bearer(lwc_client *c, const char *method, const char *path, cons
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url.data);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    lwc_curl_tls(h);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)LWC_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)LWC_REQUEST_TIMEOUT_MS);

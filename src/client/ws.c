@@ -403,6 +403,7 @@ lwc_ws *lwc_ws_connect(lwc_client *c, const char *bearer_token, int *err)
     curl_easy_setopt(ws->curl, CURLOPT_URL, lwc_client_url(c));
     curl_easy_setopt(ws->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(ws->curl, CURLOPT_CONNECT_ONLY, 1L);
+    lwc_curl_tls(ws->curl);
     curl_easy_setopt(ws->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(ws->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)LWC_CONNECT_TIMEOUT_MS);
     CURLcode cr = curl_easy_perform(ws->curl);

@@ -70,10 +70,10 @@ void lw_api_server(lw_rq *rq)
     char pk[lw_b64_enc_len(LW_PK_LEN)];
     lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
     lw_reply_json(rq, 200,
-                  json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "origin", app->cfg.public_origin, "server_key", pk,
-                            "version", LINKWARD_VERSION, "max_companions", (json_int_t)app->cfg.max_companions,
-                            "registration", app->cfg.registration_invite ? "invite" : "open", "pin_required",
-                            app->cfg.pin_required));
+                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:b}", "origin", app->cfg.public_origin, "server_key",
+                            pk, "version", LINKWARD_VERSION, "min_client_version", app->cfg.min_client_version,
+                            "max_companions", (json_int_t)app->cfg.max_companions, "registration",
+                            app->cfg.registration_invite ? "invite" : "open", "pin_required", app->cfg.pin_required));
 }
 
 /* Printable text without control characters, for names and descriptions. */

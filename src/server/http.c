@@ -71,6 +71,7 @@ static const char *reason_phrase(int status)
     case 415: return "Unsupported Media Type";
     case 423: return "Locked";
     case 429: return "Too Many Requests";
+    case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return status >= 500 ? "Internal Server Error" : "OK";

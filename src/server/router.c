@@ -1,5 +1,6 @@
 #include "router.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -108,6 +109,44 @@ static bool match(const char *pattern, const char *path, size_t plen, char param
         s++;
     }
     return *p == '\0' && s == send;
+}
+
+/* "1.2.3" compared part by part (missing parts are 0); non-numeric tails ignored. */
+static int version_cmp(const char *a, const char *b)
+{
+    for (int i = 0; i < 3; i++) {
+        long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
+        if (x != y)
+            return x < y ? -1 : 1;
+        if (*a == '.')
+            a++;
+        if (*b == '.')
+            b++;
+    }
+    return 0;
+}
+
+/* The version a client announces: "Linkward-Client-Version: X.Y.Z", or our
+ * CLI's User-Agent "linkward/X.Y.Z (...)". Clients that say nothing are not judged. */
+static bool client_version(h2o_req_t *req, char out[32])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("linkward-client-version"), -1);
+    h2o_iovec_t v;
+    if (i >= 0) {
+        v = req->headers.entries[i].value;
+    } else if ((i = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1)) >= 0 &&
+               req->headers.entries[i].value.len > 9 &&
+               memcmp(req->headers.entries[i].value.base, "linkward/", 9) == 0) {
+        v = h2o_iovec_init(req->headers.entries[i].value.base + 9, req->headers.entries[i].value.len - 9);
+    } else {
+        return false;
+    }
+    size_t n = 0;
+    while (n < v.len && n < 31 && ((v.base[n] >= '0' && v.base[n] <= '9') || v.base[n] == '.'))
+        n++;
+    memcpy(out, v.base, n);
+    out[n] = '\0';
+    return n > 0;
 }
 
 static bool method_is(h2o_req_t *req, const char *m)
@@ -367,6 +406,17 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     }
     if (!method_is(req, "GET") && !origin_ok(rq))
         return;
+    /* Old clients are told to update (they still see /v1/server and /v1/health). */
+    char cv[32];
+    if (app->cfg.min_client_version[0] && hit->fn != lw_api_server && hit->fn != lw_api_health &&
+        client_version(req, cv) && version_cmp(cv, app->cfg.min_client_version) < 0) {
+        lw_rq_header(rq, "upgrade", "linkward");
+        lw_reply_error_x(rq, 426, "client_too_old",
+                         json_pack("{s:s, s:s}", "client_version", cv, "min_version", app->cfg.min_client_version),
+                         "This Linkward client (%s) is older than this server accepts (%s or newer). Update it.",
+                         cv, app->cfg.min_client_version);
+        return;
+    }
     /* Who is calling comes first: an unauthenticated client gets no JSON parsing. */
     if (!authenticate(rq, hit->auth))
         return;

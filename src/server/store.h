@@ -248,6 +248,10 @@ void lw_store_close(lw_store *s);
 
 /* Current schema version of the SQLite backend (migrations are numbered 1..N). */
 int lw_store_sqlite_schema_version(lw_store *s);
+/* Checks a SQLite file offline before it is restored: it opens read-only,
+ * passes PRAGMA integrity_check, and has a schema this code knows (1..N).
+ * *version gets its schema version; msg says what is wrong. */
+int lw_store_sqlite_check_file(const char *path, int *version, char *msg, size_t cap);
 
 /* Current schema version of the PostgreSQL backend (its own numbering, 1..N,
  * kept in its schema_version table), or a negative LW_E* code. */

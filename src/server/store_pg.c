@@ -52,11 +52,14 @@
  *    as BIGINT milliseconds, so sweeps and tests use one clock;
  *  - session state across statements (temporary tables, SET LOCAL tricks,
  *    cursors), so a statement can run on any pooled connection;
- *  - string-built SQL: every value is a parameter of a prepared statement.
+ *  - string-built SQL: every value is a parameter of a prepared statement;
+ *  - correlated subqueries (Citus cannot distribute them) and collations on
+ *    columns (CockroachDB has none but its default).
  * What is used: BIGINT/INTEGER/BOOLEAN/DOUBLE PRECISION/TEXT/BYTEA, partial
- * and expression unique indexes, UPDATE ... FROM, UPDATE ... RETURNING inside
- * a WITH, INSERT ... ON CONFLICT DO NOTHING, SELECT ... FOR UPDATE, GREATEST,
- * COLLATE "C" (byte order, as SQLite compares). docs/postgres.md has the
+ * and expression unique indexes, UPDATE ... FROM (a table or a grouped
+ * derived table), UPDATE ... RETURNING inside a WITH, INSERT ... ON CONFLICT
+ * DO NOTHING, SELECT ... FOR UPDATE by primary key, GREATEST, and COLLATE "C"
+ * in ORDER BY (byte order, as SQLite compares). docs/postgres.md has the
  * engine-by-engine notes.
  *
  * Logging: errors are logged once, where they happen, as JSON lines with the
@@ -90,13 +93,13 @@
  * Never edit one that has shipped: append a new one. IF NOT EXISTS keeps a
  * re-run harmless on engines whose DDL is not transactional (YugabyteDB).
  *
- * Key columns are COLLATE "C" so that ordering and lower() work on bytes and
- * ASCII exactly as in the SQLite backend, whatever the database's locale.
- * Flags are BOOLEAN, times BIGINT milliseconds, secrets' hashes BYTEA. */
+ * Flags are BOOLEAN, times BIGINT milliseconds, secrets' hashes BYTEA. No
+ * column carries a collation (CockroachDB rejects COLLATE in column
+ * definitions): text that is ordered is ordered COLLATE "C" in the query. */
 static const char *const migration_1[] = {
     "CREATE TABLE IF NOT EXISTS accounts ("
-    "  id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(id) > 0),"
-    "  handle TEXT COLLATE \"C\" NOT NULL CHECK (length(handle) > 0),"
+    "  id TEXT PRIMARY KEY CHECK (length(id) > 0),"
+    "  handle TEXT NOT NULL CHECK (length(handle) > 0),"
     "  created_at BIGINT NOT NULL,"
     "  pin_hash TEXT NOT NULL DEFAULT '',"
     "  pin_failures INTEGER NOT NULL DEFAULT 0,"
@@ -105,7 +108,9 @@ static const char *const migration_1[] = {
     "  pin_change_required BOOLEAN NOT NULL DEFAULT FALSE"
     ")",
     /* Case-insensitive uniqueness, so "Alice" cannot register next to "alice";
-     * lookups by handle use the same expression and so this index. */
+     * lookups by handle use the same expression and so this index. ASCII
+     * folds as in SQLite's NOCASE; other letters fold as the database's
+     * collation says (not at all under the C locale). */
     "CREATE UNIQUE INDEX IF NOT EXISTS accounts_handle_lower ON accounts (lower(handle))",
     "CREATE TABLE IF NOT EXISTS invites ("
     "  hash BYTEA PRIMARY KEY CHECK (octet_length(hash) = 32),"
@@ -113,8 +118,8 @@ static const char *const migration_1[] = {
     "  used_at BIGINT NOT NULL DEFAULT 0"
     ")",
     "CREATE TABLE IF NOT EXISTS sessions ("
-    "  id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(id) > 0),"
-    "  account_id TEXT COLLATE \"C\" NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  id TEXT PRIMARY KEY CHECK (length(id) > 0),"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
     "  role TEXT NOT NULL CHECK (role IN ('primary', 'companion')),"
     "  name TEXT NOT NULL DEFAULT '',"
     "  browser TEXT NOT NULL DEFAULT '',"
@@ -138,7 +143,7 @@ static const char *const migration_1[] = {
     "  ended_at BIGINT NOT NULL DEFAULT 0,"
     "  end_reason TEXT NOT NULL DEFAULT '',"
     "  persistent BOOLEAN NOT NULL DEFAULT TRUE,"
-    "  cred_selector TEXT COLLATE \"C\" NOT NULL,"
+    "  cred_selector TEXT NOT NULL,"
     "  cred_hash BYTEA NOT NULL CHECK (octet_length(cred_hash) = 32),"
     "  cred_expires_at BIGINT NOT NULL,"
     "  challenge BYTEA NOT NULL CHECK (octet_length(challenge) = 32),"
@@ -156,9 +161,9 @@ static const char *const migration_1[] = {
     "CREATE INDEX IF NOT EXISTS sessions_account_state ON sessions (account_id, state)",
     "CREATE INDEX IF NOT EXISTS sessions_last_active ON sessions (last_active_at)",
     "CREATE TABLE IF NOT EXISTS link_requests ("
-    "  id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(id) > 0),"
+    "  id TEXT PRIMARY KEY CHECK (length(id) > 0),"
     "  token_hash BYTEA NOT NULL CHECK (octet_length(token_hash) = 32),"
-    "  token_selector TEXT COLLATE \"C\" NOT NULL,"
+    "  token_selector TEXT NOT NULL,"
     "  public_key BYTEA NOT NULL CHECK (octet_length(public_key) = 32),"
     /* NULL stands for "none" (all-zero hash in the struct); unique indexes
      * let any number of NULLs through. */
@@ -170,11 +175,11 @@ static const char *const migration_1[] = {
     "  expires_at BIGINT NOT NULL,"
     "  state TEXT NOT NULL"
     "    CHECK (state IN ('pending', 'scanned', 'approved', 'completed', 'denied', 'expired')),"
-    "  account_id TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
-    "  scanned_by TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+    "  account_id TEXT NOT NULL DEFAULT '',"
+    "  scanned_by TEXT NOT NULL DEFAULT '',"
     "  account_sig BYTEA NOT NULL CHECK (octet_length(account_sig) = 64),"
     "  nonce BYTEA NOT NULL CHECK (octet_length(nonce) = 32),"
-    "  device_id TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+    "  device_id TEXT NOT NULL DEFAULT '',"
     "  persistent BOOLEAN NOT NULL DEFAULT TRUE,"
     "  name TEXT NOT NULL DEFAULT '',"
     "  browser TEXT NOT NULL DEFAULT '',"
@@ -195,11 +200,11 @@ static const char *const migration_1[] = {
     /* seq stands in for SQLite's rowid: alerts created in the same millisecond
      * list newest first by insertion order. */
     "CREATE TABLE IF NOT EXISTS alerts ("
-    "  id TEXT COLLATE \"C\" PRIMARY KEY CHECK (length(id) > 0),"
+    "  id TEXT PRIMARY KEY CHECK (length(id) > 0),"
     "  seq BIGSERIAL NOT NULL,"
-    "  account_id TEXT COLLATE \"C\" NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
     "  kind TEXT NOT NULL,"
-    "  device_id TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+    "  device_id TEXT NOT NULL DEFAULT '',"
     "  created_at BIGINT NOT NULL,"
     "  acked_at BIGINT NOT NULL DEFAULT 0,"
     "  details TEXT NOT NULL DEFAULT '{}'"
@@ -299,6 +304,8 @@ enum {
  * SQLite backend lists them; the sweep ones take ($1 cutoff, $2 now, $3 reason). */
 #define ENDED_LIST(order) ") SELECT id, account_id FROM e ORDER BY " order
 #define END_SET "SET state = 'ended', ended_at = $2::bigint, end_reason = $3::text"
+/* Text is ordered by bytes, as SQLite compares it, whatever the database's locale. */
+#define SWEEP_ORDER "account_id COLLATE \"C\", linked_at, id COLLATE \"C\""
 
 static const char *const sql_text[ST_COUNT] = {
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (" ACCOUNT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -323,7 +330,7 @@ static const char *const sql_text[ST_COUNT] = {
                                    " ORDER BY CASE WHEN state = 'active' THEN 0 ELSE 1 END, ended_at DESC LIMIT 1",
     [ST_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE id = $1",
     [ST_SESSION_LIST] = "SELECT " SESSION_COLS " FROM sessions WHERE account_id = $1 AND state = $2"
-                        " ORDER BY linked_at, id",
+                        " ORDER BY linked_at, id COLLATE \"C\"",
     [ST_SESSION_COUNT_COMPANIONS] = "SELECT count(*) FROM sessions"
                                     " WHERE account_id = $1 AND state = 'active' AND role = 'companion'",
     [ST_SESSION_SET_CRED] = "UPDATE sessions SET cred_selector = $1, cred_hash = $2, cred_expires_at = $3,"
@@ -353,7 +360,7 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_END_ALL] = "WITH e AS (UPDATE sessions " END_SET
                            " WHERE account_id = $1 AND state = 'active'"
                            " AND ($4::text IS NULL OR role = $4::text) AND ($5::text IS NULL OR id <> $5::text)"
-                           " RETURNING id, account_id, linked_at" ENDED_LIST("linked_at, id"),
+                           " RETURNING id, account_id, linked_at" ENDED_LIST("linked_at, id COLLATE \"C\""),
     [ST_SESSION_REDACT] = "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
                           " lat = 0, lon = 0, has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE"
                           " WHERE id = $1 AND state = 'ended'",
@@ -392,18 +399,22 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SWEEP_INACTIVE] = "WITH e AS (UPDATE sessions AS s " END_SET " FROM accounts AS a"
                           " WHERE a.id = s.account_id AND s.state = 'active' AND s.role = 'companion'"
                           " AND a.inactive_ttl_ms > 0 AND s.last_active_at < $1::bigint - a.inactive_ttl_ms"
-                          " RETURNING s.id, s.account_id, s.linked_at" ENDED_LIST("account_id, linked_at, id"),
+                          " RETURNING s.id, s.account_id, s.linked_at" ENDED_LIST(SWEEP_ORDER),
     /* The newest primary of the account counts, ended or not: after an account
-     * reset the old primary is ended and a new one carries on. */
+     * reset the old primary is ended and a new one carries on. A join with a
+     * grouped table rather than a correlated subquery, which Citus cannot
+     * run on distributed tables; an account without any primary matches no
+     * row and so is left alone, as NULL < x is in SQLite. */
     [ST_SWEEP_PRIMARY_INACTIVE] = "WITH e AS (UPDATE sessions AS c " END_SET
-                                  " WHERE c.state = 'active' AND c.role = 'companion'"
-                                  " AND (SELECT max(p.last_active_at) FROM sessions AS p"
-                                  "      WHERE p.account_id = c.account_id AND p.role = 'primary') < $1::bigint"
+                                  " FROM (SELECT account_id, max(last_active_at) AS seen FROM sessions"
+                                  "       WHERE role = 'primary' GROUP BY account_id) AS p"
+                                  " WHERE p.account_id = c.account_id AND p.seen < $1::bigint"
+                                  " AND c.state = 'active' AND c.role = 'companion'"
                                   " RETURNING c.id, c.account_id, c.linked_at"
-                                  ENDED_LIST("account_id, linked_at, id"),
+                                  ENDED_LIST(SWEEP_ORDER),
     [ST_SWEEP_MAX_AGE] = "WITH e AS (UPDATE sessions " END_SET
                          " WHERE state = 'active' AND role = 'companion' AND linked_at < $1::bigint"
-                         " RETURNING id, account_id, linked_at" ENDED_LIST("account_id, linked_at, id"),
+                         " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
     [ST_SWEEP_PURGE_SESSIONS] = "DELETE FROM sessions WHERE state = 'ended' AND ended_at < $1",
     [ST_SWEEP_PURGE_ALERTS] = "DELETE FROM alerts WHERE created_at < $1",
 

@@ -1802,3 +1802,46 @@ const lw_store_ops lw_store_sqlite_ops = {
     .stats = sq_stats,
     .backup = sq_backup,
 };
+
+int lw_store_sqlite_check_file(const char *path, int *version, char *msg, size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = LW_ESTORE;
+    *version = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(msg, cap, "cannot open it as SQLite: %s", db ? sqlite3_errmsg(db) : "out of memory");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(msg, cap, "not a SQLite database (%s)", sqlite3_errmsg(db));
+        goto out;
+    }
+    const char *ok = (const char *)sqlite3_column_text(st, 0);
+    if (!ok || strcmp(ok, "ok") != 0) {
+        snprintf(msg, cap, "integrity check failed: %s", ok ? ok : "?");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+        goto out;
+    *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (*version < 1 || *version > SCHEMA_VERSION) {
+        snprintf(msg, cap, "schema version %d is not one this Linkward knows (1..%d)", *version, SCHEMA_VERSION);
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM accounts, (SELECT 1 FROM sessions LIMIT 1)", -1, &st, NULL) !=
+        SQLITE_OK) {
+        snprintf(msg, cap, "it lacks Linkward's tables");
+        goto out;
+    }
+    rc = LW_OK;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}

@@ -107,7 +107,16 @@ const model = {
   accounts: [], // Device (primary), confirmed registered
   devices: new Map(), // id -> {dev, account, state: 'active'|'ended'|'lost', reason, uncertainEnd, refreshInFlight}
   requests: [], // {req, account, stage, inflight}
+  // Ends answered for devices whose own link answer had not been read yet
+  // (the two answers raced in the client): id -> reason.
+  endedEarly: new Map(),
 };
+
+/** A companion whose completion was answered. */
+function addDevice(dev, account) {
+  const early = model.endedEarly.get(dev.deviceId);
+  model.devices.set(dev.deviceId, early ? { dev, account, state: 'ended', reason: early } : { dev, account, state: 'active' });
+}
 
 /** A request cut by the kill: fetch fails, or the answer stops half-way. */
 const isNetworkError = (e) => e?.name === 'TypeError' && /^(fetch failed|terminated)$/.test(e.message);
@@ -145,7 +154,7 @@ async function linker(stop, account) {
     rec.stage = 'completed';
     rec.inflight = null;
     rec.deviceId = j.device_id;
-    model.devices.set(j.device_id, { dev: h.companionFrom(rec.req, j), account, state: 'active' });
+    addDevice(h.companionFrom(rec.req, j), account);
   }
 }
 
@@ -166,7 +175,8 @@ async function ender(stop, accounts) {
       }
       for (const id of j.device_ids) {
         const d = model.devices.get(id);
-        if (d?.dev) Object.assign(d, { state: 'ended', reason: 'logout_all', uncertainEnd: null });
+        if (!d) model.endedEarly.set(id, 'logout_all');
+        else if (d.dev) Object.assign(d, { state: 'ended', reason: 'logout_all', uncertainEnd: null });
       }
       for (const d of before) d.uncertainEnd = null;
     } else if (before.length) {
@@ -324,7 +334,7 @@ async function carryOn(round) {
       const j = h.expectStatus(await h.complete(rec.req), 201);
       rec.stage = 'completed';
       rec.checkedFinal = true;
-      model.devices.set(j.device_id, { dev: h.companionFrom(rec.req, j), account: rec.account, state: 'active' });
+      addDevice(h.companionFrom(rec.req, j), rec.account);
     }
     rec.req.carried = true;
   }
