@@ -28,13 +28,14 @@ static const struct {
     {"POST", "/v1/link-requests/scan", "@P@"},
     {"POST", "/v1/link-requests/@R@/approve", "@P@"},
     {"POST", "/v1/link-requests/@R@/complete", "@L@"},
-    {"POST", "/v1/session/refresh", "@V@"},
     {"PATCH", "/v1/settings", "@P@"},
     {"PATCH", "/v1/devices/@D@", "@P@"},
     {"POST", "/v1/pin", "@P@"},
     {"POST", "/v1/pin/disable", "@P@"},
     {"POST", "/v1/devices/logout-all", "@V@"},
     {"POST", "/v1/account/secure", "@V@"},
+    /* Last: without a valid signature it ends @V@'s session (token theft). */
+    {"POST", "/v1/session/refresh", "@V@"},
 };
 
 static const char internal_error[] = "\"code\":\"internal\"";

@@ -19,6 +19,10 @@
  *   @M@  link token of @I@                   @Q@  QR payload of @I@ (lw1:…)
  *   @K@  pairing code of @I@
  *
+ * Each expands to a value of fixed length (tokens 70 bytes, ids 22,
+ * signatures 86, the code 9, the payload 186 with the harness's origin), so
+ * a seed's Content-Length can count the expanded body.
+ *
  * So a seed like "POST /v1/link-requests/@R@/approve" + "Authorization:
  * Bearer @P@" + {"account_signature":"@G@"} reaches the handler's success
  * path in every run, and a crash input replays on its own.

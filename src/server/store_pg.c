@@ -156,7 +156,8 @@ static const char *const migration_1[] = {
     ")",
     /* Ended sessions keep their last selector, so a credential presented after
      * the end is answered with the reason; only live ones must be unique. */
-    "CREATE UNIQUE INDEX IF NOT EXISTS sessions_active_selector ON sessions (cred_selector) WHERE state = 'active'",
+    "CREATE UNIQUE INDEX IF NOT EXISTS sessions_active_selector ON sessions (cred_selector)"
+    "  WHERE state = 'active'",
     "CREATE INDEX IF NOT EXISTS sessions_selector ON sessions (cred_selector)",
     "CREATE INDEX IF NOT EXISTS sessions_account_state ON sessions (account_id, state)",
     "CREATE INDEX IF NOT EXISTS sessions_last_active ON sessions (last_active_at)",
@@ -223,34 +224,36 @@ static const char *const *const migrations[] = {
 
 /* The table that records how many migrations ran. One row, id 1; created
  * before any migration so that migrators can lock that row. */
-static const char sql_version_table[] =
-    "CREATE TABLE IF NOT EXISTS schema_version ("
-    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
-    "  version INTEGER NOT NULL"
-    ")";
-static const char sql_version_row[] = "INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING";
-static const char sql_version_exists[] = "SELECT count(*) FROM information_schema.tables"
-                                         " WHERE table_schema = current_schema() AND table_name = 'schema_version'";
+static const char sql_version_table[] = "CREATE TABLE IF NOT EXISTS schema_version ("
+                                        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+                                        "  version INTEGER NOT NULL"
+                                        ")";
+static const char sql_version_row[] =
+    "INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING";
+static const char sql_version_exists[] =
+    "SELECT count(*) FROM information_schema.tables"
+    " WHERE table_schema = current_schema() AND table_name = 'schema_version'";
 static const char sql_version_read[] = "SELECT version FROM schema_version WHERE id = 1";
 /* The row lock makes concurrent migrators (nodes starting together) take
  * turns; the second one then finds the work done. */
 static const char sql_version_lock[] = "SELECT version FROM schema_version WHERE id = 1 FOR UPDATE";
-static const char sql_version_bump[] = "UPDATE schema_version SET version = $1::integer WHERE id = 1 AND version = $2::integer";
+static const char sql_version_bump[] =
+    "UPDATE schema_version SET version = $1::integer WHERE id = 1 AND version = $2::integer";
 
 /* ---- statements ------------------------------------------------------------ */
 
-#define ACCOUNT_COLS                                                                                   \
+#define ACCOUNT_COLS                                                                                         \
     "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required"
 
-#define SESSION_COLS                                                                                   \
-    "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, " \
-    "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "    \
-    "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "               \
+#define SESSION_COLS                                                                                         \
+    "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, "      \
+    "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "          \
+    "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "                    \
     "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc"
 
-#define LINK_COLS                                                                                      \
-    "id, token_hash, token_selector, public_key, code_hash, ref_hash, ref_index, ref_expires_at, "     \
-    "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, " \
+#define LINK_COLS                                                                                            \
+    "id, token_hash, token_selector, public_key, code_hash, ref_hash, ref_index, ref_expires_at, "           \
+    "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
 #define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details"
@@ -310,7 +313,8 @@ enum {
 static const char *const sql_text[ST_COUNT] = {
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (" ACCOUNT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     [ST_ACCOUNT_GET] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE id = $1",
-    [ST_ACCOUNT_GET_BY_HANDLE] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE lower(handle) = lower($1::text)",
+    [ST_ACCOUNT_GET_BY_HANDLE] =
+        "SELECT " ACCOUNT_COLS " FROM accounts WHERE lower(handle) = lower($1::text)",
     [ST_ACCOUNT_UPDATE] = "UPDATE accounts SET pin_hash = $1, pin_failures = $2, pin_locked_until = $3,"
                           " inactive_ttl_ms = $4, pin_change_required = $6 WHERE id = $5",
     /* Completions for one account take turns on this lock, so the companion
@@ -326,8 +330,9 @@ static const char *const sql_text[ST_COUNT] = {
                           " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
                           " 'active', 0, '', $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = $1",
-    [ST_SESSION_GET_BY_SELECTOR] = "SELECT " SESSION_COLS " FROM sessions WHERE cred_selector = $1"
-                                   " ORDER BY CASE WHEN state = 'active' THEN 0 ELSE 1 END, ended_at DESC LIMIT 1",
+    [ST_SESSION_GET_BY_SELECTOR] =
+        "SELECT " SESSION_COLS " FROM sessions WHERE cred_selector = $1"
+        " ORDER BY CASE WHEN state = 'active' THEN 0 ELSE 1 END, ended_at DESC LIMIT 1",
     [ST_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE id = $1",
     [ST_SESSION_LIST] = "SELECT " SESSION_COLS " FROM sessions WHERE account_id = $1 AND state = $2"
                         " ORDER BY linked_at, id COLLATE \"C\"",
@@ -342,7 +347,8 @@ static const char *const sql_text[ST_COUNT] = {
      * side sees the row as it was before this UPDATE. */
     [ST_SESSION_TOUCH] =
         "UPDATE sessions SET"
-        " last_ip = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $2::text ELSE last_ip END,"
+        " last_ip = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $2::text ELSE "
+        "last_ip END,"
         " last_country = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $4::text"
         "   ELSE last_country END,"
         " last_city = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $5::text"
@@ -357,13 +363,14 @@ static const char *const sql_text[ST_COUNT] = {
         " WHERE id = $3 AND state = 'active'",
     [ST_SESSION_END] = "UPDATE sessions SET state = 'ended', ended_at = $1, end_reason = $2"
                        " WHERE id = $3 AND state = 'active'",
-    [ST_SESSION_END_ALL] = "WITH e AS (UPDATE sessions " END_SET
-                           " WHERE account_id = $1 AND state = 'active'"
-                           " AND ($4::text IS NULL OR role = $4::text) AND ($5::text IS NULL OR id <> $5::text)"
-                           " RETURNING id, account_id, linked_at" ENDED_LIST("linked_at, id COLLATE \"C\""),
-    [ST_SESSION_REDACT] = "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
-                          " lat = 0, lon = 0, has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE"
-                          " WHERE id = $1 AND state = 'ended'",
+    [ST_SESSION_END_ALL] =
+        "WITH e AS (UPDATE sessions " END_SET " WHERE account_id = $1 AND state = 'active'"
+        " AND ($4::text IS NULL OR role = $4::text) AND ($5::text IS NULL OR id <> $5::text)"
+        " RETURNING id, account_id, linked_at" ENDED_LIST("linked_at, id COLLATE \"C\""),
+    [ST_SESSION_REDACT] =
+        "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
+        " lat = 0, lon = 0, has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE"
+        " WHERE id = $1 AND state = 'ended'",
     [ST_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE account_id = $1 AND id = $2 AND state = 'ended'",
     [ST_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE account_id = $1 AND state = 'ended'",
 
@@ -410,8 +417,7 @@ static const char *const sql_text[ST_COUNT] = {
                                   "       WHERE role = 'primary' GROUP BY account_id) AS p"
                                   " WHERE p.account_id = c.account_id AND p.seen < $1::bigint"
                                   " AND c.state = 'active' AND c.role = 'companion'"
-                                  " RETURNING c.id, c.account_id, c.linked_at"
-                                  ENDED_LIST(SWEEP_ORDER),
+                                  " RETURNING c.id, c.account_id, c.linked_at" ENDED_LIST(SWEEP_ORDER),
     [ST_SWEEP_MAX_AGE] = "WITH e AS (UPDATE sessions " END_SET
                          " WHERE state = 'active' AND role = 'companion' AND linked_at < $1::bigint"
                          " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
@@ -428,18 +434,18 @@ static const char *const sql_text[ST_COUNT] = {
 /* ---- types ----------------------------------------------------------------- */
 
 typedef struct pg_conn {
-    PGconn *c;                /* NULL until first needed, or after it broke */
-    bool busy;                /* handed out by pool_acquire */
-    bool doomed;              /* the server said FATAL: it is closing this connection */
-    bool prepared[ST_COUNT];  /* statement k is prepared on this connection */
+    PGconn *c;               /* NULL until first needed, or after it broke */
+    bool busy;               /* handed out by pool_acquire */
+    bool doomed;             /* the server said FATAL: it is closing this connection */
+    bool prepared[ST_COUNT]; /* statement k is prepared on this connection */
 } pg_conn;
 
 typedef struct pg_store {
-    lw_store base;            /* first: the wrappers cast lw_store * to this */
-    char *location;           /* libpq URL; may hold a password, wiped at close */
-    pthread_mutex_t mu;       /* guards the busy flags */
-    pthread_cond_t cv;        /* a connection was released */
-    bool sync_ready;          /* mu and cv exist */
+    lw_store base;      /* first: the wrappers cast lw_store * to this */
+    char *location;     /* libpq URL; may hold a password, wiped at close */
+    pthread_mutex_t mu; /* guards the busy flags */
+    pthread_cond_t cv;  /* a connection was released */
+    bool sync_ready;    /* mu and cv exist */
     pg_conn pool[POOL_MAX];
 } pg_store;
 
@@ -447,11 +453,11 @@ typedef struct pg_store {
 typedef struct pg_op {
     pg_store *s;
     pg_conn *pc;
-    const char *what;         /* label for logs */
-    bool in_tx;               /* between BEGIN and COMMIT/ROLLBACK */
-    bool lost;                /* the connection failed during this attempt */
-    bool retry;               /* serialization failure, deadlock: run it again */
-    bool sent_write;          /* a write outside a transaction, or a COMMIT, went out */
+    const char *what; /* label for logs */
+    bool in_tx;       /* between BEGIN and COMMIT/ROLLBACK */
+    bool lost;        /* the connection failed during this attempt */
+    bool retry;       /* serialization failure, deadlock: run it again */
+    bool sent_write;  /* a write outside a transaction, or a COMMIT, went out */
 } pg_op;
 
 /* ---- logging --------------------------------------------------------------- */
@@ -515,13 +521,14 @@ static void json_field(char *line, size_t cap, size_t *len, const char *key, con
  * SQLSTATE and the names of what was involved; the server's message text
  * only when with_text (the statement carried no values). conn adds libpq's
  * own message, which describes the connection, never a parameter. */
-static void log_line(const char *level, const char *msg, const PGresult *res, const PGconn *conn, bool with_text)
+static void log_line(const char *level, const char *msg, const PGresult *res, const PGconn *conn,
+                     bool with_text)
 {
     static const char tail[] = "\"}\n";
     char line[1024];
     const size_t room = sizeof(line) - (sizeof(tail) - 1);
-    int head = snprintf(line, sizeof(line), "{\"level\":\"%s\",\"sub\":\"store\",\"backend\":\"postgres\",\"msg\":\"",
-                        level);
+    int head = snprintf(line, sizeof(line),
+                        "{\"level\":\"%s\",\"sub\":\"store\",\"backend\":\"postgres\",\"msg\":\"", level);
     if (head < 0 || (size_t)head >= room)
         return;
     size_t len = (size_t)head;
@@ -925,9 +932,9 @@ static void conn_forget(pg_conn *pc)
  * file sends and reads is UTF-8. */
 static int conn_open(pg_store *s, pg_conn *pc)
 {
-    static const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                                       "keepalives_count", "fallback_application_name", "dbname",
-                                       "client_encoding", NULL};
+    static const char *const keys[] = {
+        "connect_timeout",           "keepalives_idle", "keepalives_interval", "keepalives_count",
+        "fallback_application_name", "dbname",          "client_encoding",     NULL};
     const char *vals[] = {"10", "30", "10", "3", "linkward", s->location, "UTF8", NULL};
     conn_forget(pc);
     pc->c = PQconnectdbParams(keys, vals, 1);
@@ -1012,8 +1019,7 @@ static int pool_acquire(pg_store *s, pg_conn **out)
  * one left inside a transaction, is never handed to the next operation. */
 static void pool_release(pg_store *s, pg_conn *pc)
 {
-    if (pc->c != NULL &&
-        (PQstatus(pc->c) != CONNECTION_OK || PQtransactionStatus(pc->c) != PQTRANS_IDLE)) {
+    if (pc->c != NULL && (PQstatus(pc->c) != CONNECTION_OK || PQtransactionStatus(pc->c) != PQTRANS_IDLE)) {
         PQfinish(pc->c);
         pc->c = NULL;
     }
@@ -1215,8 +1221,8 @@ static int run_op(pg_store *s, unsigned flags, const char *what, op_body body, v
         if (!op.lost)
             break;
         if (lost_left-- > 0 && ((flags & OP_READ) || !op.sent_write)) {
-            log_line("warn", label(buf, sizeof(buf), what, "the database connection was lost; retrying"), NULL,
-                     op.pc->c, false);
+            log_line("warn", label(buf, sizeof(buf), what, "the database connection was lost; retrying"),
+                     NULL, op.pc->c, false);
             PQreset(op.pc->c);
             conn_forget(op.pc);
             continue;
@@ -1440,7 +1446,8 @@ static int pg_account_get_by_handle(lw_store *base, const char *handle, lw_accou
     params p;
     p_init(&p);
     p_key(&p, handle, KEY_ARG_MAX);
-    return query_one((pg_store *)base, "get account by handle", ST_ACCOUNT_GET_BY_HANDLE, &p, read_account, out);
+    return query_one((pg_store *)base, "get account by handle", ST_ACCOUNT_GET_BY_HANDLE, &p, read_account,
+                     out);
 }
 
 static int pg_account_update(lw_store *base, const lw_account *a)
@@ -1493,7 +1500,8 @@ static int pg_session_get_by_selector(lw_store *base, const char *selector, lw_s
     params p;
     p_init(&p);
     p_key(&p, selector, KEY_ARG_MAX);
-    return query_one((pg_store *)base, "get session by selector", ST_SESSION_GET_BY_SELECTOR, &p, read_session, out);
+    return query_one((pg_store *)base, "get session by selector", ST_SESSION_GET_BY_SELECTOR, &p,
+                     read_session, out);
 }
 
 static int pg_session_list(lw_store *base, const char *account_id, bool ended, lw_session **out, size_t *n)
@@ -1505,8 +1513,8 @@ static int pg_session_list(lw_store *base, const char *account_id, bool ended, l
     p_key(&p, account_id, KEY_ARG_MAX);
     p_key(&p, ended ? "ended" : "active", KEY_ARG_MAX);
     void *arr = NULL;
-    int rc = query_list((pg_store *)base, "list sessions", ST_SESSION_LIST, &p, sizeof(lw_session), read_session,
-                        &arr, n);
+    int rc = query_list((pg_store *)base, "list sessions", ST_SESSION_LIST, &p, sizeof(lw_session),
+                        read_session, &arr, n);
     if (rc == LW_OK)
         *out = arr;
     return rc;
@@ -1597,7 +1605,8 @@ static int pg_session_end(lw_store *base, const char *device_id, const char *rea
 
 /* Runs an UPDATE ... RETURNING (id, account_id) that ended sessions, inside
  * the caller's transaction, and appends what it ended to *list / *count. */
-static int end_returning(pg_op *op, int which, const params *p, const char *reason, lw_ended **list, size_t *count)
+static int end_returning(pg_op *op, int which, const params *p, const char *reason, lw_ended **list,
+                         size_t *count)
 {
     PGresult *r = NULL;
     int rc = op_exec(op, which, p, true, &r);
@@ -1635,7 +1644,7 @@ static int end_returning(pg_op *op, int which, const params *p, const char *reas
  * entries, which a rerun starts from again. */
 typedef struct end_args {
     int which;
-    const char *key;        /* account id (end-all) or NULL (sweep: cutoff) */
+    const char *key; /* account id (end-all) or NULL (sweep: cutoff) */
     int64_t cutoff;
     const char *role, *except;
     const char *reason;
@@ -1671,8 +1680,15 @@ static int pg_session_end_all(lw_store *base, const char *account_id, const char
         return LW_EINVAL;
     lw_ended *list = NULL;
     size_t count = 0;
-    end_args c = {.which = ST_SESSION_END_ALL, .key = account_id, .role = role, .except = except,
-                  .reason = reason, .now = now, .list = &list, .count = &count, .before = 0};
+    end_args c = {.which = ST_SESSION_END_ALL,
+                  .key = account_id,
+                  .role = role,
+                  .except = except,
+                  .reason = reason,
+                  .now = now,
+                  .list = &list,
+                  .count = &count,
+                  .before = 0};
     int rc = run_op((pg_store *)base, OP_TX, "end all sessions", end_body, &c);
     if (rc != LW_OK) {
         lw_free(list);
@@ -1698,7 +1714,8 @@ static int pg_session_redact(lw_store *base, const char *device_id)
     return cas_result(s, n, ST_SESSION_EXISTS, device_id, "redact session");
 }
 
-static int pg_session_delete_ended(lw_store *base, const char *account_id, const char *device_id, long *deleted)
+static int pg_session_delete_ended(lw_store *base, const char *account_id, const char *device_id,
+                                   long *deleted)
 {
     if (account_id == NULL)
         return LW_EINVAL;
@@ -1900,7 +1917,8 @@ static int link_complete_body(pg_op *op, void *arg)
     return n == 1 ? LW_OK : LW_ECONFLICT;
 }
 
-static int pg_link_complete(lw_store *base, const char *request_id, const lw_session *sess, long max_companions)
+static int pg_link_complete(lw_store *base, const char *request_id, const lw_session *sess,
+                            long max_companions)
 {
     if (request_id == NULL || sess == NULL)
         return LW_EINVAL;
@@ -1952,7 +1970,8 @@ static int pg_alert_list(lw_store *base, const char *account_id, int limit, lw_a
     /* No limit: the largest BIGINT, which every engine accepts (LIMIT NULL is not portable). */
     p_i64(&p, limit > 0 ? limit : INT64_MAX);
     void *arr = NULL;
-    int rc = query_list((pg_store *)base, "list alerts", ST_ALERT_LIST, &p, sizeof(lw_alert), read_alert, &arr, n);
+    int rc =
+        query_list((pg_store *)base, "list alerts", ST_ALERT_LIST, &p, sizeof(lw_alert), read_alert, &arr, n);
     if (rc == LW_OK)
         *out = arr;
     return rc;
@@ -1978,11 +1997,16 @@ static int pg_alert_ack(lw_store *base, const char *account_id, const char *aler
 
 /* One sweep step in its own transaction, appending what it ended. On failure
  * the step is rolled back and the list left as it was. */
-static int sweep_end_step(pg_store *s, int which, int64_t cutoff, const char *reason, int64_t now, lw_ended **list,
-                          size_t *count)
+static int sweep_end_step(pg_store *s, int which, int64_t cutoff, const char *reason, int64_t now,
+                          lw_ended **list, size_t *count)
 {
-    end_args c = {.which = which, .cutoff = cutoff, .reason = reason, .now = now, .list = list,
-                  .count = count, .before = *count};
+    end_args c = {.which = which,
+                  .cutoff = cutoff,
+                  .reason = reason,
+                  .now = now,
+                  .list = list,
+                  .count = count,
+                  .before = *count};
     int rc = run_op(s, OP_TX, "sweep", end_body, &c);
     if (rc != LW_OK)
         *count = c.before;
@@ -2012,11 +2036,11 @@ static int pg_sweep(lw_store *base, const lw_sweep_policy *pol, lw_ended **out, 
     if ((rc = sweep_end_step(s, ST_SWEEP_INACTIVE, pol->now, "inactive", pol->now, &list, &count)) != LW_OK)
         goto fail;
     if (pol->primary_inactive_ms > 0 &&
-        (rc = sweep_end_step(s, ST_SWEEP_PRIMARY_INACTIVE, pol->now - pol->primary_inactive_ms, "primary_inactive",
-                             pol->now, &list, &count)) != LW_OK)
+        (rc = sweep_end_step(s, ST_SWEEP_PRIMARY_INACTIVE, pol->now - pol->primary_inactive_ms,
+                             "primary_inactive", pol->now, &list, &count)) != LW_OK)
         goto fail;
-    if (pol->max_age_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_MAX_AGE, pol->now - pol->max_age_ms, "max_age",
-                                                    pol->now, &list, &count)) != LW_OK)
+    if (pol->max_age_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_MAX_AGE, pol->now - pol->max_age_ms,
+                                                    "max_age", pol->now, &list, &count)) != LW_OK)
         goto fail;
     if (pol->history_retention_ms > 0) {
         int64_t cutoff = pol->now - pol->history_retention_ms;

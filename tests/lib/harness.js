@@ -214,7 +214,7 @@ function parseJsonLine(line) {
 // ---------------------------------------------------------------------------
 // The server
 
-const LISTEN_RE = /^linkward listening on (http:\/\/127\.0\.0\.1:(\d+))\s*$/;
+const LISTEN_RE = /^linkward listening on (https?:\/\/127\.0\.0\.1:(\d+))\s*$/;
 
 /**
  * Starts `linkward serve --listen 127.0.0.1:0 --data-dir DIR [args]` and waits

@@ -110,12 +110,17 @@ const model = {
   // Ends answered for devices whose own link answer had not been read yet
   // (the two answers raced in the client): id -> reason.
   endedEarly: new Map(),
+  // Accounts with a logout-all sent and not answered yet: a device whose link
+  // is answered meanwhile may or may not be among those it ends.
+  logoutAllInFlight: new Set(),
 };
 
 /** A companion whose completion was answered. */
 function addDevice(dev, account) {
   const early = model.endedEarly.get(dev.deviceId);
-  model.devices.set(dev.deviceId, early ? { dev, account, state: 'ended', reason: early } : { dev, account, state: 'active' });
+  const uncertainEnd = model.logoutAllInFlight.has(account.accountId) ? 'logout_all' : null;
+  model.devices.set(dev.deviceId, early ? { dev, account, state: 'ended', reason: early }
+    : { dev, account, state: 'active', uncertainEnd });
 }
 
 /** A request cut by the kill: fetch fails, or the answer stops half-way. */
@@ -167,8 +172,10 @@ async function ender(stop, accounts) {
     const before = activeOf(account);
     if (rnd() < 0.7) {
       for (const d of before) d.uncertainEnd = 'logout_all';
+      model.logoutAllInFlight.add(account.accountId);
       const r = await account.raw('POST', '/v1/devices/logout-all', { body: {} });
       const j = h.expectStatus(r, 200);
+      model.logoutAllInFlight.delete(account.accountId);
       for (const d of before) {
         assert.ok(j.device_ids.includes(d.dev.deviceId),
           `logout-all answered without ${d.dev.deviceId}, whose link was answered before it was sent: ${h.show(r)}`);
@@ -178,7 +185,10 @@ async function ender(stop, accounts) {
         if (!d) model.endedEarly.set(id, 'logout_all');
         else if (d.dev) Object.assign(d, { state: 'ended', reason: 'logout_all', uncertainEnd: null });
       }
-      for (const d of before) d.uncertainEnd = null;
+      // Whatever it did not end is still active, including devices linked meanwhile.
+      for (const d of model.devices.values()) {
+        if (d.account === account && d.state === 'active' && d.uncertainEnd === 'logout_all') d.uncertainEnd = null;
+      }
     } else if (before.length) {
       const d = pick(before);
       d.uncertainEnd = 'remote_logout';

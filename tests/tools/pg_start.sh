@@ -38,9 +38,10 @@ bash "$here/pg_stop.sh" "$dir" >/dev/null 2>&1 || true
 
 bindir=${LW_PG_BINDIR:-}
 if [ -z "$bindir" ]; then
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    # The newest installed major version (directory names are plain version numbers).
+    while read -r d; do
         if [ -x "$d/pg_ctl" ]; then bindir=$d; break; fi
-    done
+    done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
 fi
 if [ -z "$bindir" ] && command -v pg_ctl >/dev/null; then bindir=$(dirname "$(command -v pg_ctl)"); fi
 for tool in initdb pg_ctl pg_isready; do
@@ -55,7 +56,10 @@ if [ "$(id -u)" -eq 0 ]; then
     for u in postgres nobody; do
         if id -u "$u" >/dev/null 2>&1; then runas=$u; break; fi
     done
-    [ -n "$runas" ] || { echo "pg_start: running as root and no unprivileged user to run PostgreSQL as" >&2; exit 1; }
+    if [ -z "$runas" ]; then
+        echo "pg_start: running as root and no unprivileged user to run PostgreSQL as" >&2
+        exit 1
+    fi
 fi
 
 # Runs a command as the server's user (or as ourselves when not root).
@@ -122,7 +126,7 @@ port_in_use() {
 # A random free port; if another process takes it before the server binds,
 # the start fails and the next candidate is tried.
 started=0
-for attempt in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
     port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
     port_in_use "$port" && continue
     # Settings go in the config file, not on a command line, so paths with
@@ -156,6 +160,7 @@ done
 
 if [ "$watch" = 1 ]; then
     # Detached and with no inherited output, so CTest does not wait on it.
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
     setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec bash "$2" "$3"' \
         _ "$parent" "$here/pg_stop.sh" "$dir" </dev/null >/dev/null 2>&1 &
     watchdog=$!

@@ -29,11 +29,11 @@
 
 typedef struct store_fx {
     bool pg;
-    char dir[64];         /* SQLite: the temporary directory */
-    char path[128];       /* SQLite: the database file in it */
-    char server[512];     /* PostgreSQL: the server URL as configured */
-    char schema[64];      /* PostgreSQL: this test's schema */
-    char location[1024];  /* what lw_store_open is given */
+    char dir[64];        /* SQLite: the temporary directory */
+    char path[128];      /* SQLite: the database file in it */
+    char server[512];    /* PostgreSQL: the server URL as configured */
+    char schema[64];     /* PostgreSQL: this test's schema */
+    char location[1024]; /* what lw_store_open is given */
 } store_fx;
 
 /* The PostgreSQL server URL from LINKWARD_TEST_PG into dst; false when the
@@ -54,8 +54,10 @@ FX_FN bool fx_pg_server(char *dst, size_t cap)
     }
     FILE *fp = fopen(v, "r");
     if (fp == NULL || fgets(dst, (int)cap, fp) == NULL) {
-        fprintf(stderr, "LINKWARD_TEST_PG=%s: neither a postgres:// URL nor a readable file holding one "
-                        "(is the fixtures.postgres test running?)\n", v);
+        fprintf(stderr,
+                "LINKWARD_TEST_PG=%s: neither a postgres:// URL nor a readable file holding one "
+                "(is the fixtures.postgres test running?)\n",
+                v);
         exit(1);
     }
     fclose(fp);
@@ -78,8 +80,8 @@ FX_FN const char *fx_backend_name(void)
 FX_FN void fx_url(const store_fx *fx, const char *app, char *dst, size_t cap)
 {
     const char *sep = strchr(fx->server, '?') != NULL ? "&" : "?";
-    int n = snprintf(dst, cap, "%s%soptions=-csearch_path%%3D%s&application_name=%s", fx->server, sep, fx->schema,
-                     app);
+    int n = snprintf(dst, cap, "%s%soptions=-csearch_path%%3D%s&application_name=%s", fx->server, sep,
+                     fx->schema, app);
     if (n <= 0 || (size_t)n >= cap) {
         fprintf(stderr, "store fixture: URL too long\n");
         exit(1);
@@ -232,21 +234,22 @@ FX_FN long fx_long(const store_fx *fx, const char *sql)
 }
 
 /* Skips the rest of a test on a backend it does not apply to, saying why. */
-#define FX_SQLITE_ONLY(fx, why)                                                                        \
-    do {                                                                                               \
-        if ((fx)->pg) {                                                                                \
-            print_message("[   NOTE   ] SQLite only (%s): skipped on PostgreSQL\n", (why));           \
-            skip();                                                                                    \
-        }                                                                                              \
+#define FX_SQLITE_ONLY(fx, why)                                                                              \
+    do {                                                                                                     \
+        if ((fx)->pg) {                                                                                      \
+            print_message("[   NOTE   ] SQLite only (%s): skipped on PostgreSQL\n", (why));                  \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
-#define FX_PG_ONLY(fx, why)                                                                            \
-    do {                                                                                               \
-        if (!(fx)->pg) {                                                                               \
-            print_message("[   NOTE   ] PostgreSQL only (%s): skipped on SQLite; "                     \
-                          "set LINKWARD_TEST_PG to run it\n", (why));                                  \
-            skip();                                                                                    \
-        }                                                                                              \
+#define FX_PG_ONLY(fx, why)                                                                                  \
+    do {                                                                                                     \
+        if (!(fx)->pg) {                                                                                     \
+            print_message("[   NOTE   ] PostgreSQL only (%s): skipped on SQLite; "                           \
+                          "set LINKWARD_TEST_PG to run it\n",                                                \
+                          (why));                                                                            \
+            skip();                                                                                          \
+        }                                                                                                    \
     } while (0)
 
 #endif

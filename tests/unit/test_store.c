@@ -175,7 +175,8 @@ static void test_open_fresh_schema(void **state)
     if (f->fx.pg) {
         assert_int_equal(raw_int(f, "SELECT count(*) FROM information_schema.tables"
                                     " WHERE table_schema = current_schema() AND table_name IN"
-                                    " ('accounts','sessions','link_requests','alerts','invites','schema_version')"),
+                                    " ('accounts','sessions','link_requests','alerts','invites',"
+                                    "  'schema_version')"),
                          6);
         assert_int_equal(raw_int(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
                                     " AND indexname IN ('sessions_active_selector','sessions_account_state',"
@@ -257,7 +258,7 @@ static void test_migration_idempotent(void **state)
 static void test_migration_from_v1(void **state)
 {
     fixture *f = *state;
-    FX_SQLITE_ONLY(&f->fx, "a SQLite file written by the first release; the PostgreSQL schema starts at its own v1");
+    FX_SQLITE_ONLY(&f->fx, "a file written by the first release; the PostgreSQL schema starts at its own v1");
     int v = schema_version(f, f->s);
     create_account(f->s, "acct1", "alice");
     lw_store_close(f->s);
@@ -285,8 +286,8 @@ static void test_open_locations(void **state)
     lw_store *s = NULL;
     /* Both URL schemes select PostgreSQL (never a SQLite file named like the
      * URL); with nothing listening there, opening fails as a store error. */
-    assert_int_equal(lw_store_open(&s, "postgres://linkward@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
-    assert_int_equal(lw_store_open(&s, "postgresql://linkward@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
+    assert_int_equal(lw_store_open(&s, "postgres://lw@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
+    assert_int_equal(lw_store_open(&s, "postgresql://lw@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
     assert_null(s);
     assert_int_equal(access("postgres:", F_OK), -1);
     /* A directory that does not exist cannot hold the database. */
@@ -1067,7 +1068,8 @@ static void pg_wait_store_blocked(const fixture *f)
 {
     char sql[256];
     snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' AND wait_event_type = 'Lock'",
+             "SELECT count(*) FROM pg_stat_activity"
+             " WHERE application_name = '%s' AND wait_event_type = 'Lock'",
              f->fx.schema);
     for (int k = 0; k < 500; k++) {
         if (fx_long(&f->fx, sql) > 0)

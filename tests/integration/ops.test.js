@@ -1,0 +1,296 @@
+// Running Linkward as a daemon (issue 8): TLS with a certificate made at test
+// time, the config file and environment, metrics, graceful restart under live
+// traffic, backup and restore, client versions, privileges.
+
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import * as h from '../lib/harness.js';
+
+const servers = [];
+async function start(opts) {
+  const s = await h.startServer(opts);
+  servers.push(s);
+  return s;
+}
+after(async () => {
+  for (const s of servers) await s.stop().catch(() => {});
+});
+
+/** A CA and a certificate for 127.0.0.1 / localhost, made with openssl. */
+function makeCerts() {
+  const dir = h.tempDir('lw-tls-');
+  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
+    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Linkward test CA']);
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key',
+    '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
+  return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
+}
+
+function httpsGet(url, ca, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: opts.method || 'GET', ca, headers: opts.headers, ...opts.tls }, (res) => {
+      let body = '';
+      const tls = res.socket?.getProtocol?.();
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body, tls }));
+    });
+    req.on('error', reject);
+    if (opts.body) req.end(opts.body); else req.end();
+  });
+}
+
+describe('TLS', () => {
+  test('HTTPS with the generated certificate: TLS 1.2+, HSTS, __Host- Secure cookies; old protocols refused', async () => {
+    const c = makeCerts();
+    const s = await start({ args: ['--tls-cert', c.cert, '--tls-key', c.key] });
+    assert.match(s.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const ca = fs.readFileSync(c.ca);
+    const health = await httpsGet(`${s.url}/v1/health`, ca);
+    assert.equal(health.status, 200);
+    assert.match(health.headers['strict-transport-security'], /max-age=\d+/);
+    assert.ok(['TLSv1.2', 'TLSv1.3'].includes(health.tls), health.tls);
+    await assert.rejects(httpsGet(`${s.url}/v1/health`, ca, { tls: { maxVersion: 'TLSv1.1', minVersion: 'TLSv1' } }));
+    const server = JSON.parse((await httpsGet(`${s.url}/v1/server`, ca)).body);
+    assert.equal(server.origin, s.url);
+    // A browser-mode link request over TLS gets a __Host- Secure cookie.
+    const key = h.newDeviceKey();
+    const created = await httpsGet(`${s.url}/v1/link-requests`, ca, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ public_key: key.pubB64, credential: 'cookie' }),
+    });
+    assert.equal(created.status, 201, created.body);
+    const cookie = [].concat(created.headers['set-cookie'])[0];
+    assert.match(cookie, /^__Host-lw_link=lwl_/);
+    assert.match(cookie, /; Secure/);
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /Path=\//);
+    assert.doesNotMatch(cookie, /Domain=/i);
+  });
+
+  test('the CLIs link over TLS with --cacert', async () => {
+    const c = makeCerts();
+    const s = await start({ args: ['--tls-cert', c.cert, '--tls-key', c.key] });
+    const dir = h.tempDir('lw-tls-cli-');
+    const reg = await h.runCli(['phone', '--server', s.url, '--cacert', c.ca, '--state', `${dir}/p.json`, '--json',
+      'register', '--handle', h.uniqueHandle('tls')]);
+    assert.equal(reg.code, 0, h.describe(reg));
+    const link = h.spawnCli(['companion', '--server', s.url, '--cacert', c.ca, '--state', `${dir}/c.json`, '--json', 'link']);
+    try {
+      const qr = await link.waitForLine((o) => o.event === 'qr', 5000);
+      const ok = await h.runCli(['phone', '--cacert', c.ca, '--state', `${dir}/p.json`, '--json', 'link', qr.payload, '--yes']);
+      assert.equal(ok.code, 0, h.describe(ok));
+      await link.waitForLine((o) => o.event === 'linked', 5000);
+    } finally {
+      await link.kill('SIGTERM');
+    }
+    // Without the CA the certificate is not trusted: exit 2, nothing sent.
+    const bad = await h.runCli(['phone', '--server', s.url, '--state', `${dir}/q.json`, 'register', '--handle', 'nope']);
+    assert.equal(bad.code, 2, h.describe(bad));
+  });
+
+  test('SIGHUP reloads the certificate without dropping connections', async () => {
+    const c = makeCerts();
+    const s = await start({ args: ['--tls-cert', c.cert, '--tls-key', c.key] });
+    const ca = fs.readFileSync(c.ca);
+    const phone = await new Promise((resolve, reject) => {
+      const agent = new https.Agent({ ca, keepAlive: true });
+      https.get(`${s.url}/v1/health`, { agent }, (res) => { res.resume(); res.on('end', () => resolve(agent)); }).on('error', reject);
+    });
+    const c2 = makeCerts();
+    fs.copyFileSync(c2.cert, c.cert);
+    fs.copyFileSync(c2.key, c.key);
+    s.proc.kill('SIGHUP');
+    await h.pollUntil(async () => /certificate reloaded/.test(s.stderr()), { timeout: 3000, what: 'the reload' });
+    // New handshakes present the new certificate (the old CA no longer verifies it)...
+    await assert.rejects(httpsGet(`${s.url}/v1/health`, ca));
+    assert.equal((await httpsGet(`${s.url}/v1/health`, fs.readFileSync(c2.ca))).status, 200);
+    // ...while the connection opened before keeps working.
+    const again = await new Promise((resolve, reject) => {
+      https.get(`${s.url}/v1/health`, { agent: phone }, (res) => { res.resume(); resolve(res.statusCode); }).on('error', reject);
+    });
+    assert.equal(again, 200);
+    phone.destroy();
+  });
+
+  test('plain HTTP off loopback is refused unless allowed', async () => {
+    const r = await h.runCli(['serve', '--listen', '0.0.0.0:0', '--data-dir', h.tempDir('lw-plain-'), '--allow-root']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /refusing plain HTTP/);
+  });
+});
+
+describe('configuration', () => {
+  test('a config file: errors name file and line; --check-config; environment and flags override it', async () => {
+    const dir = h.tempDir('lw-conf-');
+    const bad = path.join(dir, 'bad.conf');
+    fs.writeFileSync(bad, '# comment\nmax-companions = 3\nmax-age = soon\nnot-an-option = 1\nlisten\n');
+    const r = await h.runCli(['serve', '--config', bad, '--check-config']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${bad}:3: max-age: not a duration: 'soon'`));
+    assert.match(r.stderr, new RegExp(`${bad}:4: not-an-option: unknown option`));
+    assert.match(r.stderr, new RegExp(`${bad}:5: expected 'name = value'`));
+    const good = path.join(dir, 'good.conf');
+    fs.writeFileSync(good, 'max-companions = 3\nregistration = "invite"\n');
+    const ok = await h.runCli(['serve', '--config', good, '--check-config']);
+    assert.equal(ok.code, 0, h.describe(ok));
+    assert.match(ok.stdout, /configuration OK/);
+    const envBad = await h.runCli(['serve', '--check-config'], { env: { LINKWARD_MAX_AGE: 'x' } });
+    assert.equal(envBad.code, 1);
+    assert.match(envBad.stderr, /LINKWARD_MAX_AGE: not a duration/);
+    // The file says 3 and invite; the environment says 5; the flag says open.
+    const s = await start({ args: ['--config', good, '--registration', 'open'], env: { LINKWARD_MAX_COMPANIONS: '5' } });
+    const info = h.expectStatus(await h.api(s.url, 'GET', '/v1/server'), 200);
+    assert.equal(info.max_companions, 5);
+    assert.equal(info.registration, 'open');
+  });
+});
+
+describe('metrics', () => {
+  test('/metrics moves with traffic', async () => {
+    const s = await start();
+    const read = async () => (await h.api(s.url, 'GET', '/metrics')).text;
+    const value = (text, re) => Number((re.exec(text) || [])[1] || 0);
+    const before = await read();
+    const phone = await h.registerPrimary(s.url, h.uniqueHandle('metrics'));
+    await h.linkCompanionApi(s.url, phone);
+    h.expectStatus(await phone.post('/v1/pin', { new_pin: '135790' }), 200);
+    const req = await h.createLinkRequest(s.url);
+    h.expectStatus(await h.scan(phone, req.payload), 200);
+    h.expectError(await h.approve(phone, req.id, req.key.pub, { pin: '000000' }), 403, 'wrong_pin');
+    const after = await read();
+    assert.match(after, /# TYPE linkward_http_requests_total counter/);
+    assert.ok(value(after, /linkward_http_requests_total\{code="2xx"\} (\d+)/) > value(before, /linkward_http_requests_total\{code="2xx"\} (\d+)/));
+    assert.equal(value(after, /linkward_link_requests_total\{outcome="completed"\} (\d+)/), 1);
+    assert.equal(value(after, /linkward_pin_failures_total (\d+)/), 1);
+    assert.ok(value(after, /linkward_alerts_total\{kind="device.linked"\} (\d+)/) >= 1);
+    assert.equal(value(after, /linkward_sessions\{state="active"\} (\d+)/), 2);
+    assert.ok(value(after, /linkward_http_request_duration_seconds_count (\d+)/) > 0);
+    assert.ok(value(after, /linkward_store_duration_seconds_count (\d+)/) > 0);
+  });
+
+  test('--metrics-listen serves /metrics on its own address only', async () => {
+    const port = await new Promise((resolve) => {
+      const srv = require_net().createServer().listen(0, '127.0.0.1', () => { const p = srv.address().port; srv.close(() => resolve(p)); });
+    });
+    const s = await start({ args: ['--metrics-listen', `127.0.0.1:${port}`] });
+    h.expectError(await h.api(s.url, 'GET', '/metrics'), 404, 'not_found');
+    const m = await h.api(`http://127.0.0.1:${port}`, 'GET', '/metrics');
+    assert.equal(m.status, 200);
+    assert.match(m.text, /linkward_connections/);
+    h.expectError(await h.api(`http://127.0.0.1:${port}`, 'GET', '/v1/devices'), 404, 'not_found');
+  });
+});
+
+import net from 'node:net';
+function require_net() { return net; }
+
+describe('graceful restart', () => {
+  test('SIGTERM with a successor bound beside it: no request fails, sockets reconnect, no session lost', async () => {
+    const a = await start();
+    const phone = await h.registerPrimary(a.url, h.uniqueHandle('restart'));
+    const c = await h.linkCompanionApi(a.url, phone);
+    const ws = await h.connectWs(a.url, c.token);
+    await ws.next('hello');
+    // Steady traffic during the whole switch.
+    let failures = 0, done = 0, stop = false;
+    const loop = (async () => {
+      for (let i = 0; i < 5000 && !stop; i++) {
+        try {
+          const r = await h.api(a.url, 'GET', '/v1/session', { token: c.token });
+          if (r.status !== 200) failures++;
+        } catch { failures++; }
+        done++;
+      }
+    })();
+    // The successor binds the same port (SO_REUSEPORT) and the same data directory.
+    const b = await start({ dataDir: a.dataDir, port: a.port });
+    await h.pollUntil(() => done > 20, { timeout: 3000, what: 'traffic' });
+    const exit = await a.stop();
+    assert.equal(exit.code, 0);
+    const closed = await h.withTimeout(ws.closed, 3000, 'the socket to be told to reconnect');
+    assert.equal(closed.code, 1012);
+    const ws2 = await h.connectWs(b.url, c.token);
+    assert.equal((await ws2.next('hello')).device_id, c.deviceId);
+    await ws2.close();
+    const mark = done;
+    await h.pollUntil(() => done > mark + 20, { timeout: 3000, what: 'traffic on the successor' });
+    stop = true;
+    await loop;
+    assert.equal(failures, 0, `${failures} of ${done} requests failed during the restart`);
+    h.expectStatus(await h.api(b.url, 'GET', '/v1/devices', { token: phone.token }), 200);
+  });
+});
+
+describe('backup and restore', () => {
+  test('a backup taken during writes restores to a store that passes integrity checks and holds every committed session', async () => {
+    const s = await start();
+    const phone = await h.registerPrimary(s.url, h.uniqueHandle('backup'));
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; i < 200 && writing; i++) await h.registerPrimary(s.url, h.uniqueHandle('w'));
+    })();
+    const file = path.join(h.tempDir('lw-bak-'), 'copy.db');
+    const b = await h.runCli(['admin', '--control', s.controlSock, '--json', 'backup', file]);
+    assert.equal(b.code, 0, h.describe(b));
+    writing = false;
+    await writes;
+    const integrity = execFileSync('sqlite3', [file, 'PRAGMA integrity_check;']).toString().trim();
+    assert.equal(integrity, 'ok');
+    const committed = Number(execFileSync('sqlite3', [file, "SELECT count(*) FROM sessions WHERE state='active';"]).toString());
+    assert.ok(committed >= 1);
+    // Restore: refused while the server runs, then done offline; the phone's session is there.
+    const busy = await h.runCli(['admin', '--data-dir', s.dataDir, 'restore', file]);
+    assert.equal(busy.code, 3);
+    assert.match(busy.stderr, /stop it before restoring/);
+    await s.stop();
+    const junk = path.join(h.tempDir('lw-junk-'), 'junk.db');
+    fs.writeFileSync(junk, 'not a database');
+    const refused = await h.runCli(['admin', '--data-dir', s.dataDir, 'restore', junk]);
+    assert.equal(refused.code, 3);
+    const r = await h.runCli(['admin', '--data-dir', s.dataDir, 'restore', file]);
+    assert.equal(r.code, 0, h.describe(r));
+    assert.ok(fs.existsSync(path.join(s.dataDir, 'linkward.db.before-restore')));
+    await s.restart();
+    const me = h.expectStatus(await h.api(s.url, 'GET', '/v1/session', { token: phone.token }), 200);
+    assert.equal(me.device.id, phone.deviceId);
+  });
+});
+
+describe('versions and privileges', () => {
+  test('--min-client-version: older clients get 426 with a clear message; /v1/server still answers', async () => {
+    const s = await start({ args: ['--min-client-version', '9.0.0'] });
+    const old = await h.api(s.url, 'POST', '/v1/link-requests', {
+      headers: { 'linkward-client-version': '0.1.0' }, body: { public_key: h.newDeviceKey().pubB64 },
+    });
+    h.expectError(old, 426, 'client_too_old');
+    assert.match(old.json.error.message, /older than this server accepts/);
+    h.expectStatus(await h.api(s.url, 'GET', '/v1/server', { headers: { 'linkward-client-version': '0.1.0' } }), 200);
+    const cli = await h.runCli(['phone', '--server', s.url, '--state', `${h.tempDir('lw-v-')}/p.json`, 'register', '--handle', 'old']);
+    assert.equal(cli.code, 3);
+    assert.match(cli.stderr, /older than this server accepts/);
+    // Clients that do not say are not judged.
+    h.expectStatus(await h.api(s.url, 'POST', '/v1/link-requests', { body: { public_key: h.newDeviceKey().pubB64 } }), 201);
+  });
+
+  test('as root, the server refuses to run without --user or --allow-root, and drops to --user after binding', async (t) => {
+    if (process.getuid() !== 0) { t.skip('not running as root'); return; }
+    const refused = await h.runCli(['serve', '--listen', '127.0.0.1:0', '--data-dir', h.tempDir('lw-root-')]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /refusing to run as root/);
+    const dir = h.tempDir('lw-user-');
+    fs.chmodSync(dir, 0o777);
+    const s = await start({ dataDir: dir, args: ['--user', 'nobody'], noAllowRoot: true });
+    const status = fs.readFileSync(`/proc/${s.proc.pid}/status`, 'utf8');
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)[1]);
+    assert.notEqual(uid, 0);
+    h.expectStatus(await h.api(s.url, 'GET', '/v1/health'), 200);
+  });
+});
