@@ -282,7 +282,10 @@ void lw_api_device_logout(lw_rq *rq)
     lw_reply_json(rq, 200, json_pack("{s:b, s:s}", "ended", 1, "device_id", s.id));
 }
 
-void lw_api_devices_logout_all(lw_rq *rq)
+/* Ends every companion of the caller's account (logout_all) and closes their
+ * sockets before returning, so "answered" means "everyone was told". Returns
+ * {"ended":N,"device_ids":[…]}, or NULL after replying an error. */
+static json_t *end_all_companions(lw_rq *rq)
 {
     lw_app *app = rq->app;
     lw_ended *ended = NULL;
@@ -291,16 +294,22 @@ void lw_api_devices_logout_all(lw_rq *rq)
                                       "logout_all", lw_now_ms(), &ended, &n);
     if (rc != LW_OK) {
         lw_api_store_failed(rq, rc, "logging out all devices");
-        return;
+        return NULL;
     }
-    /* Close every socket before answering, so "answered" means "everyone was told". */
     lw_sessions_ended(app->sessions, ended, n);
     json_t *ids = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(ids, json_string(ended[i].device_id));
     lw_free(ended);
     lw_log_info("session", "logout-all on account %.8s: %zu devices", rq->who.account_id, n);
-    lw_reply_json(rq, 200, json_pack("{s:I, s:o}", "ended", (json_int_t)n, "device_ids", ids));
+    return json_pack("{s:I, s:o}", "ended", (json_int_t)n, "device_ids", ids);
+}
+
+void lw_api_devices_logout_all(lw_rq *rq)
+{
+    json_t *ans = end_all_companions(rq);
+    if (ans)
+        lw_reply_json(rq, 200, ans);
 }
 
 static void history_delete(lw_rq *rq, const char *device_id)
@@ -414,20 +423,10 @@ void lw_api_account_secure(lw_rq *rq)
         lw_api_store_failed(rq, rc, "securing the account");
         return;
     }
-    lw_ended *ended = NULL;
-    size_t n = 0;
-    rc = lw_store_session_end_all(app->store, rq->who.account_id, LW_ROLE_COMPANION, rq->who.device_id, "logout_all",
-                                  lw_now_ms(), &ended, &n);
-    if (rc != LW_OK) {
-        lw_api_store_failed(rq, rc, "logging out all devices");
+    json_t *ans = end_all_companions(rq);
+    if (!ans)
         return;
-    }
-    lw_sessions_ended(app->sessions, ended, n);
-    json_t *ids = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(ids, json_string(ended[i].device_id));
-    lw_free(ended);
-    lw_log_info("session", "account %.8s secured: %zu devices logged out, PIN change required", rq->who.account_id, n);
-    lw_reply_json(rq, 200, json_pack("{s:I, s:o, s:b}", "ended", (json_int_t)n, "device_ids", ids,
-                                     "pin_change_required", 1));
+    json_object_set_new(ans, "pin_change_required", json_true());
+    lw_log_info("session", "account %.8s secured: PIN change required", rq->who.account_id);
+    lw_reply_json(rq, 200, ans);
 }

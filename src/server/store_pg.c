@@ -67,11 +67,13 @@
  * message text is logged only for statements that carry no parameters
  * (migrations, BEGIN/COMMIT), because for the others it can quote a value.
  */
+#include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -689,19 +691,28 @@ static void p_hash_or_null(params *p, const uint8_t h[LW_HASH_LEN])
         p_push(p, NULL, 0, 0);
 }
 
+/* Numbers go as text; a formatting failure (which cannot happen with these
+ * buffers) is reported like an overflow rather than sent as NULL. */
+static void p_number(params *p, const char *buf, int n, size_t cap)
+{
+    if (n <= 0 || (size_t)n >= cap) {
+        p->overflow = true;
+        return;
+    }
+    p_push(p, p_copy(p, buf, (size_t)n), 0, 0);
+}
+
 static void p_i64(params *p, int64_t v)
 {
     char buf[24];
-    int n = snprintf(buf, sizeof(buf), "%lld", (long long)v);
-    p_push(p, n > 0 && (size_t)n < sizeof(buf) ? p_copy(p, buf, (size_t)n) : NULL, 0, 0);
+    p_number(p, buf, snprintf(buf, sizeof(buf), "%lld", (long long)v), sizeof(buf));
 }
 
 /* %.17g round-trips every double exactly. */
 static void p_f64(params *p, double v)
 {
     char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%.17g", v);
-    p_push(p, n > 0 && (size_t)n < sizeof(buf) ? p_copy(p, buf, (size_t)n) : NULL, 0, 0);
+    p_number(p, buf, snprintf(buf, sizeof(buf), "%.17g", v), sizeof(buf));
 }
 
 static void p_bool(params *p, bool v)
@@ -1190,6 +1201,18 @@ fail:
     return rc;
 }
 
+/* Before rerun number `attempt` (1-based) after a serialization failure: a
+ * rerun at once tends to collide with the same transaction again. 1, 2, 4 ...
+ * 32 ms; about 0.13 s over all TX_RETRIES, which the event loop can afford
+ * for a case that rare. */
+static void backoff(int attempt)
+{
+    long ms = 1L << (attempt <= 6 ? attempt - 1 : 5);
+    struct timespec ts = {0, ms * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ; /* interrupted by a signal: sleep the rest */
+}
+
 /* Runs one operation: takes a connection, makes sure it is alive, runs the
  * body (in a transaction with OP_TX), and runs it again when that is both
  * useful and safe — after a serialization failure or deadlock (the server
@@ -1213,8 +1236,10 @@ static int run_op(pg_store *s, unsigned flags, const char *what, op_body body, v
         if (rc == LW_OK)
             break;
         if (op.retry && !op.lost) {
-            if (retry_left-- > 0)
+            if (retry_left-- > 0) {
+                backoff(TX_RETRIES - retry_left);
                 continue;
+            }
             log_error(label(buf, sizeof(buf), what, "gave up after repeated serialization failures"));
             break;
         }
@@ -2247,9 +2272,12 @@ static int pg_open(lw_store **out, const char *location)
         rc = LW_ENOMEM;
         goto fail;
     }
-    if (pthread_mutex_init(&s->mu, NULL) != 0)
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        log_error("cannot create the connection pool's lock");
         goto fail;
+    }
     if (pthread_cond_init(&s->cv, NULL) != 0) {
+        log_error("cannot create the connection pool's lock");
         pthread_mutex_destroy(&s->mu);
         goto fail;
     }
