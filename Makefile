@@ -49,9 +49,9 @@ bench: build
 	@bench/run
 
 # Fuzzing (fuzz/README.md): builds the libFuzzer harnesses with clang in
-# $(BUILD_FUZZ) and runs each for FUZZ_SECONDS. New corpus entries go to
-# $(BUILD_FUZZ)/corpus/<name> (the seeds in fuzz/corpus/ are only read), crashes
-# to fuzz/<name>/crashes/. `make fuzz FUZZERS="http ws" FUZZ_SECONDS=600` narrows it.
+# $(BUILD_FUZZ) and runs each for FUZZ_SECONDS (fuzz/run.sh): new corpus entries
+# go to $(BUILD_FUZZ)/corpus/<name>, crashes to fuzz/<name>/crashes/.
+# `make fuzz FUZZERS="http ws" FUZZ_SECONDS=600` narrows it.
 BUILD_FUZZ   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZERS      ?= http json_routes ws cred payload code clientaddr duration ua config
@@ -60,13 +60,4 @@ FUZZERS      ?= http json_routes ws cred payload code clientaddr duration ua con
 fuzz: deps
 	@cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLINKWARD_FUZZ=ON >/dev/null
 	@cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZERS))
-	@status=0; for h in $(FUZZERS); do \
-	    mkdir -p fuzz/$$h/crashes $(BUILD_FUZZ)/corpus/$$h; \
-	    dict=; case $$h in http|json_routes|ws) dict=-dict=fuzz/http.dict ;; esac; \
-	    quiet=; case $$h in config) quiet=-close_fd_mask=2 ;; esac; \
-	    echo "fuzz: $$h for $(FUZZ_SECONDS)s"; \
-	    $(BUILD_FUZZ)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=25 -print_final_stats=1 $$dict $$quiet \
-	        -artifact_prefix=fuzz/$$h/crashes/ $(BUILD_FUZZ)/corpus/$$h fuzz/corpus/$$h \
-	        > $(BUILD_FUZZ)/fuzz-$$h.log 2>&1 || { status=1; echo "fuzz: $$h FOUND A CRASH (fuzz/$$h/crashes/, $(BUILD_FUZZ)/fuzz-$$h.log)"; }; \
-	    grep -E '^stat::(number_of_executed_units|peak_rss_mb)|^#[0-9]+.*DONE' $(BUILD_FUZZ)/fuzz-$$h.log | tr '\n' ' '; echo; \
-	done; exit $$status
+	@fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZERS)

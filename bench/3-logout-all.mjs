@@ -5,9 +5,12 @@
 // session.ended and the last close (CLOCK_MONOTONIC, the clock of
 // process.hrtime) are compared with the moment the API answer was read.
 // An arrival before the answer counts as 0 ms (and is counted in early=).
+// The periodic sweep is set to 1 h so that it cannot land inside a run; one
+// sweep (admin purge over the control socket: the same lw_sweep_run) is timed
+// separately with the C companions linked, and printed as its own line.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, registerPrimary, uniqueHandle, tempDir, api } from '../tests/lib/harness.js';
+import { startServer, registerPrimary, uniqueHandle, tempDir, controlRequest } from '../tests/lib/harness.js';
 import { wsload, monoNs, pct, f3, QUICK, linkMany } from './wslib.mjs';
 import { LW_ARGS } from './wslib.mjs';
 
@@ -20,7 +23,7 @@ const plans = [
 const ms = (a, b) => Number(a - b) / 1e6;
 
 async function plan({ c, runs, budgetMs }) {
-  const server = await startServer({ args: [...LW_ARGS, '--credential-ttl', '2h', '--max-companions', String(Math.max(c, 4))], readyTimeout: 30000 });
+  const server = await startServer({ args: [...LW_ARGS, '--credential-ttl', '2h', '--sweep-interval', '1h', '--max-companions', String(Math.max(c, 4))], readyTimeout: 30000 });
   const ended = [], closed = [], fromRequest = [], answerMs = [];
   let early = 0, incomplete = 0;
   const end = Date.now() + budgetMs;
@@ -28,6 +31,11 @@ async function plan({ c, runs, budgetMs }) {
     const primary = await registerPrimary(server.url, uniqueHandle('logoutall'));
     for (let r = 0; r < runs && Date.now() < end; r++) {
       const comps = await linkMany(server.url, primary, c, { concurrency: 16, deadlineMs: 120000 });
+      if (r === 0) {
+        const t = monoNs();
+        const ans = await controlRequest(server, { cmd: 'purge' }, 120000);
+        console.log(`logout_all sweep companions=${c} sweep_ms=${ms(monoNs(), t).toFixed(1)} ok=${ans.ok}`);
+      }
       const file = path.join(dir, `tokens-${c}.txt`);
       fs.writeFileSync(file, comps.map((d) => d.token).join('\n') + '\n');
       const wl = wsload(['-p', String(server.port), '-n', String(c), '-t', file, '-s', '127.0.0.2-127.0.0.250',

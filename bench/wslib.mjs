@@ -104,8 +104,11 @@ export async function linkOne(url, primary, { pin, stats } = {}) {
   return companionFrom(req, c.json);
 }
 
-/** Links up to n companions with `concurrency` workers, until done or deadline (ms). */
-export async function linkMany(url, primary, n, { concurrency = 8, deadlineMs = 120000, pin, stats = {} } = {}) {
+/**
+ * Links up to n companions with `concurrency` workers, until done or deadline
+ * (ms). Throws if fewer were linked, unless `partial` (then returns those).
+ */
+export async function linkMany(url, primary, n, { concurrency = 8, deadlineMs = 120000, pin, stats = {}, partial = false } = {}) {
   const out = [];
   const end = Date.now() + deadlineMs;
   let next = 0;
@@ -123,6 +126,7 @@ export async function linkMany(url, primary, n, { concurrency = 8, deadlineMs = 
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  if (partial && out.length > 0) return out;
   if (out.length < n && firstError) firstError.message = `linked ${out.length}/${n}: ${firstError.message}`;
   if (out.length < n) throw firstError || new Error(`linked only ${out.length}/${n} before the deadline`);
   return out;

@@ -1,7 +1,7 @@
 /*
  * fuzz_duration.c — durations in options and config values
  * (lw_duration_parse: "250ms", "30s", "10m", "6h", "30d", a bare number is
- * seconds). The config file parser, when it exists, gets its own harness.
+ * seconds), which fuzz_config also reaches through the option table.
  *
  * Oracle: a model with checked arithmetic (digits, then one unit, nothing
  * else, no overflow) must agree on acceptance and value.

@@ -44,8 +44,18 @@ static void security_headers(h2o_req_t *req)
     h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
     /* Clients compare this with what they understand (and warn when older). */
     h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));
-    if (the_app && the_app->cfg.tls_cert[0])
+    /* On TLS here, or behind a TLS-terminating proxy (an https public origin). */
+    if (the_app && (the_app->cfg.tls_cert[0] || strncmp(the_app->cfg.public_origin, "https://", 8) == 0))
         h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000"));
+}
+
+/* h2o answers some requests itself (a body over its limit, broken chunked
+ * encoding); this filter gives those answers the same headers as ours. */
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-content-type-options"), -1) == -1)
+        security_headers(req);
+    h2o_setup_next_ostream(req, slot);
 }
 
 void lw_rq_header(lw_rq *rq, const char *name, const char *value)
@@ -403,6 +413,8 @@ void lw_http_init(lw_app *app)
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = on_req;
+    h2o_create_filter(path, sizeof(h2o_filter_t))->on_setup_ostream = on_setup_ostream;
+    h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = on_setup_ostream;
 
     h2o_context_init(&h2o_ctx, h2o_evloop_create(), &h2o_conf);
     app->loop = h2o_ctx.loop;

@@ -1075,7 +1075,9 @@ static int result_rc(pg_op *op, PGresult *res, bool with_text)
         log_line("error", msg, NULL, c, false);
         return LW_ENOMEM;
     }
-    if (sqlstate_is(code, "23505"))
+    /* A unique key taken; or, for DDL, the object exists already (two nodes
+     * creating the same table at once see any of the three). */
+    if (sqlstate_is(code, "23505") || sqlstate_is(code, "42P07") || sqlstate_is(code, "42710"))
         return LW_ECONFLICT;
     if (sqlstate_is(code, "23503"))
         return LW_ENOTFOUND;
@@ -2187,9 +2189,15 @@ static int migrate_body(pg_op *op, void *arg)
         m->done = true;
         return LW_OK;
     }
-    for (const char *const *st = migrations[version]; *st != NULL; st++)
-        if ((rc = op_sql(op, *st, NULL, true, NULL)) != LW_OK)
+    for (const char *const *st = migrations[version]; *st != NULL; st++) {
+        if ((rc = op_sql(op, *st, NULL, true, NULL)) != LW_OK) {
+            /* Not a race (we hold the version row): an object of that name but
+             * another kind is in the way. Say so; the server's error was not logged. */
+            if (rc == LW_ECONFLICT)
+                log_error("migration failed: an object it creates exists already under that name");
             return rc;
+        }
+    }
     params p;
     p_init(&p);
     p_i64(&p, version + 1);
@@ -2216,12 +2224,15 @@ static int migrate(pg_store *s)
         log_too_new(version);
         return LW_ESTORE;
     }
-    /* Two nodes creating the version table at once: PostgreSQL may answer the
-     * loser with a unique violation on its catalog; the table is there then,
-     * and a second try finds it. */
-    rc = run_op(s, OP_TX, "create schema_version", bootstrap_body, NULL);
+    /* Two nodes creating the version table at once: PostgreSQL answers the
+     * loser "already exists" (as a unique violation on its catalog, or as a
+     * duplicate table or type) even with IF NOT EXISTS; the table is there
+     * then, and the next try finds it. */
+    for (int k = 0; k < 3; k++)
+        if ((rc = run_op(s, OP_TX, "create schema_version", bootstrap_body, NULL)) != LW_ECONFLICT)
+            break;
     if (rc == LW_ECONFLICT)
-        rc = run_op(s, OP_TX, "create schema_version", bootstrap_body, NULL);
+        log_error("create schema_version: it kept being created concurrently");
     if (rc != LW_OK)
         return rc;
     migrate_args m = {false, false};

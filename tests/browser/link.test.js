@@ -7,6 +7,7 @@ import path from 'node:path';
 import * as b from './browser.js';
 
 const { h } = b;
+const LIMIT = h.T(60000); // no test may hang
 let server;
 let fast; // short QR timings: first ref 1 s, then 500 ms (six refs: 3.5 s in all)
 let phone;
@@ -26,7 +27,7 @@ after(async () => {
   await Promise.all([server?.stop(), fast?.stop()]);
 });
 
-test('scanning the QR code from a screenshot links the browser and shows Home with both devices', async () => {
+test('scanning the QR code from a screenshot links the browser and shows Home with both devices', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   let approve;
   try {
@@ -73,7 +74,7 @@ test('scanning the QR code from a screenshot links the browser and shows Home wi
   }
 });
 
-test('the pairing code links the browser (phone width)', async () => {
+test('the pairing code links the browser (phone width)', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server, { viewport: b.PHONE, isMobile: true, hasTouch: true });
   try {
     await b.see(page, 'link-qr');
@@ -90,7 +91,7 @@ test('the pairing code links the browser (phone width)', async () => {
   }
 });
 
-test('a denial shows "denied", and a new QR code can be asked for', async () => {
+test('a denial shows "denied", and a new QR code can be asked for', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   try {
     const code = await b.pairingCode(page);
@@ -110,7 +111,7 @@ test('a denial shows "denied", and a new QR code can be asked for', async () => 
   }
 });
 
-test('the QR code rotates as the server pushes refs, then expires; a click reloads it', async () => {
+test('the QR code rotates as the server pushes refs, then expires; a click reloads it', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, fast);
   try {
     await b.see(page, 'link-qr');

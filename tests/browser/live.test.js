@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as b from './browser.js';
 
 const { h } = b;
+const LIMIT = h.T(60000); // no test may hang
 let server;
 let phone;
 let browser;
@@ -21,7 +22,7 @@ after(async () => {
   await server?.stop();
 });
 
-test('a device linked while the page is open appears live and raises the alert pop-up', async () => {
+test('a device linked while the page is open appears live and raises the alert pop-up', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   try {
     await b.linkWithCode(page, phone);
@@ -68,7 +69,7 @@ test('a device linked while the page is open appears live and raises the alert p
   }
 });
 
-test('Settings renames this device; the phone sees the new name; keyboard navigation works', async () => {
+test('Settings renames this device; the phone sees the new name; keyboard navigation works', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   try {
     await b.linkWithCode(page, phone);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import * as b from './browser.js';
 
 const { h } = b;
+const LIMIT = h.T(60000); // no test may hang
 const WEB = path.join(h.REPO, 'web');
 let server;
 let phone;
@@ -33,7 +34,7 @@ function webFiles(dir = WEB) {
   });
 }
 
-test('every file of the web client is served, as built into the binary, with the security headers', async () => {
+test('every file of the web client is served, as built into the binary, with the security headers', { timeout: LIMIT }, async () => {
   const files = webFiles();
   assert.ok(files.length >= 5, 'the web client has files');
   for (const file of ['/', ...files.map((f) => `/${path.relative(WEB, f)}`)]) {
@@ -72,7 +73,7 @@ test('no inline script or style, no HTML built from strings, no eval', () => {
   }
 });
 
-test('another origin cannot frame the page or open its WebSocket, even with the browser linked', async () => {
+test('another origin cannot frame the page or open its WebSocket, even with the browser linked', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   let site;
   try {
@@ -129,7 +130,7 @@ for (const path of ['${ws}', '${ws}?link=1']) {
   }
 });
 
-test('the link page is keyboard-usable with a visible focus', async () => {
+test('the link page is keyboard-usable with a visible focus', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   try {
     await b.statusMatches(page, /Scan this QR code/);

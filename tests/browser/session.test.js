@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as b from './browser.js';
 
 const { h } = b;
+const LIMIT = h.T(60000); // no test may hang
 let server;
 let phone;
 let browser;
@@ -56,7 +57,7 @@ function waitLapsed(value) {
   }, { timeout: 6000, interval: 100, what: 'the old credential to lapse' });
 }
 
-test('the session survives closing the page and restarting the browser; the key refreshes the credential', async () => {
+test('the session survives closing the page and restarting the browser; the key refreshes the credential', { timeout: LIMIT }, async () => {
   const dir = h.tempDir('lw-profile-');
   let ctx = await b.launchProfile(dir);
   try {
@@ -94,6 +95,7 @@ test('the session survives closing the page and restarting the browser; the key 
 
     // Close the page; a new one picks the session up.
     const seen = [...page.problems];
+    let lapsed = page.lapsed;
     await page.close();
     page = await ctx.newPage();
     await b.watch(page);
@@ -101,6 +103,7 @@ test('the session survives closing the page and restarting the browser; the key 
     await b.see(page, 'devices-list');
     assert.equal(await b.byId(page, 'link-qr').count(), 0);
     seen.push(...page.problems);
+    lapsed += page.lapsed;
 
     // Quit the browser; the cookie kept on disk lapses while it is closed.
     await ctx.close();
@@ -118,13 +121,13 @@ test('the session survives closing the page and restarting the browser; the key 
     assert.match(await b.byId(page, 'devices-list').innerText(), /This device/);
     const still = await b.companionIds(phone);
     assert.ok(still.includes(id), 'the same device, not a new link');
-    assert.deepEqual(b.unexpected([...seen, ...page.problems]), []);
+    assert.deepEqual(b.unexpected([...seen, ...page.problems], [], { lapsed: lapsed + page.lapsed }), []);
   } finally {
     await ctx.close();
   }
 });
 
-test('with "Keep me signed in" off, the session does not survive a browser restart', async () => {
+test('with "Keep me signed in" off, the session does not survive a browser restart', { timeout: LIMIT }, async () => {
   const dir = h.tempDir('lw-profile-');
   let ctx = await b.launchProfile(dir);
   try {
@@ -156,7 +159,7 @@ test('with "Keep me signed in" off, the session does not survive a browser resta
   }
 });
 
-test('the Log out button ends the session, wipes the browser, and offers a new QR code', async () => {
+test('the Log out button ends the session, wipes the browser, and offers a new QR code', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   try {
     const id = await linkPage(page);
@@ -169,13 +172,13 @@ test('the Log out button ends the session, wipes the browser, and offers a new Q
     assert.ok(!(await b.companionIds(phone)).includes(id), 'the server ended the session');
     await page.getByRole('button', { name: 'Link this browser again' }).click();
     await b.statusMatches(page, /Scan this QR code/);
-    assert.deepEqual(b.unexpected(page.problems), []);
+    assert.deepEqual(b.unexpected(page.problems, [], page), []);
   } finally {
     await context.close();
   }
 });
 
-test('`phone logout DEVICE` brings the page to "You were logged out" within a second, storage empty', async () => {
+test('`phone logout DEVICE` brings the page to "You were logged out" within a second, storage empty', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   try {
     const id = await linkPage(page);
@@ -188,13 +191,13 @@ test('`phone logout DEVICE` brings the page to "You were logged out" within a se
     assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
     assert.equal(await b.byId(page, 'devices-list').count(), 0);
     await b.shot(page, 'logged-out');
-    assert.deepEqual(b.unexpected(page.problems), []);
+    assert.deepEqual(b.unexpected(page.problems, [], page), []);
   } finally {
     await context.close();
   }
 });
 
-test('`phone logout --all` logs out every open browser within a second', async () => {
+test('`phone logout --all` logs out every open browser within a second', { timeout: LIMIT }, async () => {
   const a = await b.openPage(browser, server);
   const c = await b.openPage(browser, server);
   try {
@@ -208,7 +211,7 @@ test('`phone logout --all` logs out every open browser within a second', async (
     for (const { page } of [a, c]) {
       assert.match(await b.byId(page, 'session-ended').innerText(), /all devices were logged out/);
       assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
-      assert.deepEqual(b.unexpected(page.problems), []);
+      assert.deepEqual(b.unexpected(page.problems, [], page), []);
     }
     assert.deepEqual(await b.companionIds(phone), []);
   } finally {

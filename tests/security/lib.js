@@ -5,7 +5,9 @@
 // statistics.
 
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import * as h from '../lib/harness.js';
 
 export { h };
@@ -139,4 +141,52 @@ export function wrongVerifier(token) {
   let v;
   do v = randomCredential(token.slice(0, 4)).split('.')[1]; while (token.endsWith(v));
   return `${sel}.${v}`;
+}
+
+/**
+ * Routes named in docs/api.md: every `METHOD /path` in backticks, plus the
+ * WebSocket, as [method, path] with {id} placeholders (the scan of
+ * tests/integration/openapi.test.js, which checks the list is complete).
+ */
+export function apiRoutes() {
+  const md = fs.readFileSync(path.join(h.REPO, 'docs', 'api.md'), 'utf8');
+  const routes = new Map();
+  for (const m of md.matchAll(/`(GET|POST|PUT|PATCH|DELETE) (\/[^`\s]*)`/g)) {
+    routes.set(`${m[1]} ${m[2].replace(/\{[^}]+\}/g, '{}')}`, [m[1], m[2]]);
+  }
+  if (/WebSocket `\/v1\/ws`/.test(md)) routes.set('GET /v1/ws', ['GET', '/v1/ws']);
+  return [...routes.values()];
+}
+
+/** Fills a route's {placeholders} with id (default: an id that names nothing). */
+export const fillRoute = (p, id = 'AAAAAAAAAAAAAAAAAAAAAA') => p.replace(/\{[^}]+\}/g, id);
+
+/** Methods that change state: the ones the Origin / Sec-Fetch-Site check guards. */
+export const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The files of the web client (web/), as URL paths, "/" first. */
+export function webPaths() {
+  const root = path.join(h.REPO, 'web');
+  const walk = (dir) => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    if (e.name.startsWith('.')) return [];
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? walk(p) : [`/${path.relative(root, p).split(path.sep).join('/')}`];
+  });
+  return ['/', ...walk(root)];
+}
+
+/** A link, through the API, whose completion asks for the credential as a cookie; returns {req, res, jar}. */
+export async function linkWithCookie(url, primary, opts = {}) {
+  const req = await h.createLinkRequest(url, opts);
+  h.expectStatus(await h.scan(primary, req.payload), 200);
+  h.expectStatus(await h.approve(primary, req.id, req.key.pub), 200);
+  const signature = h.b64e(req.key.sign(h.linkMessage(req.id, req.nonce)));
+  const res = await h.api(url, 'POST', `/v1/link-requests/${req.id}/complete`, {
+    token: req.token, body: { signature, credential: 'cookie' },
+  });
+  const j = h.expectStatus(res, 201);
+  const set = res.headers.get('set-cookie') || '';
+  const m = /(?:^|,\s*)((?:__Host-)?lw_session=lws_[^;]+)/.exec(set);
+  if (!m) throw new Error(`no session cookie in ${set}`);
+  return { req, res, json: j, jar: m[1], setCookie: set, deviceId: j.device_id };
 }

@@ -37,7 +37,7 @@ export function mountLink(root, { onLinked, notice }) {
   const qrBox = h('div', { class: 'qr-box is-loading', testid: 'link-qr' }, qrImg, status);
   const code = h('p', { class: 'pairing-code', testid: 'pairing-code', 'aria-label': 'Pairing code' }, '····-····');
   const keep = h('input', { type: 'checkbox', id: 'keep-signed-in', checked: true });
-  keep.addEventListener('change', () => { if (state !== 'linking') start(); });
+  keep.addEventListener('change', () => start()); // "persistent" is part of the request: ask anew
   const errorLine = h('p', { class: 'form-error', role: 'alert', hidden: true });
 
   const view = h('div', { class: 'link-page' },
@@ -76,6 +76,7 @@ export function mountLink(root, { onLinked, notice }) {
   function setState(next, text) {
     state = next;
     qrBox.className = `qr-box is-${next}`;
+    keep.disabled = next === 'scanned' || next === 'linking'; // the phone is deciding on this request
     statusText.textContent = text || STATUS[next];
     statusAction.replaceChildren();
     if (next === 'scanned' || next === 'linking' || next === 'loading') {

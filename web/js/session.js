@@ -68,6 +68,9 @@ export async function resume(stored) {
 export async function call(method, path, body, retry = true) {
   if (ended || !dev) throw new ApiError(401, { error: { code: 'session_ended', message: 'Your session ended.' } });
   if (refreshing) await refreshing.catch(() => {});
+  // About to lapse: refresh first rather than be refused.
+  if (retry && dev.expires_at - Date.now() < 250) await refresh(dev.challenge).catch(() => {});
+  if (ended || !dev) throw new ApiError(401, { error: { code: 'session_ended', message: 'Your session ended.' } });
   const seen = dev.challenge;
   const sent = request(method, path, body);
   inflight.add(sent);
@@ -116,8 +119,8 @@ export function refresh(seen = null) {
     }
     if (seen === null && left > margin(cur.ttl_ms)) return schedule();
     let challenge = cur.challenge;
-    if (seen === null && left > 1000) {
-      // Still valid: ask for the challenge, in case an answer was lost on the way.
+    if (seen === null && left > 3000) {
+      // Well within its life: ask for the challenge, in case an answer was lost on the way.
       try { challenge = (await request('GET', '/v1/session')).challenge || challenge; } catch { /* use ours */ }
     }
     const pair = await store.loadKey();
