@@ -35,7 +35,7 @@ export function mountLink(root, { onLinked, notice }) {
   const status = h('div', { class: 'qr-status', role: 'status', 'aria-live': 'polite', testid: 'link-status' },
     statusText, statusAction);
   const qrBox = h('div', { class: 'qr-box is-loading', testid: 'link-qr' }, qrImg, status);
-  const code = h('p', { class: 'pairing-code', testid: 'pairing-code', 'aria-label': 'Pairing code' }, '····-····');
+  const code = h('p', { class: 'pairing-code', testid: 'pairing-code' }, '····-····');
   const keep = h('input', { type: 'checkbox', id: 'keep-signed-in', checked: true });
   keep.addEventListener('change', () => start()); // "persistent" is part of the request: ask anew
   const errorLine = h('p', { class: 'form-error', role: 'alert', hidden: true });
