@@ -94,7 +94,10 @@ static json_t *run(lw_app *app, json_t *req)
         lw_sessions_flush(app->sessions, true);
         int rc = lw_store_backup(app->store, path);
         if (rc != LW_OK)
-            return error("backup_failed", rc == LW_EINVAL ? "The file exists already." : "The backup failed.");
+            return error("backup_failed", strncmp(app->cfg.db, "postgres", 8) == 0
+                                              ? "This server uses PostgreSQL: back it up with pg_dump."
+                                          : rc == LW_EINVAL ? "The file exists already."
+                                                            : "The backup failed.");
         return json_pack("{s:b, s:s}", "ok", 1, "path", path);
     }
     return error("invalid_request", "Unknown command.");

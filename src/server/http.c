@@ -133,6 +133,8 @@ void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, si
 }
 
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);

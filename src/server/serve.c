@@ -193,7 +193,9 @@ int lw_app_start(lw_app *app, bool listen)
     if (load_server_key(app, keypath) != LW_OK)
         return LW_EIO;
     if (lw_store_open(&app->store, app->cfg.db) != LW_OK) {
-        fprintf(stderr, "linkward serve: cannot open the store at %s\n", app->cfg.db);
+        /* A PostgreSQL URL may carry a password: name only what is safe to print. */
+        bool pg = strncmp(app->cfg.db, "postgres", 8) == 0;
+        fprintf(stderr, "linkward serve: cannot open the store at %s\n", pg ? "the PostgreSQL --db URL" : app->cfg.db);
         return LW_ESTORE;
     }
     app->geo = lw_geo_open(app->cfg.geoip_dir);

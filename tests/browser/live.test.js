@@ -92,3 +92,23 @@ test('Settings renames this device; the phone sees the new name; keyboard naviga
     await context.close();
   }
 });
+
+test('after a server restart the page reconnects and catches up with what it missed', { timeout: LIMIT }, async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    await b.linkWithCode(page, phone);
+    const rows = page.locator('[data-testid="device-row"]');
+    const before = await rows.count();
+    // A graceful restart closes the sockets (1012); a device is linked before the page is back.
+    await server.restart();
+    const bot = new h.CompanionCli(server);
+    await h.linkCompanionCli(phone, bot, { name: 'Linked during the gap' });
+    await rows.filter({ hasText: 'Linked during the gap' }).waitFor({ timeout: h.T(8000) });
+    assert.equal(await rows.count(), before + 1);
+    assert.equal(await b.byId(page, 'session-ended').count(), 0, 'a restart is not a logout');
+    // While the server was down, a reconnect attempt may have been refused: that is all.
+    assert.deepEqual(b.unexpected(page.problems, [/ERR_CONNECTION_REFUSED/, /WebSocket connection to .* failed/]), []);
+  } finally {
+    await context.close();
+  }
+});

@@ -138,6 +138,7 @@ export function mountHome(main, ctx) {
   session.events.addEventListener('device.linked', onLinked);
   session.events.addEventListener('device.ended', onEnded);
   session.events.addEventListener('alert', onAlert);
+  session.events.addEventListener('resync', load); // the socket was away: look again
   ctx.popups.onAcked = markAcked;
 
   async function load() {
@@ -181,6 +182,7 @@ export function mountHome(main, ctx) {
     session.events.removeEventListener('device.linked', onLinked);
     session.events.removeEventListener('device.ended', onEnded);
     session.events.removeEventListener('alert', onAlert);
+    session.events.removeEventListener('resync', load);
     ctx.popups.onAcked = () => {};
   };
 }

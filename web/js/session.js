@@ -22,6 +22,7 @@ const retired = new Set(); // challenges already replaced: never go back to one
 const inflight = new Set(); // requests under way with the current cookie
 
 let ws = null;
+let wsOpened = false; // a socket was open before: a new one follows a gap, and events may have been missed
 let wsRetry = 0;
 let wsBackoff = 1000;
 let pingTimer = 0;
@@ -196,6 +197,10 @@ function connect() {
 
 function onEvent(ev) {
   switch (ev.event) {
+    case 'hello':
+      if (wsOpened) emit('resync', ev);
+      wsOpened = true;
+      break;
     case 'proof.challenge':
       remember(ev.challenge, ev.token_expires_in);
       break;
@@ -230,6 +235,7 @@ export async function end(reason, message) {
   }
   const wasPersistent = dev?.persistent !== false;
   dev = null;
+  wsOpened = false;
   retired.clear();
   await store.wipe();
   emit('ended', { reason, message: endingMessage || message || '', persistent: wasPersistent });
