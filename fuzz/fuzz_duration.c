@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = lw_duration_parse(s, &got);
     bool ok = model(s, &want);
     if ((rc == LW_OK) != ok || (ok && got != want) || (rc != LW_OK && rc != LW_EINVAL)) {
-        fprintf(stderr, "fuzz_duration: '%s': parse %d -> %lld, model %d -> %lld\n", s, rc, (long long)got, ok,
-                (long long)want);
+        fprintf(stderr, "fuzz_duration: '%s': parse %d -> %lld, model %d -> %lld\n", s, rc, (long long)got,
+                ok, (long long)want);
         abort();
     }
     free(s);

@@ -36,7 +36,8 @@ static void check_field(const char *f, size_t cap, const char *what, const uint8
     for (size_t i = 0; ok && i < n; i++)
         ok = f[i] >= 0x20 && f[i] < 0x7f;
     if (!ok) {
-        fprintf(stderr, "fuzz_ua: %s is not printable ASCII for input '%.*s'\n", what, (int)size, (const char *)data);
+        fprintf(stderr, "fuzz_ua: %s is not printable ASCII for input '%.*s'\n", what, (int)size,
+                (const char *)data);
         abort();
     }
 }

@@ -122,7 +122,9 @@ void lwf_server_init(void)
             budget_ms = v;
     }
     /* /dev/shm when there is one: the store syncs, and tmpfs makes that free. */
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                       : getenv("TMPDIR")            ? getenv("TMPDIR")
+                                                     : "/tmp";
     int n = snprintf(tmpdir, sizeof tmpdir, "%s/lwfuzz.XXXXXX", base);
     if (n < 0 || (size_t)n >= sizeof tmpdir || !mkdtemp(tmpdir))
         die("cannot create a temporary directory under %s: %s", base, strerror(errno));
@@ -249,7 +251,8 @@ int lwf_status(const lw_buf *resp)
 
 /* One request to the server as a client library would send it; the answer's
  * JSON body in *out (NULL when there is none). Returns the status. */
-static int call(const char *method, const char *path, const char *token, json_t *body /* stolen */, json_t **out)
+static int call(const char *method, const char *path, const char *token, json_t *body /* stolen */,
+                json_t **out)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -260,7 +263,8 @@ static int call(const char *method, const char *path, const char *token, json_t 
     if (token)
         lw_buf_appendf(&rq, "Authorization: Bearer %s\r\n", token);
     if (text)
-        lw_buf_appendf(&rq, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(text), text);
+        lw_buf_appendf(&rq, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(text),
+                       text);
     else
         lw_buf_append(&rq, "\r\n", 2);
     free(text);
@@ -313,7 +317,8 @@ static void keypair_from(keypair *k, uint8_t seed_byte)
 
 /* Signs "<label>" 0 <id> 0 <32 bytes>, the shape of every device signature
  * (api_link.c, api_session.c), into base64url. */
-static void sign_b64(char dst[SIG_B64], const keypair *k, const char *label, const char *id, const uint8_t raw[32])
+static void sign_b64(char dst[SIG_B64], const keypair *k, const char *label, const char *id,
+                     const uint8_t raw[32])
 {
     uint8_t msg[128], sig[LW_SIG_LEN];
     size_t ll = strlen(label), il = strlen(id);
@@ -375,7 +380,8 @@ static void open_request(const keypair *k, opened *o)
 static void scan(const opened *o)
 {
     json_t *ans = NULL;
-    int st = call("POST", "/v1/link-requests/scan", fx.primary_tok, json_pack("{s:s}", "payload", o->payload), &ans);
+    int st = call("POST", "/v1/link-requests/scan", fx.primary_tok, json_pack("{s:s}", "payload", o->payload),
+                  &ans);
     expect(st, 200, ans, "POST /v1/link-requests/scan");
     json_decref(ans);
 }
@@ -492,24 +498,22 @@ void lwf_fixture(void)
 
 /* ---- placeholders -------------------------------------------------------- */
 
+static const struct {
+    uint8_t ch;
+    const char *value;
+} placeholders[] = {
+    {'P', fx.primary_tok},  {'C', fx.companion_tok}, {'D', fx.companion_dev}, {'V', fx.spare_tok},
+    {'F', fx.refresh_sig},  {'R', fx.scanned_id},    {'L', fx.scanned_tok},   {'G', fx.approve_sig},
+    {'N', fx.complete_sig}, {'I', fx.pending_id},    {'M', fx.pending_tok},   {'Q', fx.pending_payload},
+    {'K', fx.pending_code},
+};
+
 static const char *placeholder(uint8_t ch)
 {
-    switch (ch) {
-    case 'P': return fx.primary_tok;
-    case 'C': return fx.companion_tok;
-    case 'D': return fx.companion_dev;
-    case 'V': return fx.spare_tok;
-    case 'F': return fx.refresh_sig;
-    case 'R': return fx.scanned_id;
-    case 'L': return fx.scanned_tok;
-    case 'G': return fx.approve_sig;
-    case 'N': return fx.complete_sig;
-    case 'I': return fx.pending_id;
-    case 'M': return fx.pending_tok;
-    case 'Q': return fx.pending_payload;
-    case 'K': return fx.pending_code;
-    default: return NULL;
-    }
+    for (size_t i = 0; i < sizeof placeholders / sizeof placeholders[0]; i++)
+        if (placeholders[i].ch == ch)
+            return placeholders[i].value;
+    return NULL;
 }
 
 int lwf_expand(const uint8_t *in, size_t len, lw_buf *out)

@@ -76,7 +76,7 @@ void lw_api_session_get(lw_rq *rq)
                             "account", "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0',
                             "pin_change_required", a.pin_change_required, "inactive_ttl_days",
                             (json_int_t)(a.inactive_ttl_ms / DAY_MS), "token_expires_in",
-                            (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
+                            (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()), "challenge",
                             challenge_json(s.challenge));
     lw_wipe(&a, sizeof a);
     lw_reply_json(rq, 200, ans);
@@ -127,7 +127,7 @@ void lw_api_session_refresh(lw_rq *rq)
         return;
     }
     json_t *ans = json_pack("{s:I, s:o}", "token_expires_in",
-                            (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
+                            (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()), "challenge",
                             challenge_json(s.challenge));
     if (lw_api_cookie_wanted(rq))
         lw_api_set_session_cookie(rq, token, s.persistent);
@@ -135,7 +135,7 @@ void lw_api_session_refresh(lw_rq *rq)
         json_object_set_new(ans, "token", json_string(token));
     lw_wipe(token, sizeof token);
     json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+                           "token_expires_in", (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);
@@ -148,7 +148,7 @@ void lw_api_session_socket_opened(lw_app *app, const lw_principal *who)
     if (lw_store_session_get(app->store, who->device_id, &s) != LW_OK)
         return;
     json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+                           "token_expires_in", (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);
@@ -412,6 +412,11 @@ void lw_api_settings_set(lw_rq *rq)
 void lw_api_account_secure(lw_rq *rq)
 {
     lw_app *app = rq->app;
+    /* The devices go first: if the server died between the two steps, the
+     * suspects are out and the holder can simply press the button again. */
+    json_t *ans = end_all_companions(rq);
+    if (!ans)
+        return;
     lw_account a;
     int rc = lw_store_account_get(app->store, rq->who.account_id, &a);
     if (rc == LW_OK) {
@@ -420,12 +425,10 @@ void lw_api_account_secure(lw_rq *rq)
     }
     lw_wipe(&a, sizeof a);
     if (rc != LW_OK) {
+        json_decref(ans);
         lw_api_store_failed(rq, rc, "securing the account");
         return;
     }
-    json_t *ans = end_all_companions(rq);
-    if (!ans)
-        return;
     json_object_set_new(ans, "pin_change_required", json_true());
     lw_log_info("session", "account %.8s secured: PIN change required", rq->who.account_id);
     lw_reply_json(rq, 200, ans);

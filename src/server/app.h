@@ -66,6 +66,7 @@ typedef struct lw_config {
     char metrics_listen[300];   /* separate HOST:PORT for /metrics; "" = on the main listener */
     char min_client_version[32];/* older clients get 426 */
     int64_t shutdown_timeout_ms;/* how long SIGTERM waits for requests in flight */
+    int64_t ws_ping_ms;         /* WebSocket ping interval; silent for 2.5x that = gone */
     bool check_config;          /* --check-config: validate and exit */
     char log_level[16];
 } lw_config;
@@ -100,6 +101,8 @@ typedef struct lw_app {
     lw_control *control;
     lw_geo *geo;                  /* GeoIP databases of cfg.geoip_dir (reloaded on SIGHUP) */
     lw_rates *rates;              /* the token buckets of the rate limits */
+    bool shared_store;            /* PostgreSQL: other nodes may change sessions under us */
+    struct lw_relay *relay;       /* cross-node events (with a shared store) */
     void *h2o_ctx; /* h2o_context_t*, for modules that need the loop's timeouts */
 } lw_app;
 

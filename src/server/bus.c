@@ -6,6 +6,7 @@
 #include <h2o.h>
 
 #include "log.h"
+#include "relay.h"
 #include "lw.h"
 #include "map.h"
 #include "ws.h"
@@ -17,6 +18,7 @@ typedef struct bucket {
 } bucket;
 
 struct lw_bus {
+    lw_relay *relay; /* other nodes, when several share PostgreSQL */
     lw_map *primary; /* "d:<device id>" or "l:<request id>" -> bucket (linked via primary_link) */
     lw_map *account; /* "a:<account id>" -> bucket (linked via account_link) */
     size_t count;
@@ -167,7 +169,7 @@ static char *dump(json_t *ev, size_t *len)
     return text;
 }
 
-void lw_bus_to_device(lw_bus *b, const char *device_id, json_t *ev)
+void lw_bus_local_to_device(lw_bus *b, const char *device_id, json_t *ev)
 {
     char key[2 + LW_ID_STRLEN];
     make_key(key, sizeof key, 'd', device_id);
@@ -178,7 +180,7 @@ void lw_bus_to_device(lw_bus *b, const char *device_id, json_t *ev)
     free(text);
 }
 
-void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev)
+void lw_bus_local_to_link(lw_bus *b, const char *request_id, json_t *ev)
 {
     char key[2 + LW_ID_STRLEN];
     make_key(key, sizeof key, 'l', request_id);
@@ -189,7 +191,7 @@ void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev)
     free(text);
 }
 
-void lw_bus_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev)
+void lw_bus_local_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev)
 {
     char key[2 + LW_ID_STRLEN], except[2 + LW_ID_STRLEN] = "";
     make_key(key, sizeof key, 'a', account_id);
@@ -231,7 +233,7 @@ static void close_bucket(lw_bus *b, const char *key, const char *text, size_t le
     }
 }
 
-void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason)
+void lw_bus_local_end_device(lw_bus *b, const char *device_id, const char *reason)
 {
     char key[2 + LW_ID_STRLEN];
     make_key(key, sizeof key, 'd', device_id);
@@ -244,7 +246,7 @@ void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason)
     json_decref(ev);
 }
 
-void lw_bus_close_link(lw_bus *b, const char *request_id)
+void lw_bus_local_close_link(lw_bus *b, const char *request_id)
 {
     char key[2 + LW_ID_STRLEN];
     make_key(key, sizeof key, 'l', request_id);
@@ -319,4 +321,64 @@ bool lw_end_reason_valid(const char *reason)
         if (strcmp(reasons[i].reason, reason) == 0)
             return true;
     return false;
+}
+
+/* ---- publishing: this node's sockets, then the other nodes' ---- */
+
+void lw_bus_set_relay(lw_bus *b, lw_relay *relay)
+{
+    b->relay = relay;
+}
+
+void lw_bus_to_device(lw_bus *b, const char *device_id, json_t *ev)
+{
+    lw_bus_local_to_device(b, device_id, ev);
+    lw_relay_publish(b->relay, "dev", device_id, NULL, NULL, ev);
+}
+
+void lw_bus_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev)
+{
+    lw_bus_local_to_account(b, account_id, except_device, ev);
+    lw_relay_publish(b->relay, "acct", account_id, except_device, NULL, ev);
+}
+
+void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev)
+{
+    lw_bus_local_to_link(b, request_id, ev);
+    lw_relay_publish(b->relay, "link", request_id, NULL, NULL, ev);
+}
+
+void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason)
+{
+    lw_bus_local_end_device(b, device_id, reason);
+    lw_relay_publish(b->relay, "end", device_id, NULL, reason, NULL);
+}
+
+void lw_bus_close_link(lw_bus *b, const char *request_id)
+{
+    lw_bus_local_close_link(b, request_id);
+    lw_relay_publish(b->relay, "close_link", request_id, NULL, NULL, NULL);
+}
+
+/* Device ids of every live session socket (for a resynchronisation). */
+typedef struct {
+    char (*ids)[LW_ID_STRLEN];
+    size_t n, cap;
+} ids_ctx;
+
+static void collect_device(const char *key, void *value, void *arg)
+{
+    ids_ctx *c = arg;
+    if (key[0] == 'd' && key[1] == ':' && c->n < c->cap)
+        lw_strlcpy(c->ids[c->n++], key + 2, LW_ID_STRLEN);
+}
+
+size_t lw_bus_devices(const lw_bus *b, char (**out)[LW_ID_STRLEN])
+{
+    ids_ctx c = {lw_malloc((lw_map_size(b->primary) + 1) * LW_ID_STRLEN), 0, lw_map_size(b->primary)};
+    *out = c.ids;
+    if (!c.ids)
+        return 0;
+    lw_map_each(b->primary, collect_device, &c);
+    return c.n;
 }

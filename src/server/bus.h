@@ -12,6 +12,7 @@
 
 typedef struct lw_bus lw_bus;
 typedef struct lw_ws lw_ws; /* a WebSocket connection (ws.c) */
+typedef struct lw_relay lw_relay;
 
 lw_bus *lw_bus_new(void);
 void lw_bus_free(lw_bus *b);
@@ -22,7 +23,11 @@ int lw_bus_subscribe_device(lw_bus *b, lw_ws *ws, const char *device_id, const c
 int lw_bus_subscribe_link(lw_bus *b, lw_ws *ws, const char *request_id);
 void lw_bus_unsubscribe(lw_bus *b, lw_ws *ws);
 
-/* Publishing: ev is borrowed and serialised once. */
+/* Other nodes (relay.c) hear everything published from now on. */
+void lw_bus_set_relay(lw_bus *b, lw_relay *relay);
+
+/* Publishing: ev is borrowed and serialised once. These reach this node's
+ * sockets and, through the relay, every other node's. */
 void lw_bus_to_device(lw_bus *b, const char *device_id, json_t *ev);
 void lw_bus_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev);
 void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev);
@@ -36,6 +41,14 @@ void lw_bus_close_link(lw_bus *b, const char *request_id);
 void lw_bus_close_all(lw_bus *b, int code, const char *reason);
 /* Sockets open for one device (or link request). */
 size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id);
+/* The same, for this node's sockets only (what the relay delivers). */
+void lw_bus_local_to_device(lw_bus *b, const char *device_id, json_t *ev);
+void lw_bus_local_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev);
+void lw_bus_local_to_link(lw_bus *b, const char *request_id, json_t *ev);
+void lw_bus_local_end_device(lw_bus *b, const char *device_id, const char *reason);
+void lw_bus_local_close_link(lw_bus *b, const char *request_id);
+/* The device ids with live sockets here; *out is malloc'd (lw_free). */
+size_t lw_bus_devices(const lw_bus *b, char (**out)[23]);
 /* Number of live sockets. */
 size_t lw_bus_count(const lw_bus *b);
 

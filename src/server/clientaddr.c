@@ -146,9 +146,10 @@ static bool walk(const lw_proxies *p, const char *list, size_t len, bool forward
                 end = start ? start - 1 : 0;
                 continue;
             }
-            size_t flen = strcspn(f, ";,");
-            if (f + flen > e + elen)
-                flen = (size_t)(e + elen - f);
+            /* Bounded by the element, which need not be NUL-terminated. */
+            size_t flen = 0;
+            while (f + flen < e + elen && f[flen] != ';' && f[flen] != ',')
+                flen++;
             e = f;
             elen = flen;
         }

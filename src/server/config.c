@@ -46,6 +46,7 @@ void lw_config_defaults(lw_config *c)
     c->max_pending_links_per_ip = 16;
     c->request_timeout_ms = 10000;
     c->shutdown_timeout_ms = 10000;
+    c->ws_ping_ms = 30000;
     lw_strlcpy(c->log_level, "info", sizeof c->log_level);
 }
 
@@ -101,6 +102,7 @@ static const opt opts[] = {
     {"metrics-listen", K_STR, F(metrics_listen), 0, 0, "HOST:PORT  serve /metrics there only"},
     {"min-client-version", K_STR, F(min_client_version), 0, 0, "X.Y.Z  older clients get 426"},
     {"shutdown-timeout", K_DUR, F(shutdown_timeout_ms), 0, 0, "D  SIGTERM waits this long for requests (10s)"},
+    {"ws-ping", K_DUR, F(ws_ping_ms), 0, 0, "D  WebSocket ping interval; 2.5x silent = closed (30s)"},
     {"log-level", K_SPECIAL, 0, 0, 0, 0, "debug|info|warn|error"},
 };
 
@@ -360,7 +362,7 @@ static int load_env(lw_config *c)
 int lw_config_finish(lw_config *c, char *msg, size_t cap)
 {
     if (c->credential_ttl_ms < 1000 || c->qr_first_ttl_ms < 100 || c->qr_next_ttl_ms < 100 ||
-        c->sweep_interval_ms < 50 || c->request_timeout_ms < 100) {
+        c->sweep_interval_ms < 50 || c->request_timeout_ms < 100 || c->ws_ping_ms < 100) {
         snprintf(msg, cap, "--credential-ttl must be at least 1s, the QR TTLs and --request-timeout at least "
                            "100ms, --sweep-interval at least 50ms");
         return -1;

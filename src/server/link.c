@@ -258,6 +258,10 @@ static live *ensure_live(lw_links *L, const lw_link_request *r)
     live *lv = lw_map_get(L->live, r->id);
     if (lv)
         return lv;
+    /* With several nodes the one that opened the request rotates its refs;
+     * another node takes over only when that one stopped (its ref lapsed). */
+    if (L->app->shared_store && lw_now_ms() < r->ref_expires_at + 1000)
+        return NULL;
     lw_link_request copy = *r;
     if (!(lv = live_new(L, r, NULL)))
         return NULL;
@@ -294,6 +298,8 @@ const char *lw_links_payload(lw_links *L, const lw_link_request *r)
 void lw_links_on_socket(lw_links *L, const lw_link_request *r)
 {
     live *lv = ensure_live(L, r);
+    if (!lv && strcmp(r->state, "pending") == 0)
+        return; /* another node shows it; its rotations reach us through the relay */
     if (!lv) {
         /* Already decided: tell the socket where things stand. */
         const char *ev = strcmp(r->state, "scanned") == 0     ? "link.scanned"

@@ -224,6 +224,11 @@ static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expi
                        "The credential expired; refresh it with a signature by the device key.");
         return false;
     case LW_EDENIED:
+        if (rq->cookie_auth) {
+            /* The page cannot delete an HttpOnly cookie: tell the browser to. */
+            lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
+            lw_api_set_cookie(rq, "lw_session", "", 0);
+        }
         lw_reply_error_x(rq, 401, "session_ended", json_pack("{s:s}", "reason", reason), "%s",
                          lw_end_reason_message(reason));
         return false;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "lw.h"
 #include "pin.h"
+#include "relay.h"
 #include "session.h"
 #include "store.h"
 #include "sweep.h"
@@ -226,6 +227,12 @@ int lw_app_start(lw_app *app, bool listen)
     }
     if (listen && !(app->control = lw_control_start(app, app->cfg.control_path)))
         return LW_EIO;
+    app->shared_store = strncmp(app->cfg.db, "postgres", 8) == 0;
+    if (app->shared_store) {
+        if (!(app->relay = lw_relay_start(app, app->cfg.db)))
+            return LW_ESTORE;
+        lw_bus_set_relay(app->bus, app->relay);
+    }
     lw_sweep_run(app, lw_now_ms(), NULL, NULL); /* what fell due while we were down */
     return LW_OK;
 }
@@ -234,6 +241,9 @@ void lw_app_stop(lw_app *app)
 {
     if (app->sessions)
         lw_sessions_flush(app->sessions, true);
+    if (app->bus)
+        lw_bus_set_relay(app->bus, NULL);
+    lw_relay_stop(app->relay);
     lw_control_stop(app->control);
     lw_sweeper_free(app->sweeper);
     lw_pins_free(app->pins);

@@ -184,6 +184,22 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
             return LW_ENOMEM;
     } else if (!lw_ct_equal(e->cred_hash, hash, LW_HASH_LEN)) {
         return LW_ENOTFOUND;
+    } else if (s->app->shared_store) {
+        /* Several nodes: another one may have ended this session a moment ago
+         * and its notification may still be on its way. The store is the one
+         * truth every node shares, so a warm cache is never trusted alone. */
+        lw_session sess;
+        int rc = lw_store_session_get(s->app->store, e->device_id, &sess);
+        if (rc == LW_OK && (strcmp(sess.state, "active") != 0 || strcmp(sess.cred_selector, e->selector) != 0)) {
+            lw_strlcpy(end_reason, sess.end_reason, LW_REASON_MAX);
+            bool ended = strcmp(sess.state, "active") != 0;
+            drop(s, e->device_id);
+            lw_wipe(&sess, sizeof sess);
+            return ended ? LW_EDENIED : LW_ENOTFOUND;
+        }
+        lw_wipe(&sess, sizeof sess);
+        if (rc != LW_OK)
+            return rc == LW_ENOTFOUND ? LW_ENOTFOUND : rc;
     }
 
     int64_t now = lw_now_ms();
@@ -299,6 +315,32 @@ int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
     lw_wipe(&sess, sizeof sess);
     lw_sessions_ended(s, &e, 1);
     return LW_OK;
+}
+
+void lw_sessions_forget(lw_sessions *s, const char *device_id)
+{
+    centry *e = lw_map_get(s->by_device, device_id);
+    if (e && e->dirty)
+        write_last_active(s, e);
+    drop(s, device_id);
+}
+
+void lw_sessions_resync(lw_sessions *s)
+{
+    lw_sessions_flush(s, true);
+    lw_map_each(s->by_device, free_entry, NULL);
+    lw_map_free(s->by_device);
+    lw_map_free(s->by_selector);
+    s->by_device = lw_map_new();
+    s->by_selector = lw_map_new();
+    char(*ids)[LW_ID_STRLEN] = NULL;
+    size_t n = lw_bus_devices(s->app->bus, &ids);
+    for (size_t i = 0; i < n; i++) {
+        lw_session sess;
+        if (lw_store_session_get(s->app->store, ids[i], &sess) == LW_OK && strcmp(sess.state, "active") != 0)
+            lw_bus_local_end_device(s->app->bus, ids[i], sess.end_reason);
+    }
+    lw_free(ids);
 }
 
 typedef struct {

@@ -51,6 +51,13 @@ int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason);
  * device.ended alerts (one per account when several ended together). */
 void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n);
 
+/* Another node ended this session: forget it here (relay.c). */
+void lw_sessions_forget(lw_sessions *s, const char *device_id);
+/* After missed notifications: forget every cached session (each credential is
+ * checked against the store again) and end the sockets of sessions that
+ * ended meanwhile. */
+void lw_sessions_resync(lw_sessions *s);
+
 /* Writes pending last-active times (all of them when force). */
 void lw_sessions_flush(lw_sessions *s, bool force);
 size_t lw_sessions_cached(const lw_sessions *s);

@@ -282,7 +282,8 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_LINK_EXISTS] = "SELECT 1 FROM link_requests WHERE id = ?1",
     [ST_LINK_SET_REF] = "UPDATE link_requests SET ref_hash = ?1, ref_index = ?2, ref_expires_at = ?3"
                         " WHERE id = ?4 AND state = 'pending'",
-    /* CASE without ELSE yields NULL: leaving 'pending' retires the ref and code. */
+    /* The ref and code hashes stay after 'pending', so a second scan is told
+     * "already used" rather than "unknown"; purging removes them. */
     [ST_LINK_TRANSITION] = "UPDATE link_requests SET state = ?1, account_id = ?2, scanned_by = ?3,"
                            " account_sig = ?4, nonce = ?5"
                            " WHERE id = ?6 AND state = ?7",

@@ -14,6 +14,9 @@
 #define LW_WS_MAX_IN_MSG 4096
 /* Client messages per second a socket may send (a burst of this many, refilled each second). */
 #define LW_WS_MSGS_PER_SEC 10
+/* We ping every socket every cfg.ws_ping_ms; one that has sent nothing (not
+ * even a pong) for 2.5 intervals is gone and is closed. */
+#define LW_WS_IDLE_FACTOR 2.5
 /* How long a peer gets to answer our close frame before we drop it. */
 #define LW_WS_CLOSE_GRACE_MS 3000
 
@@ -25,6 +28,8 @@ struct lw_ws {
     h2o_linklist_t primary_link; /* in the bus bucket of the device or link request */
     h2o_linklist_t account_link; /* in the bus bucket of the account (session sockets) */
     h2o_timeout_entry_t close_timer;
+    h2o_timeout_entry_t ping_timer;
+    int64_t last_rx;          /* when the peer last sent anything (ms) */
     bool closing;
     uint8_t msg_tokens;       /* client messages left this second */
     int64_t msg_window;       /* the second they count in */
@@ -34,6 +39,7 @@ struct lw_ws {
 
 static h2o_timeout_t close_timeout;
 static h2o_timeout_t drain_timeout; /* zero: next loop iteration */
+static h2o_timeout_t ping_timeout;
 static bool close_timeout_ready;
 
 h2o_linklist_t *lw_ws_link_primary(lw_ws *ws)
@@ -66,6 +72,8 @@ static void destroy(lw_ws *ws)
     lw_bus_unsubscribe(ws->app->bus, ws);
     if (h2o_timeout_is_linked(&ws->close_timer))
         h2o_timeout_unlink(&ws->close_timer);
+    if (h2o_timeout_is_linked(&ws->ping_timer))
+        h2o_timeout_unlink(&ws->ping_timer);
     h2o_websocket_close(ws->conn);
     lw_free(ws);
 }
@@ -103,6 +111,21 @@ static void on_close_timeout(h2o_timeout_entry_t *entry)
     destroy(ws);
 }
 
+static void on_ping_timer(h2o_timeout_entry_t *entry)
+{
+    lw_ws *ws = H2O_STRUCT_FROM_MEMBER(lw_ws, ping_timer, entry);
+    if (ws->closing)
+        return;
+    if (lw_now_ms() - ws->last_rx > (int64_t)(LW_WS_IDLE_FACTOR * (double)ws->app->cfg.ws_ping_ms)) {
+        lw_ws_close(ws, 1001, "no answer to pings");
+        return;
+    }
+    h2o_timeout_link(ws->app->loop, &ping_timeout, &ws->ping_timer);
+    struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"", 0};
+    if (wslay_event_queue_msg(ws->conn->ws_ctx, &m) == 0)
+        flush(ws); /* may destroy ws */
+}
+
 static void flush(lw_ws *ws)
 {
     /* Before the upgrade completes h2o has no socket; it flushes the queue itself then. */
@@ -117,6 +140,7 @@ static void on_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_m
         destroy(ws);
         return;
     }
+    ws->last_rx = lw_now_ms(); /* pongs included: wslay hands us control frames too */
     if (ws->closing)
         return;
     /* A socket that talks more than a ping now and then is not one of ours. */
@@ -151,6 +175,7 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
     if (!close_timeout_ready) {
         h2o_timeout_init(app->loop, &close_timeout, LW_WS_CLOSE_GRACE_MS);
         h2o_timeout_init(app->loop, &drain_timeout, 0);
+        h2o_timeout_init(app->loop, &ping_timeout, (uint64_t)app->cfg.ws_ping_ms);
         close_timeout_ready = true;
     }
     lw_ws *ws = lw_calloc(1, sizeof *ws);
@@ -158,8 +183,11 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
         return -1;
     ws->app = app;
     ws->close_timer.cb = on_close_timeout;
+    ws->ping_timer.cb = on_ping_timer;
+    ws->last_rx = lw_now_ms();
     ws->conn = h2o_upgrade_to_websocket(req, client_key, ws, on_message);
     wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, LW_WS_MAX_IN_MSG);
+    h2o_timeout_link(app->loop, &ping_timeout, &ws->ping_timer);
 
     json_t *hello;
     if (device_id) {

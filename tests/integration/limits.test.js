@@ -185,3 +185,30 @@ describe('connections', () => {
     }
   });
 });
+
+describe('silent sockets', () => {
+  test('the server pings; a peer that answers stays, one that stays silent is closed (1001)', async () => {
+    const s = await start(['--rate', 'off', '--ws-ping', '300ms']);
+    const phone = await h.registerPrimary(s.url, h.uniqueHandle('ping'));
+    // The ws package answers pings by itself: this socket stays open across several intervals.
+    const alive = await h.connectWs(s.url, phone.token);
+    await alive.next('hello');
+    let pings = 0;
+    alive.sock?.on?.('ping', () => { pings++; });
+    // A raw socket that does the handshake and then never answers anything.
+    const raw = await new Promise((resolve, reject) => {
+      const c = net.connect(s.port, '127.0.0.1', () => {
+        c.write(`GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+          `Authorization: Bearer ${phone.token}\r\n\r\n`);
+        resolve(c);
+      });
+      c.on('error', reject);
+    });
+    const rawClosed = new Promise((resolve) => raw.on('close', resolve));
+    await h.withTimeout(rawClosed, h.T(4000), 'the silent socket to be closed');
+    assert.equal(alive.closeInfo, undefined, 'the answering socket is still open');
+    h.expectStatus(await h.api(s.url, 'GET', '/v1/health'), 200);
+    await alive.close();
+  });
+});
