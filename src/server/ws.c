@@ -117,7 +117,10 @@ static void on_ping_timer(h2o_timeout_entry_t *entry)
     if (ws->closing)
         return;
     if (lw_now_ms() - ws->last_rx > (int64_t)(LW_WS_IDLE_FACTOR * (double)ws->app->cfg.ws_ping_ms)) {
-        lw_ws_close(ws, 1001, "no answer to pings");
+        /* A peer that answers nothing will not answer a close handshake
+         * either: drop it now instead of waiting out the close grace. */
+        lw_log_debug("ws", "dropping a socket silent for %lld ms", (long long)(lw_now_ms() - ws->last_rx));
+        destroy(ws);
         return;
     }
     h2o_timeout_link(ws->app->loop, &ping_timeout, &ws->ping_timer);

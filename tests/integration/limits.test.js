@@ -187,7 +187,7 @@ describe('connections', () => {
 });
 
 describe('silent sockets', () => {
-  test('the server pings; a peer that answers stays, one that stays silent is closed (1001)', async () => {
+  test('the server pings; a peer that answers stays, one that stays silent is dropped', async () => {
     const s = await start(['--rate', 'off', '--ws-ping', '300ms']);
     const phone = await h.registerPrimary(s.url, h.uniqueHandle('ping'));
     // The ws package answers pings by itself: this socket stays open across several intervals.
@@ -205,6 +205,7 @@ describe('silent sockets', () => {
       });
       c.on('error', reject);
     });
+    raw.resume(); // read (and ignore) the handshake and the pings, or 'close' never comes
     const rawClosed = new Promise((resolve) => raw.on('close', resolve));
     await h.withTimeout(rawClosed, h.T(4000), 'the silent socket to be closed');
     assert.equal(alive.closeInfo, undefined, 'the answering socket is still open');
