@@ -208,7 +208,7 @@ describe('silent sockets', () => {
     raw.resume(); // read (and ignore) the handshake and the pings, or 'close' never comes
     const rawClosed = new Promise((resolve) => raw.on('close', resolve));
     await h.withTimeout(rawClosed, h.T(4000), 'the silent socket to be closed');
-    assert.equal(alive.closeInfo, undefined, 'the answering socket is still open');
+    assert.equal(alive.closeInfo ?? null, null, 'the answering socket is still open');
     h.expectStatus(await h.api(s.url, 'GET', '/v1/health'), 200);
     await alive.close();
   });
