@@ -129,3 +129,45 @@ test('alerts raised on one node reach devices connected to another', async () =>
   assert.equal(ev.alert.details.failures, 1);
   await ws.close();
 });
+
+test('PostgreSQL restarts during traffic: the nodes recover by themselves, events cross nodes again', async () => {
+  // Its own server, so the restart disturbs no other test.
+  const dir = h.tempDir('lw-pg-own-');
+  const tools = path.join(h.REPO, 'tests', 'tools');
+  execFileSync('bash', [path.join(tools, 'pg_start.sh'), dir], { stdio: 'pipe' });
+  try {
+    const saved = base;
+    base = fs.readFileSync(path.join(dir, 'url'), 'utf8').trim();
+    const [A, B] = await cluster(2, 'pgrestart');
+    base = saved;
+    const phone = await h.registerPrimary(A.url, h.uniqueHandle('mn'));
+    const c = await h.linkCompanionApi(A.url, phone);
+    let ok = 0, failed = 0, stop = false;
+    const loop = (async () => {
+      for (let i = 0; i < 3000 && !stop; i++) {
+        const r = await h.api(i % 2 ? A.url : B.url, 'GET', '/v1/session', { token: c.token }).catch(() => null);
+        if (r?.status === 200) ok++; else failed++;
+      }
+    })();
+    await h.pollUntil(() => ok > 10, { timeout: 3000, what: 'traffic' });
+    execFileSync('bash', [path.join(tools, 'pg_restart.sh'), dir], { stdio: 'pipe' });
+    // Both nodes answer again by themselves...
+    const mark = ok;
+    await h.pollUntil(() => ok > mark + 20, { timeout: 10000, what: 'requests to succeed again after the restart' });
+    stop = true;
+    await loop;
+    console.log(`during the PostgreSQL restart: ${ok} answered, ${failed} refused or failed`);
+    // ...and events cross nodes again (the listeners reconnected).
+    const ws = await h.connectWs(B.url, c.token);
+    await ws.next('hello');
+    await h.pollUntil(async () => {
+      h.expectStatus(await h.api(A.url, 'PATCH', `/v1/devices/${c.deviceId}`, { token: phone.token, body: { name: `n${Date.now()}` } }), 200);
+      return true;
+    }, { timeout: 3000, what: 'a write on A' });
+    h.expectStatus(await h.api(A.url, 'DELETE', `/v1/devices/${c.deviceId}`, { token: phone.token }), 200);
+    const ended = await ws.next('session.ended', 5000);
+    assert.equal(ended.reason, 'remote_logout');
+  } finally {
+    execFileSync('bash', [path.join(tools, 'pg_stop.sh'), dir], { stdio: 'pipe' });
+  }
+});
