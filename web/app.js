@@ -236,4 +236,15 @@ async function boot() {
   }
 }
 
+// A new version was deployed while this page was open: offer a reload (the
+// page itself never reloads on its own: the user may be mid-way through something).
+window.addEventListener('lw-update', () => {
+  if (document.querySelector('[data-testid="update-banner"]')) return;
+  const reload = h('button', { type: 'button', class: 'btn btn-small' }, 'Reload');
+  reload.addEventListener('click', () => location.reload());
+  const banner = h('div', { class: 'update-banner', role: 'status', 'data-testid': 'update-banner' },
+    h('span', {}, 'A new version of Linkward is available.'), reload);
+  document.body.prepend(banner);
+});
+
 boot();

@@ -12,9 +12,26 @@ export class ApiError extends Error {
   }
 }
 
+// The server's version when this page started talking to it. A later answer
+// with another version means a new Linkward was deployed: the page offers to
+// reload (an 'lw-update' event on window), once.
+let pageVersion = null;
+let updateAnnounced = false;
+
+function noteVersion(res) {
+  const v = res.headers.get('linkward-version');
+  if (!v) return;
+  if (pageVersion === null) pageVersion = v;
+  else if (v !== pageVersion && !updateAnnounced) {
+    updateAnnounced = true;
+    window.dispatchEvent(new CustomEvent('lw-update', { detail: { from: pageVersion, to: v } }));
+  }
+}
+
 /** request('POST', '/v1/…', {…}) → parsed JSON; throws ApiError. */
 export async function request(method, path, body) {
   const init = { method, credentials: 'same-origin', cache: 'no-store', headers: {} };
+  if (pageVersion) init.headers['linkward-client-version'] = pageVersion;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -25,8 +42,13 @@ export async function request(method, path, body) {
   } catch {
     throw new ApiError(0, null);
   }
+  noteVersion(res);
   let json = null;
   try { json = await res.json(); } catch { /* empty or not JSON */ }
+  if (res.status === 426 && !updateAnnounced) {
+    updateAnnounced = true;
+    window.dispatchEvent(new CustomEvent('lw-update', { detail: { from: pageVersion, to: null } }));
+  }
   if (!res.ok) throw new ApiError(res.status, json);
   return json;
 }
