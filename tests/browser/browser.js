@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import * as h from '../lib/harness.js';
@@ -14,7 +15,12 @@ export { h };
 export const CHROMIUM = process.env.LINKWARD_CHROMIUM || '/usr/bin/chromium';
 export const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'];
-export const SHOTS = path.join(h.REPO, 'docs', 'screenshots');
+// Screenshots go to docs/screenshots/ when LINKWARD_SCREENSHOTS=1 (to refresh
+// the pictures in the docs), else to a temporary folder: a test run leaves the
+// tree as it found it.
+export const SHOTS = process.env.LINKWARD_SCREENSHOTS === '1'
+  ? path.join(h.REPO, 'docs', 'screenshots')
+  : path.join(os.tmpdir(), 'linkward-screenshots');
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 /** A plain (non-headless) Chrome User-Agent, so the server names the device "Chrome on Linux". */
@@ -150,7 +156,7 @@ export function storageState(page) {
   }));
 }
 
-/** Saves a screenshot of the page (or a locator) as docs/screenshots/NAME.png. */
+/** Saves a screenshot of the page (or a locator) as SHOTS/NAME.png. */
 export async function shot(target, name) {
   fs.mkdirSync(SHOTS, { recursive: true });
   const file = path.join(SHOTS, `${name}.png`);
