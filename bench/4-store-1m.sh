@@ -9,7 +9,8 @@
 #     the copy is filled on to 1,000,000 (BENCH_STORE_N) sessions. Filler
 #     selectors are "b<20 digits>A", so a client can name existing records.
 #  3. Start-up time (spawn to the "listening" line), alternating 1k / 1M,
-#     BENCH_ROUNDS times each; database size.
+#     BENCH_ROUNDS times each; database size; the duration of one sweep (the
+#     expiry pass start-up runs before listening), through `linkward admin purge`.
 #  4. Both servers run side by side; wrk -c64 measures, in interleaved rounds:
 #     - validate: GET /v1/session with the primary's valid credential (the
 #       cached path: what every request of a live device costs);
@@ -18,7 +19,7 @@
 #       the selector index, then answers 401) — the store's own lookup cost.
 #
 # Prints:
-#   store stored=N db_bytes=… startup_ms=… fill_s=…
+#   store stored=N db_bytes=… startup_ms=… sweep_ms=… fill_s=…
 #   store validate stored=N rps=… p50_ms=… p99_ms=…
 #   store cold_lookup stored=N rps=… p50_ms=… p99_ms=…
 #   store ratio validate_p50_1m/1k=… cold_p50_1m/1k=… ; store target …
@@ -101,6 +102,14 @@ start_linkward "$D1" --credential-ttl 2h; P1=$LW_PID; U1=$LW_URL
 start_linkward "$D2" --credential-ttl 2h; P2=$LW_PID; U2=$LW_URL
 for u in "$U1" "$U2"; do lwtool check "$u" Authorization "Bearer $TOKEN" >/dev/null || bench_die "$u does not accept the credential"; done
 RSS1=$(rss_kb "$P1"); RSS2=$(rss_kb "$P2")
+# One sweep (what start-up runs before listening: "what fell due while we were
+# down"), timed through the control socket: linkward admin purge.
+sweep_ms() {
+    local t0; t0=$(date +%s%N)
+    "$LINKWARD" admin --data-dir "$1" --json purge >/dev/null 2>&1 || { echo nan; return; }
+    echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+SW1=$(sweep_ms "$D1"); SW2=$(sweep_ms "$D2")
 
 cold_measure() {
     local url="$1" n="$2" secs="${3:-$BENCH_WRK_SECONDS}" out
@@ -133,10 +142,10 @@ lwtool check "$U2" Authorization "Bearer $TOKEN" >/dev/null || bench_die "the bi
 
 # shellcheck disable=SC2086
 for k in 1 2; do
-    n=$N1; dir=$D1; st=("${S1[@]}"); rss=$RSS1
-    [ $k = 2 ] && { n=$N2; dir=$D2; st=("${S2[@]}"); rss=$RSS2; }
+    n=$N1; dir=$D1; st=("${S1[@]}"); rss=$RSS1; sw=$SW1
+    [ $k = 2 ] && { n=$N2; dir=$D2; st=("${S2[@]}"); rss=$RSS2; sw=$SW2; }
     fs=""; [ $k = 2 ] && fs=" fill_s=$FILL_S"
-    echo "store stored=$n db_bytes=$(dbsize "$dir") startup_ms=$(median "${st[@]}") rss_after_start_kb=$rss$fs"
+    echo "store stored=$n db_bytes=$(dbsize "$dir") startup_ms=$(median "${st[@]}") sweep_ms=$sw rss_after_start_kb=$rss$fs"
     echo "store validate stored=$n rps=$(median ${VR[$k]}) p50_ms=$(median ${V50[$k]}) p99_ms=$(median ${V99[$k]})"
     echo "store cold_lookup stored=$n rps=$(median ${CR[$k]}) p50_ms=$(median ${C50[$k]}) p99_ms=$(median ${C99[$k]})"
 done

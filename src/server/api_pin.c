@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "lw.h"
 #include "pin.h"
+#include "session.h"
 
 int lw_api_pin_inflight_cap(lw_app *app, const lw_account *a)
 {
@@ -119,6 +120,7 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
             lw_api_store_failed(rq, rc, "saving the PIN");
         goto done;
     }
+    lw_sessions_invalidate_account_views(app->sessions, op->account_id);
     lw_log_info("pin", "PIN %s for account %.8s", op->disable ? "disabled" : "set", op->account_id);
     if (rq) {
         json_t *ans = json_pack("{s:b}", "has_pin", !op->disable);

@@ -1,6 +1,9 @@
 /* The device's own session, the account's devices, history, alerts, settings. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <h2o.h>
 
 #include "alert.h"
 #include "api.h"
@@ -60,26 +63,70 @@ static bool load_own(lw_rq *rq, lw_session *s)
     return true;
 }
 
+/* GET /v1/session is what every device asks most: it is rendered once per
+ * session into the cache and then copied, with this request's time patched
+ * in, until something it shows changes. */
+#define TS_SENTINEL "1970-01-01T00:00:00Z"
+
 void lw_api_session_get(lw_rq *rq)
 {
-    lw_session s;
-    lw_account a;
-    if (!load_own(rq, &s))
-        return;
-    int rc = lw_store_account_get(rq->app->store, s.account_id, &a);
-    if (rc != LW_OK) {
-        lw_api_store_failed(rq, rc, "loading the account");
-        return;
+    lw_sessions *ss = rq->app->sessions;
+    size_t len, ts;
+    const char *view = lw_sessions_view(ss, rq->who.device_id, &len, &ts);
+    if (!view) {
+        lw_session s;
+        lw_account a;
+        if (!load_own(rq, &s))
+            return;
+        int rc = lw_store_account_get(rq->app->store, s.account_id, &a);
+        if (rc != LW_OK) {
+            lw_api_store_failed(rq, rc, "loading the account");
+            return;
+        }
+        s.last_active_at = 0;
+        json_t *ans = json_pack("{s:o, s:{s:s, s:s, s:b, s:b, s:I}, s:o}", "device", lw_record_json(&s, s.id),
+                                "account", "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0',
+                                "pin_change_required", a.pin_change_required, "inactive_ttl_days",
+                                (json_int_t)(a.inactive_ttl_ms / DAY_MS), "challenge", challenge_json(s.challenge));
+        lw_wipe(&a, sizeof a);
+        /* A fixed-width placeholder where this request's time goes. */
+        json_object_set_new(json_object_get(ans, "device"), "last_active_at", json_string(TS_SENTINEL));
+        char *text = json_dumps(ans, JSON_COMPACT);
+        json_decref(ans);
+        char *at = text ? strstr(text, "\"last_active_at\":\"" TS_SENTINEL "\"") : NULL;
+        if (!at) {
+            free(text);
+            lw_reply_error(rq, 500, "internal", "Cannot render the session.");
+            return;
+        }
+        len = strlen(text) - 1; /* without the closing brace: token_expires_in follows */
+        ts = (size_t)(at - text) + strlen("\"last_active_at\":\"");
+        char *copy = lw_malloc(len + 1);
+        if (!copy) {
+            free(text);
+            lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+            return;
+        }
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+        free(text);
+        lw_sessions_set_view(ss, rq->who.device_id, copy, len, ts);
+        view = lw_sessions_view(ss, rq->who.device_id, &len, &ts);
+        if (!view) {
+            lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+            return;
+        }
     }
-    s.last_active_at = lw_now_ms(); /* this very request */
-    json_t *ans = json_pack("{s:o, s:{s:s, s:s, s:b, s:b, s:I}, s:I, s:o}", "device", lw_record_json(&s, s.id),
-                            "account", "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0',
-                            "pin_change_required", a.pin_change_required, "inactive_ttl_days",
-                            (json_int_t)(a.inactive_ttl_ms / DAY_MS), "token_expires_in",
-                            (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()), "challenge",
-                            challenge_json(s.challenge));
-    lw_wipe(&a, sizeof a);
-    lw_reply_json(rq, 200, ans);
+    char buf[LW_TIME_STRLEN];
+    char tail[64];
+    int n = snprintf(tail, sizeof tail, ",\"token_expires_in\":%lld}",
+                     lw_api_secs_floor(rq->who.cred_expires_at - lw_now_ms()));
+    char *out = h2o_mem_alloc_pool(&rq->req->pool, len + (size_t)n);
+    memcpy(out, view, len);
+    lw_time_format(lw_now_ms(), buf);
+    memcpy(out + ts, buf, strlen(TS_SENTINEL)); /* RFC 3339 seconds: always 20 bytes */
+    memcpy(out + len, tail, (size_t)n);
+    lw_reply_text(rq, 200, "application/json; charset=utf-8", out, len + (size_t)n);
 }
 
 /* Device-bound refresh: a new credential only for a signature by the device
@@ -254,6 +301,7 @@ void lw_api_device_rename(lw_rq *rq)
         return;
     }
     lw_strlcpy(s.name, name, sizeof s.name);
+    lw_sessions_invalidate_view(rq->app->sessions, s.id);
     lw_reply_json(rq, 200, lw_record_json(&s, rq->who.device_id));
 }
 
@@ -403,6 +451,7 @@ void lw_api_settings_set(lw_rq *rq)
         lw_api_store_failed(rq, rc, "saving settings");
         return;
     }
+    lw_sessions_invalidate_account_views(rq->app->sessions, rq->who.account_id);
     lw_api_settings_get(rq);
 }
 
@@ -430,6 +479,7 @@ void lw_api_account_secure(lw_rq *rq)
         return;
     }
     json_object_set_new(ans, "pin_change_required", json_true());
+    lw_sessions_invalidate_account_views(app->sessions, rq->who.account_id);
     lw_log_info("session", "account %.8s secured: PIN change required", rq->who.account_id);
     lw_reply_json(rq, 200, ans);
 }

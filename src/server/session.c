@@ -33,6 +33,8 @@ typedef struct centry {
     bool last_has_loc;
     bool place_dirty;
     int64_t last_place_at;
+    char *view;               /* rendered GET /v1/session answer, or NULL */
+    uint32_t view_len, view_ts;
 } centry;
 
 struct lw_sessions {
@@ -58,8 +60,10 @@ lw_sessions *lw_sessions_new(lw_app *app)
 
 static void free_entry(const char *key, void *value, void *arg)
 {
-    lw_wipe(value, sizeof(centry));
-    lw_free(value);
+    centry *e = value;
+    lw_free(e->view);
+    lw_wipe(e, sizeof *e);
+    lw_free(e);
 }
 
 void lw_sessions_free(lw_sessions *s)
@@ -79,6 +83,7 @@ static void drop(lw_sessions *s, const char *device_id)
     if (!e)
         return;
     lw_map_del(s->by_selector, e->selector);
+    lw_free(e->view);
     lw_wipe(e, sizeof *e);
     lw_free(e);
 }
@@ -150,6 +155,8 @@ static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
     e->last_has_loc = to.has_loc;
     e->last_place_at = now;
     e->place_dirty = true;
+    lw_free(e->view); /* the record shows where it was last used */
+    e->view = NULL;
 }
 
 int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_expired, const char *ip,
@@ -315,6 +322,57 @@ int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
     lw_wipe(&sess, sizeof sess);
     lw_sessions_ended(s, &e, 1);
     return LW_OK;
+}
+
+const char *lw_sessions_view(lw_sessions *s, const char *device_id, size_t *len, size_t *ts_off)
+{
+    centry *e = lw_map_get(s->by_device, device_id);
+    if (!e || !e->view)
+        return NULL;
+    *len = e->view_len;
+    *ts_off = e->view_ts;
+    return e->view;
+}
+
+void lw_sessions_set_view(lw_sessions *s, const char *device_id, char *text, size_t len, size_t ts_off)
+{
+    centry *e = lw_map_get(s->by_device, device_id);
+    if (!e || len > UINT32_MAX) {
+        lw_free(text);
+        return;
+    }
+    lw_free(e->view);
+    e->view = text;
+    e->view_len = (uint32_t)len;
+    e->view_ts = (uint32_t)ts_off;
+}
+
+void lw_sessions_invalidate_view(lw_sessions *s, const char *device_id)
+{
+    centry *e = lw_map_get(s->by_device, device_id);
+    if (e) {
+        lw_free(e->view);
+        e->view = NULL;
+    }
+}
+
+typedef struct {
+    const char *account_id;
+} inv_arg;
+
+static void invalidate_if_account(const char *key, void *value, void *arg)
+{
+    centry *e = value;
+    if (strcmp(e->account_id, ((inv_arg *)arg)->account_id) == 0) {
+        lw_free(e->view);
+        e->view = NULL;
+    }
+}
+
+void lw_sessions_invalidate_account_views(lw_sessions *s, const char *account_id)
+{
+    inv_arg a = {account_id};
+    lw_map_each(s->by_device, invalidate_if_account, &a);
 }
 
 void lw_sessions_forget(lw_sessions *s, const char *device_id)

@@ -58,6 +58,17 @@ void lw_sessions_forget(lw_sessions *s, const char *device_id);
  * ended meanwhile. */
 void lw_sessions_resync(lw_sessions *s);
 
+/* The rendered answer of GET /v1/session for a cached session (the device's
+ * most frequent request, served without the store): text owned by the cache,
+ * its length, and the offset of its 20-byte last_active_at timestamp, which
+ * the caller overwrites in its copy. NULL when not rendered yet. */
+const char *lw_sessions_view(lw_sessions *s, const char *device_id, size_t *len, size_t *ts_off);
+/* Keeps text (taken over, lw_malloc'd) as the session's rendered answer. */
+void lw_sessions_set_view(lw_sessions *s, const char *device_id, char *text, size_t len, size_t ts_off);
+/* Something the answer shows changed: the device's own record, or the account's. */
+void lw_sessions_invalidate_view(lw_sessions *s, const char *device_id);
+void lw_sessions_invalidate_account_views(lw_sessions *s, const char *account_id);
+
 /* Writes pending last-active times (all of them when force). */
 void lw_sessions_flush(lw_sessions *s, bool force);
 size_t lw_sessions_cached(const lw_sessions *s);

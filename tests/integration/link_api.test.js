@@ -184,3 +184,27 @@ test('the client description sent by a native companion is used as is', async ()
   const sess = await companion.session();
   for (const [k, v] of Object.entries(client)) assert.equal(sess.device[k], v, k);
 });
+
+test('GET /v1/session (served from a cached rendering) follows every change it shows', async () => {
+  // A fresh account: the others here already hold the device limit.
+  const primary = await h.registerPrimary(server.url, h.uniqueHandle('view'));
+  const c = await h.linkCompanionApi(server.url, primary);
+  const first = h.expectStatus(await c.get('/v1/session'), 200);
+  assert.match(first.device.last_active_at, h.RFC3339);
+  assert.ok(Math.abs(Date.parse(first.device.last_active_at) - Date.now()) < 5000, 'last_active_at is this request');
+  // Renamed: the next answer has the new name.
+  h.expectStatus(await c.raw('PATCH', `/v1/devices/${c.deviceId}`, { body: { name: 'Renamed laptop' } }), 200);
+  assert.equal(h.expectStatus(await c.get('/v1/session'), 200).device.name, 'Renamed laptop');
+  // A PIN set on the phone shows on every device of the account.
+  const before = h.expectStatus(await c.get('/v1/session'), 200);
+  h.expectStatus(await primary.post('/v1/pin', { new_pin: '271828' }), 200);
+  const after = h.expectStatus(await c.get('/v1/session'), 200);
+  assert.equal(before.account.has_pin, false);
+  assert.equal(after.account.has_pin, true);
+  h.expectStatus(await primary.post('/v1/pin/disable', { pin: '271828' }), 200);
+  // A refresh changes the challenge it shows.
+  h.expectStatus(await c.refresh(), 200);
+  const refreshed = h.expectStatus(await c.get('/v1/session'), 200);
+  assert.notEqual(refreshed.challenge, after.challenge);
+  assert.equal(refreshed.challenge, c.challenge);
+});
