@@ -4,7 +4,9 @@
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import { execFileSync } from 'node:child_process';
 import * as h from '../lib/harness.js';
 
 const servers = [];
@@ -211,5 +213,32 @@ describe('silent sockets', () => {
     assert.equal(alive.closeInfo ?? null, null, 'the answering socket is still open');
     h.expectStatus(await h.api(s.url, 'GET', '/v1/health'), 200);
     await alive.close();
+  });
+});
+
+describe('descriptors', () => {
+  test('out of file descriptors: the server sheds connections and recovers', async () => {
+    const s = await start(['--rate', 'off']);
+    // Leave the server a handful of descriptors beyond what it has open now.
+    const open = fs.readdirSync(`/proc/${s.proc.pid}/fd`).length;
+    execFileSync('prlimit', ['--pid', String(s.proc.pid), `--nofile=${open + 8}:${open + 8}`]);
+    const held = [];
+    try {
+      for (let i = 0; i < 40; i++) {
+        const c = net.connect(s.port, '127.0.0.1');
+        c.on('error', () => {});
+        c.resume();
+        held.push(c);
+      }
+      // Some are accepted, the rest are accepted and closed at once (the spare descriptor trick)
+      // rather than left to spin the loop; either way the server stays responsive once they go.
+      await h.pollUntil(() => held.filter((c) => c.destroyed || c.readyState === 'closed').length >= 20,
+        { timeout: 5000, what: 'connections over the descriptor limit to be shed' });
+    } finally {
+      for (const c of held) c.destroy();
+    }
+    await h.pollUntil(async () => (await h.api(s.url, 'GET', '/v1/health').catch(() => ({ status: 0 }))).status === 200,
+      { timeout: 5000, what: 'the server to answer again' });
+    assert.match(s.stderr(), /out of file descriptors: shedding connections/);
   });
 });
