@@ -121,6 +121,12 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
         goto done;
     }
     lw_sessions_invalidate_account_views(app->sessions, op->account_id);
+    /* Every device hears of it: a PIN changed by someone else is an alarm. */
+    lw_alert_raise(app, op->account_id, "pin.changed", op->device_id,
+                   json_pack("{s:s, s:s}", "change", op->disable ? "disabled" : op->checked ? "changed" : "set",
+                             "message", op->disable ? "The two-step PIN was turned off."
+                                        : op->checked ? "The two-step PIN was changed."
+                                                      : "A two-step PIN was set."));
     lw_log_info("pin", "PIN %s for account %.8s", op->disable ? "disabled" : "set", op->account_id);
     if (rq) {
         json_t *ans = json_pack("{s:b}", "has_pin", !op->disable);

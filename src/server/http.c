@@ -46,7 +46,7 @@ static void security_headers(h2o_req_t *req)
     h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));
     /* On TLS here, or behind a TLS-terminating proxy (an https public origin). */
     if (the_app && (the_app->cfg.tls_cert[0] || strncmp(the_app->cfg.public_origin, "https://", 8) == 0))
-        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000"));
+        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000; includeSubDomains"));
 }
 
 /* h2o answers some requests itself (a body over its limit, broken chunked

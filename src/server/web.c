@@ -53,7 +53,7 @@ static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
     h2o_iovec_t v = h2o_strdup(p, csp, SIZE_MAX);
     h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL, v.base, v.len);
     if (app->cfg.tls_cert[0] || strncmp(app->cfg.public_origin, "https://", 8) == 0)
-        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000"));
+        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000; includeSubDomains"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));
 }
 

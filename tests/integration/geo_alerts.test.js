@@ -4,6 +4,8 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as h from '../lib/harness.js';
 
 const GEO = process.env.LINKWARD_GEOIP_TEST_DIR;
@@ -237,5 +239,31 @@ test('through the CLIs: --header plays the proxy; the phone prompt, the live ale
   } finally {
     await follow.kill('SIGTERM');
     await link.kill('SIGTERM');
+  }
+});
+
+test('SIGHUP reloads the GeoIP databases without dropping connections', async () => {
+  const dir = h.tempDir('lw-geo-reload-');
+  const s = await h.startServer({ args: ['--geoip-dir', dir, '--trusted-proxies', '127.0.0.1'] });
+  try {
+    const phone = await h.registerPrimary(s.url, h.uniqueHandle('reload'), { headers: via(LISBON) });
+    phone.headers = via(LISBON);
+    const ws = await h.connectWs(s.url, phone.token);
+    await ws.next('hello');
+    const before = await h.createLinkRequest(s.url, { headers: via(MADRID) });
+    assert.equal(h.expectStatus(await h.scan(phone, before.payload), 200).request.city, '');
+    for (const f of fs.readdirSync(GEO)) {
+      if (f.endsWith('.mmdb')) fs.copyFileSync(path.join(GEO, f), path.join(dir, f));
+    }
+    s.proc.kill('SIGHUP');
+    await h.pollUntil(() => /reloaded \d+ GeoIP databases/.test(s.stderr()), { timeout: 3000, what: 'the reload' });
+    const after = await h.createLinkRequest(s.url, { headers: via(MADRID) });
+    assert.equal(h.expectStatus(await h.scan(phone, after.payload), 200).request.city, 'Madrid');
+    // The socket opened before the reload is still there.
+    ws.send({ event: 'ping' });
+    await ws.next('pong');
+    await ws.close();
+  } finally {
+    await s.stop();
   }
 });

@@ -121,6 +121,9 @@ describe('PIN over the API', () => {
     h.expectStatus(await pat.post('/v1/pin', { new_pin: '111111', pin: '370415' }), 200);
     assert.equal(h.expectStatus(await pat.post('/v1/pin/disable', { pin: '111111' }), 200).has_pin, false);
     assert.equal((await pat.session()).account.has_pin, false);
+    // Each change is an alert on every device: set, changed, turned off.
+    const changes = (await pat.alerts()).filter((a) => a.kind === 'pin.changed').map((a) => a.details.change);
+    assert.deepEqual(changes.sort(), ['changed', 'disabled', 'set']);
   });
 
   test('approval without the PIN answers 403 pin_required; the request stays scanned', async () => {
