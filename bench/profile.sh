@@ -9,6 +9,9 @@
 #   - valgrind --tool=callgrind: user-space instructions of the server run
 #     under valgrind for a short load (exact counts, insensitive to the noise
 #     of other processes; kernel time not seen).
+#   - valgrind --tool=massif on the server holding idle WebSockets: heap
+#     snapshots (vgdb detailed_snapshot) before and after wsload opens 300
+#     sockets of 300 devices; the growth per socket by allocation site.
 # Prints the top functions as lines "profile TOOL SCENARIO self=P% SYMBOL [DSO]";
 # full reports go to bench/results/ (BENCH_RESULTS to change).
 source "$(dirname "$0")/lib.sh"
@@ -111,6 +114,45 @@ callgrind_profile() {
         | grep -v ' 0x[0-9a-f]*\|(below main)\| main \|lw_serve_main\|h2o_evloop_run' | head -n $((TOP + 10)) || true
 }
 
+massif_idle_ws() {
+    local dir="$BENCH_TMP/massif" n="${BENCH_MASSIF_SOCKETS:-300}"
+    mkdir -p "$dir"
+    build_wsload
+    valgrind --tool=massif --vgdb=yes --massif-out-file="$dir/massif.out" \
+        "$LINKWARD" serve --listen 127.0.0.1:0 --data-dir "$dir" "${LW_EXTRA_ARGS[@]}" \
+        --credential-ttl 2h --max-companions $((n + 10)) --sweep-interval 1h >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    local pid=$!
+    bench_track "$pid"
+    local i line=""
+    for i in $(seq 600); do
+        line=$(grep -m1 '^linkward listening on ' "$dir/stdout.log" 2>/dev/null || true)
+        [ -n "$line" ] && break
+        kill -0 "$pid" 2>/dev/null || { bench_log "server under massif exited: $(tail -3 "$dir/stderr.log")"; return 0; }
+        sleep 0.1
+    done
+    [ -n "$line" ] || { bench_log "no listening line under massif"; bench_stop "$pid"; return 0; }
+    local url="${line#linkward listening on }"
+    lwtool link-tokens "$url" "$n" "$dir/tokens" >/dev/null || { bench_log "linking under massif failed"; bench_stop "$pid"; return 0; }
+    timeout 60 vgdb --pid="$pid" detailed_snapshot "$dir/before.ms" >/dev/null 2>&1
+    "$WSLOAD" -p "${url##*:}" -n "$n" -t "$dir/tokens" -s 127.0.0.2-127.0.0.250 -o 120 -w 30 -i \
+        < <(sleep 600) >"$dir/wsload.out" 2>&1 &
+    local wl=$!
+    bench_track "$wl"
+    for i in $(seq 1200); do grep -q '^ready' "$dir/wsload.out" && break; sleep 0.1; done
+    sleep 1
+    timeout 60 vgdb --pid="$pid" detailed_snapshot "$dir/after.ms" >/dev/null 2>&1
+    local opened; opened=$(sed -n 's/^ready opened=\([0-9]*\).*/\1/p' "$dir/wsload.out")
+    bench_stop "$wl"
+    bench_stop "$pid" 60
+    if [ -s "$dir/before.ms" ] && [ -s "$dir/after.ms" ] && [ "${opened:-0}" -gt 0 ]; then
+        cp "$dir/before.ms" "$RESULTS/massif-idle_ws-before.ms"; cp "$dir/after.ms" "$RESULTS/massif-idle_ws-after.ms"
+        node "$BENCH_DIR/massif-sites.mjs" "$dir/before.ms" "$dir/after.ms" "$opened"
+    else
+        bench_log "massif: no snapshots (opened=${opened:-0})"
+    fi
+}
+
+if command -v valgrind >/dev/null && command -v vgdb >/dev/null && command -v ms_print >/dev/null; then massif_idle_ws; fi
 for sc in session_check link; do
     if [ -n "${PERF_EVENT:-}" ]; then perf_profile "$sc"; fi
     if command -v valgrind >/dev/null; then callgrind_profile "$sc"; fi

@@ -6,8 +6,10 @@
 //   node tool.mjs node-login URL             prints the Cookie of a new Node-baseline session
 //   node tool.mjs check URL HEADER VALUE     one GET /v1/session; exits 1 unless 200
 //   node tool.mjs link-loop URL SECONDS [MAX] links companions (no PIN) with 8 workers; prints the count
+//   node tool.mjs link-tokens URL N FILE     a primary links N companions; their tokens go to FILE
+import fs from 'node:fs';
 import { registerPrimary, uniqueHandle } from '../tests/lib/harness.js';
-import { linkOne } from './wslib.mjs';
+import { linkOne, linkMany } from './wslib.mjs';
 
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!url || !/^http:\/\/127\.\d+\.\d+\.\d+:\d+$/.test(url)) {
@@ -44,6 +46,11 @@ if (cmd === 'register') {
   const worker = async (p) => { while (Date.now() < end && n < max) { await linkOne(url, p); n++; } };
   await Promise.all(prims.flatMap((p) => [worker(p), worker(p)]));
   console.log(n);
+} else if (cmd === 'link-tokens') {
+  const p = await registerPrimary(url, uniqueHandle('tokens'));
+  const comps = await linkMany(url, p, Number(rest[0]), { concurrency: 8, deadlineMs: 300000 });
+  fs.writeFileSync(rest[1], comps.map((c) => c.token).join('\n') + '\n');
+  console.log(comps.length);
 } else {
   console.error('usage: node tool.mjs register|node-login|check URL …');
   process.exit(2);

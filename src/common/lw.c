@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,11 +49,23 @@ void lw_time_format(int64_t ms, char dst[LW_TIME_STRLEN])
     int64_t sec = ms / 1000;
     if (ms % 1000 < 0)
         sec--;
+    /* Most calls format "now" many times a second; strftime also re-reads
+     * the time zone each call. Remember the last second formatted. */
+    static _Thread_local int64_t last_sec = INT64_MIN;
+    static _Thread_local char last[LW_TIME_STRLEN];
+    if (sec == last_sec) {
+        memcpy(dst, last, LW_TIME_STRLEN);
+        return;
+    }
     time_t t = (time_t)sec;
     struct tm tm;
     if (gmtime_r(&t, &tm) == NULL ||
-        strftime(dst, LW_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        strftime(dst, LW_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
         dst[0] = '\0';
+        return;
+    }
+    memcpy(last, dst, LW_TIME_STRLEN);
+    last_sec = sec;
 }
 
 int lw_duration_parse(const char *s, int64_t *out_ms)

@@ -96,9 +96,7 @@ void lw_reply_json(lw_rq *rq, int status, json_t *body)
     }
     rq->replied = true;
     h2o_req_t *req = rq->req;
-    static const char *const classes[] = {"code=\"1xx\"", "code=\"2xx\"", "code=\"3xx\"", "code=\"4xx\"",
-                                          "code=\"5xx\""};
-    lw_metrics_inc("linkward_http_requests_total", classes[(status / 100 - 1) % 5]);
+    lw_metrics_http_status(status);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {
@@ -123,6 +121,7 @@ void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, si
         return;
     rq->replied = true;
     h2o_req_t *req = rq->req;
+    lw_metrics_http_status(status);
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     security_headers(req);

@@ -40,6 +40,13 @@ static struct {
 } hists[LW_HIST_COUNT];
 
 static lw_map *counters; /* "family{label}" -> uint64_t* */
+static uint64_t http_status[5];
+
+void lw_metrics_http_status(int status)
+{
+    if (status >= 100 && status < 600)
+        http_status[status / 100 - 1]++;
+}
 
 void lw_metrics_inc(const char *family, const char *label)
 {
@@ -95,6 +102,11 @@ int lw_metrics_render(lw_app *app, lw_buf *out)
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         rc |= lw_buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", families[f].name, families[f].help,
                              families[f].name);
+        if (f == 0)
+            for (int c = 0; c < 5; c++)
+                if (http_status[c])
+                    rc |= lw_buf_appendf(out, "linkward_http_requests_total{code=\"%dxx\"} %llu\n", c + 1,
+                                         (unsigned long long)http_status[c]);
         render_ctx r = {out, families[f].name, strlen(families[f].name), LW_OK};
         if (counters)
             lw_map_each(counters, render_counter, &r);

@@ -16,6 +16,8 @@ typedef enum { LW_HIST_REQUEST, LW_HIST_STORE, LW_HIST_COUNT } lw_hist;
  * identifiers (reasons, kinds, outcomes), never user input. */
 void lw_metrics_inc(const char *family, const char *label);
 void lw_metrics_observe(lw_hist h, double seconds);
+/* HTTP answers by status class: on every request, so a plain array. */
+void lw_metrics_http_status(int status);
 /* Appends the whole exposition (counters, histograms, gauges read from app). */
 int lw_metrics_render(lw_app *app, lw_buf *out);
 

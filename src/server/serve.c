@@ -233,7 +233,9 @@ int lw_app_start(lw_app *app, bool listen)
             return LW_ESTORE;
         lw_bus_set_relay(app->bus, app->relay);
     }
-    lw_sweep_run(app, lw_now_ms(), NULL, NULL); /* what fell due while we were down */
+    /* What fell due while we were down is swept on the loop's first turn: a
+     * big store's first sweep must not delay listening. */
+    lw_sweeper_kick(app->sweeper);
     return LW_OK;
 }
 

@@ -10,7 +10,7 @@
 
 struct lw_sweeper {
     lw_app *app;
-    h2o_timeout_t every;
+    h2o_timeout_t every, now;
     h2o_timeout_entry_t entry;
 };
 
@@ -65,8 +65,16 @@ lw_sweeper *lw_sweeper_new(lw_app *app)
     s->app = app;
     s->entry.cb = on_tick;
     h2o_timeout_init(app->loop, &s->every, (uint64_t)app->cfg.sweep_interval_ms);
+    h2o_timeout_init(app->loop, &s->now, 0);
     h2o_timeout_link(app->loop, &s->every, &s->entry);
     return s;
+}
+
+void lw_sweeper_kick(lw_sweeper *s)
+{
+    if (h2o_timeout_is_linked(&s->entry))
+        h2o_timeout_unlink(&s->entry);
+    h2o_timeout_link(s->app->loop, &s->now, &s->entry);
 }
 
 void lw_sweeper_free(lw_sweeper *s)

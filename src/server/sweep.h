@@ -14,5 +14,7 @@ int lw_sweep_run(lw_app *app, int64_t now, long *ended, long *purged);
 /* Runs lw_sweep_run every cfg.sweep_interval_ms on the event loop. */
 lw_sweeper *lw_sweeper_new(lw_app *app);
 void lw_sweeper_free(lw_sweeper *s);
+/* Runs a sweep on the event loop's next turn (then on schedule again). */
+void lw_sweeper_kick(lw_sweeper *s);
 
 #endif
