@@ -282,13 +282,21 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         if (app->cfg.privacy_country_only && lw_store_session_redact(app->store, e[i].device_id) != LW_OK)
             lw_log_error("session", "cannot redact the ended record %.8s", e[i].device_id);
     }
-    for (size_t i = 0; i < n; i++) {
-        json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "device.ended", "device_id", e[i].device_id,
-                               "reason", e[i].reason);
+    /* Then one device.ended per (account, reason) run: a logout-all of 1,000
+     * devices is one message to each remaining socket, not 1,000. */
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        json_t *ids = json_array();
+        while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 && strcmp(e[j].reason, e[i].reason) == 0)
+            json_array_append_new(ids, json_string(e[j++].device_id));
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:o}", "event", "device.ended", "device_id", e[i].device_id,
+                               "reason", e[i].reason, "device_ids", ids);
         if (ev)
             lw_bus_to_account(app->bus, e[i].account_id, e[i].device_id, ev);
         json_decref(ev);
-        lw_log_info("session", "device %.8s ended: %s", e[i].device_id, e[i].reason);
+        for (size_t k = i; k < j; k++)
+            lw_log_info("session", "device %.8s ended: %s", e[k].device_id, e[k].reason);
+        i = j;
     }
     /* One alert per (account, reason) run, listing the devices: logging out
      * 1,000 devices at once is one event for the holder, not 1,000. */

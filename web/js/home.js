@@ -127,7 +127,9 @@ export function mountHome(main, ctx) {
     renderDevices();
   };
   const onEnded = (ev) => {
-    devices = devices.filter((x) => x.id !== ev.detail.device_id);
+    // Several devices ending together (a logout-all) come as one event with device_ids.
+    const gone = new Set(ev.detail.device_ids || [ev.detail.device_id]);
+    devices = devices.filter((x) => !gone.has(x.id));
     renderDevices();
   };
   const onAlert = (ev) => {
