@@ -21,7 +21,7 @@ build: $(BUILD)/CMakeCache.txt
 run: deps build
 	@mkdir -p var
 	@echo "Linkward: starting on http://$(LISTEN) (data in ./var/)"
-	@echo "Link a device: in another terminal run"
+	@echo "Open http://$(LISTEN)/ in a browser to link it, or link a headless device: in another terminal run"
 	@echo "    $(BUILD)/linkward companion --server http://$(LISTEN) link"
 	@echo "and from a third, as the phone:"
 	@echo "    $(BUILD)/linkward phone --server http://$(LISTEN) register --handle alice"
