@@ -94,6 +94,7 @@ callgrind_profile() {
     bench_stop "$pid" 60
     local f; f=$(ls "$out"* 2>/dev/null | tail -1)
     [ -n "$f" ] || { bench_log "no callgrind output"; return 0; }
+    cp "$f" "$RESULTS/callgrind-$sc.out"   # for callgrind_annotate --tree=caller|calling
     callgrind_annotate --inclusive=no "$f" 2>/dev/null >"$RESULTS/callgrind-$sc.txt" || true
     callgrind_annotate --inclusive=yes "$f" 2>/dev/null >"$RESULTS/callgrind-$sc-inclusive.txt" || true
     # Lines: "  1,234,567 (12.34%)  file:function [object]"; the totals first.
@@ -134,8 +135,8 @@ massif_idle_ws() {
     local url="${line#linkward listening on }"
     lwtool link-tokens "$url" "$n" "$dir/tokens" >/dev/null || { bench_log "linking under massif failed"; bench_stop "$pid"; return 0; }
     timeout 60 vgdb --pid="$pid" detailed_snapshot "$dir/before.ms" >/dev/null 2>&1
-    "$WSLOAD" -p "${url##*:}" -n "$n" -t "$dir/tokens" -s 127.0.0.2-127.0.0.250 -o 120 -w 30 -i \
-        < <(sleep 600) >"$dir/wsload.out" 2>&1 &
+    "$WSLOAD" -p "${url##*:}" -n "$n" -t "$dir/tokens" -s 127.0.0.2-127.0.0.250 -o 120 -w 90 \
+        </dev/null >"$dir/wsload.out" 2>&1 &
     local wl=$!
     bench_track "$wl"
     for i in $(seq 1200); do grep -q '^ready' "$dir/wsload.out" && break; sleep 0.1; done

@@ -86,7 +86,5 @@ void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long
 bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope, const char *id,
                          const char *account_id);
 
-/* Remaining validity in whole seconds: rounded up (waits, Retry-After), or
- * down (what a credential has left: never promise more than there is). */
+/* Remaining validity in whole seconds, rounded up. */
 long long lw_api_secs(int64_t ms);
-long long lw_api_secs_floor(int64_t ms);

@@ -118,9 +118,10 @@ void lw_api_session_get(lw_rq *rq)
         }
     }
     char buf[LW_TIME_STRLEN];
-    char tail[64];
-    int n = snprintf(tail, sizeof tail, ",\"token_expires_in\":%lld}",
-                     lw_api_secs_floor(rq->who.cred_expires_at - lw_now_ms()));
+    char tail[96];
+    int64_t left = rq->who.cred_expires_at - lw_now_ms();
+    int n = snprintf(tail, sizeof tail, ",\"token_expires_in\":%lld,\"token_expires_in_ms\":%lld}", lw_api_secs(left),
+                     (long long)(left > 0 ? left : 0));
     char *out = h2o_mem_alloc_pool(&rq->req->pool, len + (size_t)n);
     memcpy(out, view, len);
     lw_time_format(lw_now_ms(), buf);
@@ -174,7 +175,7 @@ void lw_api_session_refresh(lw_rq *rq)
         return;
     }
     json_t *ans = json_pack("{s:I, s:o}", "token_expires_in",
-                            (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()), "challenge",
+                            (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
                             challenge_json(s.challenge));
     if (lw_api_cookie_wanted(rq))
         lw_api_set_session_cookie(rq, token, s.persistent);
@@ -182,7 +183,7 @@ void lw_api_session_refresh(lw_rq *rq)
         json_object_set_new(ans, "token", json_string(token));
     lw_wipe(token, sizeof token);
     json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                           "token_expires_in", (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()));
+                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);
@@ -195,7 +196,7 @@ void lw_api_session_socket_opened(lw_app *app, const lw_principal *who)
     if (lw_store_session_get(app->store, who->device_id, &s) != LW_OK)
         return;
     json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                           "token_expires_in", (json_int_t)lw_api_secs_floor(s.cred_expires_at - lw_now_ms()));
+                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);
