@@ -116,13 +116,15 @@ now_ms() { date +%s%3N; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # start_linkward DATADIR [ARGS…]: starts the server on a free port; sets LW_PID,
-# LW_PORT, LW_URL, LW_START_MS (spawn to the "listening" line). Bounded: 120 s.
+# LW_PORT, LW_URL, LW_START_MS (spawn to the "listening" line), LW_T0_NS (the
+# spawn, date +%s%N). Bounded: 120 s.
 start_linkward() {
     local dir="$1"; shift
     mkdir -p "$dir"
     local out="$dir/stdout.log"
     : >"$out"
     local t0; t0=$(date +%s%N)
+    LW_T0_NS=$t0
     "$LINKWARD" serve --listen 127.0.0.1:0 --data-dir "$dir" "${LW_EXTRA_ARGS[@]}" "$@" >"$out" 2>>"$dir/stderr.log" &
     LW_PID=$!
     bench_track "$LW_PID"

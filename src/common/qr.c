@@ -48,6 +48,37 @@ static char *buf_take(lw_buf *b)
     return s;
 }
 
+/* "M<x> <y>h<run>v1h-<run>z" without printf: an SVG has hundreds of runs,
+ * and formatting them was most of the cost of opening a link request. */
+static char *put_int(char *p, int v)
+{
+    char tmp[12];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0 && n < (int)sizeof tmp);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static int append_run(lw_buf *b, int x, int y, int run)
+{
+    char seg[64], *p = seg;
+    *p++ = 'M';
+    p = put_int(p, x);
+    *p++ = ' ';
+    p = put_int(p, y);
+    *p++ = 'h';
+    p = put_int(p, run);
+    memcpy(p, "v1h-", 4);
+    p += 4;
+    p = put_int(p, run);
+    *p++ = 'z';
+    return lw_buf_append(b, seg, (size_t)(p - seg));
+}
+
 char *lw_qr_svg(const char *text)
 {
     QRcode *q = qr_encode(text);
@@ -72,7 +103,7 @@ char *lw_qr_svg(const char *text)
             int run = 1;
             while (qr_dark(q, x + run, y))
                 run++;
-            rc = lw_buf_appendf(&b, "M%d %dh%dv1h-%dz", x + QR_QUIET, y + QR_QUIET, run, run);
+            rc = append_run(&b, x + QR_QUIET, y + QR_QUIET, run);
             x += run;
         }
     }

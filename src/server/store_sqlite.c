@@ -307,10 +307,13 @@ static const char *const sql_text[ST_COUNT] = {
                           " ORDER BY s.account_id, s.linked_at",
     /* The newest primary of the account counts, ended or not: after an account
      * reset the old primary is ended and a new one carries on. */
+    /* A join with the accounts whose primaries were last seen too long ago,
+     * not a subquery per companion (quadratic in a big account). */
     [ST_SWEEP_PRIMARY_INACTIVE] = "SELECT c.id, c.account_id FROM sessions c"
+                                  " JOIN (SELECT account_id FROM sessions WHERE role = 'primary'"
+                                  "       GROUP BY account_id HAVING max(last_active_at) < ?1) p"
+                                  " ON p.account_id = c.account_id"
                                   " WHERE c.state = 'active' AND c.role = 'companion'"
-                                  " AND (SELECT max(p.last_active_at) FROM sessions p"
-                                  "      WHERE p.account_id = c.account_id AND p.role = 'primary') < ?1"
                                   " ORDER BY c.account_id, c.linked_at",
     [ST_SWEEP_MAX_AGE] = "SELECT id, account_id FROM sessions"
                          " WHERE state = 'active' AND role = 'companion' AND linked_at < ?1"
