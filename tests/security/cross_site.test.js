@@ -49,7 +49,7 @@ function crossSiteHeaders() {
   ];
 }
 
-const VOLATILE = new Set(['last_active_at', 'last_seen', 'token_expires_in', 'challenge', 'current']);
+const VOLATILE = new Set(['last_active_at', 'last_seen', 'token_expires_in', 'token_expires_in_ms', 'challenge', 'current']);
 function stable(v) {
   if (Array.isArray(v)) return v.map(stable);
   if (v && typeof v === 'object') {
