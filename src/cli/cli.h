@@ -31,6 +31,17 @@ typedef struct cli_opts {
 /* If argv[*i] is a global option, consumes it (and its value) and returns 1;
  * 0 if it is not one; -1 after printing a usage error. */
 int cli_take_global(cli_opts *o, int argc, char **argv, int *i);
+
+/* A sub-command of `linkward phone` / `linkward companion`. */
+typedef struct cli_cmd {
+    const char *name;
+    int (*run)(cli_opts *o, int argc, char **argv);
+} cli_cmd;
+
+/* The shared front of the device CLIs: global options, --help, then the
+ * command named by the first other argument. */
+int cli_dispatch(const char *prog, void (*usage)(FILE *), const cli_cmd *cmds, size_t ncmds, int argc,
+                 char **argv);
 /* Matches "--name VALUE" or "--name=VALUE" at argv[*i]: 1 (value in *val,
  * *i advanced past it), 0 if argv[*i] is not --name, -1 after printing an
  * error if the value is missing. */

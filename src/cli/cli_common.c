@@ -888,3 +888,29 @@ int cli_follow_events(lwc_device *d, bool json)
         }
     }
 }
+
+int cli_dispatch(const char *prog, void (*usage)(FILE *), const cli_cmd *cmds, size_t ncmds, int argc,
+                 char **argv)
+{
+    cli_opts o = {0};
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return CLI_OK;
+        }
+        int r = cli_take_global(&o, argc, argv, &i);
+        if (r < 0)
+            return CLI_USAGE;
+        if (r == 0)
+            return cli_usage_error(prog, "unknown option %s", argv[i]);
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    for (size_t k = 0; k < ncmds; k++)
+        if (strcmp(argv[i], cmds[k].name) == 0)
+            return cmds[k].run(&o, argc - i, argv + i);
+    return cli_usage_error(prog, "unknown command '%s'", argv[i]);
+}

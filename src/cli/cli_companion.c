@@ -515,37 +515,12 @@ static int cmd_devices(cli_opts *o, int argc, char **argv)
     return rc;
 }
 
-typedef struct companion_cmd {
-    const char *name;
-    int (*run)(cli_opts *o, int argc, char **argv);
-} companion_cmd;
-
-static const companion_cmd companion_cmds[] = {
+static const cli_cmd companion_cmds[] = {
     {"link", cmd_link},     {"watch", cmd_watch},   {"token", cmd_token},
     {"logout", cmd_logout}, {"whoami", cmd_whoami}, {"devices", cmd_devices},
 };
 
 int cli_companion_main(int argc, char **argv)
 {
-    cli_opts o = {0};
-    int i = 1;
-    while (i < argc && argv[i][0] == '-') {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            companion_usage(stdout);
-            return CLI_OK;
-        }
-        int r = cli_take_global(&o, argc, argv, &i);
-        if (r < 0)
-            return CLI_USAGE;
-        if (r == 0)
-            return cli_usage_error("companion", "unknown option %s", argv[i]);
-    }
-    if (i >= argc) {
-        companion_usage(stderr);
-        return CLI_USAGE;
-    }
-    for (size_t k = 0; k < sizeof(companion_cmds) / sizeof(companion_cmds[0]); k++)
-        if (strcmp(argv[i], companion_cmds[k].name) == 0)
-            return companion_cmds[k].run(&o, argc - i, argv + i);
-    return cli_usage_error("companion", "unknown command '%s'", argv[i]);
+    return cli_dispatch("companion", companion_usage, companion_cmds, sizeof(companion_cmds) / sizeof(companion_cmds[0]), argc, argv);
 }

@@ -817,12 +817,7 @@ done:
     return rc;
 }
 
-typedef struct phone_cmd {
-    const char *name;
-    int (*run)(cli_opts *o, int argc, char **argv);
-} phone_cmd;
-
-static const phone_cmd phone_cmds[] = {
+static const cli_cmd phone_cmds[] = {
     {"register", cmd_register}, {"link", cmd_link},     {"deny", cmd_deny},     {"devices", cmd_devices},
     {"history", cmd_history},   {"alerts", cmd_alerts}, {"logout", cmd_logout}, {"pin", cmd_pin},
     {"secure", cmd_secure},
@@ -831,25 +826,5 @@ static const phone_cmd phone_cmds[] = {
 
 int cli_phone_main(int argc, char **argv)
 {
-    cli_opts o = {0};
-    int i = 1;
-    while (i < argc && argv[i][0] == '-') {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            phone_usage(stdout);
-            return CLI_OK;
-        }
-        int r = cli_take_global(&o, argc, argv, &i);
-        if (r < 0)
-            return CLI_USAGE;
-        if (r == 0)
-            return cli_usage_error("phone", "unknown option %s", argv[i]);
-    }
-    if (i >= argc) {
-        phone_usage(stderr);
-        return CLI_USAGE;
-    }
-    for (size_t k = 0; k < sizeof(phone_cmds) / sizeof(phone_cmds[0]); k++)
-        if (strcmp(argv[i], phone_cmds[k].name) == 0)
-            return phone_cmds[k].run(&o, argc - i, argv + i);
-    return cli_usage_error("phone", "unknown command '%s'", argv[i]);
+    return cli_dispatch("phone", phone_usage, phone_cmds, sizeof(phone_cmds) / sizeof(phone_cmds[0]), argc, argv);
 }
