@@ -522,5 +522,6 @@ static const cli_cmd companion_cmds[] = {
 
 int cli_companion_main(int argc, char **argv)
 {
-    return cli_dispatch("companion", companion_usage, companion_cmds, sizeof(companion_cmds) / sizeof(companion_cmds[0]), argc, argv);
+    return cli_dispatch("companion", companion_usage, companion_cmds,
+                        sizeof(companion_cmds) / sizeof(companion_cmds[0]), argc, argv);
 }
