@@ -68,7 +68,11 @@ export async function watch(page) {
   page.lapsed = 0;
   page.on('response', (r) => {
     if (r.status() !== 401) return;
-    r.json().then((j) => { if (j?.error?.code === 'credential_expired') page.lapsed += 1; }, () => {});
+    // Also a request racing the end of the session (a refresh timer firing as
+    // a logout lands): answered 401 session_ended, which the page handles.
+    r.json().then((j) => {
+      if (j?.error?.code === 'credential_expired' || j?.error?.code === 'session_ended') page.lapsed += 1;
+    }, () => {});
   });
   page.on('requestfailed', (r) => {
     const err = r.failure()?.errorText || '';
