@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Figure 6: logout-all across nodes. Two nodes share one PostgreSQL (a private
+# server started here with tests/tools/pg_start.sh); the companions' sockets
+# are on node A, the phone calls logout-all on node B; the time from B's
+# answer until every socket on A has received session.ended (and been
+# closed), p50/p99 over many runs, with 4 and with 100 companions.
+#
+# Prints: cross_node companions=N runs=… ended_p50_ms=… ended_p99_ms=… closed_p99_ms=…
+source "$(dirname "$0")/lib.sh"
+bench_init cross_node
+build_wsload
+export WSLOAD
+PGDIR=$(mktemp -d /tmp/lw-bench-pg-XXXXXX)
+bash "$REPO/tests/tools/pg_start.sh" "$PGDIR" >/dev/null
+trap 'bash "$REPO/tests/tools/pg_stop.sh" "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"' EXIT
+export LW_BENCH_PG_URL
+LW_BENCH_PG_URL=$(cat "$PGDIR/url")
+node "$BENCH_DIR/6-cross-node-logout.mjs" &
+bench_track $!
+wait $!
