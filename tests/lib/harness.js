@@ -377,7 +377,9 @@ export function spawnCli(args, opts = {}) {
   if (opts.input !== undefined) proc.stdin.end(opts.input);
   const out = new LineStream(proc.stdout);
   const exited = exitPromise(proc);
-  exited.then(() => out.finish(`process exited code=${proc.exitCode} signal=${proc.signalCode}`));
+  // 'close', not 'exit': a process can exit before its last lines are read
+  // from the pipe, and those lines are often the very ones a test waits for.
+  proc.once('close', () => out.finish(`process exited code=${proc.exitCode} signal=${proc.signalCode}`));
   const desc = `linkward ${args.join(' ')}`;
   const handle = {
     proc,
