@@ -116,6 +116,11 @@ static void on_ping_timer(h2o_timeout_entry_t *entry)
     lw_ws *ws = H2O_STRUCT_FROM_MEMBER(lw_ws, ping_timer, entry);
     if (ws->closing)
         return;
+    if (ws->conn->sock == NULL) {
+        /* The upgrade is still being written: h2o owns the connection until then. */
+        h2o_timeout_link(ws->app->loop, &ping_timeout, &ws->ping_timer);
+        return;
+    }
     if (lw_now_ms() - ws->last_rx > (int64_t)(LW_WS_IDLE_FACTOR * (double)ws->app->cfg.ws_ping_ms)) {
         /* A peer that answers nothing will not answer a close handshake
          * either: drop it now instead of waiting out the close grace. */
