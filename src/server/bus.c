@@ -382,3 +382,20 @@ size_t lw_bus_devices(const lw_bus *b, char (**out)[LW_ID_STRLEN])
     lw_map_each(b->primary, collect_device, &c);
     return c.n;
 }
+
+static void collect_account(const char *key, void *value, void *arg)
+{
+    ids_ctx *c = arg;
+    if (key[0] == 'a' && key[1] == ':' && c->n < c->cap)
+        lw_strlcpy(c->ids[c->n++], key + 2, LW_ID_STRLEN);
+}
+
+size_t lw_bus_accounts(const lw_bus *b, char (**out)[LW_ID_STRLEN])
+{
+    ids_ctx c = {lw_malloc((lw_map_size(b->account) + 1) * LW_ID_STRLEN), 0, lw_map_size(b->account)};
+    *out = c.ids;
+    if (!c.ids)
+        return 0;
+    lw_map_each(b->account, collect_account, &c);
+    return c.n;
+}

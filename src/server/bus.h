@@ -47,6 +47,8 @@ void lw_bus_local_to_account(lw_bus *b, const char *account_id, const char *exce
 void lw_bus_local_to_link(lw_bus *b, const char *request_id, json_t *ev);
 void lw_bus_local_end_device(lw_bus *b, const char *device_id, const char *reason);
 void lw_bus_local_close_link(lw_bus *b, const char *request_id);
+/* The account ids with live session sockets here; *out is malloc'd (lw_free). */
+size_t lw_bus_accounts(const lw_bus *b, char (**out)[23]);
 /* The device ids with live sockets here; *out is malloc'd (lw_free). */
 size_t lw_bus_devices(const lw_bus *b, char (**out)[23]);
 /* Number of live sockets. */

@@ -12,6 +12,7 @@
 #include "bus.h"
 #include "log.h"
 #include "lw.h"
+#include "alert.h"
 #include "qr.h"
 #include "session.h"
 #include "store.h"
@@ -22,6 +23,7 @@
 typedef struct message {
     h2o_multithread_message_t super;
     bool resync;
+    int64_t deaf_since; /* resync: when the listener lost its connection */
     char text[];
 } message;
 
@@ -74,6 +76,31 @@ static void apply(lw_relay *r, const char *text)
     json_decref(m);
 }
 
+/* Alerts raised on other nodes while we could not hear them: pushed now to
+ * this node's sockets (an alert raised here meanwhile may arrive twice;
+ * clients know alerts by id). */
+static void replay_alerts(lw_relay *r, int64_t since)
+{
+    char(*accounts)[LW_ID_STRLEN] = NULL;
+    size_t n = lw_bus_accounts(r->app->bus, &accounts);
+    for (size_t i = 0; i < n; i++) {
+        lw_alert *list = NULL;
+        size_t k = 0;
+        if (lw_store_alert_list(r->app->store, accounts[i], 100, &list, &k) != LW_OK)
+            continue;
+        for (size_t j = k; j-- > 0;) { /* oldest first */
+            if (list[j].created_at < since)
+                continue;
+            json_t *ev = json_pack("{s:s, s:o}", "event", "alert", "alert", lw_alert_json(&list[j]));
+            if (ev)
+                lw_bus_local_to_account(r->app->bus, accounts[i], NULL, ev);
+            json_decref(ev);
+        }
+        lw_free(list);
+    }
+    lw_free(accounts);
+}
+
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     lw_relay *r = H2O_STRUCT_FROM_MEMBER(lw_relay, receiver, receiver);
@@ -83,6 +110,7 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
         if (m->resync) {
             lw_log_warn("relay", "reconnected: notifications may have been missed; resynchronising");
             lw_sessions_resync(r->app->sessions);
+            replay_alerts(r, m->deaf_since);
         } else {
             apply(r, m->text);
         }
@@ -145,13 +173,14 @@ void lw_relay_publish(lw_relay *r, const char *op, const char *key, const char *
 
 /* ---- the listener thread ---- */
 
-static void post(lw_relay *r, const char *text, bool resync)
+static void post(lw_relay *r, const char *text, bool resync, int64_t deaf_since)
 {
     size_t len = text ? strlen(text) : 0;
     message *m = calloc(1, sizeof *m + len + 1);
     if (!m)
         return;
     m->resync = resync;
+    m->deaf_since = deaf_since;
     if (text)
         memcpy(m->text, text, len + 1);
     h2o_multithread_send_message(&r->receiver, &m->super);
@@ -180,6 +209,7 @@ static void *listener(void *arg)
     PGconn *c = NULL;
     int backoff = 50;
     bool first = true;
+    int64_t deaf_since = 0;
     while (!r->stopping) {
         if (!c) {
             if (!(c = listen_connect(r))) {
@@ -190,7 +220,7 @@ static void *listener(void *arg)
             }
             backoff = 50;
             if (!first)
-                post(r, NULL, true); /* we were deaf for a while */
+                post(r, NULL, true, deaf_since); /* we were deaf for a while */
             first = false;
         }
         int fd = PQsocket(c);
@@ -205,7 +235,7 @@ static void *listener(void *arg)
             goto lost;
         PGnotify *note;
         while ((note = PQnotifies(c)) != NULL) {
-            post(r, note->extra, false);
+            post(r, note->extra, false, 0);
             PQfreemem(note);
         }
         if (PQstatus(c) != CONNECTION_OK)
@@ -213,6 +243,8 @@ static void *listener(void *arg)
         continue;
     lost:
         lw_log_warn("relay", "lost the PostgreSQL LISTEN connection; reconnecting");
+        /* A second of margin: notifications sent just before we noticed. */
+        deaf_since = lw_now_ms() - 1000;
         PQfinish(c);
         c = NULL;
     }

@@ -171,3 +171,24 @@ test('PostgreSQL restarts during traffic: the nodes recover by themselves, event
     execFileSync('bash', [path.join(tools, 'pg_stop.sh'), dir], { stdio: 'pipe' });
   }
 });
+
+test('a node whose LISTEN connection drops resynchronises: recent alerts are pushed again, revoked sessions stay refused', async () => {
+  const [A, B] = await cluster(2, 'deaf');
+  const phone = await h.registerPrimary(A.url, h.uniqueHandle('mn'));
+  const c = await h.linkCompanionApi(A.url, phone);
+  const ws = await h.connectWs(B.url, c.token);
+  await ws.next('hello');
+  h.expectStatus(await phone.post('/v1/pin', { new_pin: '445566' }), 200);
+  const live = await ws.next((e) => e.event === 'alert' && e.alert.kind === 'pin.changed', 3000);
+  // Cut every node's LISTEN connection (as a network blip would).
+  execFileSync('psql', [base, '-qAtc',
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = 'LISTEN linkward'"], { stdio: 'pipe' });
+  await h.pollUntil(() => /resynchronising/.test(B.stderr()), { timeout: 5000, what: 'node B to resynchronise' });
+  // What B may have missed around the cut is pushed again (clients know alerts by id).
+  const again = await ws.next((e) => e.event === 'alert' && e.alert.id === live.alert.id, 5000);
+  assert.equal(again.alert.kind, 'pin.changed');
+  // And events cross again afterwards.
+  h.expectStatus(await h.api(A.url, 'DELETE', `/v1/devices/${c.deviceId}`, { token: phone.token }), 200);
+  assert.equal((await ws.next('session.ended', 5000)).reason, 'remote_logout');
+  h.expectError(await h.api(B.url, 'GET', '/v1/session', { token: c.token }), 401, 'session_ended');
+});
