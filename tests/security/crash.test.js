@@ -203,7 +203,9 @@ async function ender(stop, accounts) {
 async function user(stop) {
   while (!stop.flag) {
     await h.tick(between(2, 15));
-    const live = [...model.devices.values()].filter((d) => d.state === 'active' && !d.uncertainEnd);
+    // A device never refreshes twice at once (a real client serialises its
+    // refreshes: a second one would sign a challenge the first replaced).
+    const live = [...model.devices.values()].filter((d) => d.state === 'active' && !d.uncertainEnd && !d.refreshInFlight);
     if (!live.length || stop.flag) continue;
     const d = pick(live);
     if (rnd() < 0.4) {
