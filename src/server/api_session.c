@@ -174,6 +174,7 @@ void lw_api_session_refresh(lw_rq *rq)
         lw_api_store_failed(rq, rc, "refreshing the credential");
         return;
     }
+    lw_log_debug("session", "device %.8s refreshed its credential", s.id);
     json_t *ans = json_pack("{s:I, s:o}", "token_expires_in",
                             (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
                             challenge_json(s.challenge));

@@ -119,8 +119,28 @@ const model = {
 function addDevice(dev, account) {
   const early = model.endedEarly.get(dev.deviceId);
   const uncertainEnd = model.logoutAllInFlight.has(account.accountId) ? 'logout_all' : null;
-  model.devices.set(dev.deviceId, early ? { dev, account, state: 'ended', reason: early }
-    : { dev, account, state: 'active', uncertainEnd });
+  const d = early ? { dev, account, state: 'ended', reason: early }
+    : { dev, account, state: 'active', uncertainEnd };
+  d.trail = [];
+  model.devices.set(dev.deviceId, d);
+  trace(d, `linked (${early ? `ended early: ${early}` : 'active'}${uncertainEnd ? ', logout-all in flight' : ''})`);
+}
+
+// What each device saw, for the message of a failed check: a failure of this
+// test depends on an interleaving that a seed alone does not replay.
+let roundNo = 0;
+const serverLogs = [];
+const selectorOf = (token) => token.slice(4).split('.')[0];
+function trace(d, what) {
+  d.trail?.push(`round ${roundNo} +${elapsedMs().toFixed(0)} ms: ${what} [holds ${d.dev ? selectorOf(d.dev.token) : '-'}]`);
+}
+const t0 = performance.now();
+const elapsedMs = () => performance.now() - t0;
+
+/** The device's trail and the servers' log lines that name it. */
+function story(id, d) {
+  const lines = serverLogs.join('').split('\n').filter((l) => l.includes(id.slice(0, 8)));
+  return `\n  client trail:\n    ${(d.trail || []).join('\n    ')}\n  server log:\n    ${lines.join('\n    ')}`;
 }
 
 /** A request cut by the kill: fetch fails, or the answer stops half-way. */
@@ -171,7 +191,10 @@ async function ender(stop, accounts) {
     const account = pick(accounts);
     const before = activeOf(account);
     if (rnd() < 0.7) {
-      for (const d of before) d.uncertainEnd = 'logout_all';
+      for (const d of before) {
+        d.uncertainEnd = 'logout_all';
+        trace(d, 'logout-all sent');
+      }
       model.logoutAllInFlight.add(account.accountId);
       const r = await account.raw('POST', '/v1/devices/logout-all', { body: {} });
       const j = h.expectStatus(r, 200);
@@ -183,18 +206,26 @@ async function ender(stop, accounts) {
       for (const id of j.device_ids) {
         const d = model.devices.get(id);
         if (!d) model.endedEarly.set(id, 'logout_all');
-        else if (d.dev) Object.assign(d, { state: 'ended', reason: 'logout_all', uncertainEnd: null });
+        else if (d.dev) {
+          Object.assign(d, { state: 'ended', reason: 'logout_all', uncertainEnd: null });
+          trace(d, 'logout-all answered: ended');
+        }
       }
       // Whatever it did not end is still active, including devices linked meanwhile.
       for (const d of model.devices.values()) {
-        if (d.account === account && d.state === 'active' && d.uncertainEnd === 'logout_all') d.uncertainEnd = null;
+        if (d.account === account && d.state === 'active' && d.uncertainEnd === 'logout_all') {
+          d.uncertainEnd = null;
+          trace(d, 'logout-all answered: not ended');
+        }
       }
     } else if (before.length) {
       const d = pick(before);
       d.uncertainEnd = 'remote_logout';
+      trace(d, 'remote logout sent');
       const r = await account.raw('DELETE', `/v1/devices/${d.dev.deviceId}`);
       h.expectStatus(r, 200);
       Object.assign(d, { state: 'ended', reason: 'remote_logout', uncertainEnd: null });
+      trace(d, 'remote logout answered');
     }
   }
 }
@@ -210,7 +241,9 @@ async function user(stop) {
     const d = pick(live);
     if (rnd() < 0.4) {
       d.refreshInFlight = { oldToken: d.dev.token };
+      trace(d, 'refresh sent');
       const r = await d.dev.refresh();
+      trace(d, `refresh answered ${r.status}`);
       if (r.status === 200) d.refreshInFlight = null;
       else {
         // Only a logout racing the refresh may refuse it.
@@ -271,7 +304,9 @@ async function checkStore(round) {
     if (d.state === 'ended' && !d.uncertainEnd) {
       assert.equal(row.state, 'ended', `round ${round}: device ${id}, answered as ended (${d.reason}), is ${row.state}`);
       assert.equal(row.end_reason, d.reason, `round ${round}: device ${id}`);
-      if (!d.refreshInFlight) assert.equal(row.cred_selector, sel, `round ${round}: device ${id} credential`);
+      if (!d.refreshInFlight) {
+        assert.equal(row.cred_selector, sel, `round ${round}: device ${id} credential (the store has another)${story(id, d)}`);
+      }
       await endedAnswer();
       d.state = 'checked-ended';
       continue;
@@ -296,7 +331,7 @@ async function checkStore(round) {
       d.refreshInFlight = null;
       continue;
     }
-    assert.equal(row.cred_selector, sel, `round ${round}: device ${id} holds another credential than the store`);
+    assert.equal(row.cred_selector, sel, `round ${round}: device ${id} holds another credential than the store${story(id, d)}`);
     const r = await get(d.dev, '/v1/session');
     assert.equal(h.expectStatus(r, 200).device.id, id, `round ${round}: a session committed before the kill`);
   }
@@ -387,7 +422,7 @@ test('(self-check) the invariants notice half-linked devices, partial logout-all
 test('SIGKILL at random moments during linking and logout-all loses nothing committed and leaves nothing half-done', async () => {
   console.log(`# kill loop: seed ${SEED} (LW_KILL_SEED=${SEED} replays the choices), up to ${ROUNDS} rounds`);
   const dataDir = h.tempDir('lw-crash-');
-  const args = ['--max-companions', '1000'];
+  const args = ['--max-companions', '1000', '--log-level', 'debug'];
   server = await h.startServer({ dataDir, args });
   const port = server.port;
   for (let i = 0; i < 3; i++) model.accounts.push(await h.registerPrimary(server.url, h.uniqueHandle('crash')));
@@ -395,6 +430,7 @@ test('SIGKILL at random moments during linking and logout-all loses nothing comm
   const elapsed = h.stopwatch();
   let rounds = 0;
   for (let round = 1; round <= ROUNDS; round++) {
+    roundNo = round;
     if (round > MIN_ROUNDS && elapsed() > BUDGET_MS) {
       console.log(`# kill loop: time budget spent after ${rounds} rounds`);
       break;
@@ -414,6 +450,7 @@ test('SIGKILL at random moments during linking and logout-all loses nothing comm
     const failures = (await h.withTimeout(Promise.all(workers), h.T(10000), 'the traffic workers to stop after the kill'))
       .filter(Boolean);
     const exit = await killed;
+    serverLogs.push(server.stderr());
     if (failures.length) throw failures[0];
     assert.equal(exit.signal, 'SIGKILL', `round ${round}: the server was killed (${JSON.stringify(exit)})`);
 
