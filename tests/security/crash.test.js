@@ -206,7 +206,9 @@ async function ender(stop, accounts) {
       for (const id of j.device_ids) {
         const d = model.devices.get(id);
         if (!d) model.endedEarly.set(id, 'logout_all');
-        else if (d.dev) {
+        // Only what the clients hold as active: a device whose credential was
+        // lost with a refresh answer, or whose end was checked, stays as it is.
+        else if (d.state === 'active') {
           Object.assign(d, { state: 'ended', reason: 'logout_all', uncertainEnd: null });
           trace(d, 'logout-all answered: ended');
         }
@@ -327,6 +329,7 @@ async function checkStore(round) {
       else {
         h.expectError(r, 401, 'unauthenticated');
         d.state = 'lost'; // its new credential went down with the answer
+        trace(d, 'lost: the refresh landed, its answer did not');
       }
       d.refreshInFlight = null;
       continue;
