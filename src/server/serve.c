@@ -31,6 +31,7 @@
 #include "session.h"
 #include "store.h"
 #include "sweep.h"
+#include "ws.h"
 
 #define KEY_FILE_HEADER "linkward-server-key-v1\n"
 
@@ -326,7 +327,7 @@ int lw_serve_main(int argc, char **argv)
     /* A short grace even when idle, so a request racing our close on a
      * keep-alive connection still gets its answer (with Connection: close). */
     int64_t grace = lw_now_ms() + 100;
-    while (lw_now_ms() < deadline && (lw_http_inflight() > 0 || lw_bus_count(app->bus) > 0 || lw_now_ms() < grace))
+    while (lw_now_ms() < deadline && (lw_http_inflight() > 0 || lw_ws_live() > 0 || lw_now_ms() < grace))
         h2o_evloop_run(app->loop, 10);
     if (lw_http_inflight() > 0)
         lw_log_warn("serve", "%ld requests still in flight at the shutdown deadline", lw_http_inflight());

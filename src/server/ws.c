@@ -3,12 +3,15 @@
 #include <string.h>
 
 #include <h2o.h>
+#include <h2o/http1.h>
 #include <h2o/websocket.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 
 #include "bus.h"
 #include "log.h"
 #include "lw.h"
+#include "wsframe.h"
 
 /* Largest message a client may send us: clients only ping. */
 #define LW_WS_MAX_IN_MSG 4096
@@ -19,28 +22,49 @@
 #define LW_WS_IDLE_FACTOR 2.5
 /* How long a peer gets to answer our close frame before we drop it. */
 #define LW_WS_CLOSE_GRACE_MS 3000
+/* Bytes of frames a socket may have waiting behind a write in progress: a
+ * peer that stops reading is dropped rather than buffered for. */
+#define LW_WS_OUTBOX_MAX (256 * 1024)
+
+/* Frames on their way out. An idle socket has none: what a socket costs
+ * while idle is its lw_ws and h2o's socket, no buffer (the reason this module
+ * frames by itself instead of keeping a wslay context of ~8.6 KiB per socket). */
+typedef struct outbox {
+    size_t len, cap;
+    uint8_t data[];
+} outbox;
+
+enum ws_state {
+    WS_UPGRADING, /* h2o is writing the 101; it owns the connection until on_upgraded */
+    WS_OPEN,
+    WS_CLOSING, /* our close frame is queued or sent; waiting for the peer's */
+};
 
 struct lw_ws {
-    h2o_websocket_conn_t *conn;
+    h2o_socket_t *sock; /* NULL while upgrading */
     lw_app *app;
-    uint16_t close_code;     /* set while the close waits for queued messages to drain */
-    char close_reason[32];
+    outbox *writing; /* handed to h2o_socket_write: lives until on_written */
+    outbox *queued;  /* frames that came while a write was in progress */
+    uint8_t *frag;   /* a fragmented client message being joined (rare): LW_WS_MAX_IN_MSG bytes */
+    uint16_t frag_len;
+    uint8_t frag_opcode;
+    uint8_t state;
+    bool drop_after_write; /* a protocol error or the peer's close: hang up once flushed */
+    bool dead;             /* destroy asked while h2o still held the connection */
+    uint8_t msg_tokens;    /* client messages left this second */
+    int64_t msg_window;    /* the second they count in */
+    int64_t last_rx;       /* when the peer last sent anything (ms) */
+    h2o_timeout_entry_t timer; /* pings while open, the close grace while closing */
     h2o_linklist_t primary_link; /* in the bus bucket of the device or link request */
     h2o_linklist_t account_link; /* in the bus bucket of the account (session sockets) */
-    h2o_timeout_entry_t close_timer;
-    h2o_timeout_entry_t ping_timer;
-    int64_t last_rx;          /* when the peer last sent anything (ms) */
-    bool closing;
-    uint8_t msg_tokens;       /* client messages left this second */
-    int64_t msg_window;       /* the second they count in */
     char primary_key[2 + LW_ID_STRLEN];
     char account_key[2 + LW_ID_STRLEN];
 };
 
 static h2o_timeout_t close_timeout;
-static h2o_timeout_t drain_timeout; /* zero: next loop iteration */
 static h2o_timeout_t ping_timeout;
-static bool close_timeout_ready;
+static bool timeouts_ready;
+static size_t live; /* lw_ws objects not yet freed */
 
 h2o_linklist_t *lw_ws_link_primary(lw_ws *ws)
 {
@@ -67,58 +91,123 @@ const char *lw_ws_key_account(const lw_ws *ws)
     return ws->account_key;
 }
 
-static void destroy(lw_ws *ws)
+size_t lw_ws_live(void)
 {
-    lw_bus_unsubscribe(ws->app->bus, ws);
-    if (h2o_timeout_is_linked(&ws->close_timer))
-        h2o_timeout_unlink(&ws->close_timer);
-    if (h2o_timeout_is_linked(&ws->ping_timer))
-        h2o_timeout_unlink(&ws->ping_timer);
-    h2o_websocket_close(ws->conn);
-    lw_free(ws);
+    return live;
 }
 
-static void flush(lw_ws *ws);
-
-/* wslay sends control frames ahead of queued data, so a close frame queued
- * behind a message would overtake it (a device would miss session.ended).
- * The close is therefore queued only once the data queue has drained. */
-static void queue_close_when_drained(lw_ws *ws)
+static void free_ws(lw_ws *ws)
 {
-    if (ws->conn->sock == NULL || wslay_event_get_queued_msg_count(ws->conn->ws_ctx) > 0) {
-        h2o_timeout_link(ws->app->loop, &drain_timeout, &ws->close_timer);
+    lw_bus_unsubscribe(ws->app->bus, ws);
+    if (h2o_timeout_is_linked(&ws->timer))
+        h2o_timeout_unlink(&ws->timer);
+    lw_free(ws->writing);
+    lw_free(ws->queued);
+    lw_free(ws->frag);
+    lw_free(ws);
+    live--;
+}
+
+/* Hangs up and frees. Never called from inside lw_ws_send/lw_ws_close, so
+ * the bus may send to and close sockets in any order. */
+static void destroy(lw_ws *ws)
+{
+    if (ws->sock == NULL) {
+        ws->dead = true; /* h2o still holds the connection: on_upgraded frees it */
+        lw_bus_unsubscribe(ws->app->bus, ws);
         return;
     }
-    wslay_event_queue_close(ws->conn->ws_ctx, ws->close_code, (const uint8_t *)ws->close_reason,
-                            strlen(ws->close_reason));
-    ws->close_code = 0;
-    h2o_timeout_link(ws->app->loop, &close_timeout, &ws->close_timer);
+    /* h2o writes nothing more after the close; the buffers are ours to free */
+    h2o_socket_close(ws->sock);
+    free_ws(ws);
+}
+
+static void on_written(h2o_socket_t *sock, const char *err);
+
+static void flush(lw_ws *ws)
+{
+    if (ws->sock == NULL || ws->writing != NULL || ws->queued == NULL)
+        return;
+    ws->writing = ws->queued;
+    ws->queued = NULL;
+    h2o_iovec_t buf = h2o_iovec_init(ws->writing->data, ws->writing->len);
+    /* evloop writes at once and reports on a later loop turn: never re-enters */
+    h2o_socket_write(ws->sock, &buf, 1, on_written);
+}
+
+static void on_written(h2o_socket_t *sock, const char *err)
+{
+    lw_ws *ws = sock->data;
+    lw_free(ws->writing);
+    ws->writing = NULL;
+    if (err != NULL) {
+        destroy(ws);
+        return;
+    }
+    if (ws->queued != NULL)
+        flush(ws);
+    else if (ws->drop_after_write)
+        destroy(ws);
+}
+
+/* Appends one final frame to the outbox. False if the outbox is full or out of memory. */
+static bool enqueue(lw_ws *ws, uint8_t opcode, const void *payload, size_t n)
+{
+    outbox *q = ws->queued;
+    size_t have = q ? q->len : 0;
+    if (n > LW_WS_OUTBOX_MAX || have + n + LW_WSF_SERVER_HEADER_MAX > LW_WS_OUTBOX_MAX)
+        return false;
+    size_t need = have + n + LW_WSF_SERVER_HEADER_MAX;
+    if (q == NULL || q->cap < need) {
+        size_t cap = q ? q->cap * 2 : 0;
+        if (cap < need)
+            cap = need;
+        outbox *grown = lw_realloc(q, sizeof *grown + cap);
+        if (grown == NULL)
+            return false;
+        if (q == NULL)
+            grown->len = 0;
+        grown->cap = cap;
+        ws->queued = q = grown;
+    }
+    q->len += lw_wsf_header_write(q->data + q->len, opcode, n);
+    if (n)
+        memcpy(q->data + q->len, payload, n);
+    q->len += n;
+    return true;
+}
+
+/* Queues a close frame; the connection then waits for the peer's (or hangs up
+ * after writing, with drop). */
+static void send_close(lw_ws *ws, uint16_t code, const char *reason, bool drop)
+{
+    uint8_t body[2 + 32];
+    size_t rlen = reason ? strnlen(reason, 32) : 0;
+    body[0] = (uint8_t)(code >> 8);
+    body[1] = (uint8_t)code;
+    if (rlen)
+        memcpy(body + 2, reason, rlen);
+    ws->state = WS_CLOSING;
+    lw_bus_unsubscribe(ws->app->bus, ws);
+    if (!enqueue(ws, LW_WSF_CLOSE, body, 2 + rlen))
+        drop = true; /* nothing more will fit: hang up once what is queued is out */
+    ws->drop_after_write = ws->drop_after_write || drop;
+    if (h2o_timeout_is_linked(&ws->timer))
+        h2o_timeout_unlink(&ws->timer);
+    h2o_timeout_link(ws->app->loop, &close_timeout, &ws->timer);
     flush(ws);
 }
 
-static void on_close_timeout(h2o_timeout_entry_t *entry)
+static void on_timer(h2o_timeout_entry_t *entry)
 {
-    lw_ws *ws = H2O_STRUCT_FROM_MEMBER(lw_ws, close_timer, entry);
-    if (ws->close_code != 0) {
-        queue_close_when_drained(ws);
-        return;
-    }
-    if (ws->conn->sock == NULL) {
-        /* the upgrade has not completed: h2o still holds the conn; try later */
-        h2o_timeout_link(ws->app->loop, &close_timeout, &ws->close_timer);
-        return;
-    }
-    destroy(ws);
-}
-
-static void on_ping_timer(h2o_timeout_entry_t *entry)
-{
-    lw_ws *ws = H2O_STRUCT_FROM_MEMBER(lw_ws, ping_timer, entry);
-    if (ws->closing)
-        return;
-    if (ws->conn->sock == NULL) {
-        /* The upgrade is still being written: h2o owns the connection until then. */
-        h2o_timeout_link(ws->app->loop, &ping_timeout, &ws->ping_timer);
+    lw_ws *ws = H2O_STRUCT_FROM_MEMBER(lw_ws, timer, entry);
+    if (ws->state == WS_CLOSING || ws->sock == NULL) {
+        if (ws->sock == NULL) {
+            /* still upgrading: h2o owns the connection; look again later */
+            h2o_timeout_link(ws->app->loop, ws->state == WS_CLOSING ? &close_timeout : &ping_timeout, &ws->timer);
+            return;
+        }
+        destroy(ws); /* the peer never answered our close */
         return;
     }
     if (lw_now_ms() - ws->last_rx > (int64_t)(LW_WS_IDLE_FACTOR * (double)ws->app->cfg.ws_ping_ms)) {
@@ -128,29 +217,37 @@ static void on_ping_timer(h2o_timeout_entry_t *entry)
         destroy(ws);
         return;
     }
-    h2o_timeout_link(ws->app->loop, &ping_timeout, &ws->ping_timer);
-    struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"", 0};
-    if (wslay_event_queue_msg(ws->conn->ws_ctx, &m) == 0)
-        flush(ws); /* may destroy ws */
+    h2o_timeout_link(ws->app->loop, &ping_timeout, &ws->timer);
+    if (enqueue(ws, LW_WSF_PING, NULL, 0))
+        flush(ws);
+    else
+        destroy(ws); /* so far behind that even a ping does not fit */
 }
 
-static void flush(lw_ws *ws)
+/* A complete message or control frame from the peer. Returns false if ws is gone. */
+static bool on_message(lw_ws *ws, uint8_t opcode, uint8_t *msg, size_t len)
 {
-    /* Before the upgrade completes h2o has no socket; it flushes the queue itself then. */
-    if (ws->conn->sock != NULL)
-        h2o_websocket_proceed(ws->conn); /* may destroy ws through on_message(NULL) */
-}
-
-static void on_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
-{
-    lw_ws *ws = conn->data;
-    if (arg == NULL) {
-        destroy(ws);
-        return;
+    if (opcode == LW_WSF_CLOSE) {
+        if (ws->state == WS_CLOSING) {
+            destroy(ws); /* the answer to ours: the handshake is complete */
+            return false;
+        }
+        /* Echo the peer's code (RFC 6455 §5.5.1), then hang up. */
+        uint16_t code = LW_WSF_NORMAL;
+        if (len == 1) {
+            code = LW_WSF_PROTOCOL_ERROR;
+        } else if (len >= 2) {
+            code = (uint16_t)(msg[0] << 8 | msg[1]);
+            if (!lw_wsf_close_code_valid(code))
+                code = LW_WSF_PROTOCOL_ERROR;
+            else if (!lw_wsf_utf8_valid(msg + 2, len - 2))
+                code = LW_WSF_BAD_DATA;
+        }
+        send_close(ws, code, NULL, true);
+        return true;
     }
-    ws->last_rx = lw_now_ms(); /* pongs included: wslay hands us control frames too */
-    if (ws->closing)
-        return;
+    if (ws->state == WS_CLOSING)
+        return true; /* after our close, only the peer's close matters */
     /* A socket that talks more than a ping now and then is not one of ours. */
     int64_t now = lw_now_ms();
     if (now / 1000 != ws->msg_window) {
@@ -158,20 +255,162 @@ static void on_message(h2o_websocket_conn_t *conn, const struct wslay_event_on_m
         ws->msg_tokens = LW_WS_MSGS_PER_SEC;
     }
     if (ws->msg_tokens == 0) {
-        lw_ws_close(ws, 1008, "too many messages");
-        return;
+        send_close(ws, LW_WSF_POLICY, "too many messages", false);
+        return true;
     }
     ws->msg_tokens--;
-    if (arg->opcode != WSLAY_TEXT_FRAME)
-        return;
-    json_t *msg = json_loadb((const char *)arg->msg, arg->msg_length, JSON_REJECT_DUPLICATES, NULL);
-    const char *ev = msg ? json_string_value(json_object_get(msg, "event")) : NULL;
+    switch (opcode) {
+    case LW_WSF_PING:
+        if (enqueue(ws, LW_WSF_PONG, msg, len))
+            flush(ws);
+        return true;
+    case LW_WSF_PONG:
+    case LW_WSF_BINARY:
+        return true;
+    default:
+        break;
+    }
+    if (!lw_wsf_utf8_valid(msg, len)) {
+        send_close(ws, LW_WSF_BAD_DATA, "text is not UTF-8", true);
+        return true;
+    }
+    json_t *j = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *ev = j ? json_string_value(json_object_get(j, "event")) : NULL;
     if (ev && strcmp(ev, "ping") == 0) {
         static const char pong[] = "{\"event\":\"pong\"}";
-        struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)pong, sizeof pong - 1};
-        wslay_event_queue_msg(conn->ws_ctx, &m); /* h2o flushes after this callback returns */
+        if (enqueue(ws, LW_WSF_TEXT, pong, sizeof pong - 1))
+            flush(ws);
     }
-    json_decref(msg);
+    json_decref(j);
+    return true;
+}
+
+/* One data frame: a whole message, or a piece of a fragmented one. */
+static bool on_data_frame(lw_ws *ws, const lw_wsf_header *h, uint8_t *payload)
+{
+    if (h->opcode != LW_WSF_CONT) {
+        if (ws->frag != NULL) {
+            send_close(ws, LW_WSF_PROTOCOL_ERROR, "expected a continuation", true);
+            return true;
+        }
+        if (h->fin)
+            return on_message(ws, h->opcode, payload, h->payload_len);
+        if (!(ws->frag = lw_malloc(LW_WS_MAX_IN_MSG))) {
+            send_close(ws, 1011, "internal error", true);
+            return true;
+        }
+        ws->frag_opcode = h->opcode;
+        ws->frag_len = 0;
+    } else if (ws->frag == NULL) {
+        send_close(ws, LW_WSF_PROTOCOL_ERROR, "continuation of nothing", true);
+        return true;
+    }
+    if ((size_t)ws->frag_len + h->payload_len > LW_WS_MAX_IN_MSG) {
+        send_close(ws, LW_WSF_TOO_BIG, "message too big", true);
+        return true;
+    }
+    memcpy(ws->frag + ws->frag_len, payload, h->payload_len);
+    ws->frag_len = (uint16_t)(ws->frag_len + h->payload_len);
+    if (!h->fin)
+        return true;
+    uint8_t *msg = ws->frag;
+    size_t len = ws->frag_len;
+    ws->frag = NULL;
+    bool alive = on_message(ws, ws->frag_opcode, msg, len);
+    lw_free(msg);
+    return alive;
+}
+
+/* Frames whole frames out of the socket's input. Returns false if ws is gone. */
+static bool on_input(lw_ws *ws)
+{
+    h2o_socket_t *sock = ws->sock;
+    size_t off = 0;
+    bool alive = true;
+    while (alive && !ws->drop_after_write) {
+        uint8_t *at = (uint8_t *)sock->input->bytes + off;
+        size_t avail = sock->input->size - off;
+        lw_wsf_header h;
+        uint16_t code;
+        lw_wsf_result r = lw_wsf_parse(at, avail, LW_WS_MAX_IN_MSG, &h, &code);
+        if (r == LW_WSF_NEED_MORE)
+            break;
+        if (r == LW_WSF_ERROR) {
+            send_close(ws, code, code == LW_WSF_TOO_BIG ? "message too big" : "protocol error", true);
+            break;
+        }
+        if (avail - h.header_len < h.payload_len)
+            break; /* the rest is on its way; at most LW_WS_MAX_IN_MSG waits in the buffer */
+        uint8_t *payload = at + h.header_len;
+        lw_wsf_unmask(payload, h.payload_len, h.mask);
+        off += h.header_len + h.payload_len;
+        ws->last_rx = lw_now_ms();
+        if (h.opcode & 0x8)
+            alive = on_message(ws, h.opcode, payload, h.payload_len);
+        else
+            alive = on_data_frame(ws, &h, payload);
+    }
+    if (!alive)
+        return false;
+    if (ws->drop_after_write) {
+        /* nothing more is read: what the peer sends now is not looked at */
+        h2o_socket_read_stop(sock);
+        h2o_buffer_consume(&sock->input, sock->input->size);
+    } else {
+        h2o_buffer_consume(&sock->input, off);
+    }
+    if (sock->input->size == 0) {
+        /* Give the read buffer back while the socket idles (h2o allocates one
+         * on the next read); this is most of what an idle socket would cost. */
+        h2o_buffer_dispose(&sock->input);
+        h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    }
+    return true;
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    lw_ws *ws = sock->data;
+    if (err != NULL) {
+        destroy(ws);
+        return;
+    }
+    on_input(ws);
+}
+
+/* h2o has written the 101 and hands the socket over (NULL if that failed). */
+static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
+{
+    lw_ws *ws = data;
+    if (sock == NULL) {
+        free_ws(ws);
+        return;
+    }
+    ws->sock = sock;
+    sock->data = ws;
+    ws->state = ws->state == WS_UPGRADING ? WS_OPEN : ws->state;
+    h2o_buffer_consume(&sock->input, reqsize);
+    if (ws->dead) {
+        destroy(ws);
+        return;
+    }
+    if (!ws->drop_after_write)
+        h2o_socket_read_start(sock, on_read);
+    flush(ws);
+    on_input(ws); /* frames sent right behind the request, if any; frees the buffer otherwise */
+}
+
+/* Sec-WebSocket-Accept: base64(SHA-1(key + the RFC's GUID)) (RFC 6455 §4.2.2);
+ * h2o 2.2 keeps its own version of this private. */
+static void accept_key(char dst[29], const char *client_key)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    uint8_t src[24 + sizeof guid - 1], digest[SHA_DIGEST_LENGTH];
+    memcpy(src, client_key, 24); /* h2o_is_websocket_handshake checked it is 24 bytes */
+    memcpy(src + 24, guid, sizeof guid - 1);
+    SHA1(src, sizeof src, digest);
+    h2o_base64_encode(dst, digest, sizeof digest, 0);
+    dst[28] = '\0';
 }
 
 int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char *account_id,
@@ -180,22 +419,28 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
     const char *client_key;
     if (h2o_is_websocket_handshake(req, &client_key) != 0 || client_key == NULL)
         return -1;
-    if (!close_timeout_ready) {
+    if (!timeouts_ready) {
         h2o_timeout_init(app->loop, &close_timeout, LW_WS_CLOSE_GRACE_MS);
-        h2o_timeout_init(app->loop, &drain_timeout, 0);
         h2o_timeout_init(app->loop, &ping_timeout, (uint64_t)app->cfg.ws_ping_ms);
-        close_timeout_ready = true;
+        timeouts_ready = true;
     }
     lw_ws *ws = lw_calloc(1, sizeof *ws);
     if (!ws)
         return -1;
+    live++;
     ws->app = app;
-    ws->close_timer.cb = on_close_timeout;
-    ws->ping_timer.cb = on_ping_timer;
+    ws->state = WS_UPGRADING;
+    ws->timer.cb = on_timer;
     ws->last_rx = lw_now_ms();
-    ws->conn = h2o_upgrade_to_websocket(req, client_key, ws, on_message);
-    wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, LW_WS_MAX_IN_MSG);
-    h2o_timeout_link(app->loop, &ping_timeout, &ws->ping_timer);
+    h2o_timeout_link(app->loop, &ping_timeout, &ws->timer);
+
+    char accept[29];
+    accept_key(accept, client_key);
+    req->res.status = 101;
+    req->res.reason = "Switching Protocols";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0, NULL, accept,
+                          strlen(accept));
 
     json_t *hello;
     if (device_id) {
@@ -207,9 +452,10 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
     }
     char *text = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
     if (text)
-        lw_ws_send(ws, text, strlen(text));
+        lw_ws_send(ws, text, strlen(text)); /* queued: written right after the 101 */
     free(text);
     json_decref(hello);
+    h2o_http1_upgrade(req, NULL, 0, on_upgraded, ws);
     return 0;
 }
 
@@ -223,12 +469,18 @@ void lw_ws_set_keys(lw_ws *ws, const char *primary_key, const char *account_key)
 
 void lw_ws_send(lw_ws *ws, const char *text, size_t len)
 {
-    if (ws->closing)
+    if (ws->state == WS_CLOSING || ws->dead)
         return;
-    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
-    if (wslay_event_queue_msg(ws->conn->ws_ctx, &m) != 0) {
-        lw_log_warn("ws", "cannot queue a message; closing the socket");
-        lw_ws_close(ws, 1011, "internal error");
+    if (!enqueue(ws, LW_WSF_TEXT, text, len)) {
+        /* A peer this far behind has stopped reading: it reconnects and
+         * catches up from the API, which is better than buffering for it. */
+        lw_log_warn("ws", "a socket is %d KiB behind; dropping it", LW_WS_OUTBOX_MAX / 1024);
+        ws->drop_after_write = true;
+        ws->state = WS_CLOSING;
+        lw_bus_unsubscribe(ws->app->bus, ws);
+        if (h2o_timeout_is_linked(&ws->timer))
+            h2o_timeout_unlink(&ws->timer);
+        h2o_timeout_link(ws->app->loop, &close_timeout, &ws->timer);
         return;
     }
     flush(ws);
@@ -236,12 +488,7 @@ void lw_ws_send(lw_ws *ws, const char *text, size_t len)
 
 void lw_ws_close(lw_ws *ws, int code, const char *reason)
 {
-    if (ws->closing)
+    if (ws->state == WS_CLOSING || ws->dead)
         return;
-    ws->closing = true;
-    lw_bus_unsubscribe(ws->app->bus, ws);
-    ws->close_code = (uint16_t)code;
-    lw_strlcpy(ws->close_reason, reason, sizeof ws->close_reason);
-    /* On the next loop turn: we may be inside wslay's own callbacks here. */
-    h2o_timeout_link(ws->app->loop, &drain_timeout, &ws->close_timer);
+    send_close(ws, (uint16_t)code, reason, false);
 }

@@ -1,8 +1,9 @@
 /*
- * ws.h — the per-device WebSocket at /v1/ws on h2o's WebSocket support.
- * The per-connection state is kept small (this is what every idle device
- * costs); messages are queued to wslay and flushed once the upgrade is done
- * (h2o 2.2 crashes if proceed is called earlier).
+ * ws.h — the per-device WebSocket at /v1/ws: h2o answers the handshake and
+ * hands over the raw socket, and this module frames by itself (wsframe.h).
+ * The per-connection state is kept small, since it is what every idle device
+ * costs: no buffer is held while a socket is idle. Messages sent before the
+ * 101 has been written wait in the socket's outbox.
  */
 #ifndef LW_WS_H
 #define LW_WS_H
@@ -23,8 +24,11 @@ int lw_ws_upgrade(lw_app *app, struct st_h2o_req_t *req, const char *device_id, 
                   const char *request_id);
 /* Queues one text message. */
 void lw_ws_send(lw_ws *ws, const char *text, size_t len);
-/* Sends a close frame with code and reason and drops the socket shortly after. */
+/* Sends a close frame with code and reason (after what is queued) and drops
+ * the socket once the peer answers, or after a grace period. */
 void lw_ws_close(lw_ws *ws, int code, const char *reason);
+/* Sockets not yet freed, closing ones included (shutdown waits for them). */
+size_t lw_ws_live(void);
 
 /* The bus keeps its intrusive links in the socket; these give access. */
 struct st_h2o_linklist_t *lw_ws_link_primary(lw_ws *ws);
