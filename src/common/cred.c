@@ -67,6 +67,12 @@ void lw_cred_selector_str(const lw_cred *c, char dst[LW_ID_STRLEN])
     lw_b64_encode(dst, c->selector, sizeof c->selector);
 }
 
+void lw_cred_selector_text(const char *s, char dst[LW_ID_STRLEN])
+{
+    memcpy(dst, s + PREFIX_LEN, SEL_B64);
+    dst[SEL_B64] = '\0';
+}
+
 void lw_cred_wipe(lw_cred *c)
 {
     lw_wipe(c, sizeof *c);

@@ -37,6 +37,10 @@ int lw_cred_parse(lw_cred *c, const char *s, size_t len);
 void lw_cred_hash(const lw_cred *c, const uint8_t key[LW_KEY_LEN], uint8_t out[LW_HASH_LEN]);
 /* Base64url of the selector, used as the store's lookup key (22 chars + NUL). */
 void lw_cred_selector_str(const lw_cred *c, char dst[LW_ID_STRLEN]);
+/* The same string, read off a credential text that lw_cred_parse accepted
+ * (no decoding: parse refuses non-canonical base64, so the text's selector
+ * part is exactly what lw_cred_selector_str would write). */
+void lw_cred_selector_text(const char *s, char dst[LW_ID_STRLEN]);
 /* Zeroes the credential. */
 void lw_cred_wipe(lw_cred *c);
 

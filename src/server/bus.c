@@ -221,16 +221,8 @@ static void close_bucket(lw_bus *b, const char *key, const char *text, size_t le
 {
     bucket *bk;
     /* Each close unlinks its socket from the bucket, and the last one frees it. */
-    for (int guard = 0; guard < 1024 && (bk = lw_map_get(b->primary, key)) != NULL; guard++) {
-        lw_ws *ws = lw_ws_from_primary(bk->socks.next);
-        if (text)
-            lw_ws_send(ws, text, len);
-        /* the send may have destroyed ws (peer gone): look it up again */
-        bk = lw_map_get(b->primary, key);
-        if (!bk || lw_ws_from_primary(bk->socks.next) != ws)
-            continue;
-        lw_ws_close(ws, code, reason);
-    }
+    for (int guard = 0; guard < 1024 && (bk = lw_map_get(b->primary, key)) != NULL; guard++)
+        lw_ws_end(lw_ws_from_primary(bk->socks.next), text, len, code, reason);
 }
 
 void lw_bus_local_end_device(lw_bus *b, const char *device_id, const char *reason)

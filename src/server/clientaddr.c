@@ -38,6 +38,21 @@ static bool parse_ip(const char *s, size_t len, int *family, uint8_t addr[16])
 
 static void format_ip(int family, const uint8_t addr[16], char out[LW_IP_MAX])
 {
+    if (family == AF_INET) {
+        /* By hand: glibc's inet_ntop for IPv4 is a sprintf, and this runs
+         * on every request. */
+        char *o = out;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = addr[i];
+            if (v >= 100)
+                *o++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *o++ = (char)('0' + v / 10 % 10);
+            *o++ = (char)('0' + v % 10);
+            *o++ = i < 3 ? '.' : '\0';
+        }
+        return;
+    }
     if (!inet_ntop(family, addr, out, LW_IP_MAX))
         out[0] = '\0';
 }
@@ -175,14 +190,11 @@ static bool walk(const lw_proxies *p, const char *list, size_t len, bool forward
     return any;
 }
 
-void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *xff, size_t xff_len,
-                        const char *forwarded, size_t fwd_len, char out[LW_IP_MAX])
+/* The client behind a peer given as bytes: the peer itself unless it is a
+ * trusted proxy, in which case the forwarding headers are walked. */
+static void pick(const lw_proxies *p, int family, uint8_t addr[16], const char *xff, size_t xff_len,
+                 const char *forwarded, size_t fwd_len, char out[LW_IP_MAX])
 {
-    int family;
-    uint8_t addr[16];
-    out[0] = '\0';
-    if (!peer || !parse_ip(peer, strlen(peer), &family, addr))
-        return;
     if (contains_addr(p, family, addr)) {
         int f2;
         uint8_t a2[16];
@@ -193,6 +205,17 @@ void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *xff, 
         }
     }
     format_ip(family, addr, out);
+}
+
+void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *xff, size_t xff_len,
+                        const char *forwarded, size_t fwd_len, char out[LW_IP_MAX])
+{
+    int family;
+    uint8_t addr[16];
+    out[0] = '\0';
+    if (!peer || !parse_ip(peer, strlen(peer), &family, addr))
+        return;
+    pick(p, family, addr, xff, xff_len, forwarded, fwd_len, out);
 }
 
 /* All values of a header joined by ", " into buf (bounded). */
@@ -217,23 +240,36 @@ static size_t join_header(h2o_req_t *req, const char *name, char *buf, size_t ca
 void lw_clientaddr(const lw_proxies *p, h2o_req_t *req, char out[LW_IP_MAX])
 {
     struct sockaddr_storage ss;
-    char peer[LW_IP_MAX] = "";
     out[0] = '\0';
     if (!req->conn->callbacks->get_peername)
         return;
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     if (len == 0)
         return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof peer);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof peer);
-    if (!p || p->n == 0) {
-        lw_clientaddr_pick(p ? p : &(lw_proxies){0}, peer, NULL, 0, NULL, 0, out);
+    int family;
+    uint8_t addr[16] = {0};
+    if (ss.ss_family == AF_INET) {
+        family = AF_INET;
+        memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            family = AF_INET;
+            memcpy(addr, a6->s6_addr + 12, 4);
+        } else {
+            family = AF_INET6;
+            memcpy(addr, a6->s6_addr, 16);
+        }
+    } else {
+        return;
+    }
+    /* The common case, no trusted proxy in front: no header is read. */
+    if (!p || p->n == 0 || !contains_addr(p, family, addr)) {
+        format_ip(family, addr, out);
         return;
     }
     char xff[HEADER_JOIN_MAX], fwd[HEADER_JOIN_MAX];
     size_t xl = join_header(req, "x-forwarded-for", xff, sizeof xff);
     size_t fl = join_header(req, "forwarded", fwd, sizeof fwd);
-    lw_clientaddr_pick(p, peer, xl ? xff : NULL, xl, fl ? fwd : NULL, fl, out);
+    pick(p, family, addr, xl ? xff : NULL, xl, fl ? fwd : NULL, fl, out);
 }

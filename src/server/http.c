@@ -29,21 +29,32 @@ static h2o_socket_t *listener, *metrics_listener;
 static int metrics_port = -1;
 static lw_app *the_app;
 
-/* Headers every API answer carries (PRODUCT.md §8). */
+/* Headers every API answer carries (PRODUCT.md §8). Names and values are
+ * static, so they are appended to the answer as they are: no allocation or
+ * copy per header on the hot path (each answer carries nine). */
+static h2o_iovec_t sec_names[] = {
+    {H2O_STRLIT("x-content-type-options")}, {H2O_STRLIT("referrer-policy")},
+    {H2O_STRLIT("x-frame-options")},        {H2O_STRLIT("content-security-policy")},
+    {H2O_STRLIT("cross-origin-resource-policy")}, {H2O_STRLIT("accept-ch")},
+    /* Clients compare this with what they understand (and warn when older). */
+    {H2O_STRLIT("linkward-version")},
+};
+static const h2o_iovec_t sec_values[] = {
+    {H2O_STRLIT("nosniff")}, {H2O_STRLIT("no-referrer")}, {H2O_STRLIT("DENY")},
+    {H2O_STRLIT("default-src 'none'; frame-ancestors 'none'")}, {H2O_STRLIT("same-origin")},
+    {H2O_STRLIT(LW_ACCEPT_CH)}, {H2O_STRLIT(LINKWARD_VERSION)},
+};
+#define SEC_N (sizeof sec_values / sizeof sec_values[0])
+_Static_assert(sizeof sec_names / sizeof sec_names[0] == SEC_N, "one value per name");
+
 static void security_headers(h2o_req_t *req)
 {
     h2o_mem_pool_t *p = &req->pool;
     h2o_headers_t *h = &req->res.headers;
     h2o_add_header(p, h, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("referrer-policy"), 0, NULL, H2O_STRLIT("no-referrer"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL,
-                          H2O_STRLIT("default-src 'none'; frame-ancestors 'none'"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL, H2O_STRLIT("same-origin"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
-    /* Clients compare this with what they understand (and warn when older). */
-    h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));
+    h2o_vector_reserve(p, h, h->size + SEC_N + 1);
+    for (size_t i = 0; i < SEC_N; i++)
+        h->entries[h->size++] = (h2o_header_t){&sec_names[i], NULL, sec_values[i]};
     /* On TLS here, or behind a TLS-terminating proxy (an https public origin). */
     if (the_app && (the_app->cfg.tls_cert[0] || strncmp(the_app->cfg.public_origin, "https://", 8) == 0))
         h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000; includeSubDomains"));

@@ -168,7 +168,7 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
         return LW_ENOTFOUND;
     }
     char selector[LW_ID_STRLEN];
-    lw_cred_selector_str(&cred, selector);
+    lw_cred_selector_text(text, selector);
     uint8_t hash[LW_HASH_LEN];
     lw_cred_hash(&cred, s->app->hash_key, hash);
     lw_cred_wipe(&cred);

@@ -488,7 +488,15 @@ void lw_ws_send(lw_ws *ws, const char *text, size_t len)
 
 void lw_ws_close(lw_ws *ws, int code, const char *reason)
 {
+    lw_ws_end(ws, NULL, 0, code, reason);
+}
+
+void lw_ws_end(lw_ws *ws, const char *text, size_t len, int code, const char *reason)
+{
     if (ws->state == WS_CLOSING || ws->dead)
         return;
+    /* Both frames go into the outbox before it is flushed: one write, in order. */
+    if (text && !enqueue(ws, LW_WSF_TEXT, text, len))
+        ws->drop_after_write = true;
     send_close(ws, (uint16_t)code, reason, false);
 }

@@ -27,6 +27,8 @@ void lw_ws_send(lw_ws *ws, const char *text, size_t len);
 /* Sends a close frame with code and reason (after what is queued) and drops
  * the socket once the peer answers, or after a grace period. */
 void lw_ws_close(lw_ws *ws, int code, const char *reason);
+/* The last message and the close frame in one write: how a session's end is told. */
+void lw_ws_end(lw_ws *ws, const char *text, size_t len, int code, const char *reason);
 /* Sockets not yet freed, closing ones included (shutdown waits for them). */
 size_t lw_ws_live(void);
 

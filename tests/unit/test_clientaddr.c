@@ -87,6 +87,19 @@ static void test_forwarded(void **state)
     assert_string_equal(pick(&p, "127.0.0.1", NULL, "for=unknown"), "127.0.0.1");
 }
 
+/* IPv4 is formatted by hand (not inet_ntop): every octet width, both ends. */
+static void test_ipv4_formatting(void **state)
+{
+    (void)state;
+    lw_proxies none = {0};
+    const char *cases[] = {"0.0.0.0", "255.255.255.255", "1.22.133.4", "10.0.0.1", "100.64.9.99",
+                           "192.0.2.200", "127.0.0.1", "8.8.8.8", "203.0.113.5"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal(pick(&none, cases[i], NULL, NULL), cases[i]);
+    assert_string_equal(pick(&none, "::ffff:198.51.100.7", NULL, NULL), "198.51.100.7");
+    assert_string_equal(pick(&none, "2001:db8::1", NULL, NULL), "2001:db8::1");
+}
+
 static void test_mapped_and_bad_peer(void **state)
 {
     lw_proxies p;
@@ -104,6 +117,7 @@ int main(void)
         cmocka_unit_test(test_rightmost_untrusted),
         cmocka_unit_test(test_forwarded),
         cmocka_unit_test(test_mapped_and_bad_peer),
+        cmocka_unit_test(test_ipv4_formatting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

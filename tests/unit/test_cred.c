@@ -58,6 +58,17 @@ static void test_selector_str(void **state)
     lw_cred_selector_str(&c, sel);
     assert_int_equal(strlen(sel), 22);
     assert_memory_equal(s + 4, sel, 22);
+    /* Read off the text of any credential that parses: the same string. */
+    for (int i = 0; i < 1000; i++) {
+        lw_cred_new(&c, i % 2 ? LW_CRED_LINK : LW_CRED_SESSION);
+        lw_cred_format(&c, s);
+        lw_cred p;
+        assert_int_equal(lw_cred_parse(&p, s, strlen(s)), LW_OK);
+        char a[LW_ID_STRLEN], b[LW_ID_STRLEN];
+        lw_cred_selector_str(&p, a);
+        lw_cred_selector_text(s, b);
+        assert_string_equal(a, b);
+    }
 }
 
 static void test_parse_rejects(void **state)
