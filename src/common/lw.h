@@ -89,6 +89,9 @@ long lw_b64_decode(uint8_t *dst, size_t dst_cap, const char *src, size_t src_len
 
 /* Lowercase hex; dst needs 2n+1 bytes. */
 void lw_hex_encode(char *dst, const uint8_t *src, size_t n);
+/* Writes v in decimal (no terminator); returns the digits written (at most
+ * 20). For hot paths where a printf would cost more than the work around it. */
+size_t lw_fmt_i64(char *dst, long long v);
 
 /* Copies src into dst of size cap; returns LW_ETOOBIG (and leaves dst empty) if it does not fit. */
 int lw_strlcpy(char *dst, const char *src, size_t cap);

@@ -99,6 +99,18 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* Sends the final answer: body must live as long as the request (the pool,
+ * or static). h2o_send_inline would copy it once more. */
+static void send_final(h2o_req_t *req, const char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    req->res.content_length = len;
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    bool head = h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
+    h2o_send(req, &buf, head ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
 void lw_reply_json(lw_rq *rq, int status, json_t *body)
 {
     if (rq->replied || !rq->req) {
@@ -122,11 +134,10 @@ void lw_reply_json(lw_rq *rq, int status, json_t *body)
     size_t len = text ? strlen(text) : 0;
     h2o_iovec_t copy = h2o_strdup(&req->pool, text ? text : "", len);
     free(text);
-    req->res.content_length = copy.len;
-    h2o_send_inline(req, copy.base, copy.len);
+    send_final(req, copy.base, copy.len);
 }
 
-void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len)
+void lw_reply_pooled(lw_rq *rq, int status, const char *type, const char *text, size_t len)
 {
     if (rq->replied || !rq->req)
         return;
@@ -137,9 +148,14 @@ void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, si
     req->res.reason = reason_phrase(status);
     security_headers(req);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-    h2o_iovec_t copy = h2o_strdup(&req->pool, text, len);
-    req->res.content_length = copy.len;
-    h2o_send_inline(req, copy.base, copy.len);
+    send_final(req, text, len);
+}
+
+void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len)
+{
+    if (rq->replied || !rq->req)
+        return;
+    lw_reply_pooled(rq, status, type, h2o_strdup(&rq->req->pool, text, len).base, len);
 }
 
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)

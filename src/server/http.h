@@ -67,6 +67,8 @@ int lw_http_tls_load(lw_app *app);
 int lw_http_metrics_port(void);
 bool lw_http_on_metrics_listener(struct st_h2o_req_t *req);
 void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len);
+/* The same for a text that lives as long as the request (its pool): not copied. */
+void lw_reply_pooled(lw_rq *rq, int status, const char *type, const char *text, size_t len);
 /* Stops accepting (closes the listener). */
 void lw_http_stop(lw_app *app);
 /* Asks keep-alive connections to close after their next response. */
