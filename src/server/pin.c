@@ -1,8 +1,11 @@
 #include "pin.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <h2o.h>
 #include <sodium.h>
@@ -10,6 +13,9 @@
 #include "log.h"
 #include "lw.h"
 #include "map.h"
+
+/* How much nicer than the process the PIN worker runs. */
+#define LW_PIN_NICE 5
 
 bool lw_pin_valid(const char *pin)
 {
@@ -115,6 +121,16 @@ static void run_job(lw_pins *p, job *j)
 static void *worker(void *arg)
 {
     lw_pins *p = arg;
+    /* Argon2id is deliberately slow, and the event loop answers everyone
+     * else: where the two share a core, the loop should win it. A moderately
+     * lower priority for this thread only (nice 5: about a quarter of a core
+     * shared with the loop, not half); not SCHED_IDLE, which would starve
+     * PIN checks whenever the machine is busy. */
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)gettid());
+    int lowered = (errno == 0 ? base : 0) + LW_PIN_NICE;
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), lowered > 19 ? 19 : lowered) != 0)
+        lw_log_warn("pin", "cannot lower the priority of the PIN worker");
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head && !p->stopping)
