@@ -36,6 +36,7 @@ typedef struct lw_config {
     int64_t inactive_ttl_ms;
     int64_t primary_inactive_ms;
     int64_t max_age_ms;
+    int64_t ephemeral_idle_ms; /* --browser-session-idle */
     int64_t history_retention_ms;
     int64_t sweep_interval_ms;
     int64_t pin_lockout_ms;

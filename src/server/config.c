@@ -27,6 +27,7 @@ void lw_config_defaults(lw_config *c)
     c->inactive_ttl_ms = 30LL * 24 * 3600 * 1000;
     c->primary_inactive_ms = 14LL * 24 * 3600 * 1000;
     c->max_age_ms = 0;
+    c->ephemeral_idle_ms = 3600LL * 1000;
     c->history_retention_ms = 90LL * 24 * 3600 * 1000;
     c->sweep_interval_ms = 60 * 1000;
     c->pin_lockout_ms = 60 * 1000;
@@ -78,6 +79,8 @@ static const opt opts[] = {
     {"inactive-ttl", K_DUR, F(inactive_ttl_ms), 0, 0, "D  companion inactivity for new accounts (30d)"},
     {"primary-inactive", K_DUR, F(primary_inactive_ms), 0, 0, "D  phone unseen this long logs out all (14d)"},
     {"max-age", K_DUR, F(max_age_ms), 0, 0, "D  absolute maximum session age (0: none)"},
+    {"browser-session-idle", K_DUR, F(ephemeral_idle_ms), 0, 0,
+     "D  unused this long, a browser without 'keep me signed in' is logged out (1h, 0: never)"},
     {"history-retention", K_DUR, F(history_retention_ms), 0, 0, "D  ended records are purged after (90d)"},
     {"sweep-interval", K_DUR, F(sweep_interval_ms), 0, 0, "D  how often expiry runs (60s)"},
     {"pin-lockout", K_DUR, F(pin_lockout_ms), 0, 0, "D  first PIN lockout, doubling (1m)"},

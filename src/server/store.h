@@ -145,6 +145,7 @@ typedef struct lw_sweep_policy {
     int64_t now;
     int64_t primary_inactive_ms;   /* 0 = never */
     int64_t max_age_ms;            /* 0 = no absolute maximum */
+    int64_t ephemeral_idle_ms;     /* companions without "keep me signed in": unused this long ends them; 0 = never */
     int64_t history_retention_ms;  /* 0 = keep forever */
 } lw_sweep_policy;
 

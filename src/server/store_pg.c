@@ -299,6 +299,7 @@ enum {
     ST_SWEEP_INACTIVE,
     ST_SWEEP_PRIMARY_INACTIVE,
     ST_SWEEP_MAX_AGE,
+    ST_SWEEP_EPHEMERAL,
     ST_SWEEP_PURGE_SESSIONS,
     ST_SWEEP_PURGE_ALERTS,
     ST_STATS,
@@ -423,6 +424,12 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SWEEP_MAX_AGE] = "WITH e AS (UPDATE sessions " END_SET
                          " WHERE state = 'active' AND role = 'companion' AND linked_at < $1::bigint"
                          " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
+    /* A browser that did not ask to stay signed in lost its cookie when it
+     * closed: nobody will use that session again. */
+    [ST_SWEEP_EPHEMERAL] = "WITH e AS (UPDATE sessions " END_SET
+                           " WHERE state = 'active' AND role = 'companion' AND last_active_at < $1::bigint"
+                           " AND NOT persistent"
+                           " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
     [ST_SWEEP_PURGE_SESSIONS] = "DELETE FROM sessions WHERE state = 'ended' AND ended_at < $1",
     [ST_SWEEP_PURGE_ALERTS] = "DELETE FROM alerts WHERE created_at < $1",
 
@@ -2068,6 +2075,10 @@ static int pg_sweep(lw_store *base, const lw_sweep_policy *pol, lw_ended **out, 
         goto fail;
     if (pol->max_age_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_MAX_AGE, pol->now - pol->max_age_ms,
                                                     "max_age", pol->now, &list, &count)) != LW_OK)
+        goto fail;
+    if (pol->ephemeral_idle_ms > 0 &&
+        (rc = sweep_end_step(s, ST_SWEEP_EPHEMERAL, pol->now - pol->ephemeral_idle_ms, "inactive", pol->now, &list,
+                             &count)) != LW_OK)
         goto fail;
     if (pol->history_retention_ms > 0) {
         int64_t cutoff = pol->now - pol->history_retention_ms;

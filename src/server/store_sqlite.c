@@ -214,6 +214,7 @@ enum {
     ST_SWEEP_INACTIVE,
     ST_SWEEP_PRIMARY_INACTIVE,
     ST_SWEEP_MAX_AGE,
+    ST_SWEEP_EPHEMERAL,
     ST_SWEEP_PURGE_SESSIONS,
     ST_SWEEP_PURGE_ALERTS,
     ST_STATS,
@@ -329,6 +330,11 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SWEEP_MAX_AGE] = "SELECT id, account_id FROM sessions"
                          " WHERE state = 'active' AND role = 'companion' AND linked_at < ?1"
                          " ORDER BY account_id, linked_at",
+    /* A browser that did not ask to stay signed in lost its cookie when it
+     * closed: nobody will use that session again. */
+    [ST_SWEEP_EPHEMERAL] = "SELECT id, account_id FROM sessions"
+                           " WHERE state = 'active' AND role = 'companion' AND last_active_at < ?1"
+                           " AND persistent = 0 ORDER BY account_id, linked_at",
     [ST_SWEEP_PURGE_SESSIONS] = "DELETE FROM sessions WHERE state = 'ended' AND ended_at < ?1",
     [ST_SWEEP_PURGE_ALERTS] = "DELETE FROM alerts WHERE created_at < ?1",
 
@@ -1499,6 +1505,9 @@ static int sq_sweep(lw_store *base, const lw_sweep_policy *p, lw_ended **out, si
         goto fail;
     if (p->max_age_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_MAX_AGE, p->now - p->max_age_ms, "max_age", p->now,
                                                   &list, &count)) != LW_OK)
+        goto fail;
+    if (p->ephemeral_idle_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_EPHEMERAL, p->now - p->ephemeral_idle_ms,
+                                                         "inactive", p->now, &list, &count)) != LW_OK)
         goto fail;
     if (p->history_retention_ms > 0) {
         int64_t cutoff = p->now - p->history_retention_ms;

@@ -17,6 +17,14 @@ struct lw_sweeper {
 /* Finished link requests are kept an hour for diagnosis, then dropped. */
 #define LINK_KEEP_MS (3600LL * 1000)
 
+int64_t lw_sweep_ephemeral_idle(const lw_config *cfg)
+{
+    if (cfg->ephemeral_idle_ms <= 0)
+        return 0;
+    int64_t floor = 3 * cfg->credential_ttl_ms;
+    return cfg->ephemeral_idle_ms > floor ? cfg->ephemeral_idle_ms : floor;
+}
+
 int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
 {
     lw_metrics_inc("linkward_sweeper_runs_total", NULL);
@@ -25,6 +33,7 @@ int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
         .now = now,
         .primary_inactive_ms = app->cfg.primary_inactive_ms,
         .max_age_ms = app->cfg.max_age_ms,
+        .ephemeral_idle_ms = lw_sweep_ephemeral_idle(&app->cfg),
         .history_retention_ms = app->cfg.history_retention_ms,
     };
     lw_ended *ended = NULL;

@@ -11,6 +11,11 @@
  * their devices), purges history and finished link requests. */
 int lw_sweep_run(lw_app *app, int64_t now, long *ended, long *purged);
 
+/* How long a companion without "keep me signed in" may go unused: the
+ * configured time, but never under three credential lifetimes (an open tab
+ * refreshes its credential at least once per lifetime, and that counts as use). */
+int64_t lw_sweep_ephemeral_idle(const lw_config *cfg);
+
 /* Runs lw_sweep_run every cfg.sweep_interval_ms on the event loop. */
 lw_sweeper *lw_sweeper_new(lw_app *app);
 void lw_sweeper_free(lw_sweeper *s);

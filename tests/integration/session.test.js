@@ -248,6 +248,37 @@ describe('expiry', { concurrency: true }, () => {
     assert.equal((await primary.history()).find((d) => d.id === c.deviceId)?.end_reason, 'inactive');
   });
 
+  test('a browser without "keep me signed in" is logged out once unused (--browser-session-idle); one in use, or kept signed in, stays', async () => {
+    const S = await start(['--browser-session-idle', '3s', '--credential-ttl', '1s', '--sweep-interval', '200ms']);
+    const primary = await h.registerPrimary(S.url, 'frank');
+    const idle = await h.linkCompanionApi(S.url, primary, { persistent: false });
+    const busy = await h.linkCompanionApi(S.url, primary, { persistent: false });
+    const kept = await h.linkCompanionApi(S.url, primary); // persistent by default
+    const ws = await idle.ws();
+    try {
+      await ws.next('hello');
+      const t = h.stopwatch();
+      // The busy one keeps working (refreshing its 1 s credential as it goes) until the idle one is ended.
+      const endedEv = ws.next('session.ended', 8000);
+      let done = false;
+      endedEv.then(() => { done = true; }, () => { done = true; });
+      for (let i = 0; i < 60 && !done && t() < h.T(8000); i++) {
+        h.expectStatus(await busy.get('/v1/session'), 200);
+        await h.tick(200);
+      }
+      const ev = await endedEv;
+      assert.equal(ev.reason, 'inactive');
+      assert.ok(t() > 2000, `ended after ${t()} ms, before it was unused for the 3 s allowed`);
+      h.expectStatus(await busy.get('/v1/session'), 200);
+      const live = (await primary.devices()).map((d) => d.id);
+      assert.ok(live.includes(busy.deviceId) && live.includes(kept.deviceId) && !live.includes(idle.deviceId),
+        `devices after the sweep: ${live.join(', ')}`);
+      assert.equal((await primary.history()).find((d) => d.id === idle.deviceId)?.end_reason, 'inactive');
+    } finally {
+      await ws.close();
+    }
+  });
+
   test('--max-age ends even a busy session ("max_age")', async () => {
     const S = await start(['--max-age', '2s', '--sweep-interval', '200ms']);
     const primary = await h.registerPrimary(S.url, 'dave');

@@ -86,8 +86,9 @@ static void add_account(lw_store *s, const char *id, int64_t ttl_ms, int64_t pri
     assert_int_equal(lw_store_account_create(s, &a, &p, NULL), LW_OK);
 }
 
-/* A companion linked through the real link path. */
-static void add_companion(lw_store *s, const char *id, const char *acct, int64_t linked_at, int64_t seen)
+/* A companion linked through the real link path; persistent: "keep me signed in". */
+static void add_companion_kept(lw_store *s, const char *id, const char *acct, int64_t linked_at, int64_t seen,
+                               bool persistent)
 {
     lw_link_request r;
     memset(&r, 0, sizeof(r));
@@ -104,7 +105,13 @@ static void add_companion(lw_store *s, const char *id, const char *acct, int64_t
     assert_int_equal(lw_store_link_transition(s, &r, "scanned", "approved"), LW_OK);
     lw_session c;
     make_session(&c, id, acct, LW_ROLE_COMPANION, linked_at, seen);
+    c.persistent = persistent;
     assert_int_equal(lw_store_link_complete(s, r.id, &c, 100), LW_OK);
+}
+
+static void add_companion(lw_store *s, const char *id, const char *acct, int64_t linked_at, int64_t seen)
+{
+    add_companion_kept(s, id, acct, linked_at, seen, true);
 }
 
 static const char *state_of(lw_store *s, const char *id, char reason[LW_REASON_MAX])
@@ -238,6 +245,41 @@ static void test_max_age(void **state)
     assert_string_equal(state_of(f->s, "acct-p", reason), "active");
     assert_string_equal(state_of(f->s, "old", reason), "ended");
     assert_string_equal(reason, "max_age");
+}
+
+/* Browsers linked without "keep me signed in" end once unused for the
+ * ephemeral idle time; kept ones follow only their account's TTL. */
+static void test_ephemeral_idle(void **state)
+{
+    fixture *f = *state;
+    add_account(f->s, "acct", 30 * DAY_MS, T0);
+    add_companion_kept(f->s, "gone", "acct", T0 - DAY_MS, T0 - 2 * HOUR_MS, false);
+    add_companion_kept(f->s, "open", "acct", T0 - DAY_MS, T0 - 10 * 60000, false);
+    add_companion_kept(f->s, "kept", "acct", T0 - DAY_MS, T0 - 2 * HOUR_MS, true);
+
+    lw_sweep_policy p = {.now = T0, .ephemeral_idle_ms = HOUR_MS};
+    lw_ended *list = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_sweep(f->s, &p, &list, &n, NULL), LW_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].device_id, "gone");
+    assert_string_equal(list[0].account_id, "acct");
+    assert_string_equal(list[0].reason, "inactive");
+    lw_free(list);
+    char reason[LW_REASON_MAX];
+    assert_string_equal(state_of(f->s, "gone", reason), "ended");
+    assert_string_equal(reason, "inactive");
+    assert_string_equal(state_of(f->s, "open", reason), "active");
+    assert_string_equal(state_of(f->s, "kept", reason), "active");
+
+    /* 0 turns it off. */
+    add_companion_kept(f->s, "gone2", "acct", T0 - DAY_MS, T0 - 2 * HOUR_MS, false);
+    p.ephemeral_idle_ms = 0;
+    list = NULL;
+    assert_int_equal(lw_store_sweep(f->s, &p, &list, &n, NULL), LW_OK);
+    assert_int_equal(n, 0);
+    lw_free(list);
+    assert_string_equal(state_of(f->s, "gone2", reason), "active");
 }
 
 static void test_retention(void **state)
@@ -403,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inactive_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_primary_inactive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ephemeral_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_everything_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_two_nodes_sweep, setup, teardown),
