@@ -276,7 +276,7 @@ void lw_api_register(lw_rq *rq)
     lw_reply_json(rq, 201,
                   json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "account_id", a.id, "device_id", s->id,
                             "handle", a.handle, "token", token, "token_expires_in",
-                            (json_int_t)lw_api_secs(s->cred_expires_at - now), "challenge", challenge, "server_key",
+                            (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()), "challenge", challenge, "server_key",
                             pk, "origin", app->cfg.public_origin));
 out_tok:
     lw_wipe(token, sizeof token);

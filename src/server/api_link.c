@@ -586,7 +586,7 @@ void lw_api_link_complete(lw_rq *rq)
     char challenge[lw_b64_enc_len(32)];
     lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
     json_t *ans = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "device_id", s->id, "account_id", s->account_id,
-                            "handle", handle, "token_expires_in", (json_int_t)lw_api_secs(s->cred_expires_at - now),
+                            "handle", handle, "token_expires_in", (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()),
                             "challenge", challenge, "persistent", s->persistent);
     if (lw_api_cookie_wanted(rq)) {
         lw_api_set_session_cookie(rq, token, s->persistent);
