@@ -22,6 +22,11 @@ struct lw_bus {
     lw_map *primary; /* "d:<device id>" or "l:<request id>" -> bucket (linked via primary_link) */
     lw_map *account; /* "a:<account id>" -> bucket (linked via account_link) */
     size_t count;
+    /* The last session.ended text built: a logout-all tells 1,000 devices the
+     * same thing, so it is serialised once, not 1,000 times. */
+    char end_reason[LW_REASON_MAX];
+    char *end_text;
+    size_t end_len;
 };
 
 lw_bus *lw_bus_new(void)
@@ -55,6 +60,7 @@ void lw_bus_free(lw_bus *b)
         lw_map_each(b->account, free_bucket, NULL);
         lw_map_free(b->account);
     }
+    free(b->end_text);
     lw_free(b);
 }
 
@@ -225,17 +231,35 @@ static void close_bucket(lw_bus *b, const char *key, const char *text, size_t le
         lw_ws_end(lw_ws_from_primary(bk->socks.next), text, len, code, reason);
 }
 
+/* {"event":"session.ended","reason":…,"message":…} for reason; owned by b. */
+static const char *end_text(lw_bus *b, const char *reason, size_t *len)
+{
+    if (b->end_text && strcmp(b->end_reason, reason) == 0) {
+        *len = b->end_len;
+        return b->end_text;
+    }
+    free(b->end_text);
+    b->end_text = NULL;
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "session.ended", "reason", reason, "message",
+                           lw_end_reason_message(reason));
+    if (ev && strlen(reason) < sizeof b->end_reason) {
+        b->end_text = dump(ev, &b->end_len);
+        lw_strlcpy(b->end_reason, reason, sizeof b->end_reason);
+    }
+    json_decref(ev);
+    *len = b->end_text ? b->end_len : 0;
+    return b->end_text;
+}
+
 void lw_bus_local_end_device(lw_bus *b, const char *device_id, const char *reason)
 {
     char key[2 + LW_ID_STRLEN];
     make_key(key, sizeof key, 'd', device_id);
-    json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "session.ended", "reason", reason, "message",
-                           lw_end_reason_message(reason));
+    if (!lw_map_get(b->primary, key))
+        return; /* no socket here: nothing to build or send */
     size_t len = 0;
-    char *text = ev ? dump(ev, &len) : NULL;
+    const char *text = end_text(b, reason, &len);
     close_bucket(b, key, text, len, 4001, reason);
-    free(text);
-    json_decref(ev);
 }
 
 void lw_bus_local_close_link(lw_bus *b, const char *request_id)
