@@ -47,6 +47,10 @@ struct lw_client_desc {
 };
 int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d);
 
+/* A handle as stored: an E.164 number ("+" and 8-15 digits) or a user name
+ * of 3-32 of a-z 0-9 . _ - (lower-cased into out). False if in is neither. */
+bool lw_handle_normalize(const char *in, char out[LW_HANDLE_MAX]);
+
 /* Maps a store error to a 500/503 reply; returns true if it replied. */
 bool lw_api_store_failed(lw_rq *rq, int rc, const char *what);
 

@@ -163,8 +163,7 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
     return LW_OK;
 }
 
-/* E.164 ("+" and 8-15 digits) or a user name of 3-32 of a-z 0-9 . _ - (lowercased into out). */
-static bool valid_handle(const char *in, char out[LW_HANDLE_MAX])
+bool lw_handle_normalize(const char *in, char out[LW_HANDLE_MAX])
 {
     size_t n = strlen(in);
     if (in[0] == '+') {
@@ -206,7 +205,7 @@ void lw_api_register(lw_rq *rq)
         lw_body_b64(rq, "public_key", true, s->public_key, LW_PK_LEN, NULL) != LW_OK ||
         lw_body_str(rq, "invite", false, 64, &invite) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
         goto out;
-    if (!valid_handle(handle_in, a.handle)) {
+    if (!lw_handle_normalize(handle_in, a.handle)) {
         lw_reply_error(rq, 400, "invalid_request",
                        "A handle is a phone number in E.164 form (+ and 8-15 digits) or a user name of 3-32 "
                        "letters, digits, '.', '_' or '-'.");
