@@ -35,6 +35,8 @@ void lw_api_settings_get(lw_rq *rq);
 void lw_api_settings_set(lw_rq *rq);
 
 void lw_api_account_secure(lw_rq *rq);
+void lw_api_account_delete(lw_rq *rq);
+void lw_api_csp_report(lw_rq *rq);
 void lw_api_pin_set(lw_rq *rq);
 void lw_api_pin_disable(lw_rq *rq);
 
