@@ -127,8 +127,11 @@ static json_t *end_sessions(lw_app *app, json_t *req)
         const char *id = json_string_value(dev);
         lw_session s;
         rc = json_string_length(dev) < LW_ID_STRLEN ? lw_store_session_get(app->store, id, &s) : LW_ENOTFOUND;
-        if (rc == LW_ENOTFOUND)
-            return error("not_found", "No device has that id.");
+        if (rc == LW_ENOTFOUND) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "No device has the id %.64s.", id);
+            return error("not_found", msg);
+        }
         if (rc != LW_OK)
             return error("internal", "Cannot read the store.");
         bool primary = strcmp(s.role, LW_ROLE_PRIMARY) == 0, active = strcmp(s.state, "active") == 0;
@@ -156,8 +159,11 @@ static json_t *end_sessions(lw_app *app, json_t *req)
         rc = json_string_length(acct) < LW_HANDLE_MAX && lw_handle_normalize(in, handle)
                  ? lw_store_account_get_by_handle(app->store, handle, &a)
                  : LW_ENOTFOUND;
-        if (rc == LW_ENOTFOUND)
-            return error("not_found", "No account has that handle.");
+        if (rc == LW_ENOTFOUND) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "No account has the handle %.64s.", in);
+            return error("not_found", msg);
+        }
         if (rc != LW_OK)
             return error("internal", "Cannot read the store.");
         char account_id[LW_ID_STRLEN];
