@@ -33,13 +33,11 @@ void lw_api_csp_report(lw_rq *rq)
     lw_app *app = rq->app;
     if (lw_api_rate_limited(rq, &app->cfg.rate_csp, "ip", rq->ip, NULL))
         return;
-    size_t seen = 0;
     json_t *legacy = json_is_object(rq->body) ? json_object_get(rq->body, "csp-report") : NULL;
     if (json_is_object(legacy)) {
         /* report-uri: {"csp-report": {"effective-directive", "violated-directive", "blocked-uri", ...}} */
         const char *d = str(legacy, "effective-directive");
         record(d ? d : str(legacy, "violated-directive"), str(legacy, "blocked-uri"), str(legacy, "disposition"));
-        seen = 1;
     } else if (json_is_array(rq->body)) {
         /* report-to (Reporting API): [{"type": "csp-violation", "body": {"effectiveDirective", "blockedURL", ...}}, ...] */
         size_t i;
@@ -53,7 +51,6 @@ void lw_api_csp_report(lw_rq *rq)
             if (!type || strcmp(type, "csp-violation") != 0 || !json_is_object(b))
                 continue;
             record(str(b, "effectiveDirective"), str(b, "blockedURL"), str(b, "disposition"));
-            seen++;
         }
     } else {
         lw_reply_error(rq, 400, "invalid_request",
@@ -61,6 +58,6 @@ void lw_api_csp_report(lw_rq *rq)
                        "(application/reports+json).");
         return;
     }
-    (void)seen;
+    /* Reports of other kinds in a batch are not ours to count, but not an error either. */
     lw_reply_empty(rq, 204);
 }
