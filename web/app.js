@@ -113,19 +113,29 @@ async function logout(button, message) {
   }
 }
 
-function showEnded({ message }) {
+// Headlines for the ends that are not simply "logged out", and their sentence;
+// for the other reasons the sentence is the server's (it names the reason).
+const ENDED_TITLES = {
+  account_deleted: 'The account was deleted',
+};
+const ENDED_TEXT = {
+  account_deleted: 'The account was deleted from its phone. Every device linked to it was logged out.',
+};
+
+function showEnded({ reason, message }) {
   stopIdle();
   popups.clear();
-  document.title = 'Logged out · Linkward';
+  const title = ENDED_TITLES[reason] || 'You were logged out';
+  document.title = `${title} · Linkward`;
   mount('ended', () => {
     const again = h('button', { type: 'button', class: 'btn btn-primary' }, 'Link this browser again');
     again.addEventListener('click', () => showLink());
     root.append(h('main', { class: 'center-page', id: 'main' },
-      h('section', { class: 'card ended-card', testid: 'session-ended', 'aria-labelledby': 'ended-title' },
+      h('section', { class: 'card ended-card', testid: 'session-ended', 'data-reason': reason || '', 'aria-labelledby': 'ended-title' },
         brand(),
         h('span', { class: 'ended-icon' }, icon('shield', 'icon icon-xl')),
-        h('h1', { id: 'ended-title', tabindex: '-1', 'data-focus': '' }, 'You were logged out'),
-        h('p', { class: 'ended-reason', testid: 'session-ended-reason' }, message || 'Your session ended.'),
+        h('h1', { id: 'ended-title', tabindex: '-1', 'data-focus': '' }, title),
+        h('p', { class: 'ended-reason', testid: 'session-ended-reason' }, ENDED_TEXT[reason] || message || 'Your session ended.'),
         h('p', { class: 'muted' }, 'Everything Linkward kept in this browser was deleted. To use Linkward here again, link this browser with your phone.'),
         again)));
   });

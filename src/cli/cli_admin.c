@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,13 @@ static void admin_usage(FILE *f)
 {
     fputs("Usage: linkward admin [--control SOCKET] [--data-dir DIR] [--json] COMMAND\n"
           "  stats               counters of the running server\n"
-          "  invite [--ttl 7d]   a registration invite code (for --registration invite)\n"
+          "  invite [--ttl 7d] [--handle HANDLE]\n"
+          "                      a registration invite code (for --registration invite); with --handle it\n"
+          "                      registers only that handle (refused now if the handle is taken)\n"
+          "  end-sessions --account HANDLE | --device DEVICE_ID | --all  [--include-primary]\n"
+          "                      log out devices (reason admin_logout): the account's companions, one device,\n"
+          "                      or every account's companions; --include-primary also ends phones, which\n"
+          "                      cannot get back in (no recovery yet)\n"
           "  purge               delete ended sessions past the retention period now\n"
           "  backup FILE         write a consistent copy of the database to FILE\n"
           "  restore FILE        put a backup in place of the database (the server must be stopped;\n"
@@ -42,6 +49,9 @@ static void admin_usage(FILE *f)
 
 typedef struct admin_opts {
     const char *control, *data_dir, *ttl;
+    const char *handle;               /* invite --handle */
+    const char *account, *device;     /* end-sessions */
+    bool all, include_primary;
     bool json;
 } admin_opts;
 
@@ -151,11 +161,24 @@ static int admin_opt(void *ctx, int argc, char **argv, int *i)
 {
     admin_opts *a = ctx;
     int m;
-    if (strcmp(argv[*i], "--json") == 0) {
-        a->json = true;
-        (*i)++;
-        return 1;
-    }
+    static const struct {
+        const char *name;
+        size_t off;
+    } flags[] = {{"--json", offsetof(admin_opts, json)},
+                 {"--all", offsetof(admin_opts, all)},
+                 {"--include-primary", offsetof(admin_opts, include_primary)}};
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+        if (strcmp(argv[*i], flags[k].name) == 0) {
+            *(bool *)((char *)a + flags[k].off) = true;
+            (*i)++;
+            return 1;
+        }
+    if ((m = cli_opt_value(argc, argv, i, "--handle", &a->handle)) != 0)
+        return m;
+    if ((m = cli_opt_value(argc, argv, i, "--account", &a->account)) != 0)
+        return m;
+    if ((m = cli_opt_value(argc, argv, i, "--device", &a->device)) != 0)
+        return m;
     if ((m = cli_opt_value(argc, argv, i, "--control", &a->control)) != 0)
         return m;
     if ((m = cli_opt_value(argc, argv, i, "--data-dir", &a->data_dir)) != 0)
@@ -292,8 +315,10 @@ int cli_admin_main(int argc, char **argv)
     } else {
         (void)lw_strlcpy(path, ADMIN_DEFAULT_SOCKET, sizeof(path));
     }
-    if (a.ttl != NULL && strcmp(cmd, "invite") != 0)
-        return cli_usage_error("admin", "--ttl goes with invite");
+    if ((a.ttl != NULL || a.handle != NULL) && strcmp(cmd, "invite") != 0)
+        return cli_usage_error("admin", "%s goes with invite", a.ttl != NULL ? "--ttl" : "--handle");
+    if ((a.account != NULL || a.device != NULL || a.all || a.include_primary) && strcmp(cmd, "end-sessions") != 0)
+        return cli_usage_error("admin", "--account, --device, --all and --include-primary go with end-sessions");
 
     if (strcmp(cmd, "restore") == 0) {
         if (npos != 2 || pos[1][0] == '\0')
@@ -311,7 +336,25 @@ int cli_admin_main(int argc, char **argv)
             return cli_usage_error("admin", "invite takes no argument (use --ttl)");
         if (a.ttl != NULL && (lw_duration_parse(a.ttl, &ttl) != LW_OK || ttl <= 0))
             return cli_usage_error("admin", "--ttl: a duration such as 7d, 12h or 30m");
+        if (a.handle != NULL && (a.handle[0] == '\0' || strlen(a.handle) >= 64))
+            return cli_usage_error("admin", "--handle: a phone number (+ and 8-15 digits) or a user name");
         req = json_pack("{ss sI}", "cmd", "invite", "ttl_ms", (json_int_t)ttl);
+        if (req != NULL && a.handle != NULL)
+            json_object_set_new(req, "handle", json_string(a.handle));
+    } else if (strcmp(cmd, "end-sessions") == 0) {
+        if (npos != 1)
+            return cli_usage_error("admin", "end-sessions takes no argument (use --account, --device or --all)");
+        if ((a.account != NULL) + (a.device != NULL) + a.all != 1)
+            return cli_usage_error("admin", "end-sessions needs exactly one of --account HANDLE, --device DEVICE_ID "
+                                            "or --all");
+        if (a.account != NULL && (a.account[0] == '\0' || strlen(a.account) >= 64))
+            return cli_usage_error("admin", "--account: a handle (a phone number or a user name)");
+        if (a.device != NULL && !cli_check_id("--device", a.device))
+            return CLI_USAGE;
+        req = json_pack("{ss sb}", "cmd", "end_sessions", "include_primary", a.include_primary);
+        if (req != NULL)
+            json_object_set_new(req, a.all ? "all" : a.account ? "account" : "device",
+                                a.all ? json_true() : json_string(a.account ? a.account : a.device));
     } else if (strcmp(cmd, "backup") == 0) {
         if (npos != 2 || pos[1][0] == '\0')
             return cli_usage_error("admin", "backup needs FILE");
@@ -362,9 +405,21 @@ int cli_admin_main(int argc, char **argv)
         print_flat("", json_object_get(answer, "stats"));
     } else if (strcmp(cmd, "invite") == 0) {
         cli_out("%s\n", cli_str(answer, "code"));
-        cli_msg("Invite code, valid until %s. Register with: linkward phone --server URL register "
-                "--handle HANDLE --invite CODE\n",
-                cli_str(answer, "expires_at"));
+        if (cli_str(answer, "handle")[0])
+            cli_msg("Invite code for the handle %s only, valid until %s. Register with: linkward phone --server "
+                    "URL register --handle %s --invite CODE\n",
+                    cli_str(answer, "handle"), cli_str(answer, "expires_at"), cli_str(answer, "handle"));
+        else
+            cli_msg("Invite code, valid until %s. Register with: linkward phone --server URL register "
+                    "--handle HANDLE --invite CODE\n",
+                    cli_str(answer, "expires_at"));
+    } else if (strcmp(cmd, "end-sessions") == 0) {
+        long long n = (long long)json_integer_value(json_object_get(answer, "ended"));
+        if (json_is_true(json_object_get(answer, "already_ended")))
+            cli_msg("Device %s had already ended; nothing to do.\n", a.device);
+        else
+            cli_msg("Ended %lld session%s (reason admin_logout)%s.\n", n, n == 1 ? "" : "s",
+                    a.include_primary ? ", primaries included" : "");
     } else if (strcmp(cmd, "purge") == 0) {
         cli_out("Purged %lld ended session record(s).\n",
                 (long long)json_integer_value(json_object_get(answer, "purged")));

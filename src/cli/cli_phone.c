@@ -29,7 +29,9 @@ static void phone_usage(FILE *f)
           "  logout DEVICE_ID | --all     (log out that device / every device)\n"
           "  secure                       (log out every device; no links until the PIN is changed)\n"
           "  history delete DEVICE_ID | --all\n"
-          "  pin set --pin PIN | pin change --pin OLD --new-pin NEW | pin disable --pin PIN\n"
+          "  pin set --pin PIN | pin change --pin OLD --new-pin NEW [--logout-all] | pin disable --pin PIN\n"
+          "  delete-account --yes [--pin PIN]\n"
+          "                               (delete the account: every device logged out, everything erased)\n"
           "  settings [--inactive-ttl DAYS]\n"
           "  whoami\n"
           "\n"
@@ -657,15 +659,51 @@ static int cmd_logout(cli_opts *o, int argc, char **argv)
 
 typedef struct pin_opts {
     const char *pin, *new_pin;
+    bool logout_all; /* pin change --logout-all */
+    bool yes;        /* delete-account --yes */
 } pin_opts;
 
 static int pin_opt(void *ctx, int argc, char **argv, int *i)
 {
     pin_opts *p = ctx;
     int m;
+    if (strcmp(argv[*i], "--logout-all") == 0 || strcmp(argv[*i], "--yes") == 0) {
+        *(argv[*i][2] == 'y' ? &p->yes : &p->logout_all) = true;
+        (*i)++;
+        return 1;
+    }
     if ((m = cli_opt_value(argc, argv, i, "--pin", &p->pin)) != 0)
         return m;
     return cli_opt_value(argc, argv, i, "--new-pin", &p->new_pin);
+}
+
+/* After a PIN change the server suggests logging out every other device
+ * (ASVS 7.4.3): someone who knew the old PIN may have linked one. With
+ * --logout-all it is done at once; otherwise the holder is told how. */
+static int after_pin_change(lwc_device *d, const cli_opts *o, const pin_opts *p, json_t *answer)
+{
+    if (!json_is_true(json_object_get(answer, "suggest_logout_all")))
+        return CLI_OK;
+    if (!p->logout_all) {
+        if (!o->json)
+            cli_msg("If someone else may have known the old PIN, log out every other device: linkward phone "
+                    "logout --all (or pin change ... --logout-all next time).\n");
+        return CLI_OK;
+    }
+    json_t *out = NULL;
+    int lrc = lwc_device_call(d, "POST", "/v1/devices/logout-all", NULL, &out);
+    if (lrc != LW_OK) {
+        json_decref(out);
+        cli_msg("linkward: the PIN was changed, but logging out the other devices failed:\n");
+        return cli_fail(d, lrc);
+    }
+    long long n = (long long)json_integer_value(json_object_get(out, "ended"));
+    if (o->json)
+        json_object_set(answer, "logged_out", json_object_get(out, "ended"));
+    else
+        cli_msg("Logged out %lld other device%s.\n", n, n == 1 ? "" : "s");
+    json_decref(out);
+    return CLI_OK;
 }
 
 static int cmd_pin(cli_opts *o, int argc, char **argv)
@@ -680,6 +718,9 @@ static int cmd_pin(cli_opts *o, int argc, char **argv)
     const char *sub = pos[0];
     json_t *body = NULL;
     const char *path = "/v1/pin", *done_msg = NULL;
+    if (p.yes || (p.logout_all && strcmp(sub, "change") != 0))
+        return cli_usage_error("phone", "pin: %s goes with %s", p.yes ? "--yes" : "--logout-all",
+                               p.yes ? "delete-account" : "pin change");
     if (strcmp(sub, "set") == 0) {
         if (p.pin == NULL || p.new_pin != NULL)
             return cli_usage_error("phone", "pin set takes --pin PIN (the new PIN) only");
@@ -693,8 +734,7 @@ static int cmd_pin(cli_opts *o, int argc, char **argv)
         if (!cli_check_pin("--pin", p.pin) || !cli_check_pin("--new-pin", p.new_pin))
             return CLI_USAGE;
         body = json_pack("{ss ss}", "new_pin", p.new_pin, "pin", p.pin);
-        done_msg = "PIN changed. If you think someone else knew the old one, log out all other "
-                   "devices: linkward phone logout --all\n";
+        done_msg = "PIN changed.\n";
     } else if (strcmp(sub, "disable") == 0) {
         if (p.pin == NULL || p.new_pin != NULL)
             return cli_usage_error("phone", "pin disable needs --pin PIN (the current PIN) only");
@@ -717,10 +757,11 @@ static int cmd_pin(cli_opts *o, int argc, char **argv)
         rc = cli_fail(d, lrc);
         goto done;
     }
+    if (!o->json)
+        cli_msg("%s", done_msg);
+    rc = after_pin_change(d, o, &p, answer);
     if (o->json)
         cli_json_answer(answer);
-    else
-        cli_msg("%s", done_msg);
 done:
     /* The PINs are no business of anyone after this: not of jansson's freed
      * memory, nor of /proc/PID/cmdline. */
@@ -729,6 +770,58 @@ done:
     json_decref(body);
     cli_wipe_arg(p.pin);
     cli_wipe_arg(p.new_pin);
+    json_decref(answer);
+    lwc_device_free(d);
+    return rc;
+}
+
+/* Deletes the account (DELETE /v1/account): every device is logged out and
+ * everything the server keeps of the account is erased; the handle can then
+ * be registered again. Asks for --yes, since nothing brings it back. */
+static int cmd_delete_account(cli_opts *o, int argc, char **argv)
+{
+    pin_opts p = {0};
+    const char *pos[1];
+    int npos, rc;
+    if ((rc = parse_args(o, "delete-account", argc, argv, pin_opt, &p, pos, 0, &npos)) != CLI_OK)
+        return rc;
+    if (p.new_pin != NULL || p.logout_all)
+        return cli_usage_error("phone", "delete-account takes --yes and --pin PIN only");
+    if (!p.yes)
+        return cli_usage_error("phone", "delete-account erases the account and logs out every device, for good: "
+                                        "add --yes to confirm");
+    if (p.pin != NULL && !cli_check_pin("--pin", p.pin))
+        return CLI_USAGE;
+    json_t *body = p.pin ? json_pack("{ss}", "pin", p.pin) : json_object();
+    lwc_device *d = NULL;
+    json_t *answer = NULL;
+    if (body == NULL)
+        return CLI_IO;
+    if ((rc = open_phone(o, &d)) != CLI_OK)
+        goto done;
+    char handle[64];
+    const char *h = lwc_device_get(d, LWC_HANDLE);
+    (void)lw_strlcpy(handle, h ? h : "", sizeof handle); /* a long one is cut: it is only shown */
+    int lrc = lwc_device_call(d, "DELETE", "/v1/account", body, &answer);
+    if (lrc != LW_OK) {
+        rc = cli_fail(d, lrc);
+        goto done;
+    }
+    /* This phone's key and credential belong to an account that is gone. */
+    lwc_device_forget_session(d);
+    if (lwc_device_save(d) != LW_OK)
+        cli_msg("linkward: the account was deleted, but this phone's state file could not be cleared\n");
+    if (o->json) {
+        cli_json_answer(answer);
+    } else {
+        long long n = (long long)json_integer_value(json_object_get(answer, "ended"));
+        cli_msg("Deleted the account %s; %lld device%s logged out. The handle can be registered again.\n",
+                handle, n, n == 1 ? " was" : "s were");
+    }
+done:
+    cli_json_wipe(body, "pin");
+    json_decref(body);
+    cli_wipe_arg(p.pin);
     json_decref(answer);
     lwc_device_free(d);
     return rc;
@@ -820,7 +913,7 @@ done:
 static const cli_cmd phone_cmds[] = {
     {"register", cmd_register}, {"link", cmd_link},     {"deny", cmd_deny},     {"devices", cmd_devices},
     {"history", cmd_history},   {"alerts", cmd_alerts}, {"logout", cmd_logout}, {"pin", cmd_pin},
-    {"secure", cmd_secure},
+    {"secure", cmd_secure},     {"delete-account", cmd_delete_account},
     {"settings", cmd_settings}, {"whoami", cmd_whoami},
 };
 

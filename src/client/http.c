@@ -69,9 +69,10 @@ const char *lwc_json_str(json_t *obj, const char *key)
 
 /* The reasons a session ends; a server that names one in its message (but
  * not in a field) still lets us report it precisely. */
+/* Longer names first: "logout" is in "admin_logout" and "remote_logout". */
 static const char *const end_reasons[] = {
-    "remote_logout", "logout_all",  "primary_inactive", "inactive",
-    "max_age",       "token_theft", "account_reset",    "logout",
+    "remote_logout", "logout_all",      "admin_logout",  "primary_inactive", "inactive",
+    "max_age",       "token_theft",     "account_reset", "account_deleted",  "logout",
 };
 
 static void copy_bounded(char *dst, size_t cap, const char *src)

@@ -35,6 +35,8 @@ void lw_api_settings_get(lw_rq *rq);
 void lw_api_settings_set(lw_rq *rq);
 
 void lw_api_account_secure(lw_rq *rq);
+void lw_api_account_delete(lw_rq *rq);
+void lw_api_csp_report(lw_rq *rq);
 void lw_api_pin_set(lw_rq *rq);
 void lw_api_pin_disable(lw_rq *rq);
 
@@ -46,6 +48,10 @@ struct lw_client_desc {
     char device_model[LW_FIELD_MAX];
 };
 int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d);
+
+/* A handle as stored: an E.164 number ("+" and 8-15 digits) or a user name
+ * of 3-32 of a-z 0-9 . _ - (lower-cased into out). False if in is neither. */
+bool lw_handle_normalize(const char *in, char out[LW_HANDLE_MAX]);
 
 /* Maps a store error to a 500/503 reply; returns true if it replied. */
 bool lw_api_store_failed(lw_rq *rq, int rc, const char *what);

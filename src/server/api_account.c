@@ -1,4 +1,5 @@
-/* Server facts, primary registration, and helpers shared by the handlers. */
+/* Server facts, primary registration, account deletion, and helpers shared
+ * by the handlers. */
 #include <ctype.h>
 #include <h2o.h>
 #include <string.h>
@@ -7,9 +8,20 @@
 #include "alert.h"
 #include "log.h"
 #include "metrics.h"
+#include "pin.h"
 #include "place.h"
 #include "lw.h"
+#include "session.h"
 #include "ua.h"
+
+/* A registration answer that depends on the store (201 created, 409 handle
+ * taken, 403 invalid invite) leaves this long after the store is asked, never
+ * sooner: the time of the answer then says nothing about the handle or its
+ * account (whether it exists, its sessions, its PIN, the index depth) beyond
+ * what the answer itself says. The store work takes well under a millisecond
+ * (a few under ASan or on PostgreSQL); a phone registers once, so 40 ms cost
+ * nobody anything, and the connection waits on a timer, not the loop. */
+#define LW_REGISTER_ANSWER_MS 40
 
 long long lw_api_secs(int64_t ms)
 {
@@ -163,8 +175,7 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
     return LW_OK;
 }
 
-/* E.164 ("+" and 8-15 digits) or a user name of 3-32 of a-z 0-9 . _ - (lowercased into out). */
-static bool valid_handle(const char *in, char out[LW_HANDLE_MAX])
+bool lw_handle_normalize(const char *in, char out[LW_HANDLE_MAX])
 {
     size_t n = strlen(in);
     if (in[0] == '+') {
@@ -188,6 +199,63 @@ static bool valid_handle(const char *in, char out[LW_HANDLE_MAX])
     return true;
 }
 
+/* ---- registration answers held to a fixed time ---- */
+
+typedef struct paced {
+    lw_rq *rq; /* NULL once the client left */
+    int status;
+    json_t *body;
+    h2o_timeout_entry_t entry;
+} paced;
+
+static h2o_timeout_t pace_timeout;
+static lw_loop *pace_loop;
+
+static void pace_fire(h2o_timeout_entry_t *entry)
+{
+    paced *p = H2O_STRUCT_FROM_MEMBER(paced, entry, entry);
+    if (p->rq)
+        lw_reply_json(p->rq, p->status, p->body);
+    else
+        json_decref(p->body);
+    lw_rq_release(&p->rq);
+    lw_free(p);
+}
+
+/* Starts the clock of a paced answer now, before the store is asked. NULL
+ * when out of memory (the answer then goes at once: correct, only not paced). */
+static paced *pace_start(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    if (pace_loop != app->loop) {
+        h2o_timeout_init(app->loop, &pace_timeout, LW_REGISTER_ANSWER_MS);
+        pace_loop = app->loop;
+    }
+    paced *p = lw_calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->entry.cb = pace_fire;
+    h2o_timeout_link(app->loop, &pace_timeout, &p->entry);
+    lw_rq_guard(rq, &p->rq);
+    return p;
+}
+
+/* Hands the answer (body stolen) to the paced slot, or sends it at once without one. */
+static void pace_answer(lw_rq *rq, paced *p, int status, json_t *body)
+{
+    if (!p) {
+        lw_reply_json(rq, status, body);
+        return;
+    }
+    p->status = status;
+    p->body = body;
+}
+
+static json_t *error_body(const char *code, const char *message)
+{
+    return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+}
+
 void lw_api_register(lw_rq *rq)
 {
     lw_app *app = rq->app;
@@ -206,7 +274,7 @@ void lw_api_register(lw_rq *rq)
         lw_body_b64(rq, "public_key", true, s->public_key, LW_PK_LEN, NULL) != LW_OK ||
         lw_body_str(rq, "invite", false, 64, &invite) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
         goto out;
-    if (!valid_handle(handle_in, a.handle)) {
+    if (!lw_handle_normalize(handle_in, a.handle)) {
         lw_reply_error(rq, 400, "invalid_request",
                        "A handle is a phone number in E.164 form (+ and 8-15 digits) or a user name of 3-32 "
                        "letters, digits, '.', '_' or '-'.");
@@ -255,17 +323,25 @@ void lw_api_register(lw_rq *rq)
 
     char token[LW_CRED_STRLEN];
     lw_sessions_prepare(app->sessions, s, token);
+    /* From here on the answer may depend on the handle: it waits for its fixed time. */
+    paced *pace = pace_start(rq);
     int rc = lw_store_account_create(app->store, &a, s, app->cfg.registration_invite ? invite_hash : NULL);
     if (rc == LW_ECONFLICT) {
-        lw_reply_error(rq, 409, "handle_taken", "This handle is already registered.");
+        /* Open mode must say so (a sign-up form needs it); with an invite only
+         * its holder can get here, and a handle-bound invite was checked free. */
+        pace_answer(rq, pace, 409, error_body("handle_taken", "This handle is already registered."));
         goto out_tok;
     }
     if (rc == LW_EDENIED) {
-        lw_reply_error(rq, 403, "invalid_invite", "This invitation code is not valid (unknown, used or expired).");
+        pace_answer(rq, pace, 403,
+                    error_body("invalid_invite", "This invitation code is not valid for this handle (unknown, used, "
+                                                 "expired, or issued for another handle)."));
         goto out_tok;
     }
     if (rc != LW_OK) {
-        lw_api_store_failed(rq, rc, "registering");
+        lw_log_error("api", "store failure while registering: %s", lw_strerror(rc));
+        pace_answer(rq, pace, rc == LW_ENOMEM ? 503 : 500,
+                    error_body("internal", "The server could not complete this (registering)."));
         goto out_tok;
     }
     lw_sessions_cache(app->sessions, s);
@@ -273,14 +349,117 @@ void lw_api_register(lw_rq *rq)
     lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
     lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
     lw_log_info("account", "account %.8s registered from %s", a.id, rq->ip);
-    lw_reply_json(rq, 201,
-                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "account_id", a.id, "device_id", s->id,
-                            "handle", a.handle, "token", token, "token_expires_in",
-                            (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()), "challenge", challenge, "server_key",
-                            pk, "origin", app->cfg.public_origin));
+    pace_answer(rq, pace, 201,
+                json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "account_id", a.id, "device_id", s->id,
+                          "handle", a.handle, "token", token, "token_expires_in",
+                          (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()), "challenge", challenge, "server_key",
+                          pk, "origin", app->cfg.public_origin));
 out_tok:
     lw_wipe(token, sizeof token);
 out:
     lw_wipe(s, sizeof *s);
     lw_free(s);
+}
+
+/* ---- DELETE /v1/account ---- */
+
+typedef struct delete_op {
+    lw_rq *rq; /* NULL once the client left */
+    lw_app *app;
+    char account_id[LW_ID_STRLEN];
+    char device_id[LW_ID_STRLEN];
+} delete_op;
+
+/* Deletes the account in one store transaction, then closes every socket of
+ * it with session.ended (account_deleted). Runs even when the client left
+ * after giving the right PIN: what was asked for, with proof, is done. */
+static void delete_now(lw_app *app, lw_rq *rq, const char *account_id)
+{
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    int rc = lw_store_account_delete(app->store, account_id, &ended, &n);
+    if (rc != LW_OK) {
+        if (rq)
+            lw_api_store_failed(rq, rc, "deleting the account");
+        else
+            lw_log_error("account", "cannot delete account %.8s: %s", account_id, lw_strerror(rc));
+        return;
+    }
+    /* Nobody is left to alert: only the sockets are told. */
+    lw_sessions_gone(app->sessions, ended, n);
+    lw_free(ended);
+    lw_metrics_inc("linkward_accounts_deleted_total", NULL);
+    lw_log_info("account", "account %.8s deleted; %zu session(s) ended", account_id, n);
+    if (!rq)
+        return;
+    lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
+    lw_api_set_cookie(rq, "lw_session", "", 0);
+    lw_reply_json(rq, 200, json_pack("{s:b, s:I}", "deleted", 1, "ended", (json_int_t)n));
+}
+
+static void delete_pin_done(void *arg, int verified, const char *new_hash)
+{
+    delete_op *op = arg;
+    (void)new_hash;
+    if (lw_api_pin_result(op->app, op->account_id, op->device_id, verified, op->rq))
+        delete_now(op->app, op->rq, op->account_id);
+    lw_rq_release(&op->rq);
+    lw_free(op);
+}
+
+void lw_api_account_delete(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    if (!rq->who.primary) {
+        lw_reply_error(rq, 403, "forbidden",
+                       "Only the primary device (your phone) can delete the account. This device can log "
+                       "itself out instead.");
+        return;
+    }
+    const char *pin;
+    if (lw_body_str(rq, "pin", false, 16, &pin) != LW_OK)
+        return;
+    lw_account a;
+    int rc = lw_store_account_get(app->store, rq->who.account_id, &a);
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "loading the account");
+        return;
+    }
+    if (a.pin_hash[0] == '\0') {
+        lw_wipe(&a, sizeof a);
+        delete_now(app, rq, rq->who.account_id);
+        return;
+    }
+    /* The PIN is checked as for a link approval: off the loop, counted,
+     * locked out after too many, rate-limited per account. */
+    delete_op *op = NULL;
+    if (!pin) {
+        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to delete the account.");
+        goto out;
+    }
+    if (lw_api_pin_locked(rq, &a) || lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, NULL))
+        goto out;
+    if (!(op = lw_calloc(1, sizeof *op))) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        goto out;
+    }
+    op->app = app;
+    lw_strlcpy(op->account_id, a.id, sizeof op->account_id);
+    lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
+    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_api_pin_inflight_cap(app, &a), delete_pin_done, op);
+    if (rc == LW_ELIMIT) {
+        lw_rq_header(rq, "retry-after", "1");
+        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
+        goto out_free;
+    }
+    if (rc != LW_OK) {
+        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+        goto out_free;
+    }
+    lw_rq_guard(rq, &op->rq);
+    goto out; /* op now belongs to the PIN job */
+out_free:
+    lw_free(op);
+out:
+    lw_wipe(&a, sizeof a);
 }

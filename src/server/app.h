@@ -54,6 +54,7 @@ typedef struct lw_config {
     lw_rate_rule rate_code;     /* pairing-code attempts per address and per account */
     lw_rate_rule rate_pin;      /* PIN checks per account (on top of the lockout) */
     lw_rate_rule rate_refresh;  /* credential refreshes per device */
+    lw_rate_rule rate_csp;      /* CSP violation reports per address */
     long max_connections;       /* open HTTP/WebSocket connections in total */
     long max_connections_per_ip;
     long max_pending_links_per_ip;

@@ -321,6 +321,8 @@ static const struct {
     {"max_age", "You were logged out because this session reached its maximum age."},
     {"token_theft", "You were logged out because this device's credential was used without its key."},
     {"account_reset", "You were logged out because the account was reset."},
+    {"admin_logout", "You were logged out by the server's administrator."},
+    {"account_deleted", "You were logged out because the account was deleted."},
 };
 
 const char *lw_end_reason_message(const char *reason)

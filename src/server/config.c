@@ -42,6 +42,7 @@ void lw_config_defaults(lw_config *c)
     c->rate_code = (lw_rate_rule){"code", 10.0 / 60, 10};
     c->rate_pin = (lw_rate_rule){"pin", 20.0 / 60, 20};
     c->rate_refresh = (lw_rate_rule){"refresh", 12.0 / 60, 12};
+    c->rate_csp = (lw_rate_rule){"csp", 30.0 / 60, 30};
     c->max_connections = 16000;
     c->max_connections_per_ip = 256;
     c->max_pending_links_per_ip = 16;
@@ -92,7 +93,7 @@ static const opt opts[] = {
     {"travel-kmh", K_DOUBLE, F(travel_kmh), 1, 100000, "N  impossible-travel speed (900)"},
     {"link-policy", K_SPECIAL, 0, 0, 0, 0, "allow|block-high-risk"},
     {"privacy", K_SPECIAL, 0, 0, 0, 0, "full|country-only  what ended records keep"},
-    {"rate", K_SPECIAL, 0, 0, 0, 0, "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh)"},
+    {"rate", K_SPECIAL, 0, 0, 0, 0, "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},
     {"max-connections", K_LONG, F(max_connections), 1, 10000000, "N  open connections in total (16000)"},
     {"max-connections-per-ip", K_LONG, F(max_connections_per_ip), 1, 10000000, "N  per address (256)"},
     {"max-pending-links-per-ip", K_LONG, F(max_pending_links_per_ip), 1, 1000000, "N  (16)"},
@@ -131,7 +132,7 @@ void lw_config_usage(FILE *f)
 static int parse_rates(lw_config *c, const char *spec, char *msg, size_t cap)
 {
     lw_rate_rule *all[] = {&c->rate_register, &c->rate_link, &c->rate_scan, &c->rate_code, &c->rate_pin,
-                           &c->rate_refresh};
+                           &c->rate_refresh, &c->rate_csp};
     if (strcmp(spec, "off") == 0) {
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             all[i]->burst = 0;
@@ -155,7 +156,7 @@ static int parse_rates(lw_config *c, const char *spec, char *msg, size_t cap)
         lw_rate_rule parsed;
         if (!r || lw_rate_rule_parse(eq + 1, &parsed) != LW_OK) {
             snprintf(msg, cap,
-                     "'%s' is not NAME=N/PERIOD (names: register, link, scan, code, pin, refresh; values like "
+                     "'%s' is not NAME=N/PERIOD (names: register, link, scan, code, pin, refresh, csp; values like "
                      "30/m, 5/s, 100/h, or 0 to disable; or 'off')",
                      item);
             return -1;

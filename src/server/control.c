@@ -11,6 +11,7 @@
 #include <h2o.h>
 #include <jansson.h>
 
+#include "api.h"
 #include "bus.h"
 #include "http.h"
 #include "log.h"
@@ -21,6 +22,8 @@
 
 #define CONTROL_LINE_MAX (64 * 1024)
 #define INVITE_DEFAULT_TTL_MS (7LL * 24 * 3600 * 1000)
+/* Device ids an end_sessions answer lists at most (the CLI reads 64 KiB). */
+#define END_IDS_MAX 1000
 
 struct lw_control {
     lw_app *app;
@@ -41,6 +44,148 @@ static json_t *error(const char *code, const char *msg)
     return json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code, "message", msg);
 }
 
+/* {"cmd":"invite"[, "ttl_ms":N][, "handle":H]}: a registration invite. With
+ * a handle it registers only that handle; the operator (trusted) is told now
+ * when the handle is taken, so the invitee never has to find out by trying. */
+static json_t *invite(lw_app *app, json_t *req)
+{
+    json_t *t = json_object_get(req, "ttl_ms");
+    int64_t ttl = INVITE_DEFAULT_TTL_MS;
+    if (t && (!json_is_integer(t) || json_integer_value(t) <= 0))
+        return error("invalid_request", "\"ttl_ms\" must be a positive integer.");
+    if (t)
+        ttl = json_integer_value(t);
+    json_t *hv = json_object_get(req, "handle");
+    char handle[LW_HANDLE_MAX] = "";
+    if (hv && !json_is_null(hv)) {
+        const char *in = json_string_value(hv);
+        if (!in || json_string_length(hv) >= LW_HANDLE_MAX || !lw_handle_normalize(in, handle))
+            return error("invalid_request", "\"handle\" must be a phone number in E.164 form (+ and 8-15 digits) "
+                                            "or a user name of 3-32 letters, digits, '.', '_' or '-'.");
+        lw_account a;
+        int rc = lw_store_account_get_by_handle(app->store, handle, &a);
+        lw_wipe(&a, sizeof a);
+        if (rc == LW_OK)
+            return error("handle_taken", "That handle is already registered; no invitation was made.");
+        if (rc != LW_ENOTFOUND)
+            return error("internal", "Cannot read the store.");
+    }
+    char code[LW_ID_STRLEN];
+    uint8_t h[LW_HASH_LEN];
+    lw_random_id(code);
+    lw_keyed_hash(h, app->hash_key, code, strlen(code));
+    int64_t exp = lw_now_ms() + ttl;
+    if (lw_store_invite_create(app->store, h, exp, handle) != LW_OK) {
+        lw_wipe(code, sizeof code);
+        return error("internal", "Cannot store the invitation.");
+    }
+    char ts[LW_TIME_STRLEN];
+    lw_time_format(exp, ts);
+    json_t *ans = json_pack("{s:b, s:s, s:s}", "ok", 1, "code", code, "expires_at", ts);
+    if (ans && handle[0])
+        json_object_set_new(ans, "handle", json_string(handle));
+    lw_wipe(code, sizeof code);
+    lw_log_info("control", "invitation created%s", handle[0] ? " for one handle" : "");
+    return ans;
+}
+
+/* The answer to end_sessions: how many ended and (up to END_IDS_MAX) which. */
+static json_t *ended_answer(const lw_ended *e, size_t n)
+{
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n && i < END_IDS_MAX; i++)
+        json_array_append_new(ids, json_string(e[i].device_id));
+    json_t *ans = json_pack("{s:b, s:I, s:o}", "ok", 1, "ended", (json_int_t)n, "device_ids", ids);
+    if (ans && n > END_IDS_MAX)
+        json_object_set_new(ans, "device_ids_truncated", json_true());
+    return ans;
+}
+
+/* {"cmd":"end_sessions", exactly one of "account":HANDLE | "device":ID |
+ * "all":true [, "include_primary":true]}: the administrator ends sessions
+ * (ASVS 7.4.5) with reason admin_logout. Devices hear session.ended live and
+ * the account gets device.ended, as for any other logout. Primaries are left
+ * alone unless include_primary (or a device id names one with it): a phone
+ * logged out cannot get back in (there is no recovery yet), so that is a
+ * decision the operator makes explicitly. */
+static json_t *end_sessions(lw_app *app, json_t *req)
+{
+    json_t *acct = json_object_get(req, "account"), *dev = json_object_get(req, "device");
+    json_t *all = json_object_get(req, "all"), *inc = json_object_get(req, "include_primary");
+    int scopes = (acct != NULL) + (dev != NULL) + (all != NULL && json_is_true(all));
+    if (scopes != 1 || (all && !json_is_boolean(all)) || (inc && !json_is_boolean(inc)) ||
+        (acct && !json_is_string(acct)) || (dev && !json_is_string(dev)))
+        return error("invalid_request",
+                     "Give exactly one of \"account\" (a handle), \"device\" (a device id) or \"all\": true.");
+    bool include_primary = json_is_true(inc);
+    const char *role = include_primary ? NULL : LW_ROLE_COMPANION;
+    int64_t now = lw_now_ms();
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    int rc;
+    if (dev) {
+        const char *id = json_string_value(dev);
+        lw_session s;
+        rc = json_string_length(dev) < LW_ID_STRLEN ? lw_store_session_get(app->store, id, &s) : LW_ENOTFOUND;
+        if (rc == LW_ENOTFOUND) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "No device has the id %.64s.", id);
+            return error("not_found", msg);
+        }
+        if (rc != LW_OK)
+            return error("internal", "Cannot read the store.");
+        bool primary = strcmp(s.role, LW_ROLE_PRIMARY) == 0, active = strcmp(s.state, "active") == 0;
+        lw_wipe(&s, sizeof s);
+        if (primary && !include_primary)
+            return error("primary_device",
+                         "That device is the primary (the phone) of its account: ending it locks the holder out "
+                         "for good. Add include_primary to do it anyway.");
+        if (!active)
+            return json_pack("{s:b, s:I, s:[], s:b}", "ok", 1, "ended", (json_int_t)0, "device_ids",
+                             "already_ended", 1);
+        rc = lw_sessions_end(app->sessions, id, "admin_logout");
+        if (rc == LW_ECONFLICT)
+            return json_pack("{s:b, s:I, s:[], s:b}", "ok", 1, "ended", (json_int_t)0, "device_ids",
+                             "already_ended", 1);
+        if (rc != LW_OK)
+            return error("internal", "Cannot end the session.");
+        lw_log_warn("control", "the administrator ended device %.8s", id);
+        return json_pack("{s:b, s:I, s:[s]}", "ok", 1, "ended", (json_int_t)1, "device_ids", id);
+    }
+    if (acct) {
+        char handle[LW_HANDLE_MAX];
+        lw_account a;
+        const char *in = json_string_value(acct);
+        rc = json_string_length(acct) < LW_HANDLE_MAX && lw_handle_normalize(in, handle)
+                 ? lw_store_account_get_by_handle(app->store, handle, &a)
+                 : LW_ENOTFOUND;
+        if (rc == LW_ENOTFOUND) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "No account has the handle %.64s.", in);
+            return error("not_found", msg);
+        }
+        if (rc != LW_OK)
+            return error("internal", "Cannot read the store.");
+        char account_id[LW_ID_STRLEN];
+        lw_strlcpy(account_id, a.id, sizeof account_id);
+        lw_wipe(&a, sizeof a);
+        rc = lw_store_session_end_all(app->store, account_id, role, NULL, "admin_logout", now, &ended, &n);
+        if (rc != LW_OK)
+            return error("internal", "Cannot end the sessions.");
+        lw_log_warn("control", "the administrator ended %zu session(s) of account %.8s", n, account_id);
+    } else {
+        rc = lw_store_session_end_every(app->store, role, "admin_logout", now, &ended, &n);
+        if (rc != LW_OK)
+            return error("internal", "Cannot end the sessions.");
+        lw_log_warn("control", "the administrator ended %zu session(s) of every account", n);
+    }
+    /* The store has ended them: tell the sockets and the accounts. */
+    lw_sessions_ended(app->sessions, ended, n);
+    json_t *ans = ended_answer(ended, n);
+    lw_free(ended);
+    return ans ? ans : error("internal", "Out of memory.");
+}
+
 static json_t *run(lw_app *app, json_t *req)
 {
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
@@ -58,27 +203,10 @@ static json_t *run(lw_app *app, json_t *req)
                          (json_int_t)lw_bus_count(app->bus), "sessions_cached",
                          (json_int_t)lw_sessions_cached(app->sessions));
     }
-    if (strcmp(cmd, "invite") == 0) {
-        json_t *t = json_object_get(req, "ttl_ms");
-        int64_t ttl = INVITE_DEFAULT_TTL_MS;
-        if (t && (!json_is_integer(t) || json_integer_value(t) <= 0))
-            return error("invalid_request", "\"ttl_ms\" must be a positive integer.");
-        if (t)
-            ttl = json_integer_value(t);
-        char code[LW_ID_STRLEN];
-        uint8_t h[LW_HASH_LEN];
-        lw_random_id(code);
-        lw_keyed_hash(h, app->hash_key, code, strlen(code));
-        int64_t exp = lw_now_ms() + ttl;
-        if (lw_store_invite_create(app->store, h, exp) != LW_OK)
-            return error("internal", "Cannot store the invitation.");
-        char ts[LW_TIME_STRLEN];
-        lw_time_format(exp, ts);
-        json_t *ans = json_pack("{s:b, s:s, s:s}", "ok", 1, "code", code, "expires_at", ts);
-        lw_wipe(code, sizeof code);
-        lw_log_info("control", "invitation created");
-        return ans;
-    }
+    if (strcmp(cmd, "invite") == 0)
+        return invite(app, req);
+    if (strcmp(cmd, "end_sessions") == 0)
+        return end_sessions(app, req);
     if (strcmp(cmd, "purge") == 0) {
         long ended = 0, purged = 0;
         if (lw_sweep_run(app, lw_now_ms(), &ended, &purged) != LW_OK)

@@ -81,6 +81,7 @@ static const char *reason_phrase(int status)
     switch (status) {
     case 200: return "OK";
     case 201: return "Created";
+    case 204: return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -156,6 +157,20 @@ void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, si
     if (rq->replied || !rq->req)
         return;
     lw_reply_pooled(rq, status, type, h2o_strdup(&rq->req->pool, text, len).base, len);
+}
+
+void lw_reply_empty(lw_rq *rq, int status)
+{
+    if (rq->replied || !rq->req)
+        return;
+    rq->replied = true;
+    h2o_req_t *req = rq->req;
+    lw_metrics_http_status(status);
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    security_headers(req);
+    req->res.content_length = 0;
+    h2o_send_inline(req, "", 0);
 }
 
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)

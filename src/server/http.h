@@ -83,6 +83,8 @@ void lw_reply_error(lw_rq *rq, int status, const char *code, const char *fmt, ..
 void lw_reply_error_x(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void lw_rq_header(lw_rq *rq, const char *name, const char *value);
+/* An answer without a body (204), with the API's headers. */
+void lw_reply_empty(lw_rq *rq, int status);
 
 /* Body field helpers: on failure they reply 400 invalid_request naming the
  * field and return LW_EINVAL, so handlers just return. */

@@ -19,6 +19,8 @@ static const struct family {
     {"linkward_pin_failures_total", "Wrong two-step PINs."},
     {"linkward_rate_limited_total", "Requests refused by a rate limit, by rule."},
     {"linkward_sweeper_runs_total", "Sweeper runs."},
+    {"linkward_csp_violations_total", "Content-Security-Policy violations browsers reported, by directive."},
+    {"linkward_accounts_deleted_total", "Accounts deleted by their holders."},
 };
 
 static const struct hist_def {

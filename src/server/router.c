@@ -8,6 +8,7 @@
 #include <h2o/websocket.h>
 
 #include "api.h"
+#include "csp.h"
 #include "bus.h"
 #include "link.h"
 #include "clientaddr.h"
@@ -31,6 +32,7 @@ typedef struct route {
     void (*fn)(lw_rq *rq);
     lw_auth_kind auth;
     size_t body_max; /* 0: the route takes no body */
+    bool reports;    /* takes browser reports (application/csp-report, application/reports+json) */
 } route;
 
 /* Bodies are small JSON objects; routes open to anyone get less room. */
@@ -60,10 +62,13 @@ static const route routes[] = {
     {"GET", "/v1/alerts", lw_api_alerts_list, LW_AUTH_SESSION, 0},
     {"POST", "/v1/alerts/*/ack", lw_api_alert_ack, LW_AUTH_SESSION, B_AUTH},
     {"POST", "/v1/account/secure", lw_api_account_secure, LW_AUTH_PRIMARY, B_AUTH},
+    /* Any device may ask; the handler tells a companion why it cannot. */
+    {"DELETE", "/v1/account", lw_api_account_delete, LW_AUTH_SESSION, B_AUTH},
     {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, B_AUTH},
     {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, B_AUTH},
     {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, 0},
     {"PATCH", "/v1/settings", lw_api_settings_set, LW_AUTH_PRIMARY, B_AUTH},
+    {"POST", "/v1/csp-reports", lw_api_csp_report, LW_AUTH_NONE, LW_CSP_REPORT_BODY_MAX, true},
     {"GET", "/v1/ws", api_ws, LW_AUTH_NONE, 0},
     {"GET", "/metrics", api_metrics, LW_AUTH_NONE, 0},
 };
@@ -309,7 +314,14 @@ static bool origin_ok(lw_rq *rq)
     return true;
 }
 
-static bool parse_body(lw_rq *rq, size_t max)
+/* True when the Content-Type value v is `type`, alone or followed by parameters. */
+static bool media_type_is(h2o_iovec_t v, const char *type)
+{
+    size_t n = strlen(type);
+    return v.len >= n && strncasecmp(v.base, type, n) == 0 && (v.len == n || v.base[n] == ';' || v.base[n] == ' ');
+}
+
+static bool parse_body(lw_rq *rq, size_t max, bool reports)
 {
     h2o_req_t *req = rq->req;
     if (req->entity.base == NULL || req->entity.len == 0) {
@@ -322,7 +334,15 @@ static bool parse_body(lw_rq *rq, size_t max)
         return false;
     }
     h2o_iovec_t ct;
-    if (!header(req, "content-type", &ct) || ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
+    bool have_ct = header(req, "content-type", &ct);
+    if (reports) {
+        /* What browsers send: report-uri's CSP report, the Reporting API's list. */
+        if (!have_ct || !(media_type_is(ct, "application/csp-report") || media_type_is(ct, "application/reports+json"))) {
+            lw_reply_error(rq, 415, "unsupported_media_type",
+                           "The body must be a CSP report (application/csp-report or application/reports+json).");
+            return false;
+        }
+    } else if (!have_ct || ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
         lw_reply_error(rq, 415, "unsupported_media_type", "The body must be JSON (Content-Type: application/json).");
         return false;
     }
@@ -333,7 +353,7 @@ static bool parse_body(lw_rq *rq, size_t max)
                        err.position);
         return false;
     }
-    if (!json_is_object(rq->body)) {
+    if (!json_is_object(rq->body) && !(reports && json_is_array(rq->body))) {
         lw_reply_error(rq, 400, "invalid_json", "The body must be a JSON object.");
         return false;
     }
@@ -428,7 +448,7 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     if (hit->body_max) {
         json_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, dispose_body);
         *slot = NULL;
-        if (!parse_body(rq, hit->body_max)) {
+        if (!parse_body(rq, hit->body_max, hit->reports)) {
             *slot = rq->body;
             return;
         }

@@ -313,6 +313,18 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
     }
 }
 
+void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "reason=\"%s\"", e[i].reason);
+        lw_metrics_inc("linkward_sessions_ended_total", label);
+        drop(s, e[i].device_id);
+        lw_bus_end_device(s->app->bus, e[i].device_id, e[i].reason);
+        lw_log_info("session", "device %.8s ended: %s", e[i].device_id, e[i].reason);
+    }
+}
+
 int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
 {
     lw_session sess;

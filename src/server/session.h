@@ -51,6 +51,11 @@ int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason);
  * device.ended alerts (one per account when several ended together). */
 void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n);
 
+/* After the store deleted sessions with their account: drop them from the
+ * cache and close their sockets with session.ended. Nobody is left to tell
+ * (no device.ended, no alert). */
+void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n);
+
 /* Another node ended this session: forget it here (relay.c). */
 void lw_sessions_forget(lw_sessions *s, const char *device_id);
 /* After missed notifications: forget every cached session (each credential is

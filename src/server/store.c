@@ -77,9 +77,14 @@ int lw_store_account_update(lw_store *s, const lw_account *a)
     TIMED(s->ops->account_update(s, a));
 }
 
-int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at)
+int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n)
 {
-    TIMED(s->ops->invite_create(s, hash, expires_at));
+    TIMED(s->ops->account_delete(s, account_id, out, n));
+}
+
+int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle)
+{
+    TIMED(s->ops->invite_create(s, hash, expires_at, handle));
 }
 
 int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out)
@@ -126,6 +131,12 @@ int lw_store_session_end_all(lw_store *s, const char *account_id, const char *ro
                              const char *reason, int64_t now, lw_ended **out, size_t *n)
 {
     TIMED(s->ops->session_end_all(s, account_id, role, except, reason, now, out, n));
+}
+
+int lw_store_session_end_every(lw_store *s, const char *role, const char *reason, int64_t now, lw_ended **out,
+                               size_t *n)
+{
+    TIMED(s->ops->session_end_every(s, role, reason, now, out, n));
 }
 
 int lw_store_session_redact(lw_store *s, const char *device_id)

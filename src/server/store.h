@@ -161,6 +161,11 @@ typedef struct lw_store_ops {
     void (*close)(lw_store *s);
 
     /* accounts */
+    /* With invite_hash the invite is consumed first, in the same transaction:
+     * LW_EDENIED when it is unknown, used, expired or bound to another handle,
+     * before anything about the handle is looked at (so that answer is the same
+     * whether the handle is taken or not); then LW_ECONFLICT if the handle is
+     * taken (the invite stays unused). */
     int (*account_create)(lw_store *s, const lw_account *a, const lw_session *primary,
                           const uint8_t *invite_hash /* NULL if registration is open */);
     int (*account_get)(lw_store *s, const char *id, lw_account *out);
@@ -168,8 +173,16 @@ typedef struct lw_store_ops {
     /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required. */
     int (*account_update)(lw_store *s, const lw_account *a);
 
-    /* invites (registration --registration invite) */
-    int (*invite_create)(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at);
+    /* Deletes the account and everything of it (sessions, live and ended;
+     * link requests it scanned; alerts) in one transaction, so its handle is
+     * free again. *out lists the sessions that were active (reason
+     * "account_deleted"), for the caller to tell their sockets. LW_ENOTFOUND
+     * if there is no such account (nothing changed). */
+    int (*account_delete)(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
+
+    /* invites (registration --registration invite). handle "" (or NULL): the
+     * invite registers any handle; otherwise only that (normalised) handle. */
+    int (*invite_create)(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle);
 
     /* sessions */
     int (*session_get)(lw_store *s, const char *device_id, lw_session *out);
@@ -193,6 +206,11 @@ typedef struct lw_store_ops {
      * *out lists what ended. */
     int (*session_end_all)(lw_store *s, const char *account_id, const char *role, const char *except,
                            const char *reason, int64_t now, lw_ended **out, size_t *n);
+    /* Ends every active session of every account with the given role
+     * ("companion", or NULL for all roles), in one transaction; *out lists
+     * what ended, ordered by account (the administrator's "end everything"). */
+    int (*session_end_every)(lw_store *s, const char *role, const char *reason, int64_t now, lw_ended **out,
+                             size_t *n);
     /* Privacy (--privacy country-only): strips an ended record down to its
      * country: no addresses, regions, cities or coordinates. */
     int (*session_redact)(lw_store *s, const char *device_id);
@@ -274,7 +292,8 @@ int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *
 int lw_store_account_get(lw_store *s, const char *id, lw_account *out);
 int lw_store_account_get_by_handle(lw_store *s, const char *handle, lw_account *out);
 int lw_store_account_update(lw_store *s, const lw_account *a);
-int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at);
+int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
+int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle);
 int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out);
 int lw_store_session_get_by_selector(lw_store *s, const char *selector, lw_session *out);
 int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
@@ -285,6 +304,8 @@ int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const
 int lw_store_session_end(lw_store *s, const char *device_id, const char *reason, int64_t now);
 int lw_store_session_end_all(lw_store *s, const char *account_id, const char *role, const char *except,
                              const char *reason, int64_t now, lw_ended **out, size_t *n);
+int lw_store_session_end_every(lw_store *s, const char *role, const char *reason, int64_t now, lw_ended **out,
+                               size_t *n);
 int lw_store_session_redact(lw_store *s, const char *device_id);
 int lw_store_session_delete_ended(lw_store *s, const char *account_id, const char *device_id, long *deleted);
 int lw_store_link_insert(lw_store *s, const lw_link_request *r);

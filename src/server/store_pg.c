@@ -218,8 +218,15 @@ static const char *const migration_1[] = {
     NULL,
 };
 
+/* 2: handle-bound invites ('' = any handle). */
+static const char *const migration_2[] = {
+    "ALTER TABLE invites ADD COLUMN IF NOT EXISTS handle TEXT NOT NULL DEFAULT ''",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
     migration_1,
+    migration_2,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -266,6 +273,11 @@ enum {
     ST_ACCOUNT_GET_BY_HANDLE,
     ST_ACCOUNT_UPDATE,
     ST_ACCOUNT_LOCK,
+    ST_ACCOUNT_DELETE,
+    ST_ACCOUNT_DELETE_SESSIONS,
+    ST_ACCOUNT_DELETE_LINKS,
+    ST_ACCOUNT_DELETE_ALERTS,
+    ST_ACCOUNT_ACTIVE_SESSIONS,
     ST_INVITE_INSERT,
     ST_INVITE_CONSUME,
     ST_SESSION_INSERT,
@@ -279,6 +291,7 @@ enum {
     ST_SESSION_TOUCH,
     ST_SESSION_END,
     ST_SESSION_END_ALL,
+    ST_SESSION_END_EVERY,
     ST_SESSION_REDACT,
     ST_SESSION_DELETE_ONE,
     ST_SESSION_DELETE_ALL,
@@ -324,9 +337,20 @@ static const char *const sql_text[ST_COUNT] = {
      * count they check cannot change between the count and the insert. */
     [ST_ACCOUNT_LOCK] = "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
 
-    [ST_INVITE_INSERT] = "INSERT INTO invites (hash, expires_at) VALUES ($1, $2)",
+    /* Children first, then the account (link requests have no foreign key:
+     * account_id is '' until a scan). */
+    [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE id = $1",
+    [ST_ACCOUNT_DELETE_SESSIONS] = "DELETE FROM sessions WHERE account_id = $1",
+    [ST_ACCOUNT_DELETE_LINKS] = "DELETE FROM link_requests WHERE account_id = $1",
+    [ST_ACCOUNT_DELETE_ALERTS] = "DELETE FROM alerts WHERE account_id = $1",
+    [ST_ACCOUNT_ACTIVE_SESSIONS] = "SELECT id, account_id FROM sessions WHERE account_id = $1 AND state = 'active'"
+                                   " ORDER BY linked_at, id COLLATE \"C\"",
+
+    [ST_INVITE_INSERT] = "INSERT INTO invites (hash, expires_at, handle) VALUES ($1, $2, $3)",
+    /* Handles are stored normalised; lower() as the accounts index does. */
     [ST_INVITE_CONSUME] = "UPDATE invites SET used_at = $2::bigint"
-                          " WHERE hash = $1 AND used_at = 0 AND expires_at > $2::bigint",
+                          " WHERE hash = $1 AND used_at = 0 AND expires_at > $2::bigint"
+                          " AND (handle = '' OR lower(handle) = lower($3::text))",
 
     /* A session is always born active; state, ended_at and end_reason are not the caller's. */
     [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7,"
@@ -370,6 +394,10 @@ static const char *const sql_text[ST_COUNT] = {
         "WITH e AS (UPDATE sessions " END_SET " WHERE account_id = $1 AND state = 'active'"
         " AND ($4::text IS NULL OR role = $4::text) AND ($5::text IS NULL OR id <> $5::text)"
         " RETURNING id, account_id, linked_at" ENDED_LIST("linked_at, id COLLATE \"C\""),
+    /* Same parameters as the sweep steps ($1 role instead of a cutoff). */
+    [ST_SESSION_END_EVERY] =
+        "WITH e AS (UPDATE sessions " END_SET " WHERE state = 'active' AND ($1::text IS NULL OR role = $1::text)"
+        " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
     [ST_SESSION_REDACT] =
         "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
         " lat = 0, lon = 0, has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE"
@@ -1433,12 +1461,15 @@ static int account_create_body(pg_op *op, void *arg)
     if (c->invite_hash != NULL) {
         long n = 0;
         p_init(&p);
+        /* The invite comes first: nothing about the handle is looked at
+         * for a caller without a valid invite. */
         p_blob(&p, c->invite_hash, LW_HASH_LEN);
         p_i64(&p, a->created_at);
+        P_KEYF(&p, a->handle);
         if ((rc = op_exec_changes(op, ST_INVITE_CONSUME, &p, &n)) != LW_OK)
             return rc;
         if (n != 1)
-            return LW_EDENIED; /* unknown, used or expired: the same answer for all three */
+            return LW_EDENIED; /* unknown, used, expired or for another handle: one answer for all */
     }
     p_init(&p);
     P_KEYF(&p, a->id);
@@ -1503,7 +1534,7 @@ static int pg_account_update(lw_store *base, const lw_account *a)
     return n == 1 ? LW_OK : LW_ENOTFOUND;
 }
 
-static int pg_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at)
+static int pg_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle)
 {
     if (hash == NULL)
         return LW_EINVAL;
@@ -1511,8 +1542,75 @@ static int pg_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int
     p_init(&p);
     p_blob(&p, hash, LW_HASH_LEN);
     p_i64(&p, expires_at);
+    p_val(&p, handle != NULL ? handle : "", LW_HANDLE_MAX - 1);
     long n = 0;
     return exec_changes((pg_store *)base, "insert invite", ST_INVITE_INSERT, &p, &n);
+}
+
+typedef struct account_delete_args {
+    const char *account_id;
+    lw_ended *list; /* what was active; rebuilt on every run */
+    size_t count;
+} account_delete_args;
+
+/* One transaction: lock the account row (a completion for this account,
+ * which locks it too, then waits and finds nothing), list what is live,
+ * delete the children, then the account. */
+static int account_delete_body(pg_op *op, void *arg)
+{
+    account_delete_args *c = arg;
+    lw_free(c->list);
+    c->list = NULL;
+    c->count = 0;
+    params p;
+    p_init(&p);
+    p_key(&p, c->account_id, KEY_ARG_MAX);
+    PGresult *r = NULL;
+    int rc = op_exec(op, ST_ACCOUNT_LOCK, &p, false, &r);
+    if (rc != LW_OK)
+        return rc;
+    bool found = PQntuples(r) > 0;
+    PQclear(r);
+    if (!found)
+        return LW_ENOTFOUND;
+    if ((rc = op_exec(op, ST_ACCOUNT_ACTIVE_SESSIONS, &p, false, &r)) != LW_OK)
+        return rc;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > 0) {
+        if (rows > SIZE_MAX / sizeof(lw_ended) || (c->list = lw_calloc(rows, sizeof(lw_ended))) == NULL) {
+            log_error("out of memory listing sessions to delete");
+            PQclear(r);
+            return LW_ENOMEM;
+        }
+        for (size_t k = 0; k < rows; k++) {
+            GET_TEXT(c->list[k].device_id, r, (int)k, 0);
+            GET_TEXT(c->list[k].account_id, r, (int)k, 1);
+            memcpy(c->list[k].reason, "account_deleted", sizeof "account_deleted");
+        }
+        c->count = rows;
+    }
+    PQclear(r);
+    static const int children[] = {ST_ACCOUNT_DELETE_SESSIONS, ST_ACCOUNT_DELETE_LINKS, ST_ACCOUNT_DELETE_ALERTS,
+                                   ST_ACCOUNT_DELETE};
+    for (size_t k = 0; k < sizeof children / sizeof children[0]; k++)
+        if ((rc = op_exec(op, children[k], &p, true, NULL)) != LW_OK)
+            return rc;
+    return LW_OK;
+}
+
+static int pg_account_delete(lw_store *base, const char *account_id, lw_ended **out, size_t *n)
+{
+    if (account_id == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    account_delete_args c = {account_id, NULL, 0};
+    int rc = run_op((pg_store *)base, OP_TX, "delete account", account_delete_body, &c);
+    if (rc != LW_OK) {
+        lw_free(c.list);
+        return rc;
+    }
+    *out = c.list;
+    *n = c.count;
+    return LW_OK;
 }
 
 /* ---- sessions -------------------------------------------------------------- */
@@ -1694,7 +1792,9 @@ static int end_body(pg_op *op, void *arg)
     *c->count = c->before;
     params p;
     p_init(&p);
-    if (c->key != NULL)
+    if (c->which == ST_SESSION_END_EVERY)
+        p_key(&p, c->role, KEY_ARG_MAX);
+    else if (c->key != NULL)
         p_key(&p, c->key, KEY_ARG_MAX);
     else
         p_i64(&p, c->cutoff);
@@ -1724,6 +1824,30 @@ static int pg_session_end_all(lw_store *base, const char *account_id, const char
                   .count = &count,
                   .before = 0};
     int rc = run_op((pg_store *)base, OP_TX, "end all sessions", end_body, &c);
+    if (rc != LW_OK) {
+        lw_free(list);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return LW_OK;
+}
+
+static int pg_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now, lw_ended **out,
+                                size_t *n)
+{
+    if (reason == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    lw_ended *list = NULL;
+    size_t count = 0;
+    end_args c = {.which = ST_SESSION_END_EVERY,
+                  .role = role,
+                  .reason = reason,
+                  .now = now,
+                  .list = &list,
+                  .count = &count,
+                  .before = 0};
+    int rc = run_op((pg_store *)base, OP_TX, "end every session", end_body, &c);
     if (rc != LW_OK) {
         lw_free(list);
         return rc;
@@ -2332,6 +2456,7 @@ const lw_store_ops lw_store_pg_ops = {
     .account_get = pg_account_get,
     .account_get_by_handle = pg_account_get_by_handle,
     .account_update = pg_account_update,
+    .account_delete = pg_account_delete,
     .invite_create = pg_invite_create,
     .session_get = pg_session_get,
     .session_get_by_selector = pg_session_get_by_selector,
@@ -2342,6 +2467,7 @@ const lw_store_ops lw_store_pg_ops = {
     .session_touch = pg_session_touch,
     .session_end = pg_session_end,
     .session_end_all = pg_session_end_all,
+    .session_end_every = pg_session_end_every,
     .session_redact = pg_session_redact,
     .session_delete_ended = pg_session_delete_ended,
     .link_insert = pg_link_insert,

@@ -150,6 +150,9 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS accounts_inactive_ttl ON accounts(inactive_ttl_ms);"
     "CREATE INDEX IF NOT EXISTS sessions_ended_at ON sessions(ended_at) WHERE state = 'ended';"
     "CREATE INDEX IF NOT EXISTS sessions_role_last_active ON sessions(role, last_active_at);",
+    /* 4: handle-bound invites ('' = any handle), so an invitee never needs
+     * to learn whether some other handle is taken. */
+    "ALTER TABLE invites ADD COLUMN handle TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -181,6 +184,10 @@ enum {
     ST_ACCOUNT_GET,
     ST_ACCOUNT_GET_BY_HANDLE,
     ST_ACCOUNT_UPDATE,
+    ST_ACCOUNT_DELETE,
+    ST_ACCOUNT_DELETE_SESSIONS,
+    ST_ACCOUNT_DELETE_LINKS,
+    ST_ACCOUNT_DELETE_ALERTS,
     ST_INVITE_INSERT,
     ST_INVITE_CONSUME,
     ST_SESSION_INSERT,
@@ -195,6 +202,7 @@ enum {
     ST_SESSION_END,
     ST_SESSION_END_ALL_SELECT,
     ST_SESSION_END_ALL,
+    ST_SESSION_END_EVERY_SELECT,
     ST_SESSION_REDACT,
     ST_SESSION_DELETE_ONE,
     ST_SESSION_DELETE_ALL,
@@ -234,9 +242,20 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_ACCOUNT_UPDATE] = "UPDATE accounts SET pin_hash = ?1, pin_failures = ?2, pin_locked_until = ?3,"
                           " inactive_ttl_ms = ?4, pin_change_required = ?6 WHERE id = ?5",
 
-    [ST_INVITE_INSERT] = "INSERT INTO invites (hash, expires_at) VALUES (?1, ?2)",
+    /* Children first, then the account: explicit rather than trusting the
+     * cascade, and link requests have no foreign key (account_id is '' until
+     * a scan). link_requests has no index on account_id: the table holds only
+     * requests younger than the purge age, so the scan is small. */
+    [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE id = ?1",
+    [ST_ACCOUNT_DELETE_SESSIONS] = "DELETE FROM sessions WHERE account_id = ?1",
+    [ST_ACCOUNT_DELETE_LINKS] = "DELETE FROM link_requests WHERE account_id = ?1",
+    [ST_ACCOUNT_DELETE_ALERTS] = "DELETE FROM alerts WHERE account_id = ?1",
+
+    [ST_INVITE_INSERT] = "INSERT INTO invites (hash, expires_at, handle) VALUES (?1, ?2, ?3)",
+    /* Handles are stored normalised (lower case), both here and in accounts. */
     [ST_INVITE_CONSUME] = "UPDATE invites SET used_at = ?2"
-                          " WHERE hash = ?1 AND used_at = 0 AND expires_at > ?2",
+                          " WHERE hash = ?1 AND used_at = 0 AND expires_at > ?2"
+                          " AND (handle = '' OR handle = ?3 COLLATE NOCASE)",
 
     /* A session is always born active; state, ended_at and end_reason are not the caller's. */
     [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
@@ -278,6 +297,9 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_END_ALL] = "UPDATE sessions SET state = 'ended', ended_at = ?4, end_reason = ?5"
                            " WHERE account_id = ?1 AND state = 'active'"
                            " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR id <> ?3)",
+    [ST_SESSION_END_EVERY_SELECT] = "SELECT id, account_id FROM sessions"
+                                    " WHERE state = 'active' AND (?1 IS NULL OR role = ?1)"
+                                    " ORDER BY account_id, linked_at, id",
     [ST_SESSION_REDACT] = "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
                           " lat = 0, lon = 0, has_loc = 0, last_lat = 0, last_lon = 0, last_has_loc = 0"
                           " WHERE id = ?1 AND state = 'ended'",
@@ -891,13 +913,16 @@ static int sq_account_create(lw_store *base, const lw_account *a, const lw_sessi
         return rc;
 
     if (invite_hash != NULL) {
+        /* The invite comes first: nothing about the handle is looked at
+         * for a caller without a valid invite. */
         binder b = bind_start(s, ST_INVITE_CONSUME);
         b_blob(&b, invite_hash, LW_HASH_LEN);
         b_i64(&b, a->created_at);
+        B_KEYF(&b, a->handle);
         if ((rc = exec_bound(s, &b, "consume invite")) != LW_OK)
             goto fail;
         if (sqlite3_changes(s->db) != 1) {
-            /* Unknown, used or expired: the same answer for all three. */
+            /* Unknown, used, expired or for another handle: one answer for all. */
             rc = LW_EDENIED;
             goto fail;
         }
@@ -962,7 +987,7 @@ static int sq_account_update(lw_store *base, const lw_account *a)
     return sqlite3_changes(s->db) == 1 ? LW_OK : LW_ENOTFOUND;
 }
 
-static int sq_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at)
+static int sq_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (hash == NULL)
@@ -970,7 +995,58 @@ static int sq_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int
     binder b = bind_start(s, ST_INVITE_INSERT);
     b_blob(&b, hash, LW_HASH_LEN);
     b_i64(&b, expires_at);
+    b_val(&b, handle != NULL ? handle : "", LW_HANDLE_MAX - 1);
     return exec_bound(s, &b, "insert invite");
+}
+
+/* Runs a DELETE of everything of one account (the bound statement), inside
+ * the caller's transaction. */
+static int delete_of_account(sqlite_store *s, int which, const char *account_id, const char *what)
+{
+    binder b = bind_start(s, which);
+    b_key(&b, account_id, KEY_ARG_MAX);
+    return exec_bound(s, &b, what);
+}
+
+static int sq_account_delete(lw_store *base, const char *account_id, lw_ended **out, size_t *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (account_id == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    void *found = NULL;
+    size_t nfound = 0;
+    int rc = tx_begin(s);
+    if (rc != LW_OK)
+        return rc;
+    /* What was live, so the caller can close its sockets with the reason. */
+    binder b = bind_start(s, ST_SESSION_END_ALL_SELECT);
+    b_key(&b, account_id, KEY_ARG_MAX);
+    b_key(&b, NULL, KEY_ARG_MAX);
+    b_key(&b, NULL, KEY_ARG_MAX);
+    if ((rc = query_list(s, &b, "list sessions to delete", sizeof(lw_ended), read_ended, &found, &nfound)) !=
+        LW_OK)
+        goto fail;
+    if ((rc = delete_of_account(s, ST_ACCOUNT_DELETE_SESSIONS, account_id, "delete sessions")) != LW_OK ||
+        (rc = delete_of_account(s, ST_ACCOUNT_DELETE_LINKS, account_id, "delete link requests")) != LW_OK ||
+        (rc = delete_of_account(s, ST_ACCOUNT_DELETE_ALERTS, account_id, "delete alerts")) != LW_OK ||
+        (rc = delete_of_account(s, ST_ACCOUNT_DELETE, account_id, "delete account")) != LW_OK)
+        goto fail;
+    if (sqlite3_changes(s->db) != 1) {
+        rc = LW_ENOTFOUND;
+        goto fail;
+    }
+    if ((rc = tx_commit(s)) != LW_OK)
+        goto fail;
+    lw_ended *list = found;
+    for (size_t k = 0; k < nfound; k++)
+        memcpy(list[k].reason, "account_deleted", sizeof "account_deleted");
+    *out = list;
+    *n = nfound;
+    return LW_OK;
+fail:
+    tx_rollback(s);
+    lw_free(found);
+    return rc;
 }
 
 /* ---- sessions -------------------------------------------------------------- */
@@ -1197,6 +1273,32 @@ static int sq_session_end_all(lw_store *base, const char *account_id, const char
             goto fail;
         }
     }
+    if ((rc = tx_commit(s)) != LW_OK)
+        goto fail;
+    *out = list;
+    *n = count;
+    return LW_OK;
+fail:
+    tx_rollback(s);
+    lw_free(list);
+    return rc;
+}
+
+static int sq_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now, lw_ended **out,
+                                size_t *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (reason == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    lw_ended *list = NULL;
+    size_t count = 0;
+    int rc = tx_begin(s);
+    if (rc != LW_OK)
+        return rc;
+    binder b = bind_start(s, ST_SESSION_END_EVERY_SELECT);
+    b_key(&b, role, KEY_ARG_MAX);
+    if ((rc = end_selected(s, &b, "end every session", reason, now, &list, &count)) != LW_OK)
+        goto fail;
     if ((rc = tx_commit(s)) != LW_OK)
         goto fail;
     *out = list;
@@ -1833,6 +1935,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .account_get = sq_account_get,
     .account_get_by_handle = sq_account_get_by_handle,
     .account_update = sq_account_update,
+    .account_delete = sq_account_delete,
     .invite_create = sq_invite_create,
     .session_get = sq_session_get,
     .session_get_by_selector = sq_session_get_by_selector,
@@ -1843,6 +1946,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .session_touch = sq_session_touch,
     .session_end = sq_session_end,
     .session_end_all = sq_session_end_all,
+    .session_end_every = sq_session_end_every,
     .session_redact = sq_session_redact,
     .session_delete_ended = sq_session_delete_ended,
     .link_insert = sq_link_insert,

@@ -10,6 +10,7 @@
 #include <h2o.h>
 
 #include "app.h"
+#include "csp.h"
 #include "http.h"
 #include "log.h"
 #include "lw.h"
@@ -22,10 +23,14 @@ void lw_web_csp(const char *origin, char *dst, size_t cap)
      * cover ws:/wss: in every browser. */
     const char *host = strstr(origin, "://");
     bool tls = strncmp(origin, "https://", 8) == 0;
+    /* Violations are reported to us (ASVS 3.4.7): report-to for browsers
+     * with the Reporting API (with the Reporting-Endpoints header), and
+     * report-uri for the others (a browser that knows report-to ignores it). */
     int n = snprintf(dst, cap,
                      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                      "connect-src 'self' %s%s; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
-                     "frame-ancestors 'none'; object-src 'none'",
+                     "frame-ancestors 'none'; object-src 'none'; report-uri " LW_CSP_REPORT_PATH
+                     "; report-to csp",
                      tls ? "wss://" : "ws://", host ? host + 3 : "");
     if (n < 0 || (size_t)n >= cap)
         snprintf(dst, cap, "default-src 'none'; frame-ancestors 'none'");
@@ -52,6 +57,9 @@ static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
         lw_strlcpy(csp, "default-src 'none'; frame-ancestors 'none'", sizeof csp);
     h2o_iovec_t v = h2o_strdup(p, csp, SIZE_MAX);
     h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL, v.base, v.len);
+    if (html)
+        h2o_add_header_by_str(p, h, H2O_STRLIT("reporting-endpoints"), 0, NULL,
+                              H2O_STRLIT("csp=\"" LW_CSP_REPORT_PATH "\""));
     if (app->cfg.tls_cert[0] || strncmp(app->cfg.public_origin, "https://", 8) == 0)
         h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000; includeSubDomains"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));

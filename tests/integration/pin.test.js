@@ -9,7 +9,8 @@ import path from 'node:path';
 import * as h from '../lib/harness.js';
 
 // Distinctive values so a leak can be found in logs and files.
-const PIN = { alice: '731946', aliceNew: '285017', bob: '402718', dora: '618204', pat: '370415', quinn: '826150' };
+const PIN = { alice: '731946', aliceNew: '285017', bob: '402718', dora: '618204', pat: '370415', quinn: '826150',
+  rita: '593817', ritaNew: '847261', ritaThird: '162953' };
 const WRONG = { alice: '964213', bob: '551903', dora: '190375', quinn: '307592' };
 
 let server;
@@ -212,6 +213,45 @@ describe('PIN over the API', () => {
     const second = await lockOut();
     const r2 = Number(second.headers.get('retry-after'));
     assert.ok(r2 >= 3 && r2 <= 4, `second lockout Retry-After ${r2}, expected 4 s (2 × 2 s)`);
+  });
+});
+
+describe('after a PIN change, logging out the other devices is offered (ASVS 7.4.3)', () => {
+  test('the answer to a change (not to a first PIN) carries suggest_logout_all', async () => {
+    const rita = await h.registerPrimary(server.url, h.uniqueHandle('rita'));
+    const set = h.expectStatus(await rita.post('/v1/pin', { new_pin: PIN.rita }), 200);
+    assert.equal(set.suggest_logout_all, undefined, 'a first PIN suggests nothing');
+    const changed = h.expectStatus(await rita.post('/v1/pin', { new_pin: PIN.ritaNew, pin: PIN.rita }), 200);
+    assert.equal(changed.suggest_logout_all, true);
+  });
+
+  test('the CLI says so after pin change, and with --logout-all logs the other devices out at once', async () => {
+    const phone = new h.PhoneCli(server);
+    await phone.register(h.uniqueHandle('ritacli'));
+    assert.equal((await phone.run(['pin', 'set', '--pin', PIN.rita])).code, 0);
+    const companions = [];
+    for (let i = 0; i < 2; i++) {
+      const req = await newRequest();
+      const res = await phone.run(['link', req.payload, '--pin', PIN.rita, '--yes']);
+      assert.equal(res.code, 0, h.describe(res));
+      companions.push(h.companionFrom(req, h.expectStatus(await h.complete(req), 201)));
+    }
+    const text = await phone.runText(['pin', 'change', '--pin', PIN.rita, '--new-pin', PIN.ritaNew]);
+    assert.equal(text.code, 0, h.describe(text));
+    assert.match(text.stderr, /log out every other device: linkward phone logout --all/);
+    for (const c of companions) h.expectStatus(await c.get('/v1/session'), 200);
+
+    const res = await phone.run(['pin', 'change', '--pin', PIN.ritaNew, '--new-pin', PIN.ritaThird, '--logout-all']);
+    assert.equal(res.code, 0, h.describe(res));
+    assert.equal(res.json.suggest_logout_all, true);
+    assert.equal(res.json.logged_out, 2);
+    for (const c of companions) {
+      const r = await c.raw('GET', '/v1/session');
+      h.expectError(r, 401, 'session_ended');
+      assert.equal(r.json.error.reason, 'logout_all');
+    }
+    const misplaced = await phone.run(['pin', 'set', '--pin', PIN.rita, '--logout-all']);
+    assert.equal(misplaced.code, 1, h.describe(misplaced));
   });
 });
 

@@ -47,7 +47,7 @@ async function sql(dbFile, query) {
   return stdout.trim() ? JSON.parse(stdout) : [];
 }
 
-const END_REASONS = "('logout','remote_logout','logout_all','inactive','primary_inactive','max_age','token_theft','account_reset')";
+const END_REASONS = "('logout','remote_logout','logout_all','inactive','primary_inactive','max_age','token_theft','account_reset','admin_logout','account_deleted')";
 
 /** Rows {kind, detail}, one per broken invariant; none when the store is whole. */
 const INVARIANTS = `

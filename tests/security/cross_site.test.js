@@ -99,6 +99,10 @@ describe('state-changing requests from another site', () => {
       ['POST', '/v1/pin', primaryCookie, { new_pin: '583920' }],
       ['POST', '/v1/pin/disable', primaryCookie, { pin: '583920' }],
       ['PATCH', '/v1/settings', primaryCookie, { inactive_ttl_days: 9 }],
+      ['DELETE', '/v1/account', primaryCookie, {}],
+      // Open to anyone, but a report from another site is refused like any state change
+      // (browsers send our own Origin with the reports our page causes).
+      ['POST', '/v1/csp-reports', {}, { 'csp-report': { 'effective-directive': 'img-src', 'blocked-uri': 'https://x.example' } }],
     ];
     // Every state-changing route of docs/api.md is in the list above.
     const covered = new Set(requests.map(([m, p]) => `${m} ${p.replace(/\/v1\/(link-requests|devices|history|alerts)\/(?!scan|logout-all)[^/]+/, '/v1/$1/{}')}`));
@@ -182,7 +186,8 @@ describe('credentials in URLs', () => {
   test('no route takes a credential from the query string', async () => {
     const c = await h.linkCompanionApi(server.url, primary);
     const req = await h.createLinkRequest(server.url);
-    const open = new Set(['GET /v1/health', 'GET /v1/server', 'POST /v1/accounts', 'POST /v1/link-requests', 'GET /v1/ws']);
+    const open = new Set(['GET /v1/health', 'GET /v1/server', 'POST /v1/accounts', 'POST /v1/link-requests', 'GET /v1/ws',
+      'POST /v1/csp-reports']);
     let tried = 0;
     for (const [method, p] of s.apiRoutes()) {
       if (open.has(`${method} ${p}`)) continue;

@@ -64,11 +64,14 @@ export class RawClient {
     return { status, headers, body };
   }
 
-  async request(method, path, headers = {}, timeout = 5000) {
+  /** body (a string, sent as is with its Content-Length) is optional. */
+  async request(method, path, headers = {}, timeout = 5000, body = null) {
     if (!this.sock || this.closed) await this.connect();
     let text = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${this.port}\r\n`;
     for (const [k, v] of Object.entries(headers)) text += `${k}: ${v}\r\n`;
+    if (body !== null) text += `content-length: ${Buffer.byteLength(body)}\r\n`;
     text += '\r\n';
+    if (body !== null) text += body;
     return h.withTimeout(new Promise((resolve, reject) => {
       const t0 = process.hrtime.bigint();
       this.waiter = () => {

@@ -268,7 +268,8 @@ static void test_migration_from_v1(void **state)
     raw_exec(f, "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
                 "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
                 "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
-                "ALTER TABLE accounts DROP COLUMN pin_change_required; PRAGMA user_version = 1");
+                "ALTER TABLE accounts DROP COLUMN pin_change_required; ALTER TABLE invites DROP COLUMN handle;"
+                "PRAGMA user_version = 1");
     assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
     assert_int_equal(schema_version(f, f->s), v);
     assert_true(v >= 2);
@@ -370,9 +371,9 @@ static void test_invite_consumed_once(void **state)
     fill(inv, sizeof(inv), 0x42);
     fill(other, sizeof(other), 0x43);
     fill(old, sizeof(old), 0x44);
-    assert_int_equal(lw_store_invite_create(f->s, inv, T0 + DAY_MS), LW_OK);
-    assert_int_equal(lw_store_invite_create(f->s, inv, T0 + DAY_MS), LW_ECONFLICT);
-    assert_int_equal(lw_store_invite_create(f->s, old, T0 - 1), LW_OK);
+    assert_int_equal(lw_store_invite_create(f->s, inv, T0 + DAY_MS, NULL), LW_OK);
+    assert_int_equal(lw_store_invite_create(f->s, inv, T0 + DAY_MS, ""), LW_ECONFLICT);
+    assert_int_equal(lw_store_invite_create(f->s, old, T0 - 1, ""), LW_OK);
 
     lw_account a;
     lw_session p;
@@ -890,6 +891,148 @@ static void test_alerts(void **state)
 
 /* ---- bounded text, stats, backup ------------------------------------------- */
 
+/* An invite bound to a handle registers that handle only; any other gets the
+ * answer an unknown invite gets, and the invite stays usable. */
+static void test_invite_bound_to_handle(void **state)
+{
+    fixture *f = *state;
+    uint8_t inv[LW_HASH_LEN], race[LW_HASH_LEN];
+    fill(inv, sizeof(inv), 0x52);
+    fill(race, sizeof(race), 0x53);
+    assert_int_equal(lw_store_invite_create(f->s, inv, T0 + DAY_MS, "alice"), LW_OK);
+    assert_int_equal(lw_store_invite_create(f->s, race, T0 + DAY_MS, "carol"), LW_OK);
+
+    lw_account a;
+    lw_session p;
+    make_session(&p, "acct1-p", "acct1", LW_ROLE_PRIMARY, 1);
+    make_account(&a, "acct1", "mallory");
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, inv), LW_EDENIED);
+    /* A taken handle is not even looked at: the same answer. */
+    create_account(f->s, "acct0", "bob");
+    make_account(&a, "acct1", "bob");
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, inv), LW_EDENIED);
+    make_account(&a, "acct1", "alice");
+    assert_int_equal(lw_store_account_create(f->s, &a, &p, inv), LW_OK);
+    assert_int_equal(lw_store_account_get_by_handle(f->s, "alice", &a), LW_OK);
+    assert_string_equal(a.id, "acct1");
+    /* Used up. */
+    lw_session q;
+    make_session(&q, "acct2-p", "acct2", LW_ROLE_PRIMARY, 2);
+    make_account(&a, "acct2", "alice");
+    assert_int_equal(lw_store_account_create(f->s, &a, &q, inv), LW_EDENIED);
+
+    /* The handle was taken after the invite was made (a race the operator
+     * could not see): a conflict, and the invite is not consumed. */
+    create_account(f->s, "acct3", "carol");
+    make_account(&a, "acct2", "carol");
+    assert_int_equal(lw_store_account_create(f->s, &a, &q, race), LW_ECONFLICT);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM invites WHERE used_at = 0 AND handle = 'carol'"), 1);
+}
+
+/* Deleting an account removes every row of it in one go and frees its handle;
+ * other accounts keep everything. */
+static void test_account_delete(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    link_companions(f->s, "acct1", 3, 10);
+    link_companions(f->s, "acct2", 1, 100);
+    assert_int_equal(lw_store_session_end(f->s, "c-acct1-1", "logout", T0 + 5), LW_OK);
+    lw_alert al;
+    make_alert(&al, "al1", "acct1", T0);
+    assert_int_equal(lw_store_alert_insert(f->s, &al), LW_OK);
+    make_alert(&al, "al2", "acct2", T0);
+    assert_int_equal(lw_store_alert_insert(f->s, &al), LW_OK);
+
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_account_delete(f->s, "acct1", &ended, &n), LW_OK);
+    /* What was live: the primary and the two active companions, in link order. */
+    assert_int_equal(n, 3);
+    assert_string_equal(ended[0].device_id, "acct1-p");
+    assert_string_equal(ended[1].device_id, "c-acct1-0");
+    assert_string_equal(ended[2].device_id, "c-acct1-2");
+    for (size_t k = 0; k < n; k++) {
+        assert_string_equal(ended[k].account_id, "acct1");
+        assert_string_equal(ended[k].reason, "account_deleted");
+    }
+    lw_free(ended);
+
+    lw_account a;
+    lw_session got;
+    lw_link_request r;
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_ENOTFOUND);
+    assert_int_equal(lw_store_account_get_by_handle(f->s, "alice", &a), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_get(f->s, "c-acct1-1", &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_get_by_selector(f->s, "sel-c-acct1-0", &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_get(f->s, "r-acct1-0", &r), LW_ENOTFOUND);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM sessions WHERE account_id = 'acct1'"), 0);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM link_requests WHERE account_id = 'acct1'"), 0);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM alerts WHERE account_id = 'acct1'"), 0);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM accounts WHERE id = 'acct1'"), 0);
+
+    /* The other account is untouched. */
+    assert_int_equal(lw_store_account_get(f->s, "acct2", &a), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "c-acct2-0", &got), LW_OK);
+    assert_string_equal(got.state, "active");
+    assert_int_equal(lw_store_link_get(f->s, "r-acct2-0", &r), LW_OK);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM alerts WHERE account_id = 'acct2'"), 1);
+
+    /* The handle is free again; a second delete finds nothing. */
+    create_account(f->s, "acct3", "alice");
+    ended = NULL;
+    assert_int_equal(lw_store_account_delete(f->s, "acct1", &ended, &n), LW_ENOTFOUND);
+    assert_null(ended);
+    lw_store_stats st;
+    assert_int_equal(lw_store_get_stats(f->s, &st), LW_OK);
+    assert_int_equal(st.accounts, 2);
+}
+
+/* The administrator's "end everything": every account at once, primaries only
+ * when asked, in account order. */
+static void test_session_end_every(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    link_companions(f->s, "acct1", 2, 10);
+    link_companions(f->s, "acct2", 1, 100);
+    assert_int_equal(lw_store_session_end(f->s, "c-acct1-0", "logout", T0 + 5), LW_OK);
+
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_session_end_every(f->s, LW_ROLE_COMPANION, "admin_logout", T0 + 10, &ended, &n),
+                     LW_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ended[0].device_id, "c-acct1-1");
+    assert_string_equal(ended[0].account_id, "acct1");
+    assert_string_equal(ended[1].device_id, "c-acct2-0");
+    assert_string_equal(ended[1].account_id, "acct2");
+    assert_string_equal(ended[1].reason, "admin_logout");
+    lw_free(ended);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.state, "active");
+    assert_int_equal(lw_store_session_get(f->s, "c-acct2-0", &got), LW_OK);
+    assert_string_equal(got.state, "ended");
+    assert_string_equal(got.end_reason, "admin_logout");
+    assert_int_equal(got.ended_at, T0 + 10);
+    assert_int_equal(lw_store_session_get(f->s, "c-acct1-0", &got), LW_OK);
+    assert_string_equal(got.end_reason, "logout"); /* not overwritten */
+
+    /* All roles: the primaries are what is left. */
+    assert_int_equal(lw_store_session_end_every(f->s, NULL, "admin_logout", T0 + 20, &ended, &n), LW_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ended[0].device_id, "acct1-p");
+    assert_string_equal(ended[1].device_id, "acct2-p");
+    lw_free(ended);
+    ended = NULL;
+    assert_int_equal(lw_store_session_end_every(f->s, NULL, "admin_logout", T0 + 30, &ended, &n), LW_OK);
+    assert_int_equal(n, 0);
+    lw_free(ended);
+}
+
 static void test_long_text_is_bounded(void **state)
 {
     fixture *f = *state;
@@ -1392,6 +1535,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_link_device_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invite_bound_to_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_end_every, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_text_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),

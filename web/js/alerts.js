@@ -12,6 +12,8 @@ const ENDED = {
   max_age: 'logged out: the session reached its maximum age',
   token_theft: 'logged out: its credential was used without its key',
   account_reset: 'logged out: the account was reset',
+  admin_logout: 'logged out by the server\'s administrator',
+  account_deleted: 'logged out: the account was deleted',
 };
 
 const TITLES = {
