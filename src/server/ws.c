@@ -328,8 +328,10 @@ static bool on_input(lw_ws *ws)
     size_t off = 0;
     bool alive = true;
     while (alive && !ws->drop_after_write) {
-        uint8_t *at = (uint8_t *)sock->input->bytes + off;
         size_t avail = sock->input->size - off;
+        if (avail == 0)
+            break; /* (an idle socket's buffer has no bytes at all: no pointer arithmetic on it) */
+        uint8_t *at = (uint8_t *)sock->input->bytes + off;
         lw_wsf_header h;
         uint16_t code;
         lw_wsf_result r = lw_wsf_parse(at, avail, LW_WS_MAX_IN_MSG, &h, &code);
