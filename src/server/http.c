@@ -109,7 +109,25 @@ static void send_final(h2o_req_t *req, const char *body, size_t len)
     h2o_start_response(req, &generator);
     h2o_iovec_t buf = h2o_iovec_init(body, len);
     bool head = h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
-    h2o_send(req, &buf, head ? 0 : 1, H2O_SEND_STATE_FINAL);
+    h2o_send(req, &buf, head || len == 0 ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+/* Marks rq answered and writes the status line and the headers every answer
+ * carries, with its content type (none when type is NULL). NULL if rq was
+ * answered already or its client is gone. */
+static h2o_req_t *begin_reply(lw_rq *rq, int status, const char *type)
+{
+    if (rq->replied || !rq->req)
+        return NULL;
+    rq->replied = true;
+    h2o_req_t *req = rq->req;
+    lw_metrics_http_status(status);
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    security_headers(req);
+    if (type)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    return req;
 }
 
 void lw_reply_json(lw_rq *rq, int status, json_t *body)
@@ -118,20 +136,13 @@ void lw_reply_json(lw_rq *rq, int status, json_t *body)
         json_decref(body);
         return;
     }
-    rq->replied = true;
-    h2o_req_t *req = rq->req;
-    lw_metrics_http_status(status);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {
         status = 500;
         text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"Internal error.\"}}");
     }
-    req->res.status = status;
-    req->res.reason = reason_phrase(status);
-    security_headers(req);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   H2O_STRLIT("application/json; charset=utf-8"));
+    h2o_req_t *req = begin_reply(rq, status, "application/json; charset=utf-8");
     size_t len = text ? strlen(text) : 0;
     h2o_iovec_t copy = h2o_strdup(&req->pool, text ? text : "", len);
     free(text);
@@ -140,16 +151,9 @@ void lw_reply_json(lw_rq *rq, int status, json_t *body)
 
 void lw_reply_pooled(lw_rq *rq, int status, const char *type, const char *text, size_t len)
 {
-    if (rq->replied || !rq->req)
-        return;
-    rq->replied = true;
-    h2o_req_t *req = rq->req;
-    lw_metrics_http_status(status);
-    req->res.status = status;
-    req->res.reason = reason_phrase(status);
-    security_headers(req);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-    send_final(req, text, len);
+    h2o_req_t *req = begin_reply(rq, status, type);
+    if (req)
+        send_final(req, text, len);
 }
 
 void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len)
@@ -161,16 +165,9 @@ void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, si
 
 void lw_reply_empty(lw_rq *rq, int status)
 {
-    if (rq->replied || !rq->req)
-        return;
-    rq->replied = true;
-    h2o_req_t *req = rq->req;
-    lw_metrics_http_status(status);
-    req->res.status = status;
-    req->res.reason = reason_phrase(status);
-    security_headers(req);
-    req->res.content_length = 0;
-    h2o_send_inline(req, "", 0);
+    h2o_req_t *req = begin_reply(rq, status, NULL);
+    if (req)
+        send_final(req, "", 0);
 }
 
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
