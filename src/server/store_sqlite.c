@@ -150,6 +150,10 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS accounts_inactive_ttl ON accounts(inactive_ttl_ms);"
     "CREATE INDEX IF NOT EXISTS sessions_ended_at ON sessions(ended_at) WHERE state = 'ended';"
     "CREATE INDEX IF NOT EXISTS sessions_role_last_active ON sessions(role, last_active_at);",
+    /* 4: an account's sessions by role and state, so that counting its live
+     * companions (twice per link) reads only index entries, and finding its
+     * primary (the risk rules, at every link step) reads one row. */
+    "CREATE INDEX IF NOT EXISTS sessions_account_role_state ON sessions(account_id, role, state);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -189,6 +193,8 @@ enum {
     ST_SESSION_EXISTS,
     ST_SESSION_LIST,
     ST_SESSION_COUNT_COMPANIONS,
+    ST_PLACES_COUNTRY,
+    ST_PLACES_PRIMARY,
     ST_SESSION_SET_CRED,
     ST_SESSION_SET_NAME,
     ST_SESSION_TOUCH,
@@ -248,6 +254,16 @@ static const char *const sql_text[ST_COUNT] = {
                         " ORDER BY linked_at, id",
     [ST_SESSION_COUNT_COMPANIONS] = "SELECT count(*) FROM sessions"
                                     " WHERE account_id = ?1 AND state = 'active' AND role = 'companion'",
+    /* 2: some session was in ?2; 1: none was, but some has a country; 0: none has one. */
+    [ST_PLACES_COUNTRY] = "SELECT CASE"
+                          " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = ?1"
+                          "              AND ?2 <> '' AND (country = ?2 OR last_country = ?2)) THEN 2"
+                          " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = ?1"
+                          "              AND (country <> '' OR last_country <> '')) THEN 1"
+                          " ELSE 0 END",
+    [ST_PLACES_PRIMARY] = "SELECT country, last_country, has_loc, lat, lon, last_has_loc, last_lat, last_lon"
+                          " FROM sessions WHERE account_id = ?1 AND role = 'primary' AND state = 'active'"
+                          " ORDER BY linked_at, id LIMIT 1",
     [ST_SESSION_SET_CRED] = "UPDATE sessions SET cred_selector = ?1, cred_hash = ?2, cred_expires_at = ?3,"
                             " challenge = ?4 WHERE id = ?5 AND state = 'active'",
     [ST_SESSION_SET_NAME] = "UPDATE sessions SET name = ?1 WHERE id = ?2",
@@ -1011,6 +1027,49 @@ static int sq_session_count_active_companions(lw_store *base, const char *accoun
     if (account_id == NULL || n == NULL)
         return LW_EINVAL;
     return count_companions(s, account_id, n);
+}
+
+static void read_primary_place(sqlite3_stmt *st, void *out)
+{
+    lw_place *p = out;
+    memset(p, 0, sizeof(*p));
+    char first[LW_PLACE_MAX], last[LW_PLACE_MAX];
+    COL_TEXT(first, st, 0);
+    COL_TEXT(last, st, 1);
+    lw_strlcpy(p->country, last[0] ? last : first, sizeof(p->country));
+    if (sqlite3_column_int(st, 5)) {
+        p->lat = sqlite3_column_double(st, 6);
+        p->lon = sqlite3_column_double(st, 7);
+        p->has_loc = true;
+    } else if (sqlite3_column_int(st, 2)) {
+        p->lat = sqlite3_column_double(st, 3);
+        p->lon = sqlite3_column_double(st, 4);
+        p->has_loc = true;
+    }
+}
+
+static int sq_account_places(lw_store *base, const char *account_id, const char *country, lw_account_places *out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (account_id == NULL || country == NULL || out == NULL)
+        return LW_EINVAL;
+    memset(out, 0, sizeof(*out));
+    binder b = bind_start(s, ST_PLACES_COUNTRY);
+    b_key(&b, account_id, KEY_ARG_MAX);
+    b_key(&b, country, KEY_ARG_MAX);
+    int seen = 0;
+    int rc = query_one(s, &b, "account countries", read_int, &seen);
+    if (rc != LW_OK)
+        return rc;
+    out->country_seen = seen == 2;
+    out->any_country = seen >= 1;
+    b = bind_start(s, ST_PLACES_PRIMARY);
+    b_key(&b, account_id, KEY_ARG_MAX);
+    rc = query_one(s, &b, "primary place", read_primary_place, &out->primary);
+    if (rc == LW_ENOTFOUND)
+        return LW_OK;
+    out->has_primary = rc == LW_OK;
+    return rc;
 }
 
 static int sq_session_set_credential(lw_store *base, const lw_session *sess)
@@ -1794,6 +1853,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .session_get_by_selector = sq_session_get_by_selector,
     .session_list = sq_session_list,
     .session_count_active_companions = sq_session_count_active_companions,
+    .account_places = sq_account_places,
     .session_set_credential = sq_session_set_credential,
     .session_set_name = sq_session_set_name,
     .session_touch = sq_session_touch,
