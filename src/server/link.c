@@ -295,6 +295,15 @@ const char *lw_links_payload(lw_links *L, const lw_link_request *r)
     return lv ? lv->payload : NULL;
 }
 
+bool lw_links_issued(lw_links *L, const char *request_id, const char *payload)
+{
+    const live *lv = lw_map_get(L->live, request_id);
+    if (!lv || !payload)
+        return false;
+    size_t n = strnlen(lv->payload, sizeof lv->payload);
+    return n > 0 && strnlen(payload, n + 1) == n && lw_ct_equal(lv->payload, payload, n);
+}
+
 void lw_links_on_socket(lw_links *L, const lw_link_request *r)
 {
     live *lv = ensure_live(L, r);

@@ -30,6 +30,10 @@ json_t *lw_links_view(lw_links *L, const lw_link_request *r);
 /* The current payload text of a pending request (for scans by code), or NULL. */
 const char *lw_links_payload(lw_links *L, const lw_link_request *r);
 
+/* Whether payload is exactly the text this node made and signed for the
+ * request's current ref (constant-time comparison). */
+bool lw_links_issued(lw_links *L, const char *request_id, const char *payload);
+
 /* A companion socket joined: sends it the current ref. */
 void lw_links_on_socket(lw_links *L, const lw_link_request *r);
 /* Pushes {"event": ev} to the companion; final events close its sockets and stop the rotation. */
