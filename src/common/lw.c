@@ -230,6 +230,32 @@ int lw_buf_append(lw_buf *b, const void *p, size_t n)
     return LW_OK;
 }
 
+int lw_buf_append_json_str(lw_buf *b, const char *s)
+{
+    int rc = lw_buf_append(b, "\"", 1);
+    const char *run = s;
+    for (const char *p = s; rc == LW_OK; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rc = lw_buf_append(b, run, (size_t)(p - run));
+        if (rc != LW_OK || c == 0)
+            break;
+        char esc[7] = {'\\', (char)c, 0};
+        size_t n = 2;
+        if (c < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        rc = lw_buf_append(b, esc, n);
+        run = p + 1;
+    }
+    return rc == LW_OK ? lw_buf_append(b, "\"", 1) : rc;
+}
+
 int lw_buf_appendf(lw_buf *b, const char *fmt, ...)
 {
     va_list ap;

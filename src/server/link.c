@@ -286,6 +286,27 @@ json_t *lw_links_view(lw_links *L, const lw_link_request *r)
                      "ref_expires_in", (json_int_t)secs(lv->ref_expires_at - lw_now_ms()));
 }
 
+int lw_links_view_append(lw_links *L, const lw_link_request *r, lw_buf *b)
+{
+    live *lv = ensure_live(L, r);
+    if (!lv)
+        return LW_ENOTFOUND;
+    int rc = lw_buf_append(b, ",\"payload\":", 11);
+    if (rc == LW_OK)
+        rc = lw_buf_append_json_str(b, lv->payload);
+    if (rc == LW_OK)
+        rc = lw_buf_append(b, ",\"qr_svg\":", 10);
+    if (rc == LW_OK)
+        rc = lw_buf_append_json_str(b, lv->svg);
+    if (rc == LW_OK)
+        rc = lw_buf_append(b, ",\"code\":", 8);
+    if (rc == LW_OK)
+        rc = lw_buf_append_json_str(b, lv->code);
+    if (rc == LW_OK)
+        rc = lw_buf_appendf(b, ",\"ref_expires_in\":%lld", (long long)secs(lv->ref_expires_at - lw_now_ms()));
+    return rc;
+}
+
 const char *lw_links_payload(lw_links *L, const lw_link_request *r)
 {
     /* A request already scanned keeps the payload it was scanned with. */

@@ -27,6 +27,11 @@ int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRL
  * over requests that lost their live state (server restart) with a fresh ref.
  * NULL if it is not pending or on failure. */
 json_t *lw_links_view(lw_links *L, const lw_link_request *r);
+/* The same four members written as JSON text into b, each preceded by a
+ * comma (',"payload":…,"qr_svg":…,"code":…,"ref_expires_in":N'), for an
+ * answer built by hand: the SVG is copied, not decoded and re-encoded.
+ * LW_ENOTFOUND if the request is not pending. */
+int lw_links_view_append(lw_links *L, const lw_link_request *r, lw_buf *b);
 /* The current payload text of a pending request (for scans by code), or NULL. */
 const char *lw_links_payload(lw_links *L, const lw_link_request *r);
 
