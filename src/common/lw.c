@@ -218,6 +218,11 @@ static int buf_reserve(lw_buf *b, size_t extra)
     return LW_OK;
 }
 
+int lw_buf_reserve(lw_buf *b, size_t n)
+{
+    return buf_reserve(b, n);
+}
+
 int lw_buf_append(lw_buf *b, const void *p, size_t n)
 {
     int rc = buf_reserve(b, n);
@@ -230,24 +235,30 @@ int lw_buf_append(lw_buf *b, const void *p, size_t n)
     return LW_OK;
 }
 
+/* Bytes a JSON string literal cannot hold as they are: '"', '\\', controls. */
+static const unsigned char json_escape[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
 int lw_buf_append_json_str(lw_buf *b, const char *s)
 {
-    int rc = lw_buf_append(b, "\"", 1);
-    const char *run = s;
-    for (const char *p = s; rc == LW_OK; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
+    int rc = buf_reserve(b, strlen(s) + 2); /* exact unless something needs escaping */
+    if (rc == LW_OK)
+        rc = lw_buf_append(b, "\"", 1);
+    const unsigned char *run = (const unsigned char *)s;
+    for (const unsigned char *p = run; rc == LW_OK; p++) {
+        while (!json_escape[*p])
+            p++;
         rc = lw_buf_append(b, run, (size_t)(p - run));
-        if (rc != LW_OK || c == 0)
+        if (rc != LW_OK || *p == 0)
             break;
-        char esc[7] = {'\\', (char)c, 0};
+        char esc[7] = {'\\', (char)*p, 0};
         size_t n = 2;
-        if (c < 0x20) {
+        if (*p < 0x20) {
             static const char hex[] = "0123456789abcdef";
             memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
             n = 6;
         }
         rc = lw_buf_append(b, esc, n);

@@ -41,6 +41,20 @@ extern QRcode *QRcode_encodeMask(QRinput *input, int mask) __attribute__((weak))
 #define QR_FAST_MAX 64
 #define QR_EC_M 0 /* error correction level M in the format information */
 
+/* Set bits of v: the instruction where the build targets it, else SWAR
+ * (libgcc's out-of-line popcount was a third of the scoring). */
+static inline long popcount64(uint64_t v)
+{
+#ifdef __POPCNT__
+    return __builtin_popcountll(v);
+#else
+    v = v - ((v >> 1) & 0x5555555555555555ull);
+    v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+    v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (long)((v * 0x0101010101010101ull) >> 56);
+#endif
+}
+
 /* Whether mask k inverts the module at row y, column x (§7.8.2, table 10). */
 static int mask_bit(int k, int y, int x)
 {
@@ -100,7 +114,7 @@ static long line_penalty(uint64_t line, int w)
     uint64_t e = ~(line ^ (line >> 1)) & (all >> 1);
     uint64_t f = e & (e >> 1) & (e >> 2) & (e >> 3);
     uint64_t cover = f | (f << 1) | (f << 2) | (f << 3);
-    p += __builtin_popcountll(cover) - __builtin_popcountll(cover & ~(cover << 1));
+    p += popcount64(cover) - popcount64(cover & ~(cover << 1));
     /* Rule 3: dark-light-dark-dark-dark-light-dark starting at module c
      * (bit c of core), with four light modules before it or after it: 40
      * each (light on both sides counts twice). */
@@ -112,7 +126,7 @@ static long line_penalty(uint64_t line, int w)
         uint64_t after = ~0ull;
         for (int k = 7; k <= 10; k++)
             after &= (light >> k) | (~0ull << (64 - k));
-        p += 40L * (__builtin_popcountll(core & before) + __builtin_popcountll(core & after));
+        p += 40L * (popcount64(core & before) + popcount64(core & after));
     }
     return p;
 }
@@ -138,11 +152,11 @@ static long symbol_penalty(const uint64_t *rows, int w)
     long p = 0, dark = 0;
     for (int y = 0; y < w; y++) {
         p += line_penalty(rows[y], w);
-        dark += __builtin_popcountll(rows[y]);
+        dark += popcount64(rows[y]);
         if (y + 1 < w) { /* rule 2: each 2 x 2 block of one colour scores 3 */
             uint64_t a = rows[y], b = rows[y + 1];
             uint64_t same = ~(a ^ b) & ~(a ^ (a >> 1)) & ~(b ^ (b >> 1)) & (all >> 1);
-            p += 3L * __builtin_popcountll(same);
+            p += 3L * popcount64(same);
         }
     }
     memcpy(cols, rows, (size_t)w * sizeof *rows);
@@ -280,6 +294,14 @@ static char *buf_take(lw_buf *b)
  * and formatting them was most of the cost of opening a link request. */
 static char *put_int(char *p, int v)
 {
+    if (v >= 0 && v < 1000) { /* every coordinate and run: a symbol is at most 185 modules */
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        return p;
+    }
     char tmp[12];
     int n = 0;
     do {
@@ -291,9 +313,11 @@ static char *put_int(char *p, int v)
     return p;
 }
 
-static int append_run(lw_buf *b, int x, int y, int run)
+#define RUN_MAX 26 /* "M<x> <y>h<run>v1h-<run>z" with 4-digit numbers */
+
+/* Writes one run at p (RUN_MAX bytes free); returns the end. */
+static char *put_run(char *p, int x, int y, int run)
 {
-    char seg[64], *p = seg;
     *p++ = 'M';
     p = put_int(p, x);
     *p++ = ' ';
@@ -304,7 +328,7 @@ static int append_run(lw_buf *b, int x, int y, int run)
     p += 4;
     p = put_int(p, run);
     *p++ = 'z';
-    return lw_buf_append(b, seg, (size_t)(p - seg));
+    return p;
 }
 
 char *lw_qr_svg(const char *text)
@@ -321,19 +345,35 @@ char *lw_qr_svg(const char *text)
                             "shape-rendering=\"crispEdges\"><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>"
                             "<path fill=\"#000\" d=\"",
                             side, side, side, side);
-    /* One subpath per horizontal run of dark modules keeps the path short. */
-    for (int y = 0; rc == LW_OK && y < q->width; y++) {
-        for (int x = 0; rc == LW_OK && x < q->width;) {
-            if (!qr_dark(q, x, y)) {
-                x++;
-                continue;
+    /* One subpath per horizontal run of dark modules keeps the path short.
+     * The runs are counted first, so the buffer is allocated once. */
+    int w = q->width;
+    size_t runs = 0;
+    for (int y = 0; y < w; y++) {
+        const unsigned char *row = q->data + (size_t)y * (size_t)w;
+        for (int x = 0; x < w; x++)
+            runs += (row[x] & 1) && (x == 0 || !(row[x - 1] & 1));
+    }
+    if (rc == LW_OK)
+        rc = lw_buf_reserve(&b, runs * RUN_MAX + 16);
+    if (rc == LW_OK) {
+        char *p = b.data + b.len, *start = p; /* room for every run, reserved above */
+        for (int y = 0; y < w; y++) {
+            const unsigned char *row = q->data + (size_t)y * (size_t)w;
+            for (int x = 0; x < w;) {
+                if (!(row[x] & 1)) {
+                    x++;
+                    continue;
+                }
+                int run = 1;
+                while (x + run < w && (row[x + run] & 1))
+                    run++;
+                p = put_run(p, x + QR_QUIET, y + QR_QUIET, run);
+                x += run;
             }
-            int run = 1;
-            while (qr_dark(q, x + run, y))
-                run++;
-            rc = append_run(&b, x + QR_QUIET, y + QR_QUIET, run);
-            x += run;
         }
+        b.len += (size_t)(p - start);
+        b.data[b.len] = '\0';
     }
     if (rc == LW_OK)
         rc = lw_buf_appendf(&b, "\"/></svg>");
