@@ -28,11 +28,14 @@
  * switches its counting on in between).
  *
  * With -P PID it reads that process's CPU time (utime + stime from
- * /proc/PID/stat) around the timed phase, and its own (getrusage), and prints
+ * /proc/PID/stat), and its event loop thread's (the thread whose id is the
+ * process id) apart from its other threads' (/proc/PID/task), around the
+ * timed phase, and its own (getrusage), and prints
  * on stdout one line:
  *
  *   linkload links=N seconds=S links_per_s=R p50_ms=… p99_ms=… errors=E
- *            server_cpu_ms_per_link=… server_cpu_share=… client_cpu_share=…
+ *            server_cpu_ms_per_link=… server_cpu_share=… loop_cpu_ms_per_link=…
+ *            loop_cpu_share=… other_threads_cpu_ms_per_link=… client_cpu_share=…
  *            risk_accepted=K [error="first failure"]
  *
  * Everything is bounded: -n links at most, -d seconds for starting links, a
@@ -44,6 +47,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -493,6 +497,42 @@ static double proc_cpu_s(int pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* CPU seconds of the server's event loop thread (the one whose id is the
+ * process id) and of all its other threads. */
+static void proc_threads_cpu_s(int pid, double *loop, double *others)
+{
+    *loop = *others = 0;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0)
+            continue;
+        char path[96], buf[2048];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *p = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        double s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        if (tid == pid)
+            *loop += s;
+        else
+            *others += s;
+    }
+    closedir(d);
+}
+
 static double self_cpu_s(void)
 {
     struct rusage ru;
@@ -614,7 +654,9 @@ int main(int argc, char **argv)
         if (!fgets(line, sizeof line, stdin))
             return 1;
     }
-    double srv0 = server_pid ? proc_cpu_s(server_pid) : 0, own0 = self_cpu_s();
+    double srv0 = server_pid ? proc_cpu_s(server_pid) : 0, own0 = self_cpu_s(), loop0 = 0, oth0 = 0;
+    if (server_pid)
+        proc_threads_cpu_s(server_pid, &loop0, &oth0);
     int64_t t0 = now_ns();
     t_end_start = t0 + (int64_t)(seconds * 1e9);
     t_hard = t_end_start + (int64_t)HARD_EXTRA_S * 1000000000LL;
@@ -650,14 +692,18 @@ int main(int argc, char **argv)
         }
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    double srv = server_pid ? proc_cpu_s(server_pid) - srv0 : -1, own = self_cpu_s() - own0;
+    double srv = server_pid ? proc_cpu_s(server_pid) - srv0 : -1, own = self_cpu_s() - own0, loop1 = 0, oth1 = 0;
+    if (server_pid)
+        proc_threads_cpu_s(server_pid, &loop1, &oth1);
     long nl = done < max_links ? done : max_links;
     qsort(lat_ms, (size_t)nl, sizeof *lat_ms, cmp_d);
     printf("linkload links=%ld seconds=%.2f links_per_s=%.0f p50_ms=%.3f p99_ms=%.3f errors=%ld", done, secs,
            (double)done / secs, pct(lat_ms, nl, 50), pct(lat_ms, nl, 99), errors);
     if (server_pid)
-        printf(" server_cpu_ms_per_link=%.3f server_cpu_share=%.2f", done ? srv * 1000 / (double)done : 0,
-               srv / secs);
+        printf(" server_cpu_ms_per_link=%.3f server_cpu_share=%.2f loop_cpu_ms_per_link=%.3f loop_cpu_share=%.2f"
+               " other_threads_cpu_ms_per_link=%.3f",
+               done ? srv * 1000 / (double)done : 0, srv / secs, done ? (loop1 - loop0) * 1000 / (double)done : 0,
+               (loop1 - loop0) / secs, done ? (oth1 - oth0) * 1000 / (double)done : 0);
     printf(" client_cpu_ms_per_link=%.3f client_cpu_share=%.2f workers=%d accounts=%d risk_accepted=%ld",
            done ? own * 1000 / (double)done : 0, own / secs, nwork, nacc, risk_accepted);
     if (first_error[0])

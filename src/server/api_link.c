@@ -18,6 +18,7 @@
 #include "place.h"
 #include "risk.h"
 #include "session.h"
+#include "work.h"
 
 #define SIG_LINK "linkward-link-v1"
 #define SIG_ACCOUNT "linkward-account-v1"
@@ -368,11 +369,24 @@ static bool at_device_limit(lw_rq *rq, const char *account_id)
 }
 
 typedef struct approve_op {
-    lw_rq *rq;
+    lw_rq *rq; /* NULL once the client is gone */
     lw_app *app;
     lw_link_request r;
     char device_id[LW_ID_STRLEN];
+    lw_account a;
+    bool accept_risk, has_pin;
+    char pin[17];
+    uint8_t msg[128], primary_pk[LW_PK_LEN];
+    size_t msg_len;
+    int verified;
 } approve_op;
+
+static void approve_op_free(approve_op *op)
+{
+    lw_rq_release(&op->rq);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
 
 static void approve_finish(lw_app *app, lw_rq *rq, lw_link_request *r)
 {
@@ -396,9 +410,91 @@ static void approve_pin_done(void *arg, int verified, const char *new_hash)
     approve_op *op = arg;
     if (lw_api_pin_result(op->app, op->r.account_id, op->device_id, verified, op->rq))
         approve_finish(op->app, op->rq, &op->r);
-    lw_rq_release(&op->rq);
-    lw_wipe(op, sizeof *op);
-    lw_free(op);
+    approve_op_free(op);
+}
+
+/* The approval once the account signature verified: the account's state,
+ * the risk, the device limit, then the PIN or the approval itself. True
+ * when op now belongs to the PIN job. */
+static bool approve_verified(lw_rq *rq, approve_op *op)
+{
+    lw_app *app = op->app;
+    lw_link_request *r = &op->r;
+    lw_account *a = &op->a;
+    if (a->pin_change_required) {
+        lw_reply_error(rq, 403, "pin_change_required",
+                       "Your account was secured after an alert: change your two-step PIN before linking devices.");
+        return false;
+    }
+    lw_risk k;
+    lw_risk_link(app, r, a->id, &k);
+    lw_risk_level level = k.level;
+    lw_risk_clear(&k);
+    if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
+        lw_reply_error(rq, 403, "risk_blocked", "This server does not allow high-risk links.");
+        return false;
+    }
+    if (level == LW_RISK_HIGH && !op->accept_risk) {
+        lw_reply_error(rq, 409, "risk_not_accepted",
+                       "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
+        return false;
+    }
+    if (at_device_limit(rq, a->id))
+        return false;
+    bool has_pin = a->pin_hash[0] != '\0';
+    if (!has_pin && app->cfg.pin_required) {
+        lw_reply_error(rq, 403, "pin_required",
+                       "This server requires a two-step PIN. Set one first (linkward phone pin set).");
+        return false;
+    }
+    if (!has_pin) {
+        approve_finish(app, rq, r);
+        return false;
+    }
+    if (!op->has_pin) {
+        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to link a device.");
+        return false;
+    }
+    if (lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a->id, a->id))
+        return false;
+    if (lw_api_pin_locked(rq, a))
+        return false;
+    int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_api_pin_inflight_cap(app, a),
+                            approve_pin_done, op);
+    lw_wipe(op->pin, sizeof op->pin);
+    if (rc == LW_ELIMIT) {
+        lw_rq_header(rq, "retry-after", "1");
+        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
+        return false;
+    }
+    if (rc != LW_OK) {
+        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+        return false;
+    }
+    return true;
+}
+
+/* On a worker thread: only op's own copies are touched. */
+static void approve_verify(void *arg)
+{
+    approve_op *op = arg;
+    op->verified = lw_verify(op->r.account_sig, op->msg, op->msg_len, op->primary_pk);
+}
+
+/* Back on the loop. */
+static void approve_verify_done(void *arg)
+{
+    approve_op *op = arg;
+    lw_rq *rq = op->rq;
+    if (!rq) {
+        /* The client left while its signature was checked: nothing was changed. */
+    } else if (op->verified != LW_OK) {
+        lw_reply_error(rq, 400, "invalid_signature",
+                       "The account signature over the device key does not verify with this phone's key.");
+    } else if (approve_verified(rq, op)) {
+        return; /* op now belongs to the PIN job */
+    }
+    approve_op_free(op);
 }
 
 void lw_api_link_approve(lw_rq *rq)
@@ -411,84 +507,41 @@ void lw_api_link_approve(lw_rq *rq)
     }
     lw_link_request *r = &op->r;
     lw_session primary;
-    lw_account a;
     const char *pin;
-    bool accept_risk;
-    memset(&a, 0, sizeof a);
     if (!load_scanned(rq, r))
         goto out;
     if (lw_body_b64(rq, "account_signature", true, r->account_sig, LW_SIG_LEN, NULL) != LW_OK ||
-        lw_body_str(rq, "pin", false, 16, &pin) != LW_OK || lw_body_bool(rq, "accept_risk", false, &accept_risk))
+        lw_body_str(rq, "pin", false, 16, &pin) != LW_OK || lw_body_bool(rq, "accept_risk", false, &op->accept_risk))
         goto out;
     int rc = lw_store_session_get(app->store, rq->who.device_id, &primary);
     if (rc == LW_OK)
-        rc = lw_store_account_get(app->store, rq->who.account_id, &a);
+        rc = lw_store_account_get(app->store, rq->who.account_id, &op->a);
     if (rc != LW_OK) {
         lw_api_store_failed(rq, rc, "loading the account");
         goto out;
     }
-    uint8_t msg[128];
-    size_t n = signed_msg(msg, sizeof msg, SIG_ACCOUNT, a.id, r->public_key);
-    if (n == 0 || lw_verify(r->account_sig, msg, n, primary.public_key) != LW_OK) {
+    op->msg_len = signed_msg(op->msg, sizeof op->msg, SIG_ACCOUNT, op->a.id, r->public_key);
+    if (op->msg_len == 0) {
         lw_reply_error(rq, 400, "invalid_signature",
                        "The account signature over the device key does not verify with this phone's key.");
         goto out;
     }
-    if (a.pin_change_required) {
-        lw_reply_error(rq, 403, "pin_change_required",
-                       "Your account was secured after an alert: change your two-step PIN before linking devices.");
-        goto out;
-    }
-    lw_risk k;
-    lw_risk_link(app, r, a.id, &k);
-    lw_risk_level level = k.level;
-    lw_risk_clear(&k);
-    if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
-        lw_reply_error(rq, 403, "risk_blocked", "This server does not allow high-risk links.");
-        goto out;
-    }
-    if (level == LW_RISK_HIGH && !accept_risk) {
-        lw_reply_error(rq, 409, "risk_not_accepted",
-                       "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
-        goto out;
-    }
-    if (at_device_limit(rq, a.id))
-        goto out;
-    bool has_pin = a.pin_hash[0] != '\0';
-    if (!has_pin && app->cfg.pin_required) {
-        lw_reply_error(rq, 403, "pin_required",
-                       "This server requires a two-step PIN. Set one first (linkward phone pin set).");
-        goto out;
-    }
-    if (!has_pin) {
-        approve_finish(app, rq, r);
-        goto out;
-    }
-    if (!pin) {
-        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to link a device.");
-        goto out;
-    }
-    if (lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, a.id))
-        goto out;
-    if (lw_api_pin_locked(rq, &a))
-        goto out;
+    memcpy(op->primary_pk, primary.public_key, LW_PK_LEN);
+    op->has_pin = pin != NULL;
+    if (pin)
+        lw_strlcpy(op->pin, pin, sizeof op->pin);
     op->app = app;
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_api_pin_inflight_cap(app, &a), approve_pin_done, op);
-    if (rc == LW_ELIMIT) {
-        lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
-        goto out;
-    }
-    if (rc != LW_OK) {
-        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
-        goto out;
-    }
+    /* The account signature (PRODUCT.md §2.5: the phone vouches for this
+     * device key, so the server cannot slip in a device the phone never
+     * signed) is verified off the loop; everything after it waits for it. */
     lw_rq_guard(rq, &op->rq);
-    lw_wipe(&a, sizeof a);
-    return; /* op now belongs to the PIN job */
+    if (lw_work_submit(app->work, approve_verify, approve_verify_done, op) != LW_OK) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        approve_op_free(op);
+    }
+    return;
 out:
-    lw_wipe(&a, sizeof a);
     lw_wipe(op, sizeof *op);
     lw_free(op);
 }
@@ -513,29 +566,90 @@ void lw_api_link_deny(lw_rq *rq)
     lw_reply_json(rq, 200, json_pack("{s:s}", "state", "denied"));
 }
 
-void lw_api_link_complete(lw_rq *rq)
+typedef struct complete_op {
+    lw_rq *rq; /* NULL once the client is gone */
+    uint8_t sig[LW_SIG_LEN], msg[128], pk[LW_PK_LEN];
+    size_t msg_len;
+    int verified;
+} complete_op;
+
+static void complete_verified(lw_rq *rq);
+
+/* On a worker thread: only op's own copies are touched. */
+static void complete_verify(void *arg)
 {
-    lw_app *app = rq->app;
-    lw_link_request *r = rq->link;
-    if (!same_request(rq))
-        return;
-    uint8_t sig[LW_SIG_LEN];
-    if (lw_body_b64(rq, "signature", true, sig, sizeof sig, NULL) != LW_OK)
-        return;
-    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
-        lw_reply_error(rq, 410, "expired", "This link request expired.");
-        return;
-    }
-    if (strcmp(r->state, "approved") != 0) {
-        lw_reply_error(rq, 409, "not_pending", "This link request is %s, not approved.", r->state);
-        return;
-    }
-    uint8_t msg[128];
-    size_t n = signed_msg(msg, sizeof msg, SIG_LINK, r->id, r->nonce);
-    if (n == 0 || lw_verify(sig, msg, n, r->public_key) != LW_OK) {
+    complete_op *op = arg;
+    op->verified = lw_verify(op->sig, op->msg, op->msg_len, op->pk);
+}
+
+/* Back on the loop. */
+static void complete_verify_done(void *arg)
+{
+    complete_op *op = arg;
+    lw_rq *rq = op->rq;
+    int verified = op->verified;
+    lw_rq_release(&op->rq);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+    if (!rq)
+        return; /* the client left while its signature was checked: nothing was changed */
+    if (verified != LW_OK) {
         lw_reply_error(rq, 400, "invalid_signature", "The signature does not prove possession of the device key.");
         return;
     }
+    if (lw_links_remaining(rq->link) == 0) {
+        lw_reply_error(rq, 410, "expired", "This link request expired.");
+        return;
+    }
+    complete_verified(rq);
+}
+
+void lw_api_link_complete(lw_rq *rq)
+{
+    lw_link_request *r = rq->link;
+    if (!same_request(rq))
+        return;
+    complete_op *op = lw_calloc(1, sizeof *op);
+    if (!op) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return;
+    }
+    if (lw_body_b64(rq, "signature", true, op->sig, sizeof op->sig, NULL) != LW_OK)
+        goto out;
+    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
+        lw_reply_error(rq, 410, "expired", "This link request expired.");
+        goto out;
+    }
+    if (strcmp(r->state, "approved") != 0) {
+        lw_reply_error(rq, 409, "not_pending", "This link request is %s, not approved.", r->state);
+        goto out;
+    }
+    op->msg_len = signed_msg(op->msg, sizeof op->msg, SIG_LINK, r->id, r->nonce);
+    if (op->msg_len == 0) {
+        lw_reply_error(rq, 400, "invalid_signature", "The signature does not prove possession of the device key.");
+        goto out;
+    }
+    memcpy(op->pk, r->public_key, LW_PK_LEN);
+    /* The possession proof (PRODUCT.md §2.6: only the holder of the device
+     * key that was approved gets the credential) is verified off the loop;
+     * the link completes when it comes back good. */
+    op->verified = LW_ECRYPTO;
+    lw_rq_guard(rq, &op->rq);
+    if (lw_work_submit(rq->app->work, complete_verify, complete_verify_done, op) != LW_OK) {
+        lw_rq_release(&op->rq);
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        goto out;
+    }
+    return;
+out:
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
+
+static void complete_verified(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    lw_link_request *r = rq->link;
     lw_session *s = lw_calloc(1, sizeof *s);
     if (!s) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
