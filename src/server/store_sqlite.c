@@ -1767,7 +1767,14 @@ static int sq_open(lw_store **out, const char *location)
         return LW_ENOMEM;
     }
     s->base.ops = &lw_store_sqlite_ops;
-    if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    /* SQLite counts every allocation under a global mutex unless told not
+     * to; nothing here reads those counts. Only possible before SQLite
+     * initialises (the first open): later calls fail harmlessly. */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* NOMUTEX: the connection belongs to the event loop thread alone (see
+     * the top of this file), so SQLite need not lock it around every call. */
+    if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         log_error(s->db, "cannot open the database");
         goto fail;
     }
