@@ -218,11 +218,12 @@ static const char *const migration_1[] = {
     NULL,
 };
 
-/* 2: an account's sessions by role and state, so that counting its live
- * companions (twice per link) and finding its primary (the risk rules, at
- * every link step) read only what they need. */
+/* 2: an account's sessions by state and role, in place of by state alone:
+ * counting its live companions (twice per link) and finding its primary
+ * (the risk rules, at every link step) read only what they need. */
 static const char *const migration_2[] = {
-    "CREATE INDEX IF NOT EXISTS sessions_account_role_state ON sessions (account_id, role, state)",
+    "CREATE INDEX IF NOT EXISTS sessions_account_state_role ON sessions (account_id, state, role)",
+    "DROP INDEX IF EXISTS sessions_account_state",
     NULL,
 };
 

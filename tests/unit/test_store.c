@@ -179,7 +179,7 @@ static void test_open_fresh_schema(void **state)
                                     "  'schema_version')"),
                          6);
         assert_int_equal(raw_int(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
-                                    " AND indexname IN ('sessions_active_selector','sessions_account_state',"
+                                    " AND indexname IN ('sessions_active_selector','sessions_account_state_role',"
                                     "  'sessions_last_active','sessions_selector','link_requests_selector',"
                                     "  'link_requests_ref','link_requests_code','alerts_account_created',"
                                     "  'accounts_handle_lower')"),
@@ -190,7 +190,7 @@ static void test_open_fresh_schema(void **state)
                                       " ('accounts','sessions','link_requests','alerts','invites')"),
                      5);
     assert_int_equal(raw_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
-                                      " ('sessions_active_selector','sessions_account_state',"
+                                      " ('sessions_active_selector','sessions_account_state_role',"
                                       "  'sessions_last_active','sessions_selector','link_requests_selector','link_requests_ref',"
                                       "  'link_requests_code','alerts_account_created')"),
                      8);
