@@ -39,52 +39,47 @@ static size_t signed_msg(uint8_t *dst, size_t cap, const char *label, const char
     return ll + il + 2 + 32;
 }
 
-void lw_api_link_create(lw_rq *rq)
+typedef struct create_op {
+    lw_rq *rq; /* NULL once the client is gone */
+    lw_app *app;
+    lw_link_request r;
+    lw_link_ref ref;
+} create_op;
+
+static void create_op_free(create_op *op)
 {
-    lw_app *app = rq->app;
-    lw_link_request *r = lw_calloc(1, sizeof *r);
-    if (!r) {
-        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
-        return;
-    }
-    struct lw_client_desc d;
-    bool persistent;
-    if (lw_api_rate_limited(rq, &app->cfg.rate_link, "ip", rq->ip, NULL))
-        goto out;
-    if (lw_links_pending_from(app->links, rq->ip) >= app->cfg.max_pending_links_per_ip) {
-        lw_rq_header(rq, "retry-after", "20");
-        lw_reply_error(rq, 429, "rate_limited",
-                       "Too many link requests are waiting from this address; let them expire or finish first.");
-        goto out;
-    }
-    if (lw_body_b64(rq, "public_key", true, r->public_key, LW_PK_LEN, NULL) != LW_OK ||
-        lw_body_bool(rq, "persistent", true, &persistent) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
-        goto out;
+    lw_rq_release(&op->rq);
+    lw_links_ref_clear(&op->ref);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
 
-    int64_t now = lw_now_ms();
-    lw_random_id(r->id);
-    lw_random(r->nonce, sizeof r->nonce);
-    r->created_at = now;
-    r->expires_at = now + app->cfg.qr_first_ttl_ms + (app->cfg.qr_refs - 1) * app->cfg.qr_next_ttl_ms;
-    lw_strlcpy(r->state, "pending", sizeof r->state);
-    r->persistent = persistent;
-    lw_strlcpy(r->name, d.name, sizeof r->name);
-    lw_strlcpy(r->browser, d.browser, sizeof r->browser);
-    lw_strlcpy(r->browser_version, d.browser_version, sizeof r->browser_version);
-    lw_strlcpy(r->os, d.os, sizeof r->os);
-    lw_strlcpy(r->os_version, d.os_version, sizeof r->os_version);
-    lw_strlcpy(r->device_model, d.device_model, sizeof r->device_model);
-    lw_strlcpy(r->ip, rq->ip, sizeof r->ip);
-    lw_place where;
-    lw_netinfo net;
-    lw_place_lookup(app, rq->ip, &where, &net);
-    lw_strlcpy(r->country, where.country, sizeof r->country);
-    lw_strlcpy(r->region, where.region, sizeof r->region);
-    lw_strlcpy(r->city, where.city, sizeof r->city);
-    lw_strlcpy(r->network, net.network, sizeof r->network);
+static bool too_many_pending(lw_rq *rq)
+{
+    if (lw_links_pending_from(rq->app->links, rq->ip) < rq->app->cfg.max_pending_links_per_ip)
+        return false;
+    lw_rq_header(rq, "retry-after", "20");
+    lw_reply_error(rq, 429, "rate_limited",
+                   "Too many link requests are waiting from this address; let them expire or finish first.");
+    return true;
+}
 
+/* On a worker thread. */
+static void create_render(void *arg)
+{
+    create_op *op = arg;
+    lw_links_ref_render(&op->ref);
+}
+
+/* Back on the loop: stores the request and answers. */
+static void create_finish(lw_rq *rq, create_op *op)
+{
+    lw_app *app = op->app;
+    lw_link_request *r = &op->r;
     char token[LW_CRED_STRLEN], code[LW_CODE_STRLEN];
     int rc = LW_ECONFLICT;
+    if (too_many_pending(rq)) /* again: others from this address may have been stored meanwhile */
+        return;
     /* A fresh token and code collide with a live one about never; retry a little anyway. */
     for (int attempt = 0; attempt < 3 && rc == LW_ECONFLICT; attempt++) {
         lw_cred cred;
@@ -95,16 +90,17 @@ void lw_api_link_create(lw_rq *rq)
         lw_cred_wipe(&cred);
         lw_code_new(code);
         lw_keyed_hash(r->code_hash, app->hash_key, code, strlen(code));
-        rc = lw_links_begin(app->links, r, code);
+        rc = lw_links_begin(app->links, r, code, &op->ref);
     }
     if (rc != LW_OK) {
+        lw_wipe(token, sizeof token);
         lw_api_store_failed(rq, rc, "creating the link request");
-        goto out;
+        return;
     }
     /* The answer is written by hand: with jansson, most of the cost of a
      * link request was json_dumps decoding and re-encoding the ~10 KB SVG.
      * Every member but the token (escaped anyway) is our own ASCII. */
-    long long left = lw_api_secs(r->expires_at - now);
+    long long left = lw_api_secs(r->expires_at - lw_now_ms());
     char nonce[lw_b64_enc_len(32)];
     lw_b64_encode(nonce, r->nonce, sizeof r->nonce);
     bool cookie = lw_api_cookie_wanted(rq);
@@ -132,15 +128,78 @@ void lw_api_link_create(lw_rq *rq)
     if (rc != LW_OK) {
         lw_buf_free(&ans);
         lw_api_store_failed(rq, rc, "writing the answer");
-        goto out;
+        return;
     }
     lw_metrics_inc("linkward_link_requests_total", "outcome=\"created\"");
     lw_log_info("link", "request %.8s opened from %s", r->id, rq->ip);
     lw_reply_text(rq, 201, "application/json; charset=utf-8", ans.data, ans.len);
     lw_buf_free(&ans); /* zeroed: it held the token */
+}
+
+static void create_rendered(void *arg)
+{
+    create_op *op = arg;
+    if (op->rq) /* else the client left: nothing was stored */
+        create_finish(op->rq, op);
+    create_op_free(op);
+}
+
+void lw_api_link_create(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    create_op *op = lw_calloc(1, sizeof *op);
+    if (!op) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return;
+    }
+    lw_link_request *r = &op->r;
+    struct lw_client_desc d;
+    bool persistent;
+    if (lw_api_rate_limited(rq, &app->cfg.rate_link, "ip", rq->ip, NULL))
+        goto out;
+    if (too_many_pending(rq))
+        goto out;
+    if (lw_body_b64(rq, "public_key", true, r->public_key, LW_PK_LEN, NULL) != LW_OK ||
+        lw_body_bool(rq, "persistent", true, &persistent) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
+        goto out;
+
+    int rc;
+    int64_t now = lw_now_ms();
+    lw_random_id(r->id);
+    lw_random(r->nonce, sizeof r->nonce);
+    r->created_at = now;
+    r->expires_at = now + app->cfg.qr_first_ttl_ms + (app->cfg.qr_refs - 1) * app->cfg.qr_next_ttl_ms;
+    lw_strlcpy(r->state, "pending", sizeof r->state);
+    r->persistent = persistent;
+    lw_strlcpy(r->name, d.name, sizeof r->name);
+    lw_strlcpy(r->browser, d.browser, sizeof r->browser);
+    lw_strlcpy(r->browser_version, d.browser_version, sizeof r->browser_version);
+    lw_strlcpy(r->os, d.os, sizeof r->os);
+    lw_strlcpy(r->os_version, d.os_version, sizeof r->os_version);
+    lw_strlcpy(r->device_model, d.device_model, sizeof r->device_model);
+    lw_strlcpy(r->ip, rq->ip, sizeof r->ip);
+    lw_place where;
+    lw_netinfo net;
+    lw_place_lookup(app, rq->ip, &where, &net);
+    lw_strlcpy(r->country, where.country, sizeof r->country);
+    lw_strlcpy(r->region, where.region, sizeof r->region);
+    lw_strlcpy(r->city, where.city, sizeof r->city);
+    lw_strlcpy(r->network, net.network, sizeof r->network);
+
+    /* The payload's signature and its QR code are made off the loop; the
+     * request is stored and answered when they come back. */
+    op->app = app;
+    lw_links_ref_prepare(app->links, r, &op->ref);
+    lw_rq_guard(rq, &op->rq);
+    rc = lw_work_submit(app->work, create_render, create_rendered, op);
+    if (rc != LW_OK) {
+        lw_rq_release(&op->rq);
+        lw_api_work_refused(rq, rc);
+        goto out;
+    }
+    return;
 out:
-    lw_wipe(r, sizeof *r);
-    lw_free(r);
+    create_op_free(op);
 }
 
 static bool same_request(lw_rq *rq)
@@ -536,8 +595,10 @@ void lw_api_link_approve(lw_rq *rq)
      * device key, so the server cannot slip in a device the phone never
      * signed) is verified off the loop; everything after it waits for it. */
     lw_rq_guard(rq, &op->rq);
-    if (lw_work_submit(app->work, approve_verify, approve_verify_done, op) != LW_OK) {
-        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+    rc = lw_work_submit(app->work, approve_verify, approve_verify_done, op);
+    if (rc != LW_OK) {
+        lw_rq_release(&op->rq);
+        lw_api_work_refused(rq, rc);
         approve_op_free(op);
     }
     return;
@@ -635,9 +696,10 @@ void lw_api_link_complete(lw_rq *rq)
      * the link completes when it comes back good. */
     op->verified = LW_ECRYPTO;
     lw_rq_guard(rq, &op->rq);
-    if (lw_work_submit(rq->app->work, complete_verify, complete_verify_done, op) != LW_OK) {
+    int rc = lw_work_submit(rq->app->work, complete_verify, complete_verify_done, op);
+    if (rc != LW_OK) {
         lw_rq_release(&op->rq);
-        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        lw_api_work_refused(rq, rc);
         goto out;
     }
     return;

@@ -13,6 +13,7 @@
 typedef struct job {
     h2o_multithread_message_t super; /* first: the queue hands us this pointer */
     struct job *next;                /* pending queue */
+    struct lw_work *w;
     lw_work_fn run, done;
     void *arg;
 } job;
@@ -22,6 +23,7 @@ struct lw_work {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job *head, *tail;
+    int queued; /* jobs waiting or running */
     bool stopping;
     int nthreads;
     pthread_t threads[WORK_THREADS_MAX];
@@ -55,6 +57,10 @@ static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     while (!h2o_linklist_is_empty(messages)) {
         job *j = H2O_STRUCT_FROM_MEMBER(job, super.link, messages->next);
         h2o_linklist_unlink(&j->super.link);
+        lw_work *w = j->w;
+        pthread_mutex_lock(&w->mu);
+        w->queued--;
+        pthread_mutex_unlock(&w->mu);
         j->done(j->arg);
         lw_free(j);
     }
@@ -109,9 +115,16 @@ int lw_work_submit(lw_work *w, lw_work_fn run, lw_work_fn done, void *arg)
         done(arg);
         return LW_OK;
     }
+    /* Only the loop submits and finishes jobs; the lock is for the workers. */
+    pthread_mutex_lock(&w->mu);
+    bool full = w->queued >= LW_WORK_QUEUE_MAX;
+    pthread_mutex_unlock(&w->mu);
+    if (full)
+        return LW_ELIMIT;
     job *j = lw_calloc(1, sizeof *j);
     if (!j)
         return LW_ENOMEM;
+    j->w = w;
     j->run = run;
     j->done = done;
     j->arg = arg;
@@ -121,6 +134,7 @@ int lw_work_submit(lw_work *w, lw_work_fn run, lw_work_fn done, void *arg)
     else
         w->head = j;
     w->tail = j;
+    w->queued++;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return LW_OK;

@@ -25,8 +25,10 @@ lw_work *lw_work_new(struct st_h2o_context_t *ctx, int threads);
  * it once the loop has finished serving requests. */
 void lw_work_free(lw_work *w);
 
-/* Queues run(arg) then done(arg). LW_ENOMEM if the job cannot be queued
- * (nothing will run). */
+/* Queues run(arg) then done(arg). LW_ELIMIT when LW_WORK_QUEUE_MAX jobs are
+ * waiting already (a flood of requests must not queue work without end:
+ * answer "busy"), LW_ENOMEM if the job cannot be queued; then nothing runs. */
+#define LW_WORK_QUEUE_MAX 4096
 int lw_work_submit(lw_work *w, lw_work_fn run, lw_work_fn done, void *arg);
 
 #endif
