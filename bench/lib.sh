@@ -166,6 +166,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else 
 # Node helper (bench/tool.mjs), which reuses the integration-test harness.
 lwtool() { node "$BENCH_DIR/tool.mjs" "$@"; }
 
+# Compiles bench/linkload.c (needs libsodium) once per source change into
+# bench/.build/linkload; sets LINKLOAD.
+build_linkload() {
+    mkdir -p "$BENCH_DIR/.build"
+    local bin="$BENCH_DIR/.build/linkload"
+    if [ ! -x "$bin" ] || [ "$BENCH_DIR/linkload.c" -nt "$bin" ]; then
+        cc -O2 -Wall -o "$bin.tmp" "$BENCH_DIR/linkload.c" -lsodium && mv "$bin.tmp" "$bin"
+    fi
+    LINKLOAD="$bin"
+}
+
 # Compiles bench/wsload.c once per source change into bench/.build/wsload.
 build_wsload() {
     mkdir -p "$BENCH_DIR/.build"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Where the server's time goes, for docs/benchmarks.md. Two scenarios:
 #   session_check  wrk -c64 on GET /v1/session with a valid credential;
-#   link           Node workers looping create → scan → approve → complete.
+#   link           bench/linkload.c (16 workers, 8 accounts) looping create →
+#                  scan → approve → complete: BENCH_PROFILE_LINKS links (1000;
+#                  a fixed count, since a link costs more as accounts grow).
 # Profilers:
 #   - perf record (hardware cycles when `perf stat -e instructions true` works,
 #     else the cpu-clock software event, which works in these VMs), on the
@@ -19,6 +21,7 @@ bench_init profile
 RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results}"
 mkdir -p "$RESULTS"
 SECS=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 3 || echo 8)
+build_linkload
 TOP="${BENCH_PROFILE_TOP:-15}"
 
 if command -v perf >/dev/null; then
@@ -29,7 +32,8 @@ if command -v perf >/dev/null; then
     fi
 fi
 
-# load SCENARIO URL TOKEN SECONDS: runs the load in the background; sets LOAD_PID.
+# load SCENARIO URL TOKEN SECONDS [LINKS]: runs the load in the background;
+# sets LOAD_PID.
 load() {
     case "$1" in
     session_check)
@@ -37,7 +41,8 @@ load() {
             wrk -t1 -c64 -d"${4}s" --timeout 5s -s "$BENCH_DIR/session.lua" "$2/v1/session" >"$BENCH_TMP/load.out" 2>&1 &
         ;;
     link)
-        lwtool link-loop "$2" "$4" >"$BENCH_TMP/load.out" 2>&1 &
+        "$LINKLOAD" -p "${2##*:}" -a 8 -w 16 -n "${5:-1000000}" -d "$4" -t 300 \
+            >"$BENCH_TMP/load.out" 2>&1 &
         ;;
     esac
     LOAD_PID=$!
@@ -88,9 +93,10 @@ callgrind_profile() {
     local token; token=$(lwtool register "$url")
     # Instrumentation on only now: start-up and the setup are not in the profile.
     callgrind_control -i on "$pid" >/dev/null 2>&1 || bench_log "callgrind_control -i on failed"
-    load "$sc" "$url" "$token" $((SECS * 2))
+    # Links: a fixed count however slow the server runs under valgrind.
+    if [ "$sc" = link ]; then load "$sc" "$url" "$token" 900 "${BENCH_PROFILE_LINKS:-1000}"; else load "$sc" "$url" "$token" $((SECS * 2)); fi
     wait "$LOAD_PID" 2>/dev/null || true
-    grep -h '^wrk_result\|^[0-9]' "$BENCH_TMP/load.out" | sed "s/^/[profile] callgrind $sc load: /" >&2 || true
+    grep -h '^wrk_result\|^linkload\|^[0-9]' "$BENCH_TMP/load.out" | sed "s/^/[profile] callgrind $sc load: /" >&2 || true
     bench_stop "$pid" 60
     local f; f=$(ls "$out"* 2>/dev/null | tail -1)
     [ -n "$f" ] || { bench_log "no callgrind output"; return 0; }
@@ -99,7 +105,7 @@ callgrind_profile() {
     callgrind_annotate --inclusive=yes "$f" 2>/dev/null >"$RESULTS/callgrind-$sc-inclusive.txt" || true
     # Lines: "  1,234,567 (12.34%)  file:function [object]"; the totals first.
     local total; total=$(awk '/PROGRAM TOTALS/ {gsub(/,/, "", $1); print $1; exit}' "$RESULTS/callgrind-$sc.txt")
-    local reqs; reqs=$(grep -ho 'requests=[0-9]*' "$BENCH_TMP/load.out" | cut -d= -f2 || true)
+    local reqs; reqs=$(grep -ho 'requests=[0-9]*\|^linkload links=[0-9]*' "$BENCH_TMP/load.out" | cut -d= -f2 || true)
     [ -z "$reqs" ] && reqs=$(grep -hx '[0-9]*' "$BENCH_TMP/load.out" | head -1 || true)
     echo "profile callgrind $sc total_instructions=$total operations=${reqs:-?} instructions_per_operation=$(awk -v t="$total" -v n="${reqs:-0}" 'BEGIN {if (n > 0) printf "%.0f", t / n; else print "?"}')"
     callgrind_lines() {

@@ -218,6 +218,11 @@ static int buf_reserve(lw_buf *b, size_t extra)
     return LW_OK;
 }
 
+int lw_buf_reserve(lw_buf *b, size_t n)
+{
+    return buf_reserve(b, n);
+}
+
 int lw_buf_append(lw_buf *b, const void *p, size_t n)
 {
     int rc = buf_reserve(b, n);
@@ -228,6 +233,38 @@ int lw_buf_append(lw_buf *b, const void *p, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
     return LW_OK;
+}
+
+/* Bytes a JSON string literal cannot hold as they are: '"', '\\', controls. */
+static const unsigned char json_escape[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
+int lw_buf_append_json_str(lw_buf *b, const char *s)
+{
+    int rc = buf_reserve(b, strlen(s) + 2); /* exact unless something needs escaping */
+    if (rc == LW_OK)
+        rc = lw_buf_append(b, "\"", 1);
+    const unsigned char *run = (const unsigned char *)s;
+    for (const unsigned char *p = run; rc == LW_OK; p++) {
+        while (!json_escape[*p])
+            p++;
+        rc = lw_buf_append(b, run, (size_t)(p - run));
+        if (rc != LW_OK || *p == 0)
+            break;
+        char esc[7] = {'\\', (char)*p, 0};
+        size_t n = 2;
+        if (*p < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        }
+        rc = lw_buf_append(b, esc, n);
+        run = p + 1;
+    }
+    return rc == LW_OK ? lw_buf_append(b, "\"", 1) : rc;
 }
 
 int lw_buf_appendf(lw_buf *b, const char *fmt, ...)

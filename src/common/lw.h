@@ -65,8 +65,15 @@ typedef struct lw_buf {
 
 void lw_buf_init(lw_buf *b, size_t max);
 int lw_buf_append(lw_buf *b, const void *p, size_t n);  /* LW_ETOOBIG past max */
+/* Makes room for n more bytes at once (one allocation instead of a doubling
+ * per append when the size is known or bounded). LW_ETOOBIG past max. */
+int lw_buf_reserve(lw_buf *b, size_t n);
 int lw_buf_appendf(lw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lw_buf_reset(lw_buf *b);
+/* Appends s as a JSON string literal, quotes included: '"', '\\' and control
+ * characters escaped, everything else copied as it is (s must be UTF-8). For
+ * answers written by hand where jansson would decode every character. */
+int lw_buf_append_json_str(lw_buf *b, const char *s);
 /* Frees the storage; zeroes it first (buffers may have held secrets). */
 void lw_buf_free(lw_buf *b);
 

@@ -19,4 +19,9 @@ char *lw_qr_terminal(const char *text);
  * LW_ENOTFOUND if no QR code is in the image, LW_EIO if the file cannot be read. */
 int lw_qr_png_decode(const char *path, char **out);
 
+/* For tests: the modules of text's QR code as the functions above draw them
+ * (width * width bytes, row by row, 1 = dark; lw_free it) and the mask
+ * Linkward chose (0-7), or -1 when libqrencode chose it. NULL on failure. */
+unsigned char *lw_qr_modules(const char *text, int *width, int *mask);
+
 #endif

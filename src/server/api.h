@@ -55,6 +55,9 @@ bool lw_handle_normalize(const char *in, char out[LW_HANDLE_MAX]);
 
 /* Maps a store error to a 500/503 reply; returns true if it replied. */
 bool lw_api_store_failed(lw_rq *rq, int rc, const char *what);
+/* Answers a job lw_work_submit refused: 503, with retry-after when the
+ * queue was full (LW_ELIMIT). */
+void lw_api_work_refused(lw_rq *rq, int rc);
 
 #endif
 

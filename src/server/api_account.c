@@ -40,6 +40,16 @@ bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
     return true;
 }
 
+void lw_api_work_refused(lw_rq *rq, int rc)
+{
+    if (rc == LW_ELIMIT) {
+        lw_rq_header(rq, "retry-after", "1");
+        lw_reply_error(rq, 503, "unavailable", "The server is busy; retry in a moment.");
+        return;
+    }
+    lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+}
+
 bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope, const char *id,
                          const char *account_id)
 {

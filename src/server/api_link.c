@@ -18,9 +18,12 @@
 #include "place.h"
 #include "risk.h"
 #include "session.h"
+#include "work.h"
 
 #define SIG_LINK "linkward-link-v1"
 #define SIG_ACCOUNT "linkward-account-v1"
+/* The answer to a new link request: a version-40 QR's SVG is ~400 KB. */
+#define LINK_ANSWER_MAX (1024 * 1024)
 
 /* "<label>" \0 <id> \0 <32 raw bytes>: the shape of every message a device signs. */
 static size_t signed_msg(uint8_t *dst, size_t cap, const char *label, const char *id, const uint8_t raw[32])
@@ -36,28 +39,131 @@ static size_t signed_msg(uint8_t *dst, size_t cap, const char *label, const char
     return ll + il + 2 + 32;
 }
 
+typedef struct create_op {
+    lw_rq *rq; /* NULL once the client is gone */
+    lw_app *app;
+    lw_link_request r;
+    lw_link_ref ref;
+} create_op;
+
+static void create_op_free(create_op *op)
+{
+    lw_rq_release(&op->rq);
+    lw_links_ref_clear(&op->ref);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
+
+static bool too_many_pending(lw_rq *rq)
+{
+    if (lw_links_pending_from(rq->app->links, rq->ip) < rq->app->cfg.max_pending_links_per_ip)
+        return false;
+    lw_rq_header(rq, "retry-after", "20");
+    lw_reply_error(rq, 429, "rate_limited",
+                   "Too many link requests are waiting from this address; let them expire or finish first.");
+    return true;
+}
+
+/* On a worker thread. */
+static void create_render(void *arg)
+{
+    create_op *op = arg;
+    lw_links_ref_render(&op->ref);
+}
+
+/* Back on the loop: stores the request and answers. */
+static void create_finish(lw_rq *rq, create_op *op)
+{
+    lw_app *app = op->app;
+    lw_link_request *r = &op->r;
+    char token[LW_CRED_STRLEN], code[LW_CODE_STRLEN];
+    int rc = LW_ECONFLICT;
+    if (too_many_pending(rq)) /* again: others from this address may have been stored meanwhile */
+        return;
+    /* A fresh token and code collide with a live one about never; retry a little anyway. */
+    for (int attempt = 0; attempt < 3 && rc == LW_ECONFLICT; attempt++) {
+        lw_cred cred;
+        lw_cred_new(&cred, LW_CRED_LINK);
+        lw_cred_selector_str(&cred, r->token_selector);
+        lw_cred_hash(&cred, app->hash_key, r->token_hash);
+        lw_cred_format(&cred, token);
+        lw_cred_wipe(&cred);
+        lw_code_new(code);
+        lw_keyed_hash(r->code_hash, app->hash_key, code, strlen(code));
+        rc = lw_links_begin(app->links, r, code, &op->ref);
+    }
+    if (rc != LW_OK) {
+        lw_wipe(token, sizeof token);
+        lw_api_store_failed(rq, rc, "creating the link request");
+        return;
+    }
+    /* The answer is written by hand: with jansson, most of the cost of a
+     * link request was json_dumps decoding and re-encoding the ~10 KB SVG.
+     * Every member but the token (escaped anyway) is our own ASCII. */
+    long long left = lw_api_secs(r->expires_at - lw_now_ms());
+    char nonce[lw_b64_enc_len(32)];
+    lw_b64_encode(nonce, r->nonce, sizeof r->nonce);
+    bool cookie = lw_api_cookie_wanted(rq);
+    if (cookie)
+        lw_api_set_cookie(rq, "lw_link", token, left);
+    lw_buf ans;
+    lw_buf_init(&ans, LINK_ANSWER_MAX);
+    rc = lw_buf_appendf(&ans, "{\"id\":\"%s\",\"expires_in\":%lld", r->id, left);
+    if (rc == LW_OK && !cookie) {
+        rc = lw_buf_append(&ans, ",\"token\":", 9);
+        if (rc == LW_OK)
+            rc = lw_buf_append_json_str(&ans, token);
+    }
+    if (rc == LW_OK)
+        rc = lw_buf_append(&ans, ",\"nonce\":", 9);
+    if (rc == LW_OK)
+        rc = lw_buf_append_json_str(&ans, nonce);
+    if (rc == LW_OK) {
+        int vrc = lw_links_view_append(app->links, r, &ans);
+        rc = vrc == LW_ENOTFOUND ? LW_OK : vrc;
+    }
+    if (rc == LW_OK)
+        rc = lw_buf_append(&ans, "}", 1);
+    lw_wipe(token, sizeof token);
+    if (rc != LW_OK) {
+        lw_buf_free(&ans);
+        lw_api_store_failed(rq, rc, "writing the answer");
+        return;
+    }
+    lw_metrics_inc("linkward_link_requests_total", "outcome=\"created\"");
+    lw_log_info("link", "request %.8s opened from %s", r->id, rq->ip);
+    lw_reply_text(rq, 201, "application/json; charset=utf-8", ans.data, ans.len);
+    lw_buf_free(&ans); /* zeroed: it held the token */
+}
+
+static void create_rendered(void *arg)
+{
+    create_op *op = arg;
+    if (op->rq) /* else the client left: nothing was stored */
+        create_finish(op->rq, op);
+    create_op_free(op);
+}
+
 void lw_api_link_create(lw_rq *rq)
 {
     lw_app *app = rq->app;
-    lw_link_request *r = lw_calloc(1, sizeof *r);
-    if (!r) {
+    create_op *op = lw_calloc(1, sizeof *op);
+    if (!op) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
         return;
     }
+    lw_link_request *r = &op->r;
     struct lw_client_desc d;
     bool persistent;
     if (lw_api_rate_limited(rq, &app->cfg.rate_link, "ip", rq->ip, NULL))
         goto out;
-    if (lw_links_pending_from(app->links, rq->ip) >= app->cfg.max_pending_links_per_ip) {
-        lw_rq_header(rq, "retry-after", "20");
-        lw_reply_error(rq, 429, "rate_limited",
-                       "Too many link requests are waiting from this address; let them expire or finish first.");
+    if (too_many_pending(rq))
         goto out;
-    }
     if (lw_body_b64(rq, "public_key", true, r->public_key, LW_PK_LEN, NULL) != LW_OK ||
         lw_body_bool(rq, "persistent", true, &persistent) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
         goto out;
 
+    int rc;
     int64_t now = lw_now_ms();
     lw_random_id(r->id);
     lw_random(r->nonce, sizeof r->nonce);
@@ -80,43 +186,20 @@ void lw_api_link_create(lw_rq *rq)
     lw_strlcpy(r->city, where.city, sizeof r->city);
     lw_strlcpy(r->network, net.network, sizeof r->network);
 
-    char token[LW_CRED_STRLEN], code[LW_CODE_STRLEN];
-    int rc = LW_ECONFLICT;
-    /* A fresh token and code collide with a live one about never; retry a little anyway. */
-    for (int attempt = 0; attempt < 3 && rc == LW_ECONFLICT; attempt++) {
-        lw_cred cred;
-        lw_cred_new(&cred, LW_CRED_LINK);
-        lw_cred_selector_str(&cred, r->token_selector);
-        lw_cred_hash(&cred, app->hash_key, r->token_hash);
-        lw_cred_format(&cred, token);
-        lw_cred_wipe(&cred);
-        lw_code_new(code);
-        lw_keyed_hash(r->code_hash, app->hash_key, code, strlen(code));
-        rc = lw_links_begin(app->links, r, code);
-    }
+    /* The payload's signature and its QR code are made off the loop; the
+     * request is stored and answered when they come back. */
+    op->app = app;
+    lw_links_ref_prepare(app->links, r, &op->ref);
+    lw_rq_guard(rq, &op->rq);
+    rc = lw_work_submit(app->work, create_render, create_rendered, op);
     if (rc != LW_OK) {
-        lw_api_store_failed(rq, rc, "creating the link request");
+        lw_rq_release(&op->rq);
+        lw_api_work_refused(rq, rc);
         goto out;
     }
-    json_t *view = lw_links_view(app->links, r);
-    json_t *ans = json_pack("{s:s, s:I}", "id", r->id, "expires_in", (json_int_t)lw_api_secs(r->expires_at - now));
-    if (lw_api_cookie_wanted(rq))
-        lw_api_set_cookie(rq, "lw_link", token, lw_api_secs(r->expires_at - now));
-    else
-        json_object_set_new(ans, "token", json_string(token));
-    char nonce[lw_b64_enc_len(32)];
-    lw_b64_encode(nonce, r->nonce, sizeof r->nonce);
-    json_object_set_new(ans, "nonce", json_string(nonce));
-    if (view)
-        json_object_update(ans, view);
-    json_decref(view);
-    lw_wipe(token, sizeof token);
-    lw_metrics_inc("linkward_link_requests_total", "outcome=\"created\"");
-    lw_log_info("link", "request %.8s opened from %s", r->id, rq->ip);
-    lw_reply_json(rq, 201, ans);
+    return;
 out:
-    lw_wipe(r, sizeof *r);
-    lw_free(r);
+    create_op_free(op);
 }
 
 static bool same_request(lw_rq *rq)
@@ -201,7 +284,18 @@ void lw_api_link_scan(lw_rq *rq)
             lw_reply_error(rq, 400, "invalid_payload", "This is not a Linkward QR code.");
             return;
         }
-        if (lw_payload_verify(&p, app->server_pk) != LW_OK) {
+        lw_keyed_hash(h, app->hash_key, p.ref, sizeof p.ref);
+        rc = lw_store_link_get_by_ref(app->store, h, &r);
+        /* The server's signature is checked here only when this node cannot
+         * vouch for the text itself: a payload byte-for-byte equal to the one
+         * it made and signed for this request's current ref (kept in memory)
+         * carries that very signature (Ed25519 signing is deterministic), so
+         * verifying it again would prove nothing. Anything else (another
+         * node's ref, an old or forged payload) is verified as before, and
+         * before any answer that depends on the lookup. The phone verifies
+         * the payload against its pinned server key on its own side anyway. */
+        bool ours = rc == LW_OK && lw_links_issued(app->links, r.id, payload_text);
+        if (!ours && lw_payload_verify(&p, app->server_pk) != LW_OK) {
             lw_reply_error(rq, 400, "invalid_signature", "This QR code was not issued by this server.");
             return;
         }
@@ -209,8 +303,6 @@ void lw_api_link_scan(lw_rq *rq)
             lw_reply_error(rq, 400, "wrong_origin", "This QR code names another site (%s).", p.origin);
             return;
         }
-        lw_keyed_hash(h, app->hash_key, p.ref, sizeof p.ref);
-        rc = lw_store_link_get_by_ref(app->store, h, &r);
         if (rc == LW_ENOTFOUND) {
             lw_reply_error(rq, 410, "expired",
                            "This QR code is no longer valid (it expired or was replaced). Scan the current one.");
@@ -336,11 +428,24 @@ static bool at_device_limit(lw_rq *rq, const char *account_id)
 }
 
 typedef struct approve_op {
-    lw_rq *rq;
+    lw_rq *rq; /* NULL once the client is gone */
     lw_app *app;
     lw_link_request r;
     char device_id[LW_ID_STRLEN];
+    lw_account a;
+    bool accept_risk, has_pin;
+    char pin[17];
+    uint8_t msg[128], primary_pk[LW_PK_LEN];
+    size_t msg_len;
+    int verified;
 } approve_op;
+
+static void approve_op_free(approve_op *op)
+{
+    lw_rq_release(&op->rq);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
 
 static void approve_finish(lw_app *app, lw_rq *rq, lw_link_request *r)
 {
@@ -364,9 +469,91 @@ static void approve_pin_done(void *arg, int verified, const char *new_hash)
     approve_op *op = arg;
     if (lw_api_pin_result(op->app, op->r.account_id, op->device_id, verified, op->rq))
         approve_finish(op->app, op->rq, &op->r);
-    lw_rq_release(&op->rq);
-    lw_wipe(op, sizeof *op);
-    lw_free(op);
+    approve_op_free(op);
+}
+
+/* The approval once the account signature verified: the account's state,
+ * the risk, the device limit, then the PIN or the approval itself. True
+ * when op now belongs to the PIN job. */
+static bool approve_verified(lw_rq *rq, approve_op *op)
+{
+    lw_app *app = op->app;
+    lw_link_request *r = &op->r;
+    lw_account *a = &op->a;
+    if (a->pin_change_required) {
+        lw_reply_error(rq, 403, "pin_change_required",
+                       "Your account was secured after an alert: change your two-step PIN before linking devices.");
+        return false;
+    }
+    lw_risk k;
+    lw_risk_link(app, r, a->id, &k);
+    lw_risk_level level = k.level;
+    lw_risk_clear(&k);
+    if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
+        lw_reply_error(rq, 403, "risk_blocked", "This server does not allow high-risk links.");
+        return false;
+    }
+    if (level == LW_RISK_HIGH && !op->accept_risk) {
+        lw_reply_error(rq, 409, "risk_not_accepted",
+                       "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
+        return false;
+    }
+    if (at_device_limit(rq, a->id))
+        return false;
+    bool has_pin = a->pin_hash[0] != '\0';
+    if (!has_pin && app->cfg.pin_required) {
+        lw_reply_error(rq, 403, "pin_required",
+                       "This server requires a two-step PIN. Set one first (linkward phone pin set).");
+        return false;
+    }
+    if (!has_pin) {
+        approve_finish(app, rq, r);
+        return false;
+    }
+    if (!op->has_pin) {
+        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to link a device.");
+        return false;
+    }
+    if (lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a->id, a->id))
+        return false;
+    if (lw_api_pin_locked(rq, a))
+        return false;
+    int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_api_pin_inflight_cap(app, a),
+                            approve_pin_done, op);
+    lw_wipe(op->pin, sizeof op->pin);
+    if (rc == LW_ELIMIT) {
+        lw_rq_header(rq, "retry-after", "1");
+        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
+        return false;
+    }
+    if (rc != LW_OK) {
+        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+        return false;
+    }
+    return true;
+}
+
+/* On a worker thread: only op's own copies are touched. */
+static void approve_verify(void *arg)
+{
+    approve_op *op = arg;
+    op->verified = lw_verify(op->r.account_sig, op->msg, op->msg_len, op->primary_pk);
+}
+
+/* Back on the loop. */
+static void approve_verify_done(void *arg)
+{
+    approve_op *op = arg;
+    lw_rq *rq = op->rq;
+    if (!rq) {
+        /* The client left while its signature was checked: nothing was changed. */
+    } else if (op->verified != LW_OK) {
+        lw_reply_error(rq, 400, "invalid_signature",
+                       "The account signature over the device key does not verify with this phone's key.");
+    } else if (approve_verified(rq, op)) {
+        return; /* op now belongs to the PIN job */
+    }
+    approve_op_free(op);
 }
 
 void lw_api_link_approve(lw_rq *rq)
@@ -379,84 +566,43 @@ void lw_api_link_approve(lw_rq *rq)
     }
     lw_link_request *r = &op->r;
     lw_session primary;
-    lw_account a;
     const char *pin;
-    bool accept_risk;
-    memset(&a, 0, sizeof a);
     if (!load_scanned(rq, r))
         goto out;
     if (lw_body_b64(rq, "account_signature", true, r->account_sig, LW_SIG_LEN, NULL) != LW_OK ||
-        lw_body_str(rq, "pin", false, 16, &pin) != LW_OK || lw_body_bool(rq, "accept_risk", false, &accept_risk))
+        lw_body_str(rq, "pin", false, 16, &pin) != LW_OK || lw_body_bool(rq, "accept_risk", false, &op->accept_risk))
         goto out;
     int rc = lw_store_session_get(app->store, rq->who.device_id, &primary);
     if (rc == LW_OK)
-        rc = lw_store_account_get(app->store, rq->who.account_id, &a);
+        rc = lw_store_account_get(app->store, rq->who.account_id, &op->a);
     if (rc != LW_OK) {
         lw_api_store_failed(rq, rc, "loading the account");
         goto out;
     }
-    uint8_t msg[128];
-    size_t n = signed_msg(msg, sizeof msg, SIG_ACCOUNT, a.id, r->public_key);
-    if (n == 0 || lw_verify(r->account_sig, msg, n, primary.public_key) != LW_OK) {
+    op->msg_len = signed_msg(op->msg, sizeof op->msg, SIG_ACCOUNT, op->a.id, r->public_key);
+    if (op->msg_len == 0) {
         lw_reply_error(rq, 400, "invalid_signature",
                        "The account signature over the device key does not verify with this phone's key.");
         goto out;
     }
-    if (a.pin_change_required) {
-        lw_reply_error(rq, 403, "pin_change_required",
-                       "Your account was secured after an alert: change your two-step PIN before linking devices.");
-        goto out;
-    }
-    lw_risk k;
-    lw_risk_link(app, r, a.id, &k);
-    lw_risk_level level = k.level;
-    lw_risk_clear(&k);
-    if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
-        lw_reply_error(rq, 403, "risk_blocked", "This server does not allow high-risk links.");
-        goto out;
-    }
-    if (level == LW_RISK_HIGH && !accept_risk) {
-        lw_reply_error(rq, 409, "risk_not_accepted",
-                       "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
-        goto out;
-    }
-    if (at_device_limit(rq, a.id))
-        goto out;
-    bool has_pin = a.pin_hash[0] != '\0';
-    if (!has_pin && app->cfg.pin_required) {
-        lw_reply_error(rq, 403, "pin_required",
-                       "This server requires a two-step PIN. Set one first (linkward phone pin set).");
-        goto out;
-    }
-    if (!has_pin) {
-        approve_finish(app, rq, r);
-        goto out;
-    }
-    if (!pin) {
-        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to link a device.");
-        goto out;
-    }
-    if (lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, a.id))
-        goto out;
-    if (lw_api_pin_locked(rq, &a))
-        goto out;
+    memcpy(op->primary_pk, primary.public_key, LW_PK_LEN);
+    op->has_pin = pin != NULL;
+    if (pin)
+        lw_strlcpy(op->pin, pin, sizeof op->pin);
     op->app = app;
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_api_pin_inflight_cap(app, &a), approve_pin_done, op);
-    if (rc == LW_ELIMIT) {
-        lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
-        goto out;
-    }
-    if (rc != LW_OK) {
-        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
-        goto out;
-    }
+    /* The account signature (PRODUCT.md §2.5: the phone vouches for this
+     * device key, so the server cannot slip in a device the phone never
+     * signed) is verified off the loop; everything after it waits for it. */
     lw_rq_guard(rq, &op->rq);
-    lw_wipe(&a, sizeof a);
-    return; /* op now belongs to the PIN job */
+    rc = lw_work_submit(app->work, approve_verify, approve_verify_done, op);
+    if (rc != LW_OK) {
+        lw_rq_release(&op->rq);
+        lw_api_work_refused(rq, rc);
+        approve_op_free(op);
+    }
+    return;
 out:
-    lw_wipe(&a, sizeof a);
     lw_wipe(op, sizeof *op);
     lw_free(op);
 }
@@ -481,29 +627,91 @@ void lw_api_link_deny(lw_rq *rq)
     lw_reply_json(rq, 200, json_pack("{s:s}", "state", "denied"));
 }
 
-void lw_api_link_complete(lw_rq *rq)
+typedef struct complete_op {
+    lw_rq *rq; /* NULL once the client is gone */
+    uint8_t sig[LW_SIG_LEN], msg[128], pk[LW_PK_LEN];
+    size_t msg_len;
+    int verified;
+} complete_op;
+
+static void complete_verified(lw_rq *rq);
+
+/* On a worker thread: only op's own copies are touched. */
+static void complete_verify(void *arg)
 {
-    lw_app *app = rq->app;
-    lw_link_request *r = rq->link;
-    if (!same_request(rq))
-        return;
-    uint8_t sig[LW_SIG_LEN];
-    if (lw_body_b64(rq, "signature", true, sig, sizeof sig, NULL) != LW_OK)
-        return;
-    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
-        lw_reply_error(rq, 410, "expired", "This link request expired.");
-        return;
-    }
-    if (strcmp(r->state, "approved") != 0) {
-        lw_reply_error(rq, 409, "not_pending", "This link request is %s, not approved.", r->state);
-        return;
-    }
-    uint8_t msg[128];
-    size_t n = signed_msg(msg, sizeof msg, SIG_LINK, r->id, r->nonce);
-    if (n == 0 || lw_verify(sig, msg, n, r->public_key) != LW_OK) {
+    complete_op *op = arg;
+    op->verified = lw_verify(op->sig, op->msg, op->msg_len, op->pk);
+}
+
+/* Back on the loop. */
+static void complete_verify_done(void *arg)
+{
+    complete_op *op = arg;
+    lw_rq *rq = op->rq;
+    int verified = op->verified;
+    lw_rq_release(&op->rq);
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+    if (!rq)
+        return; /* the client left while its signature was checked: nothing was changed */
+    if (verified != LW_OK) {
         lw_reply_error(rq, 400, "invalid_signature", "The signature does not prove possession of the device key.");
         return;
     }
+    if (lw_links_remaining(rq->link) == 0) {
+        lw_reply_error(rq, 410, "expired", "This link request expired.");
+        return;
+    }
+    complete_verified(rq);
+}
+
+void lw_api_link_complete(lw_rq *rq)
+{
+    lw_link_request *r = rq->link;
+    if (!same_request(rq))
+        return;
+    complete_op *op = lw_calloc(1, sizeof *op);
+    if (!op) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return;
+    }
+    if (lw_body_b64(rq, "signature", true, op->sig, sizeof op->sig, NULL) != LW_OK)
+        goto out;
+    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
+        lw_reply_error(rq, 410, "expired", "This link request expired.");
+        goto out;
+    }
+    if (strcmp(r->state, "approved") != 0) {
+        lw_reply_error(rq, 409, "not_pending", "This link request is %s, not approved.", r->state);
+        goto out;
+    }
+    op->msg_len = signed_msg(op->msg, sizeof op->msg, SIG_LINK, r->id, r->nonce);
+    if (op->msg_len == 0) {
+        lw_reply_error(rq, 400, "invalid_signature", "The signature does not prove possession of the device key.");
+        goto out;
+    }
+    memcpy(op->pk, r->public_key, LW_PK_LEN);
+    /* The possession proof (PRODUCT.md §2.6: only the holder of the device
+     * key that was approved gets the credential) is verified off the loop;
+     * the link completes when it comes back good. */
+    op->verified = LW_ECRYPTO;
+    lw_rq_guard(rq, &op->rq);
+    int rc = lw_work_submit(rq->app->work, complete_verify, complete_verify_done, op);
+    if (rc != LW_OK) {
+        lw_rq_release(&op->rq);
+        lw_api_work_refused(rq, rc);
+        goto out;
+    }
+    return;
+out:
+    lw_wipe(op, sizeof *op);
+    lw_free(op);
+}
+
+static void complete_verified(lw_rq *rq)
+{
+    lw_app *app = rq->app;
+    lw_link_request *r = rq->link;
     lw_session *s = lw_calloc(1, sizeof *s);
     if (!s) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");

@@ -82,6 +82,7 @@ typedef struct lw_bus lw_bus;
 typedef struct lw_sessions lw_sessions;
 typedef struct lw_links lw_links;
 typedef struct lw_pins lw_pins;
+typedef struct lw_work lw_work;
 typedef struct lw_sweeper lw_sweeper;
 typedef struct lw_control lw_control;
 typedef struct lw_geo lw_geo;
@@ -99,6 +100,7 @@ typedef struct lw_app {
     lw_sessions *sessions;
     lw_links *links;
     lw_pins *pins;
+    lw_work *work;                /* CPU work off the loop (Ed25519 verifications) */
     lw_sweeper *sweeper;
     lw_control *control;
     lw_geo *geo;                  /* GeoIP databases of cfg.geoip_dir (reloaded on SIGHUP) */

@@ -87,31 +87,57 @@ static int64_t secs(int64_t ms)
     return ms <= 0 ? 0 : (ms + 999) / 1000;
 }
 
-/* Makes ref number idx for r: a fresh random ref, its signed payload, its SVG.
- * Fills r's ref fields and lv's payload/svg; the caller stores the ref hash. */
-static int make_ref(lw_links *L, live *lv, lw_link_request *r, int idx, int64_t valid_ms)
+void lw_links_ref_prepare(lw_links *L, const lw_link_request *r, lw_link_ref *f)
 {
-    lw_app *app = L->app;
-    uint8_t ref[LW_ID_BYTES], fp[LW_FP_LEN];
-    lw_random(ref, sizeof ref);
-    lw_fingerprint(fp, r->public_key);
-    char payload[LW_PAYLOAD_MAX];
-    int rc = lw_payload_make(payload, sizeof payload, app->cfg.public_origin, ref, fp, app->server_sk);
-    if (rc != LW_OK)
-        return rc;
-    char *svg = lw_qr_svg(payload);
-    if (!svg)
-        return LW_ENOMEM;
-    lw_keyed_hash(r->ref_hash, app->hash_key, ref, sizeof ref);
-    lw_wipe(ref, sizeof ref);
+    memset(f, 0, sizeof *f);
+    lw_random(f->ref, sizeof f->ref);
+    lw_fingerprint(f->fp, r->public_key);
+    lw_strlcpy(f->origin, L->app->cfg.public_origin, sizeof f->origin);
+    f->server_sk = L->app->server_sk;
+    f->rc = LW_EINVAL;
+}
+
+void lw_links_ref_render(lw_link_ref *f)
+{
+    f->rc = lw_payload_make(f->payload, sizeof f->payload, f->origin, f->ref, f->fp, f->server_sk);
+    if (f->rc == LW_OK && !(f->svg = lw_qr_svg(f->payload)))
+        f->rc = LW_ENOMEM;
+}
+
+void lw_links_ref_clear(lw_link_ref *f)
+{
+    lw_free(f->svg);
+    lw_wipe(f, sizeof *f);
+}
+
+/* Makes a rendered ref number idx the current one of r and lv (lv takes the
+ * SVG); the caller stores the ref hash. */
+static int apply_ref(lw_links *L, live *lv, lw_link_request *r, lw_link_ref *f, int idx, int64_t valid_ms)
+{
+    if (f->rc != LW_OK)
+        return f->rc;
+    lw_keyed_hash(r->ref_hash, L->app->hash_key, f->ref, sizeof f->ref);
     r->ref_index = idx;
     r->ref_expires_at = lw_now_ms() + valid_ms;
     lv->ref_index = idx;
     lv->ref_expires_at = r->ref_expires_at;
-    memcpy(lv->payload, payload, sizeof payload);
+    memcpy(lv->payload, f->payload, sizeof f->payload);
     lw_free(lv->svg);
-    lv->svg = svg;
+    lv->svg = f->svg;
+    f->svg = NULL;
     return LW_OK;
+}
+
+/* Makes ref number idx for r: a fresh random ref, its signed payload, its SVG.
+ * Fills r's ref fields and lv's payload/svg; the caller stores the ref hash. */
+static int make_ref(lw_links *L, live *lv, lw_link_request *r, int idx, int64_t valid_ms)
+{
+    lw_link_ref f;
+    lw_links_ref_prepare(L, r, &f);
+    lw_links_ref_render(&f);
+    int rc = apply_ref(L, lv, r, &f, idx, valid_ms);
+    lw_links_ref_clear(&f);
+    return rc;
 }
 
 static json_t *ref_event(const live *lv)
@@ -161,17 +187,21 @@ static int live_add(lw_links *L, live *lv)
     return rc;
 }
 
-int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRLEN])
+int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRLEN], lw_link_ref *first)
 {
     live *lv = live_new(L, r, code);
     if (!lv)
         return LW_ENOMEM;
-    int rc = make_ref(L, lv, r, 0, L->app->cfg.qr_first_ttl_ms);
+    int rc = apply_ref(L, lv, r, first, 0, L->app->cfg.qr_first_ttl_ms);
     if (rc == LW_OK)
         rc = lw_store_link_insert(L->app->store, r);
     if (rc == LW_OK)
         rc = live_add(L, lv);
     if (rc != LW_OK) {
+        if (lv->svg && !first->svg) { /* give the SVG back: the caller may retry */
+            first->svg = lv->svg;
+            lv->svg = NULL;
+        }
         live_free(lv);
         return rc;
     }
@@ -286,6 +316,27 @@ json_t *lw_links_view(lw_links *L, const lw_link_request *r)
                      "ref_expires_in", (json_int_t)secs(lv->ref_expires_at - lw_now_ms()));
 }
 
+int lw_links_view_append(lw_links *L, const lw_link_request *r, lw_buf *b)
+{
+    live *lv = ensure_live(L, r);
+    if (!lv)
+        return LW_ENOTFOUND;
+    int rc = lw_buf_append(b, ",\"payload\":", 11);
+    if (rc == LW_OK)
+        rc = lw_buf_append_json_str(b, lv->payload);
+    if (rc == LW_OK)
+        rc = lw_buf_append(b, ",\"qr_svg\":", 10);
+    if (rc == LW_OK)
+        rc = lw_buf_append_json_str(b, lv->svg);
+    if (rc == LW_OK)
+        rc = lw_buf_append(b, ",\"code\":", 8);
+    if (rc == LW_OK)
+        rc = lw_buf_append_json_str(b, lv->code);
+    if (rc == LW_OK)
+        rc = lw_buf_appendf(b, ",\"ref_expires_in\":%lld", (long long)secs(lv->ref_expires_at - lw_now_ms()));
+    return rc;
+}
+
 const char *lw_links_payload(lw_links *L, const lw_link_request *r)
 {
     /* A request already scanned keeps the payload it was scanned with. */
@@ -293,6 +344,15 @@ const char *lw_links_payload(lw_links *L, const lw_link_request *r)
     if (!lv)
         lv = ensure_live(L, r);
     return lv ? lv->payload : NULL;
+}
+
+bool lw_links_issued(lw_links *L, const char *request_id, const char *payload)
+{
+    const live *lv = lw_map_get(L->live, request_id);
+    if (!lv || !payload)
+        return false;
+    size_t n = strnlen(lv->payload, sizeof lv->payload);
+    return n > 0 && strnlen(payload, n + 1) == n && lw_ct_equal(lv->payload, payload, n);
 }
 
 void lw_links_on_socket(lw_links *L, const lw_link_request *r)

@@ -12,23 +12,53 @@
 
 #include "app.h"
 #include "code.h"
+#include "payload.h"
 #include "store.h"
 
 lw_links *lw_links_new(lw_app *app);
 void lw_links_free(lw_links *L);
 
+/* A ref in the making, in three steps so that the costly one (signing the
+ * payload, drawing its QR code: most of the CPU of a new link request) can
+ * run off the loop: prepare (loop: a fresh random ref for r's key), render
+ * (any thread: touches only the struct and the server's key), then
+ * lw_links_begin (loop). clear frees and wipes what is left. */
+typedef struct lw_link_ref {
+    uint8_t ref[LW_ID_BYTES];
+    uint8_t fp[LW_FP_LEN];
+    char origin[LW_ORIGIN_MAX];
+    const uint8_t *server_sk; /* the app's, which outlives every job */
+    char payload[LW_PAYLOAD_MAX];
+    char *svg;
+    int rc; /* of render */
+} lw_link_ref;
+
+void lw_links_ref_prepare(lw_links *L, const lw_link_request *r, lw_link_ref *f);
+void lw_links_ref_render(lw_link_ref *f);
+void lw_links_ref_clear(lw_link_ref *f);
+
 /* Stores a new request r (the caller filled id, token, code hash, key, nonce,
- * who is asking, times and state "pending"): makes its first ref, inserts it
- * and starts rotating. code is the display form, kept to answer polls.
- * LW_ECONFLICT if the code or token collides (retry with new ones). */
-int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRLEN]);
+ * who is asking, times and state "pending") with its rendered first ref,
+ * inserts it and starts rotating. code is the display form, kept to answer
+ * polls. LW_ECONFLICT if the code or token collides: first is left as it
+ * was, to retry with a new token and code. */
+int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRLEN], lw_link_ref *first);
 
 /* {"payload","qr_svg","code","ref_expires_in"} for a pending request, taking
  * over requests that lost their live state (server restart) with a fresh ref.
  * NULL if it is not pending or on failure. */
 json_t *lw_links_view(lw_links *L, const lw_link_request *r);
+/* The same four members written as JSON text into b, each preceded by a
+ * comma (',"payload":…,"qr_svg":…,"code":…,"ref_expires_in":N'), for an
+ * answer built by hand: the SVG is copied, not decoded and re-encoded.
+ * LW_ENOTFOUND if the request is not pending. */
+int lw_links_view_append(lw_links *L, const lw_link_request *r, lw_buf *b);
 /* The current payload text of a pending request (for scans by code), or NULL. */
 const char *lw_links_payload(lw_links *L, const lw_link_request *r);
+
+/* Whether payload is exactly the text this node made and signed for the
+ * request's current ref (constant-time comparison). */
+bool lw_links_issued(lw_links *L, const char *request_id, const char *payload);
 
 /* A companion socket joined: sends it the current ref. */
 void lw_links_on_socket(lw_links *L, const lw_link_request *r);

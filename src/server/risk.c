@@ -41,61 +41,6 @@ static void reason(lw_risk *k, const char *code, const char *fmt, ...)
     json_array_append_new(k->reasons, json_pack("{s:s, s:s}", "code", code, "message", msg));
 }
 
-/* Countries the account has been used from, live and ended sessions alike. */
-static bool country_known(lw_app *app, const char *account_id, const char *country, bool *any_known)
-{
-    bool found = false;
-    *any_known = false;
-    for (int ended = 0; ended < 2 && !found; ended++) {
-        lw_session *list = NULL;
-        size_t n = 0;
-        if (lw_store_session_list(app->store, account_id, ended, &list, &n) != LW_OK)
-            continue;
-        for (size_t i = 0; i < n && !found; i++) {
-            const char *c[2] = {list[i].country, list[i].last_country};
-            for (int j = 0; j < 2; j++) {
-                if (!c[j][0])
-                    continue;
-                *any_known = true;
-                if (strcmp(c[j], country) == 0)
-                    found = true;
-            }
-        }
-        lw_free(list);
-    }
-    return found;
-}
-
-/* The primary's current place: where it was last used. */
-static bool primary_place(lw_app *app, const char *account_id, lw_place *out)
-{
-    lw_session *list = NULL;
-    size_t n = 0;
-    bool ok = false;
-    if (lw_store_session_list(app->store, account_id, false, &list, &n) != LW_OK)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(list[i].role, LW_ROLE_PRIMARY) != 0)
-            continue;
-        memset(out, 0, sizeof *out);
-        if (list[i].last_has_loc) {
-            out->lat = list[i].last_lat;
-            out->lon = list[i].last_lon;
-            out->has_loc = true;
-        } else if (list[i].has_loc) {
-            out->lat = list[i].lat;
-            out->lon = list[i].lon;
-            out->has_loc = true;
-        }
-        lw_strlcpy(out->country, list[i].last_country[0] ? list[i].last_country : list[i].country,
-                   sizeof out->country);
-        ok = out->has_loc;
-        break;
-    }
-    lw_free(list);
-    return ok;
-}
-
 void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id, lw_risk *k)
 {
     memset(k, 0, sizeof *k);
@@ -115,21 +60,23 @@ void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id,
         else
             medium++;
     }
-    if (k->place.country[0]) {
-        bool any;
-        if (!country_known(app, account_id, k->place.country, &any) && any) {
+    /* One read for both rules: whether the account knows the country, and
+     * where its primary is (two indexed queries, not its session lists). */
+    lw_account_places known;
+    if ((k->place.country[0] || k->place.has_loc) &&
+        lw_store_account_places(app->store, account_id, k->place.country, &known) == LW_OK) {
+        if (k->place.country[0] && !known.country_seen && known.any_country) {
             k->new_country = true;
             reason(k, "new_country", "This account has never been used from %s before.", k->place.country);
             medium++;
         }
-    }
-    lw_place pp;
-    if (k->place.has_loc && primary_place(app, account_id, &pp)) {
-        k->distance_km = lw_place_distance_km(&pp, &k->place);
-        if (k->distance_km > app->cfg.far_km) {
-            k->far = true;
-            reason(k, "far_from_primary", "The request is about %.0f km from your phone.", k->distance_km);
-            medium++;
+        if (k->place.has_loc && known.has_primary && known.primary.has_loc) {
+            k->distance_km = lw_place_distance_km(&known.primary, &k->place);
+            if (k->distance_km > app->cfg.far_km) {
+                k->far = true;
+                reason(k, "far_from_primary", "The request is about %.0f km from your phone.", k->distance_km);
+                medium++;
+            }
         }
     }
     k->level = high || medium >= 2 ? LW_RISK_HIGH : medium ? LW_RISK_MEDIUM : LW_RISK_LOW;

@@ -31,6 +31,7 @@
 #include "session.h"
 #include "store.h"
 #include "sweep.h"
+#include "work.h"
 #include "ws.h"
 
 #define KEY_FILE_HEADER "linkward-server-key-v1\n"
@@ -221,8 +222,11 @@ int lw_app_start(lw_app *app, bool listen)
     app->sessions = lw_sessions_new(app);
     app->links = lw_links_new(app);
     app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
+    /* One thread: the loop and it fill a two-core machine; with one core,
+     * handing work over would only add to it. */
+    app->work = lw_work_new(app->h2o_ctx, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0);
     app->sweeper = lw_sweeper_new(app);
-    if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->sweeper) {
+    if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->work || !app->sweeper) {
         lw_log_error("serve", "out of memory at start-up");
         return LW_ENOMEM;
     }
@@ -250,6 +254,7 @@ void lw_app_stop(lw_app *app)
     lw_control_stop(app->control);
     lw_sweeper_free(app->sweeper);
     lw_pins_free(app->pins);
+    lw_work_free(app->work);
     lw_links_free(app->links);
     lw_sessions_free(app->sessions);
     lw_bus_free(app->bus);

@@ -107,6 +107,11 @@ int lw_store_session_count_active_companions(lw_store *s, const char *account_id
     TIMED(s->ops->session_count_active_companions(s, account_id, n));
 }
 
+int lw_store_account_places(lw_store *s, const char *account_id, const char *country, lw_account_places *out)
+{
+    TIMED(s->ops->account_places(s, account_id, country, out));
+}
+
 int lw_store_session_set_credential(lw_store *s, const lw_session *sess)
 {
     TIMED(s->ops->session_set_credential(s, sess));

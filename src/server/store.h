@@ -149,6 +149,15 @@ typedef struct lw_sweep_policy {
     int64_t history_retention_ms;  /* 0 = keep forever */
 } lw_sweep_policy;
 
+/* What the risk rules of a link (PRODUCT.md §6) need to know about an
+ * account's devices, read without listing them. */
+typedef struct lw_account_places {
+    bool country_seen; /* some session, live or ended, was first or last seen in the country asked about */
+    bool any_country;  /* some session has a country at all */
+    bool has_primary;  /* the account has an active primary; then: */
+    lw_place primary;  /* its country and coordinates: where it was last seen, else where it was first */
+} lw_account_places;
+
 /* link_requests_pending counts requests still in flight (pending, scanned
  * or approved). */
 typedef struct lw_store_stats {
@@ -192,6 +201,9 @@ typedef struct lw_store_ops {
     /* Active (state "active") or ended sessions of an account, ordered by linked_at. */
     int (*session_list)(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
     int (*session_count_active_companions)(lw_store *s, const char *account_id, long *n);
+    /* See lw_account_places; country may be "" (then country_seen is false).
+     * Two small indexed queries, whatever the number of sessions. */
+    int (*account_places)(lw_store *s, const char *account_id, const char *country, lw_account_places *out);
     /* Replaces the credential (selector, hash, expiry, challenge) of an active session. */
     int (*session_set_credential)(lw_store *s, const lw_session *sess);
     int (*session_set_name)(lw_store *s, const char *device_id, const char *name);
@@ -298,6 +310,7 @@ int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out);
 int lw_store_session_get_by_selector(lw_store *s, const char *selector, lw_session *out);
 int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
 int lw_store_session_count_active_companions(lw_store *s, const char *account_id, long *n);
+int lw_store_account_places(lw_store *s, const char *account_id, const char *country, lw_account_places *out);
 int lw_store_session_set_credential(lw_store *s, const lw_session *sess);
 int lw_store_session_set_name(lw_store *s, const char *device_id, const char *name);
 int lw_store_session_touch(lw_store *s, const char *device_id, int64_t at, const lw_place *where);

@@ -224,9 +224,19 @@ static const char *const migration_2[] = {
     NULL,
 };
 
+/* 3: an account's sessions by state and role, in place of by state alone:
+ * counting its live companions (twice per link) and finding its primary
+ * (the risk rules, at every link step) read only what they need. */
+static const char *const migration_3[] = {
+    "CREATE INDEX IF NOT EXISTS sessions_account_state_role ON sessions (account_id, state, role)",
+    "DROP INDEX IF EXISTS sessions_account_state",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
     migration_1,
     migration_2,
+    migration_3,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -286,6 +296,8 @@ enum {
     ST_SESSION_EXISTS,
     ST_SESSION_LIST,
     ST_SESSION_COUNT_COMPANIONS,
+    ST_PLACES_COUNTRY,
+    ST_PLACES_PRIMARY,
     ST_SESSION_SET_CRED,
     ST_SESSION_SET_NAME,
     ST_SESSION_TOUCH,
@@ -365,6 +377,16 @@ static const char *const sql_text[ST_COUNT] = {
                         " ORDER BY linked_at, id COLLATE \"C\"",
     [ST_SESSION_COUNT_COMPANIONS] = "SELECT count(*) FROM sessions"
                                     " WHERE account_id = $1 AND state = 'active' AND role = 'companion'",
+    /* 2: some session was in $2; 1: none was, but some has a country; 0: none has one. */
+    [ST_PLACES_COUNTRY] = "SELECT CASE"
+                          " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = $1"
+                          "              AND $2::text <> '' AND (country = $2::text OR last_country = $2::text)) THEN 2"
+                          " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = $1"
+                          "              AND (country <> '' OR last_country <> '')) THEN 1"
+                          " ELSE 0 END",
+    [ST_PLACES_PRIMARY] = "SELECT country, last_country, has_loc, lat, lon, last_has_loc, last_lat, last_lon"
+                          " FROM sessions WHERE account_id = $1 AND role = 'primary' AND state = 'active'"
+                          " ORDER BY linked_at, id COLLATE \"C\" LIMIT 1",
     [ST_SESSION_SET_CRED] = "UPDATE sessions SET cred_selector = $1, cred_hash = $2, cred_expires_at = $3,"
                             " challenge = $4 WHERE id = $5 AND state = 'active'",
     [ST_SESSION_SET_NAME] = "UPDATE sessions SET name = $1 WHERE id = $2",
@@ -1662,6 +1684,54 @@ static int pg_session_count_active_companions(lw_store *base, const char *accoun
     return query_one((pg_store *)base, "count companions", ST_SESSION_COUNT_COMPANIONS, &p, read_long, n);
 }
 
+static void read_place_kind(const PGresult *r, int row, void *out)
+{
+    *(int *)out = (int)get_i64(r, row, 0);
+}
+
+static void read_primary_place(const PGresult *r, int row, void *out)
+{
+    lw_place *p = out;
+    memset(p, 0, sizeof(*p));
+    char first[LW_PLACE_MAX], last[LW_PLACE_MAX];
+    GET_TEXT(first, r, row, 0);
+    GET_TEXT(last, r, row, 1);
+    lw_strlcpy(p->country, last[0] ? last : first, sizeof(p->country));
+    if (get_bool(r, row, 5)) {
+        p->lat = get_f64(r, row, 6);
+        p->lon = get_f64(r, row, 7);
+        p->has_loc = true;
+    } else if (get_bool(r, row, 2)) {
+        p->lat = get_f64(r, row, 3);
+        p->lon = get_f64(r, row, 4);
+        p->has_loc = true;
+    }
+}
+
+static int pg_account_places(lw_store *base, const char *account_id, const char *country, lw_account_places *out)
+{
+    if (account_id == NULL || country == NULL || out == NULL)
+        return LW_EINVAL;
+    memset(out, 0, sizeof(*out));
+    params p;
+    p_init(&p);
+    p_key(&p, account_id, KEY_ARG_MAX);
+    p_key(&p, country, KEY_ARG_MAX);
+    int seen = 0;
+    int rc = query_one((pg_store *)base, "account countries", ST_PLACES_COUNTRY, &p, read_place_kind, &seen);
+    if (rc != LW_OK)
+        return rc;
+    out->country_seen = seen == 2;
+    out->any_country = seen >= 1;
+    p_init(&p);
+    p_key(&p, account_id, KEY_ARG_MAX);
+    rc = query_one((pg_store *)base, "primary place", ST_PLACES_PRIMARY, &p, read_primary_place, &out->primary);
+    if (rc == LW_ENOTFOUND)
+        return LW_OK;
+    out->has_primary = rc == LW_OK;
+    return rc;
+}
+
 static int pg_session_set_credential(lw_store *base, const lw_session *sess)
 {
     pg_store *s = (pg_store *)base;
@@ -2462,6 +2532,7 @@ const lw_store_ops lw_store_pg_ops = {
     .session_get_by_selector = pg_session_get_by_selector,
     .session_list = pg_session_list,
     .session_count_active_companions = pg_session_count_active_companions,
+    .account_places = pg_account_places,
     .session_set_credential = pg_session_set_credential,
     .session_set_name = pg_session_set_name,
     .session_touch = pg_session_touch,

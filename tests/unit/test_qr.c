@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <png.h>
+#include <qrencode.h>
 
 #include "crypto.h"
 #include "lw.h"
@@ -138,6 +139,117 @@ static void test_png_roundtrip(void **state)
         assert_string_equal(text, texts[i]);
         lw_free(text);
     }
+    unlink(path);
+}
+
+/* libqrencode drawing with a given mask (see qr.c); weak, may be absent. */
+extern QRcode *QRcode_encodeMask(QRinput *input, int mask) __attribute__((weak));
+
+static int dark_at(const unsigned char *m, int w, int y, int x)
+{
+    return x >= 0 && y >= 0 && x < w && y < w && (m[y * w + x] & 1);
+}
+
+/* ISO/IEC 18004 §7.8.3 penalty, written the plain way (one module at a
+ * time), to check the bit-parallel one in qr.c through its choices. */
+static long plain_penalty(const unsigned char *m, int w)
+{
+    static const int core[7] = {1, 0, 1, 1, 1, 0, 1};
+    long p = 0, dark = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        for (int a = 0; a < w; a++) {
+            int run = 0, prev = -1;
+            for (int b = 0; b <= w; b++) {
+                int v = b == w ? -1 : dir ? dark_at(m, w, b, a) : dark_at(m, w, a, b);
+                if (v == prev) {
+                    run++;
+                    continue;
+                }
+                if (run >= 5)
+                    p += 3 + run - 5;
+                run = 1;
+                prev = v;
+            }
+            for (int c = 0; c + 7 <= w; c++) {
+                int ok = 1, before = 1, after = 1;
+                for (int t = 0; t < 7; t++)
+                    ok &= (dir ? dark_at(m, w, c + t, a) : dark_at(m, w, a, c + t)) == core[t];
+                for (int t = 1; t <= 4; t++) {
+                    before &= !(dir ? dark_at(m, w, c - t, a) : dark_at(m, w, a, c - t));
+                    after &= !(dir ? dark_at(m, w, c + 6 + t, a) : dark_at(m, w, a, c + 6 + t));
+                }
+                p += ok ? 40 * (before + after) : 0;
+            }
+        }
+    }
+    for (int y = 0; y < w; y++) {
+        for (int x = 0; x < w; x++) {
+            int v = dark_at(m, w, y, x);
+            dark += v;
+            if (y + 1 < w && x + 1 < w && dark_at(m, w, y, x + 1) == v && dark_at(m, w, y + 1, x) == v &&
+                dark_at(m, w, y + 1, x + 1) == v)
+                p += 3;
+        }
+    }
+    long total = (long)w * w, dev = dark * 20 - total * 10;
+    return p + 10 * ((dev < 0 ? -dev : dev) / total);
+}
+
+/* The mask Linkward chooses is the standard's lowest-penalty one, its drawing
+ * is exactly libqrencode's with that mask, and what it draws scans. */
+static void test_mask_choice(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "mask.png");
+    uint8_t pk[LW_PK_LEN], sk[LW_SK_LEN], ref[LW_ID_BYTES], fp[LW_FP_LEN];
+    lw_sign_keypair(pk, sk);
+    int masks_seen = 0;
+    for (int i = 0; i < 24; i++) {
+        char text[LW_PAYLOAD_MAX];
+        static const char *const origins[] = {"http://127.0.0.1:8080", "https://linkward.example.org",
+                                              "https://a.b", "https://links.a-rather-long-company-name.example"};
+        lw_random(ref, sizeof ref);
+        lw_random(fp, sizeof fp);
+        assert_int_equal(lw_payload_make(text, sizeof text, origins[i % 4], ref, fp, sk), LW_OK);
+        int w = 0, mask = -2;
+        unsigned char *mods = lw_qr_modules(text, &w, &mask);
+        assert_non_null(mods);
+        if (QRcode_encodeMask == NULL) { /* a libqrencode without it: its own choice */
+            assert_int_equal(mask, -1);
+            lw_free(mods);
+            continue;
+        }
+        assert_true(mask >= 0 && mask < 8);
+        masks_seen |= 1 << mask;
+        long mine = plain_penalty(mods, w);
+        for (int k = 0; k < 8; k++) {
+            QRinput *in = QRinput_new2(0, QR_ECLEVEL_M);
+            assert_int_equal(QRinput_append(in, QR_MODE_8, (int)strlen(text), (const unsigned char *)text), 0);
+            QRcode *q = QRcode_encodeMask(in, k);
+            QRinput_free(in);
+            assert_non_null(q);
+            assert_int_equal(q->width, w);
+            long theirs = plain_penalty(q->data, w);
+            if (k == mask) {
+                for (int j = 0; j < w * w; j++)
+                    assert_int_equal(q->data[j] & 1, mods[j]);
+            } else {
+                assert_true(mine < theirs || (mine == theirs && mask < k));
+            }
+            QRcode_free(q);
+        }
+        lw_free(mods);
+        if (i < 6) {
+            assert_int_equal(lw_qr_png_write(text, path, 3), LW_OK);
+            char *back = NULL;
+            assert_int_equal(lw_qr_png_decode(path, &back), LW_OK);
+            assert_string_equal(back, text);
+            lw_free(back);
+        }
+    }
+    if (QRcode_encodeMask != NULL)
+        assert_true(__builtin_popcount((unsigned)masks_seen) >= 3); /* it does choose */
     unlink(path);
 }
 
@@ -336,6 +448,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_svg),          cmocka_unit_test(test_png_roundtrip),
+        cmocka_unit_test(test_mask_choice),
         cmocka_unit_test(test_png_write_rejects), cmocka_unit_test(test_png_no_qr),
         cmocka_unit_test(test_png_formats),  cmocka_unit_test(test_png_decode_errors),
         cmocka_unit_test(test_terminal),

@@ -179,7 +179,7 @@ static void test_open_fresh_schema(void **state)
                                     "  'schema_version')"),
                          6);
         assert_int_equal(raw_int(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
-                                    " AND indexname IN ('sessions_active_selector','sessions_account_state',"
+                                    " AND indexname IN ('sessions_active_selector','sessions_account_state_role',"
                                     "  'sessions_last_active','sessions_selector','link_requests_selector',"
                                     "  'link_requests_ref','link_requests_code','alerts_account_created',"
                                     "  'accounts_handle_lower')"),
@@ -190,7 +190,7 @@ static void test_open_fresh_schema(void **state)
                                       " ('accounts','sessions','link_requests','alerts','invites')"),
                      5);
     assert_int_equal(raw_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
-                                      " ('sessions_active_selector','sessions_account_state',"
+                                      " ('sessions_active_selector','sessions_account_state_role',"
                                       "  'sessions_last_active','sessions_selector','link_requests_selector','link_requests_ref',"
                                       "  'link_requests_code','alerts_account_created')"),
                      8);
@@ -462,6 +462,63 @@ static void test_session_get_and_list(void **state)
     assert_string_equal(got.end_reason, "logout");
     assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
     assert_int_equal(n, 0);
+}
+
+/* The risk rules' view of an account: known countries (live and ended
+ * sessions, first and last seen) and its active primary's place. */
+static void test_account_places(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice"); /* primary acct1-p: last seen PT, no coordinates */
+    create_account(f->s, "acct2", "bob");
+    lw_account_places k;
+    assert_int_equal(lw_store_account_places(f->s, "acct1", "PT", &k), LW_OK);
+    assert_true(k.country_seen && k.any_country && k.has_primary);
+    assert_string_equal(k.primary.country, "PT");
+    assert_false(k.primary.has_loc);
+    assert_int_equal(lw_store_account_places(f->s, "acct1", "ES", &k), LW_OK);
+    assert_true(!k.country_seen && k.any_country);
+    assert_int_equal(lw_store_account_places(f->s, "acct1", "", &k), LW_OK);
+    assert_true(!k.country_seen && k.any_country);
+    assert_int_equal(lw_store_account_places(f->s, "nobody", "PT", &k), LW_OK);
+    assert_true(!k.country_seen && !k.any_country && !k.has_primary);
+
+    /* A companion first seen in ES, then ended: its country still counts. */
+    lw_session c;
+    make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
+    snprintf(c.country, sizeof(c.country), "ES");
+    snprintf(c.last_country, sizeof(c.last_country), "FR");
+    lw_link_request r;
+    make_link(&r, "req1", 1);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    approve_link(f->s, "req1", "acct1");
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_session_end(f->s, "comp1", "logout", T0 + 5), LW_OK);
+    assert_int_equal(lw_store_account_places(f->s, "acct1", "ES", &k), LW_OK);
+    assert_true(k.country_seen);
+    assert_int_equal(lw_store_account_places(f->s, "acct1", "FR", &k), LW_OK);
+    assert_true(k.country_seen);
+    assert_int_equal(lw_store_account_places(f->s, "acct2", "ES", &k), LW_OK);
+    assert_false(k.country_seen);
+
+    /* The primary's place: where it was last seen, with coordinates. */
+    lw_place where;
+    memset(&where, 0, sizeof(where));
+    snprintf(where.ip, sizeof(where.ip), "198.51.100.70");
+    snprintf(where.country, sizeof(where.country), "DE");
+    where.lat = 52.5;
+    where.lon = 13.4;
+    where.has_loc = true;
+    assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 10, &where), LW_OK);
+    assert_int_equal(lw_store_account_places(f->s, "acct1", "DE", &k), LW_OK);
+    assert_true(k.country_seen && k.has_primary && k.primary.has_loc);
+    assert_string_equal(k.primary.country, "DE");
+    assert_true(k.primary.lat > 52.4 && k.primary.lat < 52.6 && k.primary.lon > 13.3 && k.primary.lon < 13.5);
+
+    /* No active primary, no primary place. */
+    assert_int_equal(lw_store_session_end(f->s, "acct1-p", "reset", T0 + 20), LW_OK);
+    assert_int_equal(lw_store_account_places(f->s, "acct1", "DE", &k), LW_OK);
+    assert_true(k.country_seen && !k.has_primary);
 }
 
 static void test_session_credential_touch_name(void **state)
@@ -1525,6 +1582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_account_handle_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invite_consumed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_get_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_places, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_credential_touch_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end_all, setup, teardown),

@@ -149,6 +149,25 @@ static void test_buf(void **state)
     lw_buf_free(&b); /* idempotent */
 }
 
+static void test_buf_json_str(void **state)
+{
+    (void)state;
+    lw_buf b;
+    lw_buf_init(&b, 64);
+    assert_int_equal(lw_buf_append_json_str(&b, "<svg a=\"1\">\\\n\x01\u00e9</svg>"), LW_OK);
+    assert_string_equal(b.data, "\"<svg a=\\\"1\\\">\\\\\\u000a\\u0001\u00e9</svg>\"");
+    lw_buf_reset(&b);
+    assert_int_equal(lw_buf_append_json_str(&b, ""), LW_OK);
+    assert_string_equal(b.data, "\"\"");
+    /* Past the buffer's maximum: an error, never a cut literal passed as whole. */
+    lw_buf_reset(&b);
+    char big[100];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(lw_buf_append_json_str(&b, big), LW_ETOOBIG);
+    lw_buf_free(&b);
+}
+
 static void test_buf_growth_and_big_appendf(void **state)
 {
     (void)state;
@@ -333,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_alloc_helpers),
         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_buf_json_str),
         cmocka_unit_test(test_buf_growth_and_big_appendf),
         cmocka_unit_test(test_buf_enomem),
         cmocka_unit_test(test_slice),
