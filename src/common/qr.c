@@ -290,27 +290,12 @@ static char *buf_take(lw_buf *b)
     return s;
 }
 
-/* "M<x> <y>h<run>v1h-<run>z" without printf: an SVG has hundreds of runs,
- * and formatting them was most of the cost of opening a link request. */
+/* "M<x> <y>h<run>v1h-<run>z" without printf (lw_fmt_i64): an SVG has
+ * hundreds of runs, and formatting them was most of the cost of opening a
+ * link request. */
 static char *put_int(char *p, int v)
 {
-    if (v >= 0 && v < 1000) { /* every coordinate and run: a symbol is at most 185 modules */
-        if (v >= 100)
-            *p++ = (char)('0' + v / 100);
-        if (v >= 10)
-            *p++ = (char)('0' + v / 10 % 10);
-        *p++ = (char)('0' + v % 10);
-        return p;
-    }
-    char tmp[12];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0 && n < (int)sizeof tmp);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
+    return p + lw_fmt_i64(p, v);
 }
 
 #define RUN_MAX 26 /* "M<x> <y>h<run>v1h-<run>z" with 4-digit numbers */

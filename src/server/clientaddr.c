@@ -43,12 +43,7 @@ static void format_ip(int family, const uint8_t addr[16], char out[LW_IP_MAX])
          * on every request. */
         char *o = out;
         for (int i = 0; i < 4; i++) {
-            unsigned v = addr[i];
-            if (v >= 100)
-                *o++ = (char)('0' + v / 100);
-            if (v >= 10)
-                *o++ = (char)('0' + v / 10 % 10);
-            *o++ = (char)('0' + v % 10);
+            o += lw_fmt_i64(o, addr[i]);
             *o++ = i < 3 ? '.' : '\0';
         }
         return;

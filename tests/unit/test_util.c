@@ -268,6 +268,25 @@ static void test_b64_roundtrip(void **state)
     }
 }
 
+static void test_fmt_i64(void **state)
+{
+    (void)state;
+    static const struct {
+        long long v;
+        const char *s;
+    } cases[] = {{0, "0"},           {7, "7"},       {10, "10"},       {255, "255"},
+                 {1000, "1000"},     {-1, "-1"},     {-600, "-600"},   {9223372036854775807LL, "9223372036854775807"},
+                 {-9223372036854775807LL - 1, "-9223372036854775808"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[24];
+        memset(buf, 'x', sizeof buf);
+        size_t n = lw_fmt_i64(buf, cases[i].v);
+        assert_int_equal(n, strlen(cases[i].s));
+        assert_memory_equal(buf, cases[i].s, n);
+        assert_int_equal(buf[n], 'x'); /* no terminator written */
+    }
+}
+
 static void test_b64_reject(void **state)
 {
     (void)state;
@@ -359,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_roundtrip),
         cmocka_unit_test(test_b64_reject),
+        cmocka_unit_test(test_fmt_i64),
         cmocka_unit_test(test_b64_all_bytes),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_strlcpy),
