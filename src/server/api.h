@@ -58,6 +58,9 @@ bool lw_api_store_failed(lw_rq *rq, int rc, const char *what);
 /* Answers a job lw_work_submit refused: 503, with retry-after when the
  * queue was full (LW_ELIMIT). */
 void lw_api_work_refused(lw_rq *rq, int rc);
+/* Answers a PIN job lw_pins_submit refused: 429 with retry-after when the
+ * account's checks in flight are at their cap (LW_ELIMIT), else 503. */
+void lw_api_pin_refused(lw_rq *rq, int rc);
 
 #endif
 

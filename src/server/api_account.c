@@ -50,6 +50,16 @@ void lw_api_work_refused(lw_rq *rq, int rc)
     lw_reply_error(rq, 503, "unavailable", "Out of memory.");
 }
 
+void lw_api_pin_refused(lw_rq *rq, int rc)
+{
+    if (rc == LW_ELIMIT) {
+        lw_rq_header(rq, "retry-after", "1");
+        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
+        return;
+    }
+    lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+}
+
 bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope, const char *id,
                          const char *account_id)
 {
@@ -457,13 +467,8 @@ void lw_api_account_delete(lw_rq *rq)
     lw_strlcpy(op->account_id, a.id, sizeof op->account_id);
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
     rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_api_pin_inflight_cap(app, &a), delete_pin_done, op);
-    if (rc == LW_ELIMIT) {
-        lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
-        goto out_free;
-    }
     if (rc != LW_OK) {
-        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+        lw_api_pin_refused(rq, rc);
         goto out_free;
     }
     lw_rq_guard(rq, &op->rq);

@@ -26,6 +26,20 @@
 #define LINK_ANSWER_MAX (1024 * 1024)
 
 /* "<label>" \0 <id> \0 <32 raw bytes>: the shape of every message a device signs. */
+/* Runs run(op) on the worker and done(op) back on the loop, with *slot
+ * guarding rq (NULL in done if the client left meanwhile). False, with rq
+ * answered and nothing running, if the work queue refused the job. */
+static bool offload(lw_rq *rq, lw_rq **slot, lw_work_fn run, lw_work_fn done, void *op)
+{
+    lw_rq_guard(rq, slot);
+    int rc = lw_work_submit(rq->app->work, run, done, op);
+    if (rc == LW_OK)
+        return true;
+    lw_rq_release(slot);
+    lw_api_work_refused(rq, rc);
+    return false;
+}
+
 static size_t signed_msg(uint8_t *dst, size_t cap, const char *label, const char *id, const uint8_t raw[32])
 {
     size_t ll = strlen(label), il = strlen(id);
@@ -163,7 +177,6 @@ void lw_api_link_create(lw_rq *rq)
         lw_body_bool(rq, "persistent", true, &persistent) != LW_OK || lw_api_client_desc(rq, &d) != LW_OK)
         goto out;
 
-    int rc;
     int64_t now = lw_now_ms();
     lw_random_id(r->id);
     lw_random(r->nonce, sizeof r->nonce);
@@ -190,13 +203,8 @@ void lw_api_link_create(lw_rq *rq)
      * request is stored and answered when they come back. */
     op->app = app;
     lw_links_ref_prepare(app->links, r, &op->ref);
-    lw_rq_guard(rq, &op->rq);
-    rc = lw_work_submit(app->work, create_render, create_rendered, op);
-    if (rc != LW_OK) {
-        lw_rq_release(&op->rq);
-        lw_api_work_refused(rq, rc);
+    if (!offload(rq, &op->rq, create_render, create_rendered, op))
         goto out;
-    }
     return;
 out:
     create_op_free(op);
@@ -521,13 +529,8 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
     int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_api_pin_inflight_cap(app, a),
                             approve_pin_done, op);
     lw_wipe(op->pin, sizeof op->pin);
-    if (rc == LW_ELIMIT) {
-        lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
-        return false;
-    }
     if (rc != LW_OK) {
-        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+        lw_api_pin_refused(rq, rc);
         return false;
     }
     return true;
@@ -594,13 +597,8 @@ void lw_api_link_approve(lw_rq *rq)
     /* The account signature (PRODUCT.md §2.5: the phone vouches for this
      * device key, so the server cannot slip in a device the phone never
      * signed) is verified off the loop; everything after it waits for it. */
-    lw_rq_guard(rq, &op->rq);
-    rc = lw_work_submit(app->work, approve_verify, approve_verify_done, op);
-    if (rc != LW_OK) {
-        lw_rq_release(&op->rq);
-        lw_api_work_refused(rq, rc);
+    if (!offload(rq, &op->rq, approve_verify, approve_verify_done, op))
         approve_op_free(op);
-    }
     return;
 out:
     lw_wipe(op, sizeof *op);
@@ -695,13 +693,8 @@ void lw_api_link_complete(lw_rq *rq)
      * key that was approved gets the credential) is verified off the loop;
      * the link completes when it comes back good. */
     op->verified = LW_ECRYPTO;
-    lw_rq_guard(rq, &op->rq);
-    int rc = lw_work_submit(rq->app->work, complete_verify, complete_verify_done, op);
-    if (rc != LW_OK) {
-        lw_rq_release(&op->rq);
-        lw_api_work_refused(rq, rc);
+    if (!offload(rq, &op->rq, complete_verify, complete_verify_done, op))
         goto out;
-    }
     return;
 out:
     lw_wipe(op, sizeof *op);

@@ -188,15 +188,9 @@ static void pin_op_start(lw_rq *rq, bool disable)
     rc = lw_pins_submit(app->pins, a.id, has_pin ? pin : NULL, a.pin_hash, disable ? NULL : new_pin,
                         lw_api_pin_inflight_cap(app, &a), pin_op_done, op);
     lw_wipe(&a, sizeof a);
-    if (rc == LW_ELIMIT) {
-        lw_free(op);
-        lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
-        return;
-    }
     if (rc != LW_OK) {
         lw_free(op);
-        lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
+        lw_api_pin_refused(rq, rc);
         return;
     }
     lw_rq_guard(rq, &op->rq);

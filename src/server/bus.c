@@ -378,42 +378,36 @@ void lw_bus_close_link(lw_bus *b, const char *request_id)
     lw_relay_publish(b->relay, "close_link", request_id, NULL, NULL, NULL);
 }
 
-/* Device ids of every live session socket (for a resynchronisation). */
+/* The ids behind the keys "<kind>:<id>" of map m (for a resynchronisation). */
 typedef struct {
+    char kind;
     char (*ids)[LW_ID_STRLEN];
     size_t n, cap;
 } ids_ctx;
 
-static void collect_device(const char *key, void *value, void *arg)
+static void collect_id(const char *key, void *value, void *arg)
 {
     ids_ctx *c = arg;
-    if (key[0] == 'd' && key[1] == ':' && c->n < c->cap)
+    if (key[0] == c->kind && key[1] == ':' && c->n < c->cap)
         lw_strlcpy(c->ids[c->n++], key + 2, LW_ID_STRLEN);
+}
+
+static size_t ids_of(lw_map *m, char kind, char (**out)[LW_ID_STRLEN])
+{
+    ids_ctx c = {kind, lw_malloc((lw_map_size(m) + 1) * LW_ID_STRLEN), 0, lw_map_size(m)};
+    *out = c.ids;
+    if (!c.ids)
+        return 0;
+    lw_map_each(m, collect_id, &c);
+    return c.n;
 }
 
 size_t lw_bus_devices(const lw_bus *b, char (**out)[LW_ID_STRLEN])
 {
-    ids_ctx c = {lw_malloc((lw_map_size(b->primary) + 1) * LW_ID_STRLEN), 0, lw_map_size(b->primary)};
-    *out = c.ids;
-    if (!c.ids)
-        return 0;
-    lw_map_each(b->primary, collect_device, &c);
-    return c.n;
-}
-
-static void collect_account(const char *key, void *value, void *arg)
-{
-    ids_ctx *c = arg;
-    if (key[0] == 'a' && key[1] == ':' && c->n < c->cap)
-        lw_strlcpy(c->ids[c->n++], key + 2, LW_ID_STRLEN);
+    return ids_of(b->primary, 'd', out);
 }
 
 size_t lw_bus_accounts(const lw_bus *b, char (**out)[LW_ID_STRLEN])
 {
-    ids_ctx c = {lw_malloc((lw_map_size(b->account) + 1) * LW_ID_STRLEN), 0, lw_map_size(b->account)};
-    *out = c.ids;
-    if (!c.ids)
-        return 0;
-    lw_map_each(b->account, collect_account, &c);
-    return c.n;
+    return ids_of(b->account, 'a', out);
 }

@@ -1877,23 +1877,16 @@ static int end_body(pg_op *op, void *arg)
     return end_returning(op, c->which, &p, c->reason, c->list, c->count);
 }
 
-static int pg_session_end_all(lw_store *base, const char *account_id, const char *role, const char *except,
-                              const char *reason, int64_t now, lw_ended **out, size_t *n)
+/* Runs an end_body step in a transaction of its own; on success *out / *n
+ * take the sessions it ended. */
+static int end_listed(pg_store *s, end_args *c, const char *what, lw_ended **out, size_t *n)
 {
-    if (account_id == NULL || reason == NULL || out == NULL || n == NULL)
-        return LW_EINVAL;
     lw_ended *list = NULL;
     size_t count = 0;
-    end_args c = {.which = ST_SESSION_END_ALL,
-                  .key = account_id,
-                  .role = role,
-                  .except = except,
-                  .reason = reason,
-                  .now = now,
-                  .list = &list,
-                  .count = &count,
-                  .before = 0};
-    int rc = run_op((pg_store *)base, OP_TX, "end all sessions", end_body, &c);
+    c->list = &list;
+    c->count = &count;
+    c->before = 0;
+    int rc = run_op(s, OP_TX, what, end_body, c);
     if (rc != LW_OK) {
         lw_free(list);
         return rc;
@@ -1903,28 +1896,27 @@ static int pg_session_end_all(lw_store *base, const char *account_id, const char
     return LW_OK;
 }
 
+static int pg_session_end_all(lw_store *base, const char *account_id, const char *role, const char *except,
+                              const char *reason, int64_t now, lw_ended **out, size_t *n)
+{
+    if (account_id == NULL || reason == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    end_args c = {.which = ST_SESSION_END_ALL,
+                  .key = account_id,
+                  .role = role,
+                  .except = except,
+                  .reason = reason,
+                  .now = now};
+    return end_listed((pg_store *)base, &c, "end all sessions", out, n);
+}
+
 static int pg_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now, lw_ended **out,
                                 size_t *n)
 {
     if (reason == NULL || out == NULL || n == NULL)
         return LW_EINVAL;
-    lw_ended *list = NULL;
-    size_t count = 0;
-    end_args c = {.which = ST_SESSION_END_EVERY,
-                  .role = role,
-                  .reason = reason,
-                  .now = now,
-                  .list = &list,
-                  .count = &count,
-                  .before = 0};
-    int rc = run_op((pg_store *)base, OP_TX, "end every session", end_body, &c);
-    if (rc != LW_OK) {
-        lw_free(list);
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return LW_OK;
+    end_args c = {.which = ST_SESSION_END_EVERY, .role = role, .reason = reason, .now = now};
+    return end_listed((pg_store *)base, &c, "end every session", out, n);
 }
 
 static int pg_session_redact(lw_store *base, const char *device_id)

@@ -1042,13 +1042,16 @@ static int delete_of_account(sqlite_store *s, int which, const char *account_id,
     return exec_bound(s, &b, what);
 }
 
+static int select_ended(sqlite_store *s, binder *b, const char *what, const char *reason, lw_ended **list,
+                        size_t *count, size_t *added);
+
 static int sq_account_delete(lw_store *base, const char *account_id, lw_ended **out, size_t *n)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (account_id == NULL || out == NULL || n == NULL)
         return LW_EINVAL;
-    void *found = NULL;
-    size_t nfound = 0;
+    lw_ended *list = NULL;
+    size_t count = 0, added;
     int rc = tx_begin(s);
     if (rc != LW_OK)
         return rc;
@@ -1057,8 +1060,7 @@ static int sq_account_delete(lw_store *base, const char *account_id, lw_ended **
     b_key(&b, account_id, KEY_ARG_MAX);
     b_key(&b, NULL, KEY_ARG_MAX);
     b_key(&b, NULL, KEY_ARG_MAX);
-    if ((rc = query_list(s, &b, "list sessions to delete", sizeof(lw_ended), read_ended, &found, &nfound)) !=
-        LW_OK)
+    if ((rc = select_ended(s, &b, "list sessions to delete", "account_deleted", &list, &count, &added)) != LW_OK)
         goto fail;
     if ((rc = delete_of_account(s, ST_ACCOUNT_DELETE_SESSIONS, account_id, "delete sessions")) != LW_OK ||
         (rc = delete_of_account(s, ST_ACCOUNT_DELETE_LINKS, account_id, "delete link requests")) != LW_OK ||
@@ -1071,15 +1073,12 @@ static int sq_account_delete(lw_store *base, const char *account_id, lw_ended **
     }
     if ((rc = tx_commit(s)) != LW_OK)
         goto fail;
-    lw_ended *list = found;
-    for (size_t k = 0; k < nfound; k++)
-        memcpy(list[k].reason, "account_deleted", sizeof "account_deleted");
     *out = list;
-    *n = nfound;
+    *n = count;
     return LW_OK;
 fail:
     tx_rollback(s);
-    lw_free(found);
+    lw_free(list);
     return rc;
 }
 

@@ -177,6 +177,17 @@ static bool enqueue(lw_ws *ws, uint8_t opcode, const void *payload, size_t n)
     return true;
 }
 
+/* From now on nothing more is sent or delivered: the socket leaves the bus
+ * and gets the close grace to go. */
+static void start_closing(lw_ws *ws)
+{
+    ws->state = WS_CLOSING;
+    lw_bus_unsubscribe(ws->app->bus, ws);
+    if (h2o_timeout_is_linked(&ws->timer))
+        h2o_timeout_unlink(&ws->timer);
+    h2o_timeout_link(ws->app->loop, &close_timeout, &ws->timer);
+}
+
 /* Queues a close frame; the connection then waits for the peer's (or hangs up
  * after writing, with drop). */
 static void send_close(lw_ws *ws, uint16_t code, const char *reason, bool drop)
@@ -187,14 +198,10 @@ static void send_close(lw_ws *ws, uint16_t code, const char *reason, bool drop)
     body[1] = (uint8_t)code;
     if (rlen)
         memcpy(body + 2, reason, rlen);
-    ws->state = WS_CLOSING;
-    lw_bus_unsubscribe(ws->app->bus, ws);
+    start_closing(ws);
     if (!enqueue(ws, LW_WSF_CLOSE, body, 2 + rlen))
         drop = true; /* nothing more will fit: hang up once what is queued is out */
     ws->drop_after_write = ws->drop_after_write || drop;
-    if (h2o_timeout_is_linked(&ws->timer))
-        h2o_timeout_unlink(&ws->timer);
-    h2o_timeout_link(ws->app->loop, &close_timeout, &ws->timer);
     flush(ws);
 }
 
@@ -478,11 +485,7 @@ void lw_ws_send(lw_ws *ws, const char *text, size_t len)
          * catches up from the API, which is better than buffering for it. */
         lw_log_warn("ws", "a socket is %d KiB behind; dropping it", LW_WS_OUTBOX_MAX / 1024);
         ws->drop_after_write = true;
-        ws->state = WS_CLOSING;
-        lw_bus_unsubscribe(ws->app->bus, ws);
-        if (h2o_timeout_is_linked(&ws->timer))
-            h2o_timeout_unlink(&ws->timer);
-        h2o_timeout_link(ws->app->loop, &close_timeout, &ws->timer);
+        start_closing(ws);
         return;
     }
     flush(ws);
