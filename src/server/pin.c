@@ -1,18 +1,14 @@
 #include "pin.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
-#include <h2o.h>
 #include <sodium.h>
 
 #include "log.h"
 #include "lw.h"
 #include "map.h"
+#include "work.h"
 
 /* How much nicer than the process the PIN worker runs. */
 #define LW_PIN_NICE 5
@@ -81,8 +77,7 @@ int lw_pin_check(const uint8_t key[LW_KEY_LEN], const char *account_id, const ch
 }
 
 typedef struct job {
-    h2o_multithread_message_t super; /* first: the queue hands us this pointer */
-    struct job *next;                /* pending queue */
+    lw_pins *p;
     char account_id[LW_ID_STRLEN];
     char pin[LW_PIN_DIGITS + 1];
     char new_pin[LW_PIN_DIGITS + 1];
@@ -95,104 +90,67 @@ typedef struct job {
 } job;
 
 struct lw_pins {
-    lw_app *app;
-    h2o_multithread_receiver_t receiver;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job *head, *tail;
-    bool stopping;
-    int nthreads;
-    pthread_t threads[8];
+    lw_work *pool;
     lw_map *busy; /* account id -> number of jobs in flight, as a pointer-sized integer */
     uint8_t key[LW_KEY_LEN];
 };
 
-static void run_job(lw_pins *p, job *j)
+/* On a worker thread: only the job and the copied key are touched. */
+static void run_job(void *arg)
 {
+    job *j = arg;
     j->verified = LW_OK;
     if (j->check)
-        j->verified = lw_pin_check(p->key, j->account_id, j->pin, j->stored_hash);
-    if (j->make && j->verified == LW_OK && lw_pin_hash(p->key, j->account_id, j->new_pin, j->new_hash) != LW_OK)
+        j->verified = lw_pin_check(j->p->key, j->account_id, j->pin, j->stored_hash);
+    if (j->make && j->verified == LW_OK && lw_pin_hash(j->p->key, j->account_id, j->new_pin, j->new_hash) != LW_OK)
         j->verified = LW_ENOMEM;
     lw_wipe(j->pin, sizeof j->pin);
     lw_wipe(j->new_pin, sizeof j->new_pin);
 }
 
-static void *worker(void *arg)
+/* A job ends wiped, whether it ran or was dropped at shutdown. */
+static void free_job(void *arg)
 {
-    lw_pins *p = arg;
-    /* Argon2id is deliberately slow, and the event loop answers everyone
-     * else: where the two share a core, the loop should win it. A moderately
-     * lower priority for this thread only (nice 5: about a quarter of a core
-     * shared with the loop, not half); not SCHED_IDLE, which would starve
-     * PIN checks whenever the machine is busy. */
-    errno = 0;
-    int base = getpriority(PRIO_PROCESS, (id_t)gettid());
-    int lowered = (errno == 0 ? base : 0) + LW_PIN_NICE;
-    if (setpriority(PRIO_PROCESS, (id_t)gettid(), lowered > 19 ? 19 : lowered) != 0)
-        lw_log_warn("pin", "cannot lower the priority of the PIN worker");
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->head && !p->stopping)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->stopping) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        job *j = p->head;
-        p->head = j->next;
-        if (!p->head)
-            p->tail = NULL;
-        pthread_mutex_unlock(&p->mu);
-        run_job(p, j);
-        h2o_multithread_send_message(&p->receiver, &j->super);
-    }
+    job *j = arg;
+    lw_wipe(j, sizeof *j);
+    lw_free(j);
 }
 
-/* On the event loop: hand results to their callers. */
-static void on_results(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+static void busy_add(lw_pins *p, const char *account_id, intptr_t delta)
 {
-    lw_pins *p = H2O_STRUCT_FROM_MEMBER(lw_pins, receiver, receiver);
-    while (!h2o_linklist_is_empty(messages)) {
-        job *j = H2O_STRUCT_FROM_MEMBER(job, super.link, messages->next);
-        h2o_linklist_unlink(&j->super.link);
-        intptr_t n = (intptr_t)lw_map_get(p->busy, j->account_id);
-        if (n <= 1)
-            lw_map_del(p->busy, j->account_id);
-        else
-            lw_map_put(p->busy, j->account_id, (void *)(n - 1));
-        j->done(j->arg, j->verified, j->make && j->verified == LW_OK ? j->new_hash : NULL);
-        lw_wipe(j, sizeof *j);
-        lw_free(j);
-    }
+    intptr_t n = (intptr_t)lw_map_get(p->busy, account_id) + delta;
+    if (n <= 0)
+        lw_map_del(p->busy, account_id);
+    else if (lw_map_put(p->busy, account_id, (void *)n) != LW_OK)
+        lw_log_warn("pin", "cannot count a PIN check in flight");
 }
 
-lw_pins *lw_pins_new(lw_app *app, h2o_context_t *ctx, int workers)
+/* On the event loop: hand the result to its caller. */
+static void job_done(void *arg)
+{
+    job *j = arg;
+    busy_add(j->p, j->account_id, -1);
+    j->done(j->arg, j->verified, j->make && j->verified == LW_OK ? j->new_hash : NULL);
+    free_job(j);
+}
+
+lw_pins *lw_pins_new(lw_app *app, struct st_h2o_context_t *ctx, int workers)
 {
     lw_pins *p = lw_calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->app = app;
     memcpy(p->key, app->hash_key, sizeof p->key);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    if (!(p->busy = lw_map_new())) {
-        lw_free(p);
-        return NULL;
-    }
-    h2o_multithread_register_receiver(ctx->queue, &p->receiver, on_results);
-    if (workers < 1)
-        workers = 1;
-    if (workers > 8)
-        workers = 8;
-    for (int i = 0; i < workers; i++) {
-        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
-            lw_log_error("pin", "cannot start PIN worker thread");
-            break;
-        }
-        p->nthreads++;
-    }
-    if (p->nthreads == 0) {
+    /* Argon2id is deliberately slow, and the event loop answers everyone
+     * else: where the two share a core, the loop should win it. A moderately
+     * lower priority for these threads only (nice 5: about a quarter of a core
+     * shared with the loop, not half); not SCHED_IDLE, which would starve
+     * PIN checks whenever the machine is busy. */
+    lw_work_opts opts = {
+        .name = "lw-pin", .threads = workers < 1 ? 1 : workers, .nice = LW_PIN_NICE, .drop = free_job};
+    p->busy = lw_map_new();
+    p->pool = p->busy ? lw_work_new(ctx, &opts) : NULL;
+    if (!p->pool) {
+        lw_log_error("pin", "cannot start the PIN workers");
         lw_pins_free(p);
         return NULL;
     }
@@ -203,18 +161,7 @@ void lw_pins_free(lw_pins *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
-    while (p->head) {
-        job *j = p->head;
-        p->head = j->next;
-        lw_wipe(j, sizeof *j);
-        lw_free(j);
-    }
+    lw_work_free(p->pool); /* first: queued jobs are wiped, running ones joined */
     lw_map_free(p->busy);
     lw_wipe(p->key, sizeof p->key);
     lw_free(p);
@@ -229,6 +176,7 @@ int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const ch
     job *j = lw_calloc(1, sizeof *j);
     if (!j)
         return LW_ENOMEM;
+    j->p = p;
     lw_strlcpy(j->account_id, account_id, sizeof j->account_id);
     if (pin) {
         j->check = true;
@@ -242,17 +190,13 @@ int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const ch
     j->done = done;
     j->arg = arg;
     if (lw_map_put(p->busy, j->account_id, (void *)(inflight + 1)) != LW_OK) {
-        lw_wipe(j, sizeof *j);
-        lw_free(j);
+        free_job(j);
         return LW_ENOMEM;
     }
-    pthread_mutex_lock(&p->mu);
-    if (p->tail)
-        p->tail->next = j;
-    else
-        p->head = j;
-    p->tail = j;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return LW_OK;
+    int rc = lw_work_submit(p->pool, run_job, job_done, j);
+    if (rc != LW_OK) {
+        busy_add(p, account_id, -1);
+        free_job(j);
+    }
+    return rc;
 }

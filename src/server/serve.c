@@ -224,7 +224,8 @@ int lw_app_start(lw_app *app, bool listen)
     app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
     /* One thread: the loop and it fill a two-core machine; with one core,
      * handing work over would only add to it. */
-    app->work = lw_work_new(app->h2o_ctx, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0);
+    app->work = lw_work_new(app->h2o_ctx,
+                            &(lw_work_opts){.name = "lw-work", .threads = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0});
     app->sweeper = lw_sweeper_new(app);
     if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->work || !app->sweeper) {
         lw_log_error("serve", "out of memory at start-up");

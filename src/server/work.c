@@ -1,7 +1,10 @@
 #include "work.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <h2o.h>
 
@@ -25,6 +28,7 @@ struct lw_work {
     job *head, *tail;
     int queued; /* jobs waiting or running */
     bool stopping;
+    lw_work_opts opts;
     int nthreads;
     pthread_t threads[WORK_THREADS_MAX];
 };
@@ -32,7 +36,15 @@ struct lw_work {
 static void *worker(void *arg)
 {
     lw_work *w = arg;
-    pthread_setname_np(pthread_self(), "lw-work"); /* for top -H and the benchmarks */
+    pthread_setname_np(pthread_self(), w->opts.name ? w->opts.name : "lw-work");
+    if (w->opts.nice > 0) {
+        /* Per thread on Linux: only this worker yields to the loop. */
+        errno = 0;
+        int base = getpriority(PRIO_PROCESS, (id_t)gettid());
+        int lowered = (errno == 0 ? base : 0) + w->opts.nice;
+        if (setpriority(PRIO_PROCESS, (id_t)gettid(), lowered > 19 ? 19 : lowered) != 0)
+            lw_log_warn("work", "cannot lower the priority of a %s thread", w->opts.name ? w->opts.name : "work");
+    }
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->head && !w->stopping)
@@ -51,6 +63,13 @@ static void *worker(void *arg)
     }
 }
 
+static void drop_job(lw_work *w, job *j)
+{
+    if (w->opts.drop)
+        w->opts.drop(j->arg);
+    lw_free(j);
+}
+
 /* On the event loop: the finished jobs' done(). */
 static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
@@ -66,11 +85,13 @@ static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     }
 }
 
-lw_work *lw_work_new(h2o_context_t *ctx, int threads)
+lw_work *lw_work_new(h2o_context_t *ctx, const lw_work_opts *opts)
 {
     lw_work *w = lw_calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    w->opts = *opts;
+    int threads = opts->threads;
     if (threads <= 0)
         return w; /* inline */
     pthread_mutex_init(&w->mu, NULL);
@@ -80,10 +101,17 @@ lw_work *lw_work_new(h2o_context_t *ctx, int threads)
         threads = WORK_THREADS_MAX;
     for (int i = 0; i < threads; i++) {
         if (pthread_create(&w->threads[i], NULL, worker, w) != 0) {
-            lw_log_warn("work", "cannot start a worker thread; running %d", w->nthreads);
+            lw_log_warn("work", "cannot start a %s thread; running %d", w->opts.name ? w->opts.name : "work",
+                        w->nthreads);
             break;
         }
         w->nthreads++;
+    }
+    if (w->nthreads == 0) {
+        /* Asked for threads but got none: running the jobs inline could stall
+         * the loop for as long as an Argon2id check, so refuse. */
+        lw_work_free(w);
+        return NULL;
     }
     return w;
 }
@@ -92,7 +120,7 @@ void lw_work_free(lw_work *w)
 {
     if (!w)
         return;
-    if (w->nthreads > 0 || w->receiver.queue) {
+    if (w->receiver.queue) {
         pthread_mutex_lock(&w->mu);
         w->stopping = true;
         pthread_cond_broadcast(&w->cv);
@@ -102,8 +130,18 @@ void lw_work_free(lw_work *w)
         while (w->head) {
             job *j = w->head;
             w->head = j->next;
-            lw_free(j);
+            drop_job(w, j);
         }
+        /* Results sent but not yet delivered: the workers are joined and only
+         * this thread (the loop's) reads the queue, so no lock is needed to
+         * take them back before leaving the queue. */
+        h2o_linklist_t *pending = &w->receiver._messages;
+        while (!h2o_linklist_is_empty(pending)) {
+            job *j = H2O_STRUCT_FROM_MEMBER(job, super.link, pending->next);
+            h2o_linklist_unlink(&j->super.link);
+            drop_job(w, j);
+        }
+        h2o_multithread_unregister_receiver(w->receiver.queue, &w->receiver);
     }
     lw_free(w);
 }

@@ -1,14 +1,14 @@
 /*
  * work.h — CPU work off the event loop. A job's run() executes on a worker
  * thread and its done() afterwards on the event loop, through h2o's
- * multithread queue (as the PIN checks of pin.c, which have their own
- * threads because Argon2id holds one for a good part of a second).
+ * multithread queue.
  *
- * For the costly pure computations of a request: the two Ed25519
- * verifications of a link are ~40 % of its CPU, and on a machine with more
- * than one core the loop serves other requests meanwhile. Jobs run in the
- * order they were queued; run() must touch nothing the loop owns (copy what
- * it needs into arg), done() may.
+ * Two pools use it: the link flow's Ed25519 verifications and QR rendering
+ * (~40 % of a link's CPU; on a machine with more than one core the loop
+ * serves other requests meanwhile) and the PIN checks of pin.c (Argon2id
+ * holds a thread for a good part of a second, so they get their own pool at a
+ * lower priority). Jobs run in the order they were queued; run() must touch
+ * nothing the loop owns (copy what it needs into arg), done() may.
  */
 #ifndef LW_WORK_H
 #define LW_WORK_H
@@ -18,11 +18,18 @@ struct st_h2o_context_t;
 typedef struct lw_work lw_work;
 typedef void (*lw_work_fn)(void *arg);
 
-/* threads workers (at most 8); 0 runs every job inline, run then done, at
- * submission (no thread: what a one-core machine is better off with). */
-lw_work *lw_work_new(struct st_h2o_context_t *ctx, int threads);
-/* Stops the workers; jobs still queued are dropped without done(), so call
- * it once the loop has finished serving requests. */
+typedef struct lw_work_opts {
+    const char *name; /* thread name, at most 15 characters (top -H, the benchmarks) */
+    int threads;      /* at most 8; 0 runs every job inline, run then done, at submission */
+    int nice;         /* added to the workers' priority (0: as the loop) */
+    /* Called instead of done() for jobs still queued when the pool is freed,
+     * so that an arg holding secrets is wiped; NULL: nothing to release. */
+    lw_work_fn drop;
+} lw_work_opts;
+
+lw_work *lw_work_new(struct st_h2o_context_t *ctx, const lw_work_opts *opts);
+/* Stops the workers; jobs still queued get drop(), not done(), so call it once
+ * the loop has finished serving requests. */
 void lw_work_free(lw_work *w);
 
 /* Queues run(arg) then done(arg). LW_ELIMIT when LW_WORK_QUEUE_MAX jobs are
