@@ -189,7 +189,7 @@ function showLock() {
       route();
       startIdle();
     },
-    onTooMany: () => logout(null, `This browser was logged out after ${lock.MAX_TRIES} wrong passcodes.`),
+    onTooMany: () => session.logout(`This browser was logged out after ${lock.MAX_TRIES} wrong passcodes.`, true),
     onLogout: () => logout(null),
   }));
 }
@@ -225,6 +225,7 @@ async function boot() {
       'over HTTPS (or on this computer).');
     return;
   }
+  await session.sendPendingLogout();
   const saved = await store.get('device').catch(() => null);
   if (!saved) {
     showLink();

@@ -34,6 +34,8 @@ typedef enum {
     LW_AUTH_PRIMARY,       /* the primary device only */
     LW_AUTH_REFRESH,       /* a session credential, expired allowed */
     LW_AUTH_LINK,          /* a link-request token */
+    LW_AUTH_LOGOUT,        /* as SESSION; a browser's cookie of an ended session is
+                            * answered 200 "already ended" and cleared, not 401 */
 } lw_auth_kind;
 
 typedef struct lw_rq {

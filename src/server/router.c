@@ -50,7 +50,7 @@ static const route routes[] = {
     {"POST", "/v1/link-requests/*/approve", lw_api_link_approve, LW_AUTH_PRIMARY, B_AUTH},
     {"POST", "/v1/link-requests/*/deny", lw_api_link_deny, LW_AUTH_PRIMARY, B_AUTH},
     {"GET", "/v1/session", lw_api_session_get, LW_AUTH_SESSION, 0},
-    {"DELETE", "/v1/session", lw_api_session_logout, LW_AUTH_SESSION, 0},
+    {"DELETE", "/v1/session", lw_api_session_logout, LW_AUTH_LOGOUT, 0},
     {"POST", "/v1/session/refresh", lw_api_session_refresh, LW_AUTH_REFRESH, B_AUTH},
     {"GET", "/v1/devices", lw_api_devices_list, LW_AUTH_SESSION, 0},
     {"POST", "/v1/devices/logout-all", lw_api_devices_logout_all, LW_AUTH_PRIMARY, B_AUTH},
@@ -217,7 +217,7 @@ static bool find_credential(h2o_req_t *req, bool link_cookie, const char **tok, 
     return false;
 }
 
-static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expired)
+static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expired, bool logout)
 {
     char reason[LW_REASON_MAX] = "";
     int rc = lw_sessions_auth(rq->app->sessions, tok, len, allow_expired, rq->ip, &rq->who, reason);
@@ -233,6 +233,12 @@ static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expi
             /* The page cannot delete an HttpOnly cookie: tell the browser to. */
             lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
             lw_api_set_cookie(rq, "lw_session", "", 0);
+            if (logout) {
+                /* A page told over its socket that its session ended asks to
+                 * be forgotten: that is done, not an error. */
+                lw_reply_json(rq, 200, json_pack("{s:b, s:b, s:s}", "ended", 1, "already", 1, "reason", reason));
+                return false;
+            }
         }
         lw_reply_error_x(rq, 401, "session_ended", json_pack("{s:s}", "reason", reason), "%s",
                          lw_end_reason_message(reason));
@@ -288,7 +294,7 @@ static bool authenticate(lw_rq *rq, lw_auth_kind kind)
     }
     if (kind == LW_AUTH_LINK)
         return auth_link(rq, tok, len);
-    if (!auth_session(rq, tok, len, kind == LW_AUTH_REFRESH))
+    if (!auth_session(rq, tok, len, kind == LW_AUTH_REFRESH, kind == LW_AUTH_LOGOUT))
         return false;
     if (kind == LW_AUTH_PRIMARY && !rq->who.primary) {
         lw_reply_error(rq, 403, "forbidden", "Only the primary device (your phone) can do this.");
@@ -495,7 +501,7 @@ static void api_ws(lw_rq *rq)
         return;
     }
     /* A socket outlives its credential: the device refreshes over HTTP meanwhile. */
-    if (!auth_session(rq, tok, len, false))
+    if (!auth_session(rq, tok, len, false, false))
         return;
     if (lw_bus_device_sockets(rq->app->bus, rq->who.device_id) >= LW_WS_MAX_PER_DEVICE) {
         lw_rq_header(rq, "retry-after", "5");

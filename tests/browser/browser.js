@@ -13,7 +13,9 @@ import * as h from '../lib/harness.js';
 export { h };
 
 export const CHROMIUM = process.env.LINKWARD_CHROMIUM || '/usr/bin/chromium';
-export const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+// Chromium's sandbox cannot start as root (CI runs as root); anyone else keeps it.
+const ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
+export const ARGS = [...(ROOT ? ['--no-sandbox'] : []), '--disable-gpu', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'];
 // Screenshots go to docs/screenshots/ when LINKWARD_SCREENSHOTS=1 (to refresh
 // the pictures in the docs), else to a temporary folder: a test run leaves the
@@ -119,6 +121,22 @@ export async function openPage(browser, server, opts = {}) {
   await watch(page);
   await page.goto(server.url + '/');
   return { context, page };
+}
+
+/**
+ * Controls a screen reader could not name: form fields without a label (or
+ * aria-label), buttons and links without text (or aria-label). [] when none.
+ */
+export function unnamedControls(page) {
+  return page.evaluate(() => {
+    const named = (el) => (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+      || (el.textContent || '').trim() || el.getAttribute('title'));
+    return [
+      ...[...document.querySelectorAll('input, select, textarea')]
+        .filter((el) => el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label')),
+      ...[...document.querySelectorAll('button, a[href], summary')].filter((el) => !named(el)),
+    ].map((el) => el.outerHTML);
+  });
 }
 
 export const byId = (page, id) => page.locator(`[data-testid="${id}"]`);

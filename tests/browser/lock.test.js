@@ -37,6 +37,18 @@ async function assertNoAccountData(page, secrets) {
   for (const s of secrets) assert.ok(!html.includes(s), `"${s}" is still in the DOM while locked`);
 }
 
+/** Settings: passcode PASS, lock after "1 minute"; then back to the device list. */
+async function setLock(page) {
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByLabel('Lock this browser when idle').selectOption('1m');
+  await page.getByLabel('Passcode', { exact: true }).fill(PASS);
+  await page.getByLabel('Passcode again').fill(PASS);
+  await page.getByRole('button', { name: 'Save lock settings' }).click();
+  await page.getByText('Lock settings saved.').waitFor();
+  await page.getByRole('link', { name: 'Devices' }).click();
+  await b.see(page, 'devices-list');
+}
+
 async function typePasscode(page, text) {
   const input = page.getByLabel('Passcode', { exact: true });
   await input.fill(text);
@@ -54,6 +66,7 @@ test('the idle lock hides account data, survives a reload, unlocks, and logs out
     await page.getByLabel('Lock this browser when idle').selectOption('1m');
     await page.getByLabel('Passcode', { exact: true }).fill(PASS);
     await page.getByLabel('Passcode again').fill(PASS);
+    assert.deepEqual(await b.unnamedControls(page), [], 'Settings: every control has a name');
     await b.shot(page, 'settings');
     await page.getByRole('button', { name: 'Save lock settings' }).click();
     await page.getByText('Lock settings saved.').waitFor();
@@ -66,6 +79,9 @@ test('the idle lock hides account data, survives a reload, unlocks, and logs out
     await page.keyboard.press('Shift'); // any input re-arms the idle timer
     await b.see(page, 'lock-screen', 5000);
     await assertNoAccountData(page, secrets);
+    assert.deepEqual(await b.unnamedControls(page), [], 'the lock screen: every control has a name');
+    // The passcode field has the focus: typing unlocks without a mouse.
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('type')), 'password');
     await b.shot(page, 'lock');
 
     // A reload does not get around it.
@@ -100,6 +116,47 @@ test('the idle lock hides account data, survives a reload, unlocks, and logs out
     assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
     assert.deepEqual(await b.companionIds(phone), [], 'the server ended the session');
     assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('5 wrong passcodes wipe the browser even when the server cannot be reached; the logout is sent at the next start', { timeout: LIMIT }, async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    const p = await b.newPhone(server, 'offline');
+    await b.linkWithCode(page, p);
+    await setLock(page);
+    await shorten(page);
+    await page.keyboard.press('Shift');
+    await b.see(page, 'lock-screen', 5000);
+    const [id] = await b.companionIds(p);
+
+    // The network drops the logout request.
+    await page.route('**/v1/session', (r) => (r.request().method() === 'DELETE' ? r.abort('internetdisconnected') : r.continue()));
+    for (let i = 1; i <= 5; i++) {
+      await typePasscode(page, `nope-${i}`);
+      if (i < 5) await page.getByText(`${5 - i} ${5 - i === 1 ? 'try' : 'tries'} left`).waitFor();
+    }
+    await b.see(page, 'session-ended', 5000);
+    assert.match(await b.byId(page, 'session-ended').innerText(), /after 5 wrong passcodes/);
+    // Wiped here all the same; only the note that the logout is still to be sent is kept.
+    assert.deepEqual(await b.storageState(page), { databases: [], local: 1, session: 0 });
+    assert.deepEqual(await b.companionIds(p), [id], 'the server has not heard of it yet');
+
+    // Back online: the next start of the page sends the logout.
+    await page.unroute('**/v1/session');
+    await page.reload();
+    await b.statusMatches(page, /Scan this QR code/);
+    await h.pollUntil(async () => (await b.companionIds(p)).length === 0, { timeout: 3000, what: 'the server to end the session' });
+    const [ended] = await p.history();
+    assert.equal(ended.id, id);
+    assert.equal(ended.end_reason, 'logout');
+    // The marker is gone (the link screen has made a new device key meanwhile), and so is the cookie.
+    assert.equal((await b.storageState(page)).local, 0);
+    assert.equal((await context.cookies(server.url)).filter((c) => c.name === 'lw_session').length, 0);
+    assert.deepEqual(b.unexpected(page.problems, [/requestfailed: .*\/v1\/session net::ERR_INTERNET_DISCONNECTED/,
+      /Failed to load resource: net::ERR_INTERNET_DISCONNECTED/]), []);
   } finally {
     await context.close();
   }

@@ -49,6 +49,19 @@ async function linkPage(page) {
   return id;
 }
 
+/** Waits until the browser no longer holds the session cookie (Clear-Site-Data from the server). */
+function cookieGone(context) {
+  return h.pollUntil(async () => (await context.cookies(server.url)).every((c) => c.name !== 'lw_session'),
+    { timeout: 3000, interval: 50, what: 'the session cookie to be removed' });
+}
+
+/** Nothing of Linkward left in the page's origin: IndexedDB, storage, Cache Storage, cookie. */
+async function assertWiped(context, page) {
+  assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
+  assert.deepEqual(await page.evaluate(async () => (globalThis.caches ? caches.keys() : [])), []);
+  await cookieGone(context);
+}
+
 /** Waits until the server no longer takes a cookie value (the credential lapsed). */
 function waitLapsed(value) {
   return h.pollUntil(async () => {
@@ -182,13 +195,15 @@ test('`phone logout DEVICE` brings the page to "You were logged out" within a se
   const { context, page } = await b.openPage(browser, server);
   try {
     const id = await linkPage(page);
-    const res = await phone.run(['logout', id]);
+    const t = h.stopwatch(); // from the moment the phone is asked
+    const [res] = await Promise.all([phone.run(['logout', id]), b.see(page, 'session-ended', 1000)]);
+    const took = t();
     assert.equal(res.code, 0, h.describe(res));
-    const t = h.stopwatch();
-    await b.see(page, 'session-ended', 1000);
-    assert.ok(t() < h.T(1000), `took ${t()} ms`);
+    assert.ok(took < h.T(1000), `took ${took} ms`);
+    console.log(`phone logout DEVICE -> "You were logged out": ${took} ms from starting the command`);
     assert.match(await b.byId(page, 'session-ended').innerText(), /You were logged out from your phone\./);
-    assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
+    // The socket told the page; the page then had the server clear its dead HttpOnly cookie.
+    await assertWiped(context, page);
     assert.equal(await b.byId(page, 'devices-list').count(), 0);
     await b.shot(page, 'logged-out');
     assert.deepEqual(b.unexpected(page.problems, [], page), []);
@@ -203,19 +218,74 @@ test('`phone logout --all` logs out every open browser within a second', { timeo
   try {
     await linkPage(a.page);
     await linkPage(c.page);
-    const res = await phone.run(['logout', '--all']);
+    const t = h.stopwatch(); // from the moment the phone is asked
+    const [res] = await Promise.all([phone.run(['logout', '--all']),
+      b.see(a.page, 'session-ended', 1000), b.see(c.page, 'session-ended', 1000)]);
+    const took = t();
     assert.equal(res.code, 0, h.describe(res));
-    const t = h.stopwatch();
-    await Promise.all([b.see(a.page, 'session-ended', 1000), b.see(c.page, 'session-ended', 1000)]);
-    assert.ok(t() < h.T(1000), `took ${t()} ms`);
-    for (const { page } of [a, c]) {
+    assert.ok(took < h.T(1000), `took ${took} ms`);
+    console.log(`phone logout --all -> both pages "You were logged out": ${took} ms from starting the command`);
+    for (const { context, page } of [a, c]) {
       assert.match(await b.byId(page, 'session-ended').innerText(), /all devices were logged out/);
-      assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
+      await assertWiped(context, page);
       assert.deepEqual(b.unexpected(page.problems, [], page), []);
     }
     assert.deepEqual(await b.companionIds(phone), []);
   } finally {
     await a.context.close();
     await c.context.close();
+  }
+});
+
+test('a session ended by its maximum age shows why, and the browser is wiped', { timeout: LIMIT }, async () => {
+  // A server of its own: companions live at most 3 s, swept every 200 ms.
+  const short = await b.startServer(['--max-age', '3s', '--sweep-interval', '200ms']);
+  const { context, page } = await b.openPage(browser, short);
+  try {
+    const p = await b.newPhone(short, 'maxage');
+    await b.linkWithCode(page, p);
+    await b.see(page, 'session-ended', 8000);
+    assert.equal(await b.byId(page, 'session-ended').getAttribute('data-reason'), 'max_age');
+    assert.match(await b.byId(page, 'session-ended-reason').innerText(), /maximum age/);
+    await assertWiped(context, page);
+    const [ended] = await p.history();
+    assert.equal(ended.end_reason, 'max_age');
+    assert.deepEqual(b.unexpected(page.problems, [], page), []);
+  } finally {
+    await context.close();
+    await short.stop();
+  }
+});
+
+test('a refresh signed by another key ends the session as stolen: the page says so, the phone is alerted', { timeout: LIMIT }, async () => {
+  const { context, page } = await b.openPage(browser, server);
+  try {
+    const id = await linkPage(page);
+    // Someone replaced the device key (as a copied profile would hold another):
+    // the next refresh (credentials last 2 s here) carries a wrong signature.
+    await page.evaluate(async () => {
+      const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
+      await new Promise((resolve, reject) => {
+        const rq = indexedDB.open('linkward');
+        rq.onerror = () => reject(rq.error);
+        rq.onsuccess = () => {
+          const t = rq.result.transaction('kv', 'readwrite');
+          t.objectStore('kv').put(pair, 'key');
+          t.oncomplete = () => { rq.result.close(); resolve(); };
+          t.onerror = () => reject(t.error);
+        };
+      });
+    });
+    await b.see(page, 'session-ended', 8000);
+    assert.equal(await b.byId(page, 'session-ended').getAttribute('data-reason'), 'token_theft');
+    assert.match(await b.byId(page, 'session-ended-reason').innerText(), /used without its key/);
+    await assertWiped(context, page);
+    const alerts = await phone.alerts();
+    assert.ok(alerts.some((a) => a.kind === 'token.theft_suspected' && a.device_id === id),
+      `token.theft_suspected for ${id}: ${JSON.stringify(alerts.map((a) => a.kind))}`);
+    // The refused refresh is the page learning its end: a logged 401 with the reason.
+    assert.deepEqual(b.unexpected(page.problems, [/status of 401/], page), []);
+  } finally {
+    await context.close();
   }
 });

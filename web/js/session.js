@@ -16,6 +16,7 @@ export const events = new EventTarget();
 let dev = null; // {id, account_id, handle, persistent, challenge, ttl_ms, expires_at, linked_at}
 let ended = false;
 let endingMessage = null;
+let loggingOut = false; // our own DELETE /v1/session is under way
 let refreshTimer = 0;
 let refreshing = null;
 const retired = new Set(); // challenges already replaced: never go back to one
@@ -205,7 +206,11 @@ function onEvent(ev) {
       remember(ev.challenge, ev.token_expires_in);
       break;
     case 'session.ended':
-      end(ev.reason, ev.message);
+      // Ended elsewhere (the phone, the sweeper): our HttpOnly cookie is dead
+      // but still here, and only the server can remove it.
+      // (Our own logout's answer clears it already.)
+      if (loggingOut) end(ev.reason, ev.message);
+      else end(ev.reason, ev.message).then(forgetCookie);
       break;
     case 'device.linked':
     case 'device.ended':
@@ -241,16 +246,55 @@ export async function end(reason, message) {
   emit('ended', { reason, message: endingMessage || message || '', persistent: wasPersistent });
 }
 
-/** Logs this device out (the server answers with Clear-Site-Data). */
-export async function logout(message) {
+// Set when a forced logout could not reach the server: the next start of the
+// page sends it again (the cookie is still in the browser until then).
+const PENDING_LOGOUT = 'linkward.logout-pending';
+
+/**
+ * Asks the server to clear this browser's cookie and site data. For an ended
+ * session DELETE /v1/session answers 200 "already ended" with Clear-Site-Data.
+ * Returns whether the server answered.
+ */
+export async function forgetCookie() {
+  try {
+    await request('DELETE', '/v1/session');
+    return true;
+  } catch (e) {
+    return e.status > 0; // answered, if not with 200: nothing more to ask for
+  }
+}
+
+/**
+ * Logs this device out (the server answers with Clear-Site-Data). With
+ * force (too many wrong passcodes), this browser is wiped even when the
+ * server cannot be reached, and the server is asked again at the next start.
+ */
+export async function logout(message, force = false) {
   endingMessage = message || null;
+  let unsent = false;
+  loggingOut = true;
   try {
     await call('DELETE', '/v1/session');
   } catch (e) {
     if (!ended && e.status !== 401) {
-      endingMessage = null;
-      throw e;
+      if (!force) {
+        endingMessage = null;
+        throw e;
+      }
+      unsent = true;
     }
+  } finally {
+    loggingOut = false;
   }
   await end('logout');
+  if (unsent) {
+    try { localStorage.setItem(PENDING_LOGOUT, '1'); } catch { /* storage refused: nothing to keep it in */ }
+  }
+}
+
+/** At start: a forced logout that could not reach the server is sent now. */
+export async function sendPendingLogout() {
+  let pending = false;
+  try { pending = localStorage.getItem(PENDING_LOGOUT) === '1'; } catch { return; }
+  if (pending && (await forgetCookie())) localStorage.removeItem(PENDING_LOGOUT);
 }
