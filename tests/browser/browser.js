@@ -28,11 +28,19 @@ export const PHONE = { width: 390, height: 844 };
 /** A plain (non-headless) Chrome User-Agent, so the server names the device "Chrome on Linux". */
 export const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
 
+// Places: with the generated GeoIP databases (LINKWARD_GEOIP_TEST_DIR, set by
+// CTest) the server trusts loopback as a proxy, browsers come from Porto and
+// the phone from Lisbon (tests/tools/make_geoip.pl), both over "Cable/DSL".
+export const GEO = process.env.LINKWARD_GEOIP_TEST_DIR || '';
+export const PORTO = '198.51.100.70';
+export const LISBON = '198.51.100.10';
+const via = (ip) => (GEO ? { 'x-forwarded-for': ip } : {});
+
 export const launch = () => chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 
 /** A persistent profile (user-data dir), as a browser that is closed and started again. */
 export const launchProfile = (dir, opts = {}) => chromium.launchPersistentContext(dir, {
-  executablePath: CHROMIUM, headless: true, args: ARGS, viewport: DESKTOP, userAgent: UA, ...opts,
+  executablePath: CHROMIUM, headless: true, args: ARGS, viewport: DESKTOP, userAgent: UA, extraHTTPHeaders: via(PORTO), ...opts,
 });
 
 /**
@@ -41,12 +49,13 @@ export const launchProfile = (dir, opts = {}) => chromium.launchPersistentContex
  */
 export async function startServer(args = []) {
   const extra = process.env.LINKWARD_WEB_DIR ? ['--web-dir', process.env.LINKWARD_WEB_DIR] : [];
+  if (GEO) extra.push('--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1,::1');
   return h.startServer({ args: [...args, ...extra] });
 }
 
 /** A registered phone (the CLI primary) on server. */
 export async function newPhone(server, prefix = 'web') {
-  const phone = new h.PhoneCli(server);
+  const phone = new h.PhoneCli(server, undefined, via(LISBON));
   await phone.register(h.uniqueHandle(prefix), ['--name', 'Pixel 8']);
   return phone;
 }
@@ -116,7 +125,7 @@ export function unexpected(problems, allowed = [], page = null) {
 
 /** A new context and page at desktop width (opts: viewport, userAgent…), watched. */
 export async function openPage(browser, server, opts = {}) {
-  const context = await browser.newContext({ viewport: DESKTOP, userAgent: UA, ...opts });
+  const context = await browser.newContext({ viewport: DESKTOP, userAgent: UA, extraHTTPHeaders: via(PORTO), ...opts });
   const page = await context.newPage();
   await watch(page);
   await page.goto(server.url + '/');
@@ -204,7 +213,7 @@ export async function shot(target, name) {
  */
 export function spawnPhoneInteractive(phone, args) {
   const home = h.tempDir('lw-home-');
-  const proc = spawn(h.linkwardBin(), ['phone', '--state', phone.state, '--json', ...args], {
+  const proc = spawn(h.linkwardBin(), [...phone.base(), '--json', ...args], {
     env: { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,

@@ -57,7 +57,11 @@ test('scanning the QR code from a screenshot links the browser and shows Home wi
     assert.match(text, /Phone/);
     assert.match(text, /This device/);
     assert.match(text, /Chrome 156 on Linux/);
-    assert.match(text, /127\.0\.0\.1/);
+    // Place and network, from the GeoIP databases: this browser in Porto, the phone in Lisbon.
+    assert.ok(b.GEO, 'LINKWARD_GEOIP_TEST_DIR is set by the geoip CTest fixture');
+    const mine = await rows.filter({ hasText: 'This device' }).innerText();
+    assert.match(mine, /Porto, PT · Cable\/DSL · AS64500 Lisbon Fibre · 198\.51\.100\.70/);
+    assert.match(await rows.filter({ hasText: 'Pixel 8' }).innerText(), /Lisbon, PT · Cable\/DSL/);
     assert.match(text, /Active now/);
     // The phone sees the browser too.
     const companions = (await phone.devices()).filter((d) => d.role === 'companion');
@@ -95,9 +99,11 @@ test('a denial shows "denied", and a new QR code can be asked for', { timeout: L
   const { context, page } = await b.openPage(browser, server);
   try {
     const code = await b.pairingCode(page);
+    await b.shot(page, 'link-code');
     const res = await phone.run(['deny', '--code', code]);
     assert.equal(res.code, 0, h.describe(res));
     await b.statusMatches(page, /denied on your phone/);
+    await b.shot(page, 'denied');
     const again = page.getByRole('button', { name: 'Get a new QR code' });
     await again.click();
     await b.statusMatches(page, /Scan this QR code/);

@@ -25,15 +25,40 @@ after(async () => {
 test('a device linked while the page is open appears live and raises the alert pop-up', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, server);
   try {
+    // Home looks again at the device list every minute; 150 ms here (read when Home schedules its next look).
+    await page.evaluate(() => { document.documentElement.dataset.refreshMs = '150'; });
     await b.linkWithCode(page, phone);
     const rows = page.locator('[data-testid="device-row"]');
     assert.equal(await rows.count(), 2);
+
+    // The keyboard is on the "It was me" of this browser's own link alert.
+    const own = page.locator('[data-testid="alerts-list"] [data-alert-id]').first();
+    await own.waitFor();
+    const ownId = await own.getAttribute('data-alert-id');
+    await own.getByRole('button', { name: 'It was me' }).focus();
 
     // A headless companion (CLI) is linked by the phone meanwhile.
     const bot = new h.CompanionCli(server);
     const linked = await h.linkCompanionCli(phone, bot, { name: 'Build server' });
     await rows.filter({ hasText: 'Build server' }).waitFor({ timeout: h.T(3000) });
     assert.equal(await rows.count(), 3);
+    // Its alert re-rendered the list under the focused button: the focus stayed there.
+    await b.byId(page, 'alerts-list').filter({ hasText: 'Build server' }).waitFor({ timeout: h.T(3000) });
+    assert.equal(await page.evaluate(() => document.activeElement?.closest('[data-alert-id]')?.dataset.alertId), ownId);
+
+    // Its "last active" follows its use without a reload: the page looks again
+    // every minute (shortened here through <html data-refresh-ms>).
+    const botRow = rows.filter({ hasText: 'Build server' });
+    const first = await botRow.getAttribute('data-last-active');
+    assert.match(first, /^\d{4}-\d\d-\d\dT/);
+    // Times have whole seconds: let the clock pass the second of the link first.
+    const linkedSec = Math.floor(Date.parse(first) / 1000);
+    await h.pollUntil(() => Math.floor(Date.now() / 1000) > linkedSec, { timeout: 2000, interval: 20, what: 'the next second' });
+    const used = await bot.run(['whoami']);
+    assert.equal(used.code, 0, h.describe(used));
+    await page.locator(`[data-testid="device-row"][data-device-id="${linked.deviceId}"]:not([data-last-active="${first}"])`)
+      .waitFor({ timeout: h.T(3000) });
+    await page.evaluate(() => { delete document.documentElement.dataset.refreshMs; });
 
     const popup = b.byId(page, 'alert-popup');
     await popup.waitFor({ timeout: h.T(3000) });

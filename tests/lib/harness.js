@@ -853,24 +853,31 @@ export async function linkCompanionApi(url, primary, opts = {}) {
 
 /** `linkward phone --state FILE --json ...` */
 export class PhoneCli {
-  constructor(server, dir = tempDir('lw-phone-')) {
+  /** headers: {name: value} sent with every request (`--header`), e.g. a proxy's X-Forwarded-For. */
+  constructor(server, dir = tempDir('lw-phone-'), headers = {}) {
     this.server = server;
     this.dir = dir;
     this.state = path.join(dir, 'phone.json');
+    this.global = Object.entries(headers).flatMap(([k, v]) => ['--header', `${k}: ${v}`]);
+  }
+
+  /** The options before the command: state file and headers. */
+  base() {
+    return ['phone', '--state', this.state, ...this.global];
   }
 
   run(args, opts) {
-    return runCli(['phone', '--state', this.state, '--json', ...args], opts);
+    return runCli([...this.base(), '--json', ...args], opts);
   }
 
   /** Same without --json (human output). */
   runText(args, opts) {
-    return runCli(['phone', '--state', this.state, ...args], opts);
+    return runCli([...this.base(), ...args], opts);
   }
 
   /** `phone --server URL register --handle H`; throws unless exit 0. */
   async register(handle, extra = []) {
-    const res = await runCli(['phone', '--server', this.server.url, '--state', this.state, '--json',
+    const res = await runCli([...this.base(), '--server', this.server.url, '--json',
       'register', '--handle', handle, ...extra]);
     if (res.code !== 0) throw new Error(`phone register failed: ${describe(res)}`);
     const who = await this.whoami();

@@ -55,14 +55,15 @@ export function mountHome(main, ctx) {
       : isPhone ? h('span', { class: 'badge' }, 'Phone') : null;
     const where = [describePlace(d), d.network, d.ip].filter(Boolean).join(' · ');
     const active = d.current ? 'Active now' : `Active ${ago(d.last_active_at)}`;
-    return h('li', { class: `device-row${d.current ? ' is-current' : ''}${d.fresh ? ' is-new' : ''}`, testid: 'device-row', 'data-device-id': d.id },
+    return h('li', { class: `device-row${d.current ? ' is-current' : ''}${d.fresh ? ' is-new' : ''}`, testid: 'device-row',
+      'data-device-id': d.id, 'data-last-active': d.last_active_at || '' },
       h('span', { class: 'device-icon' }, icon(isPhone ? 'phone' : 'computer')),
       h('div', { class: 'device-body' },
         h('p', { class: 'device-name' }, h('span', {}, d.name || describeClient(d)), badge),
         h('p', { class: 'device-meta' }, sr('Browser and system: '), describeClient(d)),
         h('p', { class: 'device-meta' }, sr('Place and network: '), where)),
       h('div', { class: 'device-when' },
-        h('p', { class: 'device-active' }, active),
+        h('p', { class: 'device-active', title: d.last_active_at ? formatDate(d.last_active_at) : '' }, active),
         h('p', { class: 'muted small' }, `Linked ${formatDate(d.linked_at)}`)));
   }
 
@@ -105,7 +106,17 @@ export function mountHome(main, ctx) {
       alertList.replaceChildren(h('li', { class: 'empty' }, icon('shield'), h('span', {}, 'No alerts. Everything looks normal.')));
       return;
     }
+    // A live alert re-renders the list: keep the keyboard focus where it was.
+    const focusedId = document.activeElement?.closest?.('[data-alert-id]')?.dataset.alertId;
     alertList.replaceChildren(...alerts.slice(0, MAX_ALERTS).map(alertRow));
+    if (focusedId) {
+      const row = alertList.querySelector(`[data-alert-id="${CSS.escape(focusedId)}"]`);
+      const target = row?.querySelector('button') || row?.querySelector('time');
+      if (target) {
+        if (target.tagName !== 'BUTTON') target.setAttribute('tabindex', '-1');
+        target.focus();
+      }
+    }
   }
 
   function markAcked(id) {
@@ -167,8 +178,18 @@ export function mountHome(main, ctx) {
   }
 
   load();
-  // "Last active" is kept by the server; look again now and then, and when the tab comes back.
-  const reload = setInterval(load, 60000);
+  // "Last active" is kept by the server (written at most once a minute per
+  // device, and brought up to date when the list is asked for): look again
+  // every minute, and when the tab comes back. <html data-refresh-ms> shortens
+  // the period (tests), read at each turn.
+  let reload = 0;
+  const again = () => {
+    reload = setTimeout(async () => {
+      await load();
+      if (!gone) again();
+    }, Number(document.documentElement.dataset.refreshMs) || 60000);
+  };
+  again();
   const tick = setInterval(() => {
     renderDevices();
     for (const t of alertList.querySelectorAll('time')) t.textContent = ago(t.dateTime);
@@ -178,7 +199,7 @@ export function mountHome(main, ctx) {
 
   return () => {
     gone = true;
-    clearInterval(reload);
+    clearTimeout(reload);
     clearInterval(tick);
     document.removeEventListener('visibilitychange', onVisible);
     session.events.removeEventListener('device.linked', onLinked);
