@@ -823,13 +823,58 @@ lwc_ws *lwc_device_ws_connect(lwc_device *d, int *err)
     return ws;
 }
 
+/* The value of KEY=value (quotes removed) in an os-release file, or "". */
+static void os_release_field(const char *text, const char *key, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    size_t kl = strlen(key);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, key, kl) != 0 || line[kl] != '=')
+            continue;
+        const char *v = line + kl + 1;
+        size_t n = strcspn(v, "\n");
+        if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+            v++;
+            n -= 2;
+        }
+        if (n >= cap)
+            n = cap - 1;
+        memcpy(dst, v, n);
+        dst[n] = '\0';
+        return;
+    }
+}
+
+/* What a person calls this system: "Debian GNU/Linux" "12" from os-release
+ * (systemd's os-release(5)), else the kernel's name and release. */
+static void system_name(const struct utsname *u, bool have_u, char *os, char *version, size_t cap)
+{
+    char text[4096];
+    size_t len = 0;
+    FILE *f = fopen("/etc/os-release", "r");
+    if (!f)
+        f = fopen("/usr/lib/os-release", "r");
+    if (f) {
+        len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+    }
+    text[len] = '\0';
+    os_release_field(text, "NAME", os, cap);
+    os_release_field(text, "VERSION_ID", version, cap);
+    if (os[0] == '\0') {
+        lw_strlcpy(os, have_u ? u->sysname : "", cap);
+        lw_strlcpy(version, have_u ? u->release : "", cap);
+    }
+}
+
 json_t *lwc_client_info(const char *name)
 {
     struct utsname u;
     bool ok = uname(&u) == 0;
+    char os[64], os_version[64];
+    system_name(&u, ok, os, os_version, sizeof os);
     json_t *j = json_pack("{ss ss ss ss ss}", "browser", "Linkward CLI", "browser_version", LINKWARD_VERSION,
-                          "os", ok ? u.sysname : "", "os_version", ok ? u.release : "", "device_model",
-                          ok ? u.machine : "");
+                          "os", os, "os_version", os_version, "device_model", ok ? u.machine : "");
     if (j != NULL && name != NULL && json_object_set_new(j, "name", json_string(name)) != 0) {
         json_decref(j);
         return NULL;

@@ -123,6 +123,14 @@ test('phone devices lists every companion with its record, and itself as current
     assert.ok(d.name.length > 0, 'a device always has a name');
     assert.equal(typeof d.browser, 'string');
     assert.equal(typeof d.os, 'string');
+    // The CLI names its system as a person would (os-release), not by its kernel.
+    const rel = (() => { try { return fs.readFileSync('/etc/os-release', 'utf8'); } catch { return ''; } })();
+    const field = (k) => (rel.match(new RegExp(`^${k}=("?)(.*)\\1$`, 'm')) || [])[2] || '';
+    if (field('NAME')) {
+      assert.equal(d.os, field('NAME'));
+      assert.equal(d.os_version, field('VERSION_ID'));
+    }
+    assert.equal(d.browser, 'Linkward CLI');
     assert.ok(typeof d.key_fingerprint === 'string' && d.key_fingerprint.length >= 16, d.key_fingerprint);
     assert.match(d.linked_at, h.RFC3339);
     assert.match(d.last_active_at, h.RFC3339);

@@ -95,7 +95,11 @@ export function ago(iso, now = Date.now()) {
   return 'just now';
 }
 
-const major = (v) => (v || '').split('.')[0];
+// "Chrome 156"; a 0.x version keeps its minor part ("Linkward CLI 0.1"), as 0 alone says nothing.
+const major = (v) => {
+  const parts = (v || '').split('.');
+  return parts[0] === '0' && parts.length > 1 ? `0.${parts[1]}` : parts[0];
+};
 
 /** "Chrome 124 on Windows 10" from a session record. */
 export function describeClient(d) {
