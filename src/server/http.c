@@ -60,12 +60,70 @@ static void security_headers(h2o_req_t *req)
         h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000; includeSubDomains"));
 }
 
+/* h2o's own error answers get our JSON error body instead of its text. */
+typedef struct json_error_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+    bool sent;
+} json_error_ostream;
+
+static void json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                            h2o_send_state_t state)
+{
+    json_error_ostream *o = (json_error_ostream *)self;
+    (void)bufs;
+    (void)bufcnt;
+    if (o->sent) {
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+        return;
+    }
+    o->sent = true;
+    h2o_ostream_send_next(self, req, &o->body, 1, state);
+}
+
+/* The code and sentence for an answer h2o gives before any handler runs. */
+static void h2o_error_words(int status, const char **code, const char **message)
+{
+    switch (status) {
+    case 413:
+        *code = "body_too_large";
+        *message = "The request body is larger than this server accepts (64 KiB at most, less for most routes).";
+        return;
+    case 400:
+        *code = "bad_request";
+        *message = "The request could not be read as HTTP/1.1 (a broken body or chunked encoding).";
+        return;
+    default:
+        *code = "http_error";
+        *message = "The request was refused before it reached Linkward.";
+        return;
+    }
+}
+
 /* h2o answers some requests itself (a body over its limit, broken chunked
- * encoding); this filter gives those answers the same headers as ours. */
+ * encoding); this filter gives those answers the same headers as ours and,
+ * for errors, the same {"error":{"code","message"}} body, so that a client
+ * never has to parse two kinds of error. */
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
-    if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-content-type-options"), -1) == -1)
+    (void)self;
+    if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-content-type-options"), -1) == -1) {
         security_headers(req);
+        if (req->res.status >= 400) {
+            const char *code, *message;
+            h2o_error_words(req->res.status, &code, &message);
+            char buf[256];
+            int n = snprintf(buf, sizeof buf, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, message);
+            json_error_ostream *o = (json_error_ostream *)h2o_add_ostream(req, sizeof *o, slot);
+            o->super.do_send = json_error_send;
+            o->body = h2o_strdup(&req->pool, buf, (size_t)n);
+            o->sent = false;
+            req->res.content_length = o->body.len;
+            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                           H2O_STRLIT("application/json; charset=utf-8"), 1);
+            slot = &o->super.next;
+        }
+    }
     h2o_setup_next_ostream(req, slot);
 }
 

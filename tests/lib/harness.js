@@ -439,7 +439,7 @@ export async function api(url, method, p, opts = {}) {
   }
   const hasCt = Object.keys(headers).some((k) => k.toLowerCase() === 'content-type');
   if (body !== undefined && !hasCt) headers['content-type'] = opts.contentType || 'application/json';
-  const res = await fetch(url + p, { method, headers, body, redirect: 'manual' });
+  const res = await fetch(url + p, { method, headers, body, redirect: 'manual', ...(opts.duplex ? { duplex: opts.duplex } : {}) });
   const text = await res.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
