@@ -2507,7 +2507,9 @@ static int pg_open(lw_store **out, const char *location)
     return LW_OK;
 fail:
     pg_close(&s->base);
-    return rc == LW_OK ? LW_ESTORE : rc;
+    /* Opening promises LW_ESTORE for any store failure, unreachable included
+     * (LW_EIO is for operations on an open store, answered with a 503). */
+    return rc == LW_OK || rc == LW_EIO ? LW_ESTORE : rc;
 }
 
 int lw_store_pg_schema_version(lw_store *base)
