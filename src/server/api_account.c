@@ -35,6 +35,14 @@ bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
         lw_reply_error(rq, 404, "not_found", "Not found.");
         return true;
     }
+    if (rc == LW_EIO) {
+        /* The database is unreachable (restarting, failing over) and nothing
+         * was written: a clean, retryable refusal, not an internal error. */
+        lw_log_warn("api", "database unreachable while %s", what);
+        lw_rq_header(rq, "retry-after", "1");
+        lw_reply_error(rq, 503, "store_unavailable", "The database is unreachable; retry in a moment.");
+        return true;
+    }
     lw_log_error("api", "store failure while %s: %s", what, lw_strerror(rc));
     lw_reply_error(rq, rc == LW_ENOMEM ? 503 : 500, "internal", "The server could not complete this (%s).", what);
     return true;

@@ -21,6 +21,7 @@ typedef struct lw_config {
     int listen_port;
     char data_dir[LW_PATH_MAX];
     char db[LW_PATH_MAX];
+    char db_listen[LW_PATH_MAX]; /* PostgreSQL: the relay's LISTEN connection (default: db) */
     char public_origin[LW_ORIGIN_MAX];
     char control_path[LW_PATH_MAX];
     char web_dir[LW_PATH_MAX];

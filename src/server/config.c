@@ -69,6 +69,7 @@ static const opt opts[] = {
     {"check-config", K_FLAG, F(check_config), 0, 0, "      validate the configuration and exit"},
     {"listen", K_SPECIAL, 0, 0, 0, 0, "HOST:PORT  where to listen (port 0 picks one)"},
     {"db", K_PATH, F(db), 0, 0, "PATH  the SQLite file (or postgres://…)"},
+    {"db-listen", K_PATH, F(db_listen), 0, 0, "URL  PostgreSQL for the cross-node LISTEN, session mode (--db)"},
     {"data-dir", K_PATH, F(data_dir), 0, 0, "DIR  database, server key, control socket (default ./var)"},
     {"public-origin", K_SPECIAL, 0, 0, 0, 0, "URL  the origin put in QR codes and checked in Origin"},
     {"max-companions", K_LONG, F(max_companions), 0, 1000000, "N  linked devices per account (4)"},
@@ -377,6 +378,12 @@ int lw_config_finish(lw_config *c, char *msg, size_t cap)
     }
     if (!c->tls_cert[0] != !c->tls_key[0]) {
         snprintf(msg, cap, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    /* LISTEN only serves several nodes on PostgreSQL; anywhere else the
+     * option is a mistake worth naming. */
+    if (c->db_listen[0] && (strncmp(c->db, "postgres", 8) != 0 || strncmp(c->db_listen, "postgres", 8) != 0)) {
+        snprintf(msg, cap, "--db-listen needs a postgres:// URL, and --db on PostgreSQL too");
         return -1;
     }
     if (!c->data_dir[0]) {

@@ -21,6 +21,7 @@ static const struct family {
     {"linkward_sweeper_runs_total", "Sweeper runs."},
     {"linkward_csp_violations_total", "Content-Security-Policy violations browsers reported, by directive."},
     {"linkward_accounts_deleted_total", "Accounts deleted by their holders."},
+    {"linkward_relay_notifications_total", "Cross-node notifications sent (NOTIFY), by kind."},
 };
 
 static const struct hist_def {

@@ -12,6 +12,7 @@
 #include "bus.h"
 #include "log.h"
 #include "lw.h"
+#include "metrics.h"
 #include "alert.h"
 #include "qr.h"
 #include "session.h"
@@ -19,23 +20,78 @@
 
 #define CHANNEL "linkward"
 #define RECONNECT_MAX_MS 2000
+/* The listener only reads, so a connection that died without a word (a NAT
+ * or firewall dropping it, a server host that vanished) would look idle
+ * forever: after this long without hearing from the server it asks for
+ * something cheap, and gives up on the connection when no answer comes in
+ * time. A silent connection is so noticed within CHECK + CHECK_TIMEOUT. */
+#define LISTEN_CHECK_MS 2000
+#define LISTEN_CHECK_TIMEOUT_MS 3000
+#define LISTEN_POLL_MS 200 /* how often the thread looks at `stopping` */
+/* Failed LISTEN attempts logged one by one, then only every Nth (a server
+ * down for an hour must not write 1,800 lines). */
+#define LISTEN_LOG_FIRST 5
+#define LISTEN_LOG_EVERY 30
+/* A resynchronisation that could not read the store is tried again. */
+#define RESYNC_RETRY_MS 1000
+#define RESYNC_RETRIES 60
+/* Device ids per batched "ends" notice: 256 ids of 22 characters are 6.4 KB
+ * of JSON, well under LW_RELAY_PAYLOAD_MAX with the envelope. */
+#define END_BATCH 256
 
 typedef struct message {
     h2o_multithread_message_t super;
     bool resync;
-    int64_t deaf_since; /* resync: when the listener lost its connection */
+    int64_t deaf_since; /* resync: when the listener last heard from the server */
     char text[];
 } message;
 
 struct lw_relay {
     lw_app *app;
     char node[LW_ID_STRLEN];  /* this node's id: our own notifications come back to us */
-    char *conninfo;
+    char *conninfo;           /* publishing: may go through a transaction pooler */
+    char *listen_conninfo;    /* LISTEN: needs a session of its own */
     PGconn *send;             /* used by the event loop only */
     pthread_t thread;
     volatile bool stopping;
     h2o_multithread_receiver_t receiver;
+    /* "end" notices held back so that ending many devices costs one NOTIFY
+     * per END_BATCH devices, not one per device; sent before any other
+     * notice (order is kept) or on the loop's next turn at the latest. */
+    char end_reason[LW_REASON_MAX];
+    char end_ids[END_BATCH][LW_ID_STRLEN];
+    size_t end_n;
+    h2o_timeout_t now;
+    h2o_timeout_entry_t flush_entry;
+    /* A resynchronisation that failed, retried on the loop. */
+    h2o_timeout_t retry_after;
+    h2o_timeout_entry_t resync_entry;
+    int resync_tries;
 };
+
+/* The parameters store_pg.c's connections use, so that a dead peer is
+ * noticed the same way (TCP keepalives) and a connect cannot hang (a timeout);
+ * the URL (dbname) comes after them and may override them. name tells the
+ * connections apart in pg_stat_activity (linkward-notify, linkward-listen). */
+static PGconn *relay_connect(const char *conninfo, const char *name)
+{
+    static const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "fallback_application_name", "dbname", NULL};
+    const char *vals[] = {"10", "30", "10", "3", name, conninfo, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+/* A one-line libpq error message (they end with a newline). */
+static void pq_error(PGconn *c, char *dst, size_t cap)
+{
+    lw_strlcpy(dst, c ? PQerrorMessage(c) : "out of memory", cap);
+    size_t n = strlen(dst);
+    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == '\r'))
+        dst[--n] = '\0';
+    for (char *p = dst; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
 
 /* ---- the event loop side ---- */
 
@@ -45,15 +101,35 @@ static void apply(lw_relay *r, const char *text)
     const char *node = json_string_value(json_object_get(m, "n"));
     const char *op = json_string_value(json_object_get(m, "op"));
     const char *key = json_string_value(json_object_get(m, "k"));
-    if (!m || !node || !op || !key || strcmp(node, r->node) == 0) {
+    const char *reason = json_string_value(json_object_get(m, "r"));
+    lw_bus *bus = r->app->bus;
+    if (!m || !node || !op || strcmp(node, r->node) == 0) {
+        json_decref(m);
+        return;
+    }
+    if (strcmp(op, "ends") == 0 && reason) {
+        /* A batch of ended devices (one sender's call). */
+        json_t *ids = json_object_get(m, "ids");
+        size_t i;
+        json_t *id;
+        json_array_foreach(ids, i, id)
+        {
+            const char *device = json_string_value(id);
+            if (!device)
+                continue;
+            lw_sessions_forget(r->app->sessions, device);
+            lw_bus_local_end_device(bus, device, reason);
+        }
+        json_decref(m);
+        return;
+    }
+    if (!key) {
         json_decref(m);
         return;
     }
     const char *except = json_string_value(json_object_get(m, "x"));
-    const char *reason = json_string_value(json_object_get(m, "r"));
     json_t *ev = json_object_get(m, "e");
-    lw_bus *bus = r->app->bus;
-    if (strcmp(op, "end") == 0 && reason) {
+    if (strcmp(op, "end") == 0 && reason) { /* one device: what nodes before batching send */
         lw_sessions_forget(r->app->sessions, key);
         lw_bus_local_end_device(bus, key, reason);
     } else if (strcmp(op, "close_link") == 0) {
@@ -86,8 +162,11 @@ static void replay_alerts(lw_relay *r, int64_t since)
     for (size_t i = 0; i < n; i++) {
         lw_alert *list = NULL;
         size_t k = 0;
-        if (lw_store_alert_list(r->app->store, accounts[i], 100, &list, &k) != LW_OK)
+        int rc = lw_store_alert_list(r->app->store, accounts[i], 100, &list, &k);
+        if (rc != LW_OK) {
+            lw_log_error("relay", "cannot list the alerts of %.8s to push them again (%d)", accounts[i], rc);
             continue;
+        }
         for (size_t j = k; j-- > 0;) { /* oldest first */
             if (list[j].created_at < since)
                 continue;
@@ -101,6 +180,31 @@ static void replay_alerts(lw_relay *r, int64_t since)
     lw_free(accounts);
 }
 
+static void resync(lw_relay *r)
+{
+    int rc = lw_sessions_resync(r->app->sessions);
+    if (rc == LW_OK) {
+        r->resync_tries = 0;
+        return;
+    }
+    /* Some sockets could not be checked (the store is not answering yet):
+     * they stay open until a later try reads their sessions. */
+    if (++r->resync_tries > RESYNC_RETRIES) {
+        lw_log_error("relay", "gave up resynchronising after %d tries (%d)", RESYNC_RETRIES, rc);
+        r->resync_tries = 0;
+        return;
+    }
+    lw_log_warn("relay", "resynchronising could not read every session (%d); trying again in %d ms", rc,
+                RESYNC_RETRY_MS);
+    if (!h2o_timeout_is_linked(&r->resync_entry))
+        h2o_timeout_link(r->app->loop, &r->retry_after, &r->resync_entry);
+}
+
+static void on_resync_retry(h2o_timeout_entry_t *entry)
+{
+    resync(H2O_STRUCT_FROM_MEMBER(lw_relay, resync_entry, entry));
+}
+
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     lw_relay *r = H2O_STRUCT_FROM_MEMBER(lw_relay, receiver, receiver);
@@ -109,7 +213,8 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
         h2o_linklist_unlink(&m->super.link);
         if (m->resync) {
             lw_log_warn("relay", "reconnected: notifications may have been missed; resynchronising");
-            lw_sessions_resync(r->app->sessions);
+            r->resync_tries = 0;
+            resync(r);
             replay_alerts(r, m->deaf_since);
         } else {
             apply(r, m->text);
@@ -125,8 +230,77 @@ static bool send_connect(lw_relay *r)
     if (r->send)
         PQreset(r->send);
     else
-        r->send = PQconnectdb(r->conninfo);
-    return PQstatus(r->send) == CONNECTION_OK;
+        r->send = relay_connect(r->conninfo, "linkward-notify");
+    return r->send && PQstatus(r->send) == CONNECTION_OK;
+}
+
+/* One NOTIFY, tried twice (the first may find the connection dead and
+ * reconnect). text is at most LW_RELAY_PAYLOAD_MAX bytes. */
+static void notify(lw_relay *r, const char *text, const char *op)
+{
+    char err[256];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!send_connect(r)) {
+            pq_error(r->send, err, sizeof err);
+            lw_log_error("relay", "cannot reach PostgreSQL to relay an event (%s): %s", op, err);
+            continue;
+        }
+        const char *params[1] = {text};
+        PGresult *res = PQexecParams(r->send, "SELECT pg_notify('" CHANNEL "', $1)", 1, NULL, params, NULL, NULL, 0);
+        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+        if (ok) {
+            char label[32];
+            snprintf(label, sizeof label, "op=\"%s\"", op); /* fixed names: dev, acct, link, ends, … */
+            lw_metrics_inc("linkward_relay_notifications_total", label);
+            return;
+        }
+        pq_error(r->send, err, sizeof err);
+        lw_log_warn("relay", "relaying an event failed (%s): %s", op, err);
+    }
+}
+
+/* Sends the "end" notices held back, as one "ends" notice. */
+static void flush_ends(lw_relay *r)
+{
+    if (h2o_timeout_is_linked(&r->flush_entry))
+        h2o_timeout_unlink(&r->flush_entry);
+    if (r->end_n == 0)
+        return;
+    json_t *ids = json_array();
+    for (size_t i = 0; ids && i < r->end_n; i++)
+        json_array_append_new(ids, json_string(r->end_ids[i]));
+    size_t n = r->end_n;
+    r->end_n = 0;
+    json_t *m = ids ? json_pack("{s:s, s:s, s:s, s:o}", "n", r->node, "op", "ends", "r", r->end_reason, "ids", ids)
+                    : NULL;
+    char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    if (!text) {
+        lw_log_error("relay", "out of memory: %zu ended devices were not relayed", n);
+        return;
+    }
+    notify(r, text, "ends");
+    free(text);
+}
+
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    flush_ends(H2O_STRUCT_FROM_MEMBER(lw_relay, flush_entry, entry));
+}
+
+static void hold_end(lw_relay *r, const char *device_id, const char *reason)
+{
+    if (r->end_n > 0 && (r->end_n == END_BATCH || strcmp(r->end_reason, reason) != 0))
+        flush_ends(r);
+    if (strlen(reason) >= sizeof r->end_reason || strlen(device_id) >= LW_ID_STRLEN) {
+        lw_log_error("relay", "an ended device with an oversized id or reason was not relayed");
+        return;
+    }
+    lw_strlcpy(r->end_reason, reason, sizeof r->end_reason);
+    lw_strlcpy(r->end_ids[r->end_n++], device_id, LW_ID_STRLEN);
+    if (!h2o_timeout_is_linked(&r->flush_entry))
+        h2o_timeout_link(r->app->loop, &r->now, &r->flush_entry);
 }
 
 void lw_relay_publish(lw_relay *r, const char *op, const char *key, const char *except, const char *reason,
@@ -134,6 +308,14 @@ void lw_relay_publish(lw_relay *r, const char *op, const char *key, const char *
 {
     if (!r)
         return;
+    if (strcmp(op, "end") == 0 && reason) {
+        hold_end(r, key, reason);
+        return;
+    }
+    /* What was ended before this event is told before it (a logout-all's
+     * companions hear their own session.ended before their siblings'
+     * device.ended, on every node as on this one). */
+    flush_ends(r);
     json_t *m = json_pack("{s:s, s:s, s:s}", "n", r->node, "op", op, "k", key);
     if (!m)
         return;
@@ -155,19 +337,7 @@ void lw_relay_publish(lw_relay *r, const char *op, const char *key, const char *
         free(text);
         return;
     }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (!send_connect(r)) {
-            lw_log_error("relay", "cannot reach PostgreSQL to relay an event: %s", PQerrorMessage(r->send));
-            continue;
-        }
-        const char *params[1] = {text};
-        PGresult *res = PQexecParams(r->send, "SELECT pg_notify('" CHANNEL "', $1)", 1, NULL, params, NULL, NULL, 0);
-        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-        PQclear(res);
-        if (ok)
-            break;
-        lw_log_warn("relay", "relaying an event failed: %s", PQerrorMessage(r->send));
-    }
+    notify(r, text, op);
     free(text);
 }
 
@@ -186,10 +356,12 @@ static void post(lw_relay *r, const char *text, bool resync, int64_t deaf_since)
     h2o_multithread_send_message(&r->receiver, &m->super);
 }
 
-static PGconn *listen_connect(lw_relay *r)
+/* A connection listening on the channel, or NULL with the reason in err. */
+static PGconn *listen_connect(lw_relay *r, char *err, size_t cap)
 {
-    PGconn *c = PQconnectdb(r->conninfo);
-    if (PQstatus(c) != CONNECTION_OK) {
+    PGconn *c = relay_connect(r->listen_conninfo, "linkward-listen");
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        pq_error(c, err, cap);
         PQfinish(c);
         return NULL;
     }
@@ -197,28 +369,83 @@ static PGconn *listen_connect(lw_relay *r)
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
+        pq_error(c, err, cap);
         PQfinish(c);
         return NULL;
     }
     return c;
 }
 
+/* Sleeps ms in slices, so that stopping is not held up by a backoff. */
+static void nap(lw_relay *r, int ms)
+{
+    for (int left = ms, i = 0; left > 0 && !r->stopping && i < 1000; i++) {
+        int slice = left < LISTEN_POLL_MS ? left : LISTEN_POLL_MS;
+        struct timespec ts = {slice / 1000, (long)(slice % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        left -= slice;
+    }
+}
+
+/* Reads what arrived: notifications are posted to the loop; the answer to an
+ * outstanding check clears *check_sent. false when the connection is broken
+ * (why in err). */
+static bool listen_read(lw_relay *r, PGconn *c, int64_t *check_sent, char *err, size_t cap)
+{
+    if (!PQconsumeInput(c)) {
+        pq_error(c, err, cap);
+        return false;
+    }
+    while (*check_sent && !PQisBusy(c)) {
+        PGresult *res = PQgetResult(c);
+        if (!res) {
+            *check_sent = 0;
+            break;
+        }
+        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+        if (!ok) {
+            pq_error(c, err, cap);
+            return false;
+        }
+    }
+    PGnotify *note;
+    while ((note = PQnotifies(c)) != NULL) {
+        post(r, note->extra, false, 0);
+        PQfreemem(note);
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        pq_error(c, err, cap);
+        return false;
+    }
+    return true;
+}
+
 static void *listener(void *arg)
 {
     lw_relay *r = arg;
     PGconn *c = NULL;
-    int backoff = 50;
+    int backoff = 50, failures = 0;
     bool first = true;
-    int64_t deaf_since = 0;
+    int64_t deaf_since = 0, lost_at = 0, last_heard = 0, check_sent = 0;
+    char err[256];
     while (!r->stopping) {
         if (!c) {
-            if (!(c = listen_connect(r))) {
-                struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000};
-                nanosleep(&ts, NULL);
+            if (!(c = listen_connect(r, err, sizeof err))) {
+                failures++;
+                if (failures <= LISTEN_LOG_FIRST || failures % LISTEN_LOG_EVERY == 0)
+                    lw_log_warn("relay", "LISTEN failed (attempt %d): %s; retrying in %d ms", failures, err, backoff);
+                nap(r, backoff);
                 backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : backoff * 2;
                 continue;
             }
+            if (!first)
+                lw_log_info("relay", "LISTEN re-established after %d failed attempts, %lld ms without it", failures,
+                            (long long)(lw_now_ms() - lost_at));
             backoff = 50;
+            failures = 0;
+            last_heard = lw_now_ms();
+            check_sent = 0;
             if (!first)
                 post(r, NULL, true, deaf_since); /* we were deaf for a while */
             first = false;
@@ -227,24 +454,36 @@ static void *listener(void *arg)
         fd_set in;
         FD_ZERO(&in);
         FD_SET(fd, &in);
-        struct timeval tv = {0, 200000}; /* wake up to notice stopping */
+        struct timeval tv = {0, LISTEN_POLL_MS * 1000}; /* wake up to notice stopping */
         int n = select(fd + 1, &in, NULL, NULL, &tv);
-        if (n < 0 && errno != EINTR)
+        int64_t now = lw_now_ms();
+        if (n < 0 && errno != EINTR) {
+            lw_strlcpy(err, strerror(errno), sizeof err);
             goto lost;
-        if (n > 0 && !PQconsumeInput(c))
-            goto lost;
-        PGnotify *note;
-        while ((note = PQnotifies(c)) != NULL) {
-            post(r, note->extra, false, 0);
-            PQfreemem(note);
         }
-        if (PQstatus(c) != CONNECTION_OK)
+        if (n > 0) {
+            if (!listen_read(r, c, &check_sent, err, sizeof err))
+                goto lost;
+            last_heard = now;
+        }
+        if (check_sent && now - check_sent > LISTEN_CHECK_TIMEOUT_MS) {
+            snprintf(err, sizeof err, "no answer to a check within %d ms", LISTEN_CHECK_TIMEOUT_MS);
             goto lost;
+        }
+        if (!check_sent && now - last_heard >= LISTEN_CHECK_MS) {
+            if (!PQsendQuery(c, "SELECT 1")) {
+                pq_error(c, err, sizeof err);
+                goto lost;
+            }
+            check_sent = now;
+        }
         continue;
     lost:
-        lw_log_warn("relay", "lost the PostgreSQL LISTEN connection; reconnecting");
-        /* A second of margin: notifications sent just before we noticed. */
-        deaf_since = lw_now_ms() - 1000;
+        lw_log_warn("relay", "lost the PostgreSQL LISTEN connection (%s); reconnecting", err);
+        /* Notifications since we last heard from the server may be lost; a
+         * second of margin for those sent just before. */
+        lost_at = now;
+        deaf_since = last_heard - 1000;
         PQfinish(c);
         c = NULL;
     }
@@ -252,46 +491,63 @@ static void *listener(void *arg)
     return NULL;
 }
 
-lw_relay *lw_relay_start(lw_app *app, const char *conninfo)
+lw_relay *lw_relay_start(lw_app *app, const char *conninfo, const char *listen_conninfo)
 {
     lw_relay *r = lw_calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->app = app;
     lw_random_id(r->node);
-    if (!(r->conninfo = lw_strdup(conninfo))) {
-        lw_free(r);
-        return NULL;
-    }
+    r->conninfo = lw_strdup(conninfo);
+    r->listen_conninfo = lw_strdup(listen_conninfo && listen_conninfo[0] ? listen_conninfo : conninfo);
+    if (!r->conninfo || !r->listen_conninfo)
+        goto fail;
     if (!send_connect(r)) {
-        lw_log_error("relay", "cannot connect to PostgreSQL for cross-node events");
-        PQfinish(r->send);
-        lw_free(r->conninfo);
-        lw_free(r);
-        return NULL;
+        char err[256];
+        pq_error(r->send, err, sizeof err);
+        lw_log_error("relay", "cannot connect to PostgreSQL for cross-node events: %s", err);
+        goto fail;
     }
+    h2o_timeout_init(app->loop, &r->now, 0);
+    h2o_timeout_init(app->loop, &r->retry_after, RESYNC_RETRY_MS);
+    r->flush_entry.cb = on_flush;
+    r->resync_entry.cb = on_resync_retry;
     h2o_context_t *ctx = app->h2o_ctx;
     h2o_multithread_register_receiver(ctx->queue, &r->receiver, on_messages);
     if (pthread_create(&r->thread, NULL, listener, r) != 0) {
+        lw_log_error("relay", "cannot start the listener thread");
         h2o_multithread_unregister_receiver(ctx->queue, &r->receiver);
-        PQfinish(r->send);
-        lw_free(r->conninfo);
-        lw_free(r);
-        return NULL;
+        goto fail;
     }
-    lw_log_info("relay", "cross-node events through PostgreSQL LISTEN/NOTIFY (node %.8s)", r->node);
+    lw_log_info("relay", "cross-node events through PostgreSQL LISTEN/NOTIFY (node %.8s%s)", r->node,
+                strcmp(r->conninfo, r->listen_conninfo) != 0 ? ", LISTEN through --db-listen" : "");
     return r;
+fail:
+    PQfinish(r->send);
+    if (r->conninfo)
+        lw_wipe(r->conninfo, strlen(r->conninfo));
+    if (r->listen_conninfo)
+        lw_wipe(r->listen_conninfo, strlen(r->listen_conninfo));
+    lw_free(r->conninfo);
+    lw_free(r->listen_conninfo);
+    lw_free(r);
+    return NULL;
 }
 
 void lw_relay_stop(lw_relay *r)
 {
     if (!r)
         return;
+    flush_ends(r);
+    if (h2o_timeout_is_linked(&r->resync_entry))
+        h2o_timeout_unlink(&r->resync_entry);
     r->stopping = true;
     pthread_join(r->thread, NULL);
     h2o_multithread_unregister_receiver(((h2o_context_t *)r->app->h2o_ctx)->queue, &r->receiver);
     PQfinish(r->send);
     lw_wipe(r->conninfo, strlen(r->conninfo));
+    lw_wipe(r->listen_conninfo, strlen(r->listen_conninfo));
     lw_free(r->conninfo);
+    lw_free(r->listen_conninfo);
     lw_free(r);
 }

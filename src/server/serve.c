@@ -235,7 +235,7 @@ int lw_app_start(lw_app *app, bool listen)
         return LW_EIO;
     app->shared_store = strncmp(app->cfg.db, "postgres", 8) == 0;
     if (app->shared_store) {
-        if (!(app->relay = lw_relay_start(app, app->cfg.db)))
+        if (!(app->relay = lw_relay_start(app, app->cfg.db, app->cfg.db_listen)))
             return LW_ESTORE;
         lw_bus_set_relay(app->bus, app->relay);
     }

@@ -403,7 +403,7 @@ void lw_sessions_forget(lw_sessions *s, const char *device_id)
     drop(s, device_id);
 }
 
-void lw_sessions_resync(lw_sessions *s)
+int lw_sessions_resync(lw_sessions *s)
 {
     lw_sessions_flush(s, true);
     lw_map_each(s->by_device, free_entry, NULL);
@@ -413,12 +413,26 @@ void lw_sessions_resync(lw_sessions *s)
     s->by_selector = lw_map_new();
     char(*ids)[LW_ID_STRLEN] = NULL;
     size_t n = lw_bus_devices(s->app->bus, &ids);
+    int result = LW_OK;
     for (size_t i = 0; i < n; i++) {
         lw_session sess;
-        if (lw_store_session_get(s->app->store, ids[i], &sess) == LW_OK && strcmp(sess.state, "active") != 0)
+        int rc = lw_store_session_get(s->app->store, ids[i], &sess);
+        if (rc == LW_OK && strcmp(sess.state, "active") != 0) {
             lw_bus_local_end_device(s->app->bus, ids[i], sess.end_reason);
+        } else if (rc == LW_ENOTFOUND) {
+            /* Deleting an account deletes its sessions' rows: a socket whose
+             * session is gone belonged to an account deleted meanwhile. */
+            lw_bus_local_end_device(s->app->bus, ids[i], "account_deleted");
+        } else if (rc != LW_OK) {
+            lw_log_error("session", "resync: cannot read the session of %.8s (%d); its sockets stay open for now",
+                         ids[i], rc);
+            if (result == LW_OK)
+                result = rc;
+        }
+        lw_wipe(&sess, sizeof sess);
     }
     lw_free(ids);
+    return result;
 }
 
 typedef struct {

@@ -60,8 +60,10 @@ void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n);
 void lw_sessions_forget(lw_sessions *s, const char *device_id);
 /* After missed notifications: forget every cached session (each credential is
  * checked against the store again) and end the sockets of sessions that
- * ended meanwhile. */
-void lw_sessions_resync(lw_sessions *s);
+ * ended meanwhile (or whose rows are gone: account_deleted). LW_OK, or the
+ * first store error when some sessions could not be read: their sockets stay
+ * open and the caller tries again. */
+int lw_sessions_resync(lw_sessions *s);
 
 /* The rendered answer of GET /v1/session for a cached session (the device's
  * most frequent request, served without the store): text owned by the cache,

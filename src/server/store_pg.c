@@ -22,6 +22,9 @@
  * transaction whose COMMIT was not sent yet. A single-statement write or a
  * COMMIT whose answer was lost is reported as LW_ESTORE, never replayed: a
  * compare-and-set replayed after it succeeded would answer LW_ECONFLICT.
+ * An operation that could not reach the server at all, or lost it before
+ * any write was sent, is reported as LW_EIO: nothing happened, and the API
+ * answers 503 (retry) instead of 500.
  *
  * Isolation. Single-use consumption never relies on the isolation level:
  *  - transitions are one UPDATE ... WHERE state = $expected whose row count
@@ -1284,13 +1287,18 @@ static int run_op(pg_store *s, unsigned flags, const char *what, op_body body, v
     pg_op op = {.s = s, .what = what};
     int rc = pool_acquire(s, &op.pc);
     if (rc != LW_OK)
-        return rc;
+        return rc == LW_ESTORE ? LW_EIO : rc; /* could not connect: nothing was sent */
     int lost_left = 1, retry_left = TX_RETRIES;
+    /* The server could not be reached and nothing of a write was sent: the
+     * caller may say "unavailable, retry" (LW_EIO) rather than "failed". */
+    bool unreachable = false;
     char buf[160];
     for (;;) {
         op.lost = op.retry = op.sent_write = op.in_tx = false;
-        if ((rc = conn_ready(op.pc)) != LW_OK)
+        if ((rc = conn_ready(op.pc)) != LW_OK) {
+            unreachable = true;
             break;
+        }
         rc = (flags & OP_TX) ? tx_run(&op, body, arg) : body(&op, arg);
         if (rc == LW_OK)
             break;
@@ -1316,10 +1324,11 @@ static int run_op(pg_store *s, unsigned flags, const char *what, op_body body, v
                        op.sent_write ? "the database connection was lost; the outcome is unknown"
                                      : "the database connection was lost"),
                  NULL, op.pc->c, false);
+        unreachable = !op.sent_write;
         break;
     }
     pool_release(s, op.pc);
-    return rc;
+    return rc == LW_ESTORE && unreachable ? LW_EIO : rc;
 }
 
 /* ---- one-statement operations ---------------------------------------------- */
@@ -2498,7 +2507,9 @@ static int pg_open(lw_store **out, const char *location)
     return LW_OK;
 fail:
     pg_close(&s->base);
-    return rc == LW_OK ? LW_ESTORE : rc;
+    /* Opening promises LW_ESTORE for any store failure, unreachable included
+     * (LW_EIO is for operations on an open store, answered with a 503). */
+    return rc == LW_OK || rc == LW_EIO ? LW_ESTORE : rc;
 }
 
 int lw_store_pg_schema_version(lw_store *base)

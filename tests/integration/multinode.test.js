@@ -6,8 +6,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as h from '../lib/harness.js';
+
+const run = promisify(execFile);
 
 const PG_FILE = process.env.LINKWARD_TEST_PG;
 let base;     // the server's URL
@@ -20,20 +24,81 @@ function freshDb(name) {
   return `${base}&options=-csearch_path%3D${schema}`;
 }
 
-/** N nodes on one database; they share the server key, as an operator would copy it. */
-async function cluster(n, name, args = []) {
+/**
+ * N nodes on one database; they share the server key, as an operator would
+ * copy it. perNode(i, db) gives node i extra arguments (say, a --db-listen; may be async).
+ */
+async function cluster(n, name, args = [], perNode = () => []) {
   const db = freshDb(name);
-  const first = await h.startServer({ args: ['--db', db, ...args] });
+  const first = await h.startServer({ args: ['--db', db, ...args, ...(await perNode(0, db))] });
   const started = [first];
   for (let i = 1; i < n; i++) {
     const dir = h.tempDir('lw-node-');
     fs.copyFileSync(path.join(first.dataDir, 'server.key'), path.join(dir, 'server.key'));
     fs.chmodSync(path.join(dir, 'server.key'), 0o600);
-    started.push(await h.startServer({ dataDir: dir, args: ['--db', db, '--public-origin', first.url, ...args] }));
+    started.push(await h.startServer({
+      dataDir: dir, args: ['--db', db, '--public-origin', first.url, ...args, ...(await perNode(i, db))],
+    }));
   }
   // Every node names the first node's origin in its QR codes: one site behind a load balancer.
   nodes.push(...started);
   return started;
+}
+
+/**
+ * A TCP proxy in front of PostgreSQL that the test controls, standing for the
+ * network between one node and the database:
+ *   refuse()  new connections are closed at once (existing ones still work)
+ *   freeze()  also: existing connections go silent both ways — bytes are
+ *             dropped, nothing is closed (a half-open connection)
+ *   restore() frozen connections are cut, new ones are let through again
+ * url: the database URL through the proxy; ports(): the proxy's own ports
+ * towards PostgreSQL (pg_stat_activity.client_port of the proxied backends).
+ */
+async function pgProxy(dbUrl) {
+  const target = new URL(dbUrl.replace(/^postgres(ql)?:/, 'http:'));
+  const pairs = new Set();
+  let refusing = false;
+  const server = net.createServer((client) => {
+    if (refusing) { client.destroy(); return; }
+    const upstream = net.connect(Number(target.port), target.hostname);
+    const pair = { client, upstream, frozen: false };
+    pairs.add(pair);
+    const drop = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    client.on('data', (d) => { if (!pair.frozen) upstream.write(d); });
+    upstream.on('data', (d) => { if (!pair.frozen) client.write(d); });
+    for (const sock of [client, upstream]) {
+      sock.on('error', drop);
+      sock.on('close', () => { if (!pair.frozen) drop(); });
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = server.address().port;
+  return {
+    url: dbUrl.replace(`:${target.port}/`, `:${port}/`),
+    ports: () => [...pairs].map((p) => p.upstream.localPort).filter(Boolean),
+    refuse() { refusing = true; },
+    freeze() { refusing = true; for (const p of pairs) p.frozen = true; },
+    restore() {
+      for (const p of [...pairs]) if (p.frozen) { pairs.delete(p); p.client.destroy(); p.upstream.destroy(); }
+      refusing = false;
+    },
+    close() { this.restore(); for (const p of [...pairs]) { p.client.destroy(); p.upstream.destroy(); } server.close(); },
+  };
+}
+
+/** Terminates the backends of the LISTEN connections (all, or those coming from ports). */
+function terminateListeners(ports) {
+  const only = ports ? ` AND client_port IN (${ports.map(Number).join(',') || '0'})` : '';
+  return execFileSync('psql', [base, '-qAtc',
+    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'linkward-listen'${only}`],
+  { stdio: 'pipe', encoding: 'utf8' }).trim();
+}
+
+/** The p-th percentile (0..100) of numbers. */
+function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 }
 
 before(() => {
@@ -130,10 +195,11 @@ test('alerts raised on one node reach devices connected to another', async () =>
   await ws.close();
 });
 
-test('PostgreSQL restarts during traffic: the nodes recover by themselves, events cross nodes again', async () => {
-  // Its own server, so the restart disturbs no other test.
+test('PostgreSQL down during traffic: requests meanwhile get a clean 503, the nodes recover by themselves', async () => {
+  // Its own server, so the outage disturbs no other test.
   const dir = h.tempDir('lw-pg-own-');
   const tools = path.join(h.REPO, 'tests', 'tools');
+  const pgctl = (mode) => run('bash', [path.join(tools, 'pg_restart.sh'), mode, dir], { timeout: 60000 });
   execFileSync('bash', [path.join(tools, 'pg_start.sh'), dir], { stdio: 'pipe' });
   try {
     const saved = base;
@@ -142,34 +208,203 @@ test('PostgreSQL restarts during traffic: the nodes recover by themselves, event
     base = saved;
     const phone = await h.registerPrimary(A.url, h.uniqueHandle('mn'));
     const c = await h.linkCompanionApi(A.url, phone);
-    let ok = 0, failed = 0, stop = false;
+    // Requests keep going, without blocking the event loop, through the whole outage.
+    let phase = 'before';
+    const count = { before: { ok: 0, refused: 0 }, stopping: { ok: 0, refused: 0 }, starting: { ok: 0, refused: 0 }, down: { ok: 0, refused: 0 }, after: { ok: 0, refused: 0 } };
+    const bad = [];
+    let stop = false;
     const loop = (async () => {
-      for (let i = 0; i < 3000 && !stop; i++) {
-        const r = await h.api(i % 2 ? A.url : B.url, 'GET', '/v1/session', { token: c.token }).catch(() => null);
-        if (r?.status === 200) ok++; else failed++;
+      for (let i = 0; i < 20000 && !stop; i++) {
+        const at = phase;
+        const t = h.stopwatch();
+        let r;
+        try {
+          r = await h.withTimeout(h.api(i % 2 ? A.url : B.url, 'GET', '/v1/session', { token: c.token }),
+            h.T(5000), 'an answer');
+        } catch (e) {
+          bad.push(`${at}: no answer after ${t().toFixed(0)} ms (${e.message})`);
+          continue;
+        }
+        if (r.status === 200) { count[at].ok++; continue; }
+        count[at].refused++;
+        if (r.status !== 503 || r.json?.error?.code !== 'store_unavailable' || r.headers.get('retry-after') !== '1') {
+          bad.push(`${at}: ${h.show(r)}`);
+        }
       }
     })();
-    await h.pollUntil(() => ok > 10, { timeout: 3000, what: 'traffic' });
-    execFileSync('bash', [path.join(tools, 'pg_restart.sh'), dir], { stdio: 'pipe' });
-    // Both nodes answer again by themselves...
-    const mark = ok;
-    await h.pollUntil(() => ok > mark + 20, { timeout: 10000, what: 'requests to succeed again after the restart' });
+    await h.pollUntil(() => count.before.ok > 10, { timeout: 3000, what: 'traffic' });
+    phase = 'stopping';
+    await pgctl('--down');
+    phase = 'down';
+    // The outage lasts until both nodes have refused a good number of requests.
+    await h.pollUntil(() => count.down.refused >= 40, { timeout: 10000, what: 'requests during the outage' });
+    phase = 'starting';
+    await pgctl('--up');
+    phase = 'after';
+    // Both nodes answer again by themselves, with the same session.
+    await h.pollUntil(() => count.after.ok > 20, { timeout: 15000, what: 'requests to succeed again after the restart' });
     stop = true;
     await loop;
-    console.log(`during the PostgreSQL restart: ${ok} answered, ${failed} refused or failed`);
+    console.log(`PostgreSQL outage: before ${count.before.ok} answered; while down ${count.down.ok} answered, ` +
+      `${count.down.refused} refused (503 store_unavailable); after ${count.after.ok} answered, ${count.after.refused} refused`);
+    assert.deepEqual(bad, [], 'every request during the outage is answered 200 or 503 store_unavailable, promptly');
+    assert.equal(count.down.ok, 0, 'with the database down, no credential is taken on trust from a cache');
     // ...and events cross nodes again (the listeners reconnected).
     const ws = await h.connectWs(B.url, c.token);
     await ws.next('hello');
-    await h.pollUntil(async () => {
-      h.expectStatus(await h.api(A.url, 'PATCH', `/v1/devices/${c.deviceId}`, { token: phone.token, body: { name: `n${Date.now()}` } }), 200);
-      return true;
-    }, { timeout: 3000, what: 'a write on A' });
     h.expectStatus(await h.api(A.url, 'DELETE', `/v1/devices/${c.deviceId}`, { token: phone.token }), 200);
     const ended = await ws.next('session.ended', 5000);
     assert.equal(ended.reason, 'remote_logout');
   } finally {
     execFileSync('bash', [path.join(tools, 'pg_stop.sh'), dir], { stdio: 'pipe' });
   }
+});
+
+test('missed notifications: what was revoked on A while B could not hear is ended on B when it reconnects', async () => {
+  // B's store talks to PostgreSQL directly, its LISTEN goes through a proxy the test controls.
+  let proxy;
+  const [A, B] = await cluster(2, 'missed', ['--max-companions', '10'],
+    async (i, db) => (i === 1 ? ['--db-listen', (proxy = await pgProxy(db)).url] : []));
+  try {
+    const p1 = await h.registerPrimary(A.url, h.uniqueHandle('mn'));   // remote logout + alert
+    const p2 = await h.registerPrimary(A.url, h.uniqueHandle('mn'));   // logout-all
+    const p3 = await h.registerPrimary(A.url, h.uniqueHandle('mn'));   // account deleted
+    const gone = await h.linkCompanionApi(A.url, p1);
+    const stays = await h.linkCompanionApi(A.url, p1);
+    const all = [await h.linkCompanionApi(A.url, p2), await h.linkCompanionApi(A.url, p2)];
+    const orphan = await h.linkCompanionApi(A.url, p3);
+    const socks = new Map();
+    for (const c of [gone, stays, ...all, orphan]) {
+      const ws = await h.connectWs(B.url, c.token);
+      await ws.next('hello');
+      h.expectStatus(await h.api(B.url, 'GET', '/v1/session', { token: c.token }), 200); // a warm cache on B
+      socks.set(c, ws);
+    }
+    // B goes deaf: its LISTEN connection is cut and its reconnects are refused.
+    proxy.refuse();
+    assert.equal(terminateListeners(proxy.ports()), '1', "B's listener is the proxy's one connection");
+    await h.pollUntil(() => /LISTEN failed \(attempt 2\)/.test(B.stderr()), { timeout: 5000, what: 'B to retry LISTEN' });
+    // Revocations on A meanwhile: remote logout, logout-all, an account deleted, and an alert.
+    h.expectStatus(await p1.del(`/v1/devices/${gone.deviceId}`), 200);
+    h.expectStatus(await p2.post('/v1/devices/logout-all', {}), 200);
+    h.expectStatus(await p3.raw('DELETE', '/v1/account', { body: {} }), 200);
+    h.expectStatus(await p1.post('/v1/pin', { new_pin: '778899' }), 200);
+    // B has heard nothing (or this test proves nothing), yet refuses the revoked credentials at once.
+    for (const c of [gone, ...all, orphan]) {
+      assert.ok(!socks.get(c).events.some((e) => e.event === 'session.ended'), 'B heard nothing while deaf');
+      const r = await h.api(B.url, 'GET', '/v1/session', { token: c.token });
+      assert.ok([401].includes(r.status), `revoked credential on deaf B: ${h.show(r)}`);
+    }
+    h.expectStatus(await h.api(B.url, 'GET', '/v1/session', { token: stays.token }), 200);
+    // B hears again: it resynchronises.
+    proxy.restore();
+    await h.pollUntil(() => /resynchronising/.test(B.stderr()), { timeout: 10000, what: 'B to resynchronise' });
+    assert.equal((await socks.get(gone).next('session.ended', 5000)).reason, 'remote_logout');
+    for (const c of all) assert.equal((await socks.get(c).next('session.ended', 5000)).reason, 'logout_all');
+    assert.equal((await socks.get(orphan).next('session.ended', 5000)).reason, 'account_deleted');
+    const alert = await socks.get(stays).next((e) => e.event === 'alert' && e.alert.kind === 'pin.changed', 5000);
+    assert.ok(alert.alert.id);
+    assert.equal(socks.get(stays).closeInfo, null, 'the session still active keeps its socket');
+    assert.match(B.stderr(), /LISTEN re-established after \d+ failed attempts/);
+    for (const ws of socks.values()) await ws.close();
+  } finally {
+    proxy?.close();
+  }
+});
+
+test('a LISTEN connection that goes silent (half-open) is noticed within seconds and resynchronised', async () => {
+  let proxy;
+  const [A, B] = await cluster(2, 'silent', [],
+    async (i, db) => (i === 1 ? ['--db-listen', (proxy = await pgProxy(db)).url] : []));
+  try {
+    const phone = await h.registerPrimary(A.url, h.uniqueHandle('mn'));
+    const c = await h.linkCompanionApi(A.url, phone);
+    const ws = await h.connectWs(B.url, c.token);
+    await ws.next('hello');
+    // Nothing closes, nothing answers: only B's own check can tell.
+    proxy.freeze();
+    const t = h.stopwatch();
+    h.expectStatus(await phone.del(`/v1/devices/${c.deviceId}`), 200);
+    await h.pollUntil(() => /lost the PostgreSQL LISTEN connection \(no answer to a check/.test(B.stderr()),
+      { timeout: 10000, what: 'B to notice its silent LISTEN connection' });
+    const noticed = t();
+    console.log(`a silent LISTEN connection noticed after ${noticed.toFixed(0)} ms`);
+    assert.ok(noticed < h.T(7000), `noticed after ${noticed} ms`);
+    proxy.restore();
+    assert.equal((await ws.next('session.ended', 10000)).reason, 'remote_logout');
+  } finally {
+    proxy?.close();
+  }
+});
+
+test('node A killed between scan and approve: the companion reconnects to B and the link completes there', async () => {
+  const [A, B] = await cluster(2, 'midflow');
+  const phone = await h.registerPrimary(B.url, h.uniqueHandle('mn'));
+  // A device already linked, its socket on A as well.
+  const old = await h.linkCompanionApi(B.url, phone);
+  const oldWs = await h.connectWs(A.url, old.token);
+  await oldWs.next('hello');
+  const req = await h.createLinkRequest(A.url);
+  const compWs = await h.connectWs(A.url, req.token);
+  await compWs.next('hello');
+  h.expectStatus(await h.scan(phone, req.payload), 200);
+  await compWs.next('link.scanned', 3000);
+  await A.stop({ signal: 'SIGKILL' });
+  await h.withTimeout(Promise.all([compWs.closed, oldWs.closed]), h.T(3000), 'the sockets to drop with their node');
+  // Both reconnect to B: the waiting companion with its request token, the linked one with its credential.
+  const compWs2 = await h.connectWs(B.url, req.token);
+  await compWs2.next((e) => e.event === 'link.scanned', 3000);
+  const oldWs2 = await h.connectWs(B.url, old.token);
+  assert.equal((await oldWs2.next('hello')).device_id, old.deviceId);
+  h.expectStatus(await h.approve(phone, req.id, req.key.pub), 200);
+  await compWs2.next('link.approved', 3000);
+  const done = h.expectStatus(await h.complete({ ...req, url: B.url }), 201);
+  const linked = await oldWs2.next('device.linked', 3000);
+  assert.equal(linked.device.id, done.device_id);
+  h.expectStatus(await h.api(B.url, 'GET', '/v1/session', { token: done.token }), 200);
+  h.expectStatus(await h.api(B.url, 'GET', '/v1/session', { token: old.token }), 200);
+  await compWs2.close();
+  await oldWs2.close();
+});
+
+test('logout-all of 50 companions across nodes: every socket on the other nodes is told, batched', async () => {
+  const N = 50;
+  const [A, B, C] = await cluster(3, 'fanout', ['--max-companions', String(N + 5)]);
+  const phone = await h.registerPrimary(A.url, h.uniqueHandle('mn'));
+  const comps = [];
+  for (let i = 0; i < N; i++) comps.push(await h.linkCompanionApi(A.url, phone));
+  const socks = [];
+  for (let i = 0; i < N; i++) {
+    const ws = await h.connectWs(i % 2 ? C.url : B.url, comps[i].token);
+    await ws.next('hello');
+    socks.push(ws);
+  }
+  const notices = async () => {
+    const text = await (await fetch(`${A.url}/metrics`)).text();
+    const get = (op) => Number(new RegExp(`linkward_relay_notifications_total\\{op="${op}"\\} (\\d+)`).exec(text)?.[1] || 0);
+    return { ends: get('ends'), end: get('end'), all: [...text.matchAll(/linkward_relay_notifications_total\{[^}]*\} (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0) };
+  };
+  const before = await notices();
+  const r = h.expectStatus(await phone.post('/v1/devices/logout-all', {}), 200);
+  const answered = performance.now();
+  assert.equal(r.ended, N);
+  const delays = [];
+  for (const ws of socks) {
+    const ev = await ws.next('session.ended', 5000);
+    assert.equal(ev.reason, 'logout_all');
+    delays.push(Math.max(0, ws.timeOf(ev) - answered));
+  }
+  const p50 = percentile(delays, 50), p99 = percentile(delays, 99);
+  console.log(`cross-node logout-all of ${N}: session.ended ${p50.toFixed(1)} ms (p50), ${p99.toFixed(1)} ms (p99), ` +
+    `${Math.max(...delays).toFixed(1)} ms (max) after the answer`);
+  assert.ok(p99 < 200 * h.SCALE, `p99 ${p99} ms`);
+  // One "ends" notice carried all 50 (not 50 round trips on A's event loop).
+  const after = await notices();
+  console.log(`NOTIFYs sent by A for the logout-all: ${after.all - before.all} (${after.ends - before.ends} batched "ends")`);
+  assert.equal(after.ends - before.ends, 1);
+  assert.equal(after.end - before.end, 0);
+  assert.ok(after.all - before.all <= 4, `${after.all - before.all} notifications`);
+  for (const ws of socks) await ws.close();
 });
 
 test('a node whose LISTEN connection drops resynchronises: recent alerts are pushed again, revoked sessions stay refused', async () => {
@@ -181,8 +416,7 @@ test('a node whose LISTEN connection drops resynchronises: recent alerts are pus
   h.expectStatus(await phone.post('/v1/pin', { new_pin: '445566' }), 200);
   const live = await ws.next((e) => e.event === 'alert' && e.alert.kind === 'pin.changed', 3000);
   // Cut every node's LISTEN connection (as a network blip would).
-  execFileSync('psql', [base, '-qAtc',
-    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = 'LISTEN linkward'"], { stdio: 'pipe' });
+  terminateListeners();
   await h.pollUntil(() => /resynchronising/.test(B.stderr()), { timeout: 5000, what: 'node B to resynchronise' });
   // What B may have missed around the cut is pushed again (clients know alerts by id).
   const again = await ws.next((e) => e.event === 'alert' && e.alert.id === live.alert.id, 5000);
