@@ -153,6 +153,65 @@ describe('configuration', () => {
   });
 });
 
+describe('configuration checks', () => {
+  test('the shipped example config passes --check-config (trailing comments are comments)', async () => {
+    const example = path.join(h.REPO, 'docs', 'linkward.conf.example');
+    assert.match(fs.readFileSync(example, 'utf8'), /^registration = open +# or: invite/m, 'the example keeps a trailing comment');
+    // Its certificate paths exist on the server it was written for: here, made now (flags win over the file).
+    const c = makeCerts();
+    const ok = await h.runCli(['serve', '--config', example, '--tls-cert', c.cert, '--tls-key', c.key, '--check-config']);
+    assert.equal(ok.code, 0, h.describe(ok));
+    assert.match(ok.stdout, /configuration OK/);
+    // Without them, the error names the file and the line that set them.
+    const missing = await h.runCli(['serve', '--config', example, '--check-config']);
+    assert.equal(missing.code, 1, h.describe(missing));
+    const line = fs.readFileSync(example, 'utf8').split('\n').findIndex((l) => /^tls-cert\b/.test(l)) + 1;
+    assert.match(missing.stderr, new RegExp(`${example}:${line}: tls-cert: cannot read /etc/linkward/fullchain.pem`));
+  });
+
+  test('--check-config refuses what the server would refuse, naming file:line (or the variable, or the flag)', async () => {
+    const dir = h.tempDir('lw-check-');
+    const c = makeCerts();
+    const cases = [
+      ['trusted-proxies = not-a-cidr', /trusted-proxies: 'not-a-cidr' is not an address or CIDR/],
+      ['metrics-listen = garbage', /metrics-listen: wants HOST:PORT/],
+      ['metrics-listen = no-such-host.invalid:9100', /metrics-listen: cannot resolve the address 'no-such-host.invalid'/],
+      ['min-client-version = banana', /min-client-version: wants a version X\.Y\.Z/],
+      ['user = nosuchuser', /user: no such user 'nosuchuser'/],
+      [`tls-cert = ${dir}/missing.pem\ntls-key = ${c.key}`, /tls-cert: cannot read .*missing\.pem: No such file/],
+      [`tls-cert = ${c.cert}\ntls-key = ${c.cert}`, /tls-key: cannot use /],
+      [`tls-cert = ${c.cert}`, /tls-cert: --tls-cert and --tls-key go together/],
+      ['listen = 0.0.0.0:8080', /listen: refusing plain HTTP on 0\.0\.0\.0/],
+    ];
+    for (const [i, [text, re]] of cases.entries()) {
+      const file = path.join(dir, `bad${i}.conf`);
+      fs.writeFileSync(file, `# a comment line\n${text}\n`);
+      const r = await h.runCli(['serve', '--config', file, '--check-config']);
+      assert.notEqual(r.code, 0, `${text}: ${h.describe(r)}`);
+      assert.doesNotMatch(r.stdout, /configuration OK/, text);
+      assert.match(r.stderr, new RegExp(`${file}:\\d+: ${re.source}`), text);
+    }
+    // Good values of the same options pass; plain HTTP off loopback passes when allowed.
+    const good = path.join(dir, 'good.conf');
+    fs.writeFileSync(good, 'trusted-proxies = 10.0.0.0/8, 127.0.0.1   # the proxy\nmetrics-listen = 127.0.0.1:9100\n' +
+      `min-client-version = 0.1.0\nuser = root\nlisten = 0.0.0.0:8080\nallow-plain-http = true\n`);
+    const ok = await h.runCli(['serve', '--config', good, '--check-config']);
+    assert.equal(ok.code, 0, h.describe(ok));
+    // From the environment and the command line, the message names the variable or the flag.
+    const env = await h.runCli(['serve', '--check-config'], { env: { LINKWARD_TRUSTED_PROXIES: 'nope' } });
+    assert.equal(env.code, 1);
+    assert.match(env.stderr, /linkward serve: LINKWARD_TRUSTED_PROXIES: 'nope' is not an address/);
+    const flag = await h.runCli(['serve', '--check-config', '--min-client-version', '1.2']);
+    assert.equal(flag.code, 1);
+    assert.match(flag.stderr, /linkward serve: --min-client-version: wants a version X\.Y\.Z/);
+    // The server itself refuses the same way, before binding.
+    const run = await h.runCli(['serve', '--config', path.join(dir, 'bad0.conf'), '--listen', '127.0.0.1:0',
+      '--data-dir', h.tempDir('lw-check-run-'), '--allow-root']);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /bad0\.conf:2: trusted-proxies/);
+  });
+});
+
 describe('metrics', () => {
   test('/metrics moves with traffic', async () => {
     const s = await start();
