@@ -292,31 +292,73 @@ describe('backup and restore', () => {
   test('a backup taken during writes restores to a store that passes integrity checks and holds every committed session', async () => {
     const s = await start();
     const phone = await h.registerPrimary(s.url, h.uniqueHandle('backup'));
+    // Four writers register accounts before, during and after the backup; each
+    // answered registration is stamped with when its answer came.
+    const answered = []; // { id, at }
     let writing = true;
-    const writes = (async () => {
-      for (let i = 0; i < 200 && writing; i++) await h.registerPrimary(s.url, h.uniqueHandle('w'));
-    })();
+    const writer = async () => {
+      for (let i = 0; i < 500 && writing; i++) {
+        const p = await h.registerPrimary(s.url, h.uniqueHandle('w'));
+        answered.push({ id: p.deviceId, at: performance.now() });
+      }
+    };
+    const writes = Promise.all([writer(), writer(), writer(), writer()]);
+    await h.pollUntil(() => answered.length >= 20, { timeout: 5000, what: 'writes before the backup' });
     const file = path.join(h.tempDir('lw-bak-'), 'copy.db');
-    const b = await h.runCli(['admin', '--control', s.controlSock, '--json', 'backup', file]);
+    const backup = h.runCli(['admin', '--control', s.controlSock, '--json', 'backup', file]);
+    const startedAt = performance.now();
+    const committedBefore = answered.filter((a) => a.at <= startedAt).map((a) => a.id);
+    const b = await backup;
+    const endedAt = performance.now();
+    const duringBackup = answered.length;
     assert.equal(b.code, 0, h.describe(b));
+    // The server kept answering writes after the backup: the writers never stopped.
+    await h.pollUntil(() => answered.length > duringBackup + 5, { timeout: 5000, what: 'writes after the backup' });
     writing = false;
     await writes;
     const integrity = execFileSync('sqlite3', [file, 'PRAGMA integrity_check;']).toString().trim();
     assert.equal(integrity, 'ok');
-    const committed = Number(execFileSync('sqlite3', [file, "SELECT count(*) FROM sessions WHERE state='active';"]).toString());
-    assert.ok(committed >= 1);
-    // Restore: refused while the server runs, then done offline; the phone's session is there.
+    const inCopy = new Set(execFileSync('sqlite3', [file, "SELECT id FROM sessions WHERE state='active';"])
+      .toString().split('\n').filter(Boolean));
+    const missing = [phone.deviceId, ...committedBefore].filter((id) => !inCopy.has(id));
+    assert.deepEqual(missing, [], `${missing.length} of ${committedBefore.length + 1} sessions answered before the backup are not in it`);
+    // Nothing answered after the backup's answer can be in it (a snapshot, not a mix).
+    const later = answered.filter((a) => a.at > endedAt + 50).map((a) => a.id);
+    assert.ok(later.length > 0);
+    assert.deepEqual(later.filter((id) => inCopy.has(id)), []);
+
+    // Restore: refused while the server runs.
     const busy = await h.runCli(['admin', '--data-dir', s.dataDir, 'restore', file]);
     assert.equal(busy.code, 3);
     assert.match(busy.stderr, /stop it before restoring/);
-    await s.stop();
+    // A commit the store has not checkpointed yet (the server is killed, so
+    // nothing is checkpointed at exit) lives only in linkward.db-wal.
+    const lastOne = await h.registerPrimary(s.url, h.uniqueHandle('unckpt'));
+    await s.stop({ signal: 'SIGKILL' });
+    const db = path.join(s.dataDir, 'linkward.db');
+    assert.ok(fs.existsSync(`${db}-wal`) && fs.statSync(`${db}-wal`).size > 0, 'a write-ahead log is left');
     const junk = path.join(h.tempDir('lw-junk-'), 'junk.db');
     fs.writeFileSync(junk, 'not a database');
     const refused = await h.runCli(['admin', '--data-dir', s.dataDir, 'restore', junk]);
     assert.equal(refused.code, 3);
+    // The service's user owns the database; restore runs as root.
+    const nobody = Number(execFileSync('id', ['-u', 'nobody']).toString());
+    const nogroup = Number(execFileSync('id', ['-g', 'nobody']).toString());
+    if (process.getuid() === 0) fs.chownSync(db, nobody, nogroup);
     const r = await h.runCli(['admin', '--data-dir', s.dataDir, 'restore', file]);
     assert.equal(r.code, 0, h.describe(r));
-    assert.ok(fs.existsSync(path.join(s.dataDir, 'linkward.db.before-restore')));
+    const kept = path.join(s.dataDir, 'linkward.db.before-restore');
+    assert.ok(fs.existsSync(kept));
+    assert.ok(!fs.existsSync(`${db}-wal`), 'the old log does not stay beside the restored file');
+    // The database kept aside still has the commit that was only in its log.
+    const keptIds = execFileSync('sqlite3', [kept, "SELECT id FROM sessions WHERE state='active';"]).toString();
+    assert.match(keptIds, new RegExp(lastOne.deviceId));
+    if (process.getuid() === 0) {
+      const st = fs.statSync(db);
+      assert.equal(st.uid, nobody, 'the restored file has the owner of the one it replaced');
+      assert.equal(st.gid, nogroup);
+      fs.chownSync(db, 0, 0);
+    }
     await s.restart();
     const me = h.expectStatus(await h.api(s.url, 'GET', '/v1/session', { token: phone.token }), 200);
     assert.equal(me.device.id, phone.deviceId);
