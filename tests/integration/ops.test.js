@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import tls from 'node:tls';
+import { execFileSync, spawn } from 'node:child_process';
 import * as h from '../lib/harness.js';
 
 const servers = [];
@@ -32,6 +34,28 @@ function makeCerts() {
   run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
     '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
   return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
+}
+
+/**
+ * Spawns `cmd ...argv` (linkward serve, maybe under setpriv) and waits, with a
+ * deadline, for its "listening on" line. Returns {port, stderr, stop()}.
+ */
+async function serveUntilListening(argv, cmd = [h.linkwardBin()]) {
+  const p = spawn(cmd[0], [...cmd.slice(1), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = { stderr: '', stdout: '', port: null };
+  p.stderr.on('data', (d) => { r.stderr += d; });
+  const exited = new Promise((resolve) => p.on('exit', (code, signal) => resolve({ code, signal })));
+  const port = await h.withTimeout(new Promise((resolve, reject) => {
+    p.stdout.on('data', (d) => {
+      r.stdout += d;
+      const m = /listening on https?:\/\/.*:(\d+)/.exec(r.stdout);
+      if (m) resolve(Number(m[1]));
+    });
+    exited.then((e) => reject(new Error(`server exited ${JSON.stringify(e)}: ${r.stderr}`)));
+  }), h.T(10000), 'the server to listen').catch((e) => { p.kill('SIGKILL'); throw e; });
+  r.port = port;
+  r.stop = async () => { p.kill('SIGTERM'); return h.withTimeout(exited, h.T(10000), 'the server to exit'); };
+  return r;
 }
 
 function httpsGet(url, ca, opts = {}) {
@@ -73,6 +97,65 @@ describe('TLS', () => {
     assert.match(cookie, /HttpOnly/);
     assert.match(cookie, /Path=\//);
     assert.doesNotMatch(cookie, /Domain=/i);
+  });
+
+  test('TLS 1.2 without forward secrecy or with CBC is refused, as is TLS 1.1; the session cookie is __Host- Secure HttpOnly Strict', async () => {
+    const c = makeCerts();
+    const s = await start({ args: ['--tls-cert', c.cert, '--tls-key', c.key] });
+    const ca = fs.readFileSync(c.ca);
+    const port = Number(new URL(s.url).port);
+    const handshake = (opts) => new Promise((resolve) => {
+      const sock = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...opts }, () => {
+        const r = { ok: true, cipher: sock.getCipher().name, version: sock.getProtocol() };
+        sock.end();
+        resolve(r);
+      });
+      sock.on('error', (e) => resolve({ ok: false, error: String(e.message) }));
+    });
+    // The control: a forward-secret AEAD suite on TLS 1.2 is accepted.
+    const good = await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+    assert.deepEqual([good.ok, good.version], [true, 'TLSv1.2'], JSON.stringify(good));
+    for (const ciphers of ['AES128-SHA', 'AES128-GCM-SHA256', 'ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA384']) {
+      const r = await handshake({ maxVersion: 'TLSv1.2', ciphers });
+      assert.equal(r.ok, false, `${ciphers} was accepted: ${JSON.stringify(r)}`);
+      assert.match(r.error, /handshake failure|no shared cipher|disconnected before secure TLS/i, ciphers);
+    }
+    // TLS 1.1, with a client willing to speak it: the server answers "protocol version".
+    const old = await new Promise((resolve) => {
+      const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0'],
+        { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => { out += d; });
+      p.stderr.on('data', (d) => { out += d; });
+      p.on('exit', (code) => resolve({ code, out }));
+    });
+    // The client sent its TLS 1.1 hello; the server answered nothing and closed (or sent an alert).
+    assert.notEqual(old.code, 0);
+    assert.match(old.out, /handshake has read \d+ bytes and written [1-9]\d* bytes/, old.out);
+    assert.match(old.out, /Cipher is \(NONE\)/, old.out);
+
+    // A browser link over TLS: the session cookie, not only lw_link, is __Host- and Secure.
+    const post = (p, body, token) => httpsGet(`${s.url}${p}`, ca, {
+      method: 'POST', body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    });
+    const pk = h.newDeviceKey();
+    const acct = JSON.parse((await post('/v1/accounts', { handle: h.uniqueHandle('tlsck'), public_key: pk.pubB64 })).body);
+    const key = h.newDeviceKey();
+    const created = await post('/v1/link-requests', { public_key: key.pubB64 });
+    assert.equal(created.status, 201, created.body);
+    const req = JSON.parse(created.body);
+    assert.equal((await post('/v1/link-requests/scan', { payload: req.payload }, acct.token)).status, 200);
+    const approved = await post(`/v1/link-requests/${req.id}/approve`,
+      { account_signature: h.b64e(pk.sign(h.accountMessage(acct.account_id, key.pub))) }, acct.token);
+    assert.equal(approved.status, 200, approved.body);
+    const done = await post(`/v1/link-requests/${req.id}/complete`,
+      { signature: h.b64e(key.sign(h.linkMessage(req.id, req.nonce))), credential: 'cookie' }, req.token);
+    assert.equal(done.status, 201, done.body);
+    const session = [].concat(done.headers['set-cookie']).find((x) => /lw_session=/.test(x));
+    assert.match(session, /^__Host-lw_session=lws_/);
+    for (const attr of [/; Secure/, /; HttpOnly/, /; SameSite=Strict/, /; Path=\//]) assert.match(session, attr);
+    assert.doesNotMatch(session, /Domain=/i);
   });
 
   test('the CLIs link over TLS with --cacert', async () => {
@@ -120,10 +203,18 @@ describe('TLS', () => {
     phone.destroy();
   });
 
-  test('plain HTTP off loopback is refused unless allowed', async () => {
+  test('plain HTTP off loopback is refused unless allowed, and allowed with a warning', async () => {
     const r = await h.runCli(['serve', '--listen', '0.0.0.0:0', '--data-dir', h.tempDir('lw-plain-'), '--allow-root']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /refusing plain HTTP/);
+    const s = await serveUntilListening(['serve', '--listen', '0.0.0.0:0', '--allow-plain-http', '--allow-root',
+      '--data-dir', h.tempDir('lw-plain-ok-')]);
+    try {
+      assert.match(s.stderr, /"level":"warn".*serving plain HTTP on 0\.0\.0\.0: only safe behind a TLS-terminating proxy/);
+      h.expectStatus(await h.api(`http://127.0.0.1:${s.port}`, 'GET', '/v1/health'), 200);
+    } finally {
+      assert.equal((await s.stop()).code, 0);
+    }
   });
 });
 
