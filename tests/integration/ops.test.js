@@ -472,6 +472,50 @@ describe('versions and privileges', () => {
     h.expectStatus(await h.api(s.url, 'POST', '/v1/link-requests', { body: { public_key: h.newDeviceKey().pubB64 } }), 201);
   });
 
+  test('--user given to a server not started as root is said to be ignored, not "running as"', async (t) => {
+    if (process.getuid() !== 0) { t.skip('needs root to start the server as another user'); return; }
+    const dir = h.tempDir('lw-nonroot-');
+    fs.chmodSync(dir, 0o777);
+    const s = await serveUntilListening(['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, '--user', 'root'],
+      ['setpriv', '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', h.linkwardBin()]);
+    try {
+      assert.match(s.stderr, /--user root ignored: not started as root \(already running as nobody\)/);
+      assert.doesNotMatch(s.stderr, /running as root/);
+    } finally {
+      assert.equal((await s.stop()).code, 0);
+    }
+  });
+
+  test('the phone CLI warns when its server is newer than it understands', async () => {
+    const s = await start();
+    // A proxy that passes everything through but says the server is 99.0.0.
+    const target = new URL(s.url);
+    const proxy = http.createServer((req, res) => {
+      const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (r) => {
+          const headers = { ...r.headers, 'linkward-version': '99.0.0' };
+          res.writeHead(r.statusCode, headers);
+          r.pipe(res);
+        });
+      up.on('error', () => { res.destroy(); });
+      req.pipe(up);
+    });
+    await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const dir = h.tempDir('lw-newer-');
+      const newer = await h.runCli(['phone', '--server', `http://127.0.0.1:${proxy.address().port}`, '--state', `${dir}/p.json`,
+        'register', '--handle', h.uniqueHandle('newer')]);
+      assert.equal(newer.code, 0, h.describe(newer));
+      assert.match(newer.stderr, /the server runs Linkward 99\.0\.0, newer than this client/);
+      assert.equal(newer.stderr.match(/newer than this client/g).length, 1, 'warned once');
+      const same = await h.runCli(['phone', '--server', s.url, '--state', `${dir}/q.json`, 'register', '--handle', h.uniqueHandle('same')]);
+      assert.equal(same.code, 0, h.describe(same));
+      assert.doesNotMatch(same.stderr, /newer than this client/);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   test('as root, the server refuses to run without --user or --allow-root, and drops to --user after binding', async (t) => {
     if (process.getuid() !== 0) { t.skip('not running as root'); return; }
     const refused = await h.runCli(['serve', '--listen', '127.0.0.1:0', '--data-dir', h.tempDir('lw-root-')]);
