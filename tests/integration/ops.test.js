@@ -360,11 +360,57 @@ describe('graceful restart', () => {
         done++;
       }
     })();
+    // A second companion, used on the old server only, just before SIGTERM:
+    // its last-active time is in memory only (writes are coalesced) until the
+    // shutdown flushes it.
+    const c2 = await h.linkCompanionApi(a.url, phone);
+    const linkedAt = Date.parse(h.expectStatus(await h.api(a.url, 'GET', '/v1/session', { token: c2.token }), 200).device.last_active_at);
+    // A slow request in flight at SIGTERM: an approval with a PIN (Argon2id, off the loop).
+    h.expectStatus(await phone.post('/v1/pin', { new_pin: '135790' }), 200);
+    const pending = await h.createLinkRequest(a.url);
+    h.expectStatus(await h.scan(phone, pending.payload), 200);
+    // One keep-alive connection opened before the successor exists: what goes
+    // over it is served by the old server, whatever SO_REUSEPORT does with new ones.
+    const agentA = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const viaA = (method, p, token, body) => new Promise((resolve, reject) => {
+      const r = http.request(`${a.url}${p}`, { method, agent: agentA, headers: { authorization: `Bearer ${token}`,
+        'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+      });
+      r.on('error', reject);
+      r.end(body ? JSON.stringify(body) : undefined);
+    });
+    assert.equal((await viaA('GET', '/v1/health', phone.token)).status, 200);
+    // The phone's socket is told to reconnect too.
+    const phoneWs = await h.connectWs(a.url, phone.token);
+    await phoneWs.next('hello');
     // The successor binds the same port (SO_REUSEPORT) and the same data directory.
     const b = await start({ dataDir: a.dataDir, port: a.port });
     await h.pollUntil(() => done > 20, { timeout: 3000, what: 'traffic' });
+    // Records carry whole seconds: the use must fall in a later second than the link to be told apart.
+    await h.pollUntil(() => Date.now() >= linkedAt + 1000, { timeout: 2500, what: 'the clock to pass the link second' });
+    assert.equal((await viaA('GET', '/v1/session', c2.token)).status, 200);
+    const usedAt = Date.now();
+    const approval = viaA('POST', `/v1/link-requests/${pending.id}/approve`, phone.token,
+      { account_signature: h.accountSignature(phone, pending.key.pub), pin: '135790' });
+    // SIGTERM once the approval is on its way (its bytes are written on the next turn).
+    await new Promise((resolve) => setImmediate(resolve));
     const exit = await a.stop();
     assert.equal(exit.code, 0);
+    const approved = await approval;
+    assert.equal(approved.status, 200, approved.text);
+    agentA.destroy();
+    await h.withTimeout(phoneWs.closed, 3000, 'the phone socket to be told to reconnect');
+    // The approval survives the switch: the companion completes on the successor.
+    h.expectStatus(await h.complete({ ...pending, url: b.url }), 201);
+    // The last-active time written at shutdown is what the successor reports.
+    const devs = h.expectStatus(await h.api(b.url, 'GET', '/v1/devices', { token: phone.token }), 200);
+    const rec = [].concat(devs.devices || devs).find((d) => d.id === c2.deviceId);
+    assert.ok(rec, JSON.stringify(devs));
+    assert.ok(Date.parse(rec.last_active_at) >= usedAt - 1000 && Date.parse(rec.last_active_at) > linkedAt,
+      `last_active_at ${rec.last_active_at} is the use just before SIGTERM (${new Date(usedAt).toISOString()})`);
     const closed = await h.withTimeout(ws.closed, 3000, 'the socket to be told to reconnect');
     assert.equal(closed.code, 1012);
     const ws2 = await h.connectWs(b.url, c.token);
