@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -208,8 +209,11 @@ static void print_flat(const char *prefix, json_t *obj)
 }
 
 /* Copies src to dst through a temporary file in dst's folder, then renames:
- * the database is either the old one or the whole new one, never half. */
-static int copy_file(const char *src, const char *dst)
+ * the database is either the old one or the whole new one, never half. The
+ * copy gets owner, group and mode from like (the file it replaces, or the
+ * data directory): restore is run as root while the service runs as its own
+ * user, which must still be able to open the database. */
+static int copy_file(const char *src, const char *dst, const struct stat *like)
 {
     char tmp[PATH_MAX];
     int n = snprintf(tmp, sizeof tmp, "%s.restoring", dst);
@@ -223,6 +227,10 @@ static int copy_file(const char *src, const char *dst)
         if (r < 0 || write(out, buf, (size_t)r) != r)
             rc = -1;
     }
+    if (rc == 0 && like && geteuid() == 0 && fchown(out, like->st_uid, like->st_gid) != 0)
+        rc = -1;
+    if (rc == 0 && like && S_ISREG(like->st_mode) && fchmod(out, like->st_mode & 0660) != 0)
+        rc = -1;
     if (rc == 0 && fsync(out) != 0)
         rc = -1;
     if (in >= 0)
@@ -263,17 +271,36 @@ static int restore(const admin_opts *a, const char *control, const char *file)
     n = snprintf(keep, sizeof keep, "%s.before-restore", db);
     if (n < 0 || (size_t)n >= sizeof keep)
         return CLI_USAGE;
-    if (access(db, F_OK) == 0 && rename(db, keep) != 0) {
-        cli_msg("linkward: cannot move the current database aside: %s\n", strerror(errno));
+    /* Who must own the restored file: the owner of the one it replaces, or
+     * of the data directory when there is none. */
+    struct stat like;
+    const char *dir = a->data_dir ? a->data_dir : "var";
+    bool had_db = stat(db, &like) == 0;
+    if (!had_db && stat(dir, &like) != 0) {
+        cli_msg("linkward: cannot read the data directory %s: %s\n", dir, strerror(errno));
         return CLI_IO;
     }
-    /* The old write-ahead log belongs to the old database. */
-    char side[PATH_MAX];
-    static const char *const sfx[] = {"-wal", "-shm"};
-    for (int i = 0; i < 2; i++)
-        if (snprintf(side, sizeof side, "%s%s", db, sfx[i]) < (int)sizeof side)
-            unlink(side);
-    if (copy_file(file, db) != 0) {
+    /* The old database moves aside whole: its write-ahead log can hold
+     * commits never checkpointed into the file, and its -shm indexes that
+     * log, so both follow it (as .before-restore-wal/-shm, where SQLite looks
+     * for them). Leftovers of an earlier restore go first, so an old log is
+     * never paired with a newer file. */
+    static const char *const sfx[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char from[PATH_MAX], to[PATH_MAX];
+        if (snprintf(from, sizeof from, "%s%s", db, sfx[i]) >= (int)sizeof from ||
+            snprintf(to, sizeof to, "%s%s", keep, sfx[i]) >= (int)sizeof to)
+            return cli_usage_error("admin", "--data-dir: path too long");
+        if (i > 0 && unlink(to) != 0 && errno != ENOENT) {
+            cli_msg("linkward: cannot remove the old %s: %s\n", to, strerror(errno));
+            return CLI_IO;
+        }
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            cli_msg("linkward: cannot move %s aside: %s\n", from, strerror(errno));
+            return CLI_IO;
+        }
+    }
+    if (copy_file(file, db, &like) != 0) {
         cli_msg("linkward: restoring failed: %s; the previous database is %s\n", strerror(errno), keep);
         return CLI_IO;
     }

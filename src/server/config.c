@@ -3,16 +3,26 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "clientaddr.h"
 #include "http.h"
 #include "lw.h"
 
 #define CONFIG_LINE_MAX 1024
 #define CONFIG_LINES_MAX 2000
+/* "X.Y.Z": each part a number of at most this many digits. */
+#define VERSION_PART_DIGITS_MAX 6
 
 void lw_config_defaults(lw_config *c)
 {
@@ -111,12 +121,46 @@ static const opt opts[] = {
     {"log-level", K_SPECIAL, 0, 0, 0, 0, "debug|info|warn|error"},
 };
 
+#define NOPTS (sizeof opts / sizeof opts[0])
+
 static const opt *find(const char *name)
 {
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+    for (size_t i = 0; i < NOPTS; i++)
         if (strcmp(opts[i].name, name) == 0)
             return &opts[i];
     return NULL;
+}
+
+/* Where each option got its value, as the prefix of an error about it:
+ * "FILE:LINE: name", "linkward serve: LINKWARD_NAME" or "linkward serve:
+ * --name". Checks that run after parsing (addresses, users, certificate
+ * files) point the operator at the line to fix, not at an option they never
+ * typed. One configuration per process, so file-level state is enough. */
+static char sources[NOPTS][LW_PATH_MAX + 96];
+
+static void set_source(const opt *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sources[o - opts], sizeof sources[0], fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof sources[0]) /* a very long path: name the option alone */
+        snprintf(sources[o - opts], sizeof sources[0], "linkward serve: --%s", o->name);
+}
+
+/* Prints "SOURCE: message" for an error about option name. */
+static void report(const char *name, const char *fmt, ...)
+{
+    const opt *o = find(name);
+    if (o && sources[o - opts][0])
+        fprintf(stderr, "%s: ", sources[o - opts]);
+    else
+        fprintf(stderr, "linkward serve: --%s: ", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
 }
 
 void lw_config_usage(FILE *f)
@@ -288,7 +332,21 @@ static char *trim(char *s)
     return s;
 }
 
-/* "name = value" lines; '#' starts a comment line; values may be quoted. */
+/* Cuts a trailing comment: '#' after a space or tab ("registration = open
+ * # or: invite"). Values never contain " #", so this cannot eat one; a '#'
+ * inside a value ("a#b") stays. */
+static void cut_comment(char *s)
+{
+    for (char *p = s; *p; p++) {
+        if (*p == '#' && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
+/* "name = value" lines; '#' starts a comment, at the start of a line or
+ * after whitespace; values may be quoted. */
 static int load_file(lw_config *c, const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -316,6 +374,8 @@ static int load_file(lw_config *c, const char *path)
         char *s = trim(line);
         if (!*s || *s == '#')
             continue;
+        cut_comment(s);
+        s = trim(s);
         char *eq = strchr(s, '=');
         if (!eq) {
             fprintf(stderr, "%s:%d: expected 'name = value', got '%s'\n", path, lineno, s);
@@ -336,6 +396,8 @@ static int load_file(lw_config *c, const char *path)
         } else if (lw_config_set(c, name, value, msg, sizeof msg) != 0) {
             fprintf(stderr, "%s:%d: %s: %s\n", path, lineno, name, msg);
             errors++;
+        } else {
+            set_source(find(name), "%s:%d: %s", path, lineno, name);
         }
     }
     fclose(f);
@@ -359,6 +421,8 @@ static int load_env(lw_config *c)
         if (lw_config_set(c, opts[i].name, v, msg, sizeof msg) != 0) {
             fprintf(stderr, "linkward serve: %s: %s\n", var, msg);
             errors++;
+        } else {
+            set_source(&opts[i], "linkward serve: %s", var);
         }
     }
     return errors;
@@ -374,10 +438,6 @@ int lw_config_finish(lw_config *c, char *msg, size_t cap)
     }
     if (c->inactive_ttl_ms <= 0) {
         snprintf(msg, cap, "--inactive-ttl must be positive");
-        return -1;
-    }
-    if (!c->tls_cert[0] != !c->tls_key[0]) {
-        snprintf(msg, cap, "--tls-cert and --tls-key go together");
         return -1;
     }
     /* LISTEN only serves several nodes on PostgreSQL; anywhere else the
@@ -416,6 +476,7 @@ int lw_config_finish(lw_config *c, char *msg, size_t cap)
 
 int lw_config_load(lw_config *c, int argc, char **argv)
 {
+    memset(sources, 0, sizeof sources);
     /* The file first (it may be named on the command line or in the environment). */
     const char *file = getenv("LINKWARD_CONFIG");
     for (int i = 1; i < argc; i++) {
@@ -429,7 +490,7 @@ int lw_config_load(lw_config *c, int argc, char **argv)
     if (load_env(c) != 0)
         return 1;
 
-    struct option lo[sizeof opts / sizeof opts[0] + 2];
+    struct option lo[NOPTS + 2];
     size_t n = 0;
     for (; n < sizeof opts / sizeof opts[0]; n++)
         lo[n] = (struct option){opts[n].name, opts[n].k == K_FLAG ? no_argument : required_argument, 0, (int)n};
@@ -455,6 +516,7 @@ int lw_config_load(lw_config *c, int argc, char **argv)
             fprintf(stderr, "linkward serve: --%s: %s\n", opts[o].name, msg);
             return 1;
         }
+        set_source(&opts[o], "linkward serve: --%s", opts[o].name);
     }
     if (optind < argc) {
         fprintf(stderr, "linkward serve: unexpected argument '%s'\n", argv[optind]);
@@ -466,4 +528,133 @@ int lw_config_load(lw_config *c, int argc, char **argv)
         return 1;
     }
     return 0;
+}
+
+bool lw_config_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+}
+
+/* 0 when host (from HOST:PORT) is an address this machine can bind: a
+ * numeric address, or a name that resolves. */
+static int check_host(const char *name, const char *host)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, NULL, &hints, &res);
+    if (gai != 0) {
+        report(name, "cannot resolve the address '%s': %s", host, gai_strerror(gai));
+        return 1;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* "X.Y.Z", each part digits only: what the router compares (version_cmp). */
+static bool version_ok(const char *v)
+{
+    for (int part = 0; part < 3; part++) {
+        size_t n = strspn(v, "0123456789");
+        if (n == 0 || n > VERSION_PART_DIGITS_MAX)
+            return false;
+        v += n;
+        if (part < 2 && *v++ != '.')
+            return false;
+    }
+    return *v == '\0';
+}
+
+/* Loads the certificate chain and key the way the server will; errors name
+ * the option whose file is at fault. */
+static int check_tls(const lw_config *c)
+{
+    if (!c->tls_cert[0] && !c->tls_key[0])
+        return 0;
+    if (!c->tls_cert[0] || !c->tls_key[0]) {
+        report(c->tls_cert[0] ? "tls-cert" : "tls-key", "--tls-cert and --tls-key go together");
+        return 1;
+    }
+    /* OpenSSL says "system lib" for a missing file: say which and why first. */
+    const char *names[] = {"tls-cert", "tls-key"}, *files[] = {c->tls_cert, c->tls_key};
+    int unreadable = 0;
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f) {
+            report(names[i], "cannot read %s: %s", files[i], strerror(errno));
+            unreadable++;
+        } else {
+            fclose(f);
+        }
+    }
+    if (unreadable)
+        return unreadable;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        report("tls-cert", "cannot initialise OpenSSL");
+        return 1;
+    }
+    const char *bad = NULL, *file = NULL;
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1)
+        bad = "tls-cert", file = c->tls_cert;
+    else if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1)
+        bad = "tls-key", file = c->tls_key;
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        bad = "tls-key", file = c->tls_key;
+    if (bad) {
+        char err[256];
+        ERR_error_string_n(ERR_peek_last_error(), err, sizeof err);
+        report(bad, "cannot use %s: %s", file, err);
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return bad ? 1 : 0;
+}
+
+int lw_config_check(const lw_config *c)
+{
+    int errors = 0;
+    lw_proxies *proxies = lw_calloc(1, sizeof *proxies);
+    const char *bad = NULL;
+    if (!proxies) {
+        fprintf(stderr, "linkward serve: out of memory\n");
+        return 1;
+    }
+    if (lw_proxies_parse(proxies, c->trusted_proxies, &bad) != LW_OK) {
+        report("trusted-proxies", "'%.*s' is not an address or CIDR (up to %d entries)", (int)strcspn(bad, ", "),
+               bad, LW_PROXIES_MAX);
+        errors++;
+    }
+    lw_free(proxies);
+    errors += check_host("listen", c->listen_host);
+    if (c->metrics_listen[0]) {
+        char host[256];
+        int port;
+        if (lw_http_parse_listen(c->metrics_listen, host, sizeof host, &port) != LW_OK) {
+            report("metrics-listen", "wants HOST:PORT or [V6]:PORT, not '%s'", c->metrics_listen);
+            errors++;
+        } else {
+            errors += check_host("metrics-listen", host);
+        }
+    }
+    if (c->min_client_version[0] && !version_ok(c->min_client_version)) {
+        report("min-client-version", "wants a version X.Y.Z (numbers), not '%s'", c->min_client_version);
+        errors++;
+    }
+    if (c->user[0]) {
+        errno = 0;
+        if (!getpwnam(c->user)) {
+            report("user", "no such user '%s'%s%s", c->user, errno ? ": " : "", errno ? strerror(errno) : "");
+            errors++;
+        }
+    }
+    errors += check_tls(c);
+    if (!c->tls_cert[0] && !c->allow_plain_http && !lw_config_loopback(c->listen_host)) {
+        report("listen",
+               "refusing plain HTTP on %s: give --tls-cert/--tls-key, or --allow-plain-http behind a "
+               "TLS-terminating proxy",
+               c->listen_host);
+        errors++;
+    }
+    return errors;
 }

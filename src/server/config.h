@@ -9,6 +9,7 @@
 #ifndef LW_CONFIG_H
 #define LW_CONFIG_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "app.h"
@@ -22,6 +23,19 @@ int lw_config_set(lw_config *c, const char *name, const char *value, char *msg, 
 
 /* Fills the paths derived from the data directory; 0 or -1 (msg). */
 int lw_config_finish(lw_config *c, char *msg, size_t cap);
+
+/* Everything the server would refuse at start, checked without starting it
+ * (--check-config runs it, and so does serve before binding): trusted-proxy
+ * CIDRs, that the listen addresses resolve, the --min-client-version format,
+ * that --user exists, that the TLS certificate and key load and match, and
+ * no plain HTTP off loopback without --allow-plain-http. Each problem is
+ * printed to stderr prefixed with where the option was set (FILE:LINE,
+ * LINKWARD_NAME or --name). Returns the number of problems. Call after
+ * lw_config_load (it reads the sources that recorded). */
+int lw_config_check(const lw_config *c);
+
+/* True for the loopback hosts plain HTTP may listen on without --allow-plain-http. */
+bool lw_config_loopback(const char *host);
 
 void lw_config_usage(FILE *f);
 

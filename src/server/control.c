@@ -19,6 +19,7 @@
 #include "session.h"
 #include "store.h"
 #include "sweep.h"
+#include "work.h"
 
 #define CONTROL_LINE_MAX (64 * 1024)
 #define INVITE_DEFAULT_TTL_MS (7LL * 24 * 3600 * 1000)
@@ -28,6 +29,9 @@
 struct lw_control {
     lw_app *app;
     h2o_socket_t *listener;
+    /* Backups copy the whole database: on the loop a big one would stall
+     * every request, so they run on a thread of their own, one at a time. */
+    lw_work *backups;
     dev_t dev; /* identity of our socket file, to remove only our own */
     ino_t ino;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -38,6 +42,17 @@ typedef struct client {
     h2o_socket_t *sock;
     char *reply;
 } client;
+
+/* A backup in progress: run() on the backup thread, done() on the loop. */
+typedef struct backup_job {
+    client *cl;
+    lw_store *store;
+    bool pg;
+    int rc;
+    char path[LW_PATH_MAX];
+} backup_job;
+
+static void send_answer(client *cl, json_t *ans);
 
 static json_t *error(const char *code, const char *msg)
 {
@@ -186,8 +201,69 @@ static json_t *end_sessions(lw_app *app, json_t *req)
     return ans ? ans : error("internal", "Out of memory.");
 }
 
-static json_t *run(lw_app *app, json_t *req)
+static void backup_run(void *arg)
 {
+    backup_job *j = arg;
+    j->rc = lw_store_backup(j->store, j->path);
+}
+
+static void backup_done(void *arg)
+{
+    backup_job *j = arg;
+    json_t *ans = j->rc == LW_OK ? json_pack("{s:b, s:s}", "ok", 1, "path", j->path)
+                                 : error("backup_failed", j->pg                ? "This server uses PostgreSQL: back it up with pg_dump."
+                                                          : j->rc == LW_EINVAL ? "The file exists already."
+                                                                               : "The backup failed.");
+    if (j->rc == LW_OK)
+        lw_log_info("control", "backup written");
+    send_answer(j->cl, ans);
+    lw_free(j);
+}
+
+/* The pool is freed (shutdown) before this backup's answer was sent: the
+ * copy has finished or never started; the client sees its socket close. */
+static void backup_drop(void *arg)
+{
+    backup_job *j = arg;
+    h2o_socket_close(j->cl->sock);
+    lw_free(j->cl);
+    lw_free(j);
+}
+
+/* {"cmd":"backup","path":ABS}: pending last-active times are written first,
+ * then the copy runs off the loop; the answer is sent when it ends. NULL
+ * when queued, else the error to answer now. */
+static json_t *start_backup(client *cl, json_t *req)
+{
+    lw_app *app = cl->c->app;
+    const char *path = json_string_value(json_object_get(req, "path"));
+    if (!path || !path[0])
+        return error("invalid_request", "Missing \"path\".");
+    if (path[0] != '/')
+        return error("invalid_request", "The backup path must be absolute.");
+    backup_job *j = lw_calloc(1, sizeof *j);
+    if (!j)
+        return error("internal", "Out of memory.");
+    if (lw_strlcpy(j->path, path, sizeof j->path) != LW_OK) {
+        lw_free(j);
+        return error("invalid_request", "The backup path is too long.");
+    }
+    j->cl = cl;
+    j->store = app->store;
+    j->pg = strncmp(app->cfg.db, "postgres", 8) == 0;
+    lw_sessions_flush(app->sessions, true);
+    int rc = lw_work_submit(cl->c->backups, backup_run, backup_done, j);
+    if (rc != LW_OK) {
+        lw_free(j);
+        return error("busy", "Too many backups are waiting; try again later.");
+    }
+    return NULL;
+}
+
+/* The answer to one request, or NULL when it will be sent later (a backup). */
+static json_t *run(client *cl, json_t *req)
+{
+    lw_app *app = cl->c->app;
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
     if (!cmd)
         return error("invalid_request", "Missing \"cmd\".");
@@ -213,21 +289,8 @@ static json_t *run(lw_app *app, json_t *req)
             return error("internal", "The sweep failed.");
         return json_pack("{s:b, s:I, s:I}", "ok", 1, "ended", (json_int_t)ended, "purged", (json_int_t)purged);
     }
-    if (strcmp(cmd, "backup") == 0) {
-        const char *path = json_string_value(json_object_get(req, "path"));
-        if (!path || !path[0])
-            return error("invalid_request", "Missing \"path\".");
-        if (path[0] != '/')
-            return error("invalid_request", "The backup path must be absolute.");
-        lw_sessions_flush(app->sessions, true);
-        int rc = lw_store_backup(app->store, path);
-        if (rc != LW_OK)
-            return error("backup_failed", strncmp(app->cfg.db, "postgres", 8) == 0
-                                              ? "This server uses PostgreSQL: back it up with pg_dump."
-                                          : rc == LW_EINVAL ? "The file exists already."
-                                                            : "The backup failed.");
-        return json_pack("{s:b, s:s}", "ok", 1, "path", path);
-    }
+    if (strcmp(cmd, "backup") == 0)
+        return start_backup(cl, req);
     return error("invalid_request", "Unknown command.");
 }
 
@@ -257,8 +320,16 @@ static void on_read(h2o_socket_t *sock, const char *err)
     }
     h2o_socket_read_stop(sock);
     json_t *req = json_loadb(sock->input->bytes, (size_t)(nl - sock->input->bytes), JSON_REJECT_DUPLICATES, NULL);
-    json_t *ans = req && json_is_object(req) ? run(cl->c->app, req) : error("invalid_json", "Send one JSON object.");
+    json_t *ans = req && json_is_object(req) ? run(cl, req) : error("invalid_json", "Send one JSON object.");
     json_decref(req);
+    if (ans)
+        send_answer(cl, ans);
+}
+
+/* Writes ans (taking it) as one line, then closes the connection. */
+static void send_answer(client *cl, json_t *ans)
+{
+    h2o_socket_t *sock = cl->sock;
     char *text = json_dumps(ans, JSON_COMPACT);
     json_decref(ans);
     size_t len = text ? strlen(text) : 0;
@@ -337,6 +408,14 @@ lw_control *lw_control_start(lw_app *app, const char *path)
         return NULL;
     }
     c->app = app;
+    c->backups = lw_work_new(app->h2o_ctx, &(lw_work_opts){.name = "lw-backup", .threads = 1, .nice = 5,
+                                                            .drop = backup_drop});
+    if (!c->backups) {
+        lw_log_error("control", "cannot start the backup thread");
+        close(fd);
+        lw_free(c);
+        return NULL;
+    }
     lw_strlcpy(c->path, path, sizeof c->path);
     struct stat st;
     if (stat(path, &st) == 0) {
@@ -353,6 +432,9 @@ void lw_control_stop(lw_control *c)
 {
     if (!c)
         return;
+    /* Waits for a backup being written (it ends on its own, bounded); the
+     * answers not yet sent are dropped with their connections. */
+    lw_work_free(c->backups);
     h2o_socket_read_stop(c->listener);
     h2o_socket_close(c->listener);
     struct stat st;

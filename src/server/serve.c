@@ -111,24 +111,25 @@ static int mkdir_p(const char *dir)
     return mkdir(tmp, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-
-static bool is_loopback(const char *host)
-{
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
-}
-
 /* Root only to bind: afterwards run as --user, or refuse to go on as root
- * unless told to (--allow-root, for containers and test machines). */
+ * unless told to (--allow-root, for containers and test machines). Started
+ * as someone else (systemd's User= with CAP_NET_BIND_SERVICE), there is
+ * nothing to drop: --user is then ignored, and said to be. */
 static int drop_privileges(lw_app *app)
 {
+    if (app->cfg.user[0] && getuid() != 0) {
+        struct passwd *me = getpwuid(getuid());
+        lw_log_warn("serve", "--user %s ignored: not started as root (already running as %s)", app->cfg.user,
+                    me ? me->pw_name : "a non-root user");
+        return LW_OK;
+    }
     if (app->cfg.user[0]) {
         struct passwd *pw = getpwnam(app->cfg.user);
         if (!pw) {
             fprintf(stderr, "linkward serve: --user: no such user '%s'\n", app->cfg.user);
             return LW_EINVAL;
         }
-        if (getuid() == 0 && (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-                              setuid(pw->pw_uid) != 0)) {
+        if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
             fprintf(stderr, "linkward serve: cannot become %s: %s\n", app->cfg.user, strerror(errno));
             return LW_EDENIED;
         }
@@ -173,16 +174,10 @@ int lw_app_start(lw_app *app, bool listen)
         fprintf(stderr, "linkward serve: cannot use the TLS certificate/key (see the log)\n");
         return LW_ECRYPTO;
     }
-    if (listen && !app->cfg.tls_cert[0] && !is_loopback(app->cfg.listen_host)) {
-        if (!app->cfg.allow_plain_http) {
-            fprintf(stderr, "linkward serve: refusing plain HTTP on %s: give --tls-cert/--tls-key, or "
-                            "--allow-plain-http behind a TLS-terminating proxy\n",
-                    app->cfg.listen_host);
-            return LW_EINVAL;
-        }
+    /* lw_config_check refused plain HTTP off loopback unless it was allowed. */
+    if (listen && !app->cfg.tls_cert[0] && !lw_config_loopback(app->cfg.listen_host))
         lw_log_warn("serve", "serving plain HTTP on %s: only safe behind a TLS-terminating proxy",
                     app->cfg.listen_host);
-    }
     if (listen && lw_http_listen(app) != LW_OK)
         return LW_EIO;
     if (listen && drop_privileges(app) != LW_OK)
@@ -279,6 +274,12 @@ int lw_serve_main(int argc, char **argv)
     if (rc != 0) {
         free(app);
         return rc < 0 ? 0 : 1;
+    }
+    /* The same checks whether only checking or about to start, so that
+     * --check-config passes exactly what the server accepts. */
+    if (lw_config_check(&app->cfg) != 0) {
+        free(app);
+        return 1;
     }
     if (app->cfg.check_config) {
         printf("configuration OK%s%s\n", app->cfg.config_file[0] ? ": " : "", app->cfg.config_file);

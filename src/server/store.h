@@ -266,7 +266,11 @@ typedef struct lw_store_ops {
     int (*sweep)(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 
     int (*stats)(lw_store *s, lw_store_stats *out);
-    /* Consistent online copy of the store into a new file at path. */
+    /* Consistent online copy of the store into a new file at path: every
+     * transaction committed before the call, none after. Safe to call from
+     * another thread while the loop keeps using s (it reads through a
+     * connection of its own); LW_EINVAL if path exists or s cannot be copied
+     * so (PostgreSQL: use pg_dump). */
     int (*backup)(lw_store *s, const char *path);
 } lw_store_ops;
 

@@ -411,6 +411,9 @@ typedef struct sqlite_store {
     pthread_mutex_t ck_mu;
     pthread_cond_t ck_cv;
     bool ck_running, ck_pending, ck_stop;
+    /* The database file, for connections of other threads (the backup);
+     * "" when in memory. Set at open, read-only afterwards. */
+    char file[4096];
 } sqlite_store;
 
 /* ---- logging --------------------------------------------------------------- */
@@ -1763,16 +1766,32 @@ static int sq_stats(lw_store *base, lw_store_stats *out)
 
 /* Online backup through SQLite's backup API: a consistent snapshot even while
  * the server keeps writing. The target must not exist; it is created 0600
- * (it holds credential hashes) and removed again if the copy fails. */
+ * (it holds credential hashes) and removed again if the copy fails.
+ *
+ * It runs on a thread of the caller's choosing (the control socket's backup
+ * thread), so it never touches s->db: it reads the file through a connection
+ * of its own, inside one read transaction held from the first page to the
+ * last. In WAL mode that pins one snapshot: the loop's commits meanwhile go
+ * to the log, neither restart the copy (as they would between unlocked
+ * steps) nor appear half in it, and the copy holds every transaction
+ * committed before it began. Pages are copied BACKUP_STEP_PAGES at a time so
+ * a failure is noticed early and no single call holds SQLite's locks long. */
+#define BACKUP_STEP_PAGES 256
+#define BACKUP_BUSY_TRIES 50
+
 static int sq_backup(lw_store *base, const char *path)
 {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3 *dst = NULL;
+    sqlite3 *src = NULL, *dst = NULL;
     sqlite3_backup *bk = NULL;
-    bool created = false;
+    bool created = false, reading = false;
     int rc = LW_ESTORE;
     if (path == NULL || path[0] == '\0')
         return LW_EINVAL;
+    if (s->file[0] == '\0') {
+        log_error(NULL, "backup: this store has no file to copy (in memory)");
+        return LW_EINVAL;
+    }
 
     /* O_EXCL: refusing an existing file and creating ours is one atomic step. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -1790,24 +1809,44 @@ static int sq_backup(lw_store *base, const char *path)
         rc = LW_EIO;
         goto fail;
     }
-    if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(s->file, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(src, BUSY_TIMEOUT_MS) != SQLITE_OK) {
+        log_error(src, "backup: cannot open the database for reading");
+        goto fail;
+    }
+    /* BEGIN is deferred: the SELECT is what takes the snapshot. */
+    if (sqlite3_exec(src, "BEGIN; SELECT count(*) FROM sqlite_master;", NULL, NULL, NULL) != SQLITE_OK) {
+        log_error(src, "backup: cannot start the read transaction");
+        goto fail;
+    }
+    reading = true;
+    if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         log_error(dst, "backup: cannot open the target");
         goto fail;
     }
-    bk = sqlite3_backup_init(dst, "main", s->db, "main");
+    bk = sqlite3_backup_init(dst, "main", src, "main");
     if (bk == NULL) {
         log_error(dst, "backup: init failed");
         goto fail;
     }
-    /* -1 copies every page in one step; BUSY/LOCKED only happen if another
-     * connection holds the target, so retry a bounded number of times. */
+    /* The snapshot is fixed, so the page count is too: the loop ends after
+     * pages / BACKUP_STEP_PAGES steps, plus the bounded retries of a busy
+     * target (only another process opening our new file could cause one). */
     int step, tries = 0;
-    while ((step = sqlite3_backup_step(bk, -1)) != SQLITE_DONE) {
-        if ((step != SQLITE_BUSY && step != SQLITE_LOCKED) || ++tries > 50) {
+    long steps = 0;
+    while ((step = sqlite3_backup_step(bk, BACKUP_STEP_PAGES)) != SQLITE_DONE) {
+        if (step == SQLITE_BUSY || step == SQLITE_LOCKED) {
+            if (++tries > BACKUP_BUSY_TRIES) {
+                log_error(dst, "backup: the target stayed busy");
+                goto fail;
+            }
+            sqlite3_sleep(100);
+            continue;
+        }
+        if (step != SQLITE_OK || ++steps > sqlite3_backup_pagecount(bk) / BACKUP_STEP_PAGES + 2) {
             log_error(dst, "backup: copy failed");
             goto fail;
         }
-        sqlite3_sleep(100);
     }
     int fin = sqlite3_backup_finish(bk);
     bk = NULL;
@@ -1820,12 +1859,19 @@ static int sq_backup(lw_store *base, const char *path)
         dst = NULL; /* sqlite3_close failed with BUSY: nothing more we can do */
         goto fail;
     }
+    (void)sqlite3_exec(src, "COMMIT", NULL, NULL, NULL); /* ends a read: cannot lose anything */
+    if (sqlite3_close(src) != SQLITE_OK)
+        log_error(src, "backup: closing the reading connection failed");
     return LW_OK;
 fail:
     if (bk != NULL)
         (void)sqlite3_backup_finish(bk); /* the failure was already logged */
     if (dst != NULL)
         (void)sqlite3_close(dst);
+    if (reading)
+        (void)sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
+    if (src != NULL)
+        (void)sqlite3_close(src);
     if (created && unlink(path) != 0)
         log_error(NULL, "backup: could not remove the partial target");
     return rc;
@@ -2028,6 +2074,9 @@ static int sq_open(lw_store **out, const char *location)
         log_error(s->db, "cannot open the database");
         goto fail;
     }
+    const char *file = sqlite3_db_filename(s->db, "main");
+    if (file != NULL && lw_strlcpy(s->file, file, sizeof s->file) != LW_OK)
+        s->file[0] = '\0'; /* too long to reopen: backups refuse, nothing else needs it */
     /* Extended codes let fail_rc tell a unique-key conflict from other constraints. */
     if (sqlite3_extended_result_codes(s->db, 1) != SQLITE_OK ||
         sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
