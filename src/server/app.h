@@ -26,6 +26,7 @@ typedef struct lw_config {
     char web_dir[LW_PATH_MAX];
     char geoip_dir[LW_PATH_MAX];
     char trusted_proxies[1024];
+    bool proxy_header_forwarded; /* --proxy-header forwarded (else X-Forwarded-For) */
     long max_companions;
     bool registration_invite;
     bool pin_required;

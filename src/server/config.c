@@ -89,6 +89,7 @@ static const opt opts[] = {
     {"web-dir", K_PATH, F(web_dir), 0, 0, "DIR  serve the web client from DIR instead of the binary"},
     {"geoip-dir", K_PATH, F(geoip_dir), 0, 0, "DIR  GeoIP databases (default DATA_DIR/geoip)"},
     {"trusted-proxies", K_STR, F(trusted_proxies), 0, 0, "CIDR,…  proxies allowed to name the client"},
+    {"proxy-header", K_SPECIAL, 0, 0, 0, 0, "x-forwarded-for|forwarded  the one header those proxies write"},
     {"far-km", K_DOUBLE, F(far_km), 1, 40000, "N  link.far_from_primary distance (500)"},
     {"travel-kmh", K_DOUBLE, F(travel_kmh), 1, 100000, "N  impossible-travel speed (900)"},
     {"link-policy", K_SPECIAL, 0, 0, 0, 0, "allow|block-high-risk"},
@@ -190,7 +191,8 @@ static int set_special(lw_config *c, const char *name, const char *v, char *msg,
         const char *name, *a, *b;
     } choices[] = {{"registration", "open", "invite"},
                    {"link-policy", "allow", "block-high-risk"},
-                   {"privacy", "full", "country-only"}};
+                   {"privacy", "full", "country-only"},
+                   {"proxy-header", "x-forwarded-for", "forwarded"}};
     for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
         if (strcmp(name, choices[i].name) != 0)
             continue;
@@ -203,8 +205,10 @@ static int set_special(lw_config *c, const char *name, const char *v, char *msg,
             c->registration_invite = second;
         else if (i == 1)
             c->block_high_risk = second;
-        else
+        else if (i == 2)
             c->privacy_country_only = second;
+        else
+            c->proxy_header_forwarded = second;
         return 0;
     }
     if (strcmp(name, "rate") == 0)

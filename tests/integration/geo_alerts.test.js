@@ -98,6 +98,35 @@ describe('who is asking', () => {
   });
 });
 
+describe('the client address behind a proxy (--proxy-header)', () => {
+  // nginx appends to X-Forwarded-For and passes a client's own Forwarded on as written.
+  const forged = (real, fake) => ({ 'x-forwarded-for': real, forwarded: `for=${fake}` });
+
+  test('by default only X-Forwarded-For is read: a client-written Forwarded header changes nothing', async () => {
+    const phone = await phoneAt(LISBON, 'xff');
+    const req = await h.createLinkRequest(server.url, { headers: forged(PORTO, SYDNEY) });
+    const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+    assert.equal(s.request.ip, PORTO);
+    assert.equal(s.request.city, 'Porto');
+  });
+
+  test('--proxy-header forwarded (here from LINKWARD_PROXY_HEADER) reads only Forwarded', async () => {
+    const fwd = await h.startServer({
+      args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1'], env: { LINKWARD_PROXY_HEADER: 'forwarded' },
+    });
+    try {
+      const phone = await h.registerPrimary(fwd.url, 'fwd', { headers: { forwarded: `for=${LISBON}` } });
+      phone.headers = { forwarded: `for=${LISBON}` };
+      const req = await h.createLinkRequest(fwd.url, { headers: { 'x-forwarded-for': SYDNEY, forwarded: `for="${PORTO}:4711"` } });
+      const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+      assert.equal(s.request.ip, PORTO);
+      assert.equal(s.request.distance_km > 250 && s.request.distance_km < 300, true);
+    } finally {
+      await fwd.stop();
+    }
+  });
+});
+
 describe('alerts, live', () => {
   test('a link from a new country far away raises device.linked, link.new_country and link.far_from_primary on the phone', async () => {
     const phone = await phoneAt(LISBON, 'alerts');
