@@ -36,6 +36,7 @@ void lw_config_defaults(lw_config *c)
     c->pin_workers = 1;
     c->far_km = 500;
     c->travel_kmh = 900;
+    c->move_alert_interval_ms = 10 * 60 * 1000;
     c->rate_register = (lw_rate_rule){"register", 10.0 / 60, 10};
     c->rate_link = (lw_rate_rule){"link", 30.0 / 60, 30};
     c->rate_scan = (lw_rate_rule){"scan", 30.0 / 60, 30};
@@ -92,6 +93,8 @@ static const opt opts[] = {
     {"proxy-header", K_SPECIAL, 0, 0, 0, 0, "x-forwarded-for|forwarded  the one header those proxies write"},
     {"far-km", K_DOUBLE, F(far_km), 1, 40000, "N  link.far_from_primary distance (500)"},
     {"travel-kmh", K_DOUBLE, F(travel_kmh), 1, 100000, "N  impossible-travel speed (900)"},
+    {"move-alert-interval", K_DUR, F(move_alert_interval_ms), 0, 0,
+     "D  one impossible-travel / country-change alert per device and kind per D (10m, 0: every move)"},
     {"link-policy", K_SPECIAL, 0, 0, 0, 0, "allow|block-high-risk"},
     {"privacy", K_SPECIAL, 0, 0, 0, 0, "full|country-only  what ended records keep"},
     {"rate", K_SPECIAL, 0, 0, 0, 0, "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},

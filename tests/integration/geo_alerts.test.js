@@ -14,6 +14,7 @@ const PORTO = '198.51.100.70';
 const MADRID = '198.51.100.130';
 const FRANCE_NO_COORDS = '198.51.100.200';
 const SYDNEY = '203.0.113.10';
+const NEW_YORK = '203.0.113.70';
 const VPN = '192.0.2.10';
 const TOR = '192.0.2.70';
 
@@ -202,6 +203,67 @@ describe('alerts, live', () => {
     assert.equal(a.details.from_country, 'PT');
     assert.equal(a.details.to_country, 'FR');
     assert.ok(!alerts.some((x) => x.kind === 'session.impossible_travel'));
+  });
+
+  test('a link asked from Porto but completed from a Tor exit: alerts for the move and the network, the record has the Tor exit', async () => {
+    const phone = await phoneAt(LISBON, 'elsewhere');
+    const req = await h.createLinkRequest(server.url, { headers: via(PORTO) });
+    const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+    assert.equal(s.risk.level, 'low'); // what the phone approved: Porto
+    h.expectStatus(await h.approve(phone, req.id, req.key.pub), 200);
+    const j = h.expectStatus(await h.complete({ ...req, headers: via(TOR) }), 201);
+    const alerts = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts.filter((a) => a.device_id === j.device_id);
+    const kinds = alerts.map((a) => a.kind);
+    const anon = alerts.find((a) => a.kind === 'link.anonymous_network');
+    assert.ok(anon, JSON.stringify(kinds));
+    assert.equal(anon.details.tor, true);
+    // Porto to Frankfurt in seconds: impossible travel (which stands for the country change too).
+    const move = alerts.find((a) => a.kind === 'session.impossible_travel' || a.kind === 'session.country_changed');
+    assert.ok(move, JSON.stringify(kinds));
+    assert.match(move.details.from, /Porto/);
+    assert.match(move.details.to, /Frankfurt/);
+    const rec = h.expectStatus(await phone.get('/v1/devices'), 200).devices.find((d) => d.id === j.device_id);
+    assert.equal(rec.ip, TOR);
+    assert.equal(rec.country, 'DE');
+    assert.match(rec.network, /Tor exit/);
+    assert.equal(rec.first_seen.city, 'Frankfurt am Main');
+    assert.equal(rec.last_seen.city, 'Frankfurt am Main');
+  });
+
+  test('completed from where it asked: no move alert', async () => {
+    const phone = await phoneAt(LISBON, 'samehere');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(PORTO) });
+    const kinds = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts
+      .filter((a) => a.device_id === c.deviceId).map((a) => a.kind);
+    assert.deepEqual(kinds, ['device.linked']);
+  });
+
+  test('the distance is from where the phone scans now: in New York, a New York request is low risk', async () => {
+    const phone = await phoneAt(LISBON, 'flyer'); // stored place: Lisbon
+    phone.headers = via(NEW_YORK); // the phone's own requests now come from New York
+    const req = await h.createLinkRequest(server.url, { headers: via(NEW_YORK) });
+    const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+    assert.equal(s.request.city, 'New York');
+    assert.equal(s.risk.level, 'low', JSON.stringify(s.risk));
+    assert.ok(!s.risk.reasons.some((r) => r.code === 'far_from_primary'));
+    assert.ok(s.request.distance_km < 5, `got ${s.request.distance_km}`);
+    h.expectStatus(await h.approve(phone, req.id, req.key.pub), 200);
+    const j = h.expectStatus(await h.complete(req), 201);
+    const kinds = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts
+      .filter((a) => a.device_id === j.device_id).map((a) => a.kind);
+    assert.deepEqual(kinds, ['device.linked']);
+  });
+
+  test('a session flapping between PT and FR raises one session.country_changed, not one per request', async () => {
+    const phone = await phoneAt(LISBON, 'flap');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    for (let i = 0; i < 20; i++) {
+      const ip = i % 2 ? LISBON : FRANCE_NO_COORDS;
+      h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c.token, headers: via(ip) }), 200);
+    }
+    const changed = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts
+      .filter((a) => a.kind === 'session.country_changed' && a.device_id === c.deviceId);
+    assert.equal(changed.length, 1);
   });
 
   test('"secure my account": every companion logged out, links refused until the PIN changes', async () => {
