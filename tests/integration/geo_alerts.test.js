@@ -24,7 +24,9 @@ let server;
 
 before(async () => {
   assert.ok(GEO, 'LINKWARD_GEOIP_TEST_DIR is set by the geoip CTest fixture');
-  server = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1,::1'] });
+  // Rounded to their 20 and 50 km accuracy, Lisbon and Madrid are 500 km apart, right at the
+  // default --far-km: this world's threshold sits clearly below (and the option is exercised).
+  server = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1,::1', '--far-km', '450'] });
 });
 
 after(async () => {
@@ -53,7 +55,7 @@ describe('who is asking', () => {
     assert.equal(s.request.country, 'ES');
     assert.match(s.request.network, /Cable\/DSL/);
     assert.match(s.request.network, /AS64503/);
-    assert.ok(Math.abs(s.request.distance_km - 502) <= 3, `Lisbon–Madrid is about 502 km, got ${s.request.distance_km}`);
+    assert.ok(Math.abs(s.request.distance_km - 500) <= 3, `Lisbon–Madrid is about 500 km, got ${s.request.distance_km}`);
     const codes = s.risk.reasons.map((r) => r.code).sort();
     assert.deepEqual(codes, ['far_from_primary', 'new_country']);
     assert.equal(s.risk.level, 'high');
@@ -126,6 +128,22 @@ describe('the client address behind a proxy (--proxy-header)', () => {
       await fwd.stop();
     }
   });
+});
+
+test('--far-km: the same Porto request is far at 250 km and not at 300 km', async () => {
+  for (const [km, far] of [['250', true], ['300', false]]) {
+    const s2 = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1', '--far-km', km] });
+    try {
+      const phone = await h.registerPrimary(s2.url, h.uniqueHandle('far'), { headers: via(LISBON) });
+      phone.headers = via(LISBON);
+      const req = await h.createLinkRequest(s2.url, { headers: via(PORTO) });
+      const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+      assert.equal(s.risk.reasons.some((r) => r.code === 'far_from_primary'), far, `--far-km ${km}: ${JSON.stringify(s.risk)}`);
+      assert.equal(s.risk.level, far ? 'medium' : 'low');
+    } finally {
+      await s2.stop();
+    }
+  }
 });
 
 describe('alerts, live', () => {

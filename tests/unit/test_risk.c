@@ -170,14 +170,17 @@ static void test_rules(void **state)
     fixture *f = *state;
     make_account(f, LISBON);
     lw_risk k;
+    /* Rounded to their 20 and 50 km accuracy, Lisbon and Madrid are 500 km
+     * apart, right at the default: the test world's threshold is set below. */
+    f->app.cfg.far_km = 450;
 
-    /* Porto: same country, ~275 km: nothing to say. */
+    /* Porto: same country, ~270 km: nothing to say. */
     assert_int_equal(assess(f, PORTO, &k), LW_RISK_LOW);
     assert_int_equal(json_array_size(k.reasons), 0);
     assert_true(k.distance_km > 250 && k.distance_km < 300);
     lw_risk_clear(&k);
 
-    /* Madrid: a new country and ~502 km: two signals make it high. */
+    /* Madrid: a new country and ~500 km: two signals make it high. */
     assert_int_equal(assess(f, MADRID, &k), LW_RISK_HIGH);
     assert_true(k.new_country && k.far);
     assert_true(has_reason(&k, "new_country") && has_reason(&k, "far_from_primary"));
@@ -196,7 +199,7 @@ static void test_rules(void **state)
     assess(f, MADRID, &k);
     assert_true(k.far);
     lw_risk_clear(&k);
-    f->app.cfg.far_km = 500;
+    f->app.cfg.far_km = 450;
 
     /* Anonymous networks: a VPN (also a new country, NL) and Tor (high on its own). */
     assess(f, VPN, &k);
@@ -375,11 +378,15 @@ static void test_travel_kmh_option(void **state)
     double travel = lw_risk_travel_km(&lisbon, &madrid);
     assert_true(travel > 400 && travel < 460);
     const int64_t hour = 3600 * 1000;
-    f->app.cfg.travel_kmh = travel + 1; /* just above the speed: possible, a country change */
+    /* Set as the option is (an integration test cannot wait an hour). */
+    char msg[128], v[32];
+    snprintf(v, sizeof v, "%.0f", ceil(travel) + 1); /* just above the speed: possible, a country change */
+    assert_int_equal(lw_config_set(&f->app.cfg, "travel-kmh", v, msg, sizeof msg), 0);
     lw_risk_on_move(&f->app, "acct1", "d1", &lisbon, &madrid, hour, 1, NULL);
     assert_int_equal(count_alerts(f, "session.impossible_travel"), 0);
     assert_int_equal(count_alerts(f, "session.country_changed"), 1);
-    f->app.cfg.travel_kmh = travel - 1; /* just below: impossible */
+    snprintf(v, sizeof v, "%.0f", floor(travel) - 1); /* just below: impossible */
+    assert_int_equal(lw_config_set(&f->app.cfg, "travel-kmh", v, msg, sizeof msg), 0);
     lw_risk_on_move(&f->app, "acct1", "d2", &lisbon, &madrid, hour, 2, NULL);
     assert_int_equal(count_alerts(f, "session.impossible_travel"), 1);
     assert_int_equal(count_alerts(f, "session.country_changed"), 1);
