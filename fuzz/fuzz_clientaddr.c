@@ -1,7 +1,8 @@
 /*
  * fuzz_clientaddr.c — who the client is: the --trusted-proxies list
  * (lw_proxies_parse, lw_proxies_contains) and the X-Forwarded-For and
- * Forwarded headers a client or proxy writes (lw_clientaddr_pick).
+ * Forwarded headers a client or proxy writes (lw_clientaddr_pick, each under
+ * its --proxy-header; lw_clientaddr_join of the two as header lines).
  *
  * Input: up to four fields separated by '\n':
  *   proxies '\n' peer '\n' x-forwarded-for '\n' forwarded
@@ -84,15 +85,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto out;
     bool trusted = lw_proxies_contains(&proxies, field[1]);
 
-    char got[LW_IP_MAX], canon[LW_IP_MAX];
-    memset(got, 'x', sizeof got);
-    lw_clientaddr_pick(&proxies, field[1], field[2], flen[2], field[3], flen[3], got);
-    if (!memchr(got, '\0', sizeof got))
-        fail("the answer is not terminated", data, size);
-    if (got[0] && (!canonical(got, canon) || strcmp(canon, got) != 0))
-        fail("the answer is not an address in canonical form", data, size);
-    if (!trusted && canonical(field[1], canon) && strcmp(canon, got) != 0)
-        fail("headers changed the address of an untrusted peer", data, size);
+    for (int h = 0; h < 2; h++) {
+        char got[LW_IP_MAX], canon[LW_IP_MAX];
+        memset(got, 'x', sizeof got);
+        proxies.header = h ? LW_PROXY_HEADER_FORWARDED : LW_PROXY_HEADER_XFF;
+        lw_clientaddr_pick(&proxies, field[1], field[2 + h], flen[2 + h], got);
+        if (!memchr(got, '\0', sizeof got))
+            fail("the answer is not terminated", data, size);
+        if (got[0] && (!canonical(got, canon) || strcmp(canon, got) != 0))
+            fail("the answer is not an address in canonical form", data, size);
+        if (!trusted && canonical(field[1], canon) && strcmp(canon, got) != 0)
+            fail("headers changed the address of an untrusted peer", data, size);
+    }
+    if (field[2] && field[3]) {
+        /* A small buffer, so that the cut of an over-long chain is exercised:
+         * what is kept is always a right part of the whole chain. */
+        const char *lines[2] = {field[2], field[3]};
+        char joined[24];
+        memset(joined, 'x', sizeof joined);
+        size_t n = lw_clientaddr_join(lines, &flen[2], 2, joined, sizeof joined);
+        if (n >= sizeof joined || joined[n] != '\0')
+            fail("the joined header overflows or is not terminated", data, size);
+        size_t total = flen[2] + 2 + flen[3];
+        char *whole = malloc(total + 1);
+        if (whole) {
+            memcpy(whole, field[2], flen[2]);
+            memcpy(whole + flen[2], ", ", 2);
+            memcpy(whole + flen[2] + 2, field[3], flen[3]);
+            if (n > total || memcmp(joined, whole + total - n, n) != 0)
+                fail("the joined header is not a right part of the chain", data, size);
+            if (total < sizeof joined && n != total)
+                fail("a chain that fits was cut", data, size);
+            free(whole);
+        }
+    }
 out:
     for (int i = 0; i < 4; i++)
         free(field[i]);

@@ -375,8 +375,11 @@ void lw_api_link_scan(lw_rq *rq)
     lw_account a;
     memset(&a, 0, sizeof a);
     lw_store_account_get(app->store, rq->who.account_id, &a);
+    /* The phone is making this very request: that is where it is now. */
+    lw_place phone_at;
+    lw_place_lookup(app, rq->ip, &phone_at, NULL);
     lw_risk k;
-    lw_risk_link(app, &r, rq->who.account_id, &k);
+    lw_risk_link(app, &r, rq->who.account_id, &phone_at, &k);
     json_t *req_json = request_json(&r);
     json_object_set_new(req_json, "distance_km", k.distance_km >= 0 ? json_integer((json_int_t)(k.distance_km + 0.5))
                                                                     : json_null());
@@ -493,8 +496,10 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
                        "Your account was secured after an alert: change your two-step PIN before linking devices.");
         return false;
     }
+    lw_place phone_at;
+    lw_place_lookup(app, rq->ip, &phone_at, NULL);
     lw_risk k;
-    lw_risk_link(app, r, a->id, &k);
+    lw_risk_link(app, r, a->id, &phone_at, &k);
     lw_risk_level level = k.level;
     lw_risk_clear(&k);
     if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
@@ -720,19 +725,26 @@ static void complete_verified(lw_rq *rq)
     lw_strlcpy(s->os, r->os, sizeof s->os);
     lw_strlcpy(s->os_version, r->os_version, sizeof s->os_version);
     lw_strlcpy(s->device_model, r->device_model, sizeof s->device_model);
-    lw_strlcpy(s->ip, r->ip, sizeof s->ip);
-    lw_strlcpy(s->country, r->country, sizeof s->country);
-    lw_strlcpy(s->region, r->region, sizeof s->region);
-    lw_strlcpy(s->city, r->city, sizeof s->city);
-    lw_strlcpy(s->network, r->network, sizeof s->network);
+    /* The risk as the primary saw it: the request's address, judged against
+     * where the phone was when it approved (its latest request here). */
+    lw_place phone_at;
+    bool phone_known = lw_sessions_place(app->sessions, r->scanned_by, &phone_at);
     lw_risk k;
-    lw_risk_link(app, r, r->account_id, &k);
-    s->lat = k.place.lat;
-    s->lon = k.place.lon;
-    s->has_loc = k.place.has_loc;
-    /* Last used: where it completed from (usually where it asked from). */
+    lw_risk_link(app, r, r->account_id, phone_known ? &phone_at : NULL, &k);
+    /* The credential goes to whoever completes, usually from where it asked.
+     * The record holds that address: the place and network the device is
+     * really at, first and last seen. */
     lw_place here;
-    lw_place_lookup(app, rq->ip, &here, NULL);
+    lw_netinfo here_net;
+    lw_place_lookup(app, rq->ip, &here, &here_net);
+    lw_strlcpy(s->ip, here.ip, sizeof s->ip);
+    lw_strlcpy(s->country, here.country, sizeof s->country);
+    lw_strlcpy(s->region, here.region, sizeof s->region);
+    lw_strlcpy(s->city, here.city, sizeof s->city);
+    lw_strlcpy(s->network, here_net.network, sizeof s->network);
+    s->lat = here.lat;
+    s->lon = here.lon;
+    s->has_loc = here.has_loc;
     lw_strlcpy(s->last_ip, here.ip, sizeof s->last_ip);
     lw_strlcpy(s->last_country, here.country, sizeof s->last_country);
     lw_strlcpy(s->last_city, here.city, sizeof s->last_city);
@@ -779,6 +791,7 @@ static void complete_verified(lw_rq *rq)
                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
                              s->os, "ip", s->ip, "place", where, "network", s->network, "message", message));
     lw_risk_link_alerts(app, &k, s->account_id, s->id, s->name);
+    lw_risk_link_completed(app, &k, &here, &here_net, s->account_id, s->id, s->name, now - r->created_at, now);
 
     lw_account a;
     const char *handle = "";

@@ -27,6 +27,7 @@ typedef struct lw_config {
     char web_dir[LW_PATH_MAX];
     char geoip_dir[LW_PATH_MAX];
     char trusted_proxies[1024];
+    bool proxy_header_forwarded; /* --proxy-header forwarded (else X-Forwarded-For) */
     long max_companions;
     bool registration_invite;
     bool pin_required;
@@ -46,6 +47,7 @@ typedef struct lw_config {
     int pin_workers;
     double far_km;              /* link.far_from_primary beyond this distance */
     double travel_kmh;          /* session.impossible_travel above this speed */
+    int64_t move_alert_interval_ms; /* one move alert per device and kind per this (0: every one) */
     bool block_high_risk;       /* --link-policy block-high-risk */
     bool privacy_country_only;  /* ended records keep only the country, no addresses */
     /* Abuse limits (--rate NAME=N/PERIOD,…; --max-connections; …). */

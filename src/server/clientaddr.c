@@ -10,7 +10,7 @@
 
 #include "lw.h"
 
-#define HEADER_JOIN_MAX 2048 /* longest forwarding chain we read */
+#define HEADER_LINES_MAX 64 /* forwarding header lines read; the last ones are kept */
 
 /* Parses an address (IPv4, IPv6, IPv4-mapped IPv6 folded to IPv4). */
 static bool parse_ip(const char *s, size_t len, int *family, uint8_t addr[16])
@@ -186,15 +186,15 @@ static bool walk(const lw_proxies *p, const char *list, size_t len, bool forward
 }
 
 /* The client behind a peer given as bytes: the peer itself unless it is a
- * trusted proxy, in which case the forwarding headers are walked. */
-static void pick(const lw_proxies *p, int family, uint8_t addr[16], const char *xff, size_t xff_len,
-                 const char *forwarded, size_t fwd_len, char out[LW_IP_MAX])
+ * trusted proxy, in which case the one configured forwarding header is
+ * walked. */
+static void pick(const lw_proxies *p, int family, uint8_t addr[16], const char *hdr, size_t hdr_len,
+                 char out[LW_IP_MAX])
 {
     if (contains_addr(p, family, addr)) {
         int f2;
         uint8_t a2[16];
-        if ((forwarded && walk(p, forwarded, fwd_len, true, &f2, a2)) ||
-            (xff && walk(p, xff, xff_len, false, &f2, a2))) {
+        if (hdr && walk(p, hdr, hdr_len, p->header == LW_PROXY_HEADER_FORWARDED, &f2, a2)) {
             family = f2;
             memcpy(addr, a2, 16);
         }
@@ -202,34 +202,96 @@ static void pick(const lw_proxies *p, int family, uint8_t addr[16], const char *
     format_ip(family, addr, out);
 }
 
-void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *xff, size_t xff_len,
-                        const char *forwarded, size_t fwd_len, char out[LW_IP_MAX])
+void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *hdr, size_t hdr_len, char out[LW_IP_MAX])
 {
     int family;
     uint8_t addr[16];
     out[0] = '\0';
     if (!peer || !parse_ip(peer, strlen(peer), &family, addr))
         return;
-    pick(p, family, addr, xff, xff_len, forwarded, fwd_len, out);
+    pick(p, family, addr, hdr, hdr_len, out);
 }
 
-/* All values of a header joined by ", " into buf (bounded). */
+/* Copies the part of src past the first *skip bytes still to be dropped. */
+static void join_piece(char *buf, size_t *o, size_t *skip, const char *src, size_t len)
+{
+    if (*skip >= len) {
+        *skip -= len;
+        return;
+    }
+    src += *skip;
+    len -= *skip;
+    *skip = 0;
+    memcpy(buf + *o, src, len);
+    *o += len;
+}
+
+/* The byte at position i of the lines joined by ", ". */
+static char joined_at(const char *const *lines, const size_t *lens, size_t n, size_t i)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (k) {
+            if (i < 2)
+                return i == 0 ? ',' : ' ';
+            i -= 2;
+        }
+        if (i < lens[k])
+            return lines[k][i];
+        i -= lens[k];
+    }
+    return '\0';
+}
+
+size_t lw_clientaddr_join(const char *const *lines, const size_t *lens, size_t n, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    size_t total = 0;
+    for (size_t k = 0; k < n; k++)
+        total += lens[k] + (k ? 2 : 0);
+    /* Too long: the client wrote the left part, our proxies appended the
+     * right one, so the left is what goes. */
+    size_t start = total > cap - 1 ? total - (cap - 1) : 0, skip = start, o = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (k)
+            join_piece(buf, &o, &skip, ", ", 2);
+        join_piece(buf, &o, &skip, lines[k], lens[k]);
+    }
+    if (start > 0) {
+        /* Cut in the middle of a hop: that hop is gone, its tail would read
+         * as another address ("11.1.1.1" cut to "1.1.1.1"). */
+        char before = joined_at(lines, lens, n, start - 1);
+        bool boundary = before == ',' || (before == ' ' && start >= 2 && joined_at(lines, lens, n, start - 2) == ',');
+        size_t drop = 0;
+        if (!boundary) {
+            const char *comma = memchr(buf, ',', o);
+            drop = comma ? (size_t)(comma - buf) + 1 : o;
+        }
+        while (drop < o && buf[drop] == ' ')
+            drop++;
+        memmove(buf, buf + drop, o - drop);
+        o -= drop;
+    }
+    buf[o] = '\0';
+    return o;
+}
+
+/* All values of a header, in request order, joined into buf (see
+ * lw_clientaddr_join). Beyond HEADER_LINES_MAX lines the last ones count. */
 static size_t join_header(h2o_req_t *req, const char *name, char *buf, size_t cap)
 {
-    size_t n = 0;
+    const char *lines[HEADER_LINES_MAX];
+    size_t lens[HEADER_LINES_MAX], n = 0;
     for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, name, strlen(name), i)) >= 0;) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        if (n + (n ? 2 : 0) + v.len >= cap)
-            break;
-        if (n) {
-            memcpy(buf + n, ", ", 2);
-            n += 2;
+        if (n == HEADER_LINES_MAX) {
+            memmove(lines, lines + 1, (n - 1) * sizeof lines[0]);
+            memmove(lens, lens + 1, (n - 1) * sizeof lens[0]);
+            n--;
         }
-        memcpy(buf + n, v.base, v.len);
-        n += v.len;
+        lines[n] = req->headers.entries[i].value.base;
+        lens[n++] = req->headers.entries[i].value.len;
     }
-    buf[n] = '\0';
-    return n;
+    return lw_clientaddr_join(lines, lens, n, buf, cap);
 }
 
 void lw_clientaddr(const lw_proxies *p, h2o_req_t *req, char out[LW_IP_MAX])
@@ -263,8 +325,8 @@ void lw_clientaddr(const lw_proxies *p, h2o_req_t *req, char out[LW_IP_MAX])
         format_ip(family, addr, out);
         return;
     }
-    char xff[HEADER_JOIN_MAX], fwd[HEADER_JOIN_MAX];
-    size_t xl = join_header(req, "x-forwarded-for", xff, sizeof xff);
-    size_t fl = join_header(req, "forwarded", fwd, sizeof fwd);
-    pick(p, family, addr, xl ? xff : NULL, xl, fl ? fwd : NULL, fl, out);
+    char hdr[LW_FORWARDED_MAX];
+    size_t hl = join_header(req, p->header == LW_PROXY_HEADER_FORWARDED ? "forwarded" : "x-forwarded-for", hdr,
+                            sizeof hdr);
+    pick(p, family, addr, hl ? hdr : NULL, hl, out);
 }

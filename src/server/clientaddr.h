@@ -1,8 +1,10 @@
 /*
  * clientaddr.h — the client's address. The peer address, unless the peer is
  * a proxy the operator trusts (--trusted-proxies CIDR,…): then the right-most
- * address of Forwarded / X-Forwarded-For that is not itself a trusted proxy.
- * Headers from untrusted peers are ignored: anyone can write them.
+ * address of the one forwarding header that proxy writes (--proxy-header:
+ * X-Forwarded-For by default, or Forwarded) that is not itself a trusted
+ * proxy. Headers from untrusted peers are ignored: anyone can write them; so
+ * is the other forwarding header, which the proxy passes through untouched.
  */
 #ifndef LW_CLIENTADDR_H
 #define LW_CLIENTADDR_H
@@ -21,21 +23,39 @@ typedef struct lw_cidr {
     int bits;
 } lw_cidr;
 
+/* The header the trusted proxies write. Only that one is read: a proxy that
+ * appends to X-Forwarded-For forwards a client's own Forwarded header as it
+ * came, and the other way round. */
+typedef enum { LW_PROXY_HEADER_XFF = 0, LW_PROXY_HEADER_FORWARDED } lw_proxy_header;
+
+/* Longest forwarding chain read from a request, all header lines joined.
+ * Longer chains keep their right-most hops (the ones our proxies wrote). */
+#define LW_FORWARDED_MAX 2048
+
 typedef struct lw_proxies {
     lw_cidr nets[LW_PROXIES_MAX];
     size_t n;
+    lw_proxy_header header; /* --proxy-header */
 } lw_proxies;
 
 /* Parses "10.0.0.0/8,::1,192.168.1.7" (a bare address is a /32 or /128).
- * LW_EINVAL with *bad pointing at the offending item. "" gives an empty list. */
+ * LW_EINVAL with *bad pointing at the offending item. "" gives an empty list.
+ * Leaves p->header as X-Forwarded-For; set it after parsing. */
 int lw_proxies_parse(lw_proxies *p, const char *list, const char **bad);
 bool lw_proxies_contains(const lw_proxies *p, const char *ip_text);
 
-/* The pure decision: peer is the socket's address; xff and forwarded are the
- * header values (NULL/0 when absent; several header lines joined by ", ").
- * Writes the client address in canonical text (IPv4-mapped IPv6 as IPv4). */
-void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *xff, size_t xff_len,
-                        const char *forwarded, size_t fwd_len, char out[LW_IP_MAX]);
+/* The pure decision: peer is the socket's address; hdr is the value of the
+ * header p->header names (NULL/0 when absent; several header lines joined by
+ * ", "). Writes the client address in canonical text (IPv4-mapped IPv6 as
+ * IPv4). */
+void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *hdr, size_t hdr_len,
+                        char out[LW_IP_MAX]);
+
+/* Joins header lines (in request order) with ", " into buf, which holds cap
+ * bytes with the terminator. When they do not fit, the left part is dropped
+ * up to a hop boundary: the right-most hops are the ones trusted proxies
+ * appended, the left ones are the client's to write. Returns the length. */
+size_t lw_clientaddr_join(const char *const *lines, const size_t *lens, size_t n, char *buf, size_t cap);
 
 struct st_h2o_req_t;
 /* The client address of an h2o request. */

@@ -46,6 +46,7 @@ void lw_config_defaults(lw_config *c)
     c->pin_workers = 1;
     c->far_km = 500;
     c->travel_kmh = 900;
+    c->move_alert_interval_ms = 10 * 60 * 1000;
     c->rate_register = (lw_rate_rule){"register", 10.0 / 60, 10};
     c->rate_link = (lw_rate_rule){"link", 30.0 / 60, 30};
     c->rate_scan = (lw_rate_rule){"scan", 30.0 / 60, 30};
@@ -100,8 +101,11 @@ static const opt opts[] = {
     {"web-dir", K_PATH, F(web_dir), 0, 0, "DIR  serve the web client from DIR instead of the binary"},
     {"geoip-dir", K_PATH, F(geoip_dir), 0, 0, "DIR  GeoIP databases (default DATA_DIR/geoip)"},
     {"trusted-proxies", K_STR, F(trusted_proxies), 0, 0, "CIDR,…  proxies allowed to name the client"},
+    {"proxy-header", K_SPECIAL, 0, 0, 0, 0, "x-forwarded-for|forwarded  the one header those proxies write"},
     {"far-km", K_DOUBLE, F(far_km), 1, 40000, "N  link.far_from_primary distance (500)"},
     {"travel-kmh", K_DOUBLE, F(travel_kmh), 1, 100000, "N  impossible-travel speed (900)"},
+    {"move-alert-interval", K_DUR, F(move_alert_interval_ms), 0, 0,
+     "D  one impossible-travel / country-change alert per device and kind per D (10m, 0: every move)"},
     {"link-policy", K_SPECIAL, 0, 0, 0, 0, "allow|block-high-risk"},
     {"privacy", K_SPECIAL, 0, 0, 0, 0, "full|country-only  what ended records keep"},
     {"rate", K_SPECIAL, 0, 0, 0, 0, "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},
@@ -235,7 +239,8 @@ static int set_special(lw_config *c, const char *name, const char *v, char *msg,
         const char *name, *a, *b;
     } choices[] = {{"registration", "open", "invite"},
                    {"link-policy", "allow", "block-high-risk"},
-                   {"privacy", "full", "country-only"}};
+                   {"privacy", "full", "country-only"},
+                   {"proxy-header", "x-forwarded-for", "forwarded"}};
     for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
         if (strcmp(name, choices[i].name) != 0)
             continue;
@@ -248,8 +253,10 @@ static int set_special(lw_config *c, const char *name, const char *v, char *msg,
             c->registration_invite = second;
         else if (i == 1)
             c->block_high_risk = second;
-        else
+        else if (i == 2)
             c->privacy_country_only = second;
+        else
+            c->proxy_header_forwarded = second;
         return 0;
     }
     if (strcmp(name, "rate") == 0)

@@ -561,10 +561,18 @@ static bool geo_bool(MMDB_entry_s *e, const char *key)
     return geo_get(e, path, &d) && d.type == MMDB_DATA_TYPE_BOOLEAN && d.boolean;
 }
 
-/* Rounds a coordinate to what the accuracy radius vouches for (see geo.h). */
+#define GEO_KM_PER_DEGREE 111.195 /* of latitude, on the mean Earth sphere */
+
+/* Rounds a coordinate to what the accuracy radius vouches for (see geo.h):
+ * the coarsest grid of 1, 0.1, 0.01 or 0.001 degrees whose step is no larger
+ * than the radius, so the stored precision is never much finer than the
+ * accuracy (20 km -> 0.1 deg, about 11 km; not 0.01 deg, 1.1 km). */
 static double geo_round(double v, uint32_t radius_km)
 {
-    double f = radius_km == 0 || radius_km >= 100 ? 10.0 : radius_km >= 10 ? 100.0 : 1000.0;
+    double f = 10.0; /* radius unknown: about 11 km */
+    if (radius_km > 0)
+        for (f = 1.0; f < 1000.0 && GEO_KM_PER_DEGREE / f > radius_km; f *= 10.0)
+            ;
     v = round(v * f) / f;
     return v == 0.0 ? 0.0 : v; /* no "-0.0" */
 }

@@ -71,8 +71,9 @@ size_t lw_geo_count(const lw_geo *g);
  * text that is not an address, give empty fields. g may be NULL (no databases).
  *
  * Privacy: coordinates are rounded to what the database can vouch for, from
- * its accuracy radius: >= 100 km or unknown -> 1 decimal (~11 km), >= 10 km ->
- * 2 decimals (~1 km), smaller -> 3 decimals (~110 m).
+ * its accuracy radius: the grid step (1, 0.1, 0.01, 0.001 degrees: about 111,
+ * 11, 1.1, 0.11 km) is the coarsest one not larger than the radius: >= 112 km
+ * -> 0 decimals, >= 12 km -> 1, >= 2 km -> 2, 1 km -> 3; unknown -> 1.
  *
  * Returns LW_OK (a database read error is logged and leaves that database's
  * fields empty), or LW_EINVAL when out is NULL. */

@@ -41,7 +41,18 @@ static void reason(lw_risk *k, const char *code, const char *fmt, ...)
     json_array_append_new(k->reasons, json_pack("{s:s, s:s}", "code", code, "message", msg));
 }
 
-void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id, lw_risk *k)
+double lw_risk_travel_km(const lw_place *from, const lw_place *to)
+{
+    double km = lw_place_distance_km(from, to);
+    if (km < 0)
+        return km;
+    /* Each place is somewhere within its radius: two coarse places can be
+     * much closer than their centres. Only what is left counts as travel. */
+    return fmax(0.0, km - from->accuracy_km - to->accuracy_km);
+}
+
+void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id, const lw_place *primary_at,
+                  lw_risk *k)
 {
     memset(k, 0, sizeof *k);
     k->reasons = json_array();
@@ -65,13 +76,20 @@ void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id,
     lw_account_places known;
     if ((k->place.country[0] || k->place.has_loc) &&
         lw_store_account_places(app->store, account_id, k->place.country, &known) == LW_OK) {
-        if (k->place.country[0] && !known.country_seen && known.any_country) {
+        /* The phone asking from that country right now makes it known. */
+        bool primary_there = primary_at && k->place.country[0] && strcmp(primary_at->country, k->place.country) == 0;
+        if (k->place.country[0] && !known.country_seen && known.any_country && !primary_there) {
             k->new_country = true;
             reason(k, "new_country", "This account has never been used from %s before.", k->place.country);
             medium++;
         }
-        if (k->place.has_loc && known.has_primary && known.primary.has_loc) {
-            k->distance_km = lw_place_distance_km(&known.primary, &k->place);
+        /* The primary's own request says where it is now; the stored place
+         * may be a minute (or a flight) old. */
+        const lw_place *primary = primary_at && primary_at->has_loc                  ? primary_at
+                                  : known.has_primary && known.primary.has_loc ? &known.primary
+                                                                               : NULL;
+        if (k->place.has_loc && primary) {
+            k->distance_km = lw_place_distance_km(primary, &k->place);
             if (k->distance_km > app->cfg.far_km) {
                 k->far = true;
                 reason(k, "far_from_primary", "The request is about %.0f km from your phone.", k->distance_km);
@@ -108,15 +126,29 @@ void lw_risk_link_alerts(lw_app *app, const lw_risk *k, const char *account_id, 
                                  "A device was linked through an anonymous network (VPN, Tor or hosting)."));
 }
 
-void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id, const lw_place *from,
-                     const lw_place *to, int64_t dt_ms)
+/* Whether a move alert of this kind may be raised now, and if so, notes it. */
+static bool move_alert_due(lw_app *app, int64_t *last_at, int64_t now)
 {
-    double km = lw_place_distance_km(from, to);
+    int64_t every = app->cfg.move_alert_interval_ms;
+    if (last_at && every > 0 && *last_at != 0 && now - *last_at < every)
+        return false;
+    if (last_at)
+        *last_at = now;
+    return true;
+}
+
+void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id, const lw_place *from,
+                     const lw_place *to, int64_t dt_ms, int64_t now, lw_move_alerts *seen)
+{
+    double km = lw_place_distance_km(from, to), travel = lw_risk_travel_km(from, to);
     char a[2 * LW_PLACE_MAX + 4], b[2 * LW_PLACE_MAX + 4];
     lw_place_describe(from->city, from->country, a, sizeof a);
     lw_place_describe(to->city, to->country, b, sizeof b);
-    if (km >= 0 && lw_risk_impossible(km, dt_ms, app->cfg.travel_kmh)) {
-        double kmh = lw_risk_speed_kmh(km, dt_ms);
+    if (travel >= 0 && lw_risk_impossible(travel, dt_ms, app->cfg.travel_kmh)) {
+        /* Throttled or not, an impossible move is not also a country change. */
+        if (!move_alert_due(app, seen ? &seen->impossible_at : NULL, now))
+            return;
+        double kmh = lw_risk_speed_kmh(travel, dt_ms);
         lw_alert_raise(app, account_id, "session.impossible_travel", device_id,
                        json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:f, s:s}", "from", a, "to", b, "from_ip", from->ip,
                                  "to_ip", to->ip, "distance_km", round(km), "seconds", (json_int_t)(dt_ms / 1000),
@@ -124,8 +156,26 @@ void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id,
                                  "This session was used from two places too far apart for the time between them."));
         return;
     }
-    if (from->country[0] && to->country[0] && strcmp(from->country, to->country) != 0)
+    if (from->country[0] && to->country[0] && strcmp(from->country, to->country) != 0 &&
+        move_alert_due(app, seen ? &seen->changed_at : NULL, now))
         lw_alert_raise(app, account_id, "session.country_changed", device_id,
                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "from", a, "to", b, "from_country", from->country,
                                  "to_country", to->country, "message", "This session is now used from another country."));
+}
+
+void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here, const lw_netinfo *net,
+                            const char *account_id, const char *device_id, const char *device_name, int64_t dt_ms,
+                            int64_t now)
+{
+    if (strcmp(k->place.ip, here->ip) == 0)
+        return;
+    /* The primary approved what it was shown: a request from k->place. The
+     * credential went to `here`, so that hop is judged like any other move. */
+    lw_risk_on_move(app, account_id, device_id, &k->place, here, dt_ms, now, NULL);
+    if (net->anonymous && !k->anonymous)
+        lw_alert_raise(app, account_id, "link.anonymous_network", device_id,
+                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s, s:s}", "network", net->network, "vpn", net->vpn, "tor",
+                                 net->tor, "hosting", net->hosting, "name", device_name, "ip", here->ip, "message",
+                                 "A device was linked through an anonymous network (VPN, Tor or hosting): it "
+                                 "completed the link from another address than the one you approved."));
 }

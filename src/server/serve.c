@@ -161,6 +161,7 @@ int lw_app_start(lw_app *app, bool listen)
                 (int)strcspn(bad, ", "), bad, LW_PROXIES_MAX);
         return LW_EINVAL;
     }
+    app->proxies.header = app->cfg.proxy_header_forwarded ? LW_PROXY_HEADER_FORWARDED : LW_PROXY_HEADER_XFF;
     if (lw_crypto_init() != LW_OK) {
         fprintf(stderr, "linkward serve: cannot initialise libsodium\n");
         return LW_ECRYPTO;

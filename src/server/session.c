@@ -33,6 +33,7 @@ typedef struct centry {
     bool last_has_loc;
     bool place_dirty;
     int64_t last_place_at;
+    lw_move_alerts move_alerts; /* the move-alert throttle (risk.c), kept across credential refreshes */
     char *view;               /* rendered GET /v1/session answer, or NULL */
     uint32_t view_len, view_ts;
 } centry;
@@ -147,7 +148,8 @@ static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
     from.has_loc = e->last_has_loc;
     lw_place_lookup(s->app, ip, &to, NULL);
     if (e->last_ip[0])
-        lw_risk_on_move(s->app, e->account_id, e->device_id, &from, &to, now - e->last_place_at);
+        lw_risk_on_move(s->app, e->account_id, e->device_id, &from, &to, now - e->last_place_at, now,
+                        &e->move_alerts);
     lw_strlcpy(e->last_ip, ip, sizeof e->last_ip);
     lw_strlcpy(e->last_country, to.country, sizeof e->last_country);
     e->last_lat = to.lat;
@@ -262,8 +264,13 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
         sess->last_active_at = old->last_active_at;
     if (old && old->dirty)
         write_last_active(s, old);
-    if (!cache_put(s, sess))
+    /* A refresh every few minutes must not reset the move-alert throttle. */
+    lw_move_alerts moves = old ? old->move_alerts : (lw_move_alerts){0};
+    centry *e = cache_put(s, sess);
+    if (!e)
         drop(s, sess->id); /* the store has it; the next check reloads */
+    else
+        e->move_alerts = moves;
     return LW_OK;
 }
 
@@ -453,6 +460,20 @@ void lw_sessions_flush(lw_sessions *s, bool force)
 {
     flush_arg fa = {s, force, lw_now_ms()};
     lw_map_each(s->by_device, flush_one, &fa);
+}
+
+bool lw_sessions_place(lw_sessions *s, const char *device_id, lw_place *out)
+{
+    centry *e = lw_map_get(s->by_device, device_id);
+    if (!e || !e->last_ip[0])
+        return false;
+    memset(out, 0, sizeof *out);
+    lw_strlcpy(out->ip, e->last_ip, sizeof out->ip);
+    lw_strlcpy(out->country, e->last_country, sizeof out->country);
+    out->lat = e->last_lat;
+    out->lon = e->last_lon;
+    out->has_loc = e->last_has_loc;
+    return true;
 }
 
 size_t lw_sessions_cached(const lw_sessions *s)

@@ -56,6 +56,10 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n);
  * (no device.ended, no alert). */
 void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n);
 
+/* Where a cached device was last used (address, country, coordinates), as
+ * of its latest request on this node. False when it is not cached here. */
+bool lw_sessions_place(lw_sessions *s, const char *device_id, lw_place *out);
+
 /* Another node ended this session: forget it here (relay.c). */
 void lw_sessions_forget(lw_sessions *s, const char *device_id);
 /* After missed notifications: forget every cached session (each credential is

@@ -47,7 +47,8 @@ typedef struct lw_place {
     char region[LW_PLACE_MAX];
     char city[LW_PLACE_MAX];
     double lat, lon;
-    bool has_loc; /* lat/lon are known */
+    bool has_loc;       /* lat/lon are known */
+    double accuracy_km; /* the database's accuracy radius; 0 = unknown (not stored) */
 } lw_place;
 
 typedef struct lw_account {

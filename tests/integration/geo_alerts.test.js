@@ -14,6 +14,7 @@ const PORTO = '198.51.100.70';
 const MADRID = '198.51.100.130';
 const FRANCE_NO_COORDS = '198.51.100.200';
 const SYDNEY = '203.0.113.10';
+const NEW_YORK = '203.0.113.70';
 const VPN = '192.0.2.10';
 const TOR = '192.0.2.70';
 
@@ -23,7 +24,9 @@ let server;
 
 before(async () => {
   assert.ok(GEO, 'LINKWARD_GEOIP_TEST_DIR is set by the geoip CTest fixture');
-  server = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1,::1'] });
+  // Rounded to their 20 and 50 km accuracy, Lisbon and Madrid are 500 km apart, right at the
+  // default --far-km: this world's threshold sits clearly below (and the option is exercised).
+  server = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1,::1', '--far-km', '450'] });
 });
 
 after(async () => {
@@ -52,7 +55,7 @@ describe('who is asking', () => {
     assert.equal(s.request.country, 'ES');
     assert.match(s.request.network, /Cable\/DSL/);
     assert.match(s.request.network, /AS64503/);
-    assert.ok(Math.abs(s.request.distance_km - 502) <= 3, `Lisbon–Madrid is about 502 km, got ${s.request.distance_km}`);
+    assert.ok(Math.abs(s.request.distance_km - 500) <= 3, `Lisbon–Madrid is about 500 km, got ${s.request.distance_km}`);
     const codes = s.risk.reasons.map((r) => r.code).sort();
     assert.deepEqual(codes, ['far_from_primary', 'new_country']);
     assert.equal(s.risk.level, 'high');
@@ -96,6 +99,51 @@ describe('who is asking', () => {
       await strict.stop();
     }
   });
+});
+
+describe('the client address behind a proxy (--proxy-header)', () => {
+  // nginx appends to X-Forwarded-For and passes a client's own Forwarded on as written.
+  const forged = (real, fake) => ({ 'x-forwarded-for': real, forwarded: `for=${fake}` });
+
+  test('by default only X-Forwarded-For is read: a client-written Forwarded header changes nothing', async () => {
+    const phone = await phoneAt(LISBON, 'xff');
+    const req = await h.createLinkRequest(server.url, { headers: forged(PORTO, SYDNEY) });
+    const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+    assert.equal(s.request.ip, PORTO);
+    assert.equal(s.request.city, 'Porto');
+  });
+
+  test('--proxy-header forwarded (here from LINKWARD_PROXY_HEADER) reads only Forwarded', async () => {
+    const fwd = await h.startServer({
+      args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1'], env: { LINKWARD_PROXY_HEADER: 'forwarded' },
+    });
+    try {
+      const phone = await h.registerPrimary(fwd.url, 'fwd', { headers: { forwarded: `for=${LISBON}` } });
+      phone.headers = { forwarded: `for=${LISBON}` };
+      const req = await h.createLinkRequest(fwd.url, { headers: { 'x-forwarded-for': SYDNEY, forwarded: `for="${PORTO}:4711"` } });
+      const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+      assert.equal(s.request.ip, PORTO);
+      assert.equal(s.request.distance_km > 250 && s.request.distance_km < 300, true);
+    } finally {
+      await fwd.stop();
+    }
+  });
+});
+
+test('--far-km: the same Porto request is far at 250 km and not at 300 km', async () => {
+  for (const [km, far] of [['250', true], ['300', false]]) {
+    const s2 = await h.startServer({ args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1', '--far-km', km] });
+    try {
+      const phone = await h.registerPrimary(s2.url, h.uniqueHandle('far'), { headers: via(LISBON) });
+      phone.headers = via(LISBON);
+      const req = await h.createLinkRequest(s2.url, { headers: via(PORTO) });
+      const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+      assert.equal(s.risk.reasons.some((r) => r.code === 'far_from_primary'), far, `--far-km ${km}: ${JSON.stringify(s.risk)}`);
+      assert.equal(s.risk.level, far ? 'medium' : 'low');
+    } finally {
+      await s2.stop();
+    }
+  }
 });
 
 describe('alerts, live', () => {
@@ -173,6 +221,67 @@ describe('alerts, live', () => {
     assert.equal(a.details.from_country, 'PT');
     assert.equal(a.details.to_country, 'FR');
     assert.ok(!alerts.some((x) => x.kind === 'session.impossible_travel'));
+  });
+
+  test('a link asked from Porto but completed from a Tor exit: alerts for the move and the network, the record has the Tor exit', async () => {
+    const phone = await phoneAt(LISBON, 'elsewhere');
+    const req = await h.createLinkRequest(server.url, { headers: via(PORTO) });
+    const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+    assert.equal(s.risk.level, 'low'); // what the phone approved: Porto
+    h.expectStatus(await h.approve(phone, req.id, req.key.pub), 200);
+    const j = h.expectStatus(await h.complete({ ...req, headers: via(TOR) }), 201);
+    const alerts = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts.filter((a) => a.device_id === j.device_id);
+    const kinds = alerts.map((a) => a.kind);
+    const anon = alerts.find((a) => a.kind === 'link.anonymous_network');
+    assert.ok(anon, JSON.stringify(kinds));
+    assert.equal(anon.details.tor, true);
+    // Porto to Frankfurt in seconds: impossible travel (which stands for the country change too).
+    const move = alerts.find((a) => a.kind === 'session.impossible_travel' || a.kind === 'session.country_changed');
+    assert.ok(move, JSON.stringify(kinds));
+    assert.match(move.details.from, /Porto/);
+    assert.match(move.details.to, /Frankfurt/);
+    const rec = h.expectStatus(await phone.get('/v1/devices'), 200).devices.find((d) => d.id === j.device_id);
+    assert.equal(rec.ip, TOR);
+    assert.equal(rec.country, 'DE');
+    assert.match(rec.network, /Tor exit/);
+    assert.equal(rec.first_seen.city, 'Frankfurt am Main');
+    assert.equal(rec.last_seen.city, 'Frankfurt am Main');
+  });
+
+  test('completed from where it asked: no move alert', async () => {
+    const phone = await phoneAt(LISBON, 'samehere');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(PORTO) });
+    const kinds = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts
+      .filter((a) => a.device_id === c.deviceId).map((a) => a.kind);
+    assert.deepEqual(kinds, ['device.linked']);
+  });
+
+  test('the distance is from where the phone scans now: in New York, a New York request is low risk', async () => {
+    const phone = await phoneAt(LISBON, 'flyer'); // stored place: Lisbon
+    phone.headers = via(NEW_YORK); // the phone's own requests now come from New York
+    const req = await h.createLinkRequest(server.url, { headers: via(NEW_YORK) });
+    const s = h.expectStatus(await h.scan(phone, req.payload), 200);
+    assert.equal(s.request.city, 'New York');
+    assert.equal(s.risk.level, 'low', JSON.stringify(s.risk));
+    assert.ok(!s.risk.reasons.some((r) => r.code === 'far_from_primary'));
+    assert.ok(s.request.distance_km < 5, `got ${s.request.distance_km}`);
+    h.expectStatus(await h.approve(phone, req.id, req.key.pub), 200);
+    const j = h.expectStatus(await h.complete(req), 201);
+    const kinds = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts
+      .filter((a) => a.device_id === j.device_id).map((a) => a.kind);
+    assert.deepEqual(kinds, ['device.linked']);
+  });
+
+  test('a session flapping between PT and FR raises one session.country_changed, not one per request', async () => {
+    const phone = await phoneAt(LISBON, 'flap');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    for (let i = 0; i < 20; i++) {
+      const ip = i % 2 ? LISBON : FRANCE_NO_COORDS;
+      h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c.token, headers: via(ip) }), 200);
+    }
+    const changed = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts
+      .filter((a) => a.kind === 'session.country_changed' && a.device_id === c.deviceId);
+    assert.equal(changed.length, 1);
   });
 
   test('"secure my account": every companion logged out, links refused until the PIN changes', async () => {

@@ -20,16 +20,16 @@
 #
 # | network           | city, region, country               | stored lat, lon    | acc km | rounded         | connection | ASN, organisation              | anonymous                  |
 # |-------------------|-------------------------------------|--------------------|--------|-----------------|------------|--------------------------------|----------------------------|
-# | 198.51.100.0/26   | Lisbon, Lisbon, PT                  | 38.7223, -9.1393   | 20     | 38.72, -9.14    | Cable/DSL  | AS64500 Lisbon Fibre           |                            |
-# | 198.51.100.64/26  | Porto, Porto, PT                    | 41.1496, -8.6110   | 20     | 41.15, -8.61    | Cable/DSL  | AS64500 Lisbon Fibre           |                            |
-# | 198.51.100.128/26 | Madrid, Madrid, ES                  | 40.4168, -3.7038   | 50     | 40.42, -3.70    | Cable/DSL  | AS64503 Meseta Telecom         |                            |
+# | 198.51.100.0/26   | Lisbon, Lisbon, PT                  | 38.7223, -9.1393   | 20     | 38.7, -9.1      | Cable/DSL  | AS64500 Lisbon Fibre           |                            |
+# | 198.51.100.64/26  | Porto, Porto, PT                    | 41.1496, -8.6110   | 20     | 41.1, -8.6      | Cable/DSL  | AS64500 Lisbon Fibre           |                            |
+# | 198.51.100.128/26 | Madrid, Madrid, ES                  | 40.4168, -3.7038   | 50     | 40.4, -3.7      | Cable/DSL  | AS64503 Meseta Telecom         |                            |
 # | 198.51.100.192/26 | FR only (no city, no coordinates)   |                    |        |                 |            |                                |                            |
 # | 203.0.113.0/26    | Sydney, New South Wales, AU         | -33.8688, 151.2093 | 100    | -33.9, 151.2    | Cellular   | AS64501 Southern Mobile        |                            |
-# | 203.0.113.64/26   | New York, New York, US              | 40.7128, -74.0060  | 5      | 40.713, -74.006 | Corporate  | AS64504 Hudson Corp            |                            |
+# | 203.0.113.64/26   | New York, New York, US              | 40.7128, -74.0060  | 5      | 40.71, -74.01   | Corporate  | AS64504 Hudson Corp            |                            |
 # | 203.0.113.128/25  | in no database                      |                    |        |                 |            |                                |                            |
-# | 192.0.2.0/26      | Amsterdam, North Holland, NL        | 52.3676, 4.9041    | 50     | 52.37, 4.90     | Corporate  | AS64502 Polder Hosting         | VPN, hosting               |
+# | 192.0.2.0/26      | Amsterdam, North Holland, NL        | 52.3676, 4.9041    | 50     | 52.4, 4.9       | Corporate  | AS64502 Polder Hosting         | VPN, hosting               |
 # | 192.0.2.64/26     | Frankfurt am Main, Hesse, DE        | 50.1109, 8.6821    | 100    | 50.1, 8.7       | Corporate  | AS64505 Main Relay Association | Tor exit                   |
-# | 192.0.2.128/26    | São Paulo, São Paulo, BR            | -23.5505, -46.6333 | 500    | -23.6, -46.6    | Satellite  | AS64506 Cruzeiro Satélite      | public + residential proxy |
+# | 192.0.2.128/26    | São Paulo, São Paulo, BR            | -23.5505, -46.6333 | 500    | -24, -47        | Satellite  | AS64506 Cruzeiro Satélite      | public + residential proxy |
 # | 2001:db8::/48     | Berlin, Berlin, DE                  | 52.5244, 13.4105   | 10     | 52.52, 13.41    | Cable/DSL  | AS64507 Spree Kabel            |                            |
 #
 # Every anonymous range also has is_anonymous. Lisbon's names carry a Portuguese

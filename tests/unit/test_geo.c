@@ -158,27 +158,27 @@ struct expect {
 
 /* clang-format off */
 static const struct expect WORLD[] = {
-    {"198.51.100.10", "PT", "Portugal", "Lisbon", "Lisbon", true, 38.72, -9.14, 20, 64500, "Lisbon Fibre",
+    {"198.51.100.10", "PT", "Portugal", "Lisbon", "Lisbon", true, 38.7, -9.1, 20, 64500, "Lisbon Fibre",
      "Cable/DSL", false, false, false, false, false, false, "Cable/DSL · AS64500 Lisbon Fibre", "Lisbon, PT"},
-    {"198.51.100.70", "PT", "Portugal", "Porto", "Porto", true, 41.15, -8.61, 20, 64500, "Lisbon Fibre",
+    {"198.51.100.70", "PT", "Portugal", "Porto", "Porto", true, 41.1, -8.6, 20, 64500, "Lisbon Fibre",
      "Cable/DSL", false, false, false, false, false, false, "Cable/DSL · AS64500 Lisbon Fibre", "Porto, PT"},
-    {"198.51.100.130", "ES", "Spain", "Madrid", "Madrid", true, 40.42, -3.70, 50, 64503, "Meseta Telecom",
+    {"198.51.100.130", "ES", "Spain", "Madrid", "Madrid", true, 40.4, -3.7, 50, 64503, "Meseta Telecom",
      "Cable/DSL", false, false, false, false, false, false, "Cable/DSL · AS64503 Meseta Telecom", "Madrid, ES"},
     {"198.51.100.200", "FR", "France", "", "", false, 0, 0, 0, 0, "", "", false, false, false, false, false,
      false, "", "FR"},
     {"203.0.113.5", "AU", "Australia", "New South Wales", "Sydney", true, -33.9, 151.2, 100, 64501,
      "Southern Mobile", "Cellular", false, false, false, false, false, false,
      "Cellular · AS64501 Southern Mobile", "Sydney, AU"},
-    {"203.0.113.70", "US", "United States", "New York", "New York", true, 40.713, -74.006, 5, 64504,
+    {"203.0.113.70", "US", "United States", "New York", "New York", true, 40.71, -74.01, 5, 64504,
      "Hudson Corp", "Corporate", false, false, false, false, false, false, "Corporate · AS64504 Hudson Corp",
      "New York, US"},
-    {"192.0.2.1", "NL", "Netherlands", "North Holland", "Amsterdam", true, 52.37, 4.90, 50, 64502,
+    {"192.0.2.1", "NL", "Netherlands", "North Holland", "Amsterdam", true, 52.4, 4.9, 50, 64502,
      "Polder Hosting", "Corporate", true, true, false, true, false, false,
      "Anonymous VPN · Hosting · Corporate · AS64502 Polder Hosting", "Amsterdam, NL"},
     {"192.0.2.65", "DE", "Germany", "Hesse", "Frankfurt am Main", true, 50.1, 8.7, 100, 64505,
      "Main Relay Association", "Corporate", true, false, true, false, false, false,
      "Tor exit · Corporate · AS64505 Main Relay Association", "Frankfurt am Main, DE"},
-    {"192.0.2.130", "BR", "Brazil", "São Paulo", "São Paulo", true, -23.6, -46.6, 500, 64506,
+    {"192.0.2.130", "BR", "Brazil", "São Paulo", "São Paulo", true, -24, -47, 500, 64506,
      "Cruzeiro Satélite", "Satellite", true, false, false, false, true, true,
      "Public proxy · Residential proxy · Satellite · AS64506 Cruzeiro Satélite", "São Paulo, BR"},
     {"2001:db8::1", "DE", "Germany", "Berlin", "Berlin", true, 52.52, 13.41, 10, 64507, "Spree Kabel",
@@ -186,10 +186,10 @@ static const struct expect WORLD[] = {
     {"2001:db8:0:ffff::42", "DE", "Germany", "Berlin", "Berlin", true, 52.52, 13.41, 10, 64507, "Spree Kabel",
      "Cable/DSL", false, false, false, false, false, false, "Cable/DSL · AS64507 Spree Kabel", "Berlin, DE"},
     /* IPv4-mapped and NAT64 forms of a Lisbon address */
-    {"::ffff:198.51.100.10", "PT", "Portugal", "Lisbon", "Lisbon", true, 38.72, -9.14, 20, 64500,
+    {"::ffff:198.51.100.10", "PT", "Portugal", "Lisbon", "Lisbon", true, 38.7, -9.1, 20, 64500,
      "Lisbon Fibre", "Cable/DSL", false, false, false, false, false, false, "Cable/DSL · AS64500 Lisbon Fibre",
      "Lisbon, PT"},
-    {"64:ff9b::c633:640a", "PT", "Portugal", "Lisbon", "Lisbon", true, 38.72, -9.14, 20, 64500, "Lisbon Fibre",
+    {"64:ff9b::c633:640a", "PT", "Portugal", "Lisbon", "Lisbon", true, 38.7, -9.1, 20, 64500, "Lisbon Fibre",
      "Cable/DSL", false, false, false, false, false, false, "Cable/DSL · AS64500 Lisbon Fibre", "Lisbon, PT"},
     /* public, but in no database */
     {"203.0.113.200", "", "", "", "", false, 0, 0, 0, 0, "", "", false, false, false, false, false, false, "", ""},
@@ -580,10 +580,49 @@ static void test_speed(void **state)
     assert_near(lw_geo_speed_kmh(NAN, 0), 0.0, 0);
 }
 
+/* The stored precision is never much finer than the accuracy radius: the
+ * grid step is the coarsest of 1, 0.1, 0.01, 0.001 degrees not larger than
+ * the radius (20 km -> 0.1 deg, not 0.01). */
+static void test_rounding_follows_accuracy(void **state)
+{
+    (void)state;
+    lw_geo *g = lw_geo_open(world);
+    assert_non_null(g);
+    size_t checked = 0;
+    for (size_t i = 0; i < sizeof WORLD / sizeof WORLD[0]; i++) {
+        lw_geo_info info;
+        assert_int_equal(lw_geo_lookup(g, WORLD[i].ip, &info), LW_OK);
+        if (!info.has_location)
+            continue;
+        double step = 1.0;
+        while (step > 0.001 && 111.195 * step > info.accuracy_radius_km)
+            step /= 10;
+        print_message("  %s: %u km -> %g deg\n", WORLD[i].ip, info.accuracy_radius_km, step);
+        /* On the grid of that step... */
+        assert_near(info.latitude / step, round(info.latitude / step), 1e-6);
+        assert_near(info.longitude / step, round(info.longitude / step), 1e-6);
+        /* ...and the step is no finer than a tenth of the radius allows. */
+        assert_true(111.195 * step * 10 > info.accuracy_radius_km || step == 1.0);
+        checked++;
+    }
+    assert_true(checked >= 8);
+    /* Lisbon's 20 km: one decimal (38.7223 -> 38.7), not two (38.72). */
+    lw_geo_info lis;
+    lw_geo_lookup(g, "198.51.100.10", &lis);
+    assert_int_equal(lis.accuracy_radius_km, 20);
+    assert_near(lis.latitude, 38.7, 1e-9);
+    /* São Paulo's 500 km: whole degrees. */
+    lw_geo_info sp;
+    lw_geo_lookup(g, "192.0.2.130", &sp);
+    assert_near(sp.latitude, -24.0, 1e-9);
+    lw_geo_close(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_world),
+        cmocka_unit_test(test_rounding_follows_accuracy),
         cmocka_unit_test(test_lisbon_in_english),
         cmocka_unit_test(test_country_only_layout),
         cmocka_unit_test(test_unlabelled_database),

@@ -14,6 +14,7 @@
 
 #include "app.h"
 #include "bus.h"
+#include "config.h"
 #include "geo.h"
 #include "lw.h"
 #include "place.h"
@@ -25,6 +26,8 @@
 #define PORTO "198.51.100.70"
 #define MADRID "198.51.100.130"
 #define SYDNEY "203.0.113.10"
+#define NEW_YORK "203.0.113.70"
+#define FRANCE "198.51.100.200"
 #define VPN "192.0.2.10"
 #define TOR "192.0.2.70"
 
@@ -126,13 +129,29 @@ static void make_account(fixture *f, const char *ip)
     assert_int_equal(lw_store_account_create(f->app.store, &a, &p, NULL), LW_OK);
 }
 
-static lw_risk_level assess(fixture *f, const char *ip, lw_risk *k)
+static lw_risk_level assess_from(fixture *f, const char *ip, const lw_place *primary_at, lw_risk *k)
 {
     lw_link_request r;
     memset(&r, 0, sizeof r);
     lw_strlcpy(r.ip, ip, sizeof r.ip);
-    lw_risk_link(&f->app, &r, "acct1", k);
+    lw_risk_link(&f->app, &r, "acct1", primary_at, k);
     return k->level;
+}
+
+static lw_risk_level assess(fixture *f, const char *ip, lw_risk *k)
+{
+    return assess_from(f, ip, NULL, k);
+}
+
+static size_t count_alerts(fixture *f, const char *kind)
+{
+    lw_alert *list = NULL;
+    size_t n = 0, c = 0;
+    assert_int_equal(lw_store_alert_list(f->app.store, "acct1", 1000, &list, &n), LW_OK);
+    for (size_t i = 0; i < n; i++)
+        c += strcmp(list[i].kind, kind) == 0;
+    lw_free(list);
+    return c;
 }
 
 static bool has_reason(const lw_risk *k, const char *code)
@@ -151,14 +170,17 @@ static void test_rules(void **state)
     fixture *f = *state;
     make_account(f, LISBON);
     lw_risk k;
+    /* Rounded to their 20 and 50 km accuracy, Lisbon and Madrid are 500 km
+     * apart, right at the default: the test world's threshold is set below. */
+    f->app.cfg.far_km = 450;
 
-    /* Porto: same country, ~275 km: nothing to say. */
+    /* Porto: same country, ~270 km: nothing to say. */
     assert_int_equal(assess(f, PORTO, &k), LW_RISK_LOW);
     assert_int_equal(json_array_size(k.reasons), 0);
     assert_true(k.distance_km > 250 && k.distance_km < 300);
     lw_risk_clear(&k);
 
-    /* Madrid: a new country and ~502 km: two signals make it high. */
+    /* Madrid: a new country and ~500 km: two signals make it high. */
     assert_int_equal(assess(f, MADRID, &k), LW_RISK_HIGH);
     assert_true(k.new_country && k.far);
     assert_true(has_reason(&k, "new_country") && has_reason(&k, "far_from_primary"));
@@ -177,7 +199,7 @@ static void test_rules(void **state)
     assess(f, MADRID, &k);
     assert_true(k.far);
     lw_risk_clear(&k);
-    f->app.cfg.far_km = 500;
+    f->app.cfg.far_km = 450;
 
     /* Anonymous networks: a VPN (also a new country, NL) and Tor (high on its own). */
     assess(f, VPN, &k);
@@ -221,12 +243,12 @@ static void test_moves_raise_alerts(void **state)
     lw_place_lookup(&f->app, PORTO, &porto, NULL);
     lw_place_lookup(&f->app, "198.51.100.200", &france, NULL);
     /* Lisbon -> Sydney in a minute: impossible. In 30 hours: fine (and a country change). */
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 60 * 1000);
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 30LL * 3600 * 1000);
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 60 * 1000, 0, NULL);
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 30LL * 3600 * 1000, 0, NULL);
     /* Lisbon -> Porto in a minute: same country, 275 km at 16,500 km/h: impossible too. */
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &porto, 60 * 1000);
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &porto, 60 * 1000, 0, NULL);
     /* Lisbon -> France without coordinates: a country change. */
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &france, 60 * 1000);
+    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &france, 60 * 1000, 0, NULL);
     lw_alert *list = NULL;
     size_t n = 0;
     assert_int_equal(lw_store_alert_list(f->app.store, "acct1", 10, &list, &n), LW_OK);
@@ -241,6 +263,155 @@ static void test_moves_raise_alerts(void **state)
     lw_free(list);
 }
 
+/* The distance from the primary is from where its own request comes from
+ * now, not its stored place (written at most once a minute). */
+static void test_primary_place_is_the_scan(void **state)
+{
+    need_world();
+    fixture *f = *state;
+    make_account(f, LISBON); /* stored: Lisbon */
+    lw_place ny;
+    lw_place_lookup(&f->app, NEW_YORK, &ny, NULL);
+    lw_risk k;
+    /* The phone flew to New York and scans a New York request: nothing odd. */
+    assert_int_equal(assess_from(f, NEW_YORK, &ny, &k), LW_RISK_LOW);
+    assert_false(k.far);
+    assert_false(k.new_country);
+    assert_true(k.distance_km >= 0 && k.distance_km < 1);
+    lw_risk_clear(&k);
+    /* Judged against the stored place, the same request looked far and new. */
+    assert_int_equal(assess_from(f, NEW_YORK, NULL, &k), LW_RISK_HIGH);
+    assert_true(k.far && k.new_country);
+    lw_risk_clear(&k);
+    /* And from New York, a Lisbon request is now the far one. */
+    assess_from(f, LISBON, &ny, &k);
+    assert_true(k.far);
+    assert_true(k.distance_km > 5000);
+    lw_risk_clear(&k);
+    /* A phone at an unknown address: the stored place stands in. */
+    lw_place nowhere;
+    lw_place_lookup(&f->app, "203.0.113.200", &nowhere, NULL);
+    assess_from(f, NEW_YORK, &nowhere, &k);
+    assert_true(k.far);
+    lw_risk_clear(&k);
+}
+
+/* A session flapping between two countries: one country_changed per
+ * --move-alert-interval per device, not one per request. */
+static void test_move_alerts_throttled(void **state)
+{
+    need_world();
+    fixture *f = *state;
+    make_account(f, LISBON);
+    lw_place pt, fr;
+    lw_place_lookup(&f->app, LISBON, &pt, NULL);
+    lw_place_lookup(&f->app, FRANCE, &fr, NULL);
+    assert_int_equal(f->app.cfg.move_alert_interval_ms, 10 * 60 * 1000); /* the default */
+    lw_move_alerts seen = {0};
+    int64_t t0 = 1700000000000LL, now = t0;
+    for (int i = 0; i < 20; i++, now += 1000)
+        lw_risk_on_move(&f->app, "acct1", "dev-a", i % 2 ? &fr : &pt, i % 2 ? &pt : &fr, 1000, now, &seen);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 1);
+    /* Just before the interval is over: still quiet; at it: the next one. */
+    lw_risk_on_move(&f->app, "acct1", "dev-a", &pt, &fr, 1000, t0 + 10 * 60 * 1000 - 1, &seen);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 1);
+    lw_risk_on_move(&f->app, "acct1", "dev-a", &pt, &fr, 1000, t0 + 10 * 60 * 1000, &seen);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 2);
+    /* Per device: another device has its own. */
+    lw_move_alerts other = {0};
+    lw_risk_on_move(&f->app, "acct1", "dev-b", &pt, &fr, 1000, now, &other);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 3);
+    /* Per kind: an impossible move is not held back by a country change. */
+    lw_place sydney;
+    lw_place_lookup(&f->app, SYDNEY, &sydney, NULL);
+    lw_risk_on_move(&f->app, "acct1", "dev-a", &fr, &sydney, 1000, t0 + 10 * 60 * 1000 + 1, &seen);
+    lw_risk_on_move(&f->app, "acct1", "dev-a", &sydney, &pt, 1000, t0 + 10 * 60 * 1000 + 2, &seen);
+    assert_int_equal(count_alerts(f, "session.impossible_travel"), 1);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 3); /* the throttled impossible move did not fall through */
+    /* --move-alert-interval 0: every move. */
+    f->app.cfg.move_alert_interval_ms = 0;
+    lw_move_alerts all = {0};
+    for (int i = 0; i < 20; i++)
+        lw_risk_on_move(&f->app, "acct1", "dev-c", i % 2 ? &fr : &pt, i % 2 ? &pt : &fr, 1000, now + i, &all);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 23);
+}
+
+/* Impossible travel judges the distance less both accuracy radii, at the
+ * configured --travel-kmh. */
+static void test_travel_minus_accuracy(void **state)
+{
+    (void)state;
+    /* 10 degrees of longitude on the equator: 1,111.95 km between centres. */
+    lw_place a = {.lat = 0, .lon = 0, .has_loc = true, .accuracy_km = 20};
+    lw_place b = {.lat = 0, .lon = 10, .has_loc = true, .accuracy_km = 30};
+    double km = lw_place_distance_km(&a, &b);
+    assert_true(km > 1111 && km < 1113);
+    assert_true(fabs(lw_risk_travel_km(&a, &b) - (km - 50)) < 1e-9);
+    lw_place fuzzy = b;
+    fuzzy.accuracy_km = 2000; /* coarser than the distance: no travel at all */
+    assert_true(lw_risk_travel_km(&a, &fuzzy) == 0);
+    lw_place nowhere = {0};
+    assert_true(lw_risk_travel_km(&a, &nowhere) < 0);
+
+    lw_app app;
+    memset(&app, 0, sizeof app);
+    lw_config_defaults(&app.cfg);
+    /* The time at which the certain distance is covered at exactly 900 km/h. */
+    int64_t at = (int64_t)((km - 50) / 900.0 * 3600000.0);
+    /* At the threshold and across it: only the certain distance counts. */
+    assert_false(lw_risk_impossible(lw_risk_travel_km(&a, &b), at + 1000, app.cfg.travel_kmh));
+    assert_true(lw_risk_impossible(lw_risk_travel_km(&a, &b), at - 1000, app.cfg.travel_kmh));
+    /* Centre to centre, the same slower move would have looked impossible. */
+    assert_true(lw_risk_impossible(km, at + 1000, app.cfg.travel_kmh));
+}
+
+/* --travel-kmh moves the threshold of lw_risk_on_move (through the config). */
+static void test_travel_kmh_option(void **state)
+{
+    need_world();
+    fixture *f = *state;
+    make_account(f, LISBON);
+    lw_place lisbon, madrid;
+    lw_place_lookup(&f->app, LISBON, &lisbon, NULL);
+    lw_place_lookup(&f->app, MADRID, &madrid, NULL);
+    /* Lisbon-Madrid less 20 + 50 km of accuracy, in one hour. */
+    double travel = lw_risk_travel_km(&lisbon, &madrid);
+    assert_true(travel > 400 && travel < 460);
+    const int64_t hour = 3600 * 1000;
+    /* Set as the option is (an integration test cannot wait an hour). */
+    char msg[128], v[32];
+    snprintf(v, sizeof v, "%.0f", ceil(travel) + 1); /* just above the speed: possible, a country change */
+    assert_int_equal(lw_config_set(&f->app.cfg, "travel-kmh", v, msg, sizeof msg), 0);
+    lw_risk_on_move(&f->app, "acct1", "d1", &lisbon, &madrid, hour, 1, NULL);
+    assert_int_equal(count_alerts(f, "session.impossible_travel"), 0);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 1);
+    snprintf(v, sizeof v, "%.0f", floor(travel) - 1); /* just below: impossible */
+    assert_int_equal(lw_config_set(&f->app.cfg, "travel-kmh", v, msg, sizeof msg), 0);
+    lw_risk_on_move(&f->app, "acct1", "d2", &lisbon, &madrid, hour, 2, NULL);
+    assert_int_equal(count_alerts(f, "session.impossible_travel"), 1);
+    assert_int_equal(count_alerts(f, "session.country_changed"), 1);
+}
+
+/* --far-km through the config: the option file's value reaches the rule. */
+static void test_far_km_option(void **state)
+{
+    need_world();
+    fixture *f = *state;
+    make_account(f, LISBON);
+    char msg[128];
+    lw_risk k;
+    assert_int_equal(lw_config_set(&f->app.cfg, "far-km", "250", msg, sizeof msg), 0);
+    assess(f, PORTO, &k); /* ~275 km */
+    assert_true(k.far && has_reason(&k, "far_from_primary"));
+    assert_int_equal(k.level, LW_RISK_MEDIUM);
+    lw_risk_clear(&k);
+    assert_int_equal(lw_config_set(&f->app.cfg, "far-km", "300", msg, sizeof msg), 0);
+    assess(f, PORTO, &k);
+    assert_false(k.far);
+    assert_int_equal(k.level, LW_RISK_LOW);
+    lw_risk_clear(&k);
+}
+
 int main(void)
 {
     lw_crypto_init();
@@ -250,6 +421,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_country_is_not_new, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moves_raise_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_primary_place_is_the_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_alerts_throttled, setup, teardown),
+        cmocka_unit_test(test_travel_minus_accuracy),
+        cmocka_unit_test_setup_teardown(test_travel_kmh_option, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_far_km_option, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
