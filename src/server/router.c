@@ -244,6 +244,14 @@ static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expi
                          lw_end_reason_message(reason));
         return false;
     case LW_ENOTFOUND:
+        if (logout && rq->cookie_auth) {
+            /* A cookie whose session is gone altogether (its account was
+             * deleted): forgetting it is all there is to do. */
+            lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
+            lw_api_set_cookie(rq, "lw_session", "", 0);
+            lw_reply_json(rq, 200, json_pack("{s:b, s:b}", "ended", 1, "already", 1));
+            return false;
+        }
         lw_reply_error(rq, 401, "unauthenticated", "The credential is not valid.");
         return false;
     default:

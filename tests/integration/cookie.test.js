@@ -94,6 +94,26 @@ test('the cookie authenticates API routes and the WebSocket; refresh replaces it
   assert.equal(after.json.error.reason, 'logout');
 });
 
+test('a browser asking to log out a session that already ended is told to forget its cookie (200), a token is not', async () => {
+  const { res } = await linkWithCookie();
+  const jar = cookieValue(res.headers.get('set-cookie'));
+  const me = h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { headers: { cookie: jar } }), 200);
+  // Ended from the phone: the page hears session.ended on its socket, then asks to be forgotten.
+  h.expectStatus(await h.api(server.url, 'DELETE', `/v1/devices/${me.device.id}`, { token: primary.token }), 200);
+  const out = await h.api(server.url, 'DELETE', '/v1/session', { headers: { cookie: jar } });
+  assert.deepEqual(h.expectStatus(out, 200), { ended: true, already: true, reason: 'remote_logout' });
+  assert.match(out.headers.get('clear-site-data') || '', /"cookies"/);
+  assert.match(out.headers.get('set-cookie') || '', /lw_session=;.*Max-Age=0/);
+  // Nothing changed: still ended as remote_logout, not logout.
+  const [row] = (await h.api(server.url, 'GET', '/v1/history', { token: primary.token })).json.sessions
+    .filter((d) => d.id === me.device.id);
+  assert.equal(row.end_reason, 'remote_logout');
+  // With a bearer token (not a browser) the ended session is still an error.
+  const c = await h.linkCompanionApi(server.url, primary);
+  h.expectStatus(await h.api(server.url, 'DELETE', `/v1/devices/${c.deviceId}`, { token: primary.token }), 200);
+  h.expectError(await h.api(server.url, 'DELETE', '/v1/session', { token: c.token }), 401, 'session_ended');
+});
+
 test('a cookie sent from another site does not change state (Origin check)', async () => {
   const { res, cookie } = await linkWithCookie(true);
   h.expectStatus(res, 201);
