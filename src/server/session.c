@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <h2o.h>
+
 #include "alert.h"
 #include "bus.h"
 #include "log.h"
@@ -38,11 +40,30 @@ typedef struct centry {
     uint32_t view_len, view_ts;
 } centry;
 
+/* How often a server alone on its SQLite file looks whether another process
+ * wrote to it, when no request asks sooner (see check_foreign_writes). */
+#define LW_FOREIGN_CHECK_MS 250
+
 struct lw_sessions {
     lw_app *app;
     lw_map *by_selector;
     lw_map *by_device;
+    /* Another server on the same SQLite file (check_foreign_writes). */
+    int64_t foreign_checked_at;
+    int64_t foreign_logged_at;
+    bool sockets_stale; /* a change was seen by a request: the timer checks the sockets */
+    h2o_timeout_t foreign_every;
+    h2o_timeout_entry_t foreign_timer;
 };
+
+static void check_foreign_writes(lw_sessions *s, bool sockets);
+
+static void on_foreign_timer(h2o_timeout_entry_t *entry)
+{
+    lw_sessions *s = H2O_STRUCT_FROM_MEMBER(lw_sessions, foreign_timer, entry);
+    check_foreign_writes(s, true);
+    h2o_timeout_link(s->app->loop, &s->foreign_every, &s->foreign_timer);
+}
 
 lw_sessions *lw_sessions_new(lw_app *app)
 {
@@ -55,6 +76,11 @@ lw_sessions *lw_sessions_new(lw_app *app)
     if (!s->by_selector || !s->by_device) {
         lw_sessions_free(s);
         return NULL;
+    }
+    if (app->loop && !app->shared_store) {
+        s->foreign_timer.cb = on_foreign_timer;
+        h2o_timeout_init(app->loop, &s->foreign_every, LW_FOREIGN_CHECK_MS);
+        h2o_timeout_link(app->loop, &s->foreign_every, &s->foreign_timer);
     }
     return s;
 }
@@ -71,6 +97,8 @@ void lw_sessions_free(lw_sessions *s)
 {
     if (!s)
         return;
+    if (h2o_timeout_is_linked(&s->foreign_timer))
+        h2o_timeout_unlink(&s->foreign_timer);
     if (s->by_device)
         lw_map_each(s->by_device, free_entry, NULL);
     lw_map_free(s->by_device);
@@ -175,6 +203,7 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
     lw_cred_hash(&cred, s->app->hash_key, hash);
     lw_cred_wipe(&cred);
 
+    check_foreign_writes(s, false);
     centry *e = lw_map_get(s->by_selector, selector);
     if (!e) {
         lw_session sess;
@@ -410,7 +439,8 @@ void lw_sessions_forget(lw_sessions *s, const char *device_id)
     drop(s, device_id);
 }
 
-int lw_sessions_resync(lw_sessions *s)
+/* Forgets every cached session (their last-active times written first). */
+static void drop_cache(lw_sessions *s)
 {
     lw_sessions_flush(s, true);
     lw_map_each(s->by_device, free_entry, NULL);
@@ -418,6 +448,47 @@ int lw_sessions_resync(lw_sessions *s)
     lw_map_free(s->by_selector);
     s->by_device = lw_map_new();
     s->by_selector = lw_map_new();
+}
+
+/*
+ * Two servers on one SQLite file (the overlap of a restart without downtime,
+ * SO_REUSEPORT) each keep a session cache, and only the one that ended a
+ * session knows. So before trusting its cache a server asks SQLite whether
+ * another process committed since it last looked (PRAGMA data_version, a
+ * page-cache counter: no disk read), at most once per millisecond of the loop's
+ * clock; if so it drops the cache, and each credential is read from the store
+ * again. The timer (every 250 ms) also closes the sockets of sessions the
+ * other process ended, as a node does after missed notifications. Alone on its
+ * file, a server never sees a change and keeps its cache.
+ */
+static void check_foreign_writes(lw_sessions *s, bool sockets)
+{
+    if (s->app->shared_store)
+        return;
+    int64_t now = lw_now_ms();
+    if (!sockets && now == s->foreign_checked_at)
+        return;
+    s->foreign_checked_at = now;
+    bool changed = false;
+    int rc = lw_store_changed_elsewhere(s->app->store, &changed);
+    if (rc != LW_OK)
+        return;
+    if (changed && now - s->foreign_logged_at >= 10000) {
+        lw_log_info("session", "another process wrote to the store: cached sessions are read again");
+        s->foreign_logged_at = now;
+    }
+    if (sockets && (changed || s->sockets_stale)) {
+        s->sockets_stale = false;
+        lw_sessions_resync(s);
+    } else if (changed) {
+        s->sockets_stale = true;
+        drop_cache(s);
+    }
+}
+
+int lw_sessions_resync(lw_sessions *s)
+{
+    drop_cache(s);
     char(*ids)[LW_ID_STRLEN] = NULL;
     size_t n = lw_bus_devices(s->app->bus, &ids);
     int result = LW_OK;

@@ -227,6 +227,12 @@ int lw_store_get_stats(lw_store *s, lw_store_stats *out)
 
 /* Not TIMED: it runs on the control socket's backup thread (the histograms
  * belong to the loop), and a backup's seconds are not a store latency. */
+int lw_store_changed_elsewhere(lw_store *s, bool *changed)
+{
+    *changed = false;
+    return s->ops->changed_elsewhere ? s->ops->changed_elsewhere(s, changed) : LW_OK;
+}
+
 int lw_store_backup(lw_store *s, const char *path)
 {
     return s->ops->backup(s, path);

@@ -273,6 +273,13 @@ typedef struct lw_store_ops {
      * connection of its own); LW_EINVAL if path exists or s cannot be copied
      * so (PostgreSQL: use pg_dump). */
     int (*backup)(lw_store *s, const char *path);
+    /* Whether another process committed to the store since the last call
+     * (SQLite: PRAGMA data_version; the first call only starts counting).
+     * Two servers on one SQLite file, as during a restart without downtime
+     * (SO_REUSEPORT), each cache sessions: the one that did not end a session
+     * learns of it here. NULL where every request reads the store anyway
+     * (PostgreSQL, shared by several nodes). */
+    int (*changed_elsewhere)(lw_store *s, bool *changed);
 } lw_store_ops;
 
 /* Opens the store named by location: "postgres://..." or "postgresql://..."
@@ -281,6 +288,8 @@ typedef struct lw_store_ops {
  * (created with its schema, migrated to the current version). */
 int lw_store_open(lw_store **out, const char *location);
 void lw_store_close(lw_store *s);
+/* ops->changed_elsewhere, or false where the backend has none. */
+int lw_store_changed_elsewhere(lw_store *s, bool *changed);
 
 /* Current schema version of the SQLite backend (migrations are numbered 1..N). */
 int lw_store_sqlite_schema_version(lw_store *s);

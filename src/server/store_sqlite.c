@@ -194,6 +194,7 @@ enum {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_USER_VERSION,
+    ST_DATA_VERSION,
     ST_ACCOUNT_INSERT,
     ST_ACCOUNT_GET,
     ST_ACCOUNT_GET_BY_HANDLE,
@@ -251,6 +252,7 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_USER_VERSION] = "PRAGMA user_version",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
 
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (" ACCOUNT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_ACCOUNT_GET] = "SELECT " ACCOUNT_COLS " FROM accounts WHERE id = ?1",
@@ -414,6 +416,9 @@ typedef struct sqlite_store {
     /* The database file, for connections of other threads (the backup);
      * "" when in memory. Set at open, read-only afterwards. */
     char file[4096];
+    /* PRAGMA data_version as last read (sq_changed_elsewhere). */
+    int data_version;
+    bool data_version_known;
 } sqlite_store;
 
 /* ---- logging --------------------------------------------------------------- */
@@ -2148,6 +2153,23 @@ int lw_store_sqlite_schema_version(lw_store *base)
     return rc == LW_OK ? version : rc;
 }
 
+/* PRAGMA data_version changes only when another connection commits. This
+ * process writes through this connection alone (its checkpoint and backup
+ * connections commit nothing), so a change means another process wrote. */
+static int sq_changed_elsewhere(lw_store *base, bool *changed)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    int version = 0;
+    binder b = bind_start(s, ST_DATA_VERSION);
+    int rc = query_one(s, &b, "read data version", read_int, &version);
+    if (rc != LW_OK)
+        return rc;
+    *changed = s->data_version_known && version != s->data_version;
+    s->data_version = version;
+    s->data_version_known = true;
+    return LW_OK;
+}
+
 const lw_store_ops lw_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -2186,6 +2208,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .sweep = sq_sweep,
     .stats = sq_stats,
     .backup = sq_backup,
+    .changed_elsewhere = sq_changed_elsewhere,
 };
 
 int lw_store_sqlite_check_file(const char *path, int *version, char *msg, size_t cap)
