@@ -914,3 +914,12 @@ int cli_dispatch(const char *prog, void (*usage)(FILE *), const cli_cmd *cmds, s
             return cmds[k].run(&o, argc - i, argv + i);
     return cli_usage_error(prog, "unknown command '%s'", argv[i]);
 }
+
+int cli_open_device_default_server(cli_opts *o, const char *default_name, lwc_device **out)
+{
+    const char *env = getenv("LINKWARD_SERVER");
+    o->server = env != NULL && env[0] != '\0' ? env : CLI_DEFAULT_SERVER;
+    cli_msg("linkward: no --server given; using %s%s\n", o->server,
+            env != NULL && env[0] != '\0' ? " (LINKWARD_SERVER)" : "");
+    return cli_open_device(o, default_name, out);
+}

@@ -294,7 +294,9 @@ static int cmd_link(cli_opts *o, int argc, char **argv)
         return rc;
     if (lwc_device_client(k.d) == NULL) {
         lwc_device_free(k.d);
-        return cli_usage_error("companion", "link needs --server URL");
+        k.d = NULL;
+        if ((rc = cli_open_device_default_server(o, "companion.json", &k.d)) != CLI_OK)
+            return rc;
     }
     if (lwc_device_linked(k.d) && !o->json)
         cli_msg("Note: this state already holds a session (device %s); linking replaces it.\n",

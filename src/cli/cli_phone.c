@@ -125,7 +125,9 @@ static int cmd_register(cli_opts *o, int argc, char **argv)
         return rc;
     if (lwc_device_client(d) == NULL) {
         lwc_device_free(d);
-        return cli_usage_error("phone", "register needs --server URL");
+        d = NULL;
+        if ((rc = cli_open_device_default_server(o, "phone.json", &d)) != CLI_OK)
+            return rc;
     }
     json_t *info = lwc_client_info(r.name), *answer = NULL;
     int lrc = info ? lwc_register(d, r.handle, r.invite, info, &answer) : LW_ENOMEM;
