@@ -28,6 +28,7 @@ void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *n
     place->has_loc = g.has_location;
     place->lat = g.latitude;
     place->lon = g.longitude;
+    lw_strlcpy(place->network, g.network, sizeof place->network);
     if (net) {
         lw_strlcpy(net->network, g.network, sizeof net->network);
         net->anonymous = g.anonymous;
