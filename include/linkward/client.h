@@ -240,6 +240,10 @@ int lwc_link_scan(lwc_device *d, const char *payload, const char *code, lwc_scan
 const char *lwc_scan_id(const lwc_scan *s);
 json_t *lwc_scan_request(const lwc_scan *s);
 json_t *lwc_scan_risk(const lwc_scan *s);
+/* True when the server's link policy refuses this request outright (the
+ * scan's "blocked"): no approval, with or without accepting the risk, can
+ * link it. */
+bool lwc_scan_blocked(const lwc_scan *s);
 /* The requester's key fingerprint in human form ("a1b2 c3d4 ..."). */
 const char *lwc_scan_fingerprint(const lwc_scan *s);
 void lwc_scan_free(lwc_scan *s);

@@ -593,6 +593,38 @@ static void table_print(const table *t)
     fflush(stdout);
 }
 
+/* "198.51.100.10 · Lisbon, PT · Cable/DSL · AS64500 …", "-" for what is unknown. */
+static void place_line(json_t *place, char *dst, size_t cap)
+{
+    char ip[CELL], where[CELL], network[CELL];
+    cli_safe(cli_str(place, "ip")[0] ? cli_str(place, "ip") : "-", ip, sizeof(ip));
+    cli_place(place, where, sizeof(where));
+    cli_safe(cli_str(place, "network")[0] ? cli_str(place, "network") : "-", network, sizeof(network));
+    /* Callers give 4 * CELL: three cells and the separators always fit. */
+    (void)snprintf(dst, cap, "%s · %s · %s", ip, where, network);
+}
+
+static void print_device_details(json_t *rec)
+{
+    char name[CELL], id[CELL], role[CELL], model[CELL], key[CELL], first[4 * CELL], last[4 * CELL];
+    cli_safe(cli_str(rec, "name")[0] ? cli_str(rec, "name") : "(no name)", name, sizeof(name));
+    cli_safe(cli_str(rec, "id"), id, sizeof(id));
+    cli_safe(cli_str(rec, "role")[0] ? cli_str(rec, "role") : "-", role, sizeof(role));
+    cli_safe(cli_str(rec, "device_model")[0] ? cli_str(rec, "device_model") : "-", model, sizeof(model));
+    cli_safe(cli_str(rec, "key_fingerprint")[0] ? cli_str(rec, "key_fingerprint") : "-", key, sizeof(key));
+    place_line(json_object_get(rec, "first_seen"), first, sizeof(first));
+    place_line(json_object_get(rec, "last_seen"), last, sizeof(last));
+    printf("\n%s (%s)%s\n"
+           "  Role:        %s\n"
+           "  Device:      %s\n"
+           "  Key:         %s\n"
+           "  First seen:  %s\n"
+           "  Last seen:   %s\n",
+           name, id, json_is_true(json_object_get(rec, "current")) ? " — this device" : "", role, model, key, first,
+           last);
+    fflush(stdout);
+}
+
 void cli_print_devices(json_t *records, bool history)
 {
     size_t n = json_array_size(records);
@@ -640,6 +672,11 @@ void cli_print_devices(json_t *records, bool history)
     if (!history)
         cli_msg("(* = this device)\n");
     free(t.cells);
+    /* The table is the overview; "who is linked" also needs what does not
+     * fit a row: the role, the device, the key to compare with the device's
+     * own screen, and where it was linked next to where it was last used. */
+    for (size_t r = 0; r < n; r++)
+        print_device_details(json_array_get(records, r));
 }
 
 /* A one-line summary of an alert's details: its sentence when the server
@@ -680,9 +717,9 @@ void cli_print_alerts(json_t *alerts)
     t.cells = calloc(n, sizeof(*t.cells));
     if (t.cells == NULL)
         return;
-    const char *heads[] = {"TIME", "KIND", "DEVICE", "ACKED", "DETAILS"};
-    const size_t maxw[] = {16, 28, 22, 5, 80};
-    t.ncols = 5;
+    const char *heads[] = {"TIME", "KIND", "DEVICE", "ANSWER", "DETAILS", "ID"};
+    const size_t maxw[] = {16, 28, 22, 17, 80, 43};
+    t.ncols = 6;
     for (int c = 0; c < t.ncols; c++) {
         t.heads[c] = heads[c];
         t.maxw[c] = maxw[c];
@@ -693,8 +730,11 @@ void cli_print_alerts(json_t *alerts)
         short_time(cli_str(a, "created_at"), row[0], CELL);
         cli_safe(cli_str(a, "kind"), row[1], CELL);
         cli_safe(cli_str(a, "device_id")[0] ? cli_str(a, "device_id") : "-", row[2], CELL);
-        (void)lw_strlcpy(row[3], json_is_true(json_object_get(a, "acked")) ? "yes" : "no", CELL);
+        /* How it was answered; "yes" from a server that does not say. */
+        const char *answer = cli_str(a, "answer");
+        cli_safe(answer[0] ? answer : json_is_true(json_object_get(a, "acked")) ? "yes" : "-", row[3], CELL);
         details_text(json_object_get(a, "details"), row[4], CELL);
+        cli_safe(cli_str(a, "id"), row[5], CELL);
         for (int k = 0; k < t.ncols; k++)
             truncate_cell(row[k], t.maxw[k]);
     }

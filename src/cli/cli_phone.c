@@ -26,8 +26,8 @@ static void phone_usage(FILE *f)
           "  deny PAYLOAD | --image QR.png | --code XXXX-XXXX\n"
           "  devices | history | alerts [--follow]\n"
           "  alerts ack ALERT_ID          (\"it was me\")\n"
-          "  logout DEVICE_ID | --all     (log out that device / every device)\n"
-          "  secure                       (log out every device; no links until the PIN is changed)\n"
+          "  logout DEVICE_ID [--alert ALERT_ID] | --all   (log out that device / every device)\n"
+          "  secure [--alert ALERT_ID]    (log out every device; no links until the PIN is changed)\n"
           "  history delete DEVICE_ID | --all\n"
           "  pin set --pin PIN | pin change --pin OLD --new-pin NEW [--logout-all] | pin disable --pin PIN\n"
           "  delete-account --yes [--pin PIN]\n"
@@ -394,7 +394,15 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
 
     bool approve_it = false, accept_risk = l.accept_risk;
     bool high = strcmp(cli_str(lwc_scan_risk(s), "level"), "high") == 0;
-    if (!deny_only) {
+    if (!deny_only && lwc_scan_blocked(s)) {
+        /* Nothing the holder can add changes this answer: say whose rule it
+         * is, rather than suggest --accept-risk. */
+        if (o->json)
+            cli_json_event("{ss ss ss}", "event", "error", "code", "risk_blocked", "message",
+                           "This server's policy refuses high-risk links; it cannot be linked.");
+        cli_msg("linkward: this request is high risk and this server's policy refuses high-risk links "
+                "(--link-policy block-high-risk): it cannot be linked, not even with --accept-risk. Denying it.\n");
+    } else if (!deny_only) {
         if (l.yes) {
             approve_it = true;
             if (high && !accept_risk) {
@@ -497,11 +505,15 @@ static int cmd_devices(cli_opts *o, int argc, char **argv)
 typedef struct all_opt {
     bool all;
     bool follow;
+    const char *alert; /* --alert ALERT_ID: the alert a logout or secure answers */
 } all_opt;
 
 static int flag_opt(void *ctx, int argc, char **argv, int *i)
 {
     all_opt *a = ctx;
+    int m;
+    if ((m = cli_opt_value(argc, argv, i, "--alert", &a->alert)) != 0)
+        return m;
     if (strcmp(argv[*i], "--all") == 0) {
         a->all = true;
         (*i)++;
@@ -515,9 +527,10 @@ static int flag_opt(void *ctx, int argc, char **argv, int *i)
     return 0;
 }
 
-/* Calls path; prints the answer with --json. *count (may be NULL) gets the
- * answer's member count_key for the caller's sentence. */
-static int simple_call(cli_opts *o, const char *method, const char *path, const char *count_key,
+/* Calls path with body (may be NULL; not stolen); prints the answer with
+ * --json. *count (may be NULL) gets the answer's member count_key for the
+ * caller's sentence. */
+static int simple_call(cli_opts *o, const char *method, const char *path, json_t *body, const char *count_key,
                        long long *count)
 {
     lwc_device *d = NULL;
@@ -525,7 +538,7 @@ static int simple_call(cli_opts *o, const char *method, const char *path, const 
     int rc = open_phone(o, &d);
     if (rc != CLI_OK)
         return rc;
-    int lrc = lwc_device_call(d, method, path, NULL, &answer);
+    int lrc = lwc_device_call(d, method, path, body, &answer);
     if (lrc != LW_OK) {
         rc = cli_fail(d, lrc);
         goto done;
@@ -547,8 +560,8 @@ static int cmd_history(cli_opts *o, int argc, char **argv)
     int npos, rc;
     if ((rc = parse_args(o, "history", argc, argv, flag_opt, &a, pos, 2, &npos)) != CLI_OK)
         return rc;
-    if (a.follow)
-        return cli_usage_error("phone", "history: unknown option --follow");
+    if (a.follow || a.alert)
+        return cli_usage_error("phone", "history: unknown option %s", a.follow ? "--follow" : "--alert");
     if (npos == 0) {
         if (a.all)
             return cli_usage_error("phone", "history: --all goes with 'history delete'");
@@ -569,7 +582,7 @@ static int cmd_history(cli_opts *o, int argc, char **argv)
             return CLI_USAGE;
     }
     long long deleted = 0;
-    if ((rc = simple_call(o, "DELETE", path, "deleted", &deleted)) == CLI_OK && !o->json)
+    if ((rc = simple_call(o, "DELETE", path, NULL, "deleted", &deleted)) == CLI_OK && !o->json)
         cli_msg("Deleted %lld ended session record%s.\n", deleted, deleted == 1 ? "" : "s");
     return rc;
 }
@@ -583,8 +596,8 @@ static int cmd_alerts(cli_opts *o, int argc, char **argv)
     if ((rc = parse_args(o, "alerts", argc, argv, flag_opt, &a, apos, 2, &npos)) != CLI_OK)
         return rc;
     (void)pos;
-    if (a.all)
-        return cli_usage_error("phone", "alerts: unknown option --all");
+    if (a.all || a.alert)
+        return cli_usage_error("phone", "alerts: unknown option %s", a.all ? "--all" : "--alert");
     if (npos > 0) {
         /* "alerts ack ID": the holder answers "it was me". */
         if (npos != 2 || strcmp(apos[0], "ack") != 0 || a.follow)
@@ -595,7 +608,7 @@ static int cmd_alerts(cli_opts *o, int argc, char **argv)
         int n = snprintf(path, sizeof(path), "/v1/alerts/%s/ack", apos[1]);
         if (n < 0 || (size_t)n >= sizeof(path))
             return CLI_USAGE;
-        if ((rc = simple_call(o, "POST", path, NULL, NULL)) == CLI_OK && !o->json)
+        if ((rc = simple_call(o, "POST", path, NULL, NULL, NULL)) == CLI_OK && !o->json)
             cli_msg("Marked alert %s as \"it was me\".\n", apos[1]);
         return rc;
     }
@@ -611,6 +624,15 @@ static int cmd_alerts(cli_opts *o, int argc, char **argv)
     return rc;
 }
 
+/* The body naming the alert a logout or "secure" answers, or NULL (none
+ * given, or an id that cannot be one: then the usage error is printed). */
+static json_t *alert_body(const char *alert)
+{
+    if (alert == NULL || !cli_check_id("--alert", alert))
+        return NULL;
+    return json_pack("{ss}", "alert_id", alert);
+}
+
 /* "Secure my account": every companion logged out, links refused until the PIN is changed. */
 static int cmd_secure(cli_opts *o, int argc, char **argv)
 {
@@ -620,12 +642,16 @@ static int cmd_secure(cli_opts *o, int argc, char **argv)
     if ((rc = parse_args(o, "secure", argc, argv, flag_opt, &a, pos, 0, &npos)) != CLI_OK)
         return rc;
     if (a.all || a.follow)
-        return cli_usage_error("phone", "secure takes no options");
+        return cli_usage_error("phone", "secure takes only --alert ALERT_ID");
+    json_t *body = alert_body(a.alert);
+    if (a.alert && !body)
+        return CLI_USAGE;
     long long ended = 0;
-    if ((rc = simple_call(o, "POST", "/v1/account/secure", "ended", &ended)) == CLI_OK && !o->json)
+    if ((rc = simple_call(o, "POST", "/v1/account/secure", body, "ended", &ended)) == CLI_OK && !o->json)
         cli_msg("Logged out %lld device%s. Change your PIN now (linkward phone pin change / pin set); no device "
                 "can be linked until you do.\n",
                 ended, ended == 1 ? "" : "s");
+    json_decref(body);
     return rc;
 }
 
@@ -640,9 +666,11 @@ static int cmd_logout(cli_opts *o, int argc, char **argv)
         return cli_usage_error("phone", "logout: unknown option --follow");
     if ((npos == 1) == a.all)
         return cli_usage_error("phone", "logout needs exactly one of DEVICE_ID or --all");
+    if (a.all && a.alert)
+        return cli_usage_error("phone", "logout: --alert goes with DEVICE_ID (the device the alert is about)");
     long long ended = 0;
     if (a.all) {
-        if ((rc = simple_call(o, "POST", "/v1/devices/logout-all", "ended", &ended)) == CLI_OK && !o->json)
+        if ((rc = simple_call(o, "POST", "/v1/devices/logout-all", NULL, "ended", &ended)) == CLI_OK && !o->json)
             cli_msg("Logged out %lld device%s.\n", ended, ended == 1 ? "" : "s");
         return rc;
     }
@@ -652,8 +680,12 @@ static int cmd_logout(cli_opts *o, int argc, char **argv)
     int n = snprintf(path, sizeof(path), "/v1/devices/%s", pos[0]);
     if (n < 0 || (size_t)n >= sizeof(path))
         return CLI_USAGE;
-    if ((rc = simple_call(o, "DELETE", path, NULL, NULL)) == CLI_OK && !o->json)
-        cli_msg("Logged out device %s.\n", pos[0]);
+    json_t *body = alert_body(a.alert);
+    if (a.alert && !body)
+        return CLI_USAGE;
+    if ((rc = simple_call(o, "DELETE", path, body, NULL, NULL)) == CLI_OK && !o->json)
+        cli_msg("Logged out device %s%s%s.\n", pos[0], a.alert ? ", answering alert " : "", a.alert ? a.alert : "");
+    json_decref(body);
     return rc;
 }
 

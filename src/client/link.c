@@ -212,6 +212,11 @@ json_t *lwc_scan_risk(const lwc_scan *s)
     return json_object_get(s->answer, "risk");
 }
 
+bool lwc_scan_blocked(const lwc_scan *s)
+{
+    return json_is_true(json_object_get(s->answer, "blocked"));
+}
+
 const char *lwc_scan_fingerprint(const lwc_scan *s)
 {
     return s->fp_human;

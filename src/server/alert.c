@@ -16,8 +16,12 @@ json_t *lw_alert_json(const lw_alert *a)
     json_t *details = json_loads(a->details[0] ? a->details : "{}", 0, NULL);
     if (!details)
         details = json_object();
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "id", a->id, "kind", a->kind, "created_at", t, "device_id",
-                     a->device_id, "details", details, "acked", a->acked_at > 0);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "id", a->id, "kind", a->kind, "created_at", t,
+                          "device_id", a->device_id, "details", details, "acked", a->acked_at > 0);
+    /* How the holder answered: it_was_me, logged_out_device, secured_account. */
+    if (j)
+        json_object_set_new(j, "answer", a->answer[0] ? json_string(a->answer) : json_null());
+    return j;
 }
 
 int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id, json_t *details)

@@ -344,6 +344,8 @@ void lw_api_register(lw_rq *rq)
     lw_strlcpy(s->last_ip, rq->ip, sizeof s->last_ip);
     lw_strlcpy(s->last_country, where.country, sizeof s->last_country);
     lw_strlcpy(s->last_city, where.city, sizeof s->last_city);
+    lw_strlcpy(s->last_region, where.region, sizeof s->last_region);
+    lw_strlcpy(s->last_network, net.network, sizeof s->last_network);
     s->linked_at = now;
     s->last_active_at = now;
     lw_strlcpy(s->state, "active", sizeof s->state);

@@ -748,6 +748,8 @@ static void complete_verified(lw_rq *rq)
     lw_strlcpy(s->last_ip, here.ip, sizeof s->last_ip);
     lw_strlcpy(s->last_country, here.country, sizeof s->last_country);
     lw_strlcpy(s->last_city, here.city, sizeof s->last_city);
+    lw_strlcpy(s->last_region, here.region, sizeof s->last_region);
+    lw_strlcpy(s->last_network, here.network, sizeof s->last_network);
     s->last_lat = here.lat;
     s->last_lon = here.lon;
     s->last_has_loc = here.has_loc;

@@ -284,6 +284,52 @@ static bool load_device(lw_rq *rq, lw_session *s)
     return true;
 }
 
+/* Loads the alert an answer is about: the path's (alert_id NULL) or the
+ * body's optional "alert_id" (*a->id is then "" when none was given). A
+ * device may not answer an alert about itself: if that device is in the
+ * wrong hands, "it was me" from it would silence the one warning the
+ * account gets. The primary is exempt: it is the account's root of trust
+ * (it can end any device), and the alerts about it (pin.failed, pin.locked)
+ * would otherwise have nobody to answer them. Replies and returns false on
+ * failure. */
+static bool load_answered_alert(lw_rq *rq, const char *alert_id, lw_alert *a)
+{
+    memset(a, 0, sizeof *a);
+    if (alert_id == NULL) {
+        if (lw_body_str(rq, "alert_id", false, LW_ID_STRLEN - 1, &alert_id) != LW_OK)
+            return false;
+        if (alert_id == NULL)
+            return true;
+    }
+    int rc = lw_store_alert_get(rq->app->store, rq->who.account_id, alert_id, a);
+    if (rc == LW_ENOTFOUND) {
+        lw_reply_error(rq, 404, "not_found", "This account has no alert %s.", alert_id);
+        return false;
+    }
+    if (rc != LW_OK) {
+        lw_api_store_failed(rq, rc, "loading the alert");
+        return false;
+    }
+    if (!rq->who.primary && strcmp(a->device_id, rq->who.device_id) == 0) {
+        lw_reply_error(rq, 403, "alert_about_this_device",
+                       "This alert is about this very device, so it cannot answer it: answer it from your phone "
+                       "or another linked device.");
+        return false;
+    }
+    return true;
+}
+
+/* Records the answer to an alert already loaded (a->id "" : none). A failure
+ * here is logged, not answered: what the answer did (a logout) is done. */
+static void record_answer(lw_rq *rq, const lw_alert *a, const char *answer)
+{
+    if (!a->id[0])
+        return;
+    int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, a->id, answer, lw_now_ms());
+    if (rc != LW_OK)
+        lw_log_error("session", "cannot record the answer %s to alert %.8s: %s", answer, a->id, lw_strerror(rc));
+}
+
 void lw_api_device_rename(lw_rq *rq)
 {
     lw_session s;
@@ -318,8 +364,13 @@ void lw_api_device_rename(lw_rq *rq)
 void lw_api_device_logout(lw_rq *rq)
 {
     lw_session s;
-    if (!load_device(rq, &s))
+    lw_alert a;
+    if (!load_device(rq, &s) || !load_answered_alert(rq, NULL, &a))
         return;
+    if (a.id[0] && strcmp(a.device_id, s.id) != 0) {
+        lw_reply_error(rq, 400, "invalid_request", "Alert %s is not about device %s.", a.id, s.id);
+        return;
+    }
     if (strcmp(s.id, rq->who.device_id) == 0) {
         lw_reply_error(rq, 400, "invalid_request", "The phone cannot log itself out.");
         return;
@@ -337,7 +388,12 @@ void lw_api_device_logout(lw_rq *rq)
         lw_api_store_failed(rq, rc, "logging the device out");
         return;
     }
-    lw_reply_json(rq, 200, json_pack("{s:b, s:s}", "ended", 1, "device_id", s.id));
+    record_answer(rq, &a, LW_ALERT_ANSWER_LOGOUT);
+    json_t *ans = json_pack("{s:b, s:s}", "ended", 1, "device_id", s.id);
+    if (ans && a.id[0])
+        json_object_set_new(ans, "answered", json_pack("{s:s, s:s}", "alert_id", a.id, "answer",
+                                                       LW_ALERT_ANSWER_LOGOUT));
+    lw_reply_json(rq, 200, ans);
 }
 
 /* Ends every companion of the caller's account (logout_all) and closes their
@@ -411,9 +467,23 @@ void lw_api_alerts_list(lw_rq *rq)
     lw_reply_json(rq, 200, json_pack("{s:o}", "alerts", arr));
 }
 
+/* "It was me". The other two answers are actions (DELETE /v1/devices/{id},
+ * POST /v1/account/secure) that name the alert in their body. */
 void lw_api_alert_ack(lw_rq *rq)
 {
-    int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, rq->param, lw_now_ms());
+    const char *answer;
+    if (lw_body_str(rq, "answer", false, LW_REASON_MAX - 1, &answer) != LW_OK)
+        return;
+    if (answer && strcmp(answer, LW_ALERT_ANSWER_ME) != 0) {
+        lw_reply_error(rq, 400, "invalid_request",
+                       "Acknowledging answers \"it_was_me\"; to log the device out or secure the account, call "
+                       "DELETE /v1/devices/{id} or POST /v1/account/secure with \"alert_id\".");
+        return;
+    }
+    lw_alert a;
+    if (!load_answered_alert(rq, rq->param, &a))
+        return;
+    int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, a.id, LW_ALERT_ANSWER_ME, lw_now_ms());
     if (rc == LW_ENOTFOUND) {
         lw_reply_error(rq, 404, "not_found", "This account has no alert %s.", rq->param);
         return;
@@ -422,7 +492,7 @@ void lw_api_alert_ack(lw_rq *rq)
         lw_api_store_failed(rq, rc, "acknowledging");
         return;
     }
-    lw_reply_json(rq, 200, json_pack("{s:b}", "acked", 1));
+    lw_reply_json(rq, 200, json_pack("{s:b, s:s}", "acked", 1, "answer", LW_ALERT_ANSWER_ME));
 }
 
 void lw_api_settings_get(lw_rq *rq)
@@ -471,6 +541,9 @@ void lw_api_settings_set(lw_rq *rq)
 void lw_api_account_secure(lw_rq *rq)
 {
     lw_app *app = rq->app;
+    lw_alert alert;
+    if (!load_answered_alert(rq, NULL, &alert))
+        return;
     /* The devices go first: if the server died between the two steps, the
      * suspects are out and the holder can simply press the button again. */
     json_t *ans = end_all_companions(rq);
@@ -489,6 +562,10 @@ void lw_api_account_secure(lw_rq *rq)
         return;
     }
     json_object_set_new(ans, "pin_change_required", json_true());
+    record_answer(rq, &alert, LW_ALERT_ANSWER_SECURE);
+    if (alert.id[0])
+        json_object_set_new(ans, "answered", json_pack("{s:s, s:s}", "alert_id", alert.id, "answer",
+                                                       LW_ALERT_ANSWER_SECURE));
     lw_sessions_invalidate_account_views(app->sessions, rq->who.account_id);
     lw_log_info("session", "account %.8s secured: PIN change required", rq->who.account_id);
     lw_reply_json(rq, 200, ans);

@@ -18,8 +18,11 @@
 #include "session.h"
 #include "store.h"
 
-/* The User-Agent Client Hints we ask browsers for (the low-entropy ones come anyway). */
-#define LW_ACCEPT_CH "Sec-CH-UA-Platform-Version, Sec-CH-UA-Model, Sec-CH-UA-Full-Version-List"
+/* The User-Agent Client Hints we ask browsers for (the low-entropy ones come
+ * anyway): only those lw_api_client_desc reads. The full version list is not
+ * asked for: the record keeps the major version the low-entropy Sec-CH-UA
+ * gives, and asking for a hint nobody reads only widens the fingerprint. */
+#define LW_ACCEPT_CH "Sec-CH-UA-Platform-Version, Sec-CH-UA-Model"
 
 #define LW_BODY_MAX (16 * 1024)     /* largest JSON body any route accepts */
 #define LW_MAX_HEADERS 64           /* header lines per request */

@@ -29,6 +29,7 @@ void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *n
     place->lat = g.latitude;
     place->lon = g.longitude;
     place->accuracy_km = g.has_location ? g.accuracy_radius_km : 0;
+    lw_strlcpy(place->network, g.network, sizeof place->network);
     if (net) {
         lw_strlcpy(net->network, g.network, sizeof net->network);
         net->anonymous = g.anonymous;

@@ -13,9 +13,11 @@ static json_t *time_or_null(int64_t ms)
     return json_string(t);
 }
 
-static json_t *place(const char *ip, const char *country, const char *city)
+/* One place of the record: first seen (where it was linked) or last seen. */
+static json_t *place(const char *ip, const char *country, const char *region, const char *city, const char *network)
 {
-    return json_pack("{s:s, s:s, s:s}", "ip", ip, "country", country, "city", city);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "ip", ip, "country", country, "region", region, "city", city,
+                     "network", network);
 }
 
 json_t *lw_record_json(const lw_session *s, const char *current_device)
@@ -25,13 +27,15 @@ json_t *lw_record_json(const lw_session *s, const char *current_device)
     lw_fingerprint(fp, s->public_key);
     lw_hex_encode(fphex, fp, sizeof fp);
     bool ended = strcmp(s->state, "ended") == 0;
-    const char *last_ip = s->last_ip[0] ? s->last_ip : s->ip;
+    /* The top-level place is where it was last seen, every field of it from
+     * the same lookup: a session starts last seen where it was linked, and a
+     * move to an address GeoIP knows nothing about leaves these empty rather
+     * than mixing in the old place (PRODUCT.md §4: empty, never wrong). */
     json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", s->id,
                           "role", s->role, "name", s->name, "browser", s->browser, "browser_version",
                           s->browser_version, "os", s->os, "os_version", s->os_version, "device_model",
-                          s->device_model, "ip", last_ip, "country", s->last_country[0] ? s->last_country : s->country,
-                          "region", s->region, "city", s->last_city[0] ? s->last_city : s->city, "network",
-                          s->network, "key_fingerprint", fphex);
+                          s->device_model, "ip", s->last_ip, "country", s->last_country, "region", s->last_region,
+                          "city", s->last_city, "network", s->last_network, "key_fingerprint", fphex);
     if (!r)
         return NULL;
     json_object_set_new(r, "linked_at", time_or_null(s->linked_at));
@@ -39,9 +43,9 @@ json_t *lw_record_json(const lw_session *s, const char *current_device)
     json_object_set_new(r, "state", json_string(s->state));
     json_object_set_new(r, "ended_at", ended ? time_or_null(s->ended_at) : json_null());
     json_object_set_new(r, "end_reason", ended ? json_string(s->end_reason) : json_null());
-    json_object_set_new(r, "first_seen", place(s->ip, s->country, s->city));
-    json_object_set_new(r, "last_seen", place(last_ip, s->last_country[0] ? s->last_country : s->country,
-                                              s->last_city[0] ? s->last_city : s->city));
+    json_object_set_new(r, "first_seen", place(s->ip, s->country, s->region, s->city, s->network));
+    json_object_set_new(r, "last_seen",
+                        place(s->last_ip, s->last_country, s->last_region, s->last_city, s->last_network));
     json_object_set_new(r, "persistent", json_boolean(s->persistent));
     json_object_set_new(r, "current", json_boolean(current_device && strcmp(current_device, s->id) == 0));
     return r;

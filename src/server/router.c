@@ -55,7 +55,8 @@ static const route routes[] = {
     {"GET", "/v1/devices", lw_api_devices_list, LW_AUTH_SESSION, 0},
     {"POST", "/v1/devices/logout-all", lw_api_devices_logout_all, LW_AUTH_PRIMARY, B_AUTH},
     {"PATCH", "/v1/devices/*", lw_api_device_rename, LW_AUTH_SESSION, B_AUTH},
-    {"DELETE", "/v1/devices/*", lw_api_device_logout, LW_AUTH_PRIMARY, 0},
+    /* The body may name the alert this logout answers. */
+    {"DELETE", "/v1/devices/*", lw_api_device_logout, LW_AUTH_PRIMARY, B_AUTH},
     {"GET", "/v1/history", lw_api_history_list, LW_AUTH_SESSION, 0},
     {"DELETE", "/v1/history", lw_api_history_delete_all, LW_AUTH_PRIMARY, 0},
     {"DELETE", "/v1/history/*", lw_api_history_delete, LW_AUTH_PRIMARY, 0},

@@ -131,11 +131,14 @@ static centry *cache_put(lw_sessions *s, const lw_session *sess)
     e->cred_expires_at = sess->cred_expires_at;
     e->last_active_at = sess->last_active_at;
     e->last_written_at = sess->last_active_at;
+    /* The last place as a whole, or (a session built here, not yet stored
+     * with its last place) the first one as a whole: never a mix of the two. */
+    bool last = sess->last_ip[0] != '\0';
     lw_strlcpy(e->last_ip, sess->last_ip, sizeof e->last_ip);
-    lw_strlcpy(e->last_country, sess->last_country[0] ? sess->last_country : sess->country, sizeof e->last_country);
-    e->last_lat = sess->last_has_loc ? sess->last_lat : sess->lat;
-    e->last_lon = sess->last_has_loc ? sess->last_lon : sess->lon;
-    e->last_has_loc = sess->last_has_loc || sess->has_loc;
+    lw_strlcpy(e->last_country, last ? sess->last_country : sess->country, sizeof e->last_country);
+    e->last_lat = last ? sess->last_lat : sess->lat;
+    e->last_lon = last ? sess->last_lon : sess->lon;
+    e->last_has_loc = last ? sess->last_has_loc : sess->has_loc;
     e->last_place_at = sess->last_active_at;
     if (lw_map_put(s->by_device, e->device_id, e) != LW_OK) {
         lw_free(e);
@@ -315,8 +318,15 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         lw_metrics_inc("linkward_sessions_ended_total", label);
         drop(s, e[i].device_id);
         lw_bus_end_device(app->bus, e[i].device_id, e[i].reason);
-        if (app->cfg.privacy_country_only && lw_store_session_redact(app->store, e[i].device_id) != LW_OK)
-            lw_log_error("session", "cannot redact the ended record %.8s", e[i].device_id);
+    }
+    /* Country-only privacy: one transaction redacts every ended record not
+     * redacted yet (these and whatever a crash left) with its alerts; the
+     * sweeper runs the same at start and on every pass, so a failure here
+     * only delays it. */
+    if (n > 0 && app->cfg.privacy_country_only) {
+        int rc = lw_store_session_redact_ended(app->store, NULL);
+        if (rc != LW_OK)
+            lw_log_error("session", "cannot redact ended records: %s", lw_strerror(rc));
     }
     /* Then one device.ended per (account, reason) run: a logout-all of 1,000
      * devices is one message to each remaining socket, not 1,000. */

@@ -149,6 +149,11 @@ int lw_store_session_redact(lw_store *s, const char *device_id)
     TIMED(s->ops->session_redact(s, device_id));
 }
 
+int lw_store_session_redact_ended(lw_store *s, long *n)
+{
+    TIMED(s->ops->session_redact_ended(s, n));
+}
+
 int lw_store_session_delete_ended(lw_store *s, const char *account_id, const char *device_id, long *deleted)
 {
     TIMED(s->ops->session_delete_ended(s, account_id, device_id, deleted));
@@ -210,9 +215,14 @@ int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert
     TIMED(s->ops->alert_list(s, account_id, limit, out, n));
 }
 
-int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, int64_t now)
+int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out)
 {
-    TIMED(s->ops->alert_ack(s, account_id, alert_id, now));
+    TIMED(s->ops->alert_get(s, account_id, alert_id, out));
+}
+
+int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer, int64_t now)
+{
+    TIMED(s->ops->alert_ack(s, account_id, alert_id, answer, now));
 }
 
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged)

@@ -47,8 +47,9 @@ typedef struct lw_place {
     char region[LW_PLACE_MAX];
     char city[LW_PLACE_MAX];
     double lat, lon;
-    bool has_loc;       /* lat/lon are known */
-    double accuracy_km; /* the database's accuracy radius; 0 = unknown (not stored) */
+    bool has_loc;                 /* lat/lon are known */
+    double accuracy_km;           /* the database's accuracy radius; 0 = unknown (not stored) */
+    char network[LW_NETWORK_MAX]; /* connection type, ASN, anonymity, as the record shows it */
 } lw_place;
 
 typedef struct lw_account {
@@ -74,8 +75,12 @@ typedef struct lw_session {
     char ip[LW_IP_MAX];             /* where it was linked */
     char country[LW_PLACE_MAX], region[LW_PLACE_MAX], city[LW_PLACE_MAX];
     char network[LW_NETWORK_MAX];
-    char last_ip[LW_IP_MAX];        /* where it was last used */
-    char last_country[LW_PLACE_MAX], last_city[LW_PLACE_MAX];
+    /* Where it was last used. A new session starts last seen where it was
+     * first seen; every move then replaces all of these together, with empty
+     * text where GeoIP knows nothing (empty, never the old place). */
+    char last_ip[LW_IP_MAX];
+    char last_country[LW_PLACE_MAX], last_region[LW_PLACE_MAX], last_city[LW_PLACE_MAX];
+    char last_network[LW_NETWORK_MAX];
     double lat, lon;                /* where it was linked, when has_loc */
     bool has_loc;
     double last_lat, last_lon;      /* where it was last used, when last_has_loc */
@@ -132,8 +137,14 @@ typedef struct lw_alert {
     char device_id[LW_ID_STRLEN];      /* the device the alert is about, "" if none */
     int64_t created_at;
     int64_t acked_at;                  /* 0 until acknowledged */
+    char answer[LW_REASON_MAX];        /* "" until answered; LW_ALERT_ANSWER_* */
     char details[LW_ALERT_DETAILS_MAX];/* JSON object text */
 } lw_alert;
+
+/* How the holder answered an alert (PRODUCT.md §6). */
+#define LW_ALERT_ANSWER_ME "it_was_me"
+#define LW_ALERT_ANSWER_LOGOUT "logged_out_device"
+#define LW_ALERT_ANSWER_SECURE "secured_account"
 
 /* What a sweep ended, so the caller can tell the devices. */
 typedef struct lw_ended {
@@ -209,8 +220,9 @@ typedef struct lw_store_ops {
     int (*session_set_credential)(lw_store *s, const lw_session *sess);
     int (*session_set_name)(lw_store *s, const char *device_id, const char *name);
     /* Coalesced last-active write: last_active_at and, when where is not NULL,
-     * where it was last used (address, country, city, coordinates). Never
-     * moves last_active_at backwards. */
+     * where it was last used (address, country, region, city, coordinates,
+     * network), every field replaced, empty ones included. Never moves
+     * last_active_at backwards. */
     int (*session_touch)(lw_store *s, const char *device_id, int64_t at, const lw_place *where);
     /* Ends one active session. LW_ECONFLICT if it was not active. */
     int (*session_end)(lw_store *s, const char *device_id, const char *reason, int64_t now);
@@ -225,8 +237,14 @@ typedef struct lw_store_ops {
     int (*session_end_every)(lw_store *s, const char *role, const char *reason, int64_t now, lw_ended **out,
                              size_t *n);
     /* Privacy (--privacy country-only): strips an ended record down to its
-     * country: no addresses, regions, cities or coordinates. */
+     * country: no addresses, regions, cities or coordinates, in the record
+     * or in the details of the alerts about that device; in one transaction.
+     * LW_ECONFLICT if the session is not ended. */
     int (*session_redact)(lw_store *s, const char *device_id);
+    /* The same for every ended record not redacted yet (idempotent): what a
+     * crash between ending and redacting left, and what ended before the
+     * option was switched on. *n (may be NULL) gets how many records. */
+    int (*session_redact_ended)(lw_store *s, long *n);
     /* Deletes ended records: one (device_id) or all of the account (device_id NULL).
      * LW_ENOTFOUND if device_id names no ended session of the account. */
     int (*session_delete_ended)(lw_store *s, const char *account_id, const char *device_id, long *deleted);
@@ -255,7 +273,11 @@ typedef struct lw_store_ops {
     int (*alert_insert)(lw_store *s, const lw_alert *a);
     int (*alert_list)(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
     /* LW_ENOTFOUND if the alert is not the account's. */
-    int (*alert_ack)(lw_store *s, const char *account_id, const char *alert_id, int64_t now);
+    int (*alert_get)(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out);
+    /* Records the holder's answer (LW_ALERT_ANSWER_*). The first time is
+     * kept; "it was me" gives way to a later protective answer, never the
+     * reverse. LW_ENOTFOUND if the alert is not the account's. */
+    int (*alert_ack)(lw_store *s, const char *account_id, const char *alert_id, const char *answer, int64_t now);
 
     /* sweeper: ends what is due and purges old history, one transaction per
      * step; *out lists every session ended (reason inactive, primary_inactive
@@ -334,6 +356,7 @@ int lw_store_session_end_all(lw_store *s, const char *account_id, const char *ro
 int lw_store_session_end_every(lw_store *s, const char *role, const char *reason, int64_t now, lw_ended **out,
                                size_t *n);
 int lw_store_session_redact(lw_store *s, const char *device_id);
+int lw_store_session_redact_ended(lw_store *s, long *n);
 int lw_store_session_delete_ended(lw_store *s, const char *account_id, const char *device_id, long *deleted);
 int lw_store_link_insert(lw_store *s, const lw_link_request *r);
 int lw_store_link_get(lw_store *s, const char *id, lw_link_request *out);
@@ -347,7 +370,8 @@ int lw_store_link_complete(lw_store *s, const char *request_id, const lw_session
 int lw_store_link_purge(lw_store *s, int64_t before, long *deleted);
 int lw_store_alert_insert(lw_store *s, const lw_alert *a);
 int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
-int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, int64_t now);
+int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out);
+int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer, int64_t now);
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 /* Named _get_ because lw_store_stats is the struct's typedef: C cannot have both. */
 int lw_store_get_stats(lw_store *s, lw_store_stats *out);

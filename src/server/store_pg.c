@@ -236,10 +236,30 @@ static const char *const migration_3[] = {
     NULL,
 };
 
+/* 4: the whole last-seen place (region and network were the first-seen
+ * ones, shown next to the last country: wrong after a move); which ended
+ * records privacy has redacted; how the holder answered an alert. */
+static const char *const migration_4[] = {
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS last_region TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS last_network TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS redacted BOOLEAN NOT NULL DEFAULT FALSE",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS answer TEXT NOT NULL DEFAULT ''",
+    /* Never used since it was linked: last seen where it was first seen. */
+    "UPDATE sessions SET last_ip = ip, last_country = country, last_region = region, last_city = city,"
+    "  last_lat = lat, last_lon = lon, last_has_loc = has_loc WHERE last_ip = '' AND ip <> ''",
+    /* Last used where it was linked: same region and network. Elsewhere they
+     * stay empty: unknown, not the first-seen ones. */
+    "UPDATE sessions SET last_region = region, last_network = network WHERE last_ip = ip AND ip <> ''",
+    "CREATE INDEX IF NOT EXISTS sessions_unredacted ON sessions (id) WHERE state = 'ended' AND NOT redacted",
+    "CREATE INDEX IF NOT EXISTS alerts_device ON alerts (device_id) WHERE device_id <> ''",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
     migration_1,
     migration_2,
     migration_3,
+    migration_4,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -271,14 +291,15 @@ static const char sql_version_bump[] =
     "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, "      \
     "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "          \
     "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "                    \
-    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc"
+    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc, last_region, "      \
+    "last_network"
 
 #define LINK_COLS                                                                                            \
     "id, token_hash, token_selector, public_key, code_hash, ref_hash, ref_index, ref_expires_at, "           \
     "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
-#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details"
+#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer"
 
 enum {
     ST_ACCOUNT_INSERT,
@@ -308,6 +329,9 @@ enum {
     ST_SESSION_END_ALL,
     ST_SESSION_END_EVERY,
     ST_SESSION_REDACT,
+    ST_SESSION_REDACT_ENDED,
+    ST_ALERT_REDACT_DEVICE,
+    ST_ALERT_REDACT_ENDED,
     ST_SESSION_DELETE_ONE,
     ST_SESSION_DELETE_ALL,
     ST_LINK_INSERT,
@@ -323,6 +347,7 @@ enum {
     ST_LINK_PURGE,
     ST_ALERT_INSERT,
     ST_ALERT_LIST,
+    ST_ALERT_GET,
     ST_ALERT_ACK,
     ST_SWEEP_INACTIVE,
     ST_SWEEP_PRIMARY_INACTIVE,
@@ -370,7 +395,7 @@ static const char *const sql_text[ST_COUNT] = {
     /* A session is always born active; state, ended_at and end_reason are not the caller's. */
     [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7,"
                           " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
-                          " 'active', 0, '', $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
+                          " 'active', 0, '', $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)",
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = $1",
     [ST_SESSION_GET_BY_SELECTOR] =
         "SELECT " SESSION_COLS " FROM sessions WHERE cred_selector = $1"
@@ -405,6 +430,10 @@ static const char *const sql_text[ST_COUNT] = {
         "   ELSE last_country END,"
         " last_city = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $5::text"
         "   ELSE last_city END,"
+        " last_region = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $9::text"
+        "   ELSE last_region END,"
+        " last_network = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $10::text"
+        "   ELSE last_network END,"
         " last_lat = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $6::float8"
         "   ELSE last_lat END,"
         " last_lon = CASE WHEN $1::bigint >= last_active_at AND $2::text IS NOT NULL THEN $7::float8"
@@ -423,10 +452,19 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_END_EVERY] =
         "WITH e AS (UPDATE sessions " END_SET " WHERE state = 'active' AND ($1::text IS NULL OR role = $1::text)"
         " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
-    [ST_SESSION_REDACT] =
-        "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
-        " lat = 0, lon = 0, has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE"
-        " WHERE id = $1 AND state = 'ended'",
+#define REDACT_SET                                                                                           \
+    "SET ip = '', region = '', city = '', last_ip = '', last_region = '', last_city = '', lat = 0, lon = 0,"   \
+    " has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE, redacted = TRUE"
+    [ST_SESSION_REDACT] = "UPDATE sessions " REDACT_SET " WHERE id = $1 AND state = 'ended'",
+    [ST_SESSION_REDACT_ENDED] = "UPDATE sessions " REDACT_SET " WHERE state = 'ended' AND NOT redacted",
+    /* The addresses alerts about a device carry (risk.c, api_link.c,
+     * api_session.c put them under these keys). */
+#define REDACT_DETAILS "details = ((details::jsonb - 'ip' - 'from_ip' - 'to_ip')::text)"
+    [ST_ALERT_REDACT_DEVICE] = "UPDATE alerts SET " REDACT_DETAILS " WHERE device_id = $1",
+    /* Before ST_SESSION_REDACT_ENDED, in the same transaction: these are the
+     * devices it is about to mark. */
+    [ST_ALERT_REDACT_ENDED] = "UPDATE alerts SET " REDACT_DETAILS " WHERE device_id <> '' AND device_id IN"
+                              " (SELECT id FROM sessions WHERE state = 'ended' AND NOT redacted)",
     [ST_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE account_id = $1 AND id = $2 AND state = 'ended'",
     [ST_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE account_id = $1 AND state = 'ended'",
 
@@ -452,11 +490,14 @@ static const char *const sql_text[ST_COUNT] = {
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < $1",
 
-    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts WHERE account_id = $1"
                       " ORDER BY created_at DESC, seq DESC LIMIT $2",
-    /* Acknowledging twice keeps the first time. */
-    [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN $1::bigint ELSE acked_at END"
+    [ST_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = $1 AND account_id = $2",
+    /* Acknowledging twice keeps the first time; "it was me" gives way to a
+     * protective answer given later, never the reverse. */
+    [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN $1::bigint ELSE acked_at END,"
+                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN $4::text ELSE answer END"
                      " WHERE id = $2 AND account_id = $3",
 
     [ST_SWEEP_INACTIVE] = "WITH e AS (UPDATE sessions AS s " END_SET " FROM accounts AS a"
@@ -926,6 +967,8 @@ static void read_session(const PGresult *r, int row, void *out)
     x->last_lat = get_f64(r, row, 32);
     x->last_lon = get_f64(r, row, 33);
     x->last_has_loc = get_bool(r, row, 34);
+    GET_TEXT(x->last_region, r, row, 35);
+    GET_TEXT(x->last_network, r, row, 36);
 }
 
 static void read_link(const PGresult *r, int row, void *out)
@@ -973,6 +1016,7 @@ static void read_alert(const PGresult *r, int row, void *out)
     a->created_at = get_i64(r, row, 4);
     a->acked_at = get_i64(r, row, 5);
     GET_TEXT(a->details, r, row, 6);
+    GET_TEXT(a->answer, r, row, 7);
 }
 
 static void read_long(const PGresult *r, int row, void *out)
@@ -1456,9 +1500,11 @@ static int insert_session(pg_op *op, const lw_session *x, const char *account_id
     P_VALF(&p, x->region);
     P_VALF(&p, x->city);
     P_VALF(&p, x->network);
-    P_VALF(&p, x->last_ip);
-    P_VALF(&p, x->last_country);
-    P_VALF(&p, x->last_city);
+    /* A new session is last seen where it was first seen, unless told otherwise. */
+    bool first = x->last_ip[0] == '\0';
+    p_val(&p, first ? x->ip : x->last_ip, sizeof(x->last_ip) - 1);
+    p_val(&p, first ? x->country : x->last_country, sizeof(x->last_country) - 1);
+    p_val(&p, first ? x->city : x->last_city, sizeof(x->last_city) - 1);
     P_BLOBF(&p, x->public_key);
     P_BLOBF(&p, x->account_sig);
     p_i64(&p, x->linked_at);
@@ -1471,9 +1517,11 @@ static int insert_session(pg_op *op, const lw_session *x, const char *account_id
     p_f64(&p, x->lat);
     p_f64(&p, x->lon);
     p_bool(&p, x->has_loc);
-    p_f64(&p, x->last_lat);
-    p_f64(&p, x->last_lon);
-    p_bool(&p, x->last_has_loc);
+    p_f64(&p, first ? x->lat : x->last_lat);
+    p_f64(&p, first ? x->lon : x->last_lon);
+    p_bool(&p, first ? x->has_loc : x->last_has_loc);
+    p_val(&p, first ? x->region : x->last_region, sizeof(x->last_region) - 1);
+    p_val(&p, first ? x->network : x->last_network, sizeof(x->last_network) - 1);
     return op_exec(op, ST_SESSION_INSERT, &p, true, NULL);
 }
 
@@ -1790,6 +1838,8 @@ static int pg_session_touch(lw_store *base, const char *device_id, int64_t at, c
     p_f64(&p, where ? where->lat : 0);
     p_f64(&p, where ? where->lon : 0);
     p_bool(&p, where && where->has_loc);
+    p_val(&p, where ? where->region : "", LW_PLACE_MAX - 1);
+    p_val(&p, where ? where->network : "", LW_NETWORK_MAX - 1);
     long n = 0;
     int rc = exec_changes(s, "touch session", ST_SESSION_TOUCH, &p, &n);
     if (rc != LW_OK)
@@ -1928,19 +1978,48 @@ static int pg_session_end_every(lw_store *base, const char *role, const char *re
     return end_listed((pg_store *)base, &c, "end every session", out, n);
 }
 
+typedef struct redact_args {
+    const char *device_id; /* NULL: every ended record not redacted yet */
+    long changed;
+} redact_args;
+
+/* The record and the alerts about it in one transaction, so no crash can
+ * leave addresses behind in either. */
+static int redact_body(pg_op *op, void *arg)
+{
+    redact_args *c = arg;
+    params p;
+    p_init(&p);
+    if (c->device_id == NULL) {
+        int rc = op_exec(op, ST_ALERT_REDACT_ENDED, &p, true, NULL);
+        return rc != LW_OK ? rc : op_exec_changes(op, ST_SESSION_REDACT_ENDED, &p, &c->changed);
+    }
+    p_key(&p, c->device_id, KEY_ARG_MAX);
+    int rc = op_exec_changes(op, ST_SESSION_REDACT, &p, &c->changed);
+    if (rc != LW_OK || c->changed != 1)
+        return rc;
+    return op_exec(op, ST_ALERT_REDACT_DEVICE, &p, true, NULL);
+}
+
 static int pg_session_redact(lw_store *base, const char *device_id)
 {
     pg_store *s = (pg_store *)base;
     if (device_id == NULL)
         return LW_EINVAL;
-    params p;
-    p_init(&p);
-    p_key(&p, device_id, KEY_ARG_MAX);
-    long n = 0;
-    int rc = exec_changes(s, "redact session", ST_SESSION_REDACT, &p, &n);
+    redact_args c = {device_id, 0};
+    int rc = run_op(s, OP_TX, "redact session", redact_body, &c);
     if (rc != LW_OK)
         return rc;
-    return cas_result(s, n, ST_SESSION_EXISTS, device_id, "redact session");
+    return cas_result(s, c.changed, ST_SESSION_EXISTS, device_id, "redact session");
+}
+
+static int pg_session_redact_ended(lw_store *base, long *n)
+{
+    redact_args c = {NULL, 0};
+    int rc = run_op((pg_store *)base, OP_TX, "redact ended sessions", redact_body, &c);
+    if (rc == LW_OK && n != NULL)
+        *n = c.changed;
+    return rc;
 }
 
 static int pg_session_delete_ended(lw_store *base, const char *account_id, const char *device_id,
@@ -2185,6 +2264,7 @@ static int pg_alert_insert(lw_store *base, const lw_alert *a)
     p_i64(&p, a->created_at);
     p_i64(&p, a->acked_at);
     p_val(&p, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
+    P_VALF(&p, a->answer);
     long n = 0;
     return exec_changes((pg_store *)base, "insert alert", ST_ALERT_INSERT, &p, &n);
 }
@@ -2206,15 +2286,28 @@ static int pg_alert_list(lw_store *base, const char *account_id, int limit, lw_a
     return rc;
 }
 
-static int pg_alert_ack(lw_store *base, const char *account_id, const char *alert_id, int64_t now)
+static int pg_alert_get(lw_store *base, const char *account_id, const char *alert_id, lw_alert *out)
 {
-    if (account_id == NULL || alert_id == NULL)
+    if (account_id == NULL || alert_id == NULL || out == NULL)
+        return LW_EINVAL;
+    params p;
+    p_init(&p);
+    p_key(&p, alert_id, KEY_ARG_MAX);
+    p_key(&p, account_id, KEY_ARG_MAX);
+    return query_one((pg_store *)base, "get alert", ST_ALERT_GET, &p, read_alert, out);
+}
+
+static int pg_alert_ack(lw_store *base, const char *account_id, const char *alert_id, const char *answer,
+                        int64_t now)
+{
+    if (account_id == NULL || alert_id == NULL || answer == NULL)
         return LW_EINVAL;
     params p;
     p_init(&p);
     p_i64(&p, now);
     p_key(&p, alert_id, KEY_ARG_MAX);
     p_key(&p, account_id, KEY_ARG_MAX);
+    p_val(&p, answer, LW_REASON_MAX - 1);
     long n = 0;
     int rc = exec_changes((pg_store *)base, "ack alert", ST_ALERT_ACK, &p, &n);
     if (rc != LW_OK)
@@ -2543,6 +2636,7 @@ const lw_store_ops lw_store_pg_ops = {
     .session_end_all = pg_session_end_all,
     .session_end_every = pg_session_end_every,
     .session_redact = pg_session_redact,
+    .session_redact_ended = pg_session_redact_ended,
     .session_delete_ended = pg_session_delete_ended,
     .link_insert = pg_link_insert,
     .link_get = pg_link_get,
@@ -2555,6 +2649,7 @@ const lw_store_ops lw_store_pg_ops = {
     .link_purge = pg_link_purge,
     .alert_insert = pg_alert_insert,
     .alert_list = pg_alert_list,
+    .alert_get = pg_alert_get,
     .alert_ack = pg_alert_ack,
     .sweep = pg_sweep,
     .stats = pg_stats,

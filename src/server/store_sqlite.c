@@ -167,6 +167,21 @@ static const char *const migrations[] = {
      * reads one row. */
     "CREATE INDEX IF NOT EXISTS sessions_account_state_role ON sessions(account_id, state, role);"
     "DROP INDEX IF EXISTS sessions_account_state;",
+    /* 6: the whole last-seen place (region and network were the first-seen
+     * ones, shown next to the last country: wrong after a move); which ended
+     * records privacy has redacted; how the holder answered an alert. */
+    "ALTER TABLE sessions ADD COLUMN last_region TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sessions ADD COLUMN last_network TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sessions ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE alerts ADD COLUMN answer TEXT NOT NULL DEFAULT '';"
+    /* Never used since it was linked: last seen where it was first seen. */
+    "UPDATE sessions SET last_ip = ip, last_country = country, last_region = region, last_city = city,"
+    "  last_lat = lat, last_lon = lon, last_has_loc = has_loc WHERE last_ip = '' AND ip <> '';"
+    /* Last used where it was linked: same region and network. Elsewhere they
+     * stay empty: unknown, not the first-seen ones. */
+    "UPDATE sessions SET last_region = region, last_network = network WHERE last_ip = ip AND ip <> '';"
+    "CREATE INDEX IF NOT EXISTS sessions_unredacted ON sessions(id) WHERE state = 'ended' AND redacted = 0;"
+    "CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id) WHERE device_id <> '';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -180,14 +195,15 @@ static const char *const migrations[] = {
     "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, " \
     "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "    \
     "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "               \
-    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc"
+    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc, last_region, "      \
+    "last_network"
 
 #define LINK_COLS                                                                                      \
     "id, token_hash, token_selector, public_key, code_hash, ref_hash, ref_index, ref_expires_at, "     \
     "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, " \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
-#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details"
+#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer"
 
 enum {
     ST_BEGIN,
@@ -221,6 +237,9 @@ enum {
     ST_SESSION_END_ALL,
     ST_SESSION_END_EVERY_SELECT,
     ST_SESSION_REDACT,
+    ST_SESSION_REDACT_ENDED,
+    ST_ALERT_REDACT_DEVICE,
+    ST_ALERT_REDACT_ENDED,
     ST_SESSION_DELETE_ONE,
     ST_SESSION_DELETE_ALL,
     ST_LINK_INSERT,
@@ -236,6 +255,7 @@ enum {
     ST_LINK_PURGE,
     ST_ALERT_INSERT,
     ST_ALERT_LIST,
+    ST_ALERT_GET,
     ST_ALERT_ACK,
     ST_SWEEP_INACTIVE,
     ST_SWEEP_PRIMARY_INACTIVE,
@@ -278,7 +298,7 @@ static const char *const sql_text[ST_COUNT] = {
     /* A session is always born active; state, ended_at and end_reason are not the caller's. */
     [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
                           " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
-                          " 'active', 0, '', ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
+                          " 'active', 0, '', ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ?1",
     [ST_SESSION_GET_BY_SELECTOR] = "SELECT " SESSION_COLS " FROM sessions"
                                    " WHERE cred_selector = ?1 ORDER BY state = 'active' DESC, ended_at DESC LIMIT 1",
@@ -308,6 +328,10 @@ static const char *const sql_text[ST_COUNT] = {
                          " last_country = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?4"
                          "   ELSE last_country END,"
                          " last_city = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?5 ELSE last_city END,"
+                         " last_region = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?9"
+                         "   ELSE last_region END,"
+                         " last_network = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?10"
+                         "   ELSE last_network END,"
                          " last_lat = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?6 ELSE last_lat END,"
                          " last_lon = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?7 ELSE last_lon END,"
                          " last_has_loc = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?8"
@@ -328,9 +352,19 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_END_EVERY_SELECT] = "SELECT id, account_id FROM sessions"
                                     " WHERE state = 'active' AND (?1 IS NULL OR role = ?1)"
                                     " ORDER BY account_id, linked_at, id",
-    [ST_SESSION_REDACT] = "UPDATE sessions SET ip = '', region = '', city = '', last_ip = '', last_city = '',"
-                          " lat = 0, lon = 0, has_loc = 0, last_lat = 0, last_lon = 0, last_has_loc = 0"
-                          " WHERE id = ?1 AND state = 'ended'",
+#define REDACT_SET                                                                                     \
+    "SET ip = '', region = '', city = '', last_ip = '', last_region = '', last_city = '', lat = 0, lon = 0," \
+    " has_loc = 0, last_lat = 0, last_lon = 0, last_has_loc = 0, redacted = 1"
+    [ST_SESSION_REDACT] = "UPDATE sessions " REDACT_SET " WHERE id = ?1 AND state = 'ended'",
+    [ST_SESSION_REDACT_ENDED] = "UPDATE sessions " REDACT_SET " WHERE state = 'ended' AND redacted = 0",
+    /* The addresses alerts about a device carry (risk.c, api_link.c,
+     * api_session.c put them under these keys). */
+#define REDACT_DETAILS "details = json_remove(details, '$.ip', '$.from_ip', '$.to_ip')"
+    [ST_ALERT_REDACT_DEVICE] = "UPDATE alerts SET " REDACT_DETAILS " WHERE device_id = ?1",
+    /* Before ST_SESSION_REDACT_ENDED, in the same transaction: these are the
+     * devices it is about to mark. */
+    [ST_ALERT_REDACT_ENDED] = "UPDATE alerts SET " REDACT_DETAILS " WHERE device_id <> '' AND device_id IN"
+                              " (SELECT id FROM sessions WHERE state = 'ended' AND redacted = 0)",
     [ST_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE account_id = ?1 AND id = ?2 AND state = 'ended'",
     [ST_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE account_id = ?1 AND state = 'ended'",
 
@@ -356,11 +390,14 @@ static const char *const sql_text[ST_COUNT] = {
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < ?1",
 
-    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts WHERE account_id = ?1"
                       " ORDER BY created_at DESC, rowid DESC LIMIT ?2",
-    /* Acknowledging twice keeps the first time. */
-    [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN ?1 ELSE acked_at END"
+    [ST_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = ?1 AND account_id = ?2",
+    /* Acknowledging twice keeps the first time; "it was me" gives way to a
+     * protective answer given later, never the reverse. */
+    [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN ?1 ELSE acked_at END,"
+                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN ?4 ELSE answer END"
                      " WHERE id = ?2 AND account_id = ?3",
 
     [ST_SWEEP_INACTIVE] = "SELECT s.id, s.account_id FROM sessions s JOIN accounts a ON a.id = s.account_id"
@@ -834,6 +871,8 @@ static void read_session(sqlite3_stmt *st, void *out)
     x->last_lat = sqlite3_column_double(st, 32);
     x->last_lon = sqlite3_column_double(st, 33);
     x->last_has_loc = sqlite3_column_int(st, 34) != 0;
+    COL_TEXT(x->last_region, st, 35);
+    COL_TEXT(x->last_network, st, 36);
 }
 
 static void read_link(sqlite3_stmt *st, void *out)
@@ -881,6 +920,7 @@ static void read_alert(sqlite3_stmt *st, void *out)
     a->created_at = sqlite3_column_int64(st, 4);
     a->acked_at = sqlite3_column_int64(st, 5);
     COL_TEXT(a->details, st, 6);
+    COL_TEXT(a->answer, st, 7);
 }
 
 /* The (id, account_id) pairs the end-all and sweep queries select. */
@@ -923,9 +963,11 @@ static int insert_session(sqlite_store *s, const lw_session *x, const char *acco
     B_VALF(&b, x->region);
     B_VALF(&b, x->city);
     B_VALF(&b, x->network);
-    B_VALF(&b, x->last_ip);
-    B_VALF(&b, x->last_country);
-    B_VALF(&b, x->last_city);
+    /* A new session is last seen where it was first seen, unless told otherwise. */
+    bool first = x->last_ip[0] == '\0';
+    b_val(&b, first ? x->ip : x->last_ip, sizeof(x->last_ip) - 1);
+    b_val(&b, first ? x->country : x->last_country, sizeof(x->last_country) - 1);
+    b_val(&b, first ? x->city : x->last_city, sizeof(x->last_city) - 1);
     B_BLOBF(&b, x->public_key);
     B_BLOBF(&b, x->account_sig);
     b_i64(&b, x->linked_at);
@@ -938,9 +980,11 @@ static int insert_session(sqlite_store *s, const lw_session *x, const char *acco
     b_f64(&b, x->lat);
     b_f64(&b, x->lon);
     b_i64(&b, x->has_loc ? 1 : 0);
-    b_f64(&b, x->last_lat);
-    b_f64(&b, x->last_lon);
-    b_i64(&b, x->last_has_loc ? 1 : 0);
+    b_f64(&b, first ? x->lat : x->last_lat);
+    b_f64(&b, first ? x->lon : x->last_lon);
+    b_i64(&b, (first ? x->has_loc : x->last_has_loc) ? 1 : 0);
+    b_val(&b, first ? x->region : x->last_region, sizeof(x->last_region) - 1);
+    b_val(&b, first ? x->network : x->last_network, sizeof(x->last_network) - 1);
     return exec_bound(s, &b, "insert session");
 }
 
@@ -1230,6 +1274,8 @@ static int sq_session_touch(lw_store *base, const char *device_id, int64_t at, c
     b_f64(&b, where ? where->lat : 0);
     b_f64(&b, where ? where->lon : 0);
     b_i64(&b, where && where->has_loc ? 1 : 0);
+    b_val(&b, where ? where->region : "", LW_PLACE_MAX - 1);
+    b_val(&b, where ? where->network : "", LW_NETWORK_MAX - 1);
     int rc = exec_bound(s, &b, "touch session");
     if (rc != LW_OK)
         return rc;
@@ -1399,12 +1445,46 @@ static int sq_session_redact(lw_store *base, const char *device_id)
     sqlite_store *s = (sqlite_store *)base;
     if (device_id == NULL)
         return LW_EINVAL;
-    binder b = bind_start(s, ST_SESSION_REDACT);
-    b_key(&b, device_id, KEY_ARG_MAX);
-    int rc = exec_bound(s, &b, "redact session");
+    int rc = tx_begin(s);
     if (rc != LW_OK)
         return rc;
-    return cas_result(s, ST_SESSION_EXISTS, device_id, "redact session");
+    binder b = bind_start(s, ST_SESSION_REDACT);
+    b_key(&b, device_id, KEY_ARG_MAX);
+    if ((rc = exec_bound(s, &b, "redact session")) != LW_OK)
+        goto fail;
+    if ((rc = cas_result(s, ST_SESSION_EXISTS, device_id, "redact session")) != LW_OK)
+        goto fail;
+    b = bind_start(s, ST_ALERT_REDACT_DEVICE);
+    b_key(&b, device_id, KEY_ARG_MAX);
+    if ((rc = exec_bound(s, &b, "redact alerts")) != LW_OK)
+        goto fail;
+    if ((rc = tx_commit(s)) != LW_OK)
+        goto fail;
+    return LW_OK;
+fail:
+    tx_rollback(s);
+    return rc;
+}
+
+static int sq_session_redact_ended(lw_store *base, long *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    int rc = tx_begin(s);
+    if (rc != LW_OK)
+        return rc;
+    if ((rc = exec_plain(s, ST_ALERT_REDACT_ENDED, "redact alerts")) != LW_OK)
+        goto fail;
+    if ((rc = exec_plain(s, ST_SESSION_REDACT_ENDED, "redact ended sessions")) != LW_OK)
+        goto fail;
+    long changed = (long)sqlite3_changes(s->db);
+    if ((rc = tx_commit(s)) != LW_OK)
+        goto fail;
+    if (n != NULL)
+        *n = changed;
+    return LW_OK;
+fail:
+    tx_rollback(s);
+    return rc;
 }
 
 static int sq_session_delete_ended(lw_store *base, const char *account_id, const char *device_id, long *deleted)
@@ -1637,6 +1717,7 @@ static int sq_alert_insert(lw_store *base, const lw_alert *a)
     b_i64(&b, a->created_at);
     b_i64(&b, a->acked_at);
     b_val(&b, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
+    B_VALF(&b, a->answer);
     return exec_bound(s, &b, "insert alert");
 }
 
@@ -1655,15 +1736,28 @@ static int sq_alert_list(lw_store *base, const char *account_id, int limit, lw_a
     return rc;
 }
 
-static int sq_alert_ack(lw_store *base, const char *account_id, const char *alert_id, int64_t now)
+static int sq_alert_get(lw_store *base, const char *account_id, const char *alert_id, lw_alert *out)
 {
     sqlite_store *s = (sqlite_store *)base;
-    if (account_id == NULL || alert_id == NULL)
+    if (account_id == NULL || alert_id == NULL || out == NULL)
+        return LW_EINVAL;
+    binder b = bind_start(s, ST_ALERT_GET);
+    b_key(&b, alert_id, KEY_ARG_MAX);
+    b_key(&b, account_id, KEY_ARG_MAX);
+    return query_one(s, &b, "get alert", read_alert, out);
+}
+
+static int sq_alert_ack(lw_store *base, const char *account_id, const char *alert_id, const char *answer,
+                        int64_t now)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (account_id == NULL || alert_id == NULL || answer == NULL)
         return LW_EINVAL;
     binder b = bind_start(s, ST_ALERT_ACK);
     b_i64(&b, now);
     b_key(&b, alert_id, KEY_ARG_MAX);
     b_key(&b, account_id, KEY_ARG_MAX);
+    b_val(&b, answer, LW_REASON_MAX - 1);
     int rc = exec_bound(s, &b, "ack alert");
     if (rc != LW_OK)
         return rc;
@@ -2192,6 +2286,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .session_end_all = sq_session_end_all,
     .session_end_every = sq_session_end_every,
     .session_redact = sq_session_redact,
+    .session_redact_ended = sq_session_redact_ended,
     .session_delete_ended = sq_session_delete_ended,
     .link_insert = sq_link_insert,
     .link_get = sq_link_get,
@@ -2204,6 +2299,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .link_purge = sq_link_purge,
     .alert_insert = sq_alert_insert,
     .alert_list = sq_alert_list,
+    .alert_get = sq_alert_get,
     .alert_ack = sq_alert_ack,
     .sweep = sq_sweep,
     .stats = sq_stats,

@@ -25,6 +25,20 @@ int64_t lw_sweep_ephemeral_idle(const lw_config *cfg)
     return cfg->ephemeral_idle_ms > floor ? cfg->ephemeral_idle_ms : floor;
 }
 
+/* Country-only privacy: redacts what ended before the option was switched
+ * on, or before a crash let the redaction after an end run. Idempotent. */
+static void redact_ended(lw_app *app)
+{
+    if (!app->cfg.privacy_country_only)
+        return;
+    long n = 0;
+    int rc = lw_store_session_redact_ended(app->store, &n);
+    if (rc != LW_OK)
+        lw_log_error("sweep", "cannot redact ended records: %s", lw_strerror(rc));
+    else if (n > 0)
+        lw_log_info("sweep", "redacted %ld ended records (privacy country-only)", n);
+}
+
 int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
 {
     lw_metrics_inc("linkward_sweeper_runs_total", NULL);
@@ -47,6 +61,7 @@ int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
     if (n)
         lw_sessions_ended(app->sessions, ended, n);
     lw_free(ended);
+    redact_ended(app);
     lw_store_link_purge(app->store, now - LINK_KEEP_MS, &links);
     if (app->rates)
         lw_rates_prune(app->rates, lw_now_ms());
@@ -72,6 +87,9 @@ lw_sweeper *lw_sweeper_new(lw_app *app)
     if (!s)
         return NULL;
     s->app = app;
+    /* At once, not at the first tick: records may have waited since before
+     * the option was switched on. */
+    redact_ended(app);
     s->entry.cb = on_tick;
     h2o_timeout_init(app->loop, &s->every, (uint64_t)app->cfg.sweep_interval_ms);
     h2o_timeout_init(app->loop, &s->now, 0);

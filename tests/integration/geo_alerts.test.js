@@ -17,6 +17,7 @@ const SYDNEY = '203.0.113.10';
 const NEW_YORK = '203.0.113.70';
 const VPN = '192.0.2.10';
 const TOR = '192.0.2.70';
+const NOWHERE = '203.0.113.200'; // 203.0.113.128/25 is in no database
 
 const via = (ip) => ({ 'x-forwarded-for': ip });
 
@@ -209,6 +210,76 @@ describe('alerts, live', () => {
     }
   });
 
+  test('the record follows a move whole: Sydney on every field, then an unknown address leaves them empty', async () => {
+    const phone = await phoneAt(LISBON, 'moves');
+    const c = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    const record = async () => h.expectStatus(await phone.get('/v1/devices'), 200).devices.find((d) => d.id === c.deviceId);
+    let rec = await record();
+    // Never used since its link: last seen where it was linked.
+    assert.equal(rec.last_seen.city, 'Lisbon');
+    assert.deepEqual(rec.last_seen, rec.first_seen);
+    h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c.token, headers: via(SYDNEY) }), 200);
+    rec = await record();
+    for (const r of [rec, rec.last_seen]) {
+      assert.equal(r.ip, SYDNEY);
+      assert.equal(r.country, 'AU');
+      assert.equal(r.region, 'New South Wales');
+      assert.equal(r.city, 'Sydney');
+      assert.match(r.network, /Cellular/);
+    }
+    assert.equal(rec.first_seen.city, 'Lisbon');
+    assert.doesNotMatch(rec.first_seen.network, /Cellular/);
+    // An address in no database: empty, never wrong (not Sydney, not Lisbon).
+    h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c.token, headers: via(NOWHERE) }), 200);
+    rec = await record();
+    for (const r of [rec, rec.last_seen]) {
+      assert.equal(r.ip, NOWHERE);
+      assert.equal(r.country, '');
+      assert.equal(r.region, '');
+      assert.equal(r.city, '');
+      assert.equal(r.network, '');
+    }
+    assert.equal(rec.first_seen.city, 'Lisbon');
+    assert.equal(rec.first_seen.ip, LISBON);
+  });
+
+  test('answers: the device an alert is about cannot ack it; each answer is recorded on the alert', async () => {
+    const phone = await phoneAt(LISBON, 'answers');
+    const c1 = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    const c2 = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c1.token, headers: via(LISBON) }), 200);
+    h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { token: c1.token, headers: via(SYDNEY) }), 200);
+    const alerts = await h.pollUntil(async () => {
+      const list = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts;
+      return list.some((a) => a.kind === 'session.impossible_travel') && list;
+    }, { timeout: 3000, what: 'the impossible_travel alert' });
+    const travel = alerts.find((a) => a.kind === 'session.impossible_travel');
+    assert.equal(travel.device_id, c1.deviceId);
+    assert.equal(travel.answer, null);
+    // The companion in question may not say "it was me".
+    const own = await h.api(server.url, 'POST', `/v1/alerts/${travel.id}/ack`, { token: c1.token, headers: via(SYDNEY), body: {} });
+    h.expectError(own, 403, 'alert_about_this_device');
+    assert.match(own.json.error.message, /about this very device/);
+    // Another device may; the answer is recorded.
+    const ok = h.expectStatus(await h.api(server.url, 'POST', `/v1/alerts/${travel.id}/ack`, { token: c2.token, body: {} }), 200);
+    assert.equal(ok.answer, 'it_was_me');
+    const answerOf = async (id) => h.expectStatus(await phone.get('/v1/alerts'), 200).alerts.find((a) => a.id === id).answer;
+    assert.equal(await answerOf(travel.id), 'it_was_me');
+    // A logout names the alert it answers: the protective answer replaces "it was me".
+    const out = h.expectStatus(await phone.del(`/v1/devices/${c1.deviceId}`, { body: { alert_id: travel.id } }), 200);
+    assert.deepEqual(out.answered, { alert_id: travel.id, answer: 'logged_out_device' });
+    assert.equal(await answerOf(travel.id), 'logged_out_device');
+    // An alert about another device does not go with this logout.
+    const linked2 = (await phone.get('/v1/alerts')).json.alerts.find((a) => a.kind === 'device.linked' && a.device_id === c2.deviceId);
+    const c3 = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
+    h.expectError(await phone.del(`/v1/devices/${c3.deviceId}`, { body: { alert_id: linked2.id } }), 400, 'invalid_request');
+    // "Secure my account" in answer to an alert.
+    const sec = h.expectStatus(await phone.post('/v1/account/secure', { alert_id: linked2.id }), 200);
+    assert.equal(sec.answered.answer, 'secured_account');
+    assert.equal(await answerOf(linked2.id), 'secured_account');
+    h.expectError(await phone.post('/v1/account/secure', { alert_id: 'no-such-alert' }), 404, 'not_found');
+  });
+
   test('a session moving country without coordinates still raises session.country_changed', async () => {
     const phone = await phoneAt(LISBON, 'country');
     const c = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
@@ -309,6 +380,48 @@ test('--privacy country-only: ended records keep their country but no address or
     assert.equal(rec.city, '');
     assert.equal(rec.ip, '');
     assert.equal(rec.first_seen.ip, '');
+    assert.equal(rec.last_seen.ip, '');
+    assert.equal(rec.last_seen.region, '');
+    assert.equal(rec.last_seen.country, 'PT');
+    // The alerts about the ended device lose its addresses too.
+    const about = h.expectStatus(await phone.get('/v1/alerts'), 200).alerts.filter((a) => a.device_id === c.deviceId);
+    assert.ok(about.some((a) => a.kind === 'device.linked'), JSON.stringify(about));
+    for (const a of about) {
+      assert.doesNotMatch(JSON.stringify(a.details), new RegExp(PORTO.replaceAll('.', '\\.')));
+      for (const k of ['ip', 'from_ip', 'to_ip']) assert.equal(a.details[k], undefined, `${a.kind}.${k}`);
+    }
+  } finally {
+    await priv.stop();
+  }
+});
+
+test('--privacy country-only also redacts what ended before it was switched on, with its alerts', async () => {
+  const dataDir = h.tempDir('lw-priv-late-');
+  const full = await h.startServer({ dataDir, args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1'] });
+  let phone, c;
+  try {
+    phone = await h.registerPrimary(full.url, h.uniqueHandle('late'), { headers: via(LISBON) });
+    phone.headers = via(LISBON);
+    c = await h.linkCompanionApi(full.url, phone, { headers: via(PORTO) });
+    h.expectStatus(await phone.del(`/v1/devices/${c.deviceId}`), 200);
+    const before = h.expectStatus(await phone.get('/v1/history'), 200).sessions.find((s) => s.id === c.deviceId);
+    assert.equal(before.last_seen.ip, PORTO); // full privacy: kept
+  } finally {
+    await full.stop();
+  }
+  const priv = await h.startServer({ dataDir, args: ['--geoip-dir', GEO, '--trusted-proxies', '127.0.0.1', '--privacy', 'country-only'] });
+  try {
+    phone.url = priv.url;
+    const rec = h.expectStatus(await h.api(priv.url, 'GET', '/v1/history', { token: phone.token }), 200)
+      .sessions.find((s) => s.id === c.deviceId);
+    assert.equal(rec.ip, '');
+    assert.equal(rec.first_seen.ip, '');
+    assert.equal(rec.last_seen.ip, '');
+    assert.equal(rec.first_seen.city, '');
+    assert.equal(rec.country, 'PT');
+    const alerts = h.expectStatus(await h.api(priv.url, 'GET', '/v1/alerts', { token: phone.token }), 200).alerts;
+    const linked = alerts.find((a) => a.kind === 'device.linked' && a.device_id === c.deviceId);
+    assert.equal(linked.details.ip, undefined);
   } finally {
     await priv.stop();
   }

@@ -26,6 +26,8 @@ test('the server asks browsers for client hints', async () => {
   const r = await h.api(server.url, 'GET', '/v1/health');
   assert.match(r.headers.get('accept-ch') || '', /Sec-CH-UA-Platform-Version/);
   assert.match(r.headers.get('accept-ch') || '', /Sec-CH-UA-Model/);
+  // Only hints the server reads: it never uses the full version list.
+  assert.doesNotMatch(r.headers.get('accept-ch') || '', /Full-Version-List/i);
 });
 
 test('a desktop Chrome: the frozen User-Agent says Windows 10, the hints say Windows 11', async () => {

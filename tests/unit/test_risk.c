@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -30,6 +33,60 @@
 #define FRANCE "198.51.100.200"
 #define VPN "192.0.2.10"
 #define TOR "192.0.2.70"
+
+#ifndef LW_PERL
+#define LW_PERL "perl"
+#endif
+#ifndef LW_MAKE_GEOIP
+#define LW_MAKE_GEOIP "tests/tools/make_geoip.pl"
+#endif
+
+static char world[1024];      /* the GeoIP test world's directory */
+static char made_world[1024]; /* set when this program generated it (and removes it) */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* The fixture's world when CTest gives one; run alone, this program builds
+ * its own with the same script (as test_geo does), so no test is skipped. */
+static int setup_world(void **state)
+{
+    (void)state;
+    const char *env = getenv("LINKWARD_GEOIP_TEST_DIR");
+    if (env && env[0]) {
+        snprintf(world, sizeof world, "%s", env);
+        return 0;
+    }
+    snprintf(made_world, sizeof made_world, "/tmp/lw-risk-world-XXXXXX");
+    if (!mkdtemp(made_world))
+        return -1;
+    snprintf(world, sizeof world, "%s", made_world);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execl(LW_PERL, "perl", LW_MAKE_GEOIP, world, (char *)NULL);
+        execlp("perl", "perl", LW_MAKE_GEOIP, world, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "test_risk: %s failed\n", LW_MAKE_GEOIP);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown_world(void **state)
+{
+    (void)state;
+    if (made_world[0])
+        nftw(made_world, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
 
 static void test_speed_and_threshold(void **state)
 {
@@ -63,7 +120,6 @@ typedef struct fixture {
 
 static int setup(void **state)
 {
-    const char *world = getenv("LINKWARD_GEOIP_TEST_DIR");
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/lw-test-risk-XXXXXX");
     if (!mkdtemp(f->dir))
@@ -75,7 +131,7 @@ static int setup(void **state)
         return -1;
     f->app.bus = lw_bus_new();
     f->app.sessions = lw_sessions_new(&f->app);
-    f->app.geo = lw_geo_open(world && world[0] ? world : NULL);
+    f->app.geo = lw_geo_open(world);
     *state = f;
     return 0;
 }
@@ -93,15 +149,6 @@ static int teardown(void **state)
         return -1;
     free(f);
     return 0;
-}
-
-static void need_world(void)
-{
-    const char *world = getenv("LINKWARD_GEOIP_TEST_DIR");
-    if (!world || !world[0]) {
-        fprintf(stderr, "test_risk: LINKWARD_GEOIP_TEST_DIR is not set (CTest sets it); skipping\n");
-        skip();
-    }
 }
 
 /* An account whose primary registered (and is used) at `ip`. */
@@ -166,7 +213,6 @@ static bool has_reason(const lw_risk *k, const char *code)
 
 static void test_rules(void **state)
 {
-    need_world();
     fixture *f = *state;
     make_account(f, LISBON);
     lw_risk k;
@@ -219,7 +265,6 @@ static void test_rules(void **state)
 
 static void test_first_country_is_not_new(void **state)
 {
-    need_world();
     fixture *f = *state;
     /* A primary registered from an address without a known country: there is
      * no history to compare with, so no place is "new". */
@@ -234,7 +279,6 @@ static void test_first_country_is_not_new(void **state)
 
 static void test_moves_raise_alerts(void **state)
 {
-    need_world();
     fixture *f = *state;
     make_account(f, LISBON);
     lw_place lisbon, sydney, porto, france;
@@ -427,5 +471,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_travel_kmh_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_far_km_option, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup_world, teardown_world);
 }

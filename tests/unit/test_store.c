@@ -265,7 +265,10 @@ static void test_migration_from_v1(void **state)
     f->s = NULL;
     /* A version-1 database (as the first release wrote it) is migrated in
      * place to the current version, its data kept. */
-    raw_exec(f, "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
+    raw_exec(f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
+                "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
+                "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+                "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
                 "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
                 "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
                 "ALTER TABLE accounts DROP COLUMN pin_change_required; ALTER TABLE invites DROP COLUMN handle;"
@@ -279,6 +282,52 @@ static void test_migration_from_v1(void **state)
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_false(got.last_has_loc);
+}
+
+/* The migration that brought the whole last-seen place: a session never
+ * used since its link is last seen where it was linked; one last used where
+ * it was linked gets that region and network; one used elsewhere has them
+ * empty (unknown), not the first-seen ones. */
+static void test_migration_last_place(void **state)
+{
+    fixture *f = *state;
+    int v = schema_version(f, f->s);
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    create_account(f->s, "acct3", "carol");
+    lw_store_close(f->s);
+    f->s = NULL;
+    if (f->fx.pg)
+        raw_exec(f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
+                    "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
+                    "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+                    "UPDATE schema_version SET version = 3 WHERE id = 1");
+    else
+        raw_exec(f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
+                    "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
+                    "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+                    "PRAGMA user_version = 5");
+    raw_exec(f, "UPDATE sessions SET region = 'Lisboa', network = 'Fibre' WHERE id = 'acct1-p';"
+                "UPDATE sessions SET last_ip = '', last_country = '', last_city = '', country = 'ES',"
+                "  region = 'Madrid', city = 'Madrid', network = 'Meseta' WHERE id = 'acct2-p';"
+                "UPDATE sessions SET last_ip = '203.0.113.10', last_country = 'AU', last_city = 'Sydney',"
+                "  region = 'Lisboa', network = 'Fibre' WHERE id = 'acct3-p'");
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
+    assert_int_equal(schema_version(f, f->s), v);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.last_region, "Lisboa");
+    assert_string_equal(got.last_network, "Fibre");
+    assert_int_equal(lw_store_session_get(f->s, "acct2-p", &got), LW_OK);
+    assert_string_equal(got.last_ip, got.ip);
+    assert_string_equal(got.last_country, "ES");
+    assert_string_equal(got.last_region, "Madrid");
+    assert_string_equal(got.last_city, "Madrid");
+    assert_string_equal(got.last_network, "Meseta");
+    assert_int_equal(lw_store_session_get(f->s, "acct3-p", &got), LW_OK);
+    assert_string_equal(got.last_country, "AU");
+    assert_string_equal(got.last_region, "");
+    assert_string_equal(got.last_network, "");
 }
 
 static void test_open_locations(void **state)
@@ -937,13 +986,171 @@ static void test_alerts(void **state)
     assert_string_equal(list[1].id, "al3");
     lw_free(list);
 
-    assert_int_equal(lw_store_alert_ack(f->s, "acct2", "al1", T0 + 10), LW_ENOTFOUND);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "nope", T0 + 10), LW_ENOTFOUND);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", T0 + 10), LW_OK);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", T0 + 20), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct2", "al1", LW_ALERT_ANSWER_ME, T0 + 10), LW_ENOTFOUND);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "nope", LW_ALERT_ANSWER_ME, T0 + 10), LW_ENOTFOUND);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, T0 + 10), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, T0 + 20), LW_OK);
     assert_int_equal(lw_store_alert_list(f->s, "acct1", 0, &list, &n), LW_OK);
     assert_int_equal(list[2].acked_at, T0 + 10); /* the first ack stays */
+    assert_string_equal(list[2].answer, LW_ALERT_ANSWER_ME);
+    assert_string_equal(list[1].answer, "");
     lw_free(list);
+
+    /* One alert by id, only the account's. */
+    lw_alert one;
+    assert_int_equal(lw_store_alert_get(f->s, "acct1", "al1", &one), LW_OK);
+    assert_string_equal(one.kind, "device.linked");
+    assert_string_equal(one.answer, LW_ALERT_ANSWER_ME);
+    assert_int_equal(lw_store_alert_get(f->s, "acct2", "al1", &one), LW_ENOTFOUND);
+    assert_int_equal(lw_store_alert_get(f->s, "acct1", "nope", &one), LW_ENOTFOUND);
+
+    /* "It was me" gives way to a protective answer given later, never the
+     * reverse; the first time stays. */
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_LOGOUT, T0 + 30), LW_OK);
+    assert_int_equal(lw_store_alert_get(f->s, "acct1", "al1", &one), LW_OK);
+    assert_string_equal(one.answer, LW_ALERT_ANSWER_LOGOUT);
+    assert_int_equal(one.acked_at, T0 + 10);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, T0 + 40), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_SECURE, T0 + 40), LW_OK);
+    assert_int_equal(lw_store_alert_get(f->s, "acct1", "al1", &one), LW_OK);
+    assert_string_equal(one.answer, LW_ALERT_ANSWER_LOGOUT);
+}
+
+/* ---- the last-seen place and privacy ---------------------------------------- */
+
+static void insert_alert(lw_store *s, const char *id, const char *acct, const char *device, const char *details)
+{
+    lw_alert a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "%s", id);
+    snprintf(a.account_id, sizeof(a.account_id), "%s", acct);
+    snprintf(a.kind, sizeof(a.kind), "session.impossible_travel");
+    snprintf(a.device_id, sizeof(a.device_id), "%s", device);
+    a.created_at = T0;
+    snprintf(a.details, sizeof(a.details), "%s", details);
+    assert_int_equal(lw_store_alert_insert(s, &a), LW_OK);
+}
+
+static const char *alert_details(lw_store *s, const char *acct, const char *id, lw_alert *a)
+{
+    assert_int_equal(lw_store_alert_get(s, acct, id, a), LW_OK);
+    return a->details;
+}
+
+/* PRODUCT.md §4: the last-seen place is one place, never the first-seen one
+ * mixed in; empty where GeoIP knew nothing. */
+static void test_last_place_whole(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    /* A companion linked in Lisbon and never used since: last seen there. */
+    lw_session c;
+    make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
+    memset(c.last_ip, 0, sizeof(c.last_ip));
+    memset(c.last_country, 0, sizeof(c.last_country));
+    memset(c.last_city, 0, sizeof(c.last_city));
+    snprintf(c.country, sizeof(c.country), "PT");
+    snprintf(c.region, sizeof(c.region), "Lisboa");
+    snprintf(c.network, sizeof(c.network), "Cable/DSL · AS64500 Lisbon Fibre");
+    c.lat = 38.7;
+    c.has_loc = true;
+    lw_link_request r;
+    make_link(&r, "req1", 1);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    approve_link(f->s, "req1", "acct1");
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
+    assert_string_equal(got.last_ip, c.ip);
+    assert_string_equal(got.last_country, "PT");
+    assert_string_equal(got.last_region, "Lisboa");
+    assert_string_equal(got.last_city, "Lisboa");
+    assert_string_equal(got.last_network, c.network);
+    assert_true(got.last_has_loc);
+
+    /* Used in Sydney: every last-seen field moves, the first-seen ones stay. */
+    lw_place sydney = {.ip = "203.0.113.10", .country = "AU", .region = "New South Wales", .city = "Sydney",
+                       .lat = -33.9, .lon = 151.2, .has_loc = true, .network = "Cellular · AS64501 Southern Mobile"};
+    assert_int_equal(lw_store_session_touch(f->s, "comp1", T0 + 1000, &sydney), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
+    assert_string_equal(got.last_country, "AU");
+    assert_string_equal(got.last_region, "New South Wales");
+    assert_string_equal(got.last_city, "Sydney");
+    assert_string_equal(got.last_network, "Cellular · AS64501 Southern Mobile");
+    assert_string_equal(got.region, "Lisboa");
+    assert_string_equal(got.network, c.network);
+
+    /* Then from an address no database knows: empty, not Sydney or Lisbon. */
+    lw_place nowhere = {.ip = "203.0.113.200"};
+    assert_int_equal(lw_store_session_touch(f->s, "comp1", T0 + 2000, &nowhere), LW_OK);
+    assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
+    assert_string_equal(got.last_ip, "203.0.113.200");
+    assert_string_equal(got.last_country, "");
+    assert_string_equal(got.last_region, "");
+    assert_string_equal(got.last_city, "");
+    assert_string_equal(got.last_network, "");
+    assert_false(got.last_has_loc);
+}
+
+/* Country-only privacy: the record and the alerts about it lose their
+ * addresses in one step, and catching up is idempotent. */
+static void test_redact_ended_with_alerts(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    lw_session c;
+    make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
+    snprintf(c.region, sizeof(c.region), "Lisboa");
+    snprintf(c.last_region, sizeof(c.last_region), "Lisboa");
+    lw_link_request r;
+    make_link(&r, "req1", 1);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    approve_link(f->s, "req1", "acct1");
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    insert_alert(f->s, "al1", "acct1", "comp1",
+                 "{\"from_ip\":\"198.51.100.10\",\"to_ip\":\"203.0.113.10\",\"to\":\"AU\"}");
+    insert_alert(f->s, "al2", "acct1", "comp1", "{\"ip\":\"198.51.100.10\",\"name\":\"laptop\"}");
+    insert_alert(f->s, "al3", "acct1", "acct1-p", "{\"ip\":\"198.51.100.11\"}");
+
+    long n = -1;
+    /* Nothing has ended: nothing to do. */
+    assert_int_equal(lw_store_session_redact_ended(f->s, &n), LW_OK);
+    assert_int_equal(n, 0);
+    lw_alert a;
+    assert_non_null(strstr(alert_details(f->s, "acct1", "al1", &a), "198.51.100.10"));
+
+    assert_int_equal(lw_store_session_end(f->s, "comp1", "logout", T0 + 5), LW_OK);
+    assert_int_equal(lw_store_session_redact_ended(f->s, &n), LW_OK);
+    assert_int_equal(n, 1);
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
+    assert_string_equal(got.ip, "");
+    assert_string_equal(got.last_ip, "");
+    assert_string_equal(got.region, "");
+    assert_string_equal(got.last_region, "");
+    assert_string_equal(got.last_city, "");
+    assert_false(got.last_has_loc);
+    assert_string_equal(got.last_country, "PT");
+    assert_null(strstr(alert_details(f->s, "acct1", "al1", &a), "203.0.113.10"));
+    assert_null(strstr(a.details, "198.51.100.10"));
+    assert_non_null(strstr(a.details, "\"to\""));
+    assert_null(strstr(alert_details(f->s, "acct1", "al2", &a), "198.51.100.10"));
+    assert_non_null(strstr(a.details, "laptop"));
+    /* The live primary's alerts keep theirs. */
+    assert_non_null(strstr(alert_details(f->s, "acct1", "al3", &a), "198.51.100.11"));
+
+    /* Idempotent: the second pass finds nothing left. */
+    assert_int_equal(lw_store_session_redact_ended(f->s, &n), LW_OK);
+    assert_int_equal(n, 0);
+
+    /* The one-device form also takes the alerts with it. */
+    insert_alert(f->s, "al4", "acct1", "acct1-p", "{\"to_ip\":\"203.0.113.10\"}");
+    assert_int_equal(lw_store_session_end(f->s, "acct1-p", "reset", T0 + 6), LW_OK);
+    assert_int_equal(lw_store_session_redact(f->s, "acct1-p"), LW_OK);
+    assert_null(strstr(alert_details(f->s, "acct1", "al4", &a), "203.0.113.10"));
+    assert_null(strstr(alert_details(f->s, "acct1", "al3", &a), "198.51.100.11"));
+    assert_int_equal(lw_store_session_redact_ended(f->s, &n), LW_OK);
+    assert_int_equal(n, 0);
 }
 
 /* ---- bounded text, stats, backup ------------------------------------------- */
@@ -1577,6 +1784,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_last_place, setup, teardown),
         cmocka_unit_test(test_open_locations),
         cmocka_unit_test_setup_teardown(test_account_create_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_handle_unique, setup, teardown),
@@ -1593,6 +1801,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_link_device_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_place_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redact_ended_with_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invite_bound_to_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_end_every, setup, teardown),
