@@ -311,7 +311,6 @@ static void test_moves_raise_alerts(void **state)
  * now, not its stored place (written at most once a minute). */
 static void test_primary_place_is_the_scan(void **state)
 {
-    need_world();
     fixture *f = *state;
     make_account(f, LISBON); /* stored: Lisbon */
     lw_place ny;
@@ -344,7 +343,6 @@ static void test_primary_place_is_the_scan(void **state)
  * --move-alert-interval per device, not one per request. */
 static void test_move_alerts_throttled(void **state)
 {
-    need_world();
     fixture *f = *state;
     make_account(f, LISBON);
     lw_place pt, fr;
@@ -412,7 +410,6 @@ static void test_travel_minus_accuracy(void **state)
 /* --travel-kmh moves the threshold of lw_risk_on_move (through the config). */
 static void test_travel_kmh_option(void **state)
 {
-    need_world();
     fixture *f = *state;
     make_account(f, LISBON);
     lw_place lisbon, madrid;
@@ -439,7 +436,6 @@ static void test_travel_kmh_option(void **state)
 /* --far-km through the config: the option file's value reaches the rule. */
 static void test_far_km_option(void **state)
 {
-    need_world();
     fixture *f = *state;
     make_account(f, LISBON);
     char msg[128];
