@@ -11,12 +11,10 @@
  *   POST /v1/link-requests/ID/complete   (the companion signs the nonce)
  *
  * until -n links were started or -d seconds passed. Link number i goes to
- * account i % A, so the accounts grow evenly. The companion keys and the account signatures over them are made
- * before the timed phase (they depend on nothing the server says), so the
- * only Ed25519 work left per link in the loop is the signature of the nonce:
- * the tool costs far less CPU than the server it measures. A risk verdict
- * that needs confirmation (409 risk_not_accepted) is confirmed with
- * accept_risk and counted.
+ * account i % A, so the accounts grow evenly. The companion keys and the account signatures over them are
+ * made before the timed phase (they depend on nothing the server says), so the only Ed25519 work left per
+ * link in the loop is the signature of the nonce: the tool costs far less CPU than the server it measures. A
+ * risk verdict that needs confirmation (409 risk_not_accepted) is confirmed with accept_risk and counted.
  *
  * With -x IP (companions) and -X IP (primaries) every request says
  * "X-Forwarded-For: IP": against a server started with --trusted-proxies
@@ -97,10 +95,10 @@ typedef struct worker {
     int fd;
     int acct;
     int step;
-    int key;          /* index into the account's key pool */
-    int accept_risk;  /* approve again with accept_risk */
-    int busy;         /* a request is in flight */
-    int64_t link_t0;  /* ns */
+    int key;         /* index into the account's key pool */
+    int accept_risk; /* approve again with accept_risk */
+    int busy;        /* a request is in flight */
+    int64_t link_t0; /* ns */
     int64_t req_t0;
     char id[VAL_MAX], token[VAL_MAX], nonce[VAL_MAX], payload[VAL_MAX];
     char out[REQ_MAX];
@@ -138,7 +136,8 @@ static void b64url(char *out, const uint8_t *in, size_t n)
 
 static int unb64url(uint8_t *out, size_t cap, const char *in, size_t *n)
 {
-    return sodium_base642bin(out, cap, in, strlen(in), NULL, n, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return sodium_base642bin(out, cap, in, strlen(in), NULL, n, NULL,
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
 static void note_error(const char *fmt, const char *a, const char *b)
@@ -177,8 +176,8 @@ static void build(worker *w, const char *path, const char *token, const char *ua
     int n = snprintf(w->out, sizeof w->out,
                      "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n%s%s%s%s\r\n%s",
-                     path, host_hdr, ua, strlen(body), xff, token ? "Authorization: Bearer " : "", token ? token : "",
-                     token ? "\r\n" : "", body);
+                     path, host_hdr, ua, strlen(body), xff, token ? "Authorization: Bearer " : "",
+                     token ? token : "", token ? "\r\n" : "", body);
     w->out_len = n > 0 && (size_t)n < sizeof w->out ? (size_t)n : 0;
     w->out_off = 0;
 }
@@ -266,7 +265,8 @@ static void on_answer(worker *w, resp *r)
         if (r->status != 201 || json_str(r->body, "id", w->id, sizeof w->id) ||
             json_str(r->body, "token", w->token, sizeof w->token) ||
             json_str(r->body, "nonce", w->nonce, sizeof w->nonce) ||
-            json_str(r->body, "payload", w->payload, sizeof w->payload) || !strstr(r->body, "\"qr_svg\":\"<svg")) {
+            json_str(r->body, "payload", w->payload, sizeof w->payload) ||
+            !strstr(r->body, "\"qr_svg\":\"<svg")) {
             link_failed(w, "create", r);
             return;
         }
@@ -537,7 +537,8 @@ static double self_cpu_s(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -560,9 +561,10 @@ static double pct(double *v, long n, double p)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: linkload -p PORT [-h 127.0.0.1] [-a ACCOUNTS] [-w WORKERS] [-n LINKS] [-d SECONDS]\n"
-                    "                [-P SERVER_PID] [-H HANDLE_PREFIX] [-S] [-x COMPANION_IP] [-X PRIMARY_IP]\n"
-                    "                [-t REQUEST_TIMEOUT_S]\n");
+    fprintf(stderr,
+            "usage: linkload -p PORT [-h 127.0.0.1] [-a ACCOUNTS] [-w WORKERS] [-n LINKS] [-d SECONDS]\n"
+            "                [-P SERVER_PID] [-H HANDLE_PREFIX] [-S] [-x COMPANION_IP] [-X PRIMARY_IP]\n"
+            "                [-t REQUEST_TIMEOUT_S]\n");
     exit(2);
 }
 
@@ -572,23 +574,49 @@ int main(int argc, char **argv)
     int port = 0, opt;
     while ((opt = getopt(argc, argv, "h:p:a:w:n:d:P:H:Sx:X:t:")) != -1) {
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'a': nacc = atoi(optarg); break;
-        case 'w': nwork = atoi(optarg); break;
-        case 'n': max_links = atoi(optarg); break;
-        case 'd': seconds = atof(optarg); break;
-        case 'P': server_pid = atoi(optarg); break;
-        case 'H': prefix = optarg; break;
-        case 'S': wait_go = 1; break;
-        case 't': req_timeout_s = atoi(optarg); break;
-        case 'x': snprintf(companion_xff, sizeof companion_xff, "X-Forwarded-For: %.40s\r\n", optarg); break;
-        case 'X': snprintf(primary_xff, sizeof primary_xff, "X-Forwarded-For: %.40s\r\n", optarg); break;
-        default: usage();
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'a':
+            nacc = atoi(optarg);
+            break;
+        case 'w':
+            nwork = atoi(optarg);
+            break;
+        case 'n':
+            max_links = atoi(optarg);
+            break;
+        case 'd':
+            seconds = atof(optarg);
+            break;
+        case 'P':
+            server_pid = atoi(optarg);
+            break;
+        case 'H':
+            prefix = optarg;
+            break;
+        case 'S':
+            wait_go = 1;
+            break;
+        case 't':
+            req_timeout_s = atoi(optarg);
+            break;
+        case 'x':
+            snprintf(companion_xff, sizeof companion_xff, "X-Forwarded-For: %.40s\r\n", optarg);
+            break;
+        case 'X':
+            snprintf(primary_xff, sizeof primary_xff, "X-Forwarded-For: %.40s\r\n", optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (port <= 0 || port > 65535 || nacc < 1 || nacc > MAX_ACCOUNTS || nwork < 1 || nwork > MAX_WORKERS ||
-        max_links < 1 || max_links > MAX_LINKS || req_timeout_s < 1 || req_timeout_s > 600 || seconds <= 0 || seconds > 3600 || strlen(prefix) > 16)
+        max_links < 1 || max_links > MAX_LINKS || req_timeout_s < 1 || req_timeout_s > 600 || seconds <= 0 ||
+        seconds > 3600 || strlen(prefix) > 16)
         usage();
     memset(&dst, 0, sizeof dst);
     dst.sin_family = AF_INET;
@@ -612,7 +640,8 @@ int main(int argc, char **argv)
         snprintf(body, sizeof body, "{\"handle\":\"%s%u_%d\",\"public_key\":\"%s\"}", prefix, tag, i, pk);
         int status = 0;
         if (simple_post("/v1/accounts", body, ans, sizeof ans, &status) != 0 || status != 201 ||
-            json_str(ans, "token", a->token, sizeof a->token) || json_str(ans, "account_id", a->id, sizeof a->id)) {
+            json_str(ans, "token", a->token, sizeof a->token) ||
+            json_str(ans, "account_id", a->id, sizeof a->id)) {
             fprintf(stderr, "linkload: registering a primary failed: %d %.300s\n", status, ans);
             return 1;
         }
@@ -692,7 +721,8 @@ int main(int argc, char **argv)
         }
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    double srv = server_pid ? proc_cpu_s(server_pid) - srv0 : -1, own = self_cpu_s() - own0, loop1 = 0, oth1 = 0;
+    double srv = server_pid ? proc_cpu_s(server_pid) - srv0 : -1, own = self_cpu_s() - own0, loop1 = 0,
+           oth1 = 0;
     if (server_pid)
         proc_threads_cpu_s(server_pid, &loop1, &oth1);
     long nl = done < max_links ? done : max_links;
@@ -700,10 +730,12 @@ int main(int argc, char **argv)
     printf("linkload links=%ld seconds=%.2f links_per_s=%.0f p50_ms=%.3f p99_ms=%.3f errors=%ld", done, secs,
            (double)done / secs, pct(lat_ms, nl, 50), pct(lat_ms, nl, 99), errors);
     if (server_pid)
-        printf(" server_cpu_ms_per_link=%.3f server_cpu_share=%.2f loop_cpu_ms_per_link=%.3f loop_cpu_share=%.2f"
-               " other_threads_cpu_ms_per_link=%.3f",
-               done ? srv * 1000 / (double)done : 0, srv / secs, done ? (loop1 - loop0) * 1000 / (double)done : 0,
-               (loop1 - loop0) / secs, done ? (oth1 - oth0) * 1000 / (double)done : 0);
+        printf(
+            " server_cpu_ms_per_link=%.3f server_cpu_share=%.2f loop_cpu_ms_per_link=%.3f loop_cpu_share=%.2f"
+            " other_threads_cpu_ms_per_link=%.3f",
+            done ? srv * 1000 / (double)done : 0, srv / secs,
+            done ? (loop1 - loop0) * 1000 / (double)done : 0, (loop1 - loop0) / secs,
+            done ? (oth1 - oth0) * 1000 / (double)done : 0);
     printf(" client_cpu_ms_per_link=%.3f client_cpu_share=%.2f workers=%d accounts=%d risk_accepted=%ld",
            done ? own * 1000 / (double)done : 0, own / secs, nwork, nacc, risk_accepted);
     if (first_error[0])

@@ -51,12 +51,12 @@ typedef struct conn {
     uint8_t got_hello;
     uint8_t got_event;
     uint8_t closed;
-    uint8_t settled;  /* has its hello, or failed, or was closed */
-    uint16_t hlen;    /* bytes of the HTTP answer seen so far (handshake) */
-    uint32_t plen;    /* bytes kept in pbuf (a partial frame) */
+    uint8_t settled; /* has its hello, or failed, or was closed */
+    uint16_t hlen;   /* bytes of the HTTP answer seen so far (handshake) */
+    uint32_t plen;   /* bytes kept in pbuf (a partial frame) */
     uint32_t pcap;
-    uint8_t *pbuf;    /* only while a frame is split across reads */
-    char *hbuf;       /* only during the handshake */
+    uint8_t *pbuf; /* only while a frame is split across reads */
+    char *hbuf;    /* only during the handshake */
 } conn;
 
 static conn *conns;
@@ -372,7 +372,7 @@ static void on_readable(int i)
             }
             size_t hdr = (size_t)(end + 4 - c->hbuf);
             size_t used_before = c->hlen - take; /* bytes that came in earlier reads */
-            size_t rest_off = hdr - used_before;  /* where the frames start in this read */
+            size_t rest_off = hdr - used_before; /* where the frames start in this read */
             free(c->hbuf);
             c->hbuf = NULL;
             c->state = ST_OPEN;
@@ -467,9 +467,9 @@ static int parse_srcs(const char *spec)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: wsload -p PORT -n N (-T TOKEN | -t TOKENFILE) [-h 127.0.0.1] [-s SRC-RANGE (e.g. 127.0.0.2-127.0.0.250)]\n"
-            "              [-e EVENT] [-C] [-o OPEN_SECONDS] [-w WAIT_SECONDS] [-k INFLIGHT] [-i]\n");
+    fprintf(stderr, "usage: wsload -p PORT -n N (-T TOKEN | -t TOKENFILE) [-h 127.0.0.1] [-s SRC-RANGE (e.g. "
+                    "127.0.0.2-127.0.0.250)]\n"
+                    "              [-e EVENT] [-C] [-o OPEN_SECONDS] [-w WAIT_SECONDS] [-k INFLIGHT] [-i]\n");
     exit(2);
 }
 
@@ -481,20 +481,47 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "h:p:n:T:t:s:e:Co:w:k:iP:")) != -1) {
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'n': nconns = atoi(optarg); break;
-        case 'T': token = optarg; break;
-        case 't': tokfile = optarg; break;
-        case 's': srcspec = optarg; break;
-        case 'e': expect_event = optarg; break;
-        case 'C': want_close = 1; break;
-        case 'o': open_s = atof(optarg); break;
-        case 'w': wait_s = atof(optarg); break;
-        case 'k': inflight_max = atoi(optarg); break;
-        case 'i': stdin_hold = 1; break;
-        case 'P': path = optarg; break;
-        default: usage();
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            nconns = atoi(optarg);
+            break;
+        case 'T':
+            token = optarg;
+            break;
+        case 't':
+            tokfile = optarg;
+            break;
+        case 's':
+            srcspec = optarg;
+            break;
+        case 'e':
+            expect_event = optarg;
+            break;
+        case 'C':
+            want_close = 1;
+            break;
+        case 'o':
+            open_s = atof(optarg);
+            break;
+        case 'w':
+            wait_s = atof(optarg);
+            break;
+        case 'k':
+            inflight_max = atoi(optarg);
+            break;
+        case 'i':
+            stdin_hold = 1;
+            break;
+        case 'P':
+            path = optarg;
+            break;
+        default:
+            usage();
         }
     }
     if (port <= 0 || nconns <= 0 || (!token && !tokfile))
@@ -627,7 +654,8 @@ int main(int argc, char **argv)
         }
     }
     if (expect_event)
-        printf("expect event=%s got=%d of=%d first_ns=%lld last_ns=%lld closed=%d closed_last_ns=%lld timed_out=%d\n",
+        printf("expect event=%s got=%d of=%d first_ns=%lld last_ns=%lld closed=%d closed_last_ns=%lld "
+               "timed_out=%d\n",
                expect_event, ngot, target, (long long)first_ns, (long long)last_ns, nclosed,
                (long long)closed_last_ns, timed_out);
     else

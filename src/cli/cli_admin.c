@@ -30,28 +30,30 @@
 
 static void admin_usage(FILE *f)
 {
-    fputs("Usage: linkward admin [--control SOCKET] [--data-dir DIR] [--json] COMMAND\n"
-          "  stats               counters of the running server\n"
-          "  invite [--ttl 7d] [--handle HANDLE]\n"
-          "                      a registration invite code (for --registration invite); with --handle it\n"
-          "                      registers only that handle (refused now if the handle is taken)\n"
-          "  end-sessions --account HANDLE | --device DEVICE_ID | --all  [--include-primary]\n"
-          "                      log out devices (reason admin_logout): the account's companions, one device,\n"
-          "                      or every account's companions; --include-primary also ends phones, which\n"
-          "                      cannot get back in (no recovery yet)\n"
-          "  purge               delete ended sessions past the retention period now\n"
-          "  backup FILE         write a consistent copy of the database to FILE\n"
-          "  restore FILE        put a backup in place of the database (the server must be stopped;\n"
-          "                      the backup is checked first and the current database kept as .before-restore)\n"
-          "\n"
-          "The control socket defaults to ./var/control.sock, or DIR/control.sock with --data-dir.\n",
-          f);
+    fputs(
+        "Usage: linkward admin [--control SOCKET] [--data-dir DIR] [--json] COMMAND\n"
+        "  stats               counters of the running server\n"
+        "  invite [--ttl 7d] [--handle HANDLE]\n"
+        "                      a registration invite code (for --registration invite); with --handle it\n"
+        "                      registers only that handle (refused now if the handle is taken)\n"
+        "  end-sessions --account HANDLE | --device DEVICE_ID | --all  [--include-primary]\n"
+        "                      log out devices (reason admin_logout): the account's companions, one device,\n"
+        "                      or every account's companions; --include-primary also ends phones, which\n"
+        "                      cannot get back in (no recovery yet)\n"
+        "  purge               delete ended sessions past the retention period now\n"
+        "  backup FILE         write a consistent copy of the database to FILE\n"
+        "  restore FILE        put a backup in place of the database (the server must be stopped;\n"
+        "                      the backup is checked first and the current database kept as "
+        ".before-restore)\n"
+        "\n"
+        "The control socket defaults to ./var/control.sock, or DIR/control.sock with --data-dir.\n",
+        f);
 }
 
 typedef struct admin_opts {
     const char *control, *data_dir, *ttl;
-    const char *handle;               /* invite --handle */
-    const char *account, *device;     /* end-sessions */
+    const char *handle;           /* invite --handle */
+    const char *account, *device; /* end-sessions */
     bool all, include_primary;
     bool json;
 } admin_opts;
@@ -307,7 +309,8 @@ static int restore(const admin_opts *a, const char *control, const char *file)
     if (a->json)
         cli_json_event("{sb ss si}", "ok", 1, "path", db, "schema_version", version);
     else
-        cli_msg("Restored %s (schema %d) to %s; the previous database is kept as %s.\n", file, version, db, keep);
+        cli_msg("Restored %s (schema %d) to %s; the previous database is kept as %s.\n", file, version, db,
+                keep);
     return CLI_OK;
 }
 
@@ -344,8 +347,10 @@ int cli_admin_main(int argc, char **argv)
     }
     if ((a.ttl != NULL || a.handle != NULL) && strcmp(cmd, "invite") != 0)
         return cli_usage_error("admin", "%s goes with invite", a.ttl != NULL ? "--ttl" : "--handle");
-    if ((a.account != NULL || a.device != NULL || a.all || a.include_primary) && strcmp(cmd, "end-sessions") != 0)
-        return cli_usage_error("admin", "--account, --device, --all and --include-primary go with end-sessions");
+    if ((a.account != NULL || a.device != NULL || a.all || a.include_primary) &&
+        strcmp(cmd, "end-sessions") != 0)
+        return cli_usage_error("admin",
+                               "--account, --device, --all and --include-primary go with end-sessions");
 
     if (strcmp(cmd, "restore") == 0) {
         if (npos != 2 || pos[1][0] == '\0')
@@ -370,17 +375,22 @@ int cli_admin_main(int argc, char **argv)
             json_object_set_new(req, "handle", json_string(a.handle));
     } else if (strcmp(cmd, "end-sessions") == 0) {
         if (npos != 1)
-            return cli_usage_error("admin", "end-sessions takes no argument (use --account, --device or --all)");
+            return cli_usage_error("admin",
+                                   "end-sessions takes no argument (use --account, --device or --all)");
         if ((a.account != NULL) + (a.device != NULL) + a.all != 1)
-            return cli_usage_error("admin", "end-sessions needs exactly one of --account HANDLE, --device DEVICE_ID "
-                                            "or --all");
+            return cli_usage_error("admin",
+                                   "end-sessions needs exactly one of --account HANDLE, --device DEVICE_ID "
+                                   "or --all");
         if (a.account != NULL && (a.account[0] == '\0' || strlen(a.account) >= 64))
             return cli_usage_error("admin", "--account: a handle (a phone number or a user name)");
         if (a.device != NULL && !cli_check_id("--device", a.device))
             return CLI_USAGE;
         req = json_pack("{ss sb}", "cmd", "end_sessions", "include_primary", a.include_primary);
         if (req != NULL)
-            json_object_set_new(req, a.all ? "all" : a.account ? "account" : "device",
+            json_object_set_new(req,
+                                a.all       ? "all"
+                                : a.account ? "account"
+                                            : "device",
                                 a.all ? json_true() : json_string(a.account ? a.account : a.device));
     } else if (strcmp(cmd, "backup") == 0) {
         if (npos != 2 || pos[1][0] == '\0')
@@ -433,9 +443,10 @@ int cli_admin_main(int argc, char **argv)
     } else if (strcmp(cmd, "invite") == 0) {
         cli_out("%s\n", cli_str(answer, "code"));
         if (cli_str(answer, "handle")[0])
-            cli_msg("Invite code for the handle %s only, valid until %s. Register with: linkward phone --server "
-                    "URL register --handle %s --invite CODE\n",
-                    cli_str(answer, "handle"), cli_str(answer, "expires_at"), cli_str(answer, "handle"));
+            cli_msg(
+                "Invite code for the handle %s only, valid until %s. Register with: linkward phone --server "
+                "URL register --handle %s --invite CODE\n",
+                cli_str(answer, "handle"), cli_str(answer, "expires_at"), cli_str(answer, "handle"));
         else
             cli_msg("Invite code, valid until %s. Register with: linkward phone --server URL register "
                     "--handle HANDLE --invite CODE\n",

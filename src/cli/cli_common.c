@@ -620,8 +620,8 @@ static void print_device_details(json_t *rec)
            "  Key:         %s\n"
            "  First seen:  %s\n"
            "  Last seen:   %s\n",
-           name, id, json_is_true(json_object_get(rec, "current")) ? " — this device" : "", role, model, key, first,
-           last);
+           name, id, json_is_true(json_object_get(rec, "current")) ? " — this device" : "", role, model, key,
+           first, last);
     fflush(stdout);
 }
 
@@ -636,8 +636,10 @@ void cli_print_devices(json_t *records, bool history)
     t.cells = calloc(n, sizeof(*t.cells));
     if (t.cells == NULL)
         return;
-    const char *heads_active[] = {" ", "NAME", "BROWSER", "OS", "IP", "PLACE", "NETWORK", "LINKED", "LAST ACTIVE", "ID"};
-    const char *heads_hist[] = {"NAME", "BROWSER", "OS", "IP", "PLACE", "NETWORK", "LINKED", "ENDED", "REASON", "ID"};
+    const char *heads_active[] = {" ",     "NAME",    "BROWSER", "OS",          "IP",
+                                  "PLACE", "NETWORK", "LINKED",  "LAST ACTIVE", "ID"};
+    const char *heads_hist[] = {"NAME",    "BROWSER", "OS",    "IP",     "PLACE",
+                                "NETWORK", "LINKED",  "ENDED", "REASON", "ID"};
     const size_t maxw[] = {1, 28, 20, 16, 39, 28, 36, 16, 16, 43};
     t.ncols = 10;
     for (int c = 0; c < t.ncols; c++) {

@@ -26,7 +26,8 @@
 
 static void companion_usage(FILE *f)
 {
-    fputs("Usage: linkward companion [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: value']... [--json] "
+    fputs("Usage: linkward companion [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: "
+          "value']... [--json] "
           "COMMAND\n"
           "  link [--name NAME] [--qr-png FILE] [--no-persist]\n"
           "  whoami | devices | logout\n"

@@ -20,7 +20,8 @@
 
 static void phone_usage(FILE *f)
 {
-    fputs("Usage: linkward phone [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: value']... [--json] COMMAND\n"
+    fputs("Usage: linkward phone [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: value']... "
+          "[--json] COMMAND\n"
           "  register --handle HANDLE [--invite CODE] [--name NAME]\n"
           "  link PAYLOAD | --image QR.png | --code XXXX-XXXX  [--pin PIN] [--yes] [--accept-risk]\n"
           "  deny PAYLOAD | --image QR.png | --code XXXX-XXXX\n"
@@ -264,8 +265,8 @@ static void show_request(const cli_opts *o, lwc_scan *s)
             "  Key:      %s\n"
             "  Risk:     %s\n\n",
             name, browser, os, cli_str(req, "device_model")[0] ? cli_str(req, "device_model") : "-",
-            cli_str(req, "ip")[0] ? cli_str(req, "ip") : "-", place, network, distance, asked, lwc_scan_fingerprint(s),
-            rtext);
+            cli_str(req, "ip")[0] ? cli_str(req, "ip") : "-", place, network, distance, asked,
+            lwc_scan_fingerprint(s), rtext);
 }
 
 /* Reads the QR code's text: the argument, or the PNG decoded; trimmed. */
@@ -401,7 +402,8 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
             cli_json_event("{ss ss ss}", "event", "error", "code", "risk_blocked", "message",
                            "This server's policy refuses high-risk links; it cannot be linked.");
         cli_msg("linkward: this request is high risk and this server's policy refuses high-risk links "
-                "(--link-policy block-high-risk): it cannot be linked, not even with --accept-risk. Denying it.\n");
+                "(--link-policy block-high-risk): it cannot be linked, not even with --accept-risk. Denying "
+                "it.\n");
     } else if (!deny_only) {
         if (l.yes) {
             approve_it = true;
@@ -648,9 +650,10 @@ static int cmd_secure(cli_opts *o, int argc, char **argv)
         return CLI_USAGE;
     long long ended = 0;
     if ((rc = simple_call(o, "POST", "/v1/account/secure", body, "ended", &ended)) == CLI_OK && !o->json)
-        cli_msg("Logged out %lld device%s. Change your PIN now (linkward phone pin change / pin set); no device "
-                "can be linked until you do.\n",
-                ended, ended == 1 ? "" : "s");
+        cli_msg(
+            "Logged out %lld device%s. Change your PIN now (linkward phone pin change / pin set); no device "
+            "can be linked until you do.\n",
+            ended, ended == 1 ? "" : "s");
     json_decref(body);
     return rc;
 }
@@ -667,10 +670,12 @@ static int cmd_logout(cli_opts *o, int argc, char **argv)
     if ((npos == 1) == a.all)
         return cli_usage_error("phone", "logout needs exactly one of DEVICE_ID or --all");
     if (a.all && a.alert)
-        return cli_usage_error("phone", "logout: --alert goes with DEVICE_ID (the device the alert is about)");
+        return cli_usage_error("phone",
+                               "logout: --alert goes with DEVICE_ID (the device the alert is about)");
     long long ended = 0;
     if (a.all) {
-        if ((rc = simple_call(o, "POST", "/v1/devices/logout-all", NULL, "ended", &ended)) == CLI_OK && !o->json)
+        if ((rc = simple_call(o, "POST", "/v1/devices/logout-all", NULL, "ended", &ended)) == CLI_OK &&
+            !o->json)
             cli_msg("Logged out %lld device%s.\n", ended, ended == 1 ? "" : "s");
         return rc;
     }
@@ -684,7 +689,8 @@ static int cmd_logout(cli_opts *o, int argc, char **argv)
     if (a.alert && !body)
         return CLI_USAGE;
     if ((rc = simple_call(o, "DELETE", path, body, NULL, NULL)) == CLI_OK && !o->json)
-        cli_msg("Logged out device %s%s%s.\n", pos[0], a.alert ? ", answering alert " : "", a.alert ? a.alert : "");
+        cli_msg("Logged out device %s%s%s.\n", pos[0], a.alert ? ", answering alert " : "",
+                a.alert ? a.alert : "");
     json_decref(body);
     return rc;
 }
@@ -822,8 +828,9 @@ static int cmd_delete_account(cli_opts *o, int argc, char **argv)
     if (p.new_pin != NULL || p.logout_all)
         return cli_usage_error("phone", "delete-account takes --yes and --pin PIN only");
     if (!p.yes)
-        return cli_usage_error("phone", "delete-account erases the account and logs out every device, for good: "
-                                        "add --yes to confirm");
+        return cli_usage_error("phone",
+                               "delete-account erases the account and logs out every device, for good: "
+                               "add --yes to confirm");
     if (p.pin != NULL && !cli_check_pin("--pin", p.pin))
         return CLI_USAGE;
     json_t *body = p.pin ? json_pack("{ss}", "pin", p.pin) : json_object();
@@ -945,13 +952,16 @@ done:
 }
 
 static const cli_cmd phone_cmds[] = {
-    {"register", cmd_register}, {"link", cmd_link},     {"deny", cmd_deny},     {"devices", cmd_devices},
-    {"history", cmd_history},   {"alerts", cmd_alerts}, {"logout", cmd_logout}, {"pin", cmd_pin},
+    {"register", cmd_register}, {"link", cmd_link},
+    {"deny", cmd_deny},         {"devices", cmd_devices},
+    {"history", cmd_history},   {"alerts", cmd_alerts},
+    {"logout", cmd_logout},     {"pin", cmd_pin},
     {"secure", cmd_secure},     {"delete-account", cmd_delete_account},
     {"settings", cmd_settings}, {"whoami", cmd_whoami},
 };
 
 int cli_phone_main(int argc, char **argv)
 {
-    return cli_dispatch("phone", phone_usage, phone_cmds, sizeof(phone_cmds) / sizeof(phone_cmds[0]), argc, argv);
+    return cli_dispatch("phone", phone_usage, phone_cmds, sizeof(phone_cmds) / sizeof(phone_cmds[0]), argc,
+                        argv);
 }

@@ -71,8 +71,8 @@ const char *lwc_json_str(json_t *obj, const char *key)
  * not in a field) still lets us report it precisely. */
 /* Longer names first: "logout" is in "admin_logout" and "remote_logout". */
 static const char *const end_reasons[] = {
-    "remote_logout", "logout_all",      "admin_logout",  "primary_inactive", "inactive",
-    "max_age",       "token_theft",     "account_reset", "account_deleted",  "logout",
+    "remote_logout", "logout_all",  "admin_logout",  "primary_inactive", "inactive",
+    "max_age",       "token_theft", "account_reset", "account_deleted",  "logout",
 };
 
 static void copy_bounded(char *dst, size_t cap, const char *src)
@@ -336,8 +336,9 @@ static void check_server_version(const char *v, size_t len)
         cmin = strtol(e + 1, NULL, 10);
     if (k && (smaj > cmaj || (smaj == cmaj && smin > cmin))) {
         warned = true;
-        fprintf(stderr, "linkward: the server runs Linkward %s, newer than this client (%s); update this client "
-                        "if something does not work.\n",
+        fprintf(stderr,
+                "linkward: the server runs Linkward %s, newer than this client (%s); update this client "
+                "if something does not work.\n",
                 buf, LINKWARD_VERSION);
     }
 }

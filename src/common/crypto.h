@@ -11,14 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LW_PK_LEN 32     /* Ed25519 public key */
-#define LW_SK_LEN 64     /* Ed25519 secret key (libsodium layout: seed || pk) */
-#define LW_SIG_LEN 64    /* Ed25519 signature */
-#define LW_FP_LEN 32     /* key fingerprint: BLAKE2b-256 of the public key */
-#define LW_HASH_LEN 32   /* keyed hash output */
-#define LW_KEY_LEN 32    /* server secret for keyed hashes */
-#define LW_ID_BYTES 16   /* device ids, request ids, refs: 128 bits */
-#define LW_ID_STRLEN 23  /* base64url of 16 bytes (22 chars) + NUL */
+#define LW_PK_LEN 32    /* Ed25519 public key */
+#define LW_SK_LEN 64    /* Ed25519 secret key (libsodium layout: seed || pk) */
+#define LW_SIG_LEN 64   /* Ed25519 signature */
+#define LW_FP_LEN 32    /* key fingerprint: BLAKE2b-256 of the public key */
+#define LW_HASH_LEN 32  /* keyed hash output */
+#define LW_KEY_LEN 32   /* server secret for keyed hashes */
+#define LW_ID_BYTES 16  /* device ids, request ids, refs: 128 bits */
+#define LW_ID_STRLEN 23 /* base64url of 16 bytes (22 chars) + NUL */
 
 int lw_crypto_init(void);
 

@@ -18,20 +18,34 @@
 const char *lw_strerror(int err)
 {
     switch (err) {
-    case LW_OK: return "success";
-    case LW_EINVAL: return "invalid input";
-    case LW_ENOMEM: return "out of memory";
-    case LW_ENOTFOUND: return "not found";
-    case LW_ECONFLICT: return "conflict";
-    case LW_ESTORE: return "storage failure";
-    case LW_EEXPIRED: return "expired";
-    case LW_ELIMIT: return "limit reached";
-    case LW_EDENIED: return "denied";
-    case LW_EIO: return "I/O failure";
-    case LW_ECRYPTO: return "cryptographic verification failed";
-    case LW_ETOOBIG: return "too large";
-    case LW_ELOCKED: return "locked";
-    default: return "unknown error";
+    case LW_OK:
+        return "success";
+    case LW_EINVAL:
+        return "invalid input";
+    case LW_ENOMEM:
+        return "out of memory";
+    case LW_ENOTFOUND:
+        return "not found";
+    case LW_ECONFLICT:
+        return "conflict";
+    case LW_ESTORE:
+        return "storage failure";
+    case LW_EEXPIRED:
+        return "expired";
+    case LW_ELIMIT:
+        return "limit reached";
+    case LW_EDENIED:
+        return "denied";
+    case LW_EIO:
+        return "I/O failure";
+    case LW_ECRYPTO:
+        return "cryptographic verification failed";
+    case LW_ETOOBIG:
+        return "too large";
+    case LW_ELOCKED:
+        return "locked";
+    default:
+        return "unknown error";
     }
 }
 
@@ -59,8 +73,7 @@ void lw_time_format(int64_t ms, char dst[LW_TIME_STRLEN])
     }
     time_t t = (time_t)sec;
     struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL ||
-        strftime(dst, LW_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+    if (gmtime_r(&t, &tm) == NULL || strftime(dst, LW_TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
         dst[0] = '\0';
         return;
     }
@@ -237,7 +250,9 @@ int lw_buf_append(lw_buf *b, const void *p, size_t n)
 
 /* Bytes a JSON string literal cannot hold as they are: '"', '\\', controls. */
 static const unsigned char json_escape[256] = {
-    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+    [0 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
 };
 
 int lw_buf_append_json_str(lw_buf *b, const char *s)
@@ -326,8 +341,7 @@ bool lw_slice_eq(lw_slice a, const char *cstr)
 
 /* ---- base64url ----------------------------------------------------------- */
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 void lw_b64_encode(char *dst, const uint8_t *src, size_t n)
 {
@@ -357,22 +371,16 @@ void lw_b64_encode(char *dst, const uint8_t *src, size_t n)
  * decodes a credential. */
 #define XX 0x40
 static const uint8_t b64_values[256] = {
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, 62, XX, XX,
-    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, XX, XX, XX, XX, XX, XX,
-    XX,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
-    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, XX, XX, XX, XX, 63,
-    XX, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
-    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, 62, XX, XX, 52, 53, 54, 55,
+    56, 57, 58, 59, 60, 61, XX, XX, XX, XX, XX, XX, XX, 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
+    13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, XX, XX, XX, XX, 63, XX, 26, 27, 28, 29, 30, 31, 32,
+    33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, XX, XX, XX, XX, XX, XX, XX,
+    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+    XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
 };
 #undef XX
 
@@ -389,7 +397,8 @@ long lw_b64_decode(uint8_t *dst, size_t dst_cap, const char *src, size_t src_len
     const uint8_t *s = (const uint8_t *)src;
     size_t o = 0, i = 0;
     for (; i + 4 <= src_len; i += 4) {
-        uint32_t a = b64_values[s[i]], b = b64_values[s[i + 1]], c = b64_values[s[i + 2]], d = b64_values[s[i + 3]];
+        uint32_t a = b64_values[s[i]], b = b64_values[s[i + 1]], c = b64_values[s[i + 2]],
+                 d = b64_values[s[i + 3]];
         if ((a | b | c | d) & 0x40)
             goto fail;
         uint32_t v = a << 18 | b << 12 | c << 6 | d;

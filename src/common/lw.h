@@ -64,7 +64,7 @@ typedef struct lw_buf {
 } lw_buf;
 
 void lw_buf_init(lw_buf *b, size_t max);
-int lw_buf_append(lw_buf *b, const void *p, size_t n);  /* LW_ETOOBIG past max */
+int lw_buf_append(lw_buf *b, const void *p, size_t n); /* LW_ETOOBIG past max */
 /* Makes room for n more bytes at once (one allocation instead of a doubling
  * per append when the size is known or bounded). LW_ETOOBIG past max. */
 int lw_buf_reserve(lw_buf *b, size_t n);

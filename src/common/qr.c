@@ -12,12 +12,12 @@
 
 #include "lw.h"
 
-#define QR_TEXT_MAX 2048          /* longer than any payload we make; QR M tops out near 2331 bytes */
-#define QR_QUIET 4                /* quiet zone of SVG and PNG, in modules */
-#define QR_TERM_QUIET 2           /* quiet zone of terminal output */
-#define QR_IMG_MAX 4096           /* largest PNG side we write or decode, in pixels */
+#define QR_TEXT_MAX 2048 /* longer than any payload we make; QR M tops out near 2331 bytes */
+#define QR_QUIET 4       /* quiet zone of SVG and PNG, in modules */
+#define QR_TERM_QUIET 2  /* quiet zone of terminal output */
+#define QR_IMG_MAX 4096  /* largest PNG side we write or decode, in pixels */
 #define QR_SCALE_MAX 64
-#define QR_SVG_MAX (1024 * 1024)  /* worst case for version 40 is about 400 KB */
+#define QR_SVG_MAX (1024 * 1024) /* worst case for version 40 is about 400 KB */
 #define QR_TERM_MAX (256 * 1024)
 
 /* libqrencode with a mask chosen by the caller: exported by the library
@@ -59,14 +59,22 @@ static inline long popcount64(uint64_t v)
 static int mask_bit(int k, int y, int x)
 {
     switch (k) {
-    case 0: return (y + x) % 2 == 0;
-    case 1: return y % 2 == 0;
-    case 2: return x % 3 == 0;
-    case 3: return (y + x) % 3 == 0;
-    case 4: return (y / 2 + x / 3) % 2 == 0;
-    case 5: return (y * x) % 2 + (y * x) % 3 == 0;
-    case 6: return ((y * x) % 2 + (y * x) % 3) % 2 == 0;
-    default: return ((y * x) % 3 + (y + x) % 2) % 2 == 0;
+    case 0:
+        return (y + x) % 2 == 0;
+    case 1:
+        return y % 2 == 0;
+    case 2:
+        return x % 3 == 0;
+    case 3:
+        return (y + x) % 3 == 0;
+    case 4:
+        return (y / 2 + x / 3) % 2 == 0;
+    case 5:
+        return (y * x) % 2 + (y * x) % 3 == 0;
+    case 6:
+        return ((y * x) % 2 + (y * x) % 3) % 2 == 0;
+    default:
+        return ((y * x) % 3 + (y + x) % 2) % 2 == 0;
     }
 }
 
@@ -118,7 +126,8 @@ static long line_penalty(uint64_t line, int w)
     /* Rule 3: dark-light-dark-dark-dark-light-dark starting at module c
      * (bit c of core), with four light modules before it or after it: 40
      * each (light on both sides counts twice). */
-    uint64_t core = line & ~(line >> 1) & (line >> 2) & (line >> 3) & (line >> 4) & ~(line >> 5) & (line >> 6);
+    uint64_t core =
+        line & ~(line >> 1) & (line >> 2) & (line >> 3) & (line >> 4) & ~(line >> 5) & (line >> 6);
     core &= all >> 6;
     if (core) {
         uint64_t light = ~line; /* bits past w: light */
@@ -199,7 +208,7 @@ static int choose_mask(QRcode *q)
         uint64_t dark = 0, d = 0;
         for (int x = 0; x < w; x++) {
             dark |= (uint64_t)(m[x] & 1) << x;
-            d |= (uint64_t)!(m[x] & 0x80) << x;
+            d |= (uint64_t) !(m[x] & 0x80) << x;
         }
         data[y] = d;
         base[y] = dark ^ (d & pat[0][y % 12] & all); /* mask 0 taken off */
@@ -271,7 +280,6 @@ unsigned char *lw_qr_modules(const char *text, int *width, int *mask)
     QRcode_free(q);
     return out;
 }
-
 
 static int qr_dark(const QRcode *q, int x, int y)
 {
@@ -391,7 +399,8 @@ int lw_qr_png_write(const char *text, const char *path, int scale)
     for (size_t y = 0; y < side; y++)
         for (size_t x = 0; x < side; x++)
             px[y * side + x] =
-                qr_dark(q, (int)(x / (size_t)scale) - QR_QUIET, (int)(y / (size_t)scale) - QR_QUIET) ? 0 : 255;
+                qr_dark(q, (int)(x / (size_t)scale) - QR_QUIET, (int)(y / (size_t)scale) - QR_QUIET) ? 0
+                                                                                                     : 255;
     QRcode_free(q);
 
     png_image img;

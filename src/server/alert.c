@@ -24,7 +24,8 @@ json_t *lw_alert_json(const lw_alert *a)
     return j;
 }
 
-int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id, json_t *details)
+int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id,
+                   json_t *details)
 {
     lw_alert a;
     memset(&a, 0, sizeof a);

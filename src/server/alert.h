@@ -11,7 +11,8 @@
 #include "store.h"
 
 /* Stores and publishes an alert. details is a JSON object (stolen; NULL for {}). */
-int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id, json_t *details);
+int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id,
+                   json_t *details);
 /* The API form of an alert. */
 json_t *lw_alert_json(const lw_alert *a);
 

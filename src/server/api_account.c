@@ -28,7 +28,6 @@ long long lw_api_secs(int64_t ms)
     return ms <= 0 ? 0 : (long long)((ms + 999) / 1000);
 }
 
-
 bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
 {
     if (rc == LW_ENOTFOUND) {
@@ -44,7 +43,8 @@ bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
         return true;
     }
     lw_log_error("api", "store failure while %s: %s", what, lw_strerror(rc));
-    lw_reply_error(rq, rc == LW_ENOMEM ? 503 : 500, "internal", "The server could not complete this (%s).", what);
+    lw_reply_error(rq, rc == LW_ENOMEM ? 503 : 500, "internal", "The server could not complete this (%s).",
+                   what);
     return true;
 }
 
@@ -62,7 +62,8 @@ void lw_api_pin_refused(lw_rq *rq, int rc)
 {
     if (rc == LW_ELIMIT) {
         lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 429, "rate_limited", "Too many PIN checks for this account are running; retry shortly.");
+        lw_reply_error(rq, 429, "rate_limited",
+                       "Too many PIN checks for this account are running; retry shortly.");
         return;
     }
     lw_reply_error(rq, 503, "unavailable", "Cannot check the PIN now.");
@@ -85,7 +86,8 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
     long long secs = lw_api_secs(wait);
     snprintf(ra, sizeof ra, "%lld", secs < 1 ? 1 : secs);
     lw_rq_header(rq, "retry-after", ra);
-    lw_reply_error_x(rq, 429, "rate_limited", json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
+    lw_reply_error_x(rq, 429, "rate_limited",
+                     json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
                      "Too many attempts (%s). Try again in %s seconds.", rule->name, ra);
     lw_log_warn("rate", "%s limit reached for %s %.12s from %s", rule->name, scope, id, rq->ip);
     if (account_id) {
@@ -110,11 +112,12 @@ void lw_api_server(lw_rq *rq)
     lw_app *app = rq->app;
     char pk[lw_b64_enc_len(LW_PK_LEN)];
     lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
-    lw_reply_json(rq, 200,
-                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:b}", "origin", app->cfg.public_origin, "server_key",
-                            pk, "version", LINKWARD_VERSION, "min_client_version", app->cfg.min_client_version,
-                            "max_companions", (json_int_t)app->cfg.max_companions, "registration",
-                            app->cfg.registration_invite ? "invite" : "open", "pin_required", app->cfg.pin_required));
+    lw_reply_json(
+        rq, 200,
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:b}", "origin", app->cfg.public_origin, "server_key", pk,
+                  "version", LINKWARD_VERSION, "min_client_version", app->cfg.min_client_version,
+                  "max_companions", (json_int_t)app->cfg.max_companions, "registration",
+                  app->cfg.registration_invite ? "invite" : "open", "pin_required", app->cfg.pin_required));
 }
 
 /* Printable text without control characters, for names and descriptions. */
@@ -187,7 +190,8 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
             size_t cap = i == 0 ? LW_NAME_MAX : LW_FIELD_MAX;
             if (!s || json_string_length(v) >= cap || strlen(s) != json_string_length(v) || !printable(s)) {
                 lw_reply_error(rq, 400, "invalid_request",
-                               "client.%s must be printable text of at most %zu bytes.", fields[i].key, cap - 1);
+                               "client.%s must be printable text of at most %zu bytes.", fields[i].key,
+                               cap - 1);
                 return LW_EINVAL;
             }
             lw_strlcpy((char *)d + fields[i].off, s, cap);
@@ -364,8 +368,9 @@ void lw_api_register(lw_rq *rq)
     }
     if (rc == LW_EDENIED) {
         pace_answer(rq, pace, 403,
-                    error_body("invalid_invite", "This invitation code is not valid for this handle (unknown, used, "
-                                                 "expired, or issued for another handle)."));
+                    error_body("invalid_invite",
+                               "This invitation code is not valid for this handle (unknown, used, "
+                               "expired, or issued for another handle)."));
         goto out_tok;
     }
     if (rc != LW_OK) {
@@ -382,8 +387,8 @@ void lw_api_register(lw_rq *rq)
     pace_answer(rq, pace, 201,
                 json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "account_id", a.id, "device_id", s->id,
                           "handle", a.handle, "token", token, "token_expires_in",
-                          (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()), "challenge", challenge, "server_key",
-                          pk, "origin", app->cfg.public_origin));
+                          (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()), "challenge", challenge,
+                          "server_key", pk, "origin", app->cfg.public_origin));
 out_tok:
     lw_wipe(token, sizeof token);
 out:
@@ -476,7 +481,8 @@ void lw_api_account_delete(lw_rq *rq)
     op->app = app;
     lw_strlcpy(op->account_id, a.id, sizeof op->account_id);
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_api_pin_inflight_cap(app, &a), delete_pin_done, op);
+    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_api_pin_inflight_cap(app, &a),
+                        delete_pin_done, op);
     if (rc != LW_OK) {
         lw_api_pin_refused(rq, rc);
         goto out_free;

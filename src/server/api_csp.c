@@ -20,7 +20,8 @@ static void record(const char *directive_in, const char *blocked_in, const char 
     char label[64];
     snprintf(label, sizeof label, "directive=\"%s\"", directive);
     lw_metrics_inc("linkward_csp_violations_total", label);
-    lw_log_warn("csp", "CSP violation (%s): %s blocked %s", disposition, directive, blocked[0] ? blocked : "(none)");
+    lw_log_warn("csp", "CSP violation (%s): %s blocked %s", disposition, directive,
+                blocked[0] ? blocked : "(none)");
 }
 
 static const char *str(json_t *obj, const char *key)
@@ -37,9 +38,11 @@ void lw_api_csp_report(lw_rq *rq)
     if (json_is_object(legacy)) {
         /* report-uri: {"csp-report": {"effective-directive", "violated-directive", "blocked-uri", ...}} */
         const char *d = str(legacy, "effective-directive");
-        record(d ? d : str(legacy, "violated-directive"), str(legacy, "blocked-uri"), str(legacy, "disposition"));
+        record(d ? d : str(legacy, "violated-directive"), str(legacy, "blocked-uri"),
+               str(legacy, "disposition"));
     } else if (json_is_array(rq->body)) {
-        /* report-to (Reporting API): [{"type": "csp-violation", "body": {"effectiveDirective", "blockedURL", ...}}, ...] */
+        /* report-to (Reporting API): [{"type": "csp-violation", "body": {"effectiveDirective", "blockedURL",
+         * ...}}, ...] */
         size_t i;
         json_t *r;
         json_array_foreach(rq->body, i, r)

@@ -244,10 +244,10 @@ static json_t *request_json(const lw_link_request *r)
     lw_hex_encode(fphex, fp, sizeof fp);
     lw_time_format(r->created_at, t);
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id",
-                     r->id, "name", r->name, "browser", r->browser, "browser_version", r->browser_version, "os",
-                     r->os, "os_version", r->os_version, "device_model", r->device_model, "ip", r->ip, "country",
-                     r->country, "region", r->region, "city", r->city, "network", r->network, "public_key", pk,
-                     "key_fingerprint", fphex, "created_at", t, "expires_in",
+                     r->id, "name", r->name, "browser", r->browser, "browser_version", r->browser_version,
+                     "os", r->os, "os_version", r->os_version, "device_model", r->device_model, "ip", r->ip,
+                     "country", r->country, "region", r->region, "city", r->city, "network", r->network,
+                     "public_key", pk, "key_fingerprint", fphex, "created_at", t, "expires_in",
                      (json_int_t)lw_api_secs(lw_links_remaining(r)));
 }
 
@@ -257,7 +257,8 @@ static void refuse_state(lw_rq *rq, const lw_link_request *r)
     if (strcmp(r->state, "expired") == 0 || lw_links_remaining(r) == 0)
         lw_reply_error(rq, 410, "expired", "This QR code expired. Reload it on the other device.");
     else if (strcmp(r->state, "pending") != 0 && strcmp(r->state, "denied") != 0)
-        lw_reply_error(rq, 409, "already_scanned", "This QR code was already used. Reload it on the other device.");
+        lw_reply_error(rq, 409, "already_scanned",
+                       "This QR code was already used. Reload it on the other device.");
     else
         lw_reply_error(rq, 409, "not_pending", "This link request was already answered.");
 }
@@ -270,7 +271,8 @@ void lw_api_link_scan(lw_rq *rq)
         lw_body_str(rq, "code", false, 32, &code_text) != LW_OK)
         return;
     if (!payload_text == !code_text) {
-        lw_reply_error(rq, 400, "invalid_request", "Give either \"payload\" (the scanned QR code) or \"code\".");
+        lw_reply_error(rq, 400, "invalid_request",
+                       "Give either \"payload\" (the scanned QR code) or \"code\".");
         return;
     }
     /* Scans are limited per account and per address; typed codes (guessable,
@@ -312,8 +314,9 @@ void lw_api_link_scan(lw_rq *rq)
             return;
         }
         if (rc == LW_ENOTFOUND) {
-            lw_reply_error(rq, 410, "expired",
-                           "This QR code is no longer valid (it expired or was replaced). Scan the current one.");
+            lw_reply_error(
+                rq, 410, "expired",
+                "This QR code is no longer valid (it expired or was replaced). Scan the current one.");
             return;
         }
         uint8_t fp[LW_FP_LEN];
@@ -331,13 +334,15 @@ void lw_api_link_scan(lw_rq *rq)
     } else {
         char code[LW_CODE_STRLEN];
         if (lw_code_normalize(code_text, strlen(code_text), code) != LW_OK) {
-            lw_reply_error(rq, 400, "invalid_request", "A pairing code has 8 letters and digits (XXXX-XXXX).");
+            lw_reply_error(rq, 400, "invalid_request",
+                           "A pairing code has 8 letters and digits (XXXX-XXXX).");
             return;
         }
         lw_keyed_hash(h, app->hash_key, code, strlen(code));
         rc = lw_store_link_get_by_code(app->store, h, &r);
         if (rc == LW_ENOTFOUND) {
-            lw_reply_error(rq, 404, "invalid_code", "No device is waiting with this code. Check it and try again.");
+            lw_reply_error(rq, 404, "invalid_code",
+                           "No device is waiting with this code. Check it and try again.");
             return;
         }
     }
@@ -361,7 +366,8 @@ void lw_api_link_scan(lw_rq *rq)
     rc = rescan ? LW_OK : lw_store_link_transition(app->store, &r, "pending", "scanned");
     if (rc == LW_ECONFLICT) {
         json_decref(payload_json);
-        lw_reply_error(rq, 409, "already_scanned", "This QR code was already used. Reload it on the other device.");
+        lw_reply_error(rq, 409, "already_scanned",
+                       "This QR code was already used. Reload it on the other device.");
         return;
     }
     if (rc != LW_OK) {
@@ -381,11 +387,11 @@ void lw_api_link_scan(lw_rq *rq)
     lw_risk k;
     lw_risk_link(app, &r, rq->who.account_id, &phone_at, &k);
     json_t *req_json = request_json(&r);
-    json_object_set_new(req_json, "distance_km", k.distance_km >= 0 ? json_integer((json_int_t)(k.distance_km + 0.5))
-                                                                    : json_null());
+    json_object_set_new(req_json, "distance_km",
+                        k.distance_km >= 0 ? json_integer((json_int_t)(k.distance_km + 0.5)) : json_null());
     json_object_set_new(req_json, "anonymous", json_boolean(k.anonymous));
-    json_t *ans = json_pack("{s:o, s:o, s:{s:s, s:O}, s:b}", "request", req_json, "payload", payload_json, "risk",
-                            "level", lw_risk_name(k.level), "reasons", k.reasons, "pin_required",
+    json_t *ans = json_pack("{s:o, s:o, s:{s:s, s:O}, s:b}", "request", req_json, "payload", payload_json,
+                            "risk", "level", lw_risk_name(k.level), "reasons", k.reasons, "pin_required",
                             a.pin_hash[0] != '\0' || app->cfg.pin_required);
     if (k.level == LW_RISK_HIGH && app->cfg.block_high_risk)
         json_object_set_new(ans, "blocked", json_true());
@@ -412,7 +418,8 @@ static bool load_scanned(lw_rq *rq, lw_link_request *r)
         return false;
     }
     if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
-        lw_reply_error(rq, 410, "expired", "This link request expired. Reload the QR code on the other device.");
+        lw_reply_error(rq, 410, "expired",
+                       "This link request expired. Reload the QR code on the other device.");
         return false;
     }
     if (strcmp(r->state, "scanned") != 0) {
@@ -429,10 +436,11 @@ static bool at_device_limit(lw_rq *rq, const char *account_id)
     if (rc != LW_OK)
         return lw_api_store_failed(rq, rc, "counting devices");
     if (n >= rq->app->cfg.max_companions) {
-        lw_reply_error_x(rq, 409, "device_limit", json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
-                         "This account already has %ld linked devices, the limit. Log one out from your phone "
-                         "(Linked devices) to free a slot.",
-                         rq->app->cfg.max_companions);
+        lw_reply_error_x(
+            rq, 409, "device_limit", json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
+            "This account already has %ld linked devices, the limit. Log one out from your phone "
+            "(Linked devices) to free a slot.",
+            rq->app->cfg.max_companions);
         return true;
     }
     return false;
@@ -492,8 +500,9 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
     lw_link_request *r = &op->r;
     lw_account *a = &op->a;
     if (a->pin_change_required) {
-        lw_reply_error(rq, 403, "pin_change_required",
-                       "Your account was secured after an alert: change your two-step PIN before linking devices.");
+        lw_reply_error(
+            rq, 403, "pin_change_required",
+            "Your account was secured after an alert: change your two-step PIN before linking devices.");
         return false;
     }
     lw_place phone_at;
@@ -578,7 +587,8 @@ void lw_api_link_approve(lw_rq *rq)
     if (!load_scanned(rq, r))
         goto out;
     if (lw_body_b64(rq, "account_signature", true, r->account_sig, LW_SIG_LEN, NULL) != LW_OK ||
-        lw_body_str(rq, "pin", false, 16, &pin) != LW_OK || lw_body_bool(rq, "accept_risk", false, &op->accept_risk))
+        lw_body_str(rq, "pin", false, 16, &pin) != LW_OK ||
+        lw_body_bool(rq, "accept_risk", false, &op->accept_risk))
         goto out;
     int rc = lw_store_session_get(app->store, rq->who.device_id, &primary);
     if (rc == LW_OK)
@@ -658,7 +668,8 @@ static void complete_verify_done(void *arg)
     if (!rq)
         return; /* the client left while its signature was checked: nothing was changed */
     if (verified != LW_OK) {
-        lw_reply_error(rq, 400, "invalid_signature", "The signature does not prove possession of the device key.");
+        lw_reply_error(rq, 400, "invalid_signature",
+                       "The signature does not prove possession of the device key.");
         return;
     }
     if (lw_links_remaining(rq->link) == 0) {
@@ -690,7 +701,8 @@ void lw_api_link_complete(lw_rq *rq)
     }
     op->msg_len = signed_msg(op->msg, sizeof op->msg, SIG_LINK, r->id, r->nonce);
     if (op->msg_len == 0) {
-        lw_reply_error(rq, 400, "invalid_signature", "The signature does not prove possession of the device key.");
+        lw_reply_error(rq, 400, "invalid_signature",
+                       "The signature does not prove possession of the device key.");
         goto out;
     }
     memcpy(op->pk, r->public_key, LW_PK_LEN);
@@ -766,10 +778,11 @@ static void complete_verified(lw_rq *rq)
         rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions);
     if (rc != LW_OK) {
         if (rc == LW_ELIMIT)
-            lw_reply_error(rq, 409, "device_limit",
-                           "This account already has %ld linked devices, the limit. Log one out from your phone "
-                           "to free a slot.",
-                           app->cfg.max_companions);
+            lw_reply_error(
+                rq, 409, "device_limit",
+                "This account already has %ld linked devices, the limit. Log one out from your phone "
+                "to free a slot.",
+                app->cfg.max_companions);
         else if (rc == LW_ECONFLICT)
             lw_reply_error(rq, 409, "not_pending", "This link request was already completed.");
         else
@@ -788,12 +801,15 @@ static void complete_verified(lw_rq *rq)
     if (s->city[0] || s->country[0])
         snprintf(where, sizeof where, "%s%s%s", s->city, s->city[0] && s->country[0] ? ", " : "", s->country);
     char message[LW_NAME_MAX + sizeof where + 64];
-    snprintf(message, sizeof message, "A new device was linked: %s%s%s", s->name, where[0] ? ", " : "", where);
+    snprintf(message, sizeof message, "A new device was linked: %s%s%s", s->name, where[0] ? ", " : "",
+             where);
     lw_alert_raise(app, s->account_id, "device.linked", s->id,
-                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
-                             s->os, "ip", s->ip, "place", where, "network", s->network, "message", message));
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser,
+                             "os", s->os, "ip", s->ip, "place", where, "network", s->network, "message",
+                             message));
     lw_risk_link_alerts(app, &k, s->account_id, s->id, s->name);
-    lw_risk_link_completed(app, &k, &here, &here_net, s->account_id, s->id, s->name, now - r->created_at, now);
+    lw_risk_link_completed(app, &k, &here, &here_net, s->account_id, s->id, s->name, now - r->created_at,
+                           now);
 
     lw_account a;
     const char *handle = "";
@@ -801,9 +817,10 @@ static void complete_verified(lw_rq *rq)
         handle = a.handle;
     char challenge[lw_b64_enc_len(32)];
     lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
-    json_t *ans = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "device_id", s->id, "account_id", s->account_id,
-                            "handle", handle, "token_expires_in", (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()),
-                            "challenge", challenge, "persistent", s->persistent);
+    json_t *ans =
+        json_pack("{s:s, s:s, s:s, s:I, s:s, s:b}", "device_id", s->id, "account_id", s->account_id, "handle",
+                  handle, "token_expires_in", (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()),
+                  "challenge", challenge, "persistent", s->persistent);
     if (lw_api_cookie_wanted(rq)) {
         lw_api_set_session_cookie(rq, token, s->persistent);
         if (rq->cookie_auth)

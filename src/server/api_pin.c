@@ -69,8 +69,8 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
                    json_pack("{s:i, s:i}", "failures", a.pin_failures, "attempts_left", left));
     if (lock > 0)
         lw_alert_raise(app, account_id, "pin.locked", device_id,
-                       json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)lw_api_secs(lock), "failures",
-                                 a.pin_failures));
+                       json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)lw_api_secs(lock),
+                                 "failures", a.pin_failures));
     if (rq) {
         if (lock > 0) {
             lw_api_pin_locked(rq, &a);
@@ -123,10 +123,14 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
     lw_sessions_invalidate_account_views(app->sessions, op->account_id);
     /* Every device hears of it: a PIN changed by someone else is an alarm. */
     lw_alert_raise(app, op->account_id, "pin.changed", op->device_id,
-                   json_pack("{s:s, s:s}", "change", op->disable ? "disabled" : op->checked ? "changed" : "set",
-                             "message", op->disable ? "The two-step PIN was turned off."
-                                        : op->checked ? "The two-step PIN was changed."
-                                                      : "A two-step PIN was set."));
+                   json_pack("{s:s, s:s}", "change",
+                             op->disable   ? "disabled"
+                             : op->checked ? "changed"
+                                           : "set",
+                             "message",
+                             op->disable   ? "The two-step PIN was turned off."
+                             : op->checked ? "The two-step PIN was changed."
+                                           : "A two-step PIN was set."));
     lw_log_info("pin", "PIN %s for account %.8s", op->disable ? "disabled" : "set", op->account_id);
     if (rq) {
         json_t *ans = json_pack("{s:b}", "has_pin", !op->disable);

@@ -38,8 +38,8 @@ void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long
     if (max_age >= 0)
         snprintf(age, sizeof age, "; Max-Age=%lld", max_age);
     char v[LW_CRED_STRLEN + 200];
-    int n = snprintf(v, sizeof v, "%s%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s", tls ? "__Host-" : "", name,
-                     value, tls ? "; Secure" : "", age);
+    int n = snprintf(v, sizeof v, "%s%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s", tls ? "__Host-" : "",
+                     name, value, tls ? "; Secure" : "", age);
     if (n > 0 && n < (int)sizeof v)
         lw_rq_header(rq, "set-cookie", v);
     lw_wipe(v, sizeof v);
@@ -84,10 +84,11 @@ void lw_api_session_get(lw_rq *rq)
             return;
         }
         s.last_active_at = 0;
-        json_t *ans = json_pack("{s:o, s:{s:s, s:s, s:b, s:b, s:I}, s:o}", "device", lw_record_json(&s, s.id),
-                                "account", "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0',
-                                "pin_change_required", a.pin_change_required, "inactive_ttl_days",
-                                (json_int_t)(a.inactive_ttl_ms / DAY_MS), "challenge", challenge_json(s.challenge));
+        json_t *ans =
+            json_pack("{s:o, s:{s:s, s:s, s:b, s:b, s:I}, s:o}", "device", lw_record_json(&s, s.id),
+                      "account", "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0',
+                      "pin_change_required", a.pin_change_required, "inactive_ttl_days",
+                      (json_int_t)(a.inactive_ttl_ms / DAY_MS), "challenge", challenge_json(s.challenge));
         lw_wipe(&a, sizeof a);
         /* A fixed-width placeholder where this request's time goes. */
         json_object_set_new(json_object_get(ans, "device"), "last_active_at", json_string(TS_SENTINEL));
@@ -153,8 +154,8 @@ void lw_api_session_refresh(lw_rq *rq)
     bool present = false;
     json_t *v = json_object_get(rq->body, "signature");
     int ok = LW_ECRYPTO;
-    if (json_is_string(v) &&
-        lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v), sizeof sig) == LW_SIG_LEN) {
+    if (json_is_string(v) && lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v),
+                                           sizeof sig) == LW_SIG_LEN) {
         present = true;
         uint8_t msg[128];
         size_t il = strlen(s.id), ll = strlen(SIG_REFRESH);
@@ -166,14 +167,16 @@ void lw_api_session_refresh(lw_rq *rq)
         ok = lw_verify(sig, msg, ll + il + 2 + 32, s.public_key);
     }
     if (ok != LW_OK) {
-        lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", s.id, rq->ip);
+        lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", s.id,
+                    rq->ip);
         lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id,
                        json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
                                  present ? "wrong signature" : "missing"));
         lw_sessions_end(app->sessions, s.id, "token_theft");
-        lw_reply_error(rq, 401, "token_theft",
-                       "The credential was presented without a valid proof of the device key; the session was "
-                       "ended.");
+        lw_reply_error(
+            rq, 401, "token_theft",
+            "The credential was presented without a valid proof of the device key; the session was "
+            "ended.");
         return;
     }
     char token[LW_CRED_STRLEN];
@@ -183,16 +186,17 @@ void lw_api_session_refresh(lw_rq *rq)
         return;
     }
     lw_log_debug("session", "device %.8s refreshed its credential", s.id);
-    json_t *ans = json_pack("{s:I, s:o}", "token_expires_in",
-                            (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()), "challenge",
-                            challenge_json(s.challenge));
+    json_t *ans =
+        json_pack("{s:I, s:o}", "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()),
+                  "challenge", challenge_json(s.challenge));
     if (lw_api_cookie_wanted(rq))
         lw_api_set_session_cookie(rq, token, s.persistent);
     else
         json_object_set_new(ans, "token", json_string(token));
     lw_wipe(token, sizeof token);
-    json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+    json_t *ev =
+        json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
+                  "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);
@@ -204,8 +208,9 @@ void lw_api_session_socket_opened(lw_app *app, const lw_principal *who)
     lw_session s;
     if (lw_store_session_get(app->store, who->device_id, &s) != LW_OK)
         return;
-    json_t *ev = json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                           "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+    json_t *ev =
+        json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
+                  "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);
@@ -311,9 +316,10 @@ static bool load_answered_alert(lw_rq *rq, const char *alert_id, lw_alert *a)
         return false;
     }
     if (!rq->who.primary && strcmp(a->device_id, rq->who.device_id) == 0) {
-        lw_reply_error(rq, 403, "alert_about_this_device",
-                       "This alert is about this very device, so it cannot answer it: answer it from your phone "
-                       "or another linked device.");
+        lw_reply_error(
+            rq, 403, "alert_about_this_device",
+            "This alert is about this very device, so it cannot answer it: answer it from your phone "
+            "or another linked device.");
         return false;
     }
     return true;
@@ -327,7 +333,8 @@ static void record_answer(lw_rq *rq, const lw_alert *a, const char *answer)
         return;
     int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, a->id, answer, lw_now_ms());
     if (rc != LW_OK)
-        lw_log_error("session", "cannot record the answer %s to alert %.8s: %s", answer, a->id, lw_strerror(rc));
+        lw_log_error("session", "cannot record the answer %s to alert %.8s: %s", answer, a->id,
+                     lw_strerror(rc));
 }
 
 void lw_api_device_rename(lw_rq *rq)
@@ -391,8 +398,8 @@ void lw_api_device_logout(lw_rq *rq)
     record_answer(rq, &a, LW_ALERT_ANSWER_LOGOUT);
     json_t *ans = json_pack("{s:b, s:s}", "ended", 1, "device_id", s.id);
     if (ans && a.id[0])
-        json_object_set_new(ans, "answered", json_pack("{s:s, s:s}", "alert_id", a.id, "answer",
-                                                       LW_ALERT_ANSWER_LOGOUT));
+        json_object_set_new(ans, "answered",
+                            json_pack("{s:s, s:s}", "alert_id", a.id, "answer", LW_ALERT_ANSWER_LOGOUT));
     lw_reply_json(rq, 200, ans);
 }
 
@@ -475,9 +482,10 @@ void lw_api_alert_ack(lw_rq *rq)
     if (lw_body_str(rq, "answer", false, LW_REASON_MAX - 1, &answer) != LW_OK)
         return;
     if (answer && strcmp(answer, LW_ALERT_ANSWER_ME) != 0) {
-        lw_reply_error(rq, 400, "invalid_request",
-                       "Acknowledging answers \"it_was_me\"; to log the device out or secure the account, call "
-                       "DELETE /v1/devices/{id} or POST /v1/account/secure with \"alert_id\".");
+        lw_reply_error(
+            rq, 400, "invalid_request",
+            "Acknowledging answers \"it_was_me\"; to log the device out or secure the account, call "
+            "DELETE /v1/devices/{id} or POST /v1/account/secure with \"alert_id\".");
         return;
     }
     lw_alert a;
@@ -503,9 +511,10 @@ void lw_api_settings_get(lw_rq *rq)
         lw_api_store_failed(rq, rc, "loading settings");
         return;
     }
-    lw_reply_json(rq, 200, json_pack("{s:I, s:I, s:b}", "inactive_ttl_days", (json_int_t)(a.inactive_ttl_ms / DAY_MS),
-                                     "inactive_ttl_seconds", (json_int_t)(a.inactive_ttl_ms / 1000), "has_pin",
-                                     a.pin_hash[0] != '\0'));
+    lw_reply_json(rq, 200,
+                  json_pack("{s:I, s:I, s:b}", "inactive_ttl_days", (json_int_t)(a.inactive_ttl_ms / DAY_MS),
+                            "inactive_ttl_seconds", (json_int_t)(a.inactive_ttl_ms / 1000), "has_pin",
+                            a.pin_hash[0] != '\0'));
     lw_wipe(&a, sizeof a);
 }
 
@@ -517,7 +526,8 @@ void lw_api_settings_set(lw_rq *rq)
         return;
     }
     if (!json_is_integer(v) || json_integer_value(v) < 7 || json_integer_value(v) > 365) {
-        lw_reply_error(rq, 400, "invalid_request", "\"inactive_ttl_days\" must be a whole number from 7 to 365.");
+        lw_reply_error(rq, 400, "invalid_request",
+                       "\"inactive_ttl_days\" must be a whole number from 7 to 365.");
         return;
     }
     lw_account a;
@@ -564,8 +574,8 @@ void lw_api_account_secure(lw_rq *rq)
     json_object_set_new(ans, "pin_change_required", json_true());
     record_answer(rq, &alert, LW_ALERT_ANSWER_SECURE);
     if (alert.id[0])
-        json_object_set_new(ans, "answered", json_pack("{s:s, s:s}", "alert_id", alert.id, "answer",
-                                                       LW_ALERT_ANSWER_SECURE));
+        json_object_set_new(ans, "answered",
+                            json_pack("{s:s, s:s}", "alert_id", alert.id, "answer", LW_ALERT_ANSWER_SECURE));
     lw_sessions_invalidate_account_views(app->sessions, rq->who.account_id);
     lw_log_info("session", "account %.8s secured: PIN change required", rq->who.account_id);
     lw_reply_json(rq, 200, ans);

@@ -45,11 +45,11 @@ typedef struct lw_config {
     int pin_max_failures;
     int64_t last_active_write_ms; /* coalescing window for last-active writes */
     int pin_workers;
-    double far_km;              /* link.far_from_primary beyond this distance */
-    double travel_kmh;          /* session.impossible_travel above this speed */
+    double far_km;                  /* link.far_from_primary beyond this distance */
+    double travel_kmh;              /* session.impossible_travel above this speed */
     int64_t move_alert_interval_ms; /* one move alert per device and kind per this (0: every one) */
-    bool block_high_risk;       /* --link-policy block-high-risk */
-    bool privacy_country_only;  /* ended records keep only the country, no addresses */
+    bool block_high_risk;           /* --link-policy block-high-risk */
+    bool privacy_country_only;      /* ended records keep only the country, no addresses */
     /* Abuse limits (--rate NAME=N/PERIOD,…; --max-connections; …). */
     lw_rate_rule rate_register; /* registrations per address */
     lw_rate_rule rate_link;     /* link requests opened per address */
@@ -65,14 +65,14 @@ typedef struct lw_config {
     /* Operations */
     char config_file[LW_PATH_MAX];
     char tls_cert[LW_PATH_MAX], tls_key[LW_PATH_MAX];
-    bool allow_plain_http;      /* plain HTTP off loopback (behind a TLS-terminating proxy) */
-    char user[64];              /* drop to this user after binding */
-    bool allow_root;            /* keep running as root (containers, tests) */
-    char metrics_listen[300];   /* separate HOST:PORT for /metrics; "" = on the main listener */
-    char min_client_version[32];/* older clients get 426 */
-    int64_t shutdown_timeout_ms;/* how long SIGTERM waits for requests in flight */
-    int64_t ws_ping_ms;         /* WebSocket ping interval; silent for 2.5x that = gone */
-    bool check_config;          /* --check-config: validate and exit */
+    bool allow_plain_http;       /* plain HTTP off loopback (behind a TLS-terminating proxy) */
+    char user[64];               /* drop to this user after binding */
+    bool allow_root;             /* keep running as root (containers, tests) */
+    char metrics_listen[300];    /* separate HOST:PORT for /metrics; "" = on the main listener */
+    char min_client_version[32]; /* older clients get 426 */
+    int64_t shutdown_timeout_ms; /* how long SIGTERM waits for requests in flight */
+    int64_t ws_ping_ms;          /* WebSocket ping interval; silent for 2.5x that = gone */
+    bool check_config;           /* --check-config: validate and exit */
     char log_level[16];
 } lw_config;
 
@@ -103,14 +103,14 @@ typedef struct lw_app {
     lw_sessions *sessions;
     lw_links *links;
     lw_pins *pins;
-    lw_work *work;                /* CPU work off the loop (Ed25519 verifications) */
+    lw_work *work; /* CPU work off the loop (Ed25519 verifications) */
     lw_sweeper *sweeper;
     lw_control *control;
-    lw_geo *geo;                  /* GeoIP databases of cfg.geoip_dir (reloaded on SIGHUP) */
-    lw_rates *rates;              /* the token buckets of the rate limits */
-    bool shared_store;            /* PostgreSQL: other nodes may change sessions under us */
-    struct lw_relay *relay;       /* cross-node events (with a shared store) */
-    void *h2o_ctx; /* h2o_context_t*, for modules that need the loop's timeouts */
+    lw_geo *geo;            /* GeoIP databases of cfg.geoip_dir (reloaded on SIGHUP) */
+    lw_rates *rates;        /* the token buckets of the rate limits */
+    bool shared_store;      /* PostgreSQL: other nodes may change sessions under us */
+    struct lw_relay *relay; /* cross-node events (with a shared store) */
+    void *h2o_ctx;          /* h2o_context_t*, for modules that need the loop's timeouts */
 } lw_app;
 
 /* Starts everything but the event loop: data directory, server key, store,

@@ -223,7 +223,8 @@ void lw_bus_local_to_account(lw_bus *b, const char *account_id, const char *exce
     free(text);
 }
 
-static void close_bucket(lw_bus *b, const char *key, const char *text, size_t len, int code, const char *reason)
+static void close_bucket(lw_bus *b, const char *key, const char *text, size_t len, int code,
+                         const char *reason)
 {
     bucket *bk;
     /* Each close unlinks its socket from the bucket, and the last one frees it. */

@@ -132,7 +132,8 @@ static bool element_ip(const char *s, size_t len, int *family, uint8_t addr[16])
 
 /* Walks a comma-separated list right to left; the first address that is not
  * a trusted proxy is the client. Returns false if the list yields nothing. */
-static bool walk(const lw_proxies *p, const char *list, size_t len, bool forwarded, int *family, uint8_t addr[16])
+static bool walk(const lw_proxies *p, const char *list, size_t len, bool forwarded, int *family,
+                 uint8_t addr[16])
 {
     bool any = false;
     int last_family = 0;
@@ -202,7 +203,8 @@ static void pick(const lw_proxies *p, int family, uint8_t addr[16], const char *
     format_ip(family, addr, out);
 }
 
-void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *hdr, size_t hdr_len, char out[LW_IP_MAX])
+void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *hdr, size_t hdr_len,
+                        char out[LW_IP_MAX])
 {
     int family;
     uint8_t addr[16];
@@ -261,7 +263,8 @@ size_t lw_clientaddr_join(const char *const *lines, const size_t *lens, size_t n
         /* Cut in the middle of a hop: that hop is gone, its tail would read
          * as another address ("11.1.1.1" cut to "1.1.1.1"). */
         char before = joined_at(lines, lens, n, start - 1);
-        bool boundary = before == ',' || (before == ' ' && start >= 2 && joined_at(lines, lens, n, start - 2) == ',');
+        bool boundary =
+            before == ',' || (before == ' ' && start >= 2 && joined_at(lines, lens, n, start - 2) == ',');
         size_t drop = 0;
         if (!boundary) {
             const char *comma = memchr(buf, ',', o);
@@ -326,7 +329,7 @@ void lw_clientaddr(const lw_proxies *p, h2o_req_t *req, char out[LW_IP_MAX])
         return;
     }
     char hdr[LW_FORWARDED_MAX];
-    size_t hl = join_header(req, p->header == LW_PROXY_HEADER_FORWARDED ? "forwarded" : "x-forwarded-for", hdr,
-                            sizeof hdr);
+    size_t hl = join_header(req, p->header == LW_PROXY_HEADER_FORWARDED ? "forwarded" : "x-forwarded-for",
+                            hdr, sizeof hdr);
     pick(p, family, addr, hl ? hdr : NULL, hl, out);
 }

@@ -68,8 +68,8 @@ typedef enum { K_STR, K_PATH, K_DUR, K_LONG, K_INT, K_DOUBLE, K_FLAG, K_SPECIAL 
 typedef struct opt {
     const char *name;
     kind k;
-    size_t off, size;  /* field and its size (strings) */
-    long min, max;     /* K_LONG / K_INT / K_DOUBLE */
+    size_t off, size; /* field and its size (strings) */
+    long min, max;    /* K_LONG / K_INT / K_DOUBLE */
     const char *help;
 } opt;
 
@@ -80,7 +80,8 @@ static const opt opts[] = {
     {"check-config", K_FLAG, F(check_config), 0, 0, "      validate the configuration and exit"},
     {"listen", K_SPECIAL, 0, 0, 0, 0, "HOST:PORT  where to listen (port 0 picks one)"},
     {"db", K_PATH, F(db), 0, 0, "PATH  the SQLite file (or postgres://…)"},
-    {"db-listen", K_PATH, F(db_listen), 0, 0, "URL  PostgreSQL for the cross-node LISTEN, session mode (--db)"},
+    {"db-listen", K_PATH, F(db_listen), 0, 0,
+     "URL  PostgreSQL for the cross-node LISTEN, session mode (--db)"},
     {"data-dir", K_PATH, F(data_dir), 0, 0, "DIR  database, server key, control socket (default ./var)"},
     {"public-origin", K_SPECIAL, 0, 0, 0, 0, "URL  the origin put in QR codes and checked in Origin"},
     {"max-companions", K_LONG, F(max_companions), 0, 1000000, "N  linked devices per account (4)"},
@@ -108,19 +109,23 @@ static const opt opts[] = {
      "D  one impossible-travel / country-change alert per device and kind per D (10m, 0: every move)"},
     {"link-policy", K_SPECIAL, 0, 0, 0, 0, "allow|block-high-risk"},
     {"privacy", K_SPECIAL, 0, 0, 0, 0, "full|country-only  what ended records keep"},
-    {"rate", K_SPECIAL, 0, 0, 0, 0, "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},
+    {"rate", K_SPECIAL, 0, 0, 0, 0,
+     "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},
     {"max-connections", K_LONG, F(max_connections), 1, 10000000, "N  open connections in total (16000)"},
     {"max-connections-per-ip", K_LONG, F(max_connections_per_ip), 1, 10000000, "N  per address (256)"},
     {"max-pending-links-per-ip", K_LONG, F(max_pending_links_per_ip), 1, 1000000, "N  (16)"},
-    {"request-timeout", K_DUR, F(request_timeout_ms), 0, 0, "D  to read a whole request; keep-alive idle (10s)"},
+    {"request-timeout", K_DUR, F(request_timeout_ms), 0, 0,
+     "D  to read a whole request; keep-alive idle (10s)"},
     {"tls-cert", K_PATH, F(tls_cert), 0, 0, "FILE  PEM certificate chain (enables TLS)"},
     {"tls-key", K_PATH, F(tls_key), 0, 0, "FILE  PEM private key"},
-    {"allow-plain-http", K_FLAG, F(allow_plain_http), 0, 0, "      plain HTTP off loopback (behind a TLS proxy)"},
+    {"allow-plain-http", K_FLAG, F(allow_plain_http), 0, 0,
+     "      plain HTTP off loopback (behind a TLS proxy)"},
     {"user", K_STR, F(user), 0, 0, "NAME  drop to this user after binding"},
     {"allow-root", K_FLAG, F(allow_root), 0, 0, "      keep running as root (containers, tests)"},
     {"metrics-listen", K_STR, F(metrics_listen), 0, 0, "HOST:PORT  serve /metrics there only"},
     {"min-client-version", K_STR, F(min_client_version), 0, 0, "X.Y.Z  older clients get 426"},
-    {"shutdown-timeout", K_DUR, F(shutdown_timeout_ms), 0, 0, "D  SIGTERM waits this long for requests (10s)"},
+    {"shutdown-timeout", K_DUR, F(shutdown_timeout_ms), 0, 0,
+     "D  SIGTERM waits this long for requests (10s)"},
     {"ws-ping", K_DUR, F(ws_ping_ms), 0, 0, "D  WebSocket ping interval; 2.5x silent = closed (30s)"},
     {"log-level", K_SPECIAL, 0, 0, 0, 0, "debug|info|warn|error"},
 };
@@ -180,8 +185,8 @@ void lw_config_usage(FILE *f)
 
 static int parse_rates(lw_config *c, const char *spec, char *msg, size_t cap)
 {
-    lw_rate_rule *all[] = {&c->rate_register, &c->rate_link, &c->rate_scan, &c->rate_code, &c->rate_pin,
-                           &c->rate_refresh, &c->rate_csp};
+    lw_rate_rule *all[] = {&c->rate_register, &c->rate_link,    &c->rate_scan, &c->rate_code,
+                           &c->rate_pin,      &c->rate_refresh, &c->rate_csp};
     if (strcmp(spec, "off") == 0) {
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             all[i]->burst = 0;
@@ -205,7 +210,8 @@ static int parse_rates(lw_config *c, const char *spec, char *msg, size_t cap)
         lw_rate_rule parsed;
         if (!r || lw_rate_rule_parse(eq + 1, &parsed) != LW_OK) {
             snprintf(msg, cap,
-                     "'%s' is not NAME=N/PERIOD (names: register, link, scan, code, pin, refresh, csp; values like "
+                     "'%s' is not NAME=N/PERIOD (names: register, link, scan, code, pin, refresh, csp; "
+                     "values like "
                      "30/m, 5/s, 100/h, or 0 to disable; or 'off')",
                      item);
             return -1;
@@ -314,9 +320,11 @@ int lw_config_set(lw_config *c, const char *name, const char *v, char *msg, size
         return 0;
     }
     case K_FLAG:
-        if (!v || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0 || strcmp(v, "on") == 0)
+        if (!v || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0 ||
+            strcmp(v, "on") == 0)
             *(bool *)field = true;
-        else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0 || strcmp(v, "off") == 0)
+        else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0 ||
+                 strcmp(v, "off") == 0)
             *(bool *)field = false;
         else {
             snprintf(msg, cap, "is true or false, not '%s'", v);
@@ -392,7 +400,8 @@ static int load_file(lw_config *c, const char *path)
         *eq = '\0';
         char *name = trim(s), *value = trim(eq + 1);
         size_t vl = strlen(value);
-        if (vl >= 2 && ((value[0] == '"' && value[vl - 1] == '"') || (value[0] == '\'' && value[vl - 1] == '\''))) {
+        if (vl >= 2 &&
+            ((value[0] == '"' && value[vl - 1] == '"') || (value[0] == '\'' && value[vl - 1] == '\''))) {
             value[vl - 1] = '\0';
             value++;
         }
@@ -439,8 +448,9 @@ int lw_config_finish(lw_config *c, char *msg, size_t cap)
 {
     if (c->credential_ttl_ms < 1000 || c->qr_first_ttl_ms < 100 || c->qr_next_ttl_ms < 100 ||
         c->sweep_interval_ms < 50 || c->request_timeout_ms < 100 || c->ws_ping_ms < 100) {
-        snprintf(msg, cap, "--credential-ttl must be at least 1s, the QR TTLs and --request-timeout at least "
-                           "100ms, --sweep-interval at least 50ms");
+        snprintf(msg, cap,
+                 "--credential-ttl must be at least 1s, the QR TTLs and --request-timeout at least "
+                 "100ms, --sweep-interval at least 50ms");
         return -1;
     }
     if (c->inactive_ttl_ms <= 0) {
@@ -449,7 +459,8 @@ int lw_config_finish(lw_config *c, char *msg, size_t cap)
     }
     /* LISTEN only serves several nodes on PostgreSQL; anywhere else the
      * option is a mistake worth naming. */
-    if (c->db_listen[0] && (strncmp(c->db, "postgres", 8) != 0 || strncmp(c->db_listen, "postgres", 8) != 0)) {
+    if (c->db_listen[0] &&
+        (strncmp(c->db, "postgres", 8) != 0 || strncmp(c->db_listen, "postgres", 8) != 0)) {
         snprintf(msg, cap, "--db-listen needs a postgres:// URL, and --db on PostgreSQL too");
         return -1;
     }
@@ -472,9 +483,8 @@ int lw_config_finish(lw_config *c, char *msg, size_t cap)
     if ((!c->db[0] && snprintf(c->db, sizeof c->db, "%s/linkward.db", c->data_dir) >= (int)sizeof c->db) ||
         (!c->geoip_dir[0] &&
          snprintf(c->geoip_dir, sizeof c->geoip_dir, "%s/geoip", c->data_dir) >= (int)sizeof c->geoip_dir) ||
-        (!c->control_path[0] &&
-         snprintf(c->control_path, sizeof c->control_path, "%s/control.sock", c->data_dir) >=
-             (int)sizeof c->control_path)) {
+        (!c->control_path[0] && snprintf(c->control_path, sizeof c->control_path, "%s/control.sock",
+                                         c->data_dir) >= (int)sizeof c->control_path)) {
         snprintf(msg, cap, "a path derived from --data-dir is too long");
         return -1;
     }
@@ -500,7 +510,8 @@ int lw_config_load(lw_config *c, int argc, char **argv)
     struct option lo[NOPTS + 2];
     size_t n = 0;
     for (; n < sizeof opts / sizeof opts[0]; n++)
-        lo[n] = (struct option){opts[n].name, opts[n].k == K_FLAG ? no_argument : required_argument, 0, (int)n};
+        lo[n] =
+            (struct option){opts[n].name, opts[n].k == K_FLAG ? no_argument : required_argument, 0, (int)n};
     lo[n++] = (struct option){"help", no_argument, 0, 1000};
     lo[n] = (struct option){0, 0, 0, 0};
     optind = 1;
@@ -628,8 +639,8 @@ int lw_config_check(const lw_config *c)
         return 1;
     }
     if (lw_proxies_parse(proxies, c->trusted_proxies, &bad) != LW_OK) {
-        report("trusted-proxies", "'%.*s' is not an address or CIDR (up to %d entries)", (int)strcspn(bad, ", "),
-               bad, LW_PROXIES_MAX);
+        report("trusted-proxies", "'%.*s' is not an address or CIDR (up to %d entries)",
+               (int)strcspn(bad, ", "), bad, LW_PROXIES_MAX);
         errors++;
     }
     lw_free(proxies);

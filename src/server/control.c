@@ -75,8 +75,9 @@ static json_t *invite(lw_app *app, json_t *req)
     if (hv && !json_is_null(hv)) {
         const char *in = json_string_value(hv);
         if (!in || json_string_length(hv) >= LW_HANDLE_MAX || !lw_handle_normalize(in, handle))
-            return error("invalid_request", "\"handle\" must be a phone number in E.164 form (+ and 8-15 digits) "
-                                            "or a user name of 3-32 letters, digits, '.', '_' or '-'.");
+            return error("invalid_request",
+                         "\"handle\" must be a phone number in E.164 form (+ and 8-15 digits) "
+                         "or a user name of 3-32 letters, digits, '.', '_' or '-'.");
         lw_account a;
         int rc = lw_store_account_get_by_handle(app->store, handle, &a);
         lw_wipe(&a, sizeof a);
@@ -130,8 +131,9 @@ static json_t *end_sessions(lw_app *app, json_t *req)
     int scopes = (acct != NULL) + (dev != NULL) + (all != NULL && json_is_true(all));
     if (scopes != 1 || (all && !json_is_boolean(all)) || (inc && !json_is_boolean(inc)) ||
         (acct && !json_is_string(acct)) || (dev && !json_is_string(dev)))
-        return error("invalid_request",
-                     "Give exactly one of \"account\" (a handle), \"device\" (a device id) or \"all\": true.");
+        return error(
+            "invalid_request",
+            "Give exactly one of \"account\" (a handle), \"device\" (a device id) or \"all\": true.");
     bool include_primary = json_is_true(inc);
     const char *role = include_primary ? NULL : LW_ROLE_COMPANION;
     int64_t now = lw_now_ms();
@@ -152,9 +154,10 @@ static json_t *end_sessions(lw_app *app, json_t *req)
         bool primary = strcmp(s.role, LW_ROLE_PRIMARY) == 0, active = strcmp(s.state, "active") == 0;
         lw_wipe(&s, sizeof s);
         if (primary && !include_primary)
-            return error("primary_device",
-                         "That device is the primary (the phone) of its account: ending it locks the holder out "
-                         "for good. Add include_primary to do it anyway.");
+            return error(
+                "primary_device",
+                "That device is the primary (the phone) of its account: ending it locks the holder out "
+                "for good. Add include_primary to do it anyway.");
         if (!active)
             return json_pack("{s:b, s:I, s:[], s:b}", "ok", 1, "ended", (json_int_t)0, "device_ids",
                              "already_ended", 1);
@@ -210,10 +213,11 @@ static void backup_run(void *arg)
 static void backup_done(void *arg)
 {
     backup_job *j = arg;
-    json_t *ans = j->rc == LW_OK ? json_pack("{s:b, s:s}", "ok", 1, "path", j->path)
-                                 : error("backup_failed", j->pg                ? "This server uses PostgreSQL: back it up with pg_dump."
-                                                          : j->rc == LW_EINVAL ? "The file exists already."
-                                                                               : "The backup failed.");
+    json_t *ans = j->rc == LW_OK
+                      ? json_pack("{s:b, s:s}", "ok", 1, "path", j->path)
+                      : error("backup_failed", j->pg ? "This server uses PostgreSQL: back it up with pg_dump."
+                                               : j->rc == LW_EINVAL ? "The file exists already."
+                                                                    : "The backup failed.");
     if (j->rc == LW_OK)
         lw_log_info("control", "backup written");
     send_answer(j->cl, ans);
@@ -272,8 +276,8 @@ static json_t *run(client *cl, json_t *req)
         if (lw_store_get_stats(app->store, &st) != LW_OK)
             return error("internal", "Cannot read the store.");
         return json_pack("{s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "ok", 1, "stats", "connections",
-                         (json_int_t)lw_http_connections(), "accounts",
-                         (json_int_t)st.accounts, "sessions_active", (json_int_t)st.sessions_active, "sessions_ended",
+                         (json_int_t)lw_http_connections(), "accounts", (json_int_t)st.accounts,
+                         "sessions_active", (json_int_t)st.sessions_active, "sessions_ended",
                          (json_int_t)st.sessions_ended, "link_requests_pending",
                          (json_int_t)st.link_requests_pending, "alerts", (json_int_t)st.alerts, "websockets",
                          (json_int_t)lw_bus_count(app->bus), "sessions_cached",
@@ -287,7 +291,8 @@ static json_t *run(client *cl, json_t *req)
         long ended = 0, purged = 0;
         if (lw_sweep_run(app, lw_now_ms(), &ended, &purged) != LW_OK)
             return error("internal", "The sweep failed.");
-        return json_pack("{s:b, s:I, s:I}", "ok", 1, "ended", (json_int_t)ended, "purged", (json_int_t)purged);
+        return json_pack("{s:b, s:I, s:I}", "ok", 1, "ended", (json_int_t)ended, "purged",
+                         (json_int_t)purged);
     }
     if (strcmp(cmd, "backup") == 0)
         return start_backup(cl, req);
@@ -319,7 +324,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
         return;
     }
     h2o_socket_read_stop(sock);
-    json_t *req = json_loadb(sock->input->bytes, (size_t)(nl - sock->input->bytes), JSON_REJECT_DUPLICATES, NULL);
+    json_t *req =
+        json_loadb(sock->input->bytes, (size_t)(nl - sock->input->bytes), JSON_REJECT_DUPLICATES, NULL);
     json_t *ans = req && json_is_object(req) ? run(cl, req) : error("invalid_json", "Send one JSON object.");
     json_decref(req);
     if (ans)
@@ -359,7 +365,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     struct ucred cred;
     socklen_t len = sizeof cred;
     int fd = h2o_socket_get_fd(sock);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != geteuid() && cred.uid != 0)) {
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        (cred.uid != geteuid() && cred.uid != 0)) {
         lw_log_warn("control", "refused a control connection from uid %d", (int)cred.uid);
         h2o_socket_close(sock);
         return;
@@ -408,8 +415,8 @@ lw_control *lw_control_start(lw_app *app, const char *path)
         return NULL;
     }
     c->app = app;
-    c->backups = lw_work_new(app->h2o_ctx, &(lw_work_opts){.name = "lw-backup", .threads = 1, .nice = 5,
-                                                            .drop = backup_drop});
+    c->backups = lw_work_new(
+        app->h2o_ctx, &(lw_work_opts){.name = "lw-backup", .threads = 1, .nice = 5, .drop = backup_drop});
     if (!c->backups) {
         lw_log_error("control", "cannot start the backup thread");
         close(fd);

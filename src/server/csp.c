@@ -8,17 +8,38 @@
 /* Every directive a report can name (CSP 3, plus the fetch directives CSP 2
  * browsers report); anything else is "other", so the label set stays bounded. */
 static const char *const directives[] = {
-    "default-src",  "script-src",      "script-src-elem", "script-src-attr", "style-src",
-    "style-src-elem", "style-src-attr", "img-src",         "connect-src",     "font-src",
-    "media-src",    "object-src",      "frame-src",       "child-src",       "worker-src",
-    "manifest-src", "prefetch-src",    "fenced-frame-src", "base-uri",       "form-action",
-    "frame-ancestors", "navigate-to",  "sandbox",         "trusted-types",   "require-trusted-types-for",
-    "upgrade-insecure-requests", "webrtc",
+    "default-src",
+    "script-src",
+    "script-src-elem",
+    "script-src-attr",
+    "style-src",
+    "style-src-elem",
+    "style-src-attr",
+    "img-src",
+    "connect-src",
+    "font-src",
+    "media-src",
+    "object-src",
+    "frame-src",
+    "child-src",
+    "worker-src",
+    "manifest-src",
+    "prefetch-src",
+    "fenced-frame-src",
+    "base-uri",
+    "form-action",
+    "frame-ancestors",
+    "navigate-to",
+    "sandbox",
+    "trusted-types",
+    "require-trusted-types-for",
+    "upgrade-insecure-requests",
+    "webrtc",
 };
 
 /* Keywords browsers put in blocked-uri / blockedURL instead of a URL. */
-static const char *const keywords[] = {"inline", "eval", "wasm-eval", "self", "trusted-types-policy",
-                                       "trusted-types-sink"};
+static const char *const keywords[] = {
+    "inline", "eval", "wasm-eval", "self", "trusted-types-policy", "trusted-types-sink"};
 
 const char *lw_csp_directive(const char *reported)
 {
@@ -33,7 +54,8 @@ const char *lw_csp_directive(const char *reported)
 
 static bool scheme_char(char c, bool first)
 {
-    return isalpha((unsigned char)c) || (!first && (isdigit((unsigned char)c) || c == '+' || c == '-' || c == '.'));
+    return isalpha((unsigned char)c) ||
+           (!first && (isdigit((unsigned char)c) || c == '+' || c == '-' || c == '.'));
 }
 
 static bool host_char(char c)

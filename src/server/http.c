@@ -33,16 +33,20 @@ static lw_app *the_app;
  * static, so they are appended to the answer as they are: no allocation or
  * copy per header on the hot path (each answer carries nine). */
 static h2o_iovec_t sec_names[] = {
-    {H2O_STRLIT("x-content-type-options")}, {H2O_STRLIT("referrer-policy")},
-    {H2O_STRLIT("x-frame-options")},        {H2O_STRLIT("content-security-policy")},
-    {H2O_STRLIT("cross-origin-resource-policy")}, {H2O_STRLIT("accept-ch")},
+    {H2O_STRLIT("x-content-type-options")},
+    {H2O_STRLIT("referrer-policy")},
+    {H2O_STRLIT("x-frame-options")},
+    {H2O_STRLIT("content-security-policy")},
+    {H2O_STRLIT("cross-origin-resource-policy")},
+    {H2O_STRLIT("accept-ch")},
     /* Clients compare this with what they understand (and warn when older). */
     {H2O_STRLIT("linkward-version")},
 };
 static const h2o_iovec_t sec_values[] = {
-    {H2O_STRLIT("nosniff")}, {H2O_STRLIT("no-referrer")}, {H2O_STRLIT("DENY")},
-    {H2O_STRLIT("default-src 'none'; frame-ancestors 'none'")}, {H2O_STRLIT("same-origin")},
-    {H2O_STRLIT(LW_ACCEPT_CH)}, {H2O_STRLIT(LINKWARD_VERSION)},
+    {H2O_STRLIT("nosniff")},        {H2O_STRLIT("no-referrer")},
+    {H2O_STRLIT("DENY")},           {H2O_STRLIT("default-src 'none'; frame-ancestors 'none'")},
+    {H2O_STRLIT("same-origin")},    {H2O_STRLIT(LW_ACCEPT_CH)},
+    {H2O_STRLIT(LINKWARD_VERSION)},
 };
 #define SEC_N (sizeof sec_values / sizeof sec_values[0])
 _Static_assert(sizeof sec_names / sizeof sec_names[0] == SEC_N, "one value per name");
@@ -57,7 +61,8 @@ static void security_headers(h2o_req_t *req)
         h->entries[h->size++] = (h2o_header_t){&sec_names[i], NULL, sec_values[i]};
     /* On TLS here, or behind a TLS-terminating proxy (an https public origin). */
     if (the_app && (the_app->cfg.tls_cert[0] || strncmp(the_app->cfg.public_origin, "https://", 8) == 0))
-        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000; includeSubDomains"));
+        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
+                       H2O_STRLIT("max-age=31536000; includeSubDomains"));
 }
 
 /* h2o's own error answers get our JSON error body instead of its text. */
@@ -87,7 +92,8 @@ static void h2o_error_words(int status, const char **code, const char **message)
     switch (status) {
     case 413:
         *code = "body_too_large";
-        *message = "The request body is larger than this server accepts (64 KiB at most, less for most routes).";
+        *message =
+            "The request body is larger than this server accepts (64 KiB at most, less for most routes).";
         return;
     case 400:
         *code = "bad_request";
@@ -113,7 +119,8 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
             const char *code, *message;
             h2o_error_words(req->res.status, &code, &message);
             char buf[256];
-            int n = snprintf(buf, sizeof buf, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, message);
+            int n = snprintf(buf, sizeof buf, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code,
+                             message);
             json_error_ostream *o = (json_error_ostream *)h2o_add_ostream(req, sizeof *o, slot);
             o->super.do_send = json_error_send;
             o->body = h2o_strdup(&req->pool, buf, (size_t)n);
@@ -137,24 +144,42 @@ void lw_rq_header(lw_rq *rq, const char *name, const char *value)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 423: return "Locked";
-    case 429: return "Too Many Requests";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return status >= 500 ? "Internal Server Error" : "OK";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 423:
+        return "Locked";
+    case 429:
+        return "Too Many Requests";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "OK";
     }
 }
 
@@ -274,8 +299,8 @@ int lw_body_str(lw_rq *rq, const char *field, bool required, size_t maxlen, cons
     size_t len = json_string_length(v);
     const char *s = json_string_value(v);
     if (len > maxlen || strlen(s) != len) {
-        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" is longer than %zu bytes or contains NUL.",
-                       field, maxlen);
+        lw_reply_error(rq, 400, "invalid_request",
+                       "The field \"%s\" is longer than %zu bytes or contains NUL.", field, maxlen);
         return LW_EINVAL;
     }
     *out = s;
@@ -292,7 +317,8 @@ int lw_body_b64(lw_rq *rq, const char *field, bool required, uint8_t *out, size_
     if (!s)
         return LW_OK;
     if (lw_b64_decode(out, len, s, strlen(s), len) != (long)len) {
-        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" must be %zu bytes in base64url.", field, len);
+        lw_reply_error(rq, 400, "invalid_request", "The field \"%s\" must be %zu bytes in base64url.", field,
+                       len);
         return LW_EINVAL;
     }
     if (present)
@@ -534,7 +560,8 @@ static h2o_socket_t *bind_listener(const char *host, int port, int *port_out)
 {
     char portbuf[16];
     snprintf(portbuf, sizeof portbuf, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, portbuf, &hints, &res);
     if (gai != 0) {
@@ -605,7 +632,8 @@ static SSL_CTX *make_ssl_ctx(const char *cert, const char *key)
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx,
+                        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
         SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {

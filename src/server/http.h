@@ -24,8 +24,8 @@
  * gives, and asking for a hint nobody reads only widens the fingerprint. */
 #define LW_ACCEPT_CH "Sec-CH-UA-Platform-Version, Sec-CH-UA-Model"
 
-#define LW_BODY_MAX (16 * 1024)     /* largest JSON body any route accepts */
-#define LW_MAX_HEADERS 64           /* header lines per request */
+#define LW_BODY_MAX (16 * 1024) /* largest JSON body any route accepts */
+#define LW_MAX_HEADERS 64       /* header lines per request */
 #define LW_MAX_HEADER_BYTES (16 * 1024)
 #define LW_H2O_ENTITY_MAX (64 * 1024) /* h2o refuses (plain 413) beyond this before we see it */
 
@@ -33,26 +33,26 @@ struct st_h2o_req_t;
 
 typedef enum {
     LW_AUTH_NONE,
-    LW_AUTH_SESSION,       /* any device with a valid credential */
-    LW_AUTH_PRIMARY,       /* the primary device only */
-    LW_AUTH_REFRESH,       /* a session credential, expired allowed */
-    LW_AUTH_LINK,          /* a link-request token */
-    LW_AUTH_LOGOUT,        /* as SESSION; a browser's cookie of an ended session is
-                            * answered 200 "already ended" and cleared, not 401 */
+    LW_AUTH_SESSION, /* any device with a valid credential */
+    LW_AUTH_PRIMARY, /* the primary device only */
+    LW_AUTH_REFRESH, /* a session credential, expired allowed */
+    LW_AUTH_LINK,    /* a link-request token */
+    LW_AUTH_LOGOUT,  /* as SESSION; a browser's cookie of an ended session is
+                      * answered 200 "already ended" and cleared, not 401 */
 } lw_auth_kind;
 
 typedef struct lw_rq {
     lw_app *app;
     struct st_h2o_req_t *req;
-    json_t *body;            /* the JSON object, for routes that take one */
-    char param[64];          /* the {id} path segment, if any */
-    lw_principal who;        /* LW_AUTH_SESSION/PRIMARY/REFRESH */
-    lw_link_request *link;   /* LW_AUTH_LINK (pool-allocated) */
+    json_t *body;          /* the JSON object, for routes that take one */
+    char param[64];        /* the {id} path segment, if any */
+    lw_principal who;      /* LW_AUTH_SESSION/PRIMARY/REFRESH */
+    lw_link_request *link; /* LW_AUTH_LINK (pool-allocated) */
     char ip[LW_IP_MAX];
-    const char *ua;          /* User-Agent (not NUL-terminated) */
+    const char *ua; /* User-Agent (not NUL-terminated) */
     size_t ua_len;
     bool replied;
-    bool cookie_auth;        /* the credential came from a cookie (a browser) */
+    bool cookie_auth; /* the credential came from a cookie (a browser) */
     struct lw_rq_guard *guard;
 } lw_rq;
 

@@ -21,7 +21,7 @@ typedef struct live {
     int64_t ref_expires_at;
     int64_t expires_at;
     char code[LW_CODE_STRLEN];
-    char ip[LW_IP_MAX];        /* who asked, for the per-address cap */
+    char ip[LW_IP_MAX]; /* who asked, for the per-address cap */
     char payload[LW_PAYLOAD_MAX];
     char *svg;
     h2o_timeout_entry_t timer;
@@ -143,8 +143,8 @@ static int make_ref(lw_links *L, live *lv, lw_link_request *r, int idx, int64_t 
 static json_t *ref_event(const live *lv)
 {
     int64_t now = lw_now_ms();
-    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", "link.ref", "payload", lv->payload, "qr_svg", lv->svg,
-                     "ref_expires_in", (json_int_t)secs(lv->ref_expires_at - now), "expires_in",
+    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", "link.ref", "payload", lv->payload, "qr_svg",
+                     lv->svg, "ref_expires_in", (json_int_t)secs(lv->ref_expires_at - now), "expires_in",
                      (json_int_t)secs(lv->expires_at - now));
 }
 

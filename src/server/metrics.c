@@ -32,8 +32,8 @@ static const struct hist_def {
 };
 
 /* Seconds: 50 µs .. 2.5 s. */
-static const double bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                0.25, 0.5, 1, 2.5};
+static const double bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5};
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
 
 static struct {
@@ -129,22 +129,22 @@ int lw_metrics_render(lw_app *app, lw_buf *out)
     lw_store_stats st;
     memset(&st, 0, sizeof st);
     lw_store_get_stats(app->store, &st);
-    rc |= lw_buf_appendf(out,
-                         "# HELP linkward_connections Open client connections.\n# TYPE linkward_connections gauge\n"
-                         "linkward_connections %ld\n"
-                         "# HELP linkward_websockets Live WebSockets.\n# TYPE linkward_websockets gauge\n"
-                         "linkward_websockets %zu\n"
-                         "# HELP linkward_requests_in_flight Requests being handled.\n"
-                         "# TYPE linkward_requests_in_flight gauge\nlinkward_requests_in_flight %ld\n"
-                         "# HELP linkward_sessions Stored sessions by state.\n# TYPE linkward_sessions gauge\n"
-                         "linkward_sessions{state=\"active\"} %ld\nlinkward_sessions{state=\"ended\"} %ld\n"
-                         "# HELP linkward_accounts Accounts.\n# TYPE linkward_accounts gauge\nlinkward_accounts %ld\n"
-                         "# HELP linkward_link_requests_open Link requests not yet finished.\n"
-                         "# TYPE linkward_link_requests_open gauge\nlinkward_link_requests_open %ld\n"
-                         "# HELP linkward_sessions_cached Sessions in the credential cache.\n"
-                         "# TYPE linkward_sessions_cached gauge\nlinkward_sessions_cached %zu\n",
-                         lw_http_connections(), lw_bus_count(app->bus), lw_http_inflight(), st.sessions_active,
-                         st.sessions_ended, st.accounts, st.link_requests_pending,
-                         lw_sessions_cached(app->sessions));
+    rc |= lw_buf_appendf(
+        out,
+        "# HELP linkward_connections Open client connections.\n# TYPE linkward_connections gauge\n"
+        "linkward_connections %ld\n"
+        "# HELP linkward_websockets Live WebSockets.\n# TYPE linkward_websockets gauge\n"
+        "linkward_websockets %zu\n"
+        "# HELP linkward_requests_in_flight Requests being handled.\n"
+        "# TYPE linkward_requests_in_flight gauge\nlinkward_requests_in_flight %ld\n"
+        "# HELP linkward_sessions Stored sessions by state.\n# TYPE linkward_sessions gauge\n"
+        "linkward_sessions{state=\"active\"} %ld\nlinkward_sessions{state=\"ended\"} %ld\n"
+        "# HELP linkward_accounts Accounts.\n# TYPE linkward_accounts gauge\nlinkward_accounts %ld\n"
+        "# HELP linkward_link_requests_open Link requests not yet finished.\n"
+        "# TYPE linkward_link_requests_open gauge\nlinkward_link_requests_open %ld\n"
+        "# HELP linkward_sessions_cached Sessions in the credential cache.\n"
+        "# TYPE linkward_sessions_cached gauge\nlinkward_sessions_cached %zu\n",
+        lw_http_connections(), lw_bus_count(app->bus), lw_http_inflight(), st.sessions_active,
+        st.sessions_ended, st.accounts, st.link_requests_pending, lw_sessions_cached(app->sessions));
     return rc == LW_OK ? LW_OK : LW_ETOOBIG;
 }

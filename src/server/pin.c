@@ -102,7 +102,8 @@ static void run_job(void *arg)
     j->verified = LW_OK;
     if (j->check)
         j->verified = lw_pin_check(j->p->key, j->account_id, j->pin, j->stored_hash);
-    if (j->make && j->verified == LW_OK && lw_pin_hash(j->p->key, j->account_id, j->new_pin, j->new_hash) != LW_OK)
+    if (j->make && j->verified == LW_OK &&
+        lw_pin_hash(j->p->key, j->account_id, j->new_pin, j->new_hash) != LW_OK)
         j->verified = LW_ENOMEM;
     lw_wipe(j->pin, sizeof j->pin);
     lw_wipe(j->new_pin, sizeof j->new_pin);

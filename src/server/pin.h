@@ -46,8 +46,7 @@ int lw_pins_submit(lw_pins *p, const char *account_id, const char *pin, const ch
                    const char *new_pin, int max_inflight, lw_pin_done done, void *arg);
 
 /* Synchronous versions for tests and tools (they block). */
-int lw_pin_hash(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin,
-                char out[128]);
+int lw_pin_hash(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin, char out[128]);
 int lw_pin_check(const uint8_t key[LW_KEY_LEN], const char *account_id, const char *pin, const char *hash);
 
 #endif

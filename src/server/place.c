@@ -51,6 +51,7 @@ double lw_place_distance_km(const lw_place *a, const lw_place *b)
         return -1;
     const double r = 6371.0088, rad = M_PI / 180.0;
     double dlat = (b->lat - a->lat) * rad, dlon = (b->lon - a->lon) * rad;
-    double h = sin(dlat / 2) * sin(dlat / 2) + cos(a->lat * rad) * cos(b->lat * rad) * sin(dlon / 2) * sin(dlon / 2);
+    double h =
+        sin(dlat / 2) * sin(dlat / 2) + cos(a->lat * rad) * cos(b->lat * rad) * sin(dlon / 2) * sin(dlon / 2);
     return 2 * r * asin(fmin(1.0, sqrt(h)));
 }

@@ -14,10 +14,11 @@ static json_t *time_or_null(int64_t ms)
 }
 
 /* One place of the record: first seen (where it was linked) or last seen. */
-static json_t *place(const char *ip, const char *country, const char *region, const char *city, const char *network)
+static json_t *place(const char *ip, const char *country, const char *region, const char *city,
+                     const char *network)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "ip", ip, "country", country, "region", region, "city", city,
-                     "network", network);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "ip", ip, "country", country, "region", region, "city",
+                     city, "network", network);
 }
 
 json_t *lw_record_json(const lw_session *s, const char *current_device)
@@ -31,11 +32,12 @@ json_t *lw_record_json(const lw_session *s, const char *current_device)
      * the same lookup: a session starts last seen where it was linked, and a
      * move to an address GeoIP knows nothing about leaves these empty rather
      * than mixing in the old place (PRODUCT.md §4: empty, never wrong). */
-    json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", s->id,
-                          "role", s->role, "name", s->name, "browser", s->browser, "browser_version",
-                          s->browser_version, "os", s->os, "os_version", s->os_version, "device_model",
-                          s->device_model, "ip", s->last_ip, "country", s->last_country, "region", s->last_region,
-                          "city", s->last_city, "network", s->last_network, "key_fingerprint", fphex);
+    json_t *r =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", s->id,
+                  "role", s->role, "name", s->name, "browser", s->browser, "browser_version",
+                  s->browser_version, "os", s->os, "os_version", s->os_version, "device_model",
+                  s->device_model, "ip", s->last_ip, "country", s->last_country, "region", s->last_region,
+                  "city", s->last_city, "network", s->last_network, "key_fingerprint", fphex);
     if (!r)
         return NULL;
     json_object_set_new(r, "linked_at", time_or_null(s->linked_at));

@@ -48,10 +48,10 @@ typedef struct message {
 
 struct lw_relay {
     lw_app *app;
-    char node[LW_ID_STRLEN];  /* this node's id: our own notifications come back to us */
-    char *conninfo;           /* publishing: may go through a transaction pooler */
-    char *listen_conninfo;    /* LISTEN: needs a session of its own */
-    PGconn *send;             /* used by the event loop only */
+    char node[LW_ID_STRLEN]; /* this node's id: our own notifications come back to us */
+    char *conninfo;          /* publishing: may go through a transaction pooler */
+    char *listen_conninfo;   /* LISTEN: needs a session of its own */
+    PGconn *send;            /* used by the event loop only */
     pthread_t thread;
     volatile bool stopping;
     h2o_multithread_receiver_t receiver;
@@ -75,8 +75,13 @@ struct lw_relay {
  * connections apart in pg_stat_activity (linkward-notify, linkward-listen). */
 static PGconn *relay_connect(const char *conninfo, const char *name)
 {
-    static const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                                       "keepalives_count", "fallback_application_name", "dbname", NULL};
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "fallback_application_name",
+                                       "dbname",
+                                       NULL};
     const char *vals[] = {"10", "30", "10", "3", name, conninfo, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
@@ -246,7 +251,8 @@ static void notify(lw_relay *r, const char *text, const char *op)
             continue;
         }
         const char *params[1] = {text};
-        PGresult *res = PQexecParams(r->send, "SELECT pg_notify('" CHANNEL "', $1)", 1, NULL, params, NULL, NULL, 0);
+        PGresult *res =
+            PQexecParams(r->send, "SELECT pg_notify('" CHANNEL "', $1)", 1, NULL, params, NULL, NULL, 0);
         bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
         PQclear(res);
         if (ok) {
@@ -272,8 +278,9 @@ static void flush_ends(lw_relay *r)
         json_array_append_new(ids, json_string(r->end_ids[i]));
     size_t n = r->end_n;
     r->end_n = 0;
-    json_t *m = ids ? json_pack("{s:s, s:s, s:s, s:o}", "n", r->node, "op", "ends", "r", r->end_reason, "ids", ids)
-                    : NULL;
+    json_t *m =
+        ids ? json_pack("{s:s, s:s, s:s, s:o}", "n", r->node, "op", "ends", "r", r->end_reason, "ids", ids)
+            : NULL;
     char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
     json_decref(m);
     if (!text) {
@@ -434,14 +441,15 @@ static void *listener(void *arg)
             if (!(c = listen_connect(r, err, sizeof err))) {
                 failures++;
                 if (failures <= LISTEN_LOG_FIRST || failures % LISTEN_LOG_EVERY == 0)
-                    lw_log_warn("relay", "LISTEN failed (attempt %d): %s; retrying in %d ms", failures, err, backoff);
+                    lw_log_warn("relay", "LISTEN failed (attempt %d): %s; retrying in %d ms", failures, err,
+                                backoff);
                 nap(r, backoff);
                 backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : backoff * 2;
                 continue;
             }
             if (!first)
-                lw_log_info("relay", "LISTEN re-established after %d failed attempts, %lld ms without it", failures,
-                            (long long)(lw_now_ms() - lost_at));
+                lw_log_info("relay", "LISTEN re-established after %d failed attempts, %lld ms without it",
+                            failures, (long long)(lw_now_ms() - lost_at));
             backoff = 50;
             failures = 0;
             last_heard = lw_now_ms();

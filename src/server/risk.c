@@ -63,8 +63,10 @@ void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id,
 
     if (k->net.anonymous) {
         k->anonymous = true;
-        const char *what = k->net.tor ? "the Tor network" : k->net.vpn ? "an anonymous VPN"
-                           : k->net.hosting ? "a hosting provider" : "an anonymous proxy";
+        const char *what = k->net.tor       ? "the Tor network"
+                           : k->net.vpn     ? "an anonymous VPN"
+                           : k->net.hosting ? "a hosting provider"
+                                            : "an anonymous proxy";
         reason(k, "anonymous_network", "The request comes through %s, which hides where it really is.", what);
         if (k->net.tor)
             high = true;
@@ -77,7 +79,8 @@ void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id,
     if ((k->place.country[0] || k->place.has_loc) &&
         lw_store_account_places(app->store, account_id, k->place.country, &known) == LW_OK) {
         /* The phone asking from that country right now makes it known. */
-        bool primary_there = primary_at && k->place.country[0] && strcmp(primary_at->country, k->place.country) == 0;
+        bool primary_there =
+            primary_at && k->place.country[0] && strcmp(primary_at->country, k->place.country) == 0;
         if (k->place.country[0] && !known.country_seen && known.any_country && !primary_there) {
             k->new_country = true;
             reason(k, "new_country", "This account has never been used from %s before.", k->place.country);
@@ -85,14 +88,15 @@ void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id,
         }
         /* The primary's own request says where it is now; the stored place
          * may be a minute (or a flight) old. */
-        const lw_place *primary = primary_at && primary_at->has_loc                  ? primary_at
+        const lw_place *primary = primary_at && primary_at->has_loc            ? primary_at
                                   : known.has_primary && known.primary.has_loc ? &known.primary
                                                                                : NULL;
         if (k->place.has_loc && primary) {
             k->distance_km = lw_place_distance_km(primary, &k->place);
             if (k->distance_km > app->cfg.far_km) {
                 k->far = true;
-                reason(k, "far_from_primary", "The request is about %.0f km from your phone.", k->distance_km);
+                reason(k, "far_from_primary", "The request is about %.0f km from your phone.",
+                       k->distance_km);
                 medium++;
             }
         }
@@ -114,15 +118,17 @@ void lw_risk_link_alerts(lw_app *app, const lw_risk *k, const char *account_id, 
     if (k->new_country)
         lw_alert_raise(app, account_id, "link.new_country", device_id,
                        json_pack("{s:s, s:s, s:s, s:s}", "country", k->place.country, "place", where, "name",
-                                 device_name, "message", "A device was linked from a country this account never used."));
+                                 device_name, "message",
+                                 "A device was linked from a country this account never used."));
     if (k->far)
         lw_alert_raise(app, account_id, "link.far_from_primary", device_id,
                        json_pack("{s:f, s:s, s:s, s:s}", "distance_km", round(k->distance_km), "place", where,
                                  "name", device_name, "message", "A device was linked far from your phone."));
     if (k->anonymous)
         lw_alert_raise(app, account_id, "link.anonymous_network", device_id,
-                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s}", "network", k->net.network, "vpn", k->net.vpn,
-                                 "tor", k->net.tor, "hosting", k->net.hosting, "name", device_name, "message",
+                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s}", "network", k->net.network, "vpn",
+                                 k->net.vpn, "tor", k->net.tor, "hosting", k->net.hosting, "name",
+                                 device_name, "message",
                                  "A device was linked through an anonymous network (VPN, Tor or hosting)."));
 }
 
@@ -149,23 +155,25 @@ void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id,
         if (!move_alert_due(app, seen ? &seen->impossible_at : NULL, now))
             return;
         double kmh = lw_risk_speed_kmh(travel, dt_ms);
-        lw_alert_raise(app, account_id, "session.impossible_travel", device_id,
-                       json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:f, s:s}", "from", a, "to", b, "from_ip", from->ip,
-                                 "to_ip", to->ip, "distance_km", round(km), "seconds", (json_int_t)(dt_ms / 1000),
-                                 "speed_kmh", isinf(kmh) ? -1.0 : round(kmh), "message",
-                                 "This session was used from two places too far apart for the time between them."));
+        lw_alert_raise(
+            app, account_id, "session.impossible_travel", device_id,
+            json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:f, s:s}", "from", a, "to", b, "from_ip", from->ip,
+                      "to_ip", to->ip, "distance_km", round(km), "seconds", (json_int_t)(dt_ms / 1000),
+                      "speed_kmh", isinf(kmh) ? -1.0 : round(kmh), "message",
+                      "This session was used from two places too far apart for the time between them."));
         return;
     }
     if (from->country[0] && to->country[0] && strcmp(from->country, to->country) != 0 &&
         move_alert_due(app, seen ? &seen->changed_at : NULL, now))
         lw_alert_raise(app, account_id, "session.country_changed", device_id,
-                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "from", a, "to", b, "from_country", from->country,
-                                 "to_country", to->country, "message", "This session is now used from another country."));
+                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "from", a, "to", b, "from_country",
+                                 from->country, "to_country", to->country, "message",
+                                 "This session is now used from another country."));
 }
 
 void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here, const lw_netinfo *net,
-                            const char *account_id, const char *device_id, const char *device_name, int64_t dt_ms,
-                            int64_t now)
+                            const char *account_id, const char *device_id, const char *device_name,
+                            int64_t dt_ms, int64_t now)
 {
     if (strcmp(k->place.ip, here->ip) == 0)
         return;
@@ -174,8 +182,9 @@ void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here,
     lw_risk_on_move(app, account_id, device_id, &k->place, here, dt_ms, now, NULL);
     if (net->anonymous && !k->anonymous)
         lw_alert_raise(app, account_id, "link.anonymous_network", device_id,
-                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s, s:s}", "network", net->network, "vpn", net->vpn, "tor",
-                                 net->tor, "hosting", net->hosting, "name", device_name, "ip", here->ip, "message",
+                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s, s:s}", "network", net->network, "vpn",
+                                 net->vpn, "tor", net->tor, "hosting", net->hosting, "name", device_name,
+                                 "ip", here->ip, "message",
                                  "A device was linked through an anonymous network (VPN, Tor or hosting): it "
                                  "completed the link from another address than the one you approved."));
 }

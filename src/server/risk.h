@@ -16,12 +16,12 @@ typedef enum { LW_RISK_LOW, LW_RISK_MEDIUM, LW_RISK_HIGH } lw_risk_level;
 
 typedef struct lw_risk {
     lw_risk_level level;
-    json_t *reasons;       /* array of {"code","message"}; owned: lw_risk_clear() */
-    double distance_km;    /* from the primary's current place; < 0 when unknown */
-    bool new_country;      /* the account has never been used from this country */
-    bool far;              /* farther than cfg.far_km from the primary */
-    bool anonymous;        /* VPN, Tor, hosting or anonymous proxy */
-    lw_place place;        /* where the requester is */
+    json_t *reasons;    /* array of {"code","message"}; owned: lw_risk_clear() */
+    double distance_km; /* from the primary's current place; < 0 when unknown */
+    bool new_country;   /* the account has never been used from this country */
+    bool far;           /* farther than cfg.far_km from the primary */
+    bool anonymous;     /* VPN, Tor, hosting or anonymous proxy */
+    lw_place place;     /* where the requester is */
     lw_netinfo net;
 } lw_risk;
 
@@ -61,8 +61,8 @@ void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id,
  * to here (lw_risk_on_move, dt_ms after the request), and an anonymous
  * network here that the request did not show raises link.anonymous_network. */
 void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here, const lw_netinfo *net,
-                            const char *account_id, const char *device_id, const char *device_name, int64_t dt_ms,
-                            int64_t now);
+                            const char *account_id, const char *device_id, const char *device_name,
+                            int64_t dt_ms, int64_t now);
 
 /* Pure rule arithmetic, for tests. */
 double lw_risk_speed_kmh(double km, int64_t ms);

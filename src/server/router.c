@@ -86,7 +86,8 @@ static bool id_segment(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_'))
             return false;
     }
     return true;
@@ -237,7 +238,8 @@ static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expi
             if (logout) {
                 /* A page told over its socket that its session ended asks to
                  * be forgotten: that is done, not an error. */
-                lw_reply_json(rq, 200, json_pack("{s:b, s:b, s:s}", "ended", 1, "already", 1, "reason", reason));
+                lw_reply_json(rq, 200,
+                              json_pack("{s:b, s:b, s:s}", "ended", 1, "already", 1, "reason", reason));
                 return false;
             }
         }
@@ -298,7 +300,8 @@ static bool authenticate(lw_rq *rq, lw_auth_kind kind)
     rq->cookie_auth = h2o_find_header(&rq->req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0;
     if (!find_credential(rq->req, kind == LW_AUTH_LINK, &tok, &len) || len >= LW_CRED_STRLEN) {
         lw_rq_header(rq, "www-authenticate", "Bearer");
-        lw_reply_error(rq, 401, "unauthenticated", "This route needs a credential (Authorization: Bearer …).");
+        lw_reply_error(rq, 401, "unauthenticated",
+                       "This route needs a credential (Authorization: Bearer …).");
         return false;
     }
     if (kind == LW_AUTH_LINK)
@@ -333,7 +336,8 @@ static bool origin_ok(lw_rq *rq)
 static bool media_type_is(h2o_iovec_t v, const char *type)
 {
     size_t n = strlen(type);
-    return v.len >= n && strncasecmp(v.base, type, n) == 0 && (v.len == n || v.base[n] == ';' || v.base[n] == ' ');
+    return v.len >= n && strncasecmp(v.base, type, n) == 0 &&
+           (v.len == n || v.base[n] == ';' || v.base[n] == ' ');
 }
 
 static bool parse_body(lw_rq *rq, size_t max, bool reports)
@@ -344,21 +348,24 @@ static bool parse_body(lw_rq *rq, size_t max, bool reports)
         return true;
     }
     if (req->entity.len > max) {
-        lw_reply_error(rq, 413, "body_too_large", "The request body is larger than %zu bytes, this route's limit.",
-                       max);
+        lw_reply_error(rq, 413, "body_too_large",
+                       "The request body is larger than %zu bytes, this route's limit.", max);
         return false;
     }
     h2o_iovec_t ct;
     bool have_ct = header(req, "content-type", &ct);
     if (reports) {
         /* What browsers send: report-uri's CSP report, the Reporting API's list. */
-        if (!have_ct || !(media_type_is(ct, "application/csp-report") || media_type_is(ct, "application/reports+json"))) {
-            lw_reply_error(rq, 415, "unsupported_media_type",
-                           "The body must be a CSP report (application/csp-report or application/reports+json).");
+        if (!have_ct ||
+            !(media_type_is(ct, "application/csp-report") || media_type_is(ct, "application/reports+json"))) {
+            lw_reply_error(
+                rq, 415, "unsupported_media_type",
+                "The body must be a CSP report (application/csp-report or application/reports+json).");
             return false;
         }
     } else if (!have_ct || ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
-        lw_reply_error(rq, 415, "unsupported_media_type", "The body must be JSON (Content-Type: application/json).");
+        lw_reply_error(rq, 415, "unsupported_media_type",
+                       "The body must be JSON (Content-Type: application/json).");
         return false;
     }
     json_error_t err;
@@ -399,8 +406,9 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     for (size_t i = 0; i < req->headers.size; i++)
         header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
     if (req->headers.size > LW_MAX_HEADERS || header_bytes > LW_MAX_HEADER_BYTES) {
-        lw_reply_error(rq, 431, "headers_too_large", "The request has more than %d headers or %d bytes of them.",
-                       LW_MAX_HEADERS, LW_MAX_HEADER_BYTES);
+        lw_reply_error(rq, 431, "headers_too_large",
+                       "The request has more than %d headers or %d bytes of them.", LW_MAX_HEADERS,
+                       LW_MAX_HEADER_BYTES);
         return;
     }
 
@@ -451,10 +459,11 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     if (app->cfg.min_client_version[0] && hit->fn != lw_api_server && hit->fn != lw_api_health &&
         client_version(req, cv) && version_cmp(cv, app->cfg.min_client_version) < 0) {
         lw_rq_header(rq, "upgrade", "linkward");
-        lw_reply_error_x(rq, 426, "client_too_old",
-                         json_pack("{s:s, s:s}", "client_version", cv, "min_version", app->cfg.min_client_version),
-                         "This Linkward client (%s) is older than this server accepts (%s or newer). Update it.",
-                         cv, app->cfg.min_client_version);
+        lw_reply_error_x(
+            rq, 426, "client_too_old",
+            json_pack("{s:s, s:s}", "client_version", cv, "min_version", app->cfg.min_client_version),
+            "This Linkward client (%s) is older than this server accepts (%s or newer). Update it.", cv,
+            app->cfg.min_client_version);
         return;
     }
     /* Who is calling comes first: an unauthenticated client gets no JSON parsing. */
@@ -484,12 +493,14 @@ static void api_ws(lw_rq *rq)
     /* "?link=1": a browser waiting to be linked, whose link token is in its
      * cookie (it may also hold a stale session cookie). */
     h2o_req_t *req = rq->req;
-    bool link_hint = req->query_at != SIZE_MAX &&
-                     h2o_memis(req->path.base + req->query_at, req->path.len - req->query_at, H2O_STRLIT("?link=1"));
+    bool link_hint =
+        req->query_at != SIZE_MAX &&
+        h2o_memis(req->path.base + req->query_at, req->path.len - req->query_at, H2O_STRLIT("?link=1"));
     const char *tok;
     size_t len;
     if (!find_credential(req, link_hint, &tok, &len) || len >= LW_CRED_STRLEN) {
-        lw_reply_error(rq, 401, "unauthenticated", "The WebSocket needs a credential (Authorization: Bearer …).");
+        lw_reply_error(rq, 401, "unauthenticated",
+                       "The WebSocket needs a credential (Authorization: Bearer …).");
         return;
     }
     const char *client_key;
@@ -514,7 +525,8 @@ static void api_ws(lw_rq *rq)
         return;
     if (lw_bus_device_sockets(rq->app->bus, rq->who.device_id) >= LW_WS_MAX_PER_DEVICE) {
         lw_rq_header(rq, "retry-after", "5");
-        lw_reply_error(rq, 429, "rate_limited", "This device already has %d live connections.", LW_WS_MAX_PER_DEVICE);
+        lw_reply_error(rq, 429, "rate_limited", "This device already has %d live connections.",
+                       LW_WS_MAX_PER_DEVICE);
         return;
     }
     if (lw_ws_upgrade(rq->app, rq->req, rq->who.device_id, rq->who.account_id, NULL) != 0) {

@@ -141,8 +141,9 @@ static int drop_privileges(lw_app *app)
         return LW_OK;
     }
     if (geteuid() == 0 && !app->cfg.allow_root) {
-        fprintf(stderr, "linkward serve: refusing to run as root: give --user NAME (privileges are dropped after "
-                        "binding) or --allow-root\n");
+        fprintf(stderr,
+                "linkward serve: refusing to run as root: give --user NAME (privileges are dropped after "
+                "binding) or --allow-root\n");
         return LW_EDENIED;
     }
     return LW_OK;
@@ -151,13 +152,14 @@ static int drop_privileges(lw_app *app)
 int lw_app_start(lw_app *app, bool listen)
 {
     const char *lv = app->cfg.log_level;
-    lw_log_set_level(strcmp(lv, "debug") == 0  ? LW_LOG_DEBUG
-                     : strcmp(lv, "warn") == 0 ? LW_LOG_WARN
+    lw_log_set_level(strcmp(lv, "debug") == 0   ? LW_LOG_DEBUG
+                     : strcmp(lv, "warn") == 0  ? LW_LOG_WARN
                      : strcmp(lv, "error") == 0 ? LW_LOG_ERROR
                                                 : LW_LOG_INFO);
     const char *bad = NULL;
     if (lw_proxies_parse(&app->proxies, app->cfg.trusted_proxies, &bad) != LW_OK) {
-        fprintf(stderr, "linkward serve: --trusted-proxies: '%.*s' is not an address or CIDR (up to %d entries)\n",
+        fprintf(stderr,
+                "linkward serve: --trusted-proxies: '%.*s' is not an address or CIDR (up to %d entries)\n",
                 (int)strcspn(bad, ", "), bad, LW_PROXIES_MAX);
         return LW_EINVAL;
     }
@@ -184,7 +186,8 @@ int lw_app_start(lw_app *app, bool listen)
     if (listen && drop_privileges(app) != LW_OK)
         return LW_EDENIED;
     if (mkdir_p(app->cfg.data_dir) != 0) {
-        fprintf(stderr, "linkward serve: cannot create data directory %s: %s\n", app->cfg.data_dir, strerror(errno));
+        fprintf(stderr, "linkward serve: cannot create data directory %s: %s\n", app->cfg.data_dir,
+                strerror(errno));
         return LW_EIO;
     }
     char keypath[LW_PATH_MAX + 16];
@@ -194,14 +197,15 @@ int lw_app_start(lw_app *app, bool listen)
     if (lw_store_open(&app->store, app->cfg.db) != LW_OK) {
         /* A PostgreSQL URL may carry a password: name only what is safe to print. */
         bool pg = strncmp(app->cfg.db, "postgres", 8) == 0;
-        fprintf(stderr, "linkward serve: cannot open the store at %s\n", pg ? "the PostgreSQL --db URL" : app->cfg.db);
+        fprintf(stderr, "linkward serve: cannot open the store at %s\n",
+                pg ? "the PostgreSQL --db URL" : app->cfg.db);
         return LW_ESTORE;
     }
     app->geo = lw_geo_open(app->cfg.geoip_dir);
     if (!app->geo)
         return LW_ENOMEM;
-    lw_log_info("geo", "%zu GeoIP database%s from %s", lw_geo_count(app->geo), lw_geo_count(app->geo) == 1 ? "" : "s",
-                app->cfg.geoip_dir);
+    lw_log_info("geo", "%zu GeoIP database%s from %s", lw_geo_count(app->geo),
+                lw_geo_count(app->geo) == 1 ? "" : "s", app->cfg.geoip_dir);
     if (!app->cfg.public_origin[0]) {
         const char *h = app->cfg.listen_host;
         bool v6 = strchr(h, ':') != NULL;
@@ -220,10 +224,12 @@ int lw_app_start(lw_app *app, bool listen)
     app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
     /* One thread: the loop and it fill a two-core machine; with one core,
      * handing work over would only add to it. */
-    app->work = lw_work_new(app->h2o_ctx,
-                            &(lw_work_opts){.name = "lw-work", .threads = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0});
+    app->work =
+        lw_work_new(app->h2o_ctx,
+                    &(lw_work_opts){.name = "lw-work", .threads = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0});
     app->sweeper = lw_sweeper_new(app);
-    if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->work || !app->sweeper) {
+    if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->work ||
+        !app->sweeper) {
         lw_log_error("serve", "out of memory at start-up");
         return LW_ENOMEM;
     }
@@ -297,11 +303,11 @@ int lw_serve_main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    lw_log_info("serve", "listening on %s:%d (origin %s, data in %s)", app->cfg.listen_host, app->cfg.listen_port,
-                app->cfg.public_origin, app->cfg.data_dir);
+    lw_log_info("serve", "listening on %s:%d (origin %s, data in %s)", app->cfg.listen_host,
+                app->cfg.listen_port, app->cfg.public_origin, app->cfg.data_dir);
     printf("linkward listening on %s://%s%s%s:%d\n", app->cfg.tls_cert[0] ? "https" : "http",
-           strchr(app->cfg.listen_host, ':') ? "[" : "",
-           app->cfg.listen_host, strchr(app->cfg.listen_host, ':') ? "]" : "", app->cfg.listen_port);
+           strchr(app->cfg.listen_host, ':') ? "[" : "", app->cfg.listen_host,
+           strchr(app->cfg.listen_host, ':') ? "]" : "", app->cfg.listen_port);
     fflush(stdout);
 
     while (!stop_requested) {
@@ -319,7 +325,8 @@ int lw_serve_main(int argc, char **argv)
             if (grc == LW_OK)
                 lw_log_info("geo", "reloaded %zu GeoIP databases", lw_geo_count(app->geo));
             else
-                lw_log_warn("geo", "GeoIP reload failed (%s); keeping the databases in use", lw_strerror(grc));
+                lw_log_warn("geo", "GeoIP reload failed (%s); keeping the databases in use",
+                            lw_strerror(grc));
         }
     }
 

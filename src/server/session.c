@@ -36,7 +36,7 @@ typedef struct centry {
     bool place_dirty;
     int64_t last_place_at;
     lw_move_alerts move_alerts; /* the move-alert throttle (risk.c), kept across credential refreshes */
-    char *view;               /* rendered GET /v1/session answer, or NULL */
+    char *view;                 /* rendered GET /v1/session answer, or NULL */
     uint32_t view_len, view_ts;
 } centry;
 
@@ -157,7 +157,8 @@ static void write_last_active(lw_sessions *s, centry *e)
     lw_place where;
     if (e->place_dirty)
         lw_place_lookup(s->app, e->last_ip, &where, NULL);
-    int rc = lw_store_session_touch(s->app->store, e->device_id, e->last_active_at, e->place_dirty ? &where : NULL);
+    int rc = lw_store_session_touch(s->app->store, e->device_id, e->last_active_at,
+                                    e->place_dirty ? &where : NULL);
     if (rc != LW_OK && rc != LW_ENOTFOUND) {
         lw_log_warn("session", "cannot write last-active of %.8s: %s", e->device_id, lw_strerror(rc));
         return;
@@ -231,7 +232,8 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
          * truth every node shares, so a warm cache is never trusted alone. */
         lw_session sess;
         int rc = lw_store_session_get(s->app->store, e->device_id, &sess);
-        if (rc == LW_OK && (strcmp(sess.state, "active") != 0 || strcmp(sess.cred_selector, e->selector) != 0)) {
+        if (rc == LW_OK &&
+            (strcmp(sess.state, "active") != 0 || strcmp(sess.cred_selector, e->selector) != 0)) {
             lw_strlcpy(end_reason, sess.end_reason, LW_REASON_MAX);
             bool ended = strcmp(sess.state, "active") != 0;
             drop(s, e->device_id);
@@ -333,7 +335,8 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
     for (size_t i = 0; i < n;) {
         size_t j = i;
         json_t *ids = json_array();
-        while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 && strcmp(e[j].reason, e[i].reason) == 0)
+        while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 &&
+               strcmp(e[j].reason, e[i].reason) == 0)
             json_array_append_new(ids, json_string(e[j++].device_id));
         json_t *ev = json_pack("{s:s, s:s, s:s, s:o}", "event", "device.ended", "device_id", e[i].device_id,
                                "reason", e[i].reason, "device_ids", ids);
@@ -349,11 +352,12 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
     for (size_t i = 0; i < n;) {
         size_t j = i;
         json_t *ids = json_array();
-        while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 && strcmp(e[j].reason, e[i].reason) == 0)
+        while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 &&
+               strcmp(e[j].reason, e[i].reason) == 0)
             json_array_append_new(ids, json_string(e[j++].device_id));
-        json_t *details = json_pack("{s:s, s:s, s:I, s:o}", "reason", e[i].reason, "message",
-                                    lw_end_reason_message(e[i].reason), "count", (json_int_t)(j - i),
-                                    "device_ids", ids);
+        json_t *details =
+            json_pack("{s:s, s:s, s:I, s:o}", "reason", e[i].reason, "message",
+                      lw_end_reason_message(e[i].reason), "count", (json_int_t)(j - i), "device_ids", ids);
         lw_alert_raise(app, e[i].account_id, "device.ended", j - i == 1 ? e[i].device_id : "", details);
         i = j;
     }
@@ -512,7 +516,8 @@ int lw_sessions_resync(lw_sessions *s)
              * session is gone belonged to an account deleted meanwhile. */
             lw_bus_local_end_device(s->app->bus, ids[i], "account_deleted");
         } else if (rc != LW_OK) {
-            lw_log_error("session", "resync: cannot read the session of %.8s (%d); its sockets stay open for now",
+            lw_log_error("session",
+                         "resync: cannot read the session of %.8s (%d); its sockets stay open for now",
                          ids[i], rc);
             if (result == LW_OK)
                 result = rc;

@@ -57,7 +57,8 @@ void lw_store_close(lw_store *s)
         s->ops->close(s);
 }
 
-int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *primary, const uint8_t *invite_hash)
+int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *primary,
+                            const uint8_t *invite_hash)
 {
     TIMED(s->ops->account_create(s, a, primary, invite_hash));
 }
@@ -82,7 +83,8 @@ int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out,
     TIMED(s->ops->account_delete(s, account_id, out, n));
 }
 
-int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle)
+int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
+                           const char *handle)
 {
     TIMED(s->ops->invite_create(s, hash, expires_at, handle));
 }
@@ -220,7 +222,8 @@ int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id
     TIMED(s->ops->alert_get(s, account_id, alert_id, out));
 }
 
-int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer, int64_t now)
+int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
+                       int64_t now)
 {
     TIMED(s->ops->alert_ack(s, account_id, alert_id, answer, now));
 }

@@ -26,14 +26,14 @@
 
 typedef struct lw_store lw_store;
 
-#define LW_HANDLE_MAX 64      /* bytes, including NUL */
-#define LW_NAME_MAX 64        /* device name */
-#define LW_FIELD_MAX 64       /* browser, os, ... */
-#define LW_IP_MAX 64          /* text form of an IPv4/IPv6 address */
-#define LW_PLACE_MAX 96       /* country/region/city text */
-#define LW_NETWORK_MAX 128    /* network description */
-#define LW_REASON_MAX 32      /* end reason / alert kind */
-#define LW_PIN_HASH_MAX 128   /* crypto_pwhash_str output */
+#define LW_HANDLE_MAX 64    /* bytes, including NUL */
+#define LW_NAME_MAX 64      /* device name */
+#define LW_FIELD_MAX 64     /* browser, os, ... */
+#define LW_IP_MAX 64        /* text form of an IPv4/IPv6 address */
+#define LW_PLACE_MAX 96     /* country/region/city text */
+#define LW_NETWORK_MAX 128  /* network description */
+#define LW_REASON_MAX 32    /* end reason / alert kind */
+#define LW_PIN_HASH_MAX 128 /* crypto_pwhash_str output */
 #define LW_ALERT_DETAILS_MAX 2048
 
 /* Roles and states are stored as text. */
@@ -65,14 +65,14 @@ typedef struct lw_account {
 
 /* A session: one per linked device (the primary included). */
 typedef struct lw_session {
-    char id[LW_ID_STRLEN];          /* device id */
+    char id[LW_ID_STRLEN]; /* device id */
     char account_id[LW_ID_STRLEN];
-    char role[16];                  /* "primary" | "companion" */
+    char role[16]; /* "primary" | "companion" */
     char name[LW_NAME_MAX];
     char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
     char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
     char device_model[LW_FIELD_MAX];
-    char ip[LW_IP_MAX];             /* where it was linked */
+    char ip[LW_IP_MAX]; /* where it was linked */
     char country[LW_PLACE_MAX], region[LW_PLACE_MAX], city[LW_PLACE_MAX];
     char network[LW_NETWORK_MAX];
     /* Where it was last used. A new session starts last seen where it was
@@ -81,12 +81,12 @@ typedef struct lw_session {
     char last_ip[LW_IP_MAX];
     char last_country[LW_PLACE_MAX], last_region[LW_PLACE_MAX], last_city[LW_PLACE_MAX];
     char last_network[LW_NETWORK_MAX];
-    double lat, lon;                /* where it was linked, when has_loc */
+    double lat, lon; /* where it was linked, when has_loc */
     bool has_loc;
-    double last_lat, last_lon;      /* where it was last used, when last_has_loc */
+    double last_lat, last_lon; /* where it was last used, when last_has_loc */
     bool last_has_loc;
-    uint8_t public_key[LW_PK_LEN];  /* device key */
-    uint8_t account_sig[LW_SIG_LEN];/* primary's signature over the companion key; zero for primaries */
+    uint8_t public_key[LW_PK_LEN];   /* device key */
+    uint8_t account_sig[LW_SIG_LEN]; /* primary's signature over the companion key; zero for primaries */
     int64_t linked_at;
     int64_t last_active_at;
     char state[16];                 /* "active" | "ended" */
@@ -97,28 +97,28 @@ typedef struct lw_session {
     char cred_selector[LW_ID_STRLEN];
     uint8_t cred_hash[LW_HASH_LEN];
     int64_t cred_expires_at;
-    uint8_t challenge[32];          /* what the device signs to refresh its credential */
+    uint8_t challenge[32]; /* what the device signs to refresh its credential */
 } lw_session;
 
 /* Link request states: pending -> scanned -> approved -> completed, or
  * denied / expired. */
 typedef struct lw_link_request {
     char id[LW_ID_STRLEN];
-    uint8_t token_hash[LW_HASH_LEN];   /* keyed hash of the companion's request token verifier */
+    uint8_t token_hash[LW_HASH_LEN]; /* keyed hash of the companion's request token verifier */
     char token_selector[LW_ID_STRLEN];
-    uint8_t public_key[LW_PK_LEN];     /* companion's device key */
-    uint8_t code_hash[LW_HASH_LEN];    /* keyed hash of the normalised pairing code */
-    uint8_t ref_hash[LW_HASH_LEN];     /* keyed hash of the current QR ref */
-    int ref_index;                     /* 0..5 */
+    uint8_t public_key[LW_PK_LEN];  /* companion's device key */
+    uint8_t code_hash[LW_HASH_LEN]; /* keyed hash of the normalised pairing code */
+    uint8_t ref_hash[LW_HASH_LEN];  /* keyed hash of the current QR ref */
+    int ref_index;                  /* 0..5 */
     int64_t ref_expires_at;
     int64_t created_at;
     int64_t expires_at;
     char state[16];
-    char account_id[LW_ID_STRLEN];     /* set by scan */
-    char scanned_by[LW_ID_STRLEN];     /* primary device id that scanned */
-    uint8_t account_sig[LW_SIG_LEN];   /* set by approve */
-    uint8_t nonce[32];                 /* the companion signs this to complete */
-    char device_id[LW_ID_STRLEN];      /* set by complete */
+    char account_id[LW_ID_STRLEN];   /* set by scan */
+    char scanned_by[LW_ID_STRLEN];   /* primary device id that scanned */
+    uint8_t account_sig[LW_SIG_LEN]; /* set by approve */
+    uint8_t nonce[32];               /* the companion signs this to complete */
+    char device_id[LW_ID_STRLEN];    /* set by complete */
     bool persistent;
     /* who is asking: filled at creation from the request */
     char name[LW_NAME_MAX];
@@ -134,11 +134,11 @@ typedef struct lw_alert {
     char id[LW_ID_STRLEN];
     char account_id[LW_ID_STRLEN];
     char kind[LW_REASON_MAX];
-    char device_id[LW_ID_STRLEN];      /* the device the alert is about, "" if none */
+    char device_id[LW_ID_STRLEN]; /* the device the alert is about, "" if none */
     int64_t created_at;
-    int64_t acked_at;                  /* 0 until acknowledged */
-    char answer[LW_REASON_MAX];        /* "" until answered; LW_ALERT_ANSWER_* */
-    char details[LW_ALERT_DETAILS_MAX];/* JSON object text */
+    int64_t acked_at;                   /* 0 until acknowledged */
+    char answer[LW_REASON_MAX];         /* "" until answered; LW_ALERT_ANSWER_* */
+    char details[LW_ALERT_DETAILS_MAX]; /* JSON object text */
 } lw_alert;
 
 /* How the holder answered an alert (PRODUCT.md §6). */
@@ -155,10 +155,11 @@ typedef struct lw_ended {
 
 typedef struct lw_sweep_policy {
     int64_t now;
-    int64_t primary_inactive_ms;   /* 0 = never */
-    int64_t max_age_ms;            /* 0 = no absolute maximum */
-    int64_t ephemeral_idle_ms;     /* companions without "keep me signed in": unused this long ends them; 0 = never */
-    int64_t history_retention_ms;  /* 0 = keep forever */
+    int64_t primary_inactive_ms; /* 0 = never */
+    int64_t max_age_ms;          /* 0 = no absolute maximum */
+    int64_t
+        ephemeral_idle_ms; /* companions without "keep me signed in": unused this long ends them; 0 = never */
+    int64_t history_retention_ms; /* 0 = keep forever */
 } lw_sweep_policy;
 
 /* What the risk rules of a link (PRODUCT.md §6) need to know about an
@@ -203,7 +204,8 @@ typedef struct lw_store_ops {
 
     /* invites (registration --registration invite). handle "" (or NULL): the
      * invite registers any handle; otherwise only that (normalised) handle. */
-    int (*invite_create)(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle);
+    int (*invite_create)(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
+                         const char *handle);
 
     /* sessions */
     int (*session_get)(lw_store *s, const char *device_id, lw_session *out);
@@ -277,7 +279,8 @@ typedef struct lw_store_ops {
     /* Records the holder's answer (LW_ALERT_ANSWER_*). The first time is
      * kept; "it was me" gives way to a later protective answer, never the
      * reverse. LW_ENOTFOUND if the alert is not the account's. */
-    int (*alert_ack)(lw_store *s, const char *account_id, const char *alert_id, const char *answer, int64_t now);
+    int (*alert_ack)(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
+                     int64_t now);
 
     /* sweeper: ends what is due and purges old history, one transaction per
      * step; *out lists every session ended (reason inactive, primary_inactive
@@ -336,12 +339,14 @@ struct lw_store {
 };
 
 /* Thin wrappers: one place where timing and fault injection can attach. */
-int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *primary, const uint8_t *invite_hash);
+int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *primary,
+                            const uint8_t *invite_hash);
 int lw_store_account_get(lw_store *s, const char *id, lw_account *out);
 int lw_store_account_get_by_handle(lw_store *s, const char *handle, lw_account *out);
 int lw_store_account_update(lw_store *s, const lw_account *a);
 int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
-int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle);
+int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
+                           const char *handle);
 int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out);
 int lw_store_session_get_by_selector(lw_store *s, const char *selector, lw_session *out);
 int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
@@ -371,7 +376,8 @@ int lw_store_link_purge(lw_store *s, int64_t before, long *deleted);
 int lw_store_alert_insert(lw_store *s, const lw_alert *a);
 int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
 int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out);
-int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer, int64_t now);
+int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
+                       int64_t now);
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 /* Named _get_ because lw_store_stats is the struct's typedef: C cannot have both. */
 int lw_store_get_stats(lw_store *s, lw_store_stats *out);

@@ -291,7 +291,7 @@ static const char sql_version_bump[] =
     "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, "      \
     "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "          \
     "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "                    \
-    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc, last_region, "      \
+    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc, last_region, "         \
     "last_network"
 
 #define LINK_COLS                                                                                            \
@@ -383,8 +383,9 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_ACCOUNT_DELETE_SESSIONS] = "DELETE FROM sessions WHERE account_id = $1",
     [ST_ACCOUNT_DELETE_LINKS] = "DELETE FROM link_requests WHERE account_id = $1",
     [ST_ACCOUNT_DELETE_ALERTS] = "DELETE FROM alerts WHERE account_id = $1",
-    [ST_ACCOUNT_ACTIVE_SESSIONS] = "SELECT id, account_id FROM sessions WHERE account_id = $1 AND state = 'active'"
-                                   " ORDER BY linked_at, id COLLATE \"C\"",
+    [ST_ACCOUNT_ACTIVE_SESSIONS] =
+        "SELECT id, account_id FROM sessions WHERE account_id = $1 AND state = 'active'"
+        " ORDER BY linked_at, id COLLATE \"C\"",
 
     [ST_INVITE_INSERT] = "INSERT INTO invites (hash, expires_at, handle) VALUES ($1, $2, $3)",
     /* Handles are stored normalised; lower() as the accounts index does. */
@@ -393,9 +394,10 @@ static const char *const sql_text[ST_COUNT] = {
                           " AND (handle = '' OR lower(handle) = lower($3::text))",
 
     /* A session is always born active; state, ended_at and end_reason are not the caller's. */
-    [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                          " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
-                          " 'active', 0, '', $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)",
+    [ST_SESSION_INSERT] =
+        "INSERT INTO sessions (" SESSION_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
+        " 'active', 0, '', $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)",
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = $1",
     [ST_SESSION_GET_BY_SELECTOR] =
         "SELECT " SESSION_COLS " FROM sessions WHERE cred_selector = $1"
@@ -406,12 +408,13 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_COUNT_COMPANIONS] = "SELECT count(*) FROM sessions"
                                     " WHERE account_id = $1 AND state = 'active' AND role = 'companion'",
     /* 2: some session was in $2; 1: none was, but some has a country; 0: none has one. */
-    [ST_PLACES_COUNTRY] = "SELECT CASE"
-                          " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = $1"
-                          "              AND $2::text <> '' AND (country = $2::text OR last_country = $2::text)) THEN 2"
-                          " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = $1"
-                          "              AND (country <> '' OR last_country <> '')) THEN 1"
-                          " ELSE 0 END",
+    [ST_PLACES_COUNTRY] =
+        "SELECT CASE"
+        " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = $1"
+        "              AND $2::text <> '' AND (country = $2::text OR last_country = $2::text)) THEN 2"
+        " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = $1"
+        "              AND (country <> '' OR last_country <> '')) THEN 1"
+        " ELSE 0 END",
     [ST_PLACES_PRIMARY] = "SELECT country, last_country, has_loc, lat, lon, last_has_loc, last_lat, last_lon"
                           " FROM sessions WHERE account_id = $1 AND role = 'primary' AND state = 'active'"
                           " ORDER BY linked_at, id COLLATE \"C\" LIMIT 1",
@@ -449,16 +452,16 @@ static const char *const sql_text[ST_COUNT] = {
         " AND ($4::text IS NULL OR role = $4::text) AND ($5::text IS NULL OR id <> $5::text)"
         " RETURNING id, account_id, linked_at" ENDED_LIST("linked_at, id COLLATE \"C\""),
     /* Same parameters as the sweep steps ($1 role instead of a cutoff). */
-    [ST_SESSION_END_EVERY] =
-        "WITH e AS (UPDATE sessions " END_SET " WHERE state = 'active' AND ($1::text IS NULL OR role = $1::text)"
-        " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
+    [ST_SESSION_END_EVERY] = "WITH e AS (UPDATE sessions " END_SET
+                             " WHERE state = 'active' AND ($1::text IS NULL OR role = $1::text)"
+                             " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
 #define REDACT_SET                                                                                           \
-    "SET ip = '', region = '', city = '', last_ip = '', last_region = '', last_city = '', lat = 0, lon = 0,"   \
+    "SET ip = '', region = '', city = '', last_ip = '', last_region = '', last_city = '', lat = 0, lon = 0," \
     " has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE, redacted = TRUE"
     [ST_SESSION_REDACT] = "UPDATE sessions " REDACT_SET " WHERE id = $1 AND state = 'ended'",
     [ST_SESSION_REDACT_ENDED] = "UPDATE sessions " REDACT_SET " WHERE state = 'ended' AND NOT redacted",
-    /* The addresses alerts about a device carry (risk.c, api_link.c,
-     * api_session.c put them under these keys). */
+/* The addresses alerts about a device carry (risk.c, api_link.c,
+ * api_session.c put them under these keys). */
 #define REDACT_DETAILS "details = ((details::jsonb - 'ip' - 'from_ip' - 'to_ip')::text)"
     [ST_ALERT_REDACT_DEVICE] = "UPDATE alerts SET " REDACT_DETAILS " WHERE device_id = $1",
     /* Before ST_SESSION_REDACT_ENDED, in the same transaction: these are the
@@ -1613,7 +1616,8 @@ static int pg_account_update(lw_store *base, const lw_account *a)
     return n == 1 ? LW_OK : LW_ENOTFOUND;
 }
 
-static int pg_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle)
+static int pg_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
+                            const char *handle)
 {
     if (hash == NULL)
         return LW_EINVAL;
@@ -1669,8 +1673,8 @@ static int account_delete_body(pg_op *op, void *arg)
         c->count = rows;
     }
     PQclear(r);
-    static const int children[] = {ST_ACCOUNT_DELETE_SESSIONS, ST_ACCOUNT_DELETE_LINKS, ST_ACCOUNT_DELETE_ALERTS,
-                                   ST_ACCOUNT_DELETE};
+    static const int children[] = {ST_ACCOUNT_DELETE_SESSIONS, ST_ACCOUNT_DELETE_LINKS,
+                                   ST_ACCOUNT_DELETE_ALERTS, ST_ACCOUNT_DELETE};
     for (size_t k = 0; k < sizeof children / sizeof children[0]; k++)
         if ((rc = op_exec(op, children[k], &p, true, NULL)) != LW_OK)
             return rc;
@@ -1765,7 +1769,8 @@ static void read_primary_place(const PGresult *r, int row, void *out)
     }
 }
 
-static int pg_account_places(lw_store *base, const char *account_id, const char *country, lw_account_places *out)
+static int pg_account_places(lw_store *base, const char *account_id, const char *country,
+                             lw_account_places *out)
 {
     if (account_id == NULL || country == NULL || out == NULL)
         return LW_EINVAL;
@@ -1782,7 +1787,8 @@ static int pg_account_places(lw_store *base, const char *account_id, const char 
     out->any_country = seen >= 1;
     p_init(&p);
     p_key(&p, account_id, KEY_ARG_MAX);
-    rc = query_one((pg_store *)base, "primary place", ST_PLACES_PRIMARY, &p, read_primary_place, &out->primary);
+    rc = query_one((pg_store *)base, "primary place", ST_PLACES_PRIMARY, &p, read_primary_place,
+                   &out->primary);
     if (rc == LW_ENOTFOUND)
         return LW_OK;
     out->has_primary = rc == LW_OK;
@@ -1969,8 +1975,8 @@ static int pg_session_end_all(lw_store *base, const char *account_id, const char
     return end_listed((pg_store *)base, &c, "end all sessions", out, n);
 }
 
-static int pg_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now, lw_ended **out,
-                                size_t *n)
+static int pg_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now,
+                                lw_ended **out, size_t *n)
 {
     if (reason == NULL || out == NULL || n == NULL)
         return LW_EINVAL;
@@ -2365,8 +2371,8 @@ static int pg_sweep(lw_store *base, const lw_sweep_policy *pol, lw_ended **out, 
                                                     "max_age", pol->now, &list, &count)) != LW_OK)
         goto fail;
     if (pol->ephemeral_idle_ms > 0 &&
-        (rc = sweep_end_step(s, ST_SWEEP_EPHEMERAL, pol->now - pol->ephemeral_idle_ms, "inactive", pol->now, &list,
-                             &count)) != LW_OK)
+        (rc = sweep_end_step(s, ST_SWEEP_EPHEMERAL, pol->now - pol->ephemeral_idle_ms, "inactive", pol->now,
+                             &list, &count)) != LW_OK)
         goto fail;
     if (pol->history_retention_ms > 0) {
         int64_t cutoff = pol->now - pol->history_retention_ms;

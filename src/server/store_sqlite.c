@@ -188,19 +188,19 @@ static const char *const migrations[] = {
 
 /* ---- statements ------------------------------------------------------------ */
 
-#define ACCOUNT_COLS                                                                                   \
+#define ACCOUNT_COLS                                                                                         \
     "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required"
 
-#define SESSION_COLS                                                                                   \
-    "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, " \
-    "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "    \
-    "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "               \
-    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc, last_region, "      \
+#define SESSION_COLS                                                                                         \
+    "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, "      \
+    "region, city, network, last_ip, last_country, last_city, public_key, account_sig, linked_at, "          \
+    "last_active_at, state, ended_at, end_reason, persistent, cred_selector, cred_hash, "                    \
+    "cred_expires_at, challenge, lat, lon, has_loc, last_lat, last_lon, last_has_loc, last_region, "         \
     "last_network"
 
-#define LINK_COLS                                                                                      \
-    "id, token_hash, token_selector, public_key, code_hash, ref_hash, ref_index, ref_expires_at, "     \
-    "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, " \
+#define LINK_COLS                                                                                            \
+    "id, token_hash, token_selector, public_key, code_hash, ref_hash, ref_index, ref_expires_at, "           \
+    "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
 #define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer"
@@ -296,12 +296,14 @@ static const char *const sql_text[ST_COUNT] = {
                           " AND (handle = '' OR handle = ?3 COLLATE NOCASE)",
 
     /* A session is always born active; state, ended_at and end_reason are not the caller's. */
-    [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-                          " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
-                          " 'active', 0, '', ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
+    [ST_SESSION_INSERT] =
+        "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+        " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
+        " 'active', 0, '', ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ?1",
-    [ST_SESSION_GET_BY_SELECTOR] = "SELECT " SESSION_COLS " FROM sessions"
-                                   " WHERE cred_selector = ?1 ORDER BY state = 'active' DESC, ended_at DESC LIMIT 1",
+    [ST_SESSION_GET_BY_SELECTOR] =
+        "SELECT " SESSION_COLS " FROM sessions"
+        " WHERE cred_selector = ?1 ORDER BY state = 'active' DESC, ended_at DESC LIMIT 1",
     [ST_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE id = ?1",
     [ST_SESSION_LIST] = "SELECT " SESSION_COLS " FROM sessions WHERE account_id = ?1 AND state = ?2"
                         " ORDER BY linked_at, id",
@@ -323,21 +325,22 @@ static const char *const sql_text[ST_COUNT] = {
     /* Writes are coalesced by the caller and may arrive out of order: never move
      * last_active_at backwards, and keep the place with the newest time. A
      * touch without a place (?2 NULL) only moves the time. */
-    [ST_SESSION_TOUCH] = "UPDATE sessions SET"
-                         " last_ip = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?2 ELSE last_ip END,"
-                         " last_country = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?4"
-                         "   ELSE last_country END,"
-                         " last_city = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?5 ELSE last_city END,"
-                         " last_region = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?9"
-                         "   ELSE last_region END,"
-                         " last_network = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?10"
-                         "   ELSE last_network END,"
-                         " last_lat = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?6 ELSE last_lat END,"
-                         " last_lon = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?7 ELSE last_lon END,"
-                         " last_has_loc = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?8"
-                         "   ELSE last_has_loc END,"
-                         " last_active_at = max(last_active_at, ?1)"
-                         " WHERE id = ?3 AND state = 'active'",
+    [ST_SESSION_TOUCH] =
+        "UPDATE sessions SET"
+        " last_ip = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?2 ELSE last_ip END,"
+        " last_country = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?4"
+        "   ELSE last_country END,"
+        " last_city = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?5 ELSE last_city END,"
+        " last_region = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?9"
+        "   ELSE last_region END,"
+        " last_network = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?10"
+        "   ELSE last_network END,"
+        " last_lat = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?6 ELSE last_lat END,"
+        " last_lon = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?7 ELSE last_lon END,"
+        " last_has_loc = CASE WHEN ?1 >= last_active_at AND ?2 IS NOT NULL THEN ?8"
+        "   ELSE last_has_loc END,"
+        " last_active_at = max(last_active_at, ?1)"
+        " WHERE id = ?3 AND state = 'active'",
     [ST_SESSION_END] = "UPDATE sessions SET state = 'ended', ended_at = ?1, end_reason = ?2"
                        " WHERE id = ?3 AND state = 'active'",
     [ST_SESSION_END_ALL_SELECT] = "SELECT id, account_id FROM sessions"
@@ -352,13 +355,13 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_END_EVERY_SELECT] = "SELECT id, account_id FROM sessions"
                                     " WHERE state = 'active' AND (?1 IS NULL OR role = ?1)"
                                     " ORDER BY account_id, linked_at, id",
-#define REDACT_SET                                                                                     \
+#define REDACT_SET                                                                                           \
     "SET ip = '', region = '', city = '', last_ip = '', last_region = '', last_city = '', lat = 0, lon = 0," \
     " has_loc = 0, last_lat = 0, last_lon = 0, last_has_loc = 0, redacted = 1"
     [ST_SESSION_REDACT] = "UPDATE sessions " REDACT_SET " WHERE id = ?1 AND state = 'ended'",
     [ST_SESSION_REDACT_ENDED] = "UPDATE sessions " REDACT_SET " WHERE state = 'ended' AND redacted = 0",
-    /* The addresses alerts about a device carry (risk.c, api_link.c,
-     * api_session.c put them under these keys). */
+/* The addresses alerts about a device carry (risk.c, api_link.c,
+ * api_session.c put them under these keys). */
 #define REDACT_DETAILS "details = json_remove(details, '$.ip', '$.from_ip', '$.to_ip')"
     [ST_ALERT_REDACT_DEVICE] = "UPDATE alerts SET " REDACT_DETAILS " WHERE device_id = ?1",
     /* Before ST_SESSION_REDACT_ENDED, in the same transaction: these are the
@@ -400,26 +403,28 @@ static const char *const sql_text[ST_COUNT] = {
                      " answer = CASE WHEN answer IN ('', 'it_was_me') THEN ?4 ELSE answer END"
                      " WHERE id = ?2 AND account_id = ?3",
 
-    [ST_SWEEP_INACTIVE] = "SELECT s.id, s.account_id FROM sessions s JOIN accounts a ON a.id = s.account_id"
-                          " WHERE s.state = 'active' AND s.role = 'companion' AND a.inactive_ttl_ms > 0"
-                          " AND s.last_active_at < ?1 - a.inactive_ttl_ms"
-                          /* Nothing idle for less than the shortest TTL can be due: a range on
-                           * (role, last_active_at) instead of a scan of every session. */
-                          " AND s.last_active_at < ?1 - (SELECT coalesce(min(inactive_ttl_ms), 0) FROM accounts"
-                          "                             WHERE inactive_ttl_ms > 0)"
-                          " ORDER BY s.account_id, s.linked_at",
+    [ST_SWEEP_INACTIVE] =
+        "SELECT s.id, s.account_id FROM sessions s JOIN accounts a ON a.id = s.account_id"
+        " WHERE s.state = 'active' AND s.role = 'companion' AND a.inactive_ttl_ms > 0"
+        " AND s.last_active_at < ?1 - a.inactive_ttl_ms"
+        /* Nothing idle for less than the shortest TTL can be due: a range on
+         * (role, last_active_at) instead of a scan of every session. */
+        " AND s.last_active_at < ?1 - (SELECT coalesce(min(inactive_ttl_ms), 0) FROM accounts"
+        "                             WHERE inactive_ttl_ms > 0)"
+        " ORDER BY s.account_id, s.linked_at",
     /* The newest primary of the account counts, ended or not: after an account
      * reset the old primary is ended and a new one carries on. */
     /* A join with the accounts whose primaries were last seen too long ago,
      * not a subquery per companion (quadratic in a big account). */
-    [ST_SWEEP_PRIMARY_INACTIVE] = "SELECT c.id, c.account_id FROM sessions c"
-                                  " JOIN (SELECT DISTINCT p.account_id FROM sessions p"
-                                  "       WHERE p.role = 'primary' AND p.last_active_at < ?1"
-                                  "       AND NOT EXISTS (SELECT 1 FROM sessions q WHERE q.account_id = p.account_id"
-                                  "                       AND q.role = 'primary' AND q.last_active_at >= ?1)) p"
-                                  " ON p.account_id = c.account_id"
-                                  " WHERE c.state = 'active' AND c.role = 'companion'"
-                                  " ORDER BY c.account_id, c.linked_at",
+    [ST_SWEEP_PRIMARY_INACTIVE] =
+        "SELECT c.id, c.account_id FROM sessions c"
+        " JOIN (SELECT DISTINCT p.account_id FROM sessions p"
+        "       WHERE p.role = 'primary' AND p.last_active_at < ?1"
+        "       AND NOT EXISTS (SELECT 1 FROM sessions q WHERE q.account_id = p.account_id"
+        "                       AND q.role = 'primary' AND q.last_active_at >= ?1)) p"
+        " ON p.account_id = c.account_id"
+        " WHERE c.state = 'active' AND c.role = 'companion'"
+        " ORDER BY c.account_id, c.linked_at",
     [ST_SWEEP_MAX_AGE] = "SELECT id, account_id FROM sessions"
                          " WHERE state = 'active' AND role = 'companion' AND linked_at < ?1"
                          " ORDER BY account_id, linked_at",
@@ -1073,7 +1078,8 @@ static int sq_account_update(lw_store *base, const lw_account *a)
     return sqlite3_changes(s->db) == 1 ? LW_OK : LW_ENOTFOUND;
 }
 
-static int sq_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at, const char *handle)
+static int sq_invite_create(lw_store *base, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
+                            const char *handle)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (hash == NULL)
@@ -1112,7 +1118,8 @@ static int sq_account_delete(lw_store *base, const char *account_id, lw_ended **
     b_key(&b, account_id, KEY_ARG_MAX);
     b_key(&b, NULL, KEY_ARG_MAX);
     b_key(&b, NULL, KEY_ARG_MAX);
-    if ((rc = select_ended(s, &b, "list sessions to delete", "account_deleted", &list, &count, &added)) != LW_OK)
+    if ((rc = select_ended(s, &b, "list sessions to delete", "account_deleted", &list, &count, &added)) !=
+        LW_OK)
         goto fail;
     if ((rc = delete_of_account(s, ST_ACCOUNT_DELETE_SESSIONS, account_id, "delete sessions")) != LW_OK ||
         (rc = delete_of_account(s, ST_ACCOUNT_DELETE_LINKS, account_id, "delete link requests")) != LW_OK ||
@@ -1205,7 +1212,8 @@ static void read_primary_place(sqlite3_stmt *st, void *out)
     }
 }
 
-static int sq_account_places(lw_store *base, const char *account_id, const char *country, lw_account_places *out)
+static int sq_account_places(lw_store *base, const char *account_id, const char *country,
+                             lw_account_places *out)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (account_id == NULL || country == NULL || out == NULL)
@@ -1414,8 +1422,8 @@ fail:
     return rc;
 }
 
-static int sq_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now, lw_ended **out,
-                                size_t *n)
+static int sq_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now,
+                                lw_ended **out, size_t *n)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (reason == NULL || out == NULL || n == NULL)
@@ -1487,7 +1495,8 @@ fail:
     return rc;
 }
 
-static int sq_session_delete_ended(lw_store *base, const char *account_id, const char *device_id, long *deleted)
+static int sq_session_delete_ended(lw_store *base, const char *account_id, const char *device_id,
+                                   long *deleted)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (account_id == NULL)
@@ -1636,7 +1645,8 @@ static void read_link_state(sqlite3_stmt *st, void *out)
     COL_TEXT(ls->account_id, st, 1);
 }
 
-static int sq_link_complete(lw_store *base, const char *request_id, const lw_session *sess, long max_companions)
+static int sq_link_complete(lw_store *base, const char *request_id, const lw_session *sess,
+                            long max_companions)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (request_id == NULL || sess == NULL)
@@ -1815,11 +1825,11 @@ static int sq_sweep(lw_store *base, const lw_sweep_policy *p, lw_ended **out, si
     if ((rc = sweep_end_step(s, ST_SWEEP_INACTIVE, p->now, "inactive", p->now, &list, &count)) != LW_OK)
         goto fail;
     if (p->primary_inactive_ms > 0 &&
-        (rc = sweep_end_step(s, ST_SWEEP_PRIMARY_INACTIVE, p->now - p->primary_inactive_ms, "primary_inactive",
-                             p->now, &list, &count)) != LW_OK)
+        (rc = sweep_end_step(s, ST_SWEEP_PRIMARY_INACTIVE, p->now - p->primary_inactive_ms,
+                             "primary_inactive", p->now, &list, &count)) != LW_OK)
         goto fail;
-    if (p->max_age_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_MAX_AGE, p->now - p->max_age_ms, "max_age", p->now,
-                                                  &list, &count)) != LW_OK)
+    if (p->max_age_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_MAX_AGE, p->now - p->max_age_ms, "max_age",
+                                                  p->now, &list, &count)) != LW_OK)
         goto fail;
     if (p->ephemeral_idle_ms > 0 && (rc = sweep_end_step(s, ST_SWEEP_EPHEMERAL, p->now - p->ephemeral_idle_ms,
                                                          "inactive", p->now, &list, &count)) != LW_OK)
@@ -2011,7 +2021,8 @@ static void log_too_new(int found)
                        "database schema version %d is newer than this build knows (%d); "
                        "refusing to open it, upgrade linkward",
                        found, SCHEMA_VERSION);
-    log_error(NULL, len > 0 && (size_t)len < sizeof(msg) ? msg : "database schema is newer than this build knows");
+    log_error(NULL,
+              len > 0 && (size_t)len < sizeof(msg) ? msg : "database schema is newer than this build knows");
 }
 
 /* Applies the missing migrations, each in its own transaction together with
@@ -2097,7 +2108,8 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 /* Starts the checkpointer; without it SQLite's autocheckpoint stays on. */
 static void checkpointer_start(sqlite_store *s, const char *location)
 {
-    if (sqlite3_open_v2(location, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(location, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         log_error(s->ck_db, "cannot open the checkpoint connection; checkpoints stay on the loop");
         (void)sqlite3_close(s->ck_db);
         s->ck_db = NULL;
@@ -2168,8 +2180,8 @@ static int sq_open(lw_store **out, const char *location)
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     /* NOMUTEX: the connection belongs to the event loop thread alone (see
      * the top of this file), so SQLite need not lock it around every call. */
-    if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         log_error(s->db, "cannot open the database");
         goto fail;
     }
@@ -2221,8 +2233,8 @@ static int sq_open(lw_store **out, const char *location)
         goto fail;
 
     for (int k = 0; k < ST_COUNT; k++) {
-        if (sql_text[k] == NULL ||
-            sqlite3_prepare_v3(s->db, sql_text[k], -1, SQLITE_PREPARE_PERSISTENT, &s->st[k], NULL) != SQLITE_OK) {
+        if (sql_text[k] == NULL || sqlite3_prepare_v3(s->db, sql_text[k], -1, SQLITE_PREPARE_PERSISTENT,
+                                                      &s->st[k], NULL) != SQLITE_OK) {
             log_error(s->db, "preparing a statement failed");
             goto fail;
         }
@@ -2329,17 +2341,19 @@ int lw_store_sqlite_check_file(const char *path, int *version, char *msg, size_t
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
         goto out;
     *version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     st = NULL;
     if (*version < 1 || *version > SCHEMA_VERSION) {
-        snprintf(msg, cap, "schema version %d is not one this Linkward knows (1..%d)", *version, SCHEMA_VERSION);
+        snprintf(msg, cap, "schema version %d is not one this Linkward knows (1..%d)", *version,
+                 SCHEMA_VERSION);
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM accounts, (SELECT 1 FROM sessions LIMIT 1)", -1, &st, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM accounts, (SELECT 1 FROM sessions LIMIT 1)", -1, &st,
+                           NULL) != SQLITE_OK) {
         snprintf(msg, cap, "it lacks Linkward's tables");
         goto out;
     }

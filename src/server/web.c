@@ -47,7 +47,8 @@ static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
     h2o_add_header_by_str(p, h, H2O_STRLIT("referrer-policy"), 0, NULL, H2O_STRLIT("no-referrer"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-opener-policy"), 0, NULL, H2O_STRLIT("same-origin"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL, H2O_STRLIT("same-origin"));
+    h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL,
+                          H2O_STRLIT("same-origin"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("permissions-policy"), 0, NULL,
                           H2O_STRLIT("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
@@ -61,7 +62,8 @@ static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
         h2o_add_header_by_str(p, h, H2O_STRLIT("reporting-endpoints"), 0, NULL,
                               H2O_STRLIT("csp=\"" LW_CSP_REPORT_PATH "\""));
     if (app->cfg.tls_cert[0] || strncmp(app->cfg.public_origin, "https://", 8) == 0)
-        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT("max-age=31536000; includeSubDomains"));
+        h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
+                       H2O_STRLIT("max-age=31536000; includeSubDomains"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("linkward-version"), 0, NULL, H2O_STRLIT(LINKWARD_VERSION));
 }
 
@@ -71,10 +73,16 @@ static const char *type_of(const char *path)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-        {".svg", "image/svg+xml"}, {".png", "image/png"}, {".ico", "image/x-icon"},
-        {".json", "application/json"}, {".webmanifest", "application/json"}, {".txt", "text/plain; charset=utf-8"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"},
+        {".webmanifest", "application/json"},
+        {".txt", "text/plain; charset=utf-8"},
     };
     for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
         if (strcmp(dot, types[i].ext) == 0)
@@ -90,8 +98,8 @@ static bool safe_path(const char *p, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-' || c == '/'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-' || c == '/'))
             return false;
         if (c == '.' && p[i - 1] == '/')
             return false;

@@ -43,7 +43,8 @@ static void *worker(void *arg)
         int base = getpriority(PRIO_PROCESS, (id_t)gettid());
         int lowered = (errno == 0 ? base : 0) + w->opts.nice;
         if (setpriority(PRIO_PROCESS, (id_t)gettid(), lowered > 19 ? 19 : lowered) != 0)
-            lw_log_warn("work", "cannot lower the priority of a %s thread", w->opts.name ? w->opts.name : "work");
+            lw_log_warn("work", "cannot lower the priority of a %s thread",
+                        w->opts.name ? w->opts.name : "work");
     }
     for (;;) {
         pthread_mutex_lock(&w->mu);

@@ -49,12 +49,12 @@ struct lw_ws {
     uint16_t frag_len;
     uint8_t frag_opcode;
     uint8_t state;
-    bool drop_after_write; /* a protocol error or the peer's close: hang up once flushed */
-    bool dead;             /* destroy asked while h2o still held the connection */
-    uint8_t msg_tokens;    /* client messages left this second */
-    int64_t msg_window;    /* the second they count in */
-    int64_t last_rx;       /* when the peer last sent anything (ms) */
-    h2o_timeout_entry_t timer; /* pings while open, the close grace while closing */
+    bool drop_after_write;       /* a protocol error or the peer's close: hang up once flushed */
+    bool dead;                   /* destroy asked while h2o still held the connection */
+    uint8_t msg_tokens;          /* client messages left this second */
+    int64_t msg_window;          /* the second they count in */
+    int64_t last_rx;             /* when the peer last sent anything (ms) */
+    h2o_timeout_entry_t timer;   /* pings while open, the close grace while closing */
     h2o_linklist_t primary_link; /* in the bus bucket of the device or link request */
     h2o_linklist_t account_link; /* in the bus bucket of the account (session sockets) */
     char primary_key[2 + LW_ID_STRLEN];
@@ -211,7 +211,8 @@ static void on_timer(h2o_timeout_entry_t *entry)
     if (ws->state == WS_CLOSING || ws->sock == NULL) {
         if (ws->sock == NULL) {
             /* still upgrading: h2o owns the connection; look again later */
-            h2o_timeout_link(ws->app->loop, ws->state == WS_CLOSING ? &close_timeout : &ping_timeout, &ws->timer);
+            h2o_timeout_link(ws->app->loop, ws->state == WS_CLOSING ? &close_timeout : &ping_timeout,
+                             &ws->timer);
             return;
         }
         destroy(ws); /* the peer never answered our close */

@@ -89,7 +89,8 @@ static void test_forwarded(void **state)
 {
     lw_proxies p;
     assert_int_equal(lw_proxies_parse(&p, "127.0.0.1,::1", NULL), LW_OK);
-    assert_string_equal(pick(&p, "127.0.0.1", NULL, "for=192.0.2.60;proto=http;by=203.0.113.43"), "192.0.2.60");
+    assert_string_equal(pick(&p, "127.0.0.1", NULL, "for=192.0.2.60;proto=http;by=203.0.113.43"),
+                        "192.0.2.60");
     assert_string_equal(pick(&p, "::1", NULL, "for=\"[2001:db8:cafe::17]:4711\""), "2001:db8:cafe::17");
     assert_string_equal(pick(&p, "127.0.0.1", NULL, "for=198.51.100.1, for=127.0.0.1"), "198.51.100.1");
     assert_string_equal(pick(&p, "127.0.0.1", NULL, "For=\"198.51.100.2\""), "198.51.100.2");
@@ -102,8 +103,8 @@ static void test_ipv4_formatting(void **state)
 {
     (void)state;
     lw_proxies none = {0};
-    const char *cases[] = {"0.0.0.0", "255.255.255.255", "1.22.133.4", "10.0.0.1", "100.64.9.99",
-                           "192.0.2.200", "127.0.0.1", "8.8.8.8", "203.0.113.5"};
+    const char *cases[] = {"0.0.0.0",     "255.255.255.255", "1.22.133.4", "10.0.0.1",   "100.64.9.99",
+                           "192.0.2.200", "127.0.0.1",       "8.8.8.8",    "203.0.113.5"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_string_equal(pick(&none, cases[i], NULL, NULL), cases[i]);
     assert_string_equal(pick(&none, "::ffff:198.51.100.7", NULL, NULL), "198.51.100.7");

@@ -82,14 +82,14 @@ static void test_normalize(void **state)
 static void test_normalize_rejects(void **state)
 {
     (void)state;
-    norm_bad("ABCD-EFG", 8);      /* 7 symbols */
-    norm_bad("ABCD-EFGHJ", 10);   /* 9 symbols */
-    norm_bad("ABCD-EFGU", 9);     /* U is not a symbol */
+    norm_bad("ABCD-EFG", 8);    /* 7 symbols */
+    norm_bad("ABCD-EFGHJ", 10); /* 9 symbols */
+    norm_bad("ABCD-EFGU", 9);   /* U is not a symbol */
     norm_bad("ABCD-EFGu", 9);
-    norm_bad("ABCD_EFGH", 9);     /* only spaces and hyphens are dropped */
+    norm_bad("ABCD_EFGH", 9); /* only spaces and hyphens are dropped */
     norm_bad("ABCD\tEFGH", 9);
     norm_bad("ABCD.EFGH", 9);
-    norm_bad("ABCD-EF\0H", 9);    /* embedded NUL */
+    norm_bad("ABCD-EF\0H", 9); /* embedded NUL */
     norm_bad("ÄBCD-EFGH", strlen("ÄBCD-EFGH"));
     norm_bad("", 0);
     norm_bad("--------", 8);

@@ -145,7 +145,7 @@ static void test_hash(void **state)
     assert_memory_not_equal(h1, h3, LW_HASH_LEN); /* differs by key */
     b.verifier[0] ^= 1;
     lw_cred_hash(&b, k1, h2);
-    assert_memory_not_equal(h1, h2, LW_HASH_LEN); /* differs by verifier */
+    assert_memory_not_equal(h1, h2, LW_HASH_LEN);         /* differs by verifier */
     assert_memory_not_equal(h1, a.verifier, LW_HASH_LEN); /* not the verifier itself */
 }
 
@@ -162,9 +162,12 @@ static void test_wipe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_parse_roundtrip), cmocka_unit_test(test_new_is_random),
-        cmocka_unit_test(test_selector_str),           cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_hash),                   cmocka_unit_test(test_wipe),
+        cmocka_unit_test(test_format_parse_roundtrip),
+        cmocka_unit_test(test_new_is_random),
+        cmocka_unit_test(test_selector_str),
+        cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_wipe),
     };
     return cmocka_run_group_tests_name("cred", tests, setup, NULL);
 }

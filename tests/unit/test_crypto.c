@@ -156,10 +156,10 @@ static void test_ct_equal_wipe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_twice),       cmocka_unit_test(test_random),
-        cmocka_unit_test(test_random_id),        cmocka_unit_test(test_fingerprint_known),
+        cmocka_unit_test(test_init_twice),        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_random_id),         cmocka_unit_test(test_fingerprint_known),
         cmocka_unit_test(test_fingerprint_human), cmocka_unit_test(test_keyed_hash),
-        cmocka_unit_test(test_sign_verify),      cmocka_unit_test(test_ct_equal_wipe),
+        cmocka_unit_test(test_sign_verify),       cmocka_unit_test(test_ct_equal_wipe),
     };
     return cmocka_run_group_tests_name("crypto", tests, setup, NULL);
 }

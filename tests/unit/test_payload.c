@@ -192,8 +192,8 @@ static void parse_bad(const char *s)
 }
 
 /* Builds "lw1:" + fields joined by dots from raw pieces. */
-static void build(char dst[2 * LW_PAYLOAD_MAX], const char *origin_b64, const char *ref_b64, const char *fp_b64,
-                  const char *sig_b64)
+static void build(char dst[2 * LW_PAYLOAD_MAX], const char *origin_b64, const char *ref_b64,
+                  const char *fp_b64, const char *sig_b64)
 {
     int n = snprintf(dst, 2 * LW_PAYLOAD_MAX, "lw1:%s.%s.%s.%s", origin_b64, ref_b64, fp_b64, sig_b64);
     assert_true(n > 0 && n < 2 * LW_PAYLOAD_MAX);
@@ -218,42 +218,42 @@ static void test_parse_rejects(void **state)
     build(t, o, r, f, g);
     assert_string_equal(t, s); /* the pieces are right */
 
-    parse_bad(s + 4);           /* missing prefix */
+    parse_bad(s + 4); /* missing prefix */
     memcpy(t, s, strlen(s) + 1);
     t[2] = '2';
-    parse_bad(t);               /* lw2: */
+    parse_bad(t); /* lw2: */
     t[2] = '1';
     t[0] = 'L';
-    parse_bad(t);               /* prefix is case-sensitive */
+    parse_bad(t); /* prefix is case-sensitive */
     parse_bad("");
     parse_bad("lw1:");
     parse_bad("lw1:...");
 
     snprintf(t, sizeof t, "lw1:%s.%s.%s", o, r, f);
-    parse_bad(t);               /* 3 fields */
+    parse_bad(t); /* 3 fields */
     snprintf(t, sizeof t, "lw1:%s.%s.%s.%s.%s", o, r, f, g, g);
-    parse_bad(t);               /* 5 fields */
+    parse_bad(t); /* 5 fields */
     snprintf(t, sizeof t, "lw1:%s.%s.%s.%s.", o, r, f, g);
-    parse_bad(t);               /* trailing dot */
+    parse_bad(t); /* trailing dot */
     snprintf(t, sizeof t, " %s", s);
-    parse_bad(t);               /* surrounding whitespace is the caller's job */
+    parse_bad(t); /* surrounding whitespace is the caller's job */
     snprintf(t, sizeof t, "%s\n", s);
     parse_bad(t);
 
     build(t, o, r, f, "");
-    parse_bad(t);               /* empty signature */
+    parse_bad(t); /* empty signature */
     build(t, "", r, f, g);
-    parse_bad(t);               /* empty origin */
+    parse_bad(t); /* empty origin */
     build(t, o, f, f, g);
-    parse_bad(t);               /* ref of the wrong length */
+    parse_bad(t); /* ref of the wrong length */
     build(t, o, r, r, g);
-    parse_bad(t);               /* fp of the wrong length */
+    parse_bad(t); /* fp of the wrong length */
     build(t, o, r, f, f);
-    parse_bad(t);               /* sig of the wrong length */
+    parse_bad(t); /* sig of the wrong length */
     char shorter[128];
     snprintf(shorter, sizeof shorter, "%.85s", g);
     build(t, o, r, f, shorter);
-    parse_bad(t);               /* sig one character short */
+    parse_bad(t); /* sig one character short */
 
     /* Bad base64url in each field. */
     char bad[128];
@@ -311,9 +311,9 @@ static void test_parse_rejects(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_signed_message_layout),
+        cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_signed_message_layout),
         cmocka_unit_test(test_flipped_bits_fail), cmocka_unit_test(test_text_tamper),
-        cmocka_unit_test(test_other_key_fails),  cmocka_unit_test(test_make_rejects),
+        cmocka_unit_test(test_other_key_fails),   cmocka_unit_test(test_make_rejects),
         cmocka_unit_test(test_parse_rejects),
     };
     return cmocka_run_group_tests_name("payload", tests, setup, NULL);

@@ -131,7 +131,8 @@ static void test_png_roundtrip(void **state)
         lw_free(text);
     }
     /* Short text and text with characters outside QR alphanumeric mode. */
-    static const char *texts[] = {"A", "hello, world", "https://x.example/?q=a&b=c#frag", "lowercase and UPPER 123"};
+    static const char *texts[] = {"A", "hello, world", "https://x.example/?q=a&b=c#frag",
+                                  "lowercase and UPPER 123"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         assert_int_equal(lw_qr_png_write(texts[i], path, 4), LW_OK);
         char *text = NULL;
@@ -208,7 +209,8 @@ static void test_mask_choice(void **state)
     for (int i = 0; i < 24; i++) {
         char text[LW_PAYLOAD_MAX];
         static const char *const origins[] = {"http://127.0.0.1:8080", "https://linkward.example.org",
-                                              "https://a.b", "https://links.a-rather-long-company-name.example"};
+                                              "https://a.b",
+                                              "https://links.a-rather-long-company-name.example"};
         lw_random(ref, sizeof ref);
         lw_random(fp, sizeof fp);
         assert_int_equal(lw_payload_make(text, sizeof text, origins[i % 4], ref, fp, sk), LW_OK);
@@ -225,7 +227,8 @@ static void test_mask_choice(void **state)
         long mine = plain_penalty(mods, w);
         for (int k = 0; k < 8; k++) {
             QRinput *in = QRinput_new2(0, QR_ECLEVEL_M);
-            assert_int_equal(QRinput_append(in, QR_MODE_8, (int)strlen(text), (const unsigned char *)text), 0);
+            assert_int_equal(QRinput_append(in, QR_MODE_8, (int)strlen(text), (const unsigned char *)text),
+                             0);
             QRcode *q = QRcode_encodeMask(in, k);
             QRinput_free(in);
             assert_non_null(q);
@@ -317,8 +320,11 @@ static void test_png_formats(void **state)
     tmp_path(src, sizeof src, "src.png");
     tmp_path(dst, sizeof dst, "conv.png");
     assert_int_equal(lw_qr_png_write(payload, src, 3), LW_OK);
-    static const png_uint_32 formats[] = {PNG_FORMAT_RGB, PNG_FORMAT_RGBA, PNG_FORMAT_GA,
-                                          PNG_FORMAT_LINEAR_Y, PNG_FORMAT_LINEAR_RGB_ALPHA,
+    static const png_uint_32 formats[] = {PNG_FORMAT_RGB,
+                                          PNG_FORMAT_RGBA,
+                                          PNG_FORMAT_GA,
+                                          PNG_FORMAT_LINEAR_Y,
+                                          PNG_FORMAT_LINEAR_RGB_ALPHA,
                                           PNG_FORMAT_RGB_COLORMAP};
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         png_image img;
@@ -328,7 +334,8 @@ static void test_png_formats(void **state)
         img.format = formats[i];
         void *px = malloc(PNG_IMAGE_SIZE(img));
         uint8_t cmap[256 * 4];
-        assert_true(png_image_finish_read(&img, NULL, px, 0, (img.format & PNG_FORMAT_FLAG_COLORMAP) ? cmap : NULL));
+        assert_true(
+            png_image_finish_read(&img, NULL, px, 0, (img.format & PNG_FORMAT_FLAG_COLORMAP) ? cmap : NULL));
         assert_true(png_image_write_to_file(&img, dst, 0, px, 0,
                                             (img.format & PNG_FORMAT_FLAG_COLORMAP) ? cmap : NULL));
         free(px);
@@ -385,7 +392,8 @@ static void test_terminal(void **state)
         } else if (*p == ' ') {
             cur++;
             p++;
-        } else if (strncmp(p, "\u2580", 3) == 0 || strncmp(p, "\u2584", 3) == 0 || strncmp(p, "\u2588", 3) == 0) {
+        } else if (strncmp(p, "\u2580", 3) == 0 || strncmp(p, "\u2584", 3) == 0 ||
+                   strncmp(p, "\u2588", 3) == 0) {
             cur++;
             p += 3;
         } else {
@@ -447,10 +455,13 @@ static void test_terminal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_svg),          cmocka_unit_test(test_png_roundtrip),
+        cmocka_unit_test(test_svg),
+        cmocka_unit_test(test_png_roundtrip),
         cmocka_unit_test(test_mask_choice),
-        cmocka_unit_test(test_png_write_rejects), cmocka_unit_test(test_png_no_qr),
-        cmocka_unit_test(test_png_formats),  cmocka_unit_test(test_png_decode_errors),
+        cmocka_unit_test(test_png_write_rejects),
+        cmocka_unit_test(test_png_no_qr),
+        cmocka_unit_test(test_png_formats),
+        cmocka_unit_test(test_png_decode_errors),
         cmocka_unit_test(test_terminal),
     };
     return cmocka_run_group_tests_name("qr", tests, setup, teardown);

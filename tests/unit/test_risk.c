@@ -205,9 +205,8 @@ static bool has_reason(const lw_risk *k, const char *code)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(k->reasons, i, v)
-    if (strcmp(json_string_value(json_object_get(v, "code")), code) == 0)
-        return true;
+    json_array_foreach(k->reasons, i,
+                       v) if (strcmp(json_string_value(json_object_get(v, "code")), code) == 0) return true;
     return false;
 }
 
@@ -369,7 +368,8 @@ static void test_move_alerts_throttled(void **state)
     lw_risk_on_move(&f->app, "acct1", "dev-a", &fr, &sydney, 1000, t0 + 10 * 60 * 1000 + 1, &seen);
     lw_risk_on_move(&f->app, "acct1", "dev-a", &sydney, &pt, 1000, t0 + 10 * 60 * 1000 + 2, &seen);
     assert_int_equal(count_alerts(f, "session.impossible_travel"), 1);
-    assert_int_equal(count_alerts(f, "session.country_changed"), 3); /* the throttled impossible move did not fall through */
+    assert_int_equal(count_alerts(f, "session.country_changed"),
+                     3); /* the throttled impossible move did not fall through */
     /* --move-alert-interval 0: every move. */
     f->app.cfg.move_alert_interval_ms = 0;
     lw_move_alerts all = {0};

@@ -95,8 +95,8 @@ static void test_issue_and_check(void **state)
     make_account(f, "acct1", "alice", token);
     lw_principal who;
     char reason[LW_REASON_MAX] = "";
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "127.0.0.1", &who, reason),
-                     LW_OK);
+    assert_int_equal(
+        lw_sessions_auth(f->app.sessions, token, strlen(token), false, "127.0.0.1", &who, reason), LW_OK);
     assert_string_equal(who.device_id, "acct1-p");
     assert_string_equal(who.account_id, "acct1");
     assert_true(who.primary);
@@ -112,9 +112,11 @@ static void test_issue_and_check(void **state)
     char bad[LW_CRED_STRLEN];
     memcpy(bad, token, sizeof bad);
     bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == 'A' ? 'B' : 'A';
-    assert_int_equal(lw_sessions_auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason), LW_ENOTFOUND);
+    assert_int_equal(lw_sessions_auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason),
+                     LW_ENOTFOUND);
     bad[1] = 'x';
-    assert_int_equal(lw_sessions_auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason), LW_ENOTFOUND);
+    assert_int_equal(lw_sessions_auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason),
+                     LW_ENOTFOUND);
     assert_int_equal(lw_sessions_auth(f->app.sessions, "lws_", 4, false, "", &who, reason), LW_ENOTFOUND);
 
     /* After a restart (empty cache) the store answers the same. */
@@ -138,7 +140,8 @@ static void test_refresh_replaces_credential(void **state)
     assert_memory_not_equal(old_challenge, s.challenge, 32);
     lw_principal who;
     char reason[LW_REASON_MAX];
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_ENOTFOUND);
+    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason),
+                     LW_ENOTFOUND);
     assert_int_equal(lw_sessions_auth(f->app.sessions, fresh, strlen(fresh), false, "", &who, reason), LW_OK);
 }
 
@@ -150,7 +153,8 @@ static void test_expired_credential(void **state)
     make_account(f, "acct1", "alice", token);
     lw_principal who;
     char reason[LW_REASON_MAX];
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_EEXPIRED);
+    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason),
+                     LW_EEXPIRED);
     /* The refresh route may still use it: that is how the device proves its key. */
     assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), true, "", &who, reason), LW_OK);
 }
@@ -179,10 +183,12 @@ static void test_end_refuses_next_request(void **state)
 
     lw_principal who;
     char reason[LW_REASON_MAX] = "";
-    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason), LW_OK);
+    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason),
+                     LW_OK);
     assert_int_equal(lw_sessions_end(f->app.sessions, "comp1", "remote_logout"), LW_OK);
     /* The very next request is refused, and it is told why. */
-    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason), LW_EDENIED);
+    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason),
+                     LW_EDENIED);
     assert_string_equal(reason, "remote_logout");
     assert_int_equal(lw_sessions_end(f->app.sessions, "comp1", "logout"), LW_ECONFLICT);
     /* A device.ended alert records it for the account. */
@@ -207,8 +213,8 @@ static void test_last_active_coalesced(void **state)
     char reason[LW_REASON_MAX];
     usleep(5000);
     for (int i = 0; i < 20; i++)
-        assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "10.0.0.7", &who, reason),
-                         LW_OK);
+        assert_int_equal(
+            lw_sessions_auth(f->app.sessions, token, strlen(token), false, "10.0.0.7", &who, reason), LW_OK);
     lw_session mid;
     assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &mid), LW_OK);
     assert_int_equal(mid.last_active_at, before.last_active_at);
@@ -264,7 +270,8 @@ static void test_sweeper_injected_clock(void **state)
     /* Its credential now says why. */
     lw_principal who;
     char reason[LW_REASON_MAX];
-    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason), LW_EDENIED);
+    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason),
+                     LW_EDENIED);
     assert_string_equal(reason, "inactive");
     /* After the retention the ended record is purged. */
     assert_int_equal(lw_sweep_run(&f->app, t0 + 200LL * 24 * 3600 * 1000, &ended, &purged), LW_OK);

@@ -178,22 +178,25 @@ static void test_open_fresh_schema(void **state)
                                     " ('accounts','sessions','link_requests','alerts','invites',"
                                     "  'schema_version')"),
                          6);
-        assert_int_equal(raw_int(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
-                                    " AND indexname IN ('sessions_active_selector','sessions_account_state_role',"
-                                    "  'sessions_last_active','sessions_selector','link_requests_selector',"
-                                    "  'link_requests_ref','link_requests_code','alerts_account_created',"
-                                    "  'accounts_handle_lower')"),
-                         9);
+        assert_int_equal(
+            raw_int(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+                       " AND indexname IN ('sessions_active_selector','sessions_account_state_role',"
+                       "  'sessions_last_active','sessions_selector','link_requests_selector',"
+                       "  'link_requests_ref','link_requests_code','alerts_account_created',"
+                       "  'accounts_handle_lower')"),
+            9);
         return;
     }
     assert_int_equal(raw_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
-                                      " ('accounts','sessions','link_requests','alerts','invites')"),
+                                " ('accounts','sessions','link_requests','alerts','invites')"),
                      5);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
-                                      " ('sessions_active_selector','sessions_account_state_role',"
-                                      "  'sessions_last_active','sessions_selector','link_requests_selector','link_requests_ref',"
-                                      "  'link_requests_code','alerts_account_created')"),
-                     8);
+    assert_int_equal(
+        raw_int(f,
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+                " ('sessions_active_selector','sessions_account_state_role',"
+                "  'sessions_last_active','sessions_selector','link_requests_selector','link_requests_ref',"
+                "  'link_requests_code','alerts_account_created')"),
+        8);
     /* WAL is persistent in the file; a second connection sees it. */
     sqlite3 *db = raw_open(f->fx.path);
     sqlite3_stmt *st = NULL;
@@ -265,14 +268,15 @@ static void test_migration_from_v1(void **state)
     f->s = NULL;
     /* A version-1 database (as the first release wrote it) is migrated in
      * place to the current version, its data kept. */
-    raw_exec(f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
-                "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
-                "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
-                "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
-                "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
-                "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
-                "ALTER TABLE accounts DROP COLUMN pin_change_required; ALTER TABLE invites DROP COLUMN handle;"
-                "PRAGMA user_version = 1");
+    raw_exec(f,
+             "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
+             "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
+             "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+             "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
+             "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
+             "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
+             "ALTER TABLE accounts DROP COLUMN pin_change_required; ALTER TABLE invites DROP COLUMN handle;"
+             "PRAGMA user_version = 1");
     assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
     assert_int_equal(schema_version(f, f->s), v);
     assert_true(v >= 2);
@@ -298,15 +302,17 @@ static void test_migration_last_place(void **state)
     lw_store_close(f->s);
     f->s = NULL;
     if (f->fx.pg)
-        raw_exec(f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
-                    "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
-                    "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
-                    "UPDATE schema_version SET version = 3 WHERE id = 1");
+        raw_exec(
+            f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
+               "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
+               "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+               "UPDATE schema_version SET version = 3 WHERE id = 1");
     else
-        raw_exec(f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
-                    "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
-                    "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
-                    "PRAGMA user_version = 5");
+        raw_exec(
+            f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
+               "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
+               "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+               "PRAGMA user_version = 5");
     raw_exec(f, "UPDATE sessions SET region = 'Lisboa', network = 'Fibre' WHERE id = 'acct1-p';"
                 "UPDATE sessions SET last_ip = '', last_country = '', last_city = '', country = 'ES',"
                 "  region = 'Madrid', city = 'Madrid', network = 'Meseta' WHERE id = 'acct2-p';"
@@ -597,10 +603,10 @@ static void test_session_credential_touch_name(void **state)
     assert_int_equal(lw_store_session_set_credential(f->s, &y), LW_ECONFLICT);
 
     /* Touch with a place: newest time wins and brings its place. */
-    lw_place lisbon = {.ip = "198.51.100.1", .country = "PT", .city = "Lisbon", .lat = 38.7, .lon = -9.1,
-                       .has_loc = true};
-    lw_place sydney = {.ip = "203.0.113.9", .country = "AU", .city = "Sydney", .lat = -33.9, .lon = 151.2,
-                       .has_loc = true};
+    lw_place lisbon = {
+        .ip = "198.51.100.1", .country = "PT", .city = "Lisbon", .lat = 38.7, .lon = -9.1, .has_loc = true};
+    lw_place sydney = {
+        .ip = "203.0.113.9", .country = "AU", .city = "Sydney", .lat = -33.9, .lon = 151.2, .has_loc = true};
     assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 60000, &sydney), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_int_equal(got.last_active_at, T0 + 60000);
@@ -706,13 +712,13 @@ static void test_session_end_all(void **state)
     assert_string_equal(got.state, "active");
 
     /* All roles, no exception: the primary and the last companion. */
-    assert_int_equal(lw_store_session_end_all(f->s, "acct1", NULL, NULL, "account_reset", T0 + 20, &ended, &n),
-                     LW_OK);
+    assert_int_equal(
+        lw_store_session_end_all(f->s, "acct1", NULL, NULL, "account_reset", T0 + 20, &ended, &n), LW_OK);
     assert_int_equal(n, 2);
     lw_free(ended);
     /* Nothing left to end. */
-    assert_int_equal(lw_store_session_end_all(f->s, "acct1", NULL, NULL, "account_reset", T0 + 30, &ended, &n),
-                     LW_OK);
+    assert_int_equal(
+        lw_store_session_end_all(f->s, "acct1", NULL, NULL, "account_reset", T0 + 30, &ended, &n), LW_OK);
     assert_int_equal(n, 0);
     lw_free(ended);
     assert_int_equal(lw_store_session_get(f->s, "c-acct1-0", &got), LW_OK);
@@ -1018,7 +1024,8 @@ static void test_alerts(void **state)
 
 /* ---- the last-seen place and privacy ---------------------------------------- */
 
-static void insert_alert(lw_store *s, const char *id, const char *acct, const char *device, const char *details)
+static void insert_alert(lw_store *s, const char *id, const char *acct, const char *device,
+                         const char *details)
 {
     lw_alert a;
     memset(&a, 0, sizeof(a));
@@ -1069,8 +1076,14 @@ static void test_last_place_whole(void **state)
     assert_true(got.last_has_loc);
 
     /* Used in Sydney: every last-seen field moves, the first-seen ones stay. */
-    lw_place sydney = {.ip = "203.0.113.10", .country = "AU", .region = "New South Wales", .city = "Sydney",
-                       .lat = -33.9, .lon = 151.2, .has_loc = true, .network = "Cellular · AS64501 Southern Mobile"};
+    lw_place sydney = {.ip = "203.0.113.10",
+                       .country = "AU",
+                       .region = "New South Wales",
+                       .city = "Sydney",
+                       .lat = -33.9,
+                       .lon = 151.2,
+                       .has_loc = true,
+                       .network = "Cellular · AS64501 Southern Mobile"};
     assert_int_equal(lw_store_session_touch(f->s, "comp1", T0 + 1000, &sydney), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
     assert_string_equal(got.last_country, "AU");
@@ -1321,7 +1334,8 @@ static void test_long_text_is_bounded(void **state)
     assert_true(strlen(got.city) < sizeof(got.city));
     assert_int_equal(strlen(got.city) % 2, 0);
     /* A key longer than any id is not truncated into a match. */
-    assert_int_equal(lw_store_session_get(f->s, "acct1-pXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", &got), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_get(f->s, "acct1-pXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", &got),
+                     LW_ENOTFOUND);
 }
 
 static void test_stats(void **state)
@@ -1563,7 +1577,7 @@ static void test_pg_lost_mid_operation(void **state)
 typedef struct racer {
     lw_store *s;
     pthread_barrier_t *go;
-    int op;                 /* RACE_* */
+    int op; /* RACE_* */
     const char *req;
     lw_link_request r;
     lw_session sess;

@@ -49,9 +49,16 @@ static void test_duration_ok(void **state)
         const char *in;
         int64_t ms;
     } cases[] = {
-        {"0", 0},           {"30", 30000},       {"250ms", 250},        {"30s", 30000},
-        {"10m", 600000},    {"6h", 21600000},    {"30d", 2592000000LL}, {"007s", 7000},
-        {"9223372036854775807ms", INT64_MAX},    {"106751991167d", 106751991167LL * 86400000LL},
+        {"0", 0},
+        {"30", 30000},
+        {"250ms", 250},
+        {"30s", 30000},
+        {"10m", 600000},
+        {"6h", 21600000},
+        {"30d", 2592000000LL},
+        {"007s", 7000},
+        {"9223372036854775807ms", INT64_MAX},
+        {"106751991167d", 106751991167LL * 86400000LL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
@@ -64,11 +71,26 @@ static void test_duration_bad(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "",     "-5",   "+5",   " 5",   "5 ",    "s",      "5x",   "5S",
-        "5sec", "1.5h", "5mss", "0x10", "5 s",   "ms",     "5hm",  "abc",
+        "",
+        "-5",
+        "+5",
+        " 5",
+        "5 ",
+        "s",
+        "5x",
+        "5S",
+        "5sec",
+        "1.5h",
+        "5mss",
+        "0x10",
+        "5 s",
+        "ms",
+        "5hm",
+        "abc",
         "9223372036854775808ms", /* one past INT64_MAX */
         "9223372036854775807s",  /* overflows on multiplying */
-        "106751991167301d",      "99999999999999999999999999",
+        "106751991167301d",
+        "99999999999999999999999999",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v = 42;
@@ -274,8 +296,14 @@ static void test_fmt_i64(void **state)
     static const struct {
         long long v;
         const char *s;
-    } cases[] = {{0, "0"},           {7, "7"},       {10, "10"},       {255, "255"},
-                 {1000, "1000"},     {-1, "-1"},     {-600, "-600"},   {9223372036854775807LL, "9223372036854775807"},
+    } cases[] = {{0, "0"},
+                 {7, "7"},
+                 {10, "10"},
+                 {255, "255"},
+                 {1000, "1000"},
+                 {-1, "-1"},
+                 {-600, "-600"},
+                 {9223372036854775807LL, "9223372036854775807"},
                  {-9223372036854775807LL - 1, "-9223372036854775808"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char buf[24];
@@ -292,10 +320,10 @@ static void test_b64_reject(void **state)
     (void)state;
     uint8_t out[64];
     static const char *bad[] = {
-        "Zg==",  /* padding */
-        "Zm9v=", "Zm 9v", "Zm9v\n", "Zm+v", "Zm/v", "Zm9v*", "Z",    "Zm9vY",
-        "Zh",    /* non-canonical: trailing bits set ("Zg" is canonical) */
-        "Zm8",   /* canonical: fine -- checked separately below */
+        "Zg==", /* padding */
+        "Zm9v=", "Zm 9v", "Zm9v\n", "Zm+v", "Zm/v",
+        "Zm9v*", "Z",     "Zm9vY",  "Zh", /* non-canonical: trailing bits set ("Zg" is canonical) */
+        "Zm8",                            /* canonical: fine -- checked separately below */
     };
     for (size_t i = 0; i < 10; i++)
         assert_int_equal(lw_b64_decode(out, sizeof out, bad[i], strlen(bad[i]), 0), LW_EINVAL);
@@ -363,24 +391,15 @@ static void test_strlcpy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strerror),
-        cmocka_unit_test(test_now),
-        cmocka_unit_test(test_time_format),
-        cmocka_unit_test(test_duration_ok),
-        cmocka_unit_test(test_duration_bad),
-        cmocka_unit_test(test_alloc_fault_injection),
-        cmocka_unit_test(test_alloc_helpers),
-        cmocka_unit_test(test_buf),
-        cmocka_unit_test(test_buf_json_str),
-        cmocka_unit_test(test_buf_growth_and_big_appendf),
-        cmocka_unit_test(test_buf_enomem),
-        cmocka_unit_test(test_slice),
-        cmocka_unit_test(test_b64_vectors),
-        cmocka_unit_test(test_b64_roundtrip),
-        cmocka_unit_test(test_b64_reject),
-        cmocka_unit_test(test_fmt_i64),
-        cmocka_unit_test(test_b64_all_bytes),
-        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_strerror),      cmocka_unit_test(test_now),
+        cmocka_unit_test(test_time_format),   cmocka_unit_test(test_duration_ok),
+        cmocka_unit_test(test_duration_bad),  cmocka_unit_test(test_alloc_fault_injection),
+        cmocka_unit_test(test_alloc_helpers), cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_buf_json_str),  cmocka_unit_test(test_buf_growth_and_big_appendf),
+        cmocka_unit_test(test_buf_enomem),    cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_b64_vectors),   cmocka_unit_test(test_b64_roundtrip),
+        cmocka_unit_test(test_b64_reject),    cmocka_unit_test(test_fmt_i64),
+        cmocka_unit_test(test_b64_all_bytes), cmocka_unit_test(test_hex),
         cmocka_unit_test(test_strlcpy),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);

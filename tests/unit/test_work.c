@@ -40,10 +40,10 @@ static int setup(void **state)
 
 typedef struct rec {
     pthread_t loop_thread, ran_on;
-    int order;         /* position in which done() was called */
+    int order; /* position in which done() was called */
     int ran, done, dropped;
     sem_t *started, *release; /* when set: run() blocks until released */
-    int *next;         /* shared done() counter */
+    int *next;                /* shared done() counter */
 } rec;
 
 static void run(void *arg)

@@ -133,19 +133,19 @@ static void test_utf8(void **state)
     } cases[] = {
         {"", 0, true},
         {"plain ascii", 11, true},
-        {"\xC3\xA9t\xC3\xA9", 6, true},         /* été */
-        {"\xE2\x82\xAC", 3, true},              /* € */
-        {"\xF0\x9F\x98\x80", 4, true},          /* U+1F600 */
-        {"\xF4\x8F\xBF\xBF", 4, true},          /* U+10FFFF */
-        {"\xC3", 1, false},                     /* cut short */
-        {"\xE2\x82", 2, false},                 /* cut short */
-        {"\x80", 1, false},                     /* a continuation first */
-        {"\xC0\xAF", 2, false},                 /* overlong '/' */
-        {"\xE0\x80\xAF", 3, false},             /* overlong */
-        {"\xED\xA0\x80", 3, false},             /* a surrogate */
-        {"\xF4\x90\x80\x80", 4, false},         /* past U+10FFFF */
+        {"\xC3\xA9t\xC3\xA9", 6, true}, /* été */
+        {"\xE2\x82\xAC", 3, true},      /* € */
+        {"\xF0\x9F\x98\x80", 4, true},  /* U+1F600 */
+        {"\xF4\x8F\xBF\xBF", 4, true},  /* U+10FFFF */
+        {"\xC3", 1, false},             /* cut short */
+        {"\xE2\x82", 2, false},         /* cut short */
+        {"\x80", 1, false},             /* a continuation first */
+        {"\xC0\xAF", 2, false},         /* overlong '/' */
+        {"\xE0\x80\xAF", 3, false},     /* overlong */
+        {"\xED\xA0\x80", 3, false},     /* a surrogate */
+        {"\xF4\x90\x80\x80", 4, false}, /* past U+10FFFF */
         {"\xFF", 1, false},
-        {"a\xC3(b", 4, false},                  /* a bad continuation */
+        {"a\xC3(b", 4, false}, /* a bad continuation */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_int_equal(lw_wsf_utf8_valid((const uint8_t *)cases[i].s, cases[i].n), cases[i].ok);
