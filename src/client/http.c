@@ -12,6 +12,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/utsname.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -391,6 +394,64 @@ static int append_header(struct curl_slist **list, const char *h)
     return LW_OK;
 }
 
+/* The interface of the default route (/proc/net/route), or false. */
+static bool default_interface(char name[IF_NAMESIZE + 1])
+{
+    FILE *f = fopen("/proc/net/route", "r");
+    if (f == NULL)
+        return false;
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        char ifname[IF_NAMESIZE + 1];
+        unsigned long dest, mask;
+        /* Iface Destination Gateway Flags RefCnt Use Metric Mask ... */
+        if (sscanf(line, "%16s %lx %*x %*x %*d %*d %*d %lx", ifname, &dest, &mask) == 3 && dest == 0 &&
+            mask == 0) {
+            memcpy(name, ifname, sizeof ifname);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static bool sys_net_exists(const char *ifname, const char *leaf)
+{
+    char path[128];
+    int n = snprintf(path, sizeof path, "/sys/class/net/%s/%s", ifname, leaf);
+    return n > 0 && (size_t)n < sizeof path && access(path, F_OK) == 0;
+}
+
+static const char *network_kind;
+static pthread_once_t network_once = PTHREAD_ONCE_INIT;
+
+/* What the server may show as "reported Wi-Fi / Cellular / Ethernet"
+ * (Linkward-Network, PRODUCT §4): the kind of the interface of the default
+ * route, when the kernel says so plainly. A virtual interface (a container's
+ * veth, a VPN tunnel) reports nothing rather than something wrong. */
+static void find_network_kind(void)
+{
+    /* LINKWARD_NETWORK=wifi|cellular|ethernet says it instead, "none" not at all. */
+    const char *env = getenv("LINKWARD_NETWORK");
+    if (env != NULL && env[0] != '\0') {
+        static const char *const kinds[] = {"wifi", "cellular", "ethernet"};
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (strcmp(env, kinds[i]) == 0)
+                network_kind = kinds[i];
+        return;
+    }
+    char ifname[IF_NAMESIZE + 1];
+    if (!default_interface(ifname))
+        return;
+    if (sys_net_exists(ifname, "wireless") || sys_net_exists(ifname, "phy80211"))
+        network_kind = "wifi";
+    else if (strncmp(ifname, "ww", 2) == 0 || strncmp(ifname, "rmnet", 5) == 0)
+        network_kind = "cellular";
+    else if (sys_net_exists(ifname, "device") && !sys_net_exists(ifname, "bridge"))
+        network_kind = "ethernet";
+}
+
 int lwc_request_bearer(lwc_client *c, const char *method, const char *path, const char *bearer, json_t *body,
                        long *status, json_t **response)
 {
@@ -434,9 +495,19 @@ int lwc_request_bearer(lwc_client *c, const char *method, const char *path, cons
             append_header(&headers, auth.data) != LW_OK)
             goto fail;
     }
-    for (size_t i = 0; i < c->nheaders; i++)
+    bool network_given = false;
+    for (size_t i = 0; i < c->nheaders; i++) {
         if (append_header(&headers, c->headers[i]) != LW_OK)
             goto fail;
+        network_given |= strncasecmp(c->headers[i], "linkward-network:", 17) == 0;
+    }
+    pthread_once(&network_once, find_network_kind);
+    if (!network_given && network_kind != NULL) {
+        char h[64];
+        snprintf(h, sizeof h, "Linkward-Network: %s", network_kind);
+        if (append_header(&headers, h) != LW_OK)
+            goto fail;
+    }
 
     CURL *h = c->curl;
     /* Reset so nothing of the previous request (method, body) leaks into this

@@ -48,6 +48,13 @@ struct lw_client_desc {
     char device_model[LW_FIELD_MAX];
 };
 int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d);
+/* lw_place_lookup for the request's address, plus the connection the client
+ * reports (`Linkward-Network: wifi|cellular|ethernet`, PRODUCT §4: "a client
+ * hint of wifi/cellular if the client reports one") appended to the network
+ * shown, marked as reported. Other values are ignored. */
+struct lw_place;
+struct lw_netinfo;
+void lw_api_place_lookup(lw_rq *rq, struct lw_place *place, struct lw_netinfo *net);
 
 /* A handle as stored: an E.164 number ("+" and 8-15 digits) or a user name
  * of 3-32 of a-z 0-9 . _ - (lower-cased into out). False if in is neither. */

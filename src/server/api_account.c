@@ -129,6 +129,38 @@ static bool printable(const char *s)
     return true;
 }
 
+/* The reported connection, as the record shows it; NULL for anything else. */
+static const char *reported_network(lw_rq *rq)
+{
+    static const struct {
+        const char *value, *label;
+    } kinds[] = {{"wifi", "Wi-Fi"}, {"cellular", "Cellular"}, {"ethernet", "Ethernet"}};
+    ssize_t k = h2o_find_header_by_str(&rq->req->headers, H2O_STRLIT("linkward-network"), -1);
+    if (k < 0)
+        return NULL;
+    h2o_iovec_t v = rq->req->headers.entries[k].value;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (h2o_lcstris(v.base, v.len, kinds[i].value, strlen(kinds[i].value)))
+            return kinds[i].label;
+    return NULL;
+}
+
+void lw_api_place_lookup(lw_rq *rq, lw_place *place, lw_netinfo *net)
+{
+    lw_place_lookup(rq->app, rq->ip, place, net);
+    const char *label = reported_network(rq);
+    if (!label)
+        return;
+    char shown[LW_NETWORK_MAX];
+    int n = snprintf(shown, sizeof shown, "%s%sreported %s", place->network, place->network[0] ? " · " : "",
+                     label);
+    if (n < 0 || (size_t)n >= sizeof shown)
+        return; /* no room: the network as GeoIP says, never cut in the middle */
+    lw_strlcpy(place->network, shown, sizeof place->network);
+    if (net)
+        lw_strlcpy(net->network, shown, sizeof net->network);
+}
+
 int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
 {
     memset(d, 0, sizeof *d);
@@ -336,7 +368,7 @@ void lw_api_register(lw_rq *rq)
     lw_strlcpy(s->device_model, d.device_model, sizeof s->device_model);
     lw_place where;
     lw_netinfo net;
-    lw_place_lookup(app, rq->ip, &where, &net);
+    lw_api_place_lookup(rq, &where, &net);
     lw_strlcpy(s->ip, rq->ip, sizeof s->ip);
     lw_strlcpy(s->country, where.country, sizeof s->country);
     lw_strlcpy(s->region, where.region, sizeof s->region);

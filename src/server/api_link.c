@@ -193,7 +193,7 @@ void lw_api_link_create(lw_rq *rq)
     lw_strlcpy(r->ip, rq->ip, sizeof r->ip);
     lw_place where;
     lw_netinfo net;
-    lw_place_lookup(app, rq->ip, &where, &net);
+    lw_api_place_lookup(rq, &where, &net);
     lw_strlcpy(r->country, where.country, sizeof r->country);
     lw_strlcpy(r->region, where.region, sizeof r->region);
     lw_strlcpy(r->city, where.city, sizeof r->city);
@@ -748,7 +748,7 @@ static void complete_verified(lw_rq *rq)
      * really at, first and last seen. */
     lw_place here;
     lw_netinfo here_net;
-    lw_place_lookup(app, rq->ip, &here, &here_net);
+    lw_api_place_lookup(rq, &here, &here_net);
     lw_strlcpy(s->ip, here.ip, sizeof s->ip);
     lw_strlcpy(s->country, here.country, sizeof s->country);
     lw_strlcpy(s->region, here.region, sizeof s->region);

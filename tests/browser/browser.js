@@ -214,7 +214,7 @@ export async function shot(target, name) {
 export function spawnPhoneInteractive(phone, args) {
   const home = h.tempDir('lw-home-');
   const proc = spawn(h.linkwardBin(), [...phone.base(), '--json', ...args], {
-    env: { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') },
+    env: { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), LINKWARD_NETWORK: 'none' },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });

@@ -79,12 +79,22 @@ test('scanning the QR code from a screenshot links the browser and shows Home wi
 });
 
 test('the pairing code links the browser (phone width)', { timeout: LIMIT }, async () => {
-  const { context, page } = await b.openPage(browser, server, { viewport: b.PHONE, isMobile: true, hasTouch: true });
+  const context = await browser.newContext({ viewport: b.PHONE, isMobile: true, hasTouch: true, userAgent: b.UA,
+    extraHTTPHeaders: { 'x-forwarded-for': b.PORTO } });
+  // A phone's browser tells its connection (Network Information API); desktop Chromium does not.
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'connection', { get: () => ({ type: 'cellular' }), configurable: true });
+  });
+  const page = await context.newPage();
+  await b.watch(page);
+  await page.goto(server.url + '/');
   try {
     await b.see(page, 'link-qr');
     await b.shot(page, 'link-phone');
     await b.linkWithCode(page, phone);
     assert.equal(await page.locator('[data-testid="device-row"]').count(), 3, 'phone + earlier browser + this one');
+    const mine = page.locator('[data-testid="device-row"]').filter({ hasText: 'This device' });
+    assert.match(await mine.innerText(), /Cable\/DSL · AS64500 Lisbon Fibre · reported Cellular/);
     await b.shot(page, 'home-phone');
     // Nothing overflows sideways at phone width.
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

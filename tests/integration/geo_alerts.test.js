@@ -47,6 +47,29 @@ async function scanFrom(primary, ip) {
   return { req, s };
 }
 
+describe('the connection a client reports (Linkward-Network)', () => {
+  test('shown after the network GeoIP gives, marked as reported; other values ignored', async () => {
+    const phone = await phoneAt(LISBON, 'netkind');
+    const req = await h.createLinkRequest(server.url, { headers: { ...via(PORTO), 'linkward-network': 'wifi' } });
+    const s = h.expectStatus(await phone.post('/v1/link-requests/scan', { payload: req.payload }), 200);
+    assert.equal(s.request.network, 'Cable/DSL · AS64500 Lisbon Fibre · reported Wi-Fi');
+    const odd = await h.createLinkRequest(server.url, { headers: { ...via(PORTO), 'linkward-network': 'carrier-pigeon' } });
+    const s2 = h.expectStatus(await phone.post('/v1/link-requests/scan', { payload: odd.payload }), 200);
+    assert.equal(s2.request.network, 'Cable/DSL · AS64500 Lisbon Fibre');
+  });
+
+  test('the CLI reports its connection (LINKWARD_NETWORK here, else the default route\'s interface)', async () => {
+    const phone = new h.PhoneCli(server, undefined, via(LISBON));
+    await phone.register(h.uniqueHandle('netcli'));
+    const companion = new h.CompanionCli(server);
+    companion.spawnLink = (extra = []) => h.spawnCli(['companion', '--server', server.url, '--state', companion.state,
+      '--header', `X-Forwarded-For: ${PORTO}`, '--json', 'link', ...extra], { env: { LINKWARD_NETWORK: 'cellular' } });
+    const linked = await h.linkCompanionCli(phone, companion);
+    const row = (await phone.devices()).find((d) => d.id === linked.deviceId);
+    assert.equal(row.network, 'Cable/DSL · AS64500 Lisbon Fibre · reported Cellular');
+  });
+});
+
 describe('who is asking', () => {
   test('the scan shows place, network and distance; a new country far away is high risk', async () => {
     const phone = await phoneAt(LISBON, 'geo');

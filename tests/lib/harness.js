@@ -49,7 +49,9 @@ let cliHome = null;
 function cliEnv(extra = {}) {
   // CLI processes get a throw-away HOME so nothing lands in the real ~/.config.
   if (!cliHome) cliHome = tempDir('lw-home-');
-  return { ...process.env, HOME: cliHome, XDG_CONFIG_HOME: path.join(cliHome, '.config'), ...extra };
+  // LINKWARD_NETWORK=none: the CLI does not report this machine's connection
+  // (it would differ from machine to machine); tests that want it set it.
+  return { ...process.env, HOME: cliHome, XDG_CONFIG_HOME: path.join(cliHome, '.config'), LINKWARD_NETWORK: 'none', ...extra };
 }
 
 process.on('exit', () => {

@@ -32,6 +32,10 @@ function noteVersion(res) {
 export async function request(method, path, body) {
   const init = { method, credentials: 'same-origin', cache: 'no-store', headers: {} };
   if (pageVersion) init.headers['linkward-client-version'] = pageVersion;
+  // The connection, where the browser tells it (Network Information API, on
+  // phones and ChromeOS): the device list shows "reported Wi-Fi" and the like.
+  const kind = navigator.connection?.type;
+  if (kind === 'wifi' || kind === 'cellular' || kind === 'ethernet') init.headers['linkward-network'] = kind;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
