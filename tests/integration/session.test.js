@@ -52,6 +52,32 @@ describe('persistence', () => {
     assert.equal(statsAfter.accounts, statsBefore.accounts);
   });
 
+  test('a running companion watch rides across a server restart and still ends with the right reason', async () => {
+    const phone = new h.PhoneCli(S);
+    await phone.register(h.uniqueHandle('ride'));
+    const companion = new h.CompanionCli(S);
+    const { deviceId } = await h.linkCompanionCli(phone, companion);
+    const watch = companion.spawnWatch();
+    try {
+      await watch.waitForLine('hello');
+      const hellos = () => watch.json.filter((o) => o.event === 'hello').length;
+      // SIGTERM tells the socket to reconnect (1012); the CLI retries until the new server listens.
+      await S.stop();
+      await S.restart();
+      await h.pollUntil(() => hellos() >= 2, { timeout: 15000, interval: 50, what: 'watch to reconnect after the restart' });
+      assert.equal(watch.proc.exitCode, null, `watch must not exit across a restart: ${watch.stderr()}`);
+      // The same session, not a new link: the phone's logout of that device ends the watch.
+      h.expectStatus(await h.api(S.url, 'GET', '/v1/health'), 200);
+      const out = await phone.run(['logout', deviceId]);
+      assert.equal(out.code, 0, h.describe(out));
+      const ended = await watch.waitForLine('session.ended');
+      assert.equal(ended.reason, 'remote_logout');
+      assert.equal((await watch.waitExit()).code, 0);
+    } finally {
+      watch.kill('SIGKILL');
+    }
+  });
+
   test('companion token prints a credential accepted as Bearer', async () => {
     const phone = new h.PhoneCli(S);
     await phone.register('carol');
