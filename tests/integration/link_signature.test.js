@@ -92,6 +92,11 @@ test('a device slipped into the store without the phone\'s signature is flagged,
   // Only the forged device is marked; the honest one is still approved.
   const block = text.stdout.slice(text.stdout.indexOf(`(${forgedId})`));
   assert.ok(block.includes(WARNING), h.describe(text));
+
+  // Alerts are no device list: they are printed as before.
+  const alerts = await phone.run(['alerts']);
+  assert.equal(alerts.code, 0, h.describe(alerts));
+  assert.ok(Array.isArray(alerts.json), h.describe(alerts));
 });
 
 test('history checks ended devices too: a zeroed signature is flagged, exit 3', async () => {
