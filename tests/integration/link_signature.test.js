@@ -90,8 +90,10 @@ test('a device slipped into the store without the phone\'s signature is flagged,
   assert.ok(text.stdout.includes(`WARNING:     ${WARNING}`), h.describe(text));
   assert.ok(text.stderr.includes(WARNING) && text.stderr.includes(forgedId), h.describe(text));
   // Only the forged device is marked; the honest one is still approved.
-  const block = text.stdout.slice(text.stdout.indexOf(`(${forgedId})`));
-  assert.ok(block.includes(WARNING), h.describe(text));
+  const details = (id) => text.stdout.slice(text.stdout.indexOf(`(${id})`)).split('\n\n')[0];
+  assert.ok(details(forgedId).includes(WARNING), h.describe(text));
+  assert.match(details(companionId), /Approved:\s+signed by this phone/, h.describe(text));
+  assert.doesNotMatch(details(companionId), /NOT approved/, h.describe(text));
 
   // Alerts are no device list: they are printed as before.
   const alerts = await phone.run(['alerts']);
