@@ -137,6 +137,17 @@ int lwc_sign_refresh(const uint8_t sk[LWC_SK_LEN], const char *device_id, const 
 int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, const char *companion_pk_b64,
                      char out[LWC_SIG_B64_LEN + 1]);
 
+/* Checks a companion's session record (an element of GET /v1/devices or
+ * /v1/history, a session answer's or a device.linked event's "device")
+ * against the primary whose device key is sk, in account account_id: its
+ * "account_signature" must be sk's signature over "linkward-account-v1" \0
+ * account_id \0 its "public_key" (what lwc_sign_account signed at approval),
+ * and its "key_fingerprint" the fingerprint of that key. LW_OK if both hold;
+ * LW_ECRYPTO if the signature or the fingerprint does not match; LW_EINVAL if
+ * a field is missing or malformed (a null signature included). Anything but
+ * LW_OK means this primary never approved the device the record describes. */
+int lwc_verify_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, json_t *record);
+
 /* ------------------------------------------------------------------------
  * lwc_device — a device and its state file
  *
@@ -207,6 +218,13 @@ int lwc_device_note_challenge(lwc_device *d, const char *challenge_b64);
 /* Opens the WebSocket with the device's credential, refreshing it first if
  * it expired. NULL and *err on failure (see lwc_ws_connect). */
 lwc_ws *lwc_device_ws_connect(lwc_device *d, int *err);
+
+/* A primary checks a record of its own account with its own key and account
+ * id: a companion's with lwc_verify_account; a primary's must be this device
+ * (its public_key this device's, its fingerprint that key's), else
+ * LW_ECRYPTO. LW_EINVAL if the device has no key or account, or the record
+ * is malformed. */
+int lwc_device_verify_record(const lwc_device *d, json_t *record);
 
 /* A description of this program for register and link requests (new JSON
  * object): {"name" (if not NULL), "browser":"Linkward CLI", "browser_version",

@@ -100,7 +100,9 @@ void cli_json_event(const char *fmt, ...);
 /* An object's string member, or "" if absent or not a string. */
 const char *cli_str(json_t *obj, const char *key);
 
-/* Tables of session records and alerts for people (stdout). */
+/* Tables of session records and alerts for people (stdout). A record with
+ * "signed_by_this_phone": false is marked with CLI_UNSIGNED_WARNING. */
+#define CLI_UNSIGNED_WARNING "NOT approved by this phone: the server lists a device this phone never signed"
 void cli_print_devices(json_t *records, bool history);
 void cli_print_alerts(json_t *alerts);
 /* "12 s ago" style text for an RFC 3339 time; the text itself if unparsable. */

@@ -622,7 +622,20 @@ static void print_device_details(json_t *rec)
            "  Last seen:   %s\n",
            name, id, json_is_true(json_object_get(rec, "current")) ? " — this device" : "", role, model, key,
            first, last);
+    json_t *signed_by = json_object_get(rec, "signed_by_this_phone");
+    if (json_is_true(signed_by))
+        printf("  Approved:    signed by this phone\n");
+    else if (json_is_false(signed_by))
+        printf("  WARNING:     " CLI_UNSIGNED_WARNING "\n");
     fflush(stdout);
+}
+
+/* The first column of an active device: a warning outranks "this device". */
+static const char *row_mark(json_t *rec)
+{
+    if (json_is_false(json_object_get(rec, "signed_by_this_phone")))
+        return "!";
+    return json_is_true(json_object_get(rec, "current")) ? "*" : " ";
 }
 
 void cli_print_devices(json_t *records, bool history)
@@ -646,12 +659,14 @@ void cli_print_devices(json_t *records, bool history)
         t.heads[c] = history ? heads_hist[c] : heads_active[c];
         t.maxw[c] = history && c == 0 ? 28 : maxw[c];
     }
+    bool any_unsigned = false;
     for (size_t r = 0; r < n; r++) {
         json_t *rec = json_array_get(records, r);
         char(*row)[CELL] = t.cells[r];
+        any_unsigned |= json_is_false(json_object_get(rec, "signed_by_this_phone"));
         int c = 0;
         if (!history)
-            (void)lw_strlcpy(row[c++], json_is_true(json_object_get(rec, "current")) ? "*" : " ", CELL);
+            (void)lw_strlcpy(row[c++], row_mark(rec), CELL);
         cli_safe(cli_str(rec, "name")[0] ? cli_str(rec, "name") : "-", row[c++], CELL);
         cli_name_version(rec, "browser", "browser_version", row[c++], CELL);
         cli_name_version(rec, "os", "os_version", row[c++], CELL);
@@ -672,7 +687,7 @@ void cli_print_devices(json_t *records, bool history)
     t.nrows = n;
     table_print(&t);
     if (!history)
-        cli_msg("(* = this device)\n");
+        cli_msg(any_unsigned ? "(* = this device, ! = NOT approved by this phone)\n" : "(* = this device)\n");
     free(t.cells);
     /* The table is the overview; "who is linked" also needs what does not
      * fit a row: the role, the device, the key to compare with the device's

@@ -460,9 +460,52 @@ static int cmd_deny(cli_opts *o, int argc, char **argv)
 
 /* ---- lists ---- */
 
-/* GETs path and prints member `key` (an array) as JSON or a table. */
+/* Marks every row of list this phone did not approve: each companion gets
+ * "signed_by_this_phone" (its account signature checked with this phone's
+ * key, PRODUCT.md §2.5), and so does a primary row that is not this phone.
+ * Returns how many failed. */
+static size_t verify_list(lwc_device *d, json_t *list)
+{
+    size_t i, bad = 0;
+    json_t *rec;
+    json_array_foreach(list, i, rec)
+    {
+        bool primary = strcmp(cli_str(rec, "role"), "primary") == 0;
+        bool ok = lwc_device_verify_record(d, rec) == LW_OK;
+        if (primary && ok)
+            continue;
+        json_object_set_new(rec, "signed_by_this_phone", json_boolean(ok));
+        bad += !ok;
+    }
+    return bad;
+}
+
+/* Tells people (stderr) about each device this phone never signed. */
+static void warn_unsigned(json_t *list, bool history)
+{
+    size_t i;
+    json_t *rec;
+    json_array_foreach(list, i, rec)
+    {
+        if (!json_is_false(json_object_get(rec, "signed_by_this_phone")))
+            continue;
+        cli_msg("linkward: WARNING: %s (%s) is %s\n",
+                cli_str(rec, "name")[0] ? cli_str(rec, "name") : "(no name)", cli_str(rec, "id"),
+                CLI_UNSIGNED_WARNING);
+    }
+    if (history)
+        cli_msg("linkward: do not trust this server: it shows devices of this account you never approved.\n");
+    else
+        cli_msg("linkward: log such a device out (linkward phone logout DEVICE_ID) and do not trust this "
+                "server.\n");
+}
+
+/* GETs path and prints member `key` (an array) as JSON or a table. A list of
+ * session records (records) is checked first: every device in it must have
+ * been approved by this phone; if one was not, says so and exits
+ * CLI_REFUSED. */
 static int show_list(cli_opts *o, const char *path, const char *key, void (*human)(json_t *, bool),
-                     bool history)
+                     bool records, bool history)
 {
     lwc_device *d = NULL;
     json_t *answer = NULL;
@@ -480,10 +523,15 @@ static int show_list(cli_opts *o, const char *path, const char *key, void (*huma
         rc = CLI_IO;
         goto done;
     }
+    size_t bad = records ? verify_list(d, list) : 0;
     if (o->json)
         cli_json_doc(list);
     else
         human(list, history);
+    if (bad > 0) {
+        warn_unsigned(list, history);
+        rc = CLI_REFUSED;
+    }
 done:
     json_decref(answer);
     lwc_device_free(d);
@@ -501,7 +549,7 @@ static int cmd_devices(cli_opts *o, int argc, char **argv)
     int npos, rc;
     if ((rc = parse_args(o, "devices", argc, argv, NULL, NULL, pos, 0, &npos)) != CLI_OK)
         return rc;
-    return show_list(o, "/v1/devices", "devices", cli_print_devices, false);
+    return show_list(o, "/v1/devices", "devices", cli_print_devices, true, false);
 }
 
 typedef struct all_opt {
@@ -567,7 +615,7 @@ static int cmd_history(cli_opts *o, int argc, char **argv)
     if (npos == 0) {
         if (a.all)
             return cli_usage_error("phone", "history: --all goes with 'history delete'");
-        return show_list(o, "/v1/history", "sessions", cli_print_devices, true);
+        return show_list(o, "/v1/history", "sessions", cli_print_devices, true, true);
     }
     if (strcmp(pos[0], "delete") != 0)
         return cli_usage_error("phone", "history: unknown sub-command '%s'", pos[0]);
@@ -615,7 +663,7 @@ static int cmd_alerts(cli_opts *o, int argc, char **argv)
         return rc;
     }
     if (!a.follow)
-        return show_list(o, "/v1/alerts", "alerts", print_alerts, false);
+        return show_list(o, "/v1/alerts", "alerts", print_alerts, false, false);
     lwc_device *d = NULL;
     if ((rc = open_phone(o, &d)) != CLI_OK)
         return rc;

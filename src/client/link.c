@@ -34,23 +34,36 @@ struct lwc_link {
 
 /* ---- signatures ---- */
 
-/* Signs prefix \0 id \0 raw(b64, 32 bytes) and writes base64url into out. */
-static int sign_triple(const uint8_t sk[LWC_SK_LEN], const char *prefix, const char *id, const char *b64,
-                       char out[LWC_SIG_B64_LEN + 1])
+/* The signed messages are prefix \0 id \0 raw(b64, 32 bytes). */
+#define TRIPLE_MAX (32 + 1 + 128 + 1 + 32)
+
+/* Builds prefix \0 id \0 raw(b64) into msg; the length, or 0 if id or b64
+ * is not what the API carries. */
+static size_t triple_msg(uint8_t msg[TRIPLE_MAX], const char *prefix, const char *id, const char *b64)
 {
-    uint8_t msg[32 + 1 + 128 + 1 + 32];
     size_t plen = strlen(prefix), ilen = strlen(id);
     if (plen > 32 || ilen > 128 || !lwc_id_ok(id))
-        return LW_EINVAL;
+        return 0;
     memcpy(msg, prefix, plen);
     msg[plen] = 0;
     memcpy(msg + plen + 1, id, ilen);
     msg[plen + 1 + ilen] = 0;
     size_t off = plen + 1 + ilen + 1;
     if (lw_b64_decode(msg + off, 32, b64, strlen(b64), 32) != 32)
+        return 0;
+    return off + 32;
+}
+
+/* Signs prefix \0 id \0 raw(b64, 32 bytes) and writes base64url into out. */
+static int sign_triple(const uint8_t sk[LWC_SK_LEN], const char *prefix, const char *id, const char *b64,
+                       char out[LWC_SIG_B64_LEN + 1])
+{
+    uint8_t msg[TRIPLE_MAX];
+    size_t len = triple_msg(msg, prefix, id, b64);
+    if (len == 0)
         return LW_EINVAL;
     uint8_t sig[LW_SIG_LEN];
-    lw_sign(sig, msg, off + 32, sk);
+    lw_sign(sig, msg, len, sk);
     lw_b64_encode(out, sig, sizeof(sig));
     return LW_OK;
 }
@@ -71,6 +84,60 @@ int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, const
                      char out[LWC_SIG_B64_LEN + 1])
 {
     return sign_triple(sk, "linkward-account-v1", account_id, companion_pk_b64, out);
+}
+
+/* ---- checking what the server lists ---- */
+
+/* The record's public_key, decoded, after checking that its key_fingerprint
+ * names it (the fingerprint is what people compare with a device's screen,
+ * so it must be the key's and no other). */
+static int record_key(json_t *record, uint8_t pk[LW_PK_LEN])
+{
+    const char *pk_b64 = lwc_json_str(record, "public_key");
+    const char *fp_text = lwc_json_str(record, "key_fingerprint");
+    if (lw_b64_decode(pk, LW_PK_LEN, pk_b64, strlen(pk_b64), LW_PK_LEN) != LW_PK_LEN)
+        return LW_EINVAL;
+    uint8_t fp[LW_FP_LEN];
+    char fphex[2 * LW_FP_LEN + 1];
+    lw_fingerprint(fp, pk);
+    lw_hex_encode(fphex, fp, sizeof fp);
+    return strcmp(fp_text, fphex) == 0 ? LW_OK : LW_ECRYPTO;
+}
+
+int lwc_verify_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, json_t *record)
+{
+    uint8_t pk[LW_PK_LEN], msg[TRIPLE_MAX], sig[LW_SIG_LEN];
+    if (!json_is_object(record) || account_id == NULL)
+        return LW_EINVAL;
+    int rc = record_key(record, pk);
+    if (rc != LW_OK)
+        return rc;
+    const char *sig_b64 = lwc_json_str(record, "account_signature");
+    if (lw_b64_decode(sig, sizeof sig, sig_b64, strlen(sig_b64), sizeof sig) != (long)sizeof sig)
+        return LW_EINVAL;
+    size_t len = triple_msg(msg, "linkward-account-v1", account_id, lwc_json_str(record, "public_key"));
+    if (len == 0)
+        return LW_EINVAL;
+    /* libsodium's secret key is seed || public key: the phone's own public
+     * key is its second half (crypto_sign_ed25519_sk_to_pk does the same). */
+    return lw_verify(sig, msg, len, sk + LWC_SK_LEN - LWC_PK_LEN);
+}
+
+int lwc_device_verify_record(const lwc_device *d, json_t *record)
+{
+    const uint8_t *sk = lwc_device_sk(d);
+    const char *account = lwc_device_get(d, LWC_ACCOUNT_ID);
+    if (sk == NULL || account == NULL || !json_is_object(record))
+        return LW_EINVAL;
+    if (strcmp(lwc_json_str(record, "role"), "primary") != 0)
+        return lwc_verify_account(sk, account, record);
+    /* A primary row carries no signature: it must be this very phone, or the
+     * server is showing a primary the account never had. */
+    uint8_t pk[LW_PK_LEN];
+    int rc = record_key(record, pk);
+    if (rc != LW_OK)
+        return rc;
+    return lw_ct_equal(pk, sk + LWC_SK_LEN - LWC_PK_LEN, LW_PK_LEN) ? LW_OK : LW_ECRYPTO;
 }
 
 /* ---- the primary ---- */

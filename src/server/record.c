@@ -48,6 +48,20 @@ json_t *lw_record_json(const lw_session *s, const char *current_device)
     json_object_set_new(r, "first_seen", place(s->ip, s->country, s->region, s->city, s->network));
     json_object_set_new(r, "last_seen",
                         place(s->last_ip, s->last_country, s->last_region, s->last_city, s->last_network));
+    /* The device key and, for a companion, the primary's account signature
+     * over it, as stored at approval: the primary checks them itself
+     * (PRODUCT.md §2.5), so the list cannot hold a device it never signed
+     * without it noticing. A primary signs nobody's key for itself. */
+    char pk[lw_b64_enc_len(LW_PK_LEN)];
+    lw_b64_encode(pk, s->public_key, LW_PK_LEN);
+    json_object_set_new(r, "public_key", json_string(pk));
+    if (strcmp(s->role, LW_ROLE_COMPANION) == 0) {
+        char sig[lw_b64_enc_len(LW_SIG_LEN)];
+        lw_b64_encode(sig, s->account_sig, LW_SIG_LEN);
+        json_object_set_new(r, "account_signature", json_string(sig));
+    } else {
+        json_object_set_new(r, "account_signature", json_null());
+    }
     json_object_set_new(r, "persistent", json_boolean(s->persistent));
     json_object_set_new(r, "current", json_boolean(current_device && strcmp(current_device, s->id) == 0));
     return r;

@@ -1041,8 +1041,8 @@ export function controlRequest(server, obj, timeout = 5000) {
 
 /** The session-record fields of docs/api.md. */
 export const RECORD_FIELDS = ['id', 'role', 'name', 'browser', 'browser_version', 'os', 'os_version',
-  'device_model', 'ip', 'country', 'region', 'city', 'network', 'key_fingerprint', 'linked_at',
-  'last_active_at', 'state', 'ended_at', 'end_reason', 'first_seen', 'last_seen'];
+  'device_model', 'ip', 'country', 'region', 'city', 'network', 'public_key', 'key_fingerprint',
+  'account_signature', 'linked_at', 'last_active_at', 'state', 'ended_at', 'end_reason', 'first_seen', 'last_seen'];
 
 export const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
