@@ -12,13 +12,56 @@
  *               session credential) plus the operations of the API with the
  *               signatures they need, and credential refresh done for you.
  *
- * Conventions: functions returning int return 0 (LW_OK) or a negative LW_E*
- * code from lw.h (LW_EIO = cannot reach or understand the server; any other
- * negative code = the server, or a local check, refused). After a failure,
- * lwc_client_error() / lwc_device_error() tell what happened in words.
+ * This header is all an integrator needs (with jansson.h, which it includes):
+ * build with `pkg-config --cflags --libs linkward-client`, see
+ * docs/client-library.md. A companion, in short (checks of the results left
+ * out; each call returns LWC_OK or a negative LWC_E* code):
+ *
+ *   lwc_init();                                       // once, at start
+ *   lwc_device *d;                                    // state: key + session
+ *   lwc_device_open("companion.json", "https://lw.example", &d);
+ *   json_t *me = lwc_client_info("build bot");        // how the phone shows us
+ *   lwc_link *l;
+ *   lwc_link_create(d, me, true, &l);                 // POST /v1/link-requests
+ *   json_decref(me);
+ *   // show lwc_link_payload(l) as a QR code, or lwc_link_code(l) to type
+ *   int err;
+ *   lwc_ws *ws = lwc_link_ws_connect(d, l, &err);     // events of this request
+ *   json_t *ev;                                       // wait for the phone
+ *   while (lwc_ws_next(ws, &ev, 30000) == LWC_OK) {   // "link.ref" (new payload:
+ *       const char *e = json_string_value(json_object_get(ev, "event"));
+ *       bool ok = e && strcmp(e, "link.approved") == 0;  // lwc_link_set_payload),
+ *       json_decref(ev);                              // "link.denied",
+ *       if (ok) break;                                // "link.expired" end it
+ *   }
+ *   lwc_ws_close(ws);
+ *   lwc_link_complete(d, l);                          // proves the key; saved
+ *   lwc_link_free(l);
+ *   const char *token;                                // bearer credential,
+ *   lwc_device_token(d, 60, &token);                  // refreshed as needed
+ *   json_t *me_now;                                   // or let the library
+ *   lwc_device_call(d, "GET", "/v1/session", NULL, &me_now);  // sign requests
+ *   json_decref(me_now);
+ *   lwc_device_free(d);
+ *
+ * A primary registers with lwc_register(), then links a companion with
+ * lwc_link_scan() (the companion's QR payload or pairing code) and
+ * lwc_link_approve().
+ *
+ * Conventions: functions returning int return 0 (LWC_OK) or a negative
+ * LWC_E* code, declared below (LWC_EIO = cannot reach or understand the
+ * server; any other negative code = the server, or a local check, refused).
+ * The comments of this file write them LW_E*: read LWC_E* (same names and
+ * values; LW_* are the internal spellings of the library's sources). After a
+ * failure, lwc_client_error() / lwc_device_error() tell what happened in words.
  * JSON values are jansson's json_t: "borrowed" ones stay owned by the
  * library object they came from; "new" ones are the caller's to json_decref.
- * Nothing here is thread-safe: use one object per thread.
+ * Threads: call lwc_init() once before any other thread uses the library
+ * (or any other function here). After that, different objects may be used
+ * from different threads at the same time; one object (and what it hands
+ * out: a device's client, a borrowed JSON value) only by one thread at a
+ * time. The library installs no signal handlers and has no global state
+ * beyond lwc_init's.
  * Secrets (device key, tokens, PINs) are wiped from memory when freed.
  */
 #ifndef LINKWARD_CLIENT_H
@@ -32,6 +75,46 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ------------------------------------------------------------------------
+ * Result codes and initialisation
+ * ------------------------------------------------------------------------ */
+
+/* What functions returning int return. The values are fixed (a program may
+ * store or compare them); src/client/init.c asserts they equal the
+ * library's internal codes. */
+enum {
+    LWC_OK = 0,
+    LWC_EINVAL = -1,    /* malformed input (or an answer that is not JSON) */
+    LWC_ENOMEM = -2,    /* out of memory */
+    LWC_ENOTFOUND = -3, /* no such thing (request, device, ...) */
+    LWC_ECONFLICT = -4, /* state does not allow it (already linked, already used) */
+    LWC_ESTORE = -5,    /* (a server-side code; the library does not return it) */
+    LWC_EEXPIRED = -6,  /* too late (request or credential expired), or a wait timed out */
+    LWC_ELIMIT = -7,    /* a limit was reached (rate, device count, ...) */
+    LWC_EDENIED = -8,   /* not allowed (denied, wrong PIN, not authenticated) */
+    LWC_EIO = -9,       /* cannot reach or understand the server; file I/O */
+    LWC_ECRYPTO = -10,  /* a signature or key check failed */
+    LWC_ETOOBIG = -11,  /* larger than its bound */
+    LWC_ELOCKED = -12,  /* temporarily locked out (PIN attempts); see retry_after */
+};
+
+/* Name of a result code in words ("denied"). Never NULL; static storage. */
+const char *lwc_strerror(int err);
+
+/* Initialises what the library depends on (libsodium, libcurl's global
+ * state). Call it once at the start of the program, before other threads
+ * run and before any other lwc_ function. Calling it again is harmless (it
+ * does nothing once it has succeeded); concurrent calls are serialised.
+ * LWC_OK, LWC_ECRYPTO if libsodium cannot start (no entropy source), LWC_EIO
+ * if libcurl cannot. An application that also uses libcurl or libsodium
+ * itself may initialise them before or after: both count or ignore
+ * repeated initialisation. */
+int lwc_init(void);
+/* Releases libcurl's global state taken by lwc_init (call it last, when no
+ * other thread uses the library; optional at exit). lwc_init may be called
+ * again afterwards. */
+void lwc_cleanup(void);
 
 /* Bounds the library enforces on what it receives. */
 #define LWC_RESPONSE_MAX (1024 * 1024) /* HTTP response body */

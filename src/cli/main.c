@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "cli.h"
 #include "crypto.h"
 #include "lw.h"
@@ -56,8 +54,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0)
         return lw_serve_main(argc - 1, argv + 1);
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fputs("linkward: cannot initialise libcurl\n", stderr);
+    /* The clients are built on the public library (linkward/client.h) and
+     * start it as any integrator would. */
+    if (lwc_init() != LWC_OK) {
+        fputs("linkward: cannot initialise the client library (libsodium, libcurl)\n", stderr);
         return CLI_IO;
     }
     int rc;
@@ -72,6 +72,6 @@ int main(int argc, char **argv)
         usage(stderr);
         rc = CLI_USAGE;
     }
-    curl_global_cleanup();
+    lwc_cleanup();
     return rc;
 }
