@@ -51,8 +51,7 @@
  * Conventions: functions returning int return 0 (LWC_OK) or a negative
  * LWC_E* code, declared below (LWC_EIO = cannot reach or understand the
  * server; any other negative code = the server, or a local check, refused).
- * The comments of this file write them LW_E*: read LWC_E* (same names and
- * values; LW_* are the internal spellings of the library's sources). After a
+ * (The library's sources spell them LW_*, with the same values.) After a
  * failure, lwc_client_error() / lwc_device_error() tell what happened in words.
  * JSON values are jansson's json_t: "borrowed" ones stay owned by the
  * library object they came from; "new" ones are the caller's to json_decref.
@@ -160,22 +159,22 @@ void lwc_client_free(lwc_client *c);
 /* The base URL, without a trailing slash. Borrowed. */
 const char *lwc_client_url(const lwc_client *c);
 /* Adds "Name: value" to every request and to the WebSocket upgrade.
- * LW_EINVAL if malformed (no colon, bad name, CR/LF), LW_ELIMIT past LWC_HEADERS_MAX. */
+ * LWC_EINVAL if malformed (no colon, bad name, CR/LF), LWC_ELIMIT past LWC_HEADERS_MAX. */
 int lwc_client_add_header(lwc_client *c, const char *header);
 /* Sets the bearer credential sent with lwc_request (copied; NULL clears). */
 int lwc_client_set_token(lwc_client *c, const char *token);
 /* Performs one request. body (borrowed, may be NULL) is sent as JSON; POST
- * and PATCH without a body send "{}". On LW_OK an answer came: *status is its
+ * and PATCH without a body send "{}". On LWC_OK an answer came: *status is its
  * HTTP status and *response (new, NULL for an empty body) its JSON; a 4xx/5xx
- * answer also fills the client's error. LW_EIO if the server cannot be
- * reached or the answer exceeds LWC_RESPONSE_MAX, LW_EINVAL if it is not JSON. */
+ * answer also fills the client's error. LWC_EIO if the server cannot be
+ * reached or the answer exceeds LWC_RESPONSE_MAX, LWC_EINVAL if it is not JSON. */
 int lwc_request(lwc_client *c, const char *method, const char *path, json_t *body, long *status,
                 json_t **response);
 /* The last error of this client (never NULL; status 0 and empty strings if none). */
 const lwc_error *lwc_client_error(const lwc_client *c);
-/* Maps an HTTP status and API error code to an LW_E* code: LW_OK for 2xx,
- * LW_EIO for 5xx and unexpected statuses, else the code closest in meaning
- * (LW_EDENIED, LW_EEXPIRED, LW_ELOCKED, LW_ELIMIT, LW_ENOTFOUND, ...). */
+/* Maps an HTTP status and API error code to an LW_E* code: LWC_OK for 2xx,
+ * LWC_EIO for 5xx and unexpected statuses, else the code closest in meaning
+ * (LWC_EDENIED, LWC_EEXPIRED, LWC_ELOCKED, LWC_ELIMIT, LWC_ENOTFOUND, ...). */
 int lwc_status_to_err(long status, const char *code);
 
 /* ------------------------------------------------------------------------
@@ -186,17 +185,17 @@ typedef struct lwc_ws lwc_ws;
 
 /* Opens /v1/ws of c's server, authenticated with bearer_token (a session
  * credential, or a link token before linking), with c's extra headers.
- * Returns NULL and sets *err (may be NULL) on failure: LW_EIO if the server
+ * Returns NULL and sets *err (may be NULL) on failure: LWC_EIO if the server
  * cannot be reached or does not speak WebSocket, or the code of the refusal
- * (LW_EDENIED for 401, ...) with the server's error in lwc_client_error(c).
+ * (LWC_EDENIED for 401, ...) with the server's error in lwc_client_error(c).
  * c must outlive the socket. */
 lwc_ws *lwc_ws_connect(lwc_client *c, const char *bearer_token, int *err);
 /* Waits for the next server event, at most timeout_ms (< 0: no limit).
- * LW_OK with *event (new JSON object), LW_EEXPIRED on timeout, LW_EIO once the
+ * LWC_OK with *event (new JSON object), LWC_EEXPIRED on timeout, LWC_EIO once the
  * socket is closed and every event received before has been returned. Pings
  * are answered while waiting. */
 int lwc_ws_next(lwc_ws *ws, json_t **event, int timeout_ms);
-/* Sends msg (borrowed) as one text frame. LW_OK, or LW_EIO if the socket is closed. */
+/* Sends msg (borrowed) as one text frame. LWC_OK, or LWC_EIO if the socket is closed. */
 int lwc_ws_send_json(lwc_ws *ws, json_t *msg);
 /* The close code the server sent (4001 after session.ended), or 0. */
 int lwc_ws_close_code(const lwc_ws *ws);
@@ -207,7 +206,7 @@ void lwc_ws_close(lwc_ws *ws);
  * Signing helpers: the exact messages of docs/api.md. Each writes the
  * base64url signature (LWC_SIG_B64_LEN + 1 bytes) into out. Binary inputs
  * are given in their base64url text form, as the API carries them.
- * LW_EINVAL if one does not decode to 32 bytes.
+ * LWC_EINVAL if one does not decode to 32 bytes.
  * ------------------------------------------------------------------------ */
 
 /* "linkward-link-v1" \0 request_id \0 nonce */
@@ -225,10 +224,10 @@ int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, const
  * against the primary whose device key is sk, in account account_id: its
  * "account_signature" must be sk's signature over "linkward-account-v1" \0
  * account_id \0 its "public_key" (what lwc_sign_account signed at approval),
- * and its "key_fingerprint" the fingerprint of that key. LW_OK if both hold;
- * LW_ECRYPTO if the signature or the fingerprint does not match; LW_EINVAL if
+ * and its "key_fingerprint" the fingerprint of that key. LWC_OK if both hold;
+ * LWC_ECRYPTO if the signature or the fingerprint does not match; LWC_EINVAL if
  * a field is missing or malformed (a null signature included). Anything but
- * LW_OK means this primary never approved the device the record describes. */
+ * LWC_OK means this primary never approved the device the record describes. */
 int lwc_verify_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, json_t *record);
 
 /* ------------------------------------------------------------------------
@@ -256,12 +255,12 @@ typedef enum lwc_field {
 /* Opens the device whose state lives at state_path. A missing file gives an
  * empty device (nothing is written until it is saved). server_url, when not
  * NULL, is used for this process instead of the URL saved in the state (the
- * state keeps its own). LW_EINVAL if the file is not a valid state, LW_ETOOBIG
- * past LWC_STATE_MAX, LW_EIO if it cannot be read, LW_ENOMEM. */
+ * state keeps its own). LWC_EINVAL if the file is not a valid state, LWC_ETOOBIG
+ * past LWC_STATE_MAX, LWC_EIO if it cannot be read, LWC_ENOMEM. */
 int lwc_device_open(const char *state_path, const char *server_url, lwc_device **out);
 /* Frees the device (NULL is fine), wiping its key and credential. */
 void lwc_device_free(lwc_device *d);
-/* Writes the state file. LW_OK or LW_EIO. */
+/* Writes the state file. LWC_OK or LWC_EIO. */
 int lwc_device_save(lwc_device *d);
 /* A warning about the state file (readable by group or others), or NULL. */
 const char *lwc_device_warning(const lwc_device *d);
@@ -281,9 +280,9 @@ const lwc_error *lwc_device_error(const lwc_device *d);
 
 /* Authenticated request with the device's credential. When the server says
  * the credential expired (401 credential_expired), refreshes it with the
- * device key, saves the state and retries once. LW_OK only for a 2xx answer,
+ * device key, saves the state and retries once. LWC_OK only for a 2xx answer,
  * with *response (new, may be NULL; response may be NULL to discard);
- * otherwise the code of lwc_status_to_err (LW_EIO: unreachable, not JSON, 5xx). */
+ * otherwise the code of lwc_status_to_err (LWC_EIO: unreachable, not JSON, 5xx). */
 int lwc_device_call(lwc_device *d, const char *method, const char *path, json_t *body, json_t **response);
 /* Refreshes the credential now (POST /v1/session/refresh), saves the state.
  * Safe against other processes using the same state file (they are locked
@@ -305,7 +304,7 @@ lwc_ws *lwc_device_ws_connect(lwc_device *d, int *err);
 /* A primary checks a record of its own account with its own key and account
  * id: a companion's with lwc_verify_account; a primary's must be this device
  * (its public_key this device's, its fingerprint that key's), else
- * LW_ECRYPTO. LW_EINVAL if the device has no key or account, or the record
+ * LWC_ECRYPTO. LWC_EINVAL if the device has no key or account, or the record
  * is malformed. */
 int lwc_device_verify_record(const lwc_device *d, json_t *record);
 
@@ -317,7 +316,7 @@ json_t *lwc_client_info(const char *name);
 /* Primary: creates the account (POST /v1/accounts) with the device key
  * (created if the device has none), pins the server key and origin from the
  * answer and saves the state. invite and client (borrowed) may be NULL.
- * LW_ECONFLICT (code "state") if the state already holds a device.
+ * LWC_ECONFLICT (code "state") if the state already holds a device.
  * *response (new, may be NULL to discard) is the server's answer without the
  * credential. */
 int lwc_register(lwc_device *d, const char *handle, const char *invite, json_t *client, json_t **response);
@@ -327,14 +326,14 @@ int lwc_register(lwc_device *d, const char *handle, const char *invite, json_t *
 typedef struct lwc_scan lwc_scan;
 
 /* Checks a scanned QR payload before anything is sent: it must parse, carry a
- * signature by the pinned server key (LW_ECRYPTO, code "invalid_signature")
- * and name the pinned origin (LW_EDENIED, code "wrong_origin"); LW_EINVAL
+ * signature by the pinned server key (LWC_ECRYPTO, code "invalid_signature")
+ * and name the pinned origin (LWC_EDENIED, code "wrong_origin"); LWC_EINVAL
  * ("invalid_payload") if malformed. */
 int lwc_payload_check(lwc_device *d, const char *payload);
 /* Scans a link request (POST /v1/link-requests/scan) by payload or by typed
  * pairing code (exactly one non-NULL; the code is normalised). The payload in
  * the server's answer is checked as above, and its key fingerprint must match
- * the requester's public key (LW_ECRYPTO, "fingerprint_mismatch"). *out is
+ * the requester's public key (LWC_ECRYPTO, "fingerprint_mismatch"). *out is
  * freed with lwc_scan_free. */
 int lwc_link_scan(lwc_device *d, const char *payload, const char *code, lwc_scan **out);
 /* The request id, the "request" and "risk" objects of the scan (borrowed). */
