@@ -157,6 +157,7 @@ typedef struct link_opts {
     const char *image, *code, *pin;
     bool yes, accept_risk;
     bool deny_only;
+    bool has_pin; /* the account has a PIN (learnt before the scan) */
 } link_opts;
 
 static int link_opt(void *ctx, int argc, char **argv, int *i)
@@ -303,7 +304,9 @@ static int read_payload(const link_opts *l, const char *arg, char **out)
 }
 
 /* Approves, asking for the PIN on the terminal when the server wants one
- * and none was given (and we may ask). */
+ * and none was given (and we may ask). An account without a PIN on a server
+ * that requires one (--pin-required) is asked for none: the server's answer
+ * already says to set one first. */
 static int approve(const cli_opts *o, lwc_device *d, lwc_scan *s, const link_opts *l, bool accept_risk)
 {
     char typed[PIN_MAX];
@@ -311,7 +314,7 @@ static int approve(const cli_opts *o, lwc_device *d, lwc_scan *s, const link_opt
     int lrc = lwc_link_approve(d, s, pin, accept_risk);
     for (int tries = 0; lrc != LW_OK && !l->yes && tries < PIN_TRIES; tries++) {
         const lwc_error *e = lwc_device_error(d);
-        bool need = strcmp(e->code, "pin_required") == 0 ||
+        bool need = (strcmp(e->code, "pin_required") == 0 && l->has_pin) ||
                     (strcmp(e->code, "wrong_pin") == 0 && e->attempts_left != 0);
         if (!need)
             break;
@@ -330,7 +333,7 @@ static int approve(const cli_opts *o, lwc_device *d, lwc_scan *s, const link_opt
         lw_wipe(typed, sizeof(typed));
     }
     if (lrc != LW_OK) {
-        if (strcmp(lwc_device_error(d)->code, "pin_required") == 0 && l->pin == NULL)
+        if (strcmp(lwc_device_error(d)->code, "pin_required") == 0 && l->pin == NULL && l->has_pin)
             cli_msg("linkward: this account has a two-step verification PIN: add --pin PIN\n");
         return link_failed(o, d, lrc);
     }
@@ -362,18 +365,19 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
         rc = link_failed(o, d, lrc);
         goto done;
     }
-    /* A scan is single use: if approval is bound to fail for want of a PIN
-     * we cannot ask for, say so before spending the requester's QR code. */
-    if (!deny_only && l.pin == NULL && (l.yes || !cli_have_tty())) {
+    /* Whether the account has a PIN. A scan is single use: if approval is
+     * bound to fail for want of a PIN we cannot ask for, say so before
+     * spending the requester's QR code. */
+    if (!deny_only) {
         json_t *session = NULL;
         int src = lwc_device_call(d, "GET", "/v1/session", NULL, &session);
-        bool has_pin = json_is_true(json_object_get(json_object_get(session, "account"), "has_pin"));
+        l.has_pin = json_is_true(json_object_get(json_object_get(session, "account"), "has_pin"));
         json_decref(session);
         if (src != LW_OK) {
             rc = link_failed(o, d, src);
             goto done;
         }
-        if (has_pin) {
+        if (l.has_pin && l.pin == NULL && (l.yes || !cli_have_tty())) {
             if (o->json)
                 cli_json_event("{ss ss ss}", "event", "error", "code", "pin_required", "message",
                                "This account has a two-step verification PIN: add --pin PIN.");

@@ -224,6 +224,73 @@ describe('routing', () => {
     }
   });
 
+  test('unknown paths with POST, PUT, PATCH or DELETE: 404 not_found as JSON; nothing changes', async () => {
+    // Bodies that would change the store if any route took them: a registration,
+    // a link request, a rename, a logout.
+    const register = () => ({ handle: `ghost${Math.floor(Math.random() * 1e6)}`, public_key: key() });
+    const cases = [
+      ['POST', '/v1/nope', {}], ['PUT', '/v1/nope', {}], ['PATCH', '/v1/nope', {}], ['DELETE', '/v1/nope'],
+      ['POST', '/v1/accounts/new', register()], ['PUT', '/v1/accounts/new', register()],
+      ['POST', '/v1/link-requests/a/b/c', { public_key: key() }], ['POST', '/v1/link-request', { public_key: key() }],
+      ['PATCH', `/v1/devices/${companion.deviceId}/name`, { name: 'renamed' }],
+      ['DELETE', `/v1/devices/${companion.deviceId}/x`], ['POST', '/v1/devices/logout-all/now', {}],
+      ['DELETE', '/v1/alerts/AAAAAAAAAAAAAAAAAAAAAA'], ['PUT', '/v1/pin/x', { new_pin: '123456' }],
+      ['POST', '/v2/accounts', register()], ['POST', '/', {}], ['DELETE', '/'], ['PUT', '/index.html', {}],
+      ['PATCH', '/v1/', {}], ['DELETE', '/metrics/x'],
+      // An id segment the router does not take (not A-Z a-z 0-9 - _).
+      ['DELETE', `/v1/devices/${companion.deviceId}.x`], ['POST', '/v1/alerts/a%20b/ack', {}],
+    ];
+    await unchanged(async () => {
+      for (const [m, p, body] of cases) {
+        for (const token of [undefined, primary.token]) {
+          const r = await call(m, p, { body, token });
+          h.expectError(r, 404, 'not_found');
+          // Exactly the documented shape, as JSON.
+          assert.deepEqual(Object.keys(r.json), ['error'], h.show(r));
+          assert.deepEqual(Object.keys(r.json.error).sort(), ['code', 'message'], h.show(r));
+          assert.match(r.headers.get('content-type') || '', /^application\/json/, h.show(r));
+          assert.equal(r.headers.get('allow'), null, `no Allow on a 404: ${h.show(r)}`);
+        }
+      }
+    });
+    // The same bodies on the real routes do work (the cases were not refused for their bodies).
+    h.expectStatus(await call('POST', '/v1/accounts', { body: register() }), 201);
+  });
+
+  test('a known path with a wrong method: 405 method_not_allowed with Allow naming the methods; nothing changes', async () => {
+    const cases = [
+      ['PUT', '/v1/accounts', ['POST'], { handle: 'ghost405', public_key: key() }],
+      ['DELETE', '/v1/accounts', ['POST']],
+      ['PUT', '/v1/link-requests', ['POST'], { public_key: key() }],
+      ['DELETE', '/v1/link-requests', ['POST']],
+      ['PUT', '/v1/session', ['GET', 'DELETE'], {}],
+      ['POST', '/v1/session', ['GET', 'DELETE'], {}],
+      ['DELETE', '/v1/devices', ['GET']],
+      ['POST', '/v1/devices', ['GET'], {}],
+      ['POST', `/v1/devices/${companion.deviceId}`, ['PATCH', 'DELETE'], { name: 'x' }],
+      ['PUT', `/v1/devices/${companion.deviceId}`, ['PATCH', 'DELETE'], { name: 'x' }],
+      ['POST', '/v1/history', ['GET', 'DELETE'], {}],
+      ['DELETE', '/v1/account/secure', ['POST']],
+      ['POST', '/v1/account', ['DELETE'], {}],
+      ['DELETE', '/v1/settings', ['GET', 'PATCH']],
+      ['PUT', '/v1/pin', ['POST'], { new_pin: '123456' }],
+      ['DELETE', '/v1/pin/disable', ['POST']],
+      ['PUT', `/v1/link-requests/${companion.requestId}/approve`, ['POST'], {}],
+      ['DELETE', '/metrics', ['GET']],
+      ['POST', '/v1/ws', ['GET'], {}],
+    ];
+    await unchanged(async () => {
+      for (const [m, p, allowed, body] of cases) {
+        const r = await call(m, p, { body, token: primary.token });
+        const e = h.expectError(r, 405, 'method_not_allowed');
+        assert.deepEqual(Object.keys(r.json), ['error'], h.show(r));
+        const allow = (r.headers.get('allow') || '').split(',').map((x) => x.trim()).filter(Boolean);
+        assert.deepEqual(allow.sort(), [...allowed].sort(), `Allow on ${m} ${p}: ${r.headers.get('allow')}`);
+        for (const a of allowed) assert.match(e.message, new RegExp(a), `the message names ${a}: ${e.message}`);
+      }
+    });
+  });
+
   test('unknown records: 404 not_found', async () => {
     const fake = 'AAAAAAAAAAAAAAAAAAAAAA';
     h.expectError(await primary.del(`/v1/devices/${fake}`), 404, 'not_found');

@@ -1,5 +1,6 @@
-// docs/openapi.yaml describes every route of docs/api.md, and the server
-// serves every documented route (PRODUCT §7.2).
+// docs/openapi.yaml describes every route of docs/api.md and every route of the
+// server's own table (src/server/router.c), and the server serves every
+// documented route (PRODUCT §7.2).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -91,6 +92,49 @@ test('every route of docs/api.md is in docs/openapi.yaml', () => {
   assert.ok(documented.size > 0, 'no routes found under paths:');
   const missing = [...apiMdRoutes().keys()].filter((k) => !documented.has(k));
   assert.deepEqual(missing, [], `routes of docs/api.md missing from docs/openapi.yaml: ${missing.join(', ')}`);
+});
+
+/**
+ * The route table of src/server/router.c: every `{"METHOD", "/path", handler, ...}`
+ * line of `routes[]`, with `*` segments written `{}` as in norm().
+ */
+function routerRoutes() {
+  const src = fs.readFileSync(path.join(h.REPO, 'src', 'server', 'router.c'), 'utf8');
+  const table = /static const route routes\[\] = \{([\s\S]*?)\n\};/.exec(src);
+  assert.ok(table, 'the routes[] table in src/server/router.c');
+  const routes = new Map();
+  for (const m of table[1].matchAll(/\{\s*"(GET|POST|PUT|PATCH|DELETE)",\s*"(\/[^"]*)",\s*[A-Za-z_]\w*\s*,/g)) {
+    const p = m[2].split('/').map((seg) => (seg === '*' ? '{}' : seg)).join('/');
+    routes.set(key(m[1], p), [m[1], m[2]]);
+  }
+  return routes;
+}
+
+test('every route of the server (src/server/router.c) is in docs/openapi.yaml', () => {
+  assert.ok(openapiText !== null, 'docs/openapi.yaml is missing');
+  const served = routerRoutes();
+  // Sanity of the scan: as many routes as the table has lines naming a method.
+  const src = fs.readFileSync(path.join(h.REPO, 'src', 'server', 'router.c'), 'utf8');
+  const lines = src.match(/^\s*\{"(GET|POST|PUT|PATCH|DELETE)",/gm) || [];
+  assert.equal(served.size, lines.length, `the scan found ${served.size} routes, the table has ${lines.length} lines`);
+  assert.ok(served.size >= 30, `only ${served.size} routes found in router.c`);
+  for (const r of ['GET /metrics', 'GET /v1/ws', 'POST /v1/link-requests/{}/approve', 'DELETE /v1/devices/{}']) {
+    assert.ok(served.has(r), `${r} missing from the scan of router.c`);
+  }
+  const documented = openapiRoutes(openapiText);
+  const missing = [...served.keys()].filter((k) => !documented.has(k));
+  assert.deepEqual(missing, [], `routes of src/server/router.c missing from docs/openapi.yaml: ${missing.join(', ')}`);
+  // And the other way: nothing documented that the table does not serve.
+  const extra = [...documented.keys()].filter((k) => !served.has(k));
+  assert.deepEqual(extra, [], `routes of docs/openapi.yaml that src/server/router.c does not have: ${extra.join(', ')}`);
+});
+
+test('GET /metrics answers Prometheus text, as documented', async () => {
+  const r = await h.api(server.url, 'GET', '/metrics');
+  assert.equal(r.status, 200, h.show(r));
+  assert.match(r.headers.get('content-type') || '', /^text\/plain/);
+  assert.match(r.text, /^# (TYPE|HELP) linkward_/m);
+  assert.match(openapiText, /\n  \/metrics:\n    get:[\s\S]*?text\/plain/, 'openapi documents text/plain for /metrics');
 });
 
 /** A request to a route with made-up ids and no credential: must reach the route, not the 404 fallback. */

@@ -221,7 +221,9 @@ const LISTEN_RE = /^linkward listening on (https?:\/\/127\.0\.0\.1:(\d+))\s*$/;
 /**
  * Starts `linkward serve --listen 127.0.0.1:0 --data-dir DIR [args]` and waits
  * for its "linkward listening on http://127.0.0.1:PORT" line.
- * opts: {args: [...], dataDir, env, readyTimeout}
+ * opts: {args: [...], dataDir, env, readyTimeout, cwd,
+ *        dbOnly (give `--db DATADIR/linkward.db` instead of `--data-dir`: the
+ *        server then finds its data directory from the database's folder)}
  * Returns {url, port, origin, dataDir, controlSock, proc, stderr(), stop(), restart()}.
  */
 export async function startServer(opts = {}) {
@@ -278,8 +280,10 @@ export async function startServer(opts = {}) {
 
   async function launch(port) {
     const bin = linkwardBin();
-    const argv = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args];
+    const where = opts.dbOnly ? ['--db', path.join(dataDir, 'linkward.db')] : ['--data-dir', dataDir];
+    const argv = ['serve', '--listen', `127.0.0.1:${port}`, ...where, ...args];
     const proc = track(spawn(bin, argv, {
+      cwd: opts.cwd,
       env: { ...process.env, ...(opts.env || {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     }));
