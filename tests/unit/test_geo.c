@@ -24,33 +24,14 @@
 
 #include <cmocka.h>
 
+#include "geo_world.h"
+
 #include "geo.h"
 #include "lw.h"
-
-#ifndef LW_PERL
-#define LW_PERL "perl"
-#endif
-#ifndef LW_MAKE_GEOIP
-#define LW_MAKE_GEOIP "tests/tools/make_geoip.pl"
-#endif
-
-static char world[1024];      /* the test world's directory */
-static char made_world[1024]; /* set when this program generated it (and removes it) */
 
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
 
 /* ---- scaffolding ---- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int copy_file(const char *from, const char *to)
 {
@@ -104,42 +85,6 @@ static void sub(char *dst, size_t cap, const char *name)
 {
     int n = snprintf(dst, cap, "%s/%s", world, name);
     assert_true(n > 0 && (size_t)n < cap);
-}
-
-static int setup_world(void **state)
-{
-    (void)state;
-    const char *env = getenv("LINKWARD_GEOIP_TEST_DIR");
-    if (env && env[0]) {
-        snprintf(world, sizeof world, "%s", env);
-        return 0;
-    }
-    snprintf(made_world, sizeof made_world, "/tmp/lw-geo-world-XXXXXX");
-    if (!mkdtemp(made_world))
-        return -1;
-    snprintf(world, sizeof world, "%s", made_world);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execl(LW_PERL, "perl", LW_MAKE_GEOIP, world, (char *)NULL);
-        execlp("perl", "perl", LW_MAKE_GEOIP, world, (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "test_geo: %s failed\n", LW_MAKE_GEOIP);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown_world(void **state)
-{
-    (void)state;
-    if (made_world[0])
-        rm_rf(made_world);
-    return 0;
 }
 
 /* ---- the world ---- */

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "geo_world.h"
+
 #include "app.h"
 #include "bus.h"
 #include "config.h"
@@ -33,60 +35,6 @@
 #define FRANCE "198.51.100.200"
 #define VPN "192.0.2.10"
 #define TOR "192.0.2.70"
-
-#ifndef LW_PERL
-#define LW_PERL "perl"
-#endif
-#ifndef LW_MAKE_GEOIP
-#define LW_MAKE_GEOIP "tests/tools/make_geoip.pl"
-#endif
-
-static char world[1024];      /* the GeoIP test world's directory */
-static char made_world[1024]; /* set when this program generated it (and removes it) */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-/* The fixture's world when CTest gives one; run alone, this program builds
- * its own with the same script (as test_geo does), so no test is skipped. */
-static int setup_world(void **state)
-{
-    (void)state;
-    const char *env = getenv("LINKWARD_GEOIP_TEST_DIR");
-    if (env && env[0]) {
-        snprintf(world, sizeof world, "%s", env);
-        return 0;
-    }
-    snprintf(made_world, sizeof made_world, "/tmp/lw-risk-world-XXXXXX");
-    if (!mkdtemp(made_world))
-        return -1;
-    snprintf(world, sizeof world, "%s", made_world);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        execl(LW_PERL, "perl", LW_MAKE_GEOIP, world, (char *)NULL);
-        execlp("perl", "perl", LW_MAKE_GEOIP, world, (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "test_risk: %s failed\n", LW_MAKE_GEOIP);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown_world(void **state)
-{
-    (void)state;
-    if (made_world[0])
-        nftw(made_world, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
 
 static void test_speed_and_threshold(void **state)
 {
