@@ -173,10 +173,10 @@ void lw_api_session_refresh(lw_rq *rq)
                        json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
                                  present ? "wrong signature" : "missing"));
         lw_sessions_end(app->sessions, s.id, "token_theft");
-        lw_reply_error(
-            rq, 401, "token_theft",
-            "The credential was presented without a valid proof of the device key; the session was "
-            "ended.");
+        /* The same words as the session.ended event: whichever reaches the
+         * device first, it says the same. */
+        lw_reply_error_x(rq, 401, "token_theft", json_pack("{s:s}", "reason", "token_theft"), "%s",
+                         lw_end_reason_message("token_theft"));
         return;
     }
     char token[LW_CRED_STRLEN];

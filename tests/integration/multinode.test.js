@@ -147,8 +147,10 @@ test('logout-all on B closes the sockets on A and C within 50 ms; their credenti
     h.expectStatus(await h.api(i % 2 ? C.url : A.url, 'GET', '/v1/session', { token: comps[i].token }), 200);
     socks.push(ws);
   }
+  // Timed from the request being sent (the events may arrive before the answer does).
+  const sent = performance.now();
   const r = h.expectStatus(await phone.post('/v1/devices/logout-all', {}), 200);
-  const answered = performance.now();
+  const answered = performance.now() - sent;
   assert.equal(r.ended, 4);
   // The very next request with a revoked credential is refused on every node.
   for (const n of [A, B, C]) {
@@ -158,10 +160,11 @@ test('logout-all on B closes the sockets on A and C within 50 ms; their credenti
   for (const ws of socks) {
     const ev = await ws.next('session.ended', 2000);
     assert.equal(ev.reason, 'logout_all');
-    delays.push(Math.max(0, ws.timeOf(ev) - answered));
+    delays.push(ws.timeOf(ev) - sent);
   }
   delays.sort((a, b) => a - b);
-  console.log(`cross-node logout-all: sockets told ${delays.map((d) => d.toFixed(1)).join(', ')} ms after the answer`);
+  console.log(`cross-node logout-all: sockets told ${delays.map((d) => d.toFixed(1)).join(', ')} ms after the request ` +
+    `was sent (the answer came after ${answered.toFixed(1)} ms)`);
   assert.ok(delays[delays.length - 1] < 50 * h.SCALE, `slowest socket ${delays[delays.length - 1]} ms`);
 });
 
@@ -385,18 +388,19 @@ test('logout-all of 50 companions across nodes: every socket on the other nodes 
     return { ends: get('ends'), end: get('end'), all: [...text.matchAll(/linkward_relay_notifications_total\{[^}]*\} (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0) };
   };
   const before = await notices();
+  const sent = performance.now();
   const r = h.expectStatus(await phone.post('/v1/devices/logout-all', {}), 200);
-  const answered = performance.now();
+  const answered = performance.now() - sent;
   assert.equal(r.ended, N);
   const delays = [];
   for (const ws of socks) {
     const ev = await ws.next('session.ended', 5000);
     assert.equal(ev.reason, 'logout_all');
-    delays.push(Math.max(0, ws.timeOf(ev) - answered));
+    delays.push(ws.timeOf(ev) - sent);
   }
   const p50 = percentile(delays, 50), p99 = percentile(delays, 99);
   console.log(`cross-node logout-all of ${N}: session.ended ${p50.toFixed(1)} ms (p50), ${p99.toFixed(1)} ms (p99), ` +
-    `${Math.max(...delays).toFixed(1)} ms (max) after the answer`);
+    `${Math.max(...delays).toFixed(1)} ms (max) after the request was sent (the answer came after ${answered.toFixed(1)} ms)`);
   assert.ok(p99 < 200 * h.SCALE, `p99 ${p99} ms`);
   // One "ends" notice carried all 50 (not 50 round trips on A's event loop).
   const after = await notices();
