@@ -51,14 +51,24 @@ static const h2o_iovec_t sec_values[] = {
 #define SEC_N (sizeof sec_values / sizeof sec_values[0])
 _Static_assert(sizeof sec_names / sizeof sec_names[0] == SEC_N, "one value per name");
 
+/* "Keep-Alive: timeout=N", N the seconds an idle connection is kept
+ * (--request-timeout): clients then drop an idle connection before the server
+ * closes it, and never send a request into one that is being closed (which
+ * can lose it). Set once at start. */
+static h2o_iovec_t keepalive_name = {H2O_STRLIT("keep-alive")};
+static char keepalive_text[32];
+static h2o_iovec_t keepalive_value;
+
 static void security_headers(h2o_req_t *req)
 {
     h2o_mem_pool_t *p = &req->pool;
     h2o_headers_t *h = &req->res.headers;
     h2o_add_header(p, h, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_vector_reserve(p, h, h->size + SEC_N + 1);
+    h2o_vector_reserve(p, h, h->size + SEC_N + 2);
     for (size_t i = 0; i < SEC_N; i++)
         h->entries[h->size++] = (h2o_header_t){&sec_names[i], NULL, sec_values[i]};
+    if (keepalive_value.len)
+        h->entries[h->size++] = (h2o_header_t){&keepalive_name, NULL, keepalive_value};
     /* On TLS here, or behind a TLS-terminating proxy (an https public origin). */
     if (the_app && (the_app->cfg.tls_cert[0] || strncmp(the_app->cfg.public_origin, "https://", 8) == 0))
         h2o_add_header(p, h, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
@@ -522,6 +532,13 @@ int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port)
 void lw_http_init(lw_app *app)
 {
     the_app = app;
+    {
+        long secs = (long)(app->cfg.request_timeout_ms / 1000);
+        int n = snprintf(keepalive_text, sizeof keepalive_text, "timeout=%ld", secs < 1 ? 1 : secs);
+        keepalive_value = n > 0 && (size_t)n < sizeof keepalive_text
+                              ? h2o_iovec_init(keepalive_text, (size_t)n)
+                              : h2o_iovec_init(NULL, 0);
+    }
     h2o_config_init(&h2o_conf);
     h2o_conf.max_request_entity_size = LW_H2O_ENTITY_MAX;
     h2o_conf.http1.upgrade_to_http2 = 0; /* HTTP/1.1 only */
