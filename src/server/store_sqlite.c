@@ -1103,6 +1103,22 @@ static int delete_of_account(sqlite_store *s, int which, const char *account_id,
 static int select_ended(sqlite_store *s, binder *b, const char *what, const char *reason, lw_ended **list,
                         size_t *count, size_t *added);
 
+/* Ends a transaction that listed sessions it ended or deleted: commits it
+ * (rc == LW_OK) and hands the list over, or rolls it back and frees the list. */
+static int end_tx(sqlite_store *s, int rc, lw_ended *list, size_t count, lw_ended **out, size_t *n)
+{
+    if (rc == LW_OK)
+        rc = tx_commit(s);
+    if (rc != LW_OK) {
+        tx_rollback(s);
+        lw_free(list);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return LW_OK;
+}
+
 static int sq_account_delete(lw_store *base, const char *account_id, lw_ended **out, size_t *n)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -1120,25 +1136,18 @@ static int sq_account_delete(lw_store *base, const char *account_id, lw_ended **
     b_key(&b, NULL, KEY_ARG_MAX);
     if ((rc = select_ended(s, &b, "list sessions to delete", "account_deleted", &list, &count, &added)) !=
         LW_OK)
-        goto fail;
+        goto done;
     if ((rc = delete_of_account(s, ST_ACCOUNT_DELETE_SESSIONS, account_id, "delete sessions")) != LW_OK ||
         (rc = delete_of_account(s, ST_ACCOUNT_DELETE_LINKS, account_id, "delete link requests")) != LW_OK ||
         (rc = delete_of_account(s, ST_ACCOUNT_DELETE_ALERTS, account_id, "delete alerts")) != LW_OK ||
         (rc = delete_of_account(s, ST_ACCOUNT_DELETE, account_id, "delete account")) != LW_OK)
-        goto fail;
+        goto done;
     if (sqlite3_changes(s->db) != 1) {
         rc = LW_ENOTFOUND;
-        goto fail;
+        goto done;
     }
-    if ((rc = tx_commit(s)) != LW_OK)
-        goto fail;
-    *out = list;
-    *n = count;
-    return LW_OK;
-fail:
-    tx_rollback(s);
-    lw_free(list);
-    return rc;
+done:
+    return end_tx(s, rc, list, count, out, n);
 }
 
 /* ---- sessions -------------------------------------------------------------- */
@@ -1394,7 +1403,7 @@ static int sq_session_end_all(lw_store *base, const char *account_id, const char
     b_key(&b, except, KEY_ARG_MAX);
     size_t added = 0;
     if ((rc = select_ended(s, &b, "end all sessions", reason, &list, &count, &added)) != LW_OK)
-        goto fail;
+        goto done;
     if (added > 0) {
         b = bind_start(s, ST_SESSION_END_ALL);
         b_key(&b, account_id, KEY_ARG_MAX);
@@ -1403,23 +1412,16 @@ static int sq_session_end_all(lw_store *base, const char *account_id, const char
         b_i64(&b, now);
         b_val(&b, reason, LW_REASON_MAX - 1);
         if ((rc = exec_bound(s, &b, "end all sessions")) != LW_OK)
-            goto fail;
+            goto done;
         /* Under the write lock the update meets exactly the rows selected. */
         if ((size_t)sqlite3_changes(s->db) != added) {
             log_error(NULL, "end all sessions: the update and the selection differ");
             rc = LW_ECONFLICT;
-            goto fail;
+            goto done;
         }
     }
-    if ((rc = tx_commit(s)) != LW_OK)
-        goto fail;
-    *out = list;
-    *n = count;
-    return LW_OK;
-fail:
-    tx_rollback(s);
-    lw_free(list);
-    return rc;
+done:
+    return end_tx(s, rc, list, count, out, n);
 }
 
 static int sq_session_end_every(lw_store *base, const char *role, const char *reason, int64_t now,
@@ -1435,17 +1437,8 @@ static int sq_session_end_every(lw_store *base, const char *role, const char *re
         return rc;
     binder b = bind_start(s, ST_SESSION_END_EVERY_SELECT);
     b_key(&b, role, KEY_ARG_MAX);
-    if ((rc = end_selected(s, &b, "end every session", reason, now, &list, &count)) != LW_OK)
-        goto fail;
-    if ((rc = tx_commit(s)) != LW_OK)
-        goto fail;
-    *out = list;
-    *n = count;
-    return LW_OK;
-fail:
-    tx_rollback(s);
-    lw_free(list);
-    return rc;
+    rc = end_selected(s, &b, "end every session", reason, now, &list, &count);
+    return end_tx(s, rc, list, count, out, n);
 }
 
 static int sq_session_redact(lw_store *base, const char *device_id)
