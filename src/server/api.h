@@ -97,6 +97,9 @@ void lw_api_set_session_cookie(lw_rq *rq, const char *token, bool persistent);
  * cookie named name (__Host- prefixed and Secure over TLS); max_age < 0 makes
  * a browser-session cookie. */
 void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long max_age);
+/* Tells a browser to forget this origin (Clear-Site-Data) and expires its
+ * session cookie: a page cannot delete an HttpOnly cookie itself. */
+void lw_api_forget_browser(lw_rq *rq);
 
 /* Takes a token of rule for "<rule>:<scope>:<id>". When refused, replies 429
  * rate_limited with Retry-After and, when account_id is given (someone is

@@ -459,8 +459,7 @@ static void delete_now(lw_app *app, lw_rq *rq, const char *account_id)
     lw_log_info("account", "account %.8s deleted; %zu session(s) ended", account_id, n);
     if (!rq)
         return;
-    lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
-    lw_api_set_cookie(rq, "lw_session", "", 0);
+    lw_api_forget_browser(rq);
     lw_reply_json(rq, 200, json_pack("{s:b, s:I}", "deleted", 1, "ended", (json_int_t)n));
 }
 

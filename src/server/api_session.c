@@ -45,6 +45,12 @@ void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long
     lw_wipe(v, sizeof v);
 }
 
+void lw_api_forget_browser(lw_rq *rq)
+{
+    lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
+    lw_api_set_cookie(rq, "lw_session", "", 0);
+}
+
 /* The session cookie's own lifetime is long: what expires is the credential
  * inside it, refreshed by the device key. Without "keep me signed in" it is a
  * browser-session cookie. */
@@ -218,9 +224,7 @@ void lw_api_session_socket_opened(lw_app *app, const lw_principal *who)
 
 static void reply_ended(lw_rq *rq)
 {
-    /* Browsers: forget everything this origin stored. */
-    lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
-    lw_api_set_cookie(rq, "lw_session", "", 0);
+    lw_api_forget_browser(rq);
     lw_reply_json(rq, 200, json_pack("{s:b}", "ended", 1));
 }
 

@@ -232,9 +232,7 @@ static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expi
         return false;
     case LW_EDENIED:
         if (rq->cookie_auth) {
-            /* The page cannot delete an HttpOnly cookie: tell the browser to. */
-            lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
-            lw_api_set_cookie(rq, "lw_session", "", 0);
+            lw_api_forget_browser(rq);
             if (logout) {
                 /* A page told over its socket that its session ended asks to
                  * be forgotten: that is done, not an error. */
@@ -250,8 +248,7 @@ static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expi
         if (logout && rq->cookie_auth) {
             /* A cookie whose session is gone altogether (its account was
              * deleted): forgetting it is all there is to do. */
-            lw_rq_header(rq, "clear-site-data", "\"cache\", \"cookies\", \"storage\"");
-            lw_api_set_cookie(rq, "lw_session", "", 0);
+            lw_api_forget_browser(rq);
             lw_reply_json(rq, 200, json_pack("{s:b, s:b}", "ended", 1, "already", 1));
             return false;
         }
