@@ -749,22 +749,7 @@ static void complete_verified(lw_rq *rq)
     lw_place here;
     lw_netinfo here_net;
     lw_api_place_lookup(rq, &here, &here_net);
-    lw_strlcpy(s->ip, here.ip, sizeof s->ip);
-    lw_strlcpy(s->country, here.country, sizeof s->country);
-    lw_strlcpy(s->region, here.region, sizeof s->region);
-    lw_strlcpy(s->city, here.city, sizeof s->city);
-    lw_strlcpy(s->network, here_net.network, sizeof s->network);
-    s->lat = here.lat;
-    s->lon = here.lon;
-    s->has_loc = here.has_loc;
-    lw_strlcpy(s->last_ip, here.ip, sizeof s->last_ip);
-    lw_strlcpy(s->last_country, here.country, sizeof s->last_country);
-    lw_strlcpy(s->last_city, here.city, sizeof s->last_city);
-    lw_strlcpy(s->last_region, here.region, sizeof s->last_region);
-    lw_strlcpy(s->last_network, here.network, sizeof s->last_network);
-    s->last_lat = here.lat;
-    s->last_lon = here.lon;
-    s->last_has_loc = here.has_loc;
+    lw_place_seen_first(&here, s);
     memcpy(s->public_key, r->public_key, LW_PK_LEN);
     memcpy(s->account_sig, r->account_sig, LW_SIG_LEN);
     s->linked_at = now;
@@ -797,9 +782,8 @@ static void complete_verified(lw_rq *rq)
     if (ev)
         lw_bus_to_account(app->bus, s->account_id, s->id, ev);
     json_decref(ev);
-    char where[2 * LW_PLACE_MAX + 4] = "";
-    if (s->city[0] || s->country[0])
-        snprintf(where, sizeof where, "%s%s%s", s->city, s->city[0] && s->country[0] ? ", " : "", s->country);
+    char where[2 * LW_PLACE_MAX + 4];
+    lw_place_describe(s->city, s->country, where, sizeof where);
     char message[LW_NAME_MAX + sizeof where + 64];
     snprintf(message, sizeof message, "A new device was linked: %s%s%s", s->name, where[0] ? ", " : "",
              where);

@@ -19,6 +19,8 @@ typedef struct lw_netinfo {
 
 /* Fills place (always its ip) and, when net is not NULL, the network. */
 void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *net);
+/* A new session is first and last seen at p: address, place, network, coordinates. */
+void lw_place_seen_first(const lw_place *p, lw_session *s);
 /* "Lisbon, PT", "PT" or "" */
 void lw_place_describe(const char *city, const char *country, char *dst, size_t cap);
 /* Great-circle distance; negative when either side has no coordinates. */
