@@ -46,6 +46,16 @@ typedef struct rec {
     int *next;                /* shared done() counter */
 } rec;
 
+/* n fresh records, to be finished on this (the loop's) thread, counted in *next. */
+static void recs_init(rec *r, size_t n, int *next)
+{
+    memset(r, 0, n * sizeof *r);
+    for (size_t i = 0; i < n; i++) {
+        r[i].loop_thread = pthread_self();
+        r[i].next = next;
+    }
+}
+
 static void run(void *arg)
 {
     rec *r = arg;
@@ -87,12 +97,9 @@ static void test_runs_off_the_loop_in_order(void **state)
     enum { N = 50 };
     rec r[N];
     int next = 0;
-    memset(r, 0, sizeof r);
-    for (int i = 0; i < N; i++) {
-        r[i].loop_thread = pthread_self();
-        r[i].next = &next;
+    recs_init(r, N, &next);
+    for (int i = 0; i < N; i++)
         assert_int_equal(lw_work_submit(w, run, done, &r[i]), LW_OK);
-    }
     run_until(f, &next, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(r[i].ran, 1);
@@ -113,11 +120,8 @@ static void test_full_queue_refused_then_drained(void **state)
     sem_init(&started, 0, 0);
     sem_init(&release, 0, 0);
     int next = 0;
-    rec *r = calloc(LW_WORK_QUEUE_MAX + 1, sizeof *r);
-    for (int i = 0; i <= LW_WORK_QUEUE_MAX; i++) {
-        r[i].loop_thread = pthread_self();
-        r[i].next = &next;
-    }
+    rec *r = malloc((LW_WORK_QUEUE_MAX + 1) * sizeof *r);
+    recs_init(r, LW_WORK_QUEUE_MAX + 1, &next);
     r[0].started = &started;
     r[0].release = &release;
     assert_int_equal(lw_work_submit(w, run, done, &r[0]), LW_OK);
@@ -156,11 +160,7 @@ static void test_free_ends_every_job_once(void **state)
     enum { N = 40 };
     rec r[N];
     int next = 0;
-    memset(r, 0, sizeof r);
-    for (int i = 0; i < N; i++) {
-        r[i].loop_thread = pthread_self();
-        r[i].next = &next;
-    }
+    recs_init(r, N, &next);
     for (int i = 0; i < 2; i++) { /* both workers busy */
         r[i].started = &started;
         r[i].release = &release;
