@@ -62,11 +62,11 @@ int cli_parse_args(cli_opts *o, const char *group, void (*usage)(FILE *), const 
  * folder), applies --server and --header. Returns CLI_OK or an exit code
  * after printing why. */
 int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **out);
-/* For the commands that start a device (register, link) when neither --server
- * nor the state file names a server: LINKWARD_SERVER, else the address
- * `make run` serves, http://127.0.0.1:8080 (said on stderr). */
+/* cli_open_device for the commands that start a device (register, link): when
+ * neither --server nor the state file names a server, LINKWARD_SERVER, else
+ * the address `make run` serves, http://127.0.0.1:8080 (said on stderr). */
 #define CLI_DEFAULT_SERVER "http://127.0.0.1:8080"
-int cli_open_device_default_server(cli_opts *o, const char *default_name, lwc_device **out);
+int cli_open_device_to_start(cli_opts *o, const char *default_name, lwc_device **out);
 /* The exit code for an LW_E* result. */
 int cli_exit_for(int rc);
 /* Prints the device's last error for people (stderr) and returns the exit

@@ -972,8 +972,14 @@ int cli_dispatch(const char *prog, void (*usage)(FILE *), const cli_cmd *cmds, s
     return cli_usage_error(prog, "unknown command '%s'", argv[i]);
 }
 
-int cli_open_device_default_server(cli_opts *o, const char *default_name, lwc_device **out)
+int cli_open_device_to_start(cli_opts *o, const char *default_name, lwc_device **out)
 {
+    int rc = cli_open_device(o, default_name, out);
+    if (rc != CLI_OK || lwc_device_client(*out) != NULL)
+        return rc;
+    /* Neither --server nor the state names a server: open it again with the default one. */
+    lwc_device_free(*out);
+    *out = NULL;
     const char *env = getenv("LINKWARD_SERVER");
     o->server = env != NULL && env[0] != '\0' ? env : CLI_DEFAULT_SERVER;
     cli_msg("linkward: no --server given; using %s%s\n", o->server,

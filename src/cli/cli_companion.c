@@ -291,14 +291,8 @@ static int cmd_link(cli_opts *o, int argc, char **argv)
 
     linking k = {.o = o, .lo = &lo};
     lwc_ws *ws = NULL;
-    if ((rc = cli_open_device(o, "companion.json", &k.d)) != CLI_OK)
+    if ((rc = cli_open_device_to_start(o, "companion.json", &k.d)) != CLI_OK)
         return rc;
-    if (lwc_device_client(k.d) == NULL) {
-        lwc_device_free(k.d);
-        k.d = NULL;
-        if ((rc = cli_open_device_default_server(o, "companion.json", &k.d)) != CLI_OK)
-            return rc;
-    }
     if (lwc_device_linked(k.d) && !o->json)
         cli_msg("Note: this state already holds a session (device %s); linking replaces it.\n",
                 lwc_device_get(k.d, LWC_DEVICE_ID));

@@ -122,14 +122,8 @@ static int cmd_register(cli_opts *o, int argc, char **argv)
         return cli_usage_error("phone", "--invite: 1 to 128 characters");
 
     lwc_device *d = NULL;
-    if ((rc = cli_open_device(o, "phone.json", &d)) != CLI_OK)
+    if ((rc = cli_open_device_to_start(o, "phone.json", &d)) != CLI_OK)
         return rc;
-    if (lwc_device_client(d) == NULL) {
-        lwc_device_free(d);
-        d = NULL;
-        if ((rc = cli_open_device_default_server(o, "phone.json", &d)) != CLI_OK)
-            return rc;
-    }
     json_t *info = lwc_client_info(r.name), *answer = NULL;
     int lrc = info ? lwc_register(d, r.handle, r.invite, info, &answer) : LW_ENOMEM;
     json_decref(info);
