@@ -97,13 +97,16 @@ static void json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bu
 }
 
 /* The code and sentence for an answer h2o gives before any handler runs. */
+#define LW_STRINGIFY_(x) #x
+#define LW_STRINGIFY(x) LW_STRINGIFY_(x)
+
 static void h2o_error_words(int status, const char **code, const char **message)
 {
     switch (status) {
     case 413:
         *code = "body_too_large";
-        *message =
-            "The request body is larger than this server accepts (64 KiB at most, less for most routes).";
+        *message = "The request body is larger than this server accepts (" LW_STRINGIFY(
+            LW_H2O_ENTITY_MAX_KIB) " KiB at most, less for most routes).";
         return;
     case 400:
         *code = "bad_request";

@@ -27,7 +27,9 @@
 #define LW_BODY_MAX (16 * 1024) /* largest JSON body any route accepts */
 #define LW_MAX_HEADERS 64       /* header lines per request */
 #define LW_MAX_HEADER_BYTES (16 * 1024)
-#define LW_H2O_ENTITY_MAX (64 * 1024) /* h2o refuses (plain 413) beyond this before we see it */
+/* h2o refuses (413) a body beyond this before we see it (http.c answers it as JSON). */
+#define LW_H2O_ENTITY_MAX_KIB 64
+#define LW_H2O_ENTITY_MAX (LW_H2O_ENTITY_MAX_KIB * 1024)
 
 struct st_h2o_req_t;
 
