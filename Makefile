@@ -4,6 +4,7 @@ BUILD_SAN  ?= build-sanitize
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR     ?= $(or $(LINKWARD_WERROR),OFF)
 LISTEN     ?= 127.0.0.1:8080
+VAR        ?= var
 
 .PHONY: all build deps run test test-sanitize clean format
 
@@ -18,15 +19,20 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: deps build
-	@mkdir -p var
-	@echo "Linkward: starting on http://$(LISTEN) (data in ./var/)"
+# `make run` builds the server binary only, with its output in $(BUILD)/build.log
+# (shown when the build fails): a newcomer sees one build line, then the server.
+run: deps $(BUILD)/CMakeCache.txt
+	@mkdir -p $(VAR)
+	@printf 'Linkward: building $(BUILD)/linkward ... '
+	@if cmake --build $(BUILD) -j $(JOBS) --target linkward >$(BUILD)/build.log 2>&1; then echo done; \
+	 else echo failed; tail -n 40 $(BUILD)/build.log; echo "(whole log: $(BUILD)/build.log)"; exit 1; fi
+	@echo "Linkward: starting on http://$(LISTEN) (data in $(VAR)/)"
 	@echo "Open http://$(LISTEN)/ in a browser to link it, or link a headless device: in another terminal run"
 	@echo "    $(BUILD)/linkward companion --server http://$(LISTEN) link"
 	@echo "and from a third, as the phone:"
 	@echo "    $(BUILD)/linkward phone --server http://$(LISTEN) register --handle alice"
 	@echo "    $(BUILD)/linkward phone link 'lw1:...'   (the payload printed by the companion)"
-	@exec $(BUILD)/linkward serve --listen $(LISTEN) --db var/linkward.db $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	@exec $(BUILD)/linkward serve --listen $(LISTEN) --db $(VAR)/linkward.db $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: deps build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
