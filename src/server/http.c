@@ -266,12 +266,23 @@ void lw_reply_empty(lw_rq *rq, int status)
         send_final(req, "", 0);
 }
 
+/* Longest error message, in bytes (longer ones are cut, and end in "..."). */
+#define LW_REPLY_MESSAGE_MAX 512
+
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
     __attribute__((format(printf, 5, 0)));
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
 {
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char msg[LW_REPLY_MESSAGE_MAX];
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n < 0)
+        lw_strlcpy(msg, "(no message)", sizeof msg);
+    else if ((size_t)n >= sizeof msg)
+        memcpy(msg + sizeof msg - 4, "...", 4); /* says it was cut */
+    /* Messages quote what clients and parsers said (a media type, jansson's
+     * "near '…'"), cut anywhere by the bound: jansson refuses to encode text
+     * that is not UTF-8, which would turn a 4xx into a 500. */
+    lw_utf8_sanitize(msg);
     json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (err && extra)
         json_object_update(err, extra);

@@ -6,6 +6,9 @@
 
 #include "lw.h"
 
+/* Longest message of one line, in bytes (longer ones are cut, and end in "..."). */
+#define LW_LOG_MESSAGE_MAX 1024
+
 static lw_log_level min_level = LW_LOG_INFO;
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -33,13 +36,18 @@ void lw_log(lw_log_level lvl, const char *sub, const char *fmt, ...)
 {
     if (lvl < min_level)
         return;
-    char msg[1024];
+    char msg[LW_LOG_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
+    if ((size_t)n >= sizeof msg)
+        memcpy(msg + sizeof msg - 4, "...", 4); /* says it was cut */
+    /* A log line is JSON: what a client sent (or the bound cut) must not
+     * leave bytes that are not UTF-8 in it, or readers drop the line. */
+    lw_utf8_sanitize(msg);
     char ts[LW_TIME_STRLEN];
     lw_time_format(lw_now_ms(), ts);
     lw_buf b;

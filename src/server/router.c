@@ -368,8 +368,11 @@ static bool parse_body(lw_rq *rq, size_t max, bool reports)
     json_error_t err;
     rq->body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &err);
     if (!rq->body) {
-        lw_reply_error(rq, 400, "invalid_json", "The body is not valid JSON: %s (at byte %d).", err.text,
-                       err.position);
+        /* err.text may quote the body (cut anywhere): lw_reply_error makes
+         * the message valid UTF-8 whatever it holds. */
+        lw_reply_error(rq, 400, "invalid_json",
+                       "The body is not valid JSON: %s (line %d, column %d, byte %d).", err.text, err.line,
+                       err.column, err.position);
         return false;
     }
     if (!json_is_object(rq->body) && !(reports && json_is_array(rq->body))) {
