@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "httpmsg.h"
 #include "log.h"
 #include "lw.h"
 #include "map.h"
@@ -389,6 +390,61 @@ void lw_rq_release(lw_rq **slot)
     if (*slot && (*slot)->guard)
         (*slot)->guard->slot = NULL;
     *slot = NULL;
+}
+
+/* picohttpparser, which libh2o carries and exports (h2o parsed the request
+ * with it) but whose header Debian does not install. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
+
+/* h2o keeps Content-Length and Transfer-Encoding out of req->headers and
+ * reads the body by the first Content-Length (or by Transfer-Encoding when
+ * there is one), so what it would not tell us is read from the request's own
+ * bytes: until its answer is sent, h2o keeps the request at the start of the
+ * connection's input buffer, its header block untouched (a chunked body is
+ * decoded in place after it). Parsed again with the parser h2o used, the
+ * fields are exactly the ones h2o saw. */
+lw_framing lw_http_framing(h2o_req_t *req, char *why, size_t cap)
+{
+    if (cap)
+        why[0] = '\0';
+    /* Without either header h2o read no body: there is nothing to judge. */
+    if (req->entity.base == NULL)
+        return LW_FRAMING_OK;
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    struct phr_header headers[H2O_MAX_HEADERS];
+    lw_httpmsg_field fields[H2O_MAX_HEADERS];
+    size_t n = H2O_MAX_HEADERS;
+    const char *method, *path;
+    size_t method_len, path_len;
+    int minor = -1, len = -1;
+    if (sock && sock->input)
+        len = phr_parse_request(sock->input->bytes, sock->input->size, &method, &method_len, &path, &path_len,
+                                &minor, headers, &n, 0);
+    /* The body starts right after the header block: if it does not, these
+     * bytes are not this request's, and nothing can be said of its framing. */
+    if (len <= 0 || req->entity.base != sock->input->bytes + len) {
+        lw_log_error("http", "cannot find the header block of a request with a body; closing its connection");
+        if (cap)
+            lw_strlcpy(why, "The request's framing could not be checked.", cap);
+        req->http1_is_persistent = 0;
+        return LW_FRAMING_REJECT;
+    }
+    for (size_t i = 0; i < n; i++)
+        fields[i] =
+            (lw_httpmsg_field){headers[i].name, headers[i].name_len, headers[i].value, headers[i].value_len};
+    lw_framing f = lw_httpmsg_framing(fields, n, minor, why, cap);
+    if (f != LW_FRAMING_OK)
+        req->http1_is_persistent = 0; /* h2o then answers "Connection: close" and closes */
+    return f;
 }
 
 /* Requests being handled (a request counts until h2o disposes of it, i.e.

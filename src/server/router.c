@@ -14,6 +14,7 @@
 #include "clientaddr.h"
 #include "cred.h"
 #include "http.h"
+#include "httpmsg.h"
 #include "log.h"
 #include "metrics.h"
 #include "lw.h"
@@ -370,9 +371,8 @@ static bool parse_body(lw_rq *rq, size_t max, bool reports)
     if (!rq->body) {
         /* err.text may quote the body (cut anywhere): lw_reply_error makes
          * the message valid UTF-8 whatever it holds. */
-        lw_reply_error(rq, 400, "invalid_json",
-                       "The body is not valid JSON: %s (line %d, column %d, byte %d).", err.text, err.line,
-                       err.column, err.position);
+        lw_reply_error(rq, 400, "invalid_json", "The body is not valid JSON: %s (line %d, column %d, byte %d).",
+                       err.text, err.line, err.column, err.position);
         return false;
     }
     if (!json_is_object(rq->body) && !(reports && json_is_array(rq->body))) {
@@ -394,6 +394,13 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     memset(rq, 0, sizeof *rq);
     rq->app = app;
     rq->req = req;
+    /* Framing before anything: a request that could be read two ways gets
+     * one answer, and nothing after it on its connection is read. */
+    char why[LW_HTTPMSG_WHY_MAX];
+    if (lw_http_framing(req, why, sizeof why) == LW_FRAMING_REJECT) {
+        lw_reply_error(rq, 400, "bad_request", "%s", why);
+        return;
+    }
     lw_clientaddr(&app->proxies, req, rq->ip);
     h2o_iovec_t ua;
     if (header(req, "user-agent", &ua)) {

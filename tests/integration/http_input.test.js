@@ -100,6 +100,69 @@ function onlyAnswer(r, status, code) {
   return a;
 }
 
+describe('message framing (RFC 9112 §6)', () => {
+  test('two Content-Length headers that disagree: 400 bad_request, and nothing after it is answered', async () => {
+    const body = `{}${SMUGGLED}`;
+    // The shorter one first (h2o reads 2 bytes and would take the rest as a
+    // second request), then the longer one first (the whole rest is the body).
+    for (const [a, b] of [[2, body.length], [body.length, 2]]) {
+      const r = await exchange(post(`Content-Length: ${a}\r\nContent-Length: ${b}\r\n`, body));
+      const ans = onlyAnswer(r, 400, 'bad_request');
+      assert.match(ans.json.error.message, /Content-Length/);
+    }
+  });
+
+  test('a Content-Length list, disagreeing or not, and a bad value in a second header: 400, then closed', async () => {
+    const body = `{}${SMUGGLED}`;
+    for (const cl of [`2, ${body.length}`, '2, 2', '2,2']) {
+      onlyAnswer(await exchange(post(`Content-Length: ${cl}\r\n`, body)), 400, 'bad_request');
+    }
+    onlyAnswer(await exchange(post(`Content-Length: 2\r\nContent-Length: 2, ${body.length}\r\n`, body)), 400, 'bad_request');
+    onlyAnswer(await exchange(post('Content-Length: 2\r\nContent-Length: +2\r\n', body)), 400, 'bad_request');
+  });
+
+  test('identical Content-Length headers are one length: the request is handled and the connection kept', async () => {
+    const r = await exchange(post('Content-Length: 2\r\nContent-Length: 2\r\n', `{}${LAST}`), { expect: 2 });
+    assert.equal(r.answers.length, 2, JSON.stringify(r.answers));
+    assert.equal(r.answers[0].status, 400);
+    assert.equal(r.answers[0].json.error.code, 'invalid_request', 'the handler read the body ({}): no handle');
+    assert.equal(r.answers[1].status, 200);
+    assert.equal(r.answers[1].json.status, 'ok');
+    assert.ok(r.closed);
+  });
+
+  test('Transfer-Encoding with Content-Length: handled as chunked, then the connection is closed', async () => {
+    const chunked = `2\r\n{}\r\n0\r\n\r\n${SMUGGLED}`;
+    for (const headers of [`Content-Length: ${chunked.length}\r\nTransfer-Encoding: chunked\r\n`,
+      'Transfer-Encoding: chunked\r\nContent-Length: 2\r\n']) {
+      const a = onlyAnswer(await exchange(post(headers, chunked)), 400, 'invalid_request');
+      assert.match(a.json.error.message, /handle/, 'the chunked body ({}) reached the handler');
+    }
+  });
+
+  test('two Transfer-Encoding headers: 400 bad_request, then closed', async () => {
+    const chunked = `2\r\n{}\r\n0\r\n\r\n${SMUGGLED}`;
+    const a = onlyAnswer(await exchange(post('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', chunked)),
+      400, 'bad_request');
+    assert.match(a.json.error.message, /Transfer-Encoding/);
+  });
+
+  test('Transfer-Encoding in an HTTP/1.0 request: handled, then closed even when keep-alive was asked', async () => {
+    const chunked = `2\r\n{}\r\n0\r\n\r\n${SMUGGLED}`;
+    const req = `POST /v1/accounts HTTP/1.0\r\n${HOST}Connection: keep-alive\r\nContent-Type: application/json\r\n` +
+      `Transfer-Encoding: chunked\r\n\r\n${chunked}`;
+    const r = await exchange(req);
+    assert.equal(r.answers.length, 1, JSON.stringify(r.answers.map((a) => a.status)));
+    assert.notEqual(r.answers[0].headers.connection, 'keep-alive');
+    assert.ok(r.closed);
+  });
+
+  test('(control) a plain request with a body keeps the connection for the next one', async () => {
+    const r = await exchange(post('Content-Length: 2\r\n', `{}${LAST}`), { expect: 2 });
+    assert.deepEqual(r.answers.map((a) => a.status), [400, 200]);
+  });
+});
+
 describe('malformed JSON bodies', () => {
   const raw = (body) => h.api(server.url, 'POST', '/v1/accounts', { raw: Buffer.from(body) });
 
