@@ -1,6 +1,7 @@
 /*
  * httpmsg.h — what h2o's HTTP/1.1 parser leaves to us about a request:
- * whether its framing is unambiguous (RFC 9112 §6). Pure functions over
+ * whether its framing is unambiguous (RFC 9112 §6) and whether its body is
+ * the media type a route takes (RFC 9110 §8.3). Pure functions over
  * caller-owned bytes: no I/O, no allocation, nothing kept.
  */
 #ifndef LW_HTTPMSG_H
@@ -24,7 +25,7 @@ typedef enum {
     LW_FRAMING_REJECT, /* answer 400 and close: the lengths disagree or cannot be read */
 } lw_framing;
 
-/* Longest sentence lw_httpmsg_framing writes. */
+/* Longest sentence lw_httpmsg_framing and lw_httpmsg_media_type write. */
 #define LW_HTTPMSG_WHY_MAX 256
 
 /* Judges the framing of a request from its header fields and its minor
@@ -41,5 +42,16 @@ typedef enum {
  * on OK it is left empty. */
 lw_framing lw_httpmsg_framing(const lw_httpmsg_field *fields, size_t n, int minor_version, char *why,
                               size_t cap);
+
+/* True when the Content-Type value v[0..len) is one of the nwant media types
+ * want ("application/json"), RFC 9110 §8.3.1: type "/" subtype, compared
+ * without regard to case, then parameters `*( OWS ";" OWS [ name "=" value ] )`
+ * with value a token or a quoted-string, of which only charset is allowed,
+ * and only as utf-8 (any case, quoted or not). Whitespace around the whole
+ * value is ignored. False with a sentence in why (cap bytes) saying what
+ * differs, naming what the route takes as `what` ("application/json"); the
+ * sentence may quote v, so it may hold any bytes the client sent. */
+bool lw_httpmsg_media_type(const char *v, size_t len, const char *const *want, size_t nwant, const char *what,
+                           char *why, size_t cap);
 
 #endif

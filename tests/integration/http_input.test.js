@@ -201,3 +201,59 @@ describe('malformed JSON bodies', () => {
     }
   });
 });
+
+describe('Content-Type', () => {
+  const body = JSON.stringify({ public_key: h.b64e(Buffer.alloc(32, 7)) });
+  const send = (ct) => h.api(server.url, 'POST', '/v1/link-requests', { raw: body, headers: { 'content-type': ct } });
+
+  test('application/json exactly, in any case, with at most charset=utf-8 (optionally quoted)', async () => {
+    for (const ct of ['application/json', 'Application/JSON', 'application/json;charset=utf-8',
+      'application/json; charset=UTF-8', 'application/json ; charset="utf-8"', 'application/json;']) {
+      h.expectStatus(await send(ct), 201);
+    }
+  });
+
+  test('anything else: 415 unsupported_media_type saying what is wrong', async () => {
+    const cases = {
+      'application/jsonx': /application\/jsonx/,
+      'application/json-patch+json': /application\/json-patch\+json/,
+      'application/json x': /malformed/,
+      'text/json': /text\/json/,
+      'application/json; charset=latin1': /charset/,
+      'application/json; charset="iso-8859-1"': /charset/,
+      'application/json; charset=utf-8x': /charset/,
+      'application/json; foo=bar': /foo/,
+      'application/json; charset': /malformed/,
+      'application/json; charset = utf-8': /malformed/,
+      'application/json; charset="utf-8': /malformed/,
+      'application/json, text/plain': /malformed/,
+      '/json': /malformed/,
+    };
+    for (const [ct, why] of Object.entries(cases)) {
+      const e = h.expectError(await send(ct), 415, 'unsupported_media_type');
+      assert.match(e.message, why, `${ct}: ${e.message}`);
+    }
+    const none = await exchange(`POST /v1/link-requests HTTP/1.1\r\n${HOST}Content-Length: ${body.length}\r\n` +
+      `Connection: close\r\n\r\n${body}`);
+    assert.equal(none.answers[0]?.status, 415);
+    assert.match(none.answers[0].json.error.message, /no Content-Type/);
+  });
+
+  test('two Content-Type headers: 415 (which one would be meant?)', async () => {
+    const r = await exchange(`POST /v1/link-requests HTTP/1.1\r\n${HOST}Content-Type: application/json\r\n` +
+      `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    assert.equal(r.answers.length, 1);
+    assert.equal(r.answers[0].status, 415);
+    assert.match(r.answers[0].json.error.message, /more than one Content-Type/);
+  });
+
+  test('browser reports: the two report types exactly, not a longer one', async () => {
+    const report = JSON.stringify({ 'csp-report': { 'effective-directive': 'img-src', 'blocked-uri': 'https://x.example/' } });
+    const r = (ct) => h.api(server.url, 'POST', '/v1/csp-reports', { raw: report, headers: { 'content-type': ct } });
+    assert.equal((await r('application/csp-report')).status, 204);
+    assert.equal((await r('Application/CSP-Report; charset=utf-8')).status, 204);
+    for (const ct of ['application/csp-reportx', 'application/csp-report x', 'application/reports+jsonp', 'application/json']) {
+      h.expectError(await r(ct), 415, 'unsupported_media_type');
+    }
+  });
+});

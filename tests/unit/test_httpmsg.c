@@ -1,4 +1,5 @@
-/* Request framing (RFC 9112 §6) as judged before a route runs. */
+/* Request framing (RFC 9112 §6) and Content-Type (RFC 9110 §8.3) as judged
+ * before a route runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,13 +98,99 @@ static void test_framing_small_why(void **state)
     assert_int_equal(lw_httpmsg_framing(two, 2, 1, NULL, 0), LW_FRAMING_REJECT);
 }
 
+static const char *const json[] = {"application/json"};
+
+static bool json_type(const char *v, char why[LW_HTTPMSG_WHY_MAX])
+{
+    return lw_httpmsg_media_type(v, strlen(v), json, 1, "application/json", why, LW_HTTPMSG_WHY_MAX);
+}
+
+static void test_media_type_ok(void **state)
+{
+    (void)state;
+    char why[LW_HTTPMSG_WHY_MAX];
+    static const char *const ok[] = {
+        "application/json",
+        "Application/JSON",
+        "  application/json\t",
+        "application/json;charset=utf-8",
+        "application/json; charset=UTF-8",
+        "application/json ; Charset=\"utf-8\"",
+        "application/json;\tcharset=\"u\\tf-8\"", /* a quoted-pair is the character itself */
+        "application/json;",
+        "application/json; ;charset=utf-8;",
+        "application/json; charset=utf-8; charset=utf-8",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        if (!json_type(ok[i], why))
+            fail_msg("%s refused: %s", ok[i], why);
+        assert_string_equal(why, "");
+    }
+    static const char *const reports[] = {"application/csp-report", "application/reports+json"};
+    static const char *const seen[] = {"application/csp-report", "Application/Reports+JSON; charset=utf-8"};
+    for (size_t i = 0; i < 2; i++)
+        assert_true(lw_httpmsg_media_type(seen[i], strlen(seen[i]), reports, 2, "a report", why, sizeof why));
+    assert_false(lw_httpmsg_media_type("application/json", 16, reports, 2, "a report", why, sizeof why));
+    assert_string_equal(why, "The body must be a report, not application/json.");
+    assert_false(
+        lw_httpmsg_media_type("application/csp-report; x=1", 27, reports, 2, "a report", why, sizeof why));
+    assert_string_equal(why, "application/csp-report takes no parameter but charset=utf-8, not x.");
+}
+
+static void test_media_type_refused(void **state)
+{
+    (void)state;
+    char why[LW_HTTPMSG_WHY_MAX];
+    static const struct {
+        const char *v, *says;
+    } bad[] = {
+        {"application/jsonx", "not application/jsonx"},
+        {"application/json-patch+json", "not application/json-patch+json"},
+        {"application/jso", "not application/jso"},
+        {"text/json", "not text/json"},
+        {"text/plain; charset=utf-8", "not text/plain"},
+        {"", "malformed"},
+        {"application", "malformed"},
+        {"application/", "malformed"},
+        {"/json", "malformed"},
+        {"application /json", "malformed"},
+        {"application/json x", "malformed at byte 17"},
+        {"application/json, text/plain", "malformed at byte 16"},
+        {"application/json; charset", "name=value"},
+        {"application/json; charset = utf-8", "name=value"},
+        {"application/json; =utf-8", "name=value"},
+        {"application/json; charset=", "no value"},
+        {"application/json; charset=\"utf-8", "no value"},
+        {"application/json; charset=\"utf\x01-8\"", "no value"},
+        {"application/json; charset=latin1", "charset=latin1"},
+        {"application/json; charset=\"iso-8859-1\"", "charset=iso-8859-1"},
+        {"application/json; charset=utf-8x", "charset=utf-8x"},
+        {"application/json; charset=utf8", "charset=utf8"},
+        {"application/json; foo=bar", "not foo"},
+        {"application/json; charset=utf-8; q=1", "not q"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (json_type(bad[i].v, why))
+            fail_msg("%s accepted", bad[i].v);
+        if (!strstr(why, bad[i].says))
+            fail_msg("%s: \"%s\" does not say \"%s\"", bad[i].v, why, bad[i].says);
+    }
+    /* A NUL inside the value is not the end of it. */
+    assert_false(lw_httpmsg_media_type("application/json\0x", 18, json, 1, "JSON", why, sizeof why));
+    /* Long values are quoted in part: the sentence always fits. */
+    char longv[600];
+    memset(longv, 'a', sizeof longv);
+    memcpy(longv, "application/json; ", 18);
+    assert_false(lw_httpmsg_media_type(longv, sizeof longv, json, 1, "JSON", why, sizeof why));
+    assert_true(strlen(why) < sizeof why);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_framing_ok),
-        cmocka_unit_test(test_framing_reject),
-        cmocka_unit_test(test_framing_close),
-        cmocka_unit_test(test_framing_small_why),
+        cmocka_unit_test(test_framing_ok),    cmocka_unit_test(test_framing_reject),
+        cmocka_unit_test(test_framing_close), cmocka_unit_test(test_framing_small_why),
+        cmocka_unit_test(test_media_type_ok), cmocka_unit_test(test_media_type_refused),
     };
     return cmocka_run_group_tests_name("httpmsg", tests, NULL, NULL);
 }
