@@ -531,6 +531,12 @@ static void api_ws(lw_rq *rq)
         if (!auth_link(rq, tok, len))
             return;
         lw_link_request *r = rq->link;
+        if (lw_bus_link_sockets(rq->app->bus, r->id) >= LW_WS_MAX_PER_LINK) {
+            lw_rq_header(rq, "retry-after", "5");
+            lw_reply_error(rq, 429, "rate_limited", "This link request already has %d live connections.",
+                           LW_WS_MAX_PER_LINK);
+            return;
+        }
         if (lw_ws_upgrade(rq->app, rq->req, NULL, NULL, r->id) != 0) {
             lw_reply_error(rq, 400, "invalid_request", "Bad WebSocket handshake.");
             return;
