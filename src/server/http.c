@@ -556,7 +556,8 @@ static void on_accept(h2o_socket_t *listener_sock, const char *err)
     peer_ip(conn, t->ip);
     if (conns_total >= the_app->cfg.max_connections ||
         (intptr_t)lw_map_get(conns_per_ip, t->ip) >= the_app->cfg.max_connections_per_ip) {
-        lw_log_warn("http", "connection limit reached (%s); refusing a connection", t->ip);
+        char addr[LW_LOG_ADDR_MAX];
+        lw_log_warn("http", "connection limit reached (%s); refusing a connection", lw_log_addr(t->ip, addr));
         lw_free(t);
         h2o_socket_close(conn);
         return;
