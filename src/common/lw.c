@@ -466,3 +466,48 @@ int lw_strlcpy(char *dst, const char *src, size_t cap)
     memcpy(dst, src, n + 1);
     return LW_OK;
 }
+
+size_t lw_utf8_seq(const unsigned char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0)
+        len = 2, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0)
+        len = 3, cp = c & 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0)
+        len = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0; /* a continuation byte first, or 0xF8..0xFF */
+    if (n < len)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+size_t lw_utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t n = strlen(s), replaced = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = lw_utf8_seq(p + i, n - i);
+        if (k == 0) {
+            p[i++] = '?';
+            replaced++;
+        } else {
+            i += k;
+        }
+    }
+    return replaced;
+}

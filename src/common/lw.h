@@ -103,4 +103,15 @@ size_t lw_fmt_i64(char *dst, long long v);
 /* Copies src into dst of size cap; returns LW_ETOOBIG (and leaves dst empty) if it does not fit. */
 int lw_strlcpy(char *dst, const char *src, size_t cap);
 
+/* Length (1..4) of the well-formed UTF-8 sequence s[0..n) starts with, or 0
+ * when it starts with none (RFC 3629: no overlong forms, no surrogates, nothing
+ * past U+10FFFF; the rules jansson applies to every string it builds). */
+size_t lw_utf8_seq(const unsigned char *s, size_t n);
+/* Makes the NUL-terminated s well-formed UTF-8 in place: every byte that is
+ * not part of a well-formed sequence becomes '?', so the length never changes
+ * (a sequence cut by a bounded snprintf ends in '?'). Returns the number of
+ * bytes replaced. For any text a client or a parser gave us that goes into an
+ * error message or a log line: jansson refuses to encode anything else. */
+size_t lw_utf8_sanitize(char *s);
+
 #endif

@@ -89,7 +89,12 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
     lw_reply_error_x(rq, 429, "rate_limited",
                      json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
                      "Too many attempts (%s). Try again in %s seconds.", rule->name, ra);
-    lw_log_warn("rate", "%s limit reached for %s %.12s from %s", rule->name, scope, id, rq->ip);
+    char addr[LW_LOG_ADDR_MAX];
+    if (strcmp(scope, "ip") == 0) /* the id is the address */
+        lw_log_warn("rate", "%s limit reached for address %s", rule->name, lw_log_addr(id, addr));
+    else
+        lw_log_warn("rate", "%s limit reached for %s %.12s from %s", rule->name, scope, id,
+                    lw_log_addr(rq->ip, addr));
     if (account_id) {
         static const lw_rate_rule alert_rule = {"alert", 1.0 / 60, 1};
         char akey[96];
@@ -402,7 +407,8 @@ void lw_api_register(lw_rq *rq)
     char pk[lw_b64_enc_len(LW_PK_LEN)], challenge[lw_b64_enc_len(32)];
     lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
     lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
-    lw_log_info("account", "account %.8s registered from %s", a.id, rq->ip);
+    char addr[LW_LOG_ADDR_MAX];
+    lw_log_info("account", "account %.8s registered from %s", a.id, lw_log_addr(rq->ip, addr));
     pace_answer(rq, pace, 201,
                 json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "account_id", a.id, "device_id", s->id,
                           "handle", a.handle, "token", token, "token_expires_in",

@@ -145,7 +145,8 @@ static void create_finish(lw_rq *rq, create_op *op)
         return;
     }
     lw_metrics_inc("linkward_link_requests_total", "outcome=\"created\"");
-    lw_log_info("link", "request %.8s opened from %s", r->id, rq->ip);
+    char addr[LW_LOG_ADDR_MAX];
+    lw_log_info("link", "request %.8s opened from %s", r->id, lw_log_addr(rq->ip, addr));
     lw_reply_text(rq, 201, "application/json; charset=utf-8", ans.data, ans.len);
     lw_buf_free(&ans); /* zeroed: it held the token */
 }

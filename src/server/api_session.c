@@ -173,8 +173,9 @@ void lw_api_session_refresh(lw_rq *rq)
         ok = lw_verify(sig, msg, ll + il + 2 + 32, s.public_key);
     }
     if (ok != LW_OK) {
+        char addr[LW_LOG_ADDR_MAX];
         lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", s.id,
-                    rq->ip);
+                    lw_log_addr(rq->ip, addr));
         lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id,
                        json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
                                  present ? "wrong signature" : "missing"));

@@ -294,16 +294,27 @@ void lw_bus_close_all(lw_bus *b, int code, const char *reason)
     lw_free(a.list);
 }
 
-size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id)
+/* Sockets in the primary bucket of kind ('d' device, 'l' link request) and id. */
+static size_t primary_sockets(const lw_bus *b, char kind, const char *id)
 {
     char key[2 + LW_ID_STRLEN];
-    make_key(key, sizeof key, 'd', device_id);
+    make_key(key, sizeof key, kind, id);
     bucket *bk = lw_map_get(b->primary, key);
     size_t n = 0;
     if (bk)
         for (h2o_linklist_t *l = bk->socks.next; l != &bk->socks; l = l->next)
             n++;
     return n;
+}
+
+size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id)
+{
+    return primary_sockets(b, 'd', device_id);
+}
+
+size_t lw_bus_link_sockets(const lw_bus *b, const char *request_id)
+{
+    return primary_sockets(b, 'l', request_id);
 }
 
 size_t lw_bus_count(const lw_bus *b)

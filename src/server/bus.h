@@ -39,8 +39,9 @@ void lw_bus_close_link(lw_bus *b, const char *request_id);
 /* Closes every socket with code and reason (shutdown: 1012 "service restart"
  * tells clients to reconnect, to this server's successor). */
 void lw_bus_close_all(lw_bus *b, int code, const char *reason);
-/* Sockets open for one device (or link request). */
+/* Sockets open on this node for one device, or for one link request. */
 size_t lw_bus_device_sockets(const lw_bus *b, const char *device_id);
+size_t lw_bus_link_sockets(const lw_bus *b, const char *request_id);
 /* The same, for this node's sockets only (what the relay delivers). */
 void lw_bus_local_to_device(lw_bus *b, const char *device_id, json_t *ev);
 void lw_bus_local_to_account(lw_bus *b, const char *account_id, const char *except_device, json_t *ev);

@@ -54,9 +54,19 @@ typedef struct backup_job {
 
 static void send_answer(client *cl, json_t *ans);
 
+/* Longest message of an answer, in bytes. */
+#define CONTROL_MESSAGE_MAX 256
+
+/* msg may quote what the command named (a handle, an id), cut by a bound
+ * anywhere: it is made valid UTF-8 first, or jansson would refuse it and the
+ * command would get no answer at all. */
 static json_t *error(const char *code, const char *msg)
 {
-    return json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code, "message", msg);
+    char text[CONTROL_MESSAGE_MAX];
+    if (lw_strlcpy(text, msg, sizeof text) != LW_OK)
+        lw_strlcpy(text, "(the message was too long)", sizeof text);
+    lw_utf8_sanitize(text);
+    return json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code, "message", text);
 }
 
 /* {"cmd":"invite"[, "ttl_ms":N][, "handle":H]}: a registration invite. With

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "httpmsg.h"
 #include "log.h"
 #include "lw.h"
 #include "map.h"
@@ -266,12 +267,23 @@ void lw_reply_empty(lw_rq *rq, int status)
         send_final(req, "", 0);
 }
 
+/* Longest error message, in bytes (longer ones are cut, and end in "..."). */
+#define LW_REPLY_MESSAGE_MAX 512
+
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
     __attribute__((format(printf, 5, 0)));
 static void reply_error_v(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, va_list ap)
 {
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char msg[LW_REPLY_MESSAGE_MAX];
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n < 0)
+        lw_strlcpy(msg, "(no message)", sizeof msg);
+    else if ((size_t)n >= sizeof msg)
+        memcpy(msg + sizeof msg - 4, "...", 4); /* says it was cut */
+    /* Messages quote what clients and parsers said (a media type, jansson's
+     * "near '…'"), cut anywhere by the bound: jansson refuses to encode text
+     * that is not UTF-8, which would turn a 4xx into a 500. */
+    lw_utf8_sanitize(msg);
     json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (err && extra)
         json_object_update(err, extra);
@@ -378,6 +390,61 @@ void lw_rq_release(lw_rq **slot)
     if (*slot && (*slot)->guard)
         (*slot)->guard->slot = NULL;
     *slot = NULL;
+}
+
+/* picohttpparser, which libh2o carries and exports (h2o parsed the request
+ * with it) but whose header Debian does not install. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
+
+/* h2o keeps Content-Length and Transfer-Encoding out of req->headers and
+ * reads the body by the first Content-Length (or by Transfer-Encoding when
+ * there is one), so what it would not tell us is read from the request's own
+ * bytes: until its answer is sent, h2o keeps the request at the start of the
+ * connection's input buffer, its header block untouched (a chunked body is
+ * decoded in place after it). Parsed again with the parser h2o used, the
+ * fields are exactly the ones h2o saw. */
+lw_framing lw_http_framing(h2o_req_t *req, char *why, size_t cap)
+{
+    if (cap)
+        why[0] = '\0';
+    /* Without either header h2o read no body: there is nothing to judge. */
+    if (req->entity.base == NULL)
+        return LW_FRAMING_OK;
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    struct phr_header headers[H2O_MAX_HEADERS];
+    lw_httpmsg_field fields[H2O_MAX_HEADERS];
+    size_t n = H2O_MAX_HEADERS;
+    const char *method, *path;
+    size_t method_len, path_len;
+    int minor = -1, len = -1;
+    if (sock && sock->input)
+        len = phr_parse_request(sock->input->bytes, sock->input->size, &method, &method_len, &path, &path_len,
+                                &minor, headers, &n, 0);
+    /* The body starts right after the header block: if it does not, these
+     * bytes are not this request's, and nothing can be said of its framing. */
+    if (len <= 0 || req->entity.base != sock->input->bytes + len) {
+        lw_log_error("http", "cannot find the header block of a request with a body; closing its connection");
+        if (cap)
+            lw_strlcpy(why, "The request's framing could not be checked.", cap);
+        req->http1_is_persistent = 0;
+        return LW_FRAMING_REJECT;
+    }
+    for (size_t i = 0; i < n; i++)
+        fields[i] =
+            (lw_httpmsg_field){headers[i].name, headers[i].name_len, headers[i].value, headers[i].value_len};
+    lw_framing f = lw_httpmsg_framing(fields, n, minor, why, cap);
+    if (f != LW_FRAMING_OK)
+        req->http1_is_persistent = 0; /* h2o then answers "Connection: close" and closes */
+    return f;
 }
 
 /* Requests being handled (a request counts until h2o disposes of it, i.e.
@@ -489,7 +556,8 @@ static void on_accept(h2o_socket_t *listener_sock, const char *err)
     peer_ip(conn, t->ip);
     if (conns_total >= the_app->cfg.max_connections ||
         (intptr_t)lw_map_get(conns_per_ip, t->ip) >= the_app->cfg.max_connections_per_ip) {
-        lw_log_warn("http", "connection limit reached (%s); refusing a connection", t->ip);
+        char addr[LW_LOG_ADDR_MAX];
+        lw_log_warn("http", "connection limit reached (%s); refusing a connection", lw_log_addr(t->ip, addr));
         lw_free(t);
         h2o_socket_close(conn);
         return;

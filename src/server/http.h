@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "httpmsg.h"
 #include "session.h"
 #include "store.h"
 
@@ -76,6 +77,12 @@ bool lw_http_on_metrics_listener(struct st_h2o_req_t *req);
 void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len);
 /* The same for a text that lives as long as the request (its pool): not copied. */
 void lw_reply_pooled(lw_rq *rq, int status, const char *type, const char *text, size_t len);
+/* Judges the framing of req as its client wrote it (lw_httpmsg_framing: the
+ * Content-Length and Transfer-Encoding fields h2o keeps out of req->headers).
+ * On LW_FRAMING_CLOSE and LW_FRAMING_REJECT the connection is closed after
+ * this request's answer; on REJECT the caller answers 400 with why (cap
+ * bytes). Call before anything else looks at the request. */
+lw_framing lw_http_framing(struct st_h2o_req_t *req, char *why, size_t cap);
 /* Stops accepting (closes the listener). */
 void lw_http_stop(lw_app *app);
 /* Asks keep-alive connections to close after their next response. */

@@ -14,6 +14,7 @@
 #include "clientaddr.h"
 #include "cred.h"
 #include "http.h"
+#include "httpmsg.h"
 #include "log.h"
 #include "metrics.h"
 #include "lw.h"
@@ -329,12 +330,28 @@ static bool origin_ok(lw_rq *rq)
     return true;
 }
 
-/* True when the Content-Type value v is `type`, alone or followed by parameters. */
-static bool media_type_is(h2o_iovec_t v, const char *type)
+/* The request has one Content-Type and it is one of types
+ * (lw_httpmsg_media_type); if not, answers 415 saying what differs. */
+static bool content_type_ok(lw_rq *rq, const char *const *types, size_t ntypes, const char *what)
 {
-    size_t n = strlen(type);
-    return v.len >= n && strncasecmp(v.base, type, n) == 0 &&
-           (v.len == n || v.base[n] == ';' || v.base[n] == ' ');
+    h2o_headers_t *hs = &rq->req->headers;
+    ssize_t i = h2o_find_header(hs, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0) {
+        lw_reply_error(rq, 415, "unsupported_media_type",
+                       "The body must be %s; the request has no Content-Type.", what);
+        return false;
+    }
+    if (h2o_find_header(hs, H2O_TOKEN_CONTENT_TYPE, i) >= 0) {
+        lw_reply_error(rq, 415, "unsupported_media_type",
+                       "The body must be %s; the request has more than one Content-Type.", what);
+        return false;
+    }
+    h2o_iovec_t v = hs->entries[i].value;
+    char why[LW_HTTPMSG_WHY_MAX];
+    if (lw_httpmsg_media_type(v.base, v.len, types, ntypes, what, why, sizeof why))
+        return true;
+    lw_reply_error(rq, 415, "unsupported_media_type", "%s", why);
+    return false;
 }
 
 static bool parse_body(lw_rq *rq, size_t max, bool reports)
@@ -349,27 +366,25 @@ static bool parse_body(lw_rq *rq, size_t max, bool reports)
                        "The request body is larger than %zu bytes, this route's limit.", max);
         return false;
     }
-    h2o_iovec_t ct;
-    bool have_ct = header(req, "content-type", &ct);
     if (reports) {
         /* What browsers send: report-uri's CSP report, the Reporting API's list. */
-        if (!have_ct ||
-            !(media_type_is(ct, "application/csp-report") || media_type_is(ct, "application/reports+json"))) {
-            lw_reply_error(
-                rq, 415, "unsupported_media_type",
-                "The body must be a CSP report (application/csp-report or application/reports+json).");
+        static const char *const types[] = {"application/csp-report", "application/reports+json"};
+        if (!content_type_ok(rq, types, 2,
+                             "a CSP report (application/csp-report or application/reports+json)"))
             return false;
-        }
-    } else if (!have_ct || ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0) {
-        lw_reply_error(rq, 415, "unsupported_media_type",
-                       "The body must be JSON (Content-Type: application/json).");
-        return false;
+    } else {
+        static const char *const types[] = {"application/json"};
+        if (!content_type_ok(rq, types, 1, "JSON (Content-Type: application/json)"))
+            return false;
     }
     json_error_t err;
     rq->body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &err);
     if (!rq->body) {
-        lw_reply_error(rq, 400, "invalid_json", "The body is not valid JSON: %s (at byte %d).", err.text,
-                       err.position);
+        /* err.text may quote the body (cut anywhere): lw_reply_error makes
+         * the message valid UTF-8 whatever it holds. */
+        lw_reply_error(rq, 400, "invalid_json",
+                       "The body is not valid JSON: %s (line %d, column %d, byte %d).", err.text, err.line,
+                       err.column, err.position);
         return false;
     }
     if (!json_is_object(rq->body) && !(reports && json_is_array(rq->body))) {
@@ -391,6 +406,13 @@ void lw_router_dispatch(lw_app *app, h2o_req_t *req)
     memset(rq, 0, sizeof *rq);
     rq->app = app;
     rq->req = req;
+    /* Framing before anything: a request that could be read two ways gets
+     * one answer, and nothing after it on its connection is read. */
+    char why[LW_HTTPMSG_WHY_MAX];
+    if (lw_http_framing(req, why, sizeof why) == LW_FRAMING_REJECT) {
+        lw_reply_error(rq, 400, "bad_request", "%s", why);
+        return;
+    }
     lw_clientaddr(&app->proxies, req, rq->ip);
     h2o_iovec_t ua;
     if (header(req, "user-agent", &ua)) {
@@ -509,6 +531,12 @@ static void api_ws(lw_rq *rq)
         if (!auth_link(rq, tok, len))
             return;
         lw_link_request *r = rq->link;
+        if (lw_bus_link_sockets(rq->app->bus, r->id) >= LW_WS_MAX_PER_LINK) {
+            lw_rq_header(rq, "retry-after", "5");
+            lw_reply_error(rq, 429, "rate_limited", "This link request already has %d live connections.",
+                           LW_WS_MAX_PER_LINK);
+            return;
+        }
         if (lw_ws_upgrade(rq->app, rq->req, NULL, NULL, r->id) != 0) {
             lw_reply_error(rq, 400, "invalid_request", "Bad WebSocket handshake.");
             return;

@@ -156,6 +156,9 @@ int lw_app_start(lw_app *app, bool listen)
                      : strcmp(lv, "warn") == 0  ? LW_LOG_WARN
                      : strcmp(lv, "error") == 0 ? LW_LOG_ERROR
                                                 : LW_LOG_INFO);
+    /* Logs name clients by network; the full address only to an operator
+     * debugging, and never when ended records may keep no address. */
+    lw_log_set_full_addresses(strcmp(lv, "debug") == 0 && !app->cfg.privacy_country_only);
     const char *bad = NULL;
     if (lw_proxies_parse(&app->proxies, app->cfg.trusted_proxies, &bad) != LW_OK) {
         fprintf(stderr,

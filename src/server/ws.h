@@ -16,6 +16,10 @@ struct st_h2o_req_t;
 
 /* Sockets one device may hold open at once (tabs, reconnect overlaps). */
 #define LW_WS_MAX_PER_DEVICE 8
+/* Sockets one link request may hold open at once: a page waiting to be
+ * linked needs one (more across reloads); its token is handed out to anyone
+ * who asks, so without a cap one request could hold any number. */
+#define LW_WS_MAX_PER_LINK 8
 
 /* Upgrades req. Exactly one of device_id (a session socket, with account_id)
  * or request_id (a link socket) is set. Returns 0, or -1 if the request is not

@@ -107,6 +107,16 @@ describe('admin end-sessions', () => {
     assert.equal(wrong.code, 1, h.describe(wrong));
   });
 
+  test('an unknown handle or id cut inside a multibyte character still gets its not_found answer', async () => {
+    // The message quotes at most 64 bytes: "x" and 40 "é" are cut in the middle of one.
+    const handle = `x${'é'.repeat(40)}`;
+    const a = await h.controlRequest(server, { cmd: 'end_sessions', account: handle });
+    assert.equal(a.error?.code, 'not_found', JSON.stringify(a));
+    assert.ok(a.error.message.startsWith(`No account has the handle x${'é'.repeat(31)}?`), a.error.message);
+    const d = await h.controlRequest(server, { cmd: 'end_sessions', device: `x${'€'.repeat(30)}` });
+    assert.equal(d.error?.code, 'not_found', JSON.stringify(d));
+  });
+
   test('--all ends every account\'s companions; the phones stay', async () => {
     const a = await accountWithSockets('endall', 1);
     const b = await accountWithSockets('endall', 2);

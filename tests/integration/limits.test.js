@@ -139,6 +139,38 @@ describe('WebSockets', () => {
       for (const ws of socks) await ws.close();
     }
   });
+
+  test('a link request holds at most 8 sockets; the 9th is refused as a device\'s is, and a closed one frees a place', async () => {
+    const s = await start(['--rate', 'off']);
+    const req = await h.createLinkRequest(s.url);
+    const other = await h.createLinkRequest(s.url);
+    const socks = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const ws = await h.connectWs(s.url, req.token);
+        await ws.next('hello');
+        socks.push(ws);
+      }
+      const refused = await h.tryConnectWs(s.url, req.token);
+      assert.equal(refused.ok, false);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.json?.error?.code, 'rate_limited');
+      assert.match(refused.json.error.message, /link request already has 8 live connections/);
+      // The cap is per request: another request's page still connects.
+      const ws = await h.connectWs(s.url, other.token);
+      await ws.next('hello');
+      socks.push(ws);
+      // Once a socket has gone, its place is free again.
+      await socks.shift().close();
+      await h.pollUntil(async () => {
+        const r = await h.tryConnectWs(s.url, req.token);
+        if (r.ok) socks.push(r.ws);
+        return r.ok;
+      }, { what: 'a 9th socket once one of the 8 closed' });
+    } finally {
+      for (const ws of socks) await ws.close();
+    }
+  });
 });
 
 describe('connections', () => {

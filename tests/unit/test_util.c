@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "lw.h"
 
@@ -388,6 +389,70 @@ static void test_strlcpy(void **state)
     assert_int_equal(lw_strlcpy(d, "x", 0), LW_ETOOBIG);
 }
 
+/* lw_utf8_seq against the table of RFC 3629 and jansson's own validator. */
+static void test_utf8_seq(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t want;
+    } cases[] = {
+        {"a", 1},
+        {"\xc3\xa9", 2},         /* é */
+        {"\xe2\x82\xac", 3},     /* € */
+        {"\xf0\x9f\x98\x80", 4}, /* 😀 */
+        {"\xf4\x8f\xbf\xbf", 4}, /* U+10FFFF */
+        {"\xc3", 0},             /* cut */
+        {"\xe2\x82", 0},
+        {"\xa9", 0},     /* a continuation first */
+        {"\xc0\xaf", 0}, /* overlong '/' */
+        {"\xe0\x80\xaf", 0},
+        {"\xed\xa0\x80", 0},     /* a surrogate */
+        {"\xf4\x90\x80\x80", 0}, /* past U+10FFFF */
+        {"\xf8\x88\x80\x80", 0},
+        {"\xff", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(lw_utf8_seq((const unsigned char *)cases[i].s, strlen(cases[i].s)), cases[i].want);
+    assert_int_equal(lw_utf8_seq((const unsigned char *)"", 0), 0);
+}
+
+static void test_utf8_sanitize(void **state)
+{
+    (void)state;
+    char a[] = "near '\"\\u12\xc3' (cut)";
+    assert_int_equal(lw_utf8_sanitize(a), 1);
+    assert_string_equal(a, "near '\"\\u12?' (cut)");
+    char b[] = "caf\xc3\xa9 \xe2\x82\xac \xed\xa0\x80 \xff\xfe";
+    assert_int_equal(lw_utf8_sanitize(b), 5);
+    assert_string_equal(b, "caf\xc3\xa9 \xe2\x82\xac ??? ??");
+    char c[] = "plain text";
+    assert_int_equal(lw_utf8_sanitize(c), 0);
+    assert_string_equal(c, "plain text");
+    /* Every string of up to two bytes, and three-byte strings around the
+     * lead bytes: what is sanitised, jansson encodes; what jansson already
+     * accepted, sanitising leaves alone. */
+    for (unsigned x = 1; x < 0x100; x++) {
+        for (unsigned y = 0; y < 0x100; y++) {
+            for (unsigned z = 0; z < 0x100; z += (x >= 0xe0 && y >= 0x80) ? 1 : 0x100) {
+                char t[4] = {(char)x, (char)y, (char)z, 0};
+                json_t *before = json_string(t);
+                char u[4];
+                memcpy(u, t, sizeof t);
+                size_t n = lw_utf8_sanitize(u);
+                json_t *after = json_string(u);
+                assert_non_null(after);
+                if (before)
+                    assert_int_equal(n, 0);
+                else
+                    assert_true(n > 0);
+                json_decref(before);
+                json_decref(after);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,7 +465,8 @@ int main(void)
         cmocka_unit_test(test_b64_vectors),   cmocka_unit_test(test_b64_roundtrip),
         cmocka_unit_test(test_b64_reject),    cmocka_unit_test(test_fmt_i64),
         cmocka_unit_test(test_b64_all_bytes), cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_strlcpy),
+        cmocka_unit_test(test_strlcpy),       cmocka_unit_test(test_utf8_seq),
+        cmocka_unit_test(test_utf8_sanitize),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
