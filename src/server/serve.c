@@ -85,25 +85,35 @@ static int read_server_key(const char *path, uint8_t seed[KEY_SEED_LEN], bool *p
     return rc;
 }
 
-/* Makes a new seed and writes it to path (which must not exist). */
+/* Makes a new seed and writes it to path, which must not exist. Written
+ * whole to a temporary file first and linked into place (link fails rather
+ * than replace an existing key), so a crash never leaves a partial key file
+ * that the next start would refuse as damaged. */
 static int create_server_key(const char *path, uint8_t seed[KEY_SEED_LEN])
 {
-    char text[128];
+    char text[128], tmp[LW_PATH_MAX + 32];
+    int tn = snprintf(tmp, sizeof tmp, "%s.new", path);
+    if (tn < 0 || (size_t)tn >= sizeof tmp) {
+        lw_log_error("serve", "the server key's path is too long");
+        return LW_EINVAL;
+    }
     lw_random(seed, KEY_SEED_LEN);
     char b[lw_b64_enc_len(KEY_SEED_LEN)];
     lw_b64_encode(b, seed, KEY_SEED_LEN);
     int n = snprintf(text, sizeof text, "%s%s\n", KEY_FILE_HEADER, b);
     lw_wipe(b, sizeof b);
     int rc = LW_OK;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (n < 0 || (size_t)n >= sizeof text || fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0) {
-        lw_log_error("serve", "cannot write %s: %s", path, strerror(errno));
+    /* A leftover of a crash here is only ever a copy of a key never used. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (n < 0 || (size_t)n >= sizeof text || fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0)
         rc = LW_EIO;
-    }
-    if (fd >= 0 && close(fd) != 0 && rc == LW_OK) {
-        lw_log_error("serve", "cannot write %s: %s", path, strerror(errno));
+    if (fd >= 0 && close(fd) != 0)
         rc = LW_EIO;
-    }
+    if (rc == LW_OK && link(tmp, path) != 0)
+        rc = LW_EIO;
+    if (rc != LW_OK)
+        lw_log_error("serve", "cannot write %s: %s", path, strerror(errno));
+    (void)unlink(tmp); /* the key is in place (or not): the temporary name goes either way */
     lw_wipe(text, sizeof text);
     if (rc == LW_OK)
         lw_log_info("serve", "created a new server key in %s", path);
