@@ -330,9 +330,9 @@ static int open_store(lw_app *app)
         rc = LW_ESTORE;
     if (rc == LW_EUNAVAIL && pg)
         fprintf(stderr,
-                "linkward serve: refusing to start: %s cannot be written as user %s (the server is "
-                "unreachable, read-only or out of disk space; see the log)\n",
-                where, user);
+                "linkward serve: refusing to start: %s does not take writes (the server is unreachable, "
+                "read-only or out of disk space; see the log)\n",
+                where);
     else if (rc == LW_EUNAVAIL)
         fprintf(stderr,
                 "linkward serve: refusing to start: the database %s cannot be written as user %s (give %s "

@@ -63,7 +63,7 @@
  * What is used: BIGINT/INTEGER/BOOLEAN/DOUBLE PRECISION/TEXT/BYTEA, partial
  * and expression unique indexes, UPDATE ... FROM (a table or a grouped
  * derived table), UPDATE ... RETURNING inside a WITH, INSERT ... ON CONFLICT
- * DO NOTHING, SELECT ... FOR UPDATE by primary key, GREATEST, and COLLATE "C"
+ * DO NOTHING / DO UPDATE, SELECT ... FOR UPDATE by primary key, GREATEST, and COLLATE "C"
  * in ORDER BY (byte order, as SQLite compares). docs/postgres.md has the
  * engine-by-engine notes.
  *
