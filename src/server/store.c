@@ -48,9 +48,12 @@ static void store_log_error(const char *msg)
 
 static void mark_unavailable(lw_store *s)
 {
-    if (!atomic_exchange(&s->unavailable, true))
+    if (!atomic_exchange(&s->unavailable, true)) {
+        /* The failure is news enough: the first probe waits its interval. */
+        atomic_store(&s->probed_at, (long long)lw_now_ms());
         store_log("warn", "the database stopped taking writes; requests that write answer 503 "
                           "store_unavailable and /v1/health answers 503 until a write succeeds");
+    }
 }
 
 /* The write probe: one settings row, replaced with the time, committed.

@@ -1705,7 +1705,7 @@ static void test_pg_read_only_unavailable(void **state)
     assert_int_equal(lw_store_session_end_all(s, "acct1", NULL, NULL, "logout_all", T0 + 1, &ended, &n),
                      LW_EUNAVAIL); /* a transaction too */
     assert_null(ended);
-    assert_false(lw_store_writable(s)); /* its probe is refused as well */
+    assert_false(lw_store_writable(s)); /* marked until a write succeeds */
     lw_session got;
     assert_int_equal(lw_store_session_get(s, "acct1-p", &got), LW_OK);
     assert_string_equal(got.name, "One");
