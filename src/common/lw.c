@@ -44,6 +44,8 @@ const char *lw_strerror(int err)
         return "too large";
     case LW_ELOCKED:
         return "locked";
+    case LW_EUNAVAIL:
+        return "store unavailable";
     default:
         return "unknown error";
     }

@@ -26,6 +26,11 @@ enum {
     LW_ECRYPTO = -10,  /* signature/verification failure */
     LW_ETOOBIG = -11,  /* input larger than its bound */
     LW_ELOCKED = -12,  /* temporarily locked out */
+    /* The store cannot take the operation now (disk full, read-only, I/O
+     * error, locked past its wait, unreachable) and nothing was written:
+     * retry later. The API answers it 503 store_unavailable; a write failing
+     * so makes /v1/health say "degraded" (store.c). Server-side only. */
+    LW_EUNAVAIL = -13,
 };
 
 /* Human-readable name of an LW_E* code ("invalid input", ...). Never NULL. */

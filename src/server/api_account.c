@@ -28,23 +28,43 @@ long long lw_api_secs(int64_t ms)
     return ms <= 0 ? 0 : (long long)((ms + 999) / 1000);
 }
 
-bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
+/* Seconds a client is asked to wait when the store is unavailable: the
+ * blips (a failover, a lock) pass within it; a full disk does not, and the
+ * client asks again then, at a rate that costs nothing. */
+#define LW_STORE_RETRY_AFTER "1"
+
+/* How every handler answers a store failure (the registration's paced
+ * answer included): sets the headers, logs once, and returns the status and
+ * the error body (owned by the caller). */
+static json_t *store_failure(lw_rq *rq, int rc, const char *what, int *status)
 {
     if (rc == LW_ENOTFOUND) {
-        lw_reply_error(rq, 404, "not_found", "Not found.");
-        return true;
+        *status = 404;
+        return json_pack("{s:{s:s, s:s}}", "error", "code", "not_found", "message", "Not found.");
     }
-    if (rc == LW_EIO) {
-        /* The database is unreachable (restarting, failing over) and nothing
+    if (rc == LW_EUNAVAIL) {
+        /* The database refused or could not be reached (disk full,
+         * read-only, I/O error, locked, restarting, failing over) and nothing
          * was written: a clean, retryable refusal, not an internal error. */
-        lw_log_warn("api", "database unreachable while %s", what);
-        lw_rq_header(rq, "retry-after", "1");
-        lw_reply_error(rq, 503, "store_unavailable", "The database is unreachable; retry in a moment.");
-        return true;
+        lw_log_warn("api", "database unavailable while %s", what);
+        lw_rq_header(rq, "retry-after", LW_STORE_RETRY_AFTER);
+        *status = 503;
+        return json_pack("{s:{s:s, s:s}}", "error", "code", "store_unavailable", "message",
+                         "The database cannot take this now and nothing was changed; retry in a moment.");
     }
     lw_log_error("api", "store failure while %s: %s", what, lw_strerror(rc));
-    lw_reply_error(rq, rc == LW_ENOMEM ? 503 : 500, "internal", "The server could not complete this (%s).",
-                   what);
+    *status = rc == LW_ENOMEM ? 503 : 500;
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "The server could not complete this (%s).", what);
+    return json_pack("{s:{s:s, s:s}}", "error", "code", "internal", "message",
+                     n > 0 && (size_t)n < sizeof msg ? msg : "The server could not complete this.");
+}
+
+bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
+{
+    int status = 500;
+    json_t *body = store_failure(rq, rc, what, &status);
+    lw_reply_json(rq, status, body);
     return true;
 }
 
@@ -107,9 +127,23 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
     return true;
 }
 
+/* 200 while the store takes writes; 503 "degraded" from the first write it
+ * refused (disk full, read-only, unreachable) until one succeeds, so a load
+ * balancer stops sending requests that would only be refused. While
+ * degraded, lw_store_writable probes with a write (at most once a second),
+ * so a node nobody sends requests to still comes back by itself. */
 void lw_api_health(lw_rq *rq)
 {
-    lw_reply_json(rq, 200, json_pack("{s:s}", "status", "ok"));
+    lw_app *app = rq->app;
+    if (lw_store_writable(app->store)) {
+        lw_reply_json(rq, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    lw_rq_header(rq, "retry-after", LW_STORE_RETRY_AFTER);
+    lw_reply_json(rq, 503,
+                  json_pack("{s:s, s:s, s:s}", "status", "degraded", "store", "unavailable", "message",
+                            "The database is not taking writes (disk full, read-only or unreachable); "
+                            "requests that write are refused with 503 store_unavailable."));
 }
 
 void lw_api_server(lw_rq *rq)
@@ -398,9 +432,9 @@ void lw_api_register(lw_rq *rq)
         goto out_tok;
     }
     if (rc != LW_OK) {
-        lw_log_error("api", "store failure while registering: %s", lw_strerror(rc));
-        pace_answer(rq, pace, rc == LW_ENOMEM ? 503 : 500,
-                    error_body("internal", "The server could not complete this (registering)."));
+        int status = 500;
+        json_t *body = store_failure(rq, rc, "registering", &status);
+        pace_answer(rq, pace, status, body);
         goto out_tok;
     }
     lw_sessions_cache(app->sessions, s);

@@ -68,6 +68,7 @@ typedef struct lw_config {
     bool allow_plain_http;       /* plain HTTP off loopback (behind a TLS-terminating proxy) */
     char user[64];               /* drop to this user after binding */
     bool allow_root;             /* keep running as root (containers, tests) */
+    bool accept_new_server_key;  /* --accept-new-server-key: replace the key the store's accounts depend on */
     char metrics_listen[300];    /* separate HOST:PORT for /metrics; "" = on the main listener */
     char min_client_version[32]; /* older clients get 426 */
     int64_t shutdown_timeout_ms; /* how long SIGTERM waits for requests in flight */

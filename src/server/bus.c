@@ -335,6 +335,8 @@ static const struct {
     {"account_reset", "You were logged out because the account was reset."},
     {"admin_logout", "You were logged out by the server's administrator."},
     {"account_deleted", "You were logged out because the account was deleted."},
+    {"server_key_changed",
+     "You were logged out because the server's key was replaced; link this device again."},
 };
 
 const char *lw_end_reason_message(const char *reason)

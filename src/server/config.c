@@ -75,6 +75,15 @@ typedef struct opt {
 
 #define F(field) offsetof(lw_config, field), sizeof(((lw_config *)0)->field)
 
+/* Options only the command line may give: what to read, what to do this
+ * once. --accept-new-server-key ends every session; kept in a file or the
+ * environment it would silently accept the next lost key too. */
+static bool command_line_only(const char *name)
+{
+    return strcmp(name, "config") == 0 || strcmp(name, "check-config") == 0 ||
+           strcmp(name, "accept-new-server-key") == 0;
+}
+
 static const opt opts[] = {
     {"config", K_SPECIAL, 0, 0, 0, 0, "FILE  read options from FILE first (name = value lines)"},
     {"check-config", K_FLAG, F(check_config), 0, 0, "      validate the configuration and exit"},
@@ -122,6 +131,8 @@ static const opt opts[] = {
      "      plain HTTP off loopback (behind a TLS proxy)"},
     {"user", K_STR, F(user), 0, 0, "NAME  drop to this user after binding"},
     {"allow-root", K_FLAG, F(allow_root), 0, 0, "      keep running as root (containers, tests)"},
+    {"accept-new-server-key", K_FLAG, F(accept_new_server_key), 0, 0,
+     "      start with a missing or other server.key: ends every session (command line only)"},
     {"metrics-listen", K_STR, F(metrics_listen), 0, 0, "HOST:PORT  serve /metrics there only"},
     {"min-client-version", K_STR, F(min_client_version), 0, 0, "X.Y.Z  older clients get 426"},
     {"shutdown-timeout", K_DUR, F(shutdown_timeout_ms), 0, 0,
@@ -406,7 +417,7 @@ static int load_file(lw_config *c, const char *path)
             value++;
         }
         char msg[256];
-        if (strcmp(name, "config") == 0 || strcmp(name, "check-config") == 0) {
+        if (command_line_only(name)) {
             fprintf(stderr, "%s:%d: '%s' cannot be set in a config file\n", path, lineno, name);
             errors++;
         } else if (lw_config_set(c, name, value, msg, sizeof msg) != 0) {
@@ -431,7 +442,7 @@ static int load_env(lw_config *c)
             var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
         var[n] = '\0';
         const char *v = getenv(var);
-        if (!v || strcmp(opts[i].name, "config") == 0 || strcmp(opts[i].name, "check-config") == 0)
+        if (!v || command_line_only(opts[i].name))
             continue;
         char msg[256];
         if (lw_config_set(c, opts[i].name, v, msg, sizeof msg) != 0) {

@@ -46,53 +46,218 @@ static void on_signal(int sig)
         stop_requested = 1;
 }
 
-/* Reads or creates the server's key (32-byte seed) in the data directory. */
-static int load_server_key(lw_app *app, const char *path)
+#define KEY_SEED_LEN 32
+#define KEY_FP_HEX_LEN (2 * LW_FP_LEN + 1)
+/* The reason sessions end with when the operator accepts a new server key. */
+#define KEY_CHANGED_REASON "server_key_changed"
+
+/* Reads the server's key (a 32-byte seed) from path. LW_OK with *present
+ * false when there is no such file; an unreadable or damaged file is an
+ * error, never a reason to make a new key. */
+static int read_server_key(const char *path, uint8_t seed[KEY_SEED_LEN], bool *present)
 {
-    uint8_t seed[32];
     char text[128];
+    *present = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, text, sizeof text - 1);
-        close(fd);
-        size_t hl = strlen(KEY_FILE_HEADER);
-        if (n <= (ssize_t)hl || memcmp(text, KEY_FILE_HEADER, hl) != 0) {
-            lw_log_error("serve", "%s is not a Linkward server key file", path);
-            return LW_EINVAL;
-        }
-        text[n] = '\0';
-        size_t len = strcspn(text + hl, "\r\n");
-        if (lw_b64_decode(seed, sizeof seed, text + hl, len, sizeof seed) != (long)sizeof seed) {
-            lw_log_error("serve", "%s is damaged", path);
-            return LW_EINVAL;
-        }
-    } else if (errno == ENOENT) {
-        lw_random(seed, sizeof seed);
-        char b[lw_b64_enc_len(32)];
-        lw_b64_encode(b, seed, sizeof seed);
-        int n = snprintf(text, sizeof text, "%s%s\n", KEY_FILE_HEADER, b);
-        lw_wipe(b, sizeof b);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0) {
-            lw_log_error("serve", "cannot write %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            lw_wipe(text, sizeof text);
-            return LW_EIO;
-        }
-        close(fd);
-        lw_log_info("serve", "created a new server key in %s", path);
-    } else {
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return LW_OK;
         lw_log_error("serve", "cannot read %s: %s", path, strerror(errno));
         return LW_EIO;
     }
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    size_t hl = strlen(KEY_FILE_HEADER);
+    int rc = LW_OK;
+    if (n <= (ssize_t)hl || memcmp(text, KEY_FILE_HEADER, hl) != 0) {
+        lw_log_error("serve", "%s is not a Linkward server key file", path);
+        rc = LW_EINVAL;
+    } else {
+        text[n] = '\0';
+        size_t len = strcspn(text + hl, "\r\n");
+        if (lw_b64_decode(seed, KEY_SEED_LEN, text + hl, len, KEY_SEED_LEN) != KEY_SEED_LEN) {
+            lw_log_error("serve", "%s is damaged", path);
+            rc = LW_EINVAL;
+        }
+    }
     lw_wipe(text, sizeof text);
+    *present = rc == LW_OK;
+    return rc;
+}
+
+/* Makes a new seed and writes it to path, which must not exist. Written
+ * whole to a temporary file first and linked into place (link fails rather
+ * than replace an existing key), so a crash never leaves a partial key file
+ * that the next start would refuse as damaged. */
+static int create_server_key(const char *path, uint8_t seed[KEY_SEED_LEN])
+{
+    char text[128], tmp[LW_PATH_MAX + 32];
+    int tn = snprintf(tmp, sizeof tmp, "%s.new", path);
+    if (tn < 0 || (size_t)tn >= sizeof tmp) {
+        lw_log_error("serve", "the server key's path is too long");
+        return LW_EINVAL;
+    }
+    lw_random(seed, KEY_SEED_LEN);
+    char b[lw_b64_enc_len(KEY_SEED_LEN)];
+    lw_b64_encode(b, seed, KEY_SEED_LEN);
+    int n = snprintf(text, sizeof text, "%s%s\n", KEY_FILE_HEADER, b);
+    lw_wipe(b, sizeof b);
+    int rc = LW_OK;
+    /* A leftover of a crash here is only ever a copy of a key never used. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (n < 0 || (size_t)n >= sizeof text || fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0)
+        rc = LW_EIO;
+    if (fd >= 0 && close(fd) != 0)
+        rc = LW_EIO;
+    if (rc == LW_OK && link(tmp, path) != 0)
+        rc = LW_EIO;
+    if (rc != LW_OK)
+        lw_log_error("serve", "cannot write %s: %s", path, strerror(errno));
+    (void)unlink(tmp); /* the key is in place (or not): the temporary name goes either way */
+    lw_wipe(text, sizeof text);
+    if (rc == LW_OK)
+        lw_log_info("serve", "created a new server key in %s", path);
+    return rc;
+}
+
+/* The fingerprint the store keeps of the key: BLAKE2b-256 of the Ed25519
+ * public key, lowercase hex (what phones pin is that public key). */
+static void key_fingerprint_hex(const uint8_t seed[KEY_SEED_LEN], char out[KEY_FP_HEX_LEN])
+{
+    uint8_t pk[LW_PK_LEN], sk[LW_SK_LEN], fp[LW_FP_LEN];
+    crypto_sign_seed_keypair(pk, sk, seed);
+    lw_fingerprint(fp, pk);
+    lw_hex_encode(out, fp, LW_FP_LEN);
+    lw_wipe(sk, sizeof sk);
+}
+
+/* The operator accepted a new key on a store whose accounts depend on the
+ * old one. Every session ends (phones included): their credentials are
+ * stored as hashes keyed by the old key and can never verify again, so
+ * leaving them "active" would only make the records, the counts and the
+ * device limit lie. Ended first, recorded after (the caller): a crash in
+ * between refuses the next start again, and repeating the flag finishes. */
+static int end_sessions_for_new_key(lw_app *app, size_t *ended)
+{
+    lw_ended *list = NULL;
+    size_t n = 0;
+    int rc = lw_store_session_end_every(app->store, NULL, KEY_CHANGED_REASON, lw_now_ms(), &list, &n);
+    lw_free(list);
+    *ended = rc == LW_OK ? n : 0;
+    if (rc != LW_OK)
+        lw_log_error("serve", "cannot end the sessions of the old server key: %s", lw_strerror(rc));
+    return rc;
+}
+
+/* Loads the server's key and holds it against the fingerprint the store
+ * recorded, so that a lost or swapped key file cannot silently turn into a
+ * new key: phones pinned the old public key, and every stored credential,
+ * link token, QR ref, pairing code and invite is a hash keyed by it.
+ *  - the recorded key: go on;
+ *  - no fingerprint recorded yet (a new store, or one from before they were
+ *    recorded) and a key file: record it;
+ *  - a missing or other key while the store holds accounts: refuse, naming
+ *    the file and both fingerprints, unless --accept-new-server-key (then
+ *    end every session and record the new key);
+ *  - a missing or other key and no account: nothing depends on it; make or
+ *    take the new one and record it.
+ * On LW_OK the signing and hashing keys are in app. */
+static int load_server_key(lw_app *app, const char *path)
+{
+    uint8_t seed[KEY_SEED_LEN];
+    bool present = false;
+    char found[KEY_FP_HEX_LEN] = "", expected[KEY_FP_HEX_LEN] = "";
+    int rc = read_server_key(path, seed, &present);
+    if (rc != LW_OK)
+        goto out;
+    if (present)
+        key_fingerprint_hex(seed, found);
+    rc = lw_store_setting_get(app->store, LW_SETTING_SERVER_KEY, expected, sizeof expected);
+    bool recorded = rc == LW_OK;
+    if (rc != LW_OK && rc != LW_ENOTFOUND) {
+        fprintf(stderr, "linkward serve: cannot read the server key's fingerprint from the store (%s)\n",
+                lw_strerror(rc));
+        goto out;
+    }
+    bool same = present && recorded && strcmp(found, expected) == 0;
+    /* Missing, or not the key the store recorded. */
+    bool replaced = !present || (recorded && !same);
+    lw_store_stats st = {0};
+    if (replaced && (rc = lw_store_get_stats(app->store, &st)) != LW_OK) {
+        fprintf(stderr, "linkward serve: cannot count the store's accounts (%s)\n", lw_strerror(rc));
+        goto out;
+    }
+    bool depended_on = replaced && st.accounts > 0;
+    if (depended_on && !app->cfg.accept_new_server_key) {
+        static const char cost[] = "which ends every session: every phone must register again and every "
+                                   "companion link again (docs/operations.md)";
+        if (!present && recorded)
+            fprintf(stderr,
+                    "linkward serve: refusing to start: the server key %s is missing, and the %ld account%s "
+                    "in the store depend%s on the key with fingerprint %s (phones pinned it, credentials are "
+                    "hashed with it); restore that file from a backup, or start once with "
+                    "--accept-new-server-key to make a new key, %s\n",
+                    path, st.accounts, st.accounts == 1 ? "" : "s", st.accounts == 1 ? "s" : "", expected,
+                    cost);
+        else if (!present)
+            fprintf(stderr,
+                    "linkward serve: refusing to start: the server key %s is missing, and the %ld account%s "
+                    "in the store depend%s on the key it was used with (its fingerprint is not recorded: the "
+                    "store predates that); restore that file from a backup, or start once with "
+                    "--accept-new-server-key to make a new key, %s\n",
+                    path, st.accounts, st.accounts == 1 ? "" : "s", st.accounts == 1 ? "s" : "", cost);
+        else
+            fprintf(stderr,
+                    "linkward serve: refusing to start: the server key %s has fingerprint %s, but the %ld "
+                    "account%s in the store depend%s on the key with fingerprint %s (phones pinned it, "
+                    "credentials are hashed with it); put back the file with that fingerprint, or start "
+                    "once with --accept-new-server-key to use this key, %s\n",
+                    path, found, st.accounts, st.accounts == 1 ? "" : "s", st.accounts == 1 ? "s" : "",
+                    expected, cost);
+        rc = LW_EDENIED;
+        goto out;
+    }
+    if (!present) {
+        if ((rc = create_server_key(path, seed)) != LW_OK)
+            goto out;
+        key_fingerprint_hex(seed, found);
+    }
+    if (depended_on) {
+        size_t ended = 0;
+        if ((rc = end_sessions_for_new_key(app, &ended)) != LW_OK)
+            goto out;
+        lw_log_warn("serve",
+                    "--accept-new-server-key: using the server key %s (fingerprint %s) in place of %s; "
+                    "ended %zu sessions (reason %s): every phone must register again and every companion "
+                    "link again; pending link requests and unused invites no longer work",
+                    path, found, recorded ? expected : "an unrecorded one", ended, KEY_CHANGED_REASON);
+    } else if (replaced && recorded) {
+        lw_log_warn("serve",
+                    "the server key %s (fingerprint %s) is not the one the store recorded (%s); "
+                    "no account depends on it: using the new one",
+                    path, found, expected);
+    } else if (app->cfg.accept_new_server_key) {
+        lw_log_info("serve", "--accept-new-server-key: nothing to accept, %s is the key the store records",
+                    path);
+    }
+    if (!same) {
+        rc = lw_store_setting_put(app->store, LW_SETTING_SERVER_KEY, found);
+        if (rc != LW_OK) {
+            fprintf(stderr, "linkward serve: cannot record the server key's fingerprint in the store (%s)\n",
+                    lw_strerror(rc));
+            goto out;
+        }
+        if (!recorded)
+            lw_log_info("serve", "recorded the server key's fingerprint %s in the store", found);
+    }
     crypto_sign_seed_keypair(app->server_pk, app->server_sk, seed);
     /* A separate key for the hashes of stored secrets, derived from the same seed. */
     static const char label[] = "linkward stored-secret hash key v1";
     lw_keyed_hash(app->hash_key, seed, label, sizeof label - 1);
+    rc = LW_OK;
+out:
     lw_wipe(seed, sizeof seed);
-    return LW_OK;
+    return rc;
 }
 
 static int mkdir_p(const char *dir)
@@ -149,6 +314,35 @@ static int drop_privileges(lw_app *app)
     return LW_OK;
 }
 
+/* Opens the store and proves it takes writes, as the user the server now
+ * runs as (privileges are dropped before this): a database that user may
+ * only read would otherwise start, answer every read and /v1/health, and
+ * fail every write with a 500. */
+static int open_store(lw_app *app)
+{
+    /* A PostgreSQL URL may carry a password: name only what is safe to print. */
+    bool pg = strncmp(app->cfg.db, "postgres", 8) == 0;
+    const char *where = pg ? "the PostgreSQL database of --db" : app->cfg.db;
+    struct passwd *me = getpwuid(geteuid());
+    const char *user = me ? me->pw_name : "this user";
+    int rc = lw_store_open(&app->store, app->cfg.db);
+    if (rc == LW_OK && (rc = lw_store_check_writable(app->store)) != LW_OK && rc != LW_EUNAVAIL)
+        rc = LW_ESTORE;
+    if (rc == LW_EUNAVAIL && pg)
+        fprintf(stderr,
+                "linkward serve: refusing to start: %s does not take writes (the server is unreachable, "
+                "read-only or out of disk space; see the log)\n",
+                where);
+    else if (rc == LW_EUNAVAIL)
+        fprintf(stderr,
+                "linkward serve: refusing to start: the database %s cannot be written as user %s (give %s "
+                "write access to it and its folder, free disk space, or run as its owner; see the log)\n",
+                where, user, user);
+    else if (rc != LW_OK)
+        fprintf(stderr, "linkward serve: cannot open the store at %s\n", where);
+    return rc;
+}
+
 int lw_app_start(lw_app *app, bool listen)
 {
     const char *lv = app->cfg.log_level;
@@ -193,17 +387,17 @@ int lw_app_start(lw_app *app, bool listen)
                 strerror(errno));
         return LW_EIO;
     }
+    if (open_store(app) != LW_OK)
+        return LW_ESTORE;
     char keypath[LW_PATH_MAX + 16];
-    snprintf(keypath, sizeof keypath, "%s/server.key", app->cfg.data_dir);
+    int kn = snprintf(keypath, sizeof keypath, "%s/server.key", app->cfg.data_dir);
+    if (kn < 0 || (size_t)kn >= sizeof keypath) {
+        fprintf(stderr, "linkward serve: the data directory's path is too long\n");
+        return LW_EINVAL;
+    }
+    /* After the store: the key is held against the fingerprint it records. */
     if (load_server_key(app, keypath) != LW_OK)
         return LW_EIO;
-    if (lw_store_open(&app->store, app->cfg.db) != LW_OK) {
-        /* A PostgreSQL URL may carry a password: name only what is safe to print. */
-        bool pg = strncmp(app->cfg.db, "postgres", 8) == 0;
-        fprintf(stderr, "linkward serve: cannot open the store at %s\n",
-                pg ? "the PostgreSQL --db URL" : app->cfg.db);
-        return LW_ESTORE;
-    }
     app->geo = lw_geo_open(app->cfg.geoip_dir);
     if (!app->geo)
         return LW_ENOMEM;

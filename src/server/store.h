@@ -18,6 +18,7 @@
 #ifndef LW_STORE_H
 #define LW_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,12 @@ typedef struct lw_store lw_store;
 #define LW_REASON_MAX 32    /* end reason / alert kind */
 #define LW_PIN_HASH_MAX 128 /* crypto_pwhash_str output */
 #define LW_ALERT_DETAILS_MAX 2048
+#define LW_SETTING_NAME_MAX 64   /* bytes, including NUL */
+#define LW_SETTING_VALUE_MAX 256 /* bytes, including NUL */
+
+/* The settings the server keeps about itself. */
+#define LW_SETTING_SERVER_KEY "server_key_fingerprint" /* hex BLAKE2b-256 of the server's public key */
+#define LW_SETTING_WRITE_PROBE "write_probe_at"        /* ms: the last write that proved the store writable */
 
 /* Roles and states are stored as text. */
 #define LW_ROLE_PRIMARY "primary"
@@ -292,6 +299,12 @@ typedef struct lw_store_ops {
     int (*sweep)(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 
     int (*stats)(lw_store *s, lw_store_stats *out);
+    /* Small named values the server keeps about itself (LW_SETTING_*).
+     * get: LW_ENOTFOUND when never set; LW_ETOOBIG when the stored value
+     * does not fit cap. put: inserts or replaces; LW_EINVAL past the
+     * LW_SETTING_*_MAX bounds. */
+    int (*setting_get)(lw_store *s, const char *name, char *out, size_t cap);
+    int (*setting_put)(lw_store *s, const char *name, const char *value);
     /* Consistent online copy of the store into a new file at path: every
      * transaction committed before the call, none after. Safe to call from
      * another thread while the loop keeps using s (it reads through a
@@ -310,7 +323,10 @@ typedef struct lw_store_ops {
 /* Opens the store named by location: "postgres://..." or "postgresql://..."
  * selects PostgreSQL (a libpq URL; the schema is created or migrated in the
  * URL's database and search_path), anything else is a SQLite file path
- * (created with its schema, migrated to the current version). */
+ * (created with its schema, migrated to the current version). LW_EUNAVAIL
+ * when the database cannot be written by this process (a file it may only
+ * read, a folder it may not create files in, a server that is read-only,
+ * out of disk space or unreachable); LW_ESTORE for any other failure. */
 int lw_store_open(lw_store **out, const char *location);
 void lw_store_close(lw_store *s);
 /* ops->changed_elsewhere, or false where the backend has none. */
@@ -333,9 +349,14 @@ extern const lw_store_ops lw_store_sqlite_ops;
  * several threads at once (a small connection pool serves them). */
 extern const lw_store_ops lw_store_pg_ops;
 
-/* Every backend's struct starts with this header so the wrappers can dispatch. */
+/* Every backend's struct starts with this header so the wrappers can
+ * dispatch. The rest is store.c's (backends calloc their struct, so it
+ * starts zeroed): whether writes are failing, which the wrappers track for
+ * /v1/health. Atomic: PostgreSQL's store may be used from several threads. */
 struct lw_store {
     const lw_store_ops *ops;
+    atomic_bool unavailable; /* an operation answered LW_EUNAVAIL and no write has succeeded since */
+    atomic_llong probed_at;  /* lw_now_ms() of the last write probe */
 };
 
 /* Thin wrappers: one place where timing and fault injection can attach. */
@@ -382,5 +403,26 @@ int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t
 /* Named _get_ because lw_store_stats is the struct's typedef: C cannot have both. */
 int lw_store_get_stats(lw_store *s, lw_store_stats *out);
 int lw_store_backup(lw_store *s, const char *path);
+int lw_store_setting_get(lw_store *s, const char *name, char *out, size_t cap);
+int lw_store_setting_put(lw_store *s, const char *name, const char *value);
+
+/* Store health. Any operation answering LW_EUNAVAIL (disk full, read-only,
+ * I/O error, locked past its wait, unreachable) marks the store unavailable;
+ * only a write that then succeeds clears it. A write that succeeds while the
+ * store is marked is confirmed by a probe (below) first, since a write that
+ * changed nothing (a sweep with nothing due) proves nothing about the disk.
+ *
+ * lw_store_check_writable: the probe. A real, committed write of a settings
+ * row (LW_SETTING_WRITE_PROBE = now), so it fails exactly where the next
+ * request's write would; LW_OK or the code the write failed with. Start-up
+ * runs it after dropping privileges.
+ *
+ * lw_store_writable: false while the store is marked. While it is, it probes
+ * again at most once per LW_STORE_PROBE_INTERVAL_MS, so a server that takes
+ * no requests (taken out of a load balancer by its own /v1/health) still
+ * sees the store recover. */
+#define LW_STORE_PROBE_INTERVAL_MS 1000
+int lw_store_check_writable(lw_store *s);
+bool lw_store_writable(lw_store *s);
 
 #endif

@@ -21,10 +21,12 @@
  * reset connection only if the server cannot have applied it: a read, or a
  * transaction whose COMMIT was not sent yet. A single-statement write or a
  * COMMIT whose answer was lost is reported as LW_ESTORE, never replayed: a
- * compare-and-set replayed after it succeeded would answer LW_ECONFLICT.
+ * compare-and-set replayed after it succeeded would answer LW_ECONFLICT
+ * (and, the outcome being unknown, it is not reported as "nothing written").
  * An operation that could not reach the server at all, or lost it before
- * any write was sent, is reported as LW_EIO: nothing happened, and the API
- * answers 503 (retry) instead of 500.
+ * any write was sent, or that the server refused because its disk is full
+ * or it is read-only, is reported as LW_EUNAVAIL: nothing happened, and the
+ * API answers 503 (retry) instead of 500.
  *
  * Isolation. Single-use consumption never relies on the isolation level:
  *  - transitions are one UPDATE ... WHERE state = $expected whose row count
@@ -61,7 +63,7 @@
  * What is used: BIGINT/INTEGER/BOOLEAN/DOUBLE PRECISION/TEXT/BYTEA, partial
  * and expression unique indexes, UPDATE ... FROM (a table or a grouped
  * derived table), UPDATE ... RETURNING inside a WITH, INSERT ... ON CONFLICT
- * DO NOTHING, SELECT ... FOR UPDATE by primary key, GREATEST, and COLLATE "C"
+ * DO NOTHING / DO UPDATE, SELECT ... FOR UPDATE by primary key, GREATEST, and COLLATE "C"
  * in ORDER BY (byte order, as SQLite compares). docs/postgres.md has the
  * engine-by-engine notes.
  *
@@ -255,11 +257,18 @@ static const char *const migration_4[] = {
     NULL,
 };
 
+/* 5: what the server keeps about itself (the fingerprint of the key its
+ * hashes and signatures depend on; when it last proved it can write). */
+static const char *const migration_5[] = {
+    "CREATE TABLE IF NOT EXISTS settings ("
+    "  name TEXT PRIMARY KEY CHECK (length(name) > 0),"
+    "  value TEXT NOT NULL"
+    ")",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
-    migration_1,
-    migration_2,
-    migration_3,
-    migration_4,
+    migration_1, migration_2, migration_3, migration_4, migration_5,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -356,6 +365,8 @@ enum {
     ST_SWEEP_PURGE_SESSIONS,
     ST_SWEEP_PURGE_ALERTS,
     ST_STATS,
+    ST_SETTING_GET,
+    ST_SETTING_PUT,
     ST_COUNT
 };
 
@@ -535,6 +546,9 @@ static const char *const sql_text[ST_COUNT] = {
                  " (SELECT count(*) FROM sessions WHERE state = 'ended'),"
                  " (SELECT count(*) FROM link_requests WHERE state IN ('pending', 'scanned', 'approved')),"
                  " (SELECT count(*) FROM alerts)",
+    [ST_SETTING_GET] = "SELECT value FROM settings WHERE name = $1",
+    [ST_SETTING_PUT] = "INSERT INTO settings (name, value) VALUES ($1, $2)"
+                       " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 };
 
 /* ---- types ----------------------------------------------------------------- */
@@ -1200,6 +1214,11 @@ static int result_rc(pg_op *op, PGresult *res, bool with_text)
         return LW_ESTORE;
     }
     log_line("error", msg, res, NULL, with_text);
+    /* The server refused to write and rolled the transaction back: its disk
+     * is full (53100) or it is read-only (25006: a standby after a failover,
+     * or default_transaction_read_only). Nothing was written; retryable. */
+    if (sqlstate_is(code, "53100") || sqlstate_is(code, "25006"))
+        return LW_EUNAVAIL;
     if (sqlstate_class(code, "23") || sqlstate_class(code, "22"))
         return LW_EINVAL;
     if (sqlstate_class(code, "53"))
@@ -1334,10 +1353,10 @@ static int run_op(pg_store *s, unsigned flags, const char *what, op_body body, v
     pg_op op = {.s = s, .what = what};
     int rc = pool_acquire(s, &op.pc);
     if (rc != LW_OK)
-        return rc == LW_ESTORE ? LW_EIO : rc; /* could not connect: nothing was sent */
+        return rc == LW_ESTORE ? LW_EUNAVAIL : rc; /* could not connect: nothing was sent */
     int lost_left = 1, retry_left = TX_RETRIES;
     /* The server could not be reached and nothing of a write was sent: the
-     * caller may say "unavailable, retry" (LW_EIO) rather than "failed". */
+     * caller may say "unavailable, retry" (LW_EUNAVAIL) rather than "failed". */
     bool unreachable = false;
     char buf[160];
     for (;;) {
@@ -1375,7 +1394,7 @@ static int run_op(pg_store *s, unsigned flags, const char *what, op_body body, v
         break;
     }
     pool_release(s, op.pc);
-    return rc == LW_ESTORE && unreachable ? LW_EIO : rc;
+    return rc == LW_ESTORE && unreachable ? LW_EUNAVAIL : rc;
 }
 
 /* ---- one-statement operations ---------------------------------------------- */
@@ -2392,6 +2411,50 @@ fail:
     return rc;
 }
 
+/* ---- settings -------------------------------------------------------------- */
+
+typedef struct text_out {
+    char *dst;
+    size_t cap;
+    bool fits;
+} text_out;
+
+static void read_text(const PGresult *r, int row, void *out)
+{
+    text_out *t = out;
+    t->fits = (size_t)PQgetlength(r, row, 0) < t->cap;
+    get_text(t->dst, t->cap, r, row, 0);
+}
+
+static int pg_setting_get(lw_store *base, const char *name, char *out, size_t cap)
+{
+    if (name == NULL || out == NULL || cap == 0)
+        return LW_EINVAL;
+    params p;
+    p_init(&p);
+    p_key(&p, name, LW_SETTING_NAME_MAX);
+    text_out t = {out, cap, false};
+    int rc = query_one((pg_store *)base, "read setting", ST_SETTING_GET, &p, read_text, &t);
+    if (rc == LW_OK && !t.fits) {
+        log_error("a stored setting is longer than its bound");
+        return LW_ETOOBIG;
+    }
+    return rc;
+}
+
+static int pg_setting_put(lw_store *base, const char *name, const char *value)
+{
+    if (name == NULL || value == NULL || strlen(name) >= LW_SETTING_NAME_MAX ||
+        strlen(value) >= LW_SETTING_VALUE_MAX)
+        return LW_EINVAL;
+    params p;
+    p_init(&p);
+    p_key(&p, name, LW_SETTING_NAME_MAX);
+    p_key(&p, value, LW_SETTING_VALUE_MAX);
+    long changed = 0;
+    return exec_changes((pg_store *)base, "write setting", ST_SETTING_PUT, &p, &changed);
+}
+
 /* ---- stats and backup ------------------------------------------------------ */
 
 static int pg_stats(lw_store *base, lw_store_stats *out)
@@ -2606,9 +2669,10 @@ static int pg_open(lw_store **out, const char *location)
     return LW_OK;
 fail:
     pg_close(&s->base);
-    /* Opening promises LW_ESTORE for any store failure, unreachable included
-     * (LW_EIO is for operations on an open store, answered with a 503). */
-    return rc == LW_OK || rc == LW_EIO ? LW_ESTORE : rc;
+    /* Opening promises LW_ESTORE for any store failure but one: LW_EUNAVAIL
+     * when the server could not be reached or would not write (read-only,
+     * disk full), which start-up reports as such. */
+    return rc == LW_OK ? LW_ESTORE : rc;
 }
 
 int lw_store_pg_schema_version(lw_store *base)
@@ -2659,5 +2723,7 @@ const lw_store_ops lw_store_pg_ops = {
     .alert_ack = pg_alert_ack,
     .sweep = pg_sweep,
     .stats = pg_stats,
+    .setting_get = pg_setting_get,
+    .setting_put = pg_setting_put,
     .backup = pg_backup,
 };

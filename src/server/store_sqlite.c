@@ -182,6 +182,12 @@ static const char *const migrations[] = {
     "UPDATE sessions SET last_region = region, last_network = network WHERE last_ip = ip AND ip <> '';"
     "CREATE INDEX IF NOT EXISTS sessions_unredacted ON sessions(id) WHERE state = 'ended' AND redacted = 0;"
     "CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id) WHERE device_id <> '';",
+    /* 7: what the server keeps about itself (the fingerprint of the key its
+     * hashes and signatures depend on; when it last proved it can write). */
+    "CREATE TABLE IF NOT EXISTS settings ("
+    "  name TEXT PRIMARY KEY NOT NULL CHECK (length(name) > 0),"
+    "  value TEXT NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -264,6 +270,8 @@ enum {
     ST_SWEEP_PURGE_SESSIONS,
     ST_SWEEP_PURGE_ALERTS,
     ST_STATS,
+    ST_SETTING_GET,
+    ST_SETTING_PUT,
     ST_COUNT
 };
 
@@ -441,6 +449,9 @@ static const char *const sql_text[ST_COUNT] = {
                  " (SELECT count(*) FROM sessions WHERE state = 'ended'),"
                  " (SELECT count(*) FROM link_requests WHERE state IN ('pending', 'scanned', 'approved')),"
                  " (SELECT count(*) FROM alerts)",
+    [ST_SETTING_GET] = "SELECT value FROM settings WHERE name = ?1",
+    [ST_SETTING_PUT] = "INSERT INTO settings (name, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 };
 
 typedef struct sqlite_store {
@@ -518,6 +529,24 @@ static void log_error(sqlite3 *db, const char *msg)
         return; /* nowhere left to report it */
 }
 
+/* The results that mean the disk or the file refuses (full, read-only,
+ * failing, gone, or held by another process past BUSY_TIMEOUT_MS) rather
+ * than a fault in what was asked. */
+static bool unavailable_class(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_PERM:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Maps a failed SQLite result to an LW_E* code. Expected outcomes (a unique
  * key taken, a missing parent row) are the caller's business and are not
  * logged; anything else is, once, here. */
@@ -544,7 +573,10 @@ static int fail_rc(sqlite_store *s, int rc, const char *what)
         return LW_ETOOBIG;
     default:
         log_error(s->db, what);
-        return LW_ESTORE;
+        /* The statement changed nothing and its transaction is rolled back
+         * by the caller, so when the disk or the file refused, the caller
+         * may say "unavailable, retry" instead of "failed". */
+        return unavailable_class(rc) ? LW_EUNAVAIL : LW_ESTORE;
     }
 }
 
@@ -1845,6 +1877,49 @@ fail:
     return rc;
 }
 
+/* ---- settings -------------------------------------------------------------- */
+
+typedef struct text_out {
+    char *dst;
+    size_t cap;
+    bool fits;
+} text_out;
+
+static void read_text(sqlite3_stmt *st, void *out)
+{
+    text_out *t = out;
+    const char *v = (const char *)sqlite3_column_text(st, 0);
+    t->fits = lw_strlcpy(t->dst, v != NULL ? v : "", t->cap) == LW_OK;
+}
+
+static int sq_setting_get(lw_store *base, const char *name, char *out, size_t cap)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (name == NULL || out == NULL || cap == 0)
+        return LW_EINVAL;
+    text_out t = {out, cap, false};
+    binder b = bind_start(s, ST_SETTING_GET);
+    b_key(&b, name, LW_SETTING_NAME_MAX);
+    int rc = query_one(s, &b, "read setting", read_text, &t);
+    if (rc == LW_OK && !t.fits) {
+        log_error(NULL, "a stored setting is longer than its bound");
+        return LW_ETOOBIG;
+    }
+    return rc;
+}
+
+static int sq_setting_put(lw_store *base, const char *name, const char *value)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (name == NULL || value == NULL || strlen(name) >= LW_SETTING_NAME_MAX ||
+        strlen(value) >= LW_SETTING_VALUE_MAX)
+        return LW_EINVAL;
+    binder b = bind_start(s, ST_SETTING_PUT);
+    b_key(&b, name, LW_SETTING_NAME_MAX);
+    b_key(&b, value, LW_SETTING_VALUE_MAX);
+    return exec_bound(s, &b, "write setting");
+}
+
 /* ---- stats and backup ------------------------------------------------------ */
 
 static void read_stats(sqlite3_stmt *st, void *out)
@@ -2173,9 +2248,22 @@ static int sq_open(lw_store **out, const char *location)
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     /* NOMUTEX: the connection belongs to the event loop thread alone (see
      * the top of this file), so SQLite need not lock it around every call. */
-    if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+    int src = sqlite3_open_v2(location, &s->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
         log_error(s->db, "cannot open the database");
+        /* Not allowed to create or write it: unavailable to this process. A
+         * folder that does not exist is a wrong location, not that. */
+        int e = s->db != NULL ? sqlite3_system_errno(s->db) : 0;
+        rc = unavailable_class(src) && e != ENOENT && e != ENOTDIR ? LW_EUNAVAIL : LW_ESTORE;
+        goto fail;
+    }
+    /* Without write access SQLite opens the file read-only and says nothing
+     * until the first write fails: refuse at once, so the server does not
+     * start and answer only its reads. */
+    if (sqlite3_db_readonly(s->db, "main") == 1) {
+        log_error(NULL, "the database file is read-only for this process");
+        rc = LW_EUNAVAIL;
         goto fail;
     }
     const char *file = sqlite3_db_filename(s->db, "main");
@@ -2199,10 +2287,13 @@ static int sq_open(lw_store **out, const char *location)
 
     char mode[16] = "";
     sqlite3_stmt *jm = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &jm, NULL) != SQLITE_OK ||
-        sqlite3_step(jm) != SQLITE_ROW) {
+    if ((src = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &jm, NULL)) != SQLITE_OK ||
+        (src = sqlite3_step(jm)) != SQLITE_ROW) {
+        /* Also where a directory the process cannot write keeps it from
+         * creating the -wal file next to the database. */
         log_error(s->db, "setting WAL mode failed");
         (void)sqlite3_finalize(jm);
+        rc = unavailable_class(src) ? LW_EUNAVAIL : LW_ESTORE;
         goto fail;
     }
     COL_TEXT(mode, jm, 0);
@@ -2308,6 +2399,8 @@ const lw_store_ops lw_store_sqlite_ops = {
     .alert_ack = sq_alert_ack,
     .sweep = sq_sweep,
     .stats = sq_stats,
+    .setting_get = sq_setting_get,
+    .setting_put = sq_setting_put,
     .backup = sq_backup,
     .changed_elsewhere = sq_changed_elsewhere,
 };

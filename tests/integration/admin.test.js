@@ -77,9 +77,12 @@ describe('control socket', () => {
     assert.equal(backup.code, 0, h.describe(backup));
     const head = fs.readFileSync(file).subarray(0, 16).toString('latin1');
     assert.equal(head, 'SQLite format 3\u0000', 'the backup is an SQLite database');
-    // The copy holds the accounts: a server started on it knows them.
+    // The copy holds the accounts: a server started on it, with the server
+    // key kept beside the backups (docs/operations.md), knows them. (Without
+    // the key it refuses to start: server_key.test.js.)
     const dir = h.tempDir('lw-restored-');
     fs.copyFileSync(file, path.join(dir, 'linkward.db'));
+    fs.copyFileSync(path.join(server.dataDir, 'server.key'), path.join(dir, 'server.key'));
     const restored = await h.startServer({ dataDir: dir, args: ['--registration', 'invite'] });
     try {
       const after = await h.adminStats(restored);

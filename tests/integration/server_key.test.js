@@ -4,8 +4,10 @@
 // server.key in the data directory. Given only `--db PATH` (no --data-dir),
 // the data directory is the database's folder: the key is created there, and
 // the same key is read again after a restart, so everything issued before the
-// restart still verifies. The last test removes the key file to show that
-// these checks do notice a new key.
+// restart still verifies. The store records the key's fingerprint: without
+// the file, or with another one, a store with accounts refuses to start
+// (naming the file, the fingerprints and the flag), and only
+// --accept-new-server-key starts it with a new key, ending every session.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -112,14 +114,76 @@ test('after a restart: the same key; everything issued before still verifies', a
   h.expectStatus(await h.complete(fresh), 201);
 });
 
-test('(self-check) a new key would be noticed: without server.key the old session, QR code and pinned key fail', async () => {
+/** The fingerprint the server records and names: hex BLAKE2b-256 of the public key (base64url). */
+const fingerprintHex = (pubB64) => Buffer.from(h.fingerprint(h.b64d(pubB64))).toString('hex');
+const escapeRe = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** `linkward serve` on this test's database, run to its exit (it must refuse). */
+function serveOnce(extra = []) {
+  return h.runCli(['serve', '--listen', '127.0.0.1:0', '--db', path.join(dir, 'linkward.db'), ...server.args, ...extra],
+    { timeout: 10000 });
+}
+
+/** A key file holding a fresh seed (a key other than the server's). */
+function otherKeyFile() {
+  return `${KEY_HEADER}${h.b64e(crypto.randomBytes(32))}\n`;
+}
+
+test('without server.key, a store with accounts refuses to start: one sentence names the file, the expected fingerprint and the flag', async () => {
+  assert.ok(info, 'the previous tests ran');
+  await server.stop();
+  const keyFile = path.join(dir, 'server.key');
+  fs.rmSync(keyFile);
+  const res = await serveOnce();
+  assert.equal(res.code, 1, h.describe(res));
+  assert.doesNotMatch(res.stdout, /listening/, 'it never listened');
+  assert.match(res.stderr, new RegExp(`refusing to start: the server key ${escapeRe(keyFile)} is missing, and the \\d+ accounts? ` +
+    `in the store depends? on the key with fingerprint ${fingerprintHex(info.key)} .*--accept-new-server-key`), h.describe(res));
+  assert.ok(!fs.existsSync(keyFile), 'no new key was made');
+});
+
+test('with another server.key, it refuses too, naming both fingerprints; with the right one back, everything works as before', async () => {
+  const keyFile = path.join(dir, 'server.key');
+  const other = otherKeyFile();
+  fs.writeFileSync(keyFile, other, { mode: 0o600 });
+  const res = await serveOnce();
+  assert.equal(res.code, 1, h.describe(res));
+  assert.doesNotMatch(res.stdout, /listening/, 'it never listened');
+  assert.match(res.stderr, new RegExp(`refusing to start: the server key ${escapeRe(keyFile)} has fingerprint [0-9a-f]{64}, ` +
+    `but the \\d+ accounts? in the store depends? on the key with fingerprint ${fingerprintHex(info.key)}.*--accept-new-server-key`),
+  h.describe(res));
+  assert.equal(fs.readFileSync(keyFile, 'utf8'), other, 'the key file is left as it was');
+  // Refusing changed nothing: the right key back, the old credential works.
+  fs.writeFileSync(keyFile, info.keyFile, { mode: 0o600 });
+  await server.restart();
+  assert.equal(await serverKey(), info.key);
+  h.expectStatus(await info.primary.raw('GET', '/v1/session'), 200);
+});
+
+test('--accept-new-server-key: starts with a new key, says what it did, ends every session; the old session, QR code and pinned key fail', async () => {
   assert.ok(info, 'the previous tests ran');
   const old = await h.createLinkRequest(server.url);
   await server.stop();
-  fs.rmSync(path.join(dir, 'server.key'));
-  await server.restart();
-  assert.ok(fs.existsSync(path.join(dir, 'server.key')), 'a new key file was written');
-  assert.notEqual(await serverKey(), info.key, 'a new key');
+  const keyFile = path.join(dir, 'server.key');
+  fs.rmSync(keyFile);
+  server.args.push('--accept-new-server-key');
+  try {
+    await server.restart();
+  } finally {
+    server.args.pop(); // once: the key is recorded now
+  }
+  assert.ok(fs.existsSync(keyFile), 'a new key file was written');
+  const key = await serverKey();
+  assert.notEqual(key, info.key, 'a new key');
+  const said = server.stderr().split('\n').map((l) => { try { return JSON.parse(l); } catch { return null; } })
+    .find((o) => o && /--accept-new-server-key: using the server key/.test(o.msg));
+  assert.ok(said, `the server says what it did:\n${server.stderr().slice(-3000)}`);
+  assert.equal(said.level, 'warn');
+  assert.match(said.msg, new RegExp(`${escapeRe(keyFile)} \\(fingerprint ${fingerprintHex(key)}\\) in place of ` +
+    `${fingerprintHex(info.key)}; ended [1-9]\\d* sessions \\(reason server_key_changed\\)`));
+  const stats = await h.adminStats(server);
+  assert.equal(stats.sessions_active ?? stats.sessions?.active, 0, `no session is left active: ${JSON.stringify(stats)}`);
+
   h.expectError(await info.primary.raw('GET', '/v1/session'), 401, 'unauthenticated');
   h.expectError(await h.scan(await h.registerPrimary(server.url, 'carol'), old.payload), 400,
     ['invalid_payload', 'invalid_signature', 'bad_signature', 'expired', 'not_found', 'invalid_request']);
@@ -127,4 +191,8 @@ test('(self-check) a new key would be noticed: without server.key the old sessio
   const res = await info.phone.run(['link', fresh.payload, '--yes']);
   assert.notEqual(res.code, 0, `the phone pinned the old key: ${h.describe(res)}`);
   assert.match(h.refusalText(res), /signature|not issued|server key/i);
+
+  // The new key is the recorded one now: a restart without the flag starts.
+  await server.restart();
+  assert.equal(await serverKey(), key);
 });

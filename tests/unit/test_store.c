@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -341,14 +343,104 @@ static void test_open_locations(void **state)
     (void)state;
     lw_store *s = NULL;
     /* Both URL schemes select PostgreSQL (never a SQLite file named like the
-     * URL); with nothing listening there, opening fails as a store error. */
-    assert_int_equal(lw_store_open(&s, "postgres://lw@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
-    assert_int_equal(lw_store_open(&s, "postgresql://lw@127.0.0.1:1/linkward?connect_timeout=2"), LW_ESTORE);
+     * URL); with nothing listening there, opening fails as "unavailable". */
+    assert_int_equal(lw_store_open(&s, "postgres://lw@127.0.0.1:1/linkward?connect_timeout=2"), LW_EUNAVAIL);
+    assert_int_equal(lw_store_open(&s, "postgresql://lw@127.0.0.1:1/linkward?connect_timeout=2"),
+                     LW_EUNAVAIL);
     assert_null(s);
     assert_int_equal(access("postgres:", F_OK), -1);
     /* A directory that does not exist cannot hold the database. */
     assert_int_equal(lw_store_open(&s, "/nonexistent-dir-lw/x.db"), LW_ESTORE);
     assert_null(s);
+}
+
+/* ---- settings and the store's health ---------------------------------------- */
+
+static void test_settings(void **state)
+{
+    fixture *f = *state;
+    char v[LW_SETTING_VALUE_MAX];
+    assert_int_equal(lw_store_setting_get(f->s, LW_SETTING_SERVER_KEY, v, sizeof v), LW_ENOTFOUND);
+    assert_int_equal(lw_store_setting_put(f->s, LW_SETTING_SERVER_KEY, "0afd34"), LW_OK);
+    assert_int_equal(lw_store_setting_get(f->s, LW_SETTING_SERVER_KEY, v, sizeof v), LW_OK);
+    assert_string_equal(v, "0afd34");
+    /* Replaced, not added. */
+    assert_int_equal(lw_store_setting_put(f->s, LW_SETTING_SERVER_KEY, "5be4b2"), LW_OK);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM settings"), 1);
+    /* Kept across a restart. */
+    lw_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
+    assert_int_equal(lw_store_setting_get(f->s, LW_SETTING_SERVER_KEY, v, sizeof v), LW_OK);
+    assert_string_equal(v, "5be4b2");
+    /* A value that does not fit the caller's array is refused, never cut. */
+    char small[4];
+    assert_int_equal(lw_store_setting_get(f->s, LW_SETTING_SERVER_KEY, small, sizeof small), LW_ETOOBIG);
+    /* Past the bounds: refused, nothing written. */
+    char big[LW_SETTING_VALUE_MAX + 1];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(lw_store_setting_put(f->s, "big", big), LW_EINVAL);
+    assert_int_equal(lw_store_setting_get(f->s, "big", v, sizeof v), LW_ENOTFOUND);
+    /* The write probe is a real write of its own row. */
+    assert_int_equal(lw_store_check_writable(f->s), LW_OK);
+    assert_true(lw_store_writable(f->s));
+    assert_int_equal(lw_store_setting_get(f->s, LW_SETTING_WRITE_PROBE, v, sizeof v), LW_OK);
+    assert_true(strtoll(v, NULL, 10) > T0);
+}
+
+/* Another process holds SQLite's write lock past BUSY_TIMEOUT_MS (a backup
+ * tool, the sqlite3 shell): the write gives up as "unavailable", which marks
+ * the store; the next write that succeeds clears it. */
+static void test_sqlite_busy_unavailable(void **state)
+{
+    fixture *f = *state;
+    FX_SQLITE_ONLY(&f->fx, "SQLite's file lock");
+    create_account(f->s, "acct1", "alice");
+    sqlite3 *raw = raw_open(f->fx.path);
+    assert_int_equal(sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(lw_store_session_set_name(f->s, "acct1-p", "Phone"), LW_EUNAVAIL);
+    assert_false(lw_store_writable(f->s));
+    lw_account a;
+    assert_int_equal(lw_store_account_get(f->s, "acct1", &a), LW_OK); /* reads go on (WAL) */
+    assert_int_equal(sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(lw_store_session_set_name(f->s, "acct1-p", "Phone"), LW_OK);
+    assert_true(lw_store_writable(f->s));
+    lw_session got;
+    assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.name, "Phone");
+}
+
+/* A database file this process may only read (a root-owned 0644 file, for
+ * the user the server dropped to): refused at open, not opened read-only.
+ * Run as root (CI), the child drops to nobody; as anyone else the file's
+ * mode does it. */
+static void test_sqlite_read_only_file(void **state)
+{
+    fixture *f = *state;
+    FX_SQLITE_ONLY(&f->fx, "file permissions");
+    create_account(f->s, "acct1", "alice");
+    lw_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(chmod(f->fx.path, 0444), 0);
+    assert_int_equal(chmod(f->fx.dir, 0755), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(2);
+        lw_store *s = NULL;
+        int rc = lw_store_open(&s, f->fx.path);
+        lw_store_close(s);
+        _exit(rc == LW_EUNAVAIL ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(chmod(f->fx.path, 0644), 0);
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
 }
 
 /* ---- accounts and invites -------------------------------------------------- */
@@ -1572,6 +1664,67 @@ static void test_pg_lost_mid_operation(void **state)
     assert_int_equal(n, 1);
 }
 
+/* The database server stops writing while the store is open: a standby
+ * after a failover, or default_transaction_read_only, answers 25006. A role
+ * of the test's own is switched read-only (its settings apply to new
+ * connections) and its connections ended, so the store reconnects into a
+ * read-only session: writes answer LW_EUNAVAIL (nothing written) and mark
+ * the store; reads go on; once the role may write again, the next write
+ * succeeds and clears the mark. */
+static void test_pg_read_only_unavailable(void **state)
+{
+    fixture *f = *state;
+    FX_PG_ONLY(&f->fx, "a PostgreSQL server that turns read-only");
+    create_account(f->s, "acct1", "alice");
+    char role[96], sql[1024], url[1200], app[96];
+    snprintf(role, sizeof role, "%s_ro", f->fx.schema);
+    snprintf(sql, sizeof sql,
+             "CREATE ROLE %s LOGIN; GRANT USAGE, CREATE ON SCHEMA %s TO %s;"
+             " GRANT ALL ON ALL TABLES IN SCHEMA %s TO %s; GRANT ALL ON ALL SEQUENCES IN SCHEMA %s TO %s",
+             role, f->fx.schema, role, f->fx.schema, role, f->fx.schema, role);
+    fx_pg_admin(&f->fx, sql);
+    snprintf(app, sizeof app, "%s_ro", f->fx.schema);
+    fx_url(&f->fx, app, url, sizeof url);
+    size_t len = strlen(url);
+    snprintf(url + len, sizeof url - len, "&user=%s", role);
+    lw_store *s = NULL;
+    assert_int_equal(lw_store_open(&s, url), LW_OK);
+    assert_int_equal(lw_store_session_set_name(s, "acct1-p", "One"), LW_OK);
+    assert_true(lw_store_writable(s));
+
+    snprintf(sql, sizeof sql, "ALTER ROLE %s SET default_transaction_read_only = on", role);
+    fx_pg_admin(&f->fx, sql);
+    snprintf(
+        sql, sizeof sql,
+        "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE application_name = '%s'",
+        app);
+    assert_true(fx_long(&f->fx, sql) >= 1);
+    assert_int_equal(lw_store_session_set_name(s, "acct1-p", "Two"), LW_EUNAVAIL);
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_session_end_all(s, "acct1", NULL, NULL, "logout_all", T0 + 1, &ended, &n),
+                     LW_EUNAVAIL); /* a transaction too */
+    assert_null(ended);
+    assert_false(lw_store_writable(s)); /* marked until a write succeeds */
+    lw_session got;
+    assert_int_equal(lw_store_session_get(s, "acct1-p", &got), LW_OK);
+    assert_string_equal(got.name, "One");
+    assert_string_equal(got.state, "active");
+
+    snprintf(sql, sizeof sql, "ALTER ROLE %s RESET default_transaction_read_only", role);
+    fx_pg_admin(&f->fx, sql);
+    snprintf(
+        sql, sizeof sql,
+        "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE application_name = '%s'",
+        app);
+    (void)fx_long(&f->fx, sql);
+    assert_int_equal(lw_store_session_set_name(s, "acct1-p", "Three"), LW_OK);
+    assert_true(lw_store_writable(s));
+    lw_store_close(s);
+    snprintf(sql, sizeof sql, "DROP OWNED BY %s; DROP ROLE %s", role, role);
+    fx_pg_admin(&f->fx, sql);
+}
+
 /* Two nodes, each with its own store on the same database, doing the same
  * thing at the same moment. */
 typedef struct racer {
@@ -1800,6 +1953,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_last_place, setup, teardown),
         cmocka_unit_test(test_open_locations),
+        cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_busy_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_read_only_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_create_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_handle_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invite_consumed_once, setup, teardown),
@@ -1825,6 +1981,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_read_only_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_lost_mid_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_two_nodes_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_pool_threads, setup, teardown),
