@@ -10,11 +10,10 @@ source "$(dirname "$0")/lib.sh"
 bench_init cross_node
 build_wsload
 export WSLOAD
-PGDIR=$(mktemp -d /tmp/lw-bench-pg-XXXXXX)
-bash "$REPO/tests/tools/pg_start.sh" "$PGDIR" >/dev/null
-trap 'bash "$REPO/tests/tools/pg_stop.sh" "$PGDIR" >/dev/null 2>&1; rm -rf "$PGDIR"' EXIT
-export LW_BENCH_PG_URL
-LW_BENCH_PG_URL=$(cat "$PGDIR/url")
+# A private PostgreSQL; lib.sh's EXIT trap stops the nodes, then it, even
+# when the run fails or is interrupted.
+bench_start_pg
+export LW_BENCH_PG_URL="$PG_URL"
 node "$BENCH_DIR/6-cross-node-logout.mjs" &
 bench_track $!
 wait $!

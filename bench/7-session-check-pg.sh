@@ -21,23 +21,8 @@
 source "$(dirname "$0")/lib.sh"
 bench_init session_check_pg
 
-# --- A private PostgreSQL (tests/tools/pg_start.sh: loopback, trust, no fsync),
-# in our temp dir. lib.sh's EXIT trap would remove the temp dir with the server
-# still running in it, so the trap is extended: the nodes first (they hold
-# connections to it), then PostgreSQL, then lib.sh's cleanup with the status
-# the script exits with (set +e: a failed stop must not end the trap early).
-PGDIR="$BENCH_TMP/postgres"
-cleanup_pg() {
-    local rc=$? p
-    set +e
-    for p in "${BENCH_PIDS[@]}"; do bench_stop "$p"; done
-    bash "$REPO/tests/tools/pg_stop.sh" "$PGDIR" >/dev/null 2>&1 || true
-    (exit "$rc")
-    bench_cleanup
-}
-trap cleanup_pg EXIT
-bash "$REPO/tests/tools/pg_start.sh" "$PGDIR" >&2 || bench_die "PostgreSQL did not start (bench/deps installs it)"
-PG_URL=$(cat "$PGDIR/url")
+# --- A private PostgreSQL, stopped by lib.sh's EXIT trap after the nodes.
+bench_start_pg
 # One schema per PostgreSQL target: the single node must not see the pair's
 # writes (nor share its relay channel's traffic).
 psql "$PG_URL" -qc "CREATE SCHEMA single; CREATE SCHEMA pair" >/dev/null

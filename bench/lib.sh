@@ -21,6 +21,7 @@ BENCH_THREADS="${BENCH_THREADS:-1}"           # wrk -t
 
 BENCH_PIDS=()
 BENCH_TMP=""
+BENCH_PGDIR=""   # a private PostgreSQL started by bench_start_pg, stopped after the processes
 
 bench_log() { echo "[$BENCH_NAME] $*" >&2; }
 bench_die() { echo "[$BENCH_NAME] error: $*" >&2; exit 1; }
@@ -37,10 +38,23 @@ bench_cleanup() {
         kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
+    # PostgreSQL last: the nodes above held connections to it.
+    if [ -n "$BENCH_PGDIR" ]; then
+        bash "$REPO/tests/tools/pg_stop.sh" "$BENCH_PGDIR" >/dev/null 2>&1 || true
+    fi
     if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ] && [ -z "${BENCH_KEEP_TMP:-}" ]; then
         rm -rf "$BENCH_TMP"
     fi
     exit "$rc"
+}
+
+# bench_start_pg: a private PostgreSQL (tests/tools/pg_start.sh: loopback,
+# trust, no fsync) in the temp dir; sets PG_URL. The EXIT trap stops it after
+# every tracked process, then removes it with the temp dir.
+bench_start_pg() {
+    BENCH_PGDIR="$BENCH_TMP/postgres"
+    bash "$REPO/tests/tools/pg_start.sh" "$BENCH_PGDIR" >&2 || bench_die "PostgreSQL did not start (bench/deps installs it)"
+    PG_URL=$(cat "$BENCH_PGDIR/url")
 }
 
 bench_init() {
