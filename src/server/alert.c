@@ -18,9 +18,12 @@ json_t *lw_alert_json(const lw_alert *a)
         details = json_object();
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "id", a->id, "kind", a->kind, "created_at", t,
                           "device_id", a->device_id, "details", details, "acked", a->acked_at > 0);
-    /* How the holder answered: it_was_me, logged_out_device, secured_account. */
-    if (j)
+    /* How the holder answered (it_was_me, logged_out_device, secured_account)
+     * and from which device: always the primary's. */
+    if (j) {
         json_object_set_new(j, "answer", a->answer[0] ? json_string(a->answer) : json_null());
+        json_object_set_new(j, "answered_by", a->answered_by[0] ? json_string(a->answered_by) : json_null());
+    }
     return j;
 }
 

@@ -223,9 +223,9 @@ int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id
 }
 
 int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
-                       int64_t now)
+                       const char *answered_by, int64_t now)
 {
-    TIMED(s->ops->alert_ack(s, account_id, alert_id, answer, now));
+    TIMED(s->ops->alert_ack(s, account_id, alert_id, answer, answered_by, now));
 }
 
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged)

@@ -138,6 +138,7 @@ typedef struct lw_alert {
     int64_t created_at;
     int64_t acked_at;                   /* 0 until acknowledged */
     char answer[LW_REASON_MAX];         /* "" until answered; LW_ALERT_ANSWER_* */
+    char answered_by[LW_ID_STRLEN];     /* the device that gave the answer (the primary), "" until then */
     char details[LW_ALERT_DETAILS_MAX]; /* JSON object text */
 } lw_alert;
 
@@ -276,11 +277,12 @@ typedef struct lw_store_ops {
     int (*alert_list)(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
     /* LW_ENOTFOUND if the alert is not the account's. */
     int (*alert_get)(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out);
-    /* Records the holder's answer (LW_ALERT_ANSWER_*). The first time is
-     * kept; "it was me" gives way to a later protective answer, never the
-     * reverse. LW_ENOTFOUND if the alert is not the account's. */
+    /* Records the holder's answer (LW_ALERT_ANSWER_*) and the device that
+     * gave it. The first time is kept; "it was me" gives way to a later
+     * protective answer (and its device), never the reverse. LW_ENOTFOUND if
+     * the alert is not the account's. */
     int (*alert_ack)(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
-                     int64_t now);
+                     const char *answered_by, int64_t now);
 
     /* sweeper: ends what is due and purges old history, one transaction per
      * step; *out lists every session ended (reason inactive, primary_inactive
@@ -377,7 +379,7 @@ int lw_store_alert_insert(lw_store *s, const lw_alert *a);
 int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);
 int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out);
 int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
-                       int64_t now);
+                       const char *answered_by, int64_t now);
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 /* Named _get_ because lw_store_stats is the struct's typedef: C cannot have both. */
 int lw_store_get_stats(lw_store *s, lw_store_stats *out);

@@ -255,11 +255,14 @@ static const char *const migration_4[] = {
     NULL,
 };
 
+/* 5: which device answered an alert (only the primary may). */
+static const char *const migration_5[] = {
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS answered_by TEXT NOT NULL DEFAULT ''",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
-    migration_1,
-    migration_2,
-    migration_3,
-    migration_4,
+    migration_1, migration_2, migration_3, migration_4, migration_5,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -299,7 +302,7 @@ static const char sql_version_bump[] =
     "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
-#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer"
+#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer, answered_by"
 
 enum {
     ST_ACCOUNT_INSERT,
@@ -493,14 +496,16 @@ static const char *const sql_text[ST_COUNT] = {
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < $1",
 
-    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts WHERE account_id = $1"
                       " ORDER BY created_at DESC, seq DESC LIMIT $2",
     [ST_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = $1 AND account_id = $2",
     /* Acknowledging twice keeps the first time; "it was me" gives way to a
-     * protective answer given later, never the reverse. */
+     * protective answer given later, never the reverse; who answered goes
+     * with the answer (the CASEs read the row as it was). */
     [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN $1::bigint ELSE acked_at END,"
-                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN $4::text ELSE answer END"
+                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN $4::text ELSE answer END,"
+                     " answered_by = CASE WHEN answer IN ('', 'it_was_me') THEN $5::text ELSE answered_by END"
                      " WHERE id = $2 AND account_id = $3",
 
     [ST_SWEEP_INACTIVE] = "WITH e AS (UPDATE sessions AS s " END_SET " FROM accounts AS a"
@@ -1020,6 +1025,7 @@ static void read_alert(const PGresult *r, int row, void *out)
     a->acked_at = get_i64(r, row, 5);
     GET_TEXT(a->details, r, row, 6);
     GET_TEXT(a->answer, r, row, 7);
+    GET_TEXT(a->answered_by, r, row, 8);
 }
 
 static void read_long(const PGresult *r, int row, void *out)
@@ -2271,6 +2277,7 @@ static int pg_alert_insert(lw_store *base, const lw_alert *a)
     p_i64(&p, a->acked_at);
     p_val(&p, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
     P_VALF(&p, a->answer);
+    P_KEYF(&p, a->answered_by);
     long n = 0;
     return exec_changes((pg_store *)base, "insert alert", ST_ALERT_INSERT, &p, &n);
 }
@@ -2304,9 +2311,9 @@ static int pg_alert_get(lw_store *base, const char *account_id, const char *aler
 }
 
 static int pg_alert_ack(lw_store *base, const char *account_id, const char *alert_id, const char *answer,
-                        int64_t now)
+                        const char *answered_by, int64_t now)
 {
-    if (account_id == NULL || alert_id == NULL || answer == NULL)
+    if (account_id == NULL || alert_id == NULL || answer == NULL || answered_by == NULL)
         return LW_EINVAL;
     params p;
     p_init(&p);
@@ -2314,6 +2321,7 @@ static int pg_alert_ack(lw_store *base, const char *account_id, const char *aler
     p_key(&p, alert_id, KEY_ARG_MAX);
     p_key(&p, account_id, KEY_ARG_MAX);
     p_val(&p, answer, LW_REASON_MAX - 1);
+    p_key(&p, answered_by, KEY_ARG_MAX);
     long n = 0;
     int rc = exec_changes((pg_store *)base, "ack alert", ST_ALERT_ACK, &p, &n);
     if (rc != LW_OK)

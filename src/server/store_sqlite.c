@@ -182,6 +182,8 @@ static const char *const migrations[] = {
     "UPDATE sessions SET last_region = region, last_network = network WHERE last_ip = ip AND ip <> '';"
     "CREATE INDEX IF NOT EXISTS sessions_unredacted ON sessions(id) WHERE state = 'ended' AND redacted = 0;"
     "CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id) WHERE device_id <> '';",
+    /* 7: which device answered an alert (only the primary may). */
+    "ALTER TABLE alerts ADD COLUMN answered_by TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -203,7 +205,7 @@ static const char *const migrations[] = {
     "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
-#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer"
+#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer, answered_by"
 
 enum {
     ST_BEGIN,
@@ -393,14 +395,16 @@ static const char *const sql_text[ST_COUNT] = {
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < ?1",
 
-    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts WHERE account_id = ?1"
                       " ORDER BY created_at DESC, rowid DESC LIMIT ?2",
     [ST_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = ?1 AND account_id = ?2",
     /* Acknowledging twice keeps the first time; "it was me" gives way to a
-     * protective answer given later, never the reverse. */
+     * protective answer given later, never the reverse; who answered goes
+     * with the answer (the CASEs read the row as it was). */
     [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN ?1 ELSE acked_at END,"
-                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN ?4 ELSE answer END"
+                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN ?4 ELSE answer END,"
+                     " answered_by = CASE WHEN answer IN ('', 'it_was_me') THEN ?5 ELSE answered_by END"
                      " WHERE id = ?2 AND account_id = ?3",
 
     [ST_SWEEP_INACTIVE] =
@@ -926,6 +930,7 @@ static void read_alert(sqlite3_stmt *st, void *out)
     a->acked_at = sqlite3_column_int64(st, 5);
     COL_TEXT(a->details, st, 6);
     COL_TEXT(a->answer, st, 7);
+    COL_TEXT(a->answered_by, st, 8);
 }
 
 /* The (id, account_id) pairs the end-all and sweep queries select. */
@@ -1721,6 +1726,7 @@ static int sq_alert_insert(lw_store *base, const lw_alert *a)
     b_i64(&b, a->acked_at);
     b_val(&b, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
     B_VALF(&b, a->answer);
+    B_KEYF(&b, a->answered_by);
     return exec_bound(s, &b, "insert alert");
 }
 
@@ -1751,16 +1757,17 @@ static int sq_alert_get(lw_store *base, const char *account_id, const char *aler
 }
 
 static int sq_alert_ack(lw_store *base, const char *account_id, const char *alert_id, const char *answer,
-                        int64_t now)
+                        const char *answered_by, int64_t now)
 {
     sqlite_store *s = (sqlite_store *)base;
-    if (account_id == NULL || alert_id == NULL || answer == NULL)
+    if (account_id == NULL || alert_id == NULL || answer == NULL || answered_by == NULL)
         return LW_EINVAL;
     binder b = bind_start(s, ST_ALERT_ACK);
     b_i64(&b, now);
     b_key(&b, alert_id, KEY_ARG_MAX);
     b_key(&b, account_id, KEY_ARG_MAX);
     b_val(&b, answer, LW_REASON_MAX - 1);
+    b_key(&b, answered_by, KEY_ARG_MAX);
     int rc = exec_bound(s, &b, "ack alert");
     if (rc != LW_OK)
         return rc;
