@@ -90,18 +90,18 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
     long long secs = lw_api_secs(wait);
     snprintf(ra, sizeof ra, "%lld", secs < 1 ? 1 : secs);
     lw_rq_header(rq, "retry-after", ra);
-    lw_reply_error_x(rq, 429, "rate_limited",
-                     json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
-                     "Too many attempts (%s). Try again in %s seconds.", rule->name, ra);
+    lw_reply_error_x(
+        rq, 429, "rate_limited", json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
+        "Too many attempts (%s). Try again in %s second%s.", rule->name, ra, secs <= 1 ? "" : "s");
     lw_log_warn("rate", "%s limit reached for %s %.24s from %s", rule->name, scope, id, rq->ip);
     if (account_id) {
         /* At most one alert a minute per account: a refused request must not
          * cost a store write each. */
         static const lw_rate_rule alert_rule = {"alert", 1.0 / 60, 1};
         if (lw_rates_take(app->rates, &alert_rule, "acct", account_id, now) == 0)
-            lw_alert_raise(app, account_id, "link.rate_limited", "",
-                           json_pack("{s:s, s:s, s:s}", "limit", rule->name, "ip", rq->ip, "message",
-                                     "Repeated link or pairing attempts on your account were refused."));
+            lw_alert_raise_burst(app, account_id, "link.rate_limited", "",
+                                 "Repeated link or pairing attempts on your account were refused.",
+                                 json_pack("{s:s, s:s}", "limit", rule->name, "ip", rq->ip));
     }
     return true;
 }

@@ -217,6 +217,11 @@ int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert
     TIMED(s->ops->alert_list(s, account_id, limit, out, n));
 }
 
+int lw_store_alert_raise(lw_store *s, const lw_alert *a, int64_t since, lw_alert *out)
+{
+    TIMED(s->ops->alert_raise(s, a, since, out));
+}
+
 int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out)
 {
     TIMED(s->ops->alert_get(s, account_id, alert_id, out));

@@ -261,8 +261,16 @@ static const char *const migration_5[] = {
     NULL,
 };
 
+/* 6: a burst of one kind about one device is one alert with a count. */
+static const char *const migration_6[] = {
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS burst_count INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS updated_at BIGINT NOT NULL DEFAULT 0",
+    "UPDATE alerts SET updated_at = created_at WHERE updated_at = 0",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
-    migration_1, migration_2, migration_3, migration_4, migration_5,
+    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -302,7 +310,9 @@ static const char sql_version_bump[] =
     "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
-#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer, answered_by"
+#define ALERT_COLS                                                                                           \
+    "id, account_id, kind, device_id, created_at, acked_at, details, answer, answered_by, burst_count, "     \
+    "updated_at"
 
 enum {
     ST_ACCOUNT_INSERT,
@@ -352,6 +362,7 @@ enum {
     ST_ALERT_LIST,
     ST_ALERT_GET,
     ST_ALERT_ACK,
+    ST_ALERT_BURST_ADD,
     ST_SWEEP_INACTIVE,
     ST_SWEEP_PRIMARY_INACTIVE,
     ST_SWEEP_MAX_AGE,
@@ -496,7 +507,14 @@ static const char *const sql_text[ST_COUNT] = {
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < $1",
 
-    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [ST_ALERT_INSERT] =
+        "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    /* The newest unanswered alert of the burst, locked until the transaction ends. */
+    [ST_ALERT_BURST_ADD] =
+        "UPDATE alerts SET burst_count = burst_count + 1, details = $5, updated_at = $6::bigint"
+        " WHERE id = (SELECT id FROM alerts WHERE account_id = $1 AND kind = $2 AND device_id = $3"
+        " AND answer = '' AND updated_at >= $4::bigint ORDER BY updated_at DESC, seq DESC"
+        " LIMIT 1 FOR UPDATE) RETURNING " ALERT_COLS,
     [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts WHERE account_id = $1"
                       " ORDER BY created_at DESC, seq DESC LIMIT $2",
     [ST_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = $1 AND account_id = $2",
@@ -1026,6 +1044,8 @@ static void read_alert(const PGresult *r, int row, void *out)
     GET_TEXT(a->details, r, row, 6);
     GET_TEXT(a->answer, r, row, 7);
     GET_TEXT(a->answered_by, r, row, 8);
+    a->count = (int)get_i64(r, row, 9);
+    a->updated_at = get_i64(r, row, 10);
 }
 
 static void read_long(const PGresult *r, int row, void *out)
@@ -2260,6 +2280,23 @@ static int pg_link_purge(lw_store *base, int64_t before, long *deleted)
 
 /* ---- alerts ---------------------------------------------------------------- */
 
+/* The parameters of ST_ALERT_INSERT. */
+static void alert_params(params *p, const lw_alert *a)
+{
+    p_init(p);
+    P_KEYF(p, a->id);
+    P_KEYF(p, a->account_id);
+    P_VALF(p, a->kind);
+    P_KEYF(p, a->device_id);
+    p_i64(p, a->created_at);
+    p_i64(p, a->acked_at);
+    p_val(p, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
+    P_VALF(p, a->answer);
+    P_KEYF(p, a->answered_by);
+    p_i64(p, a->count > 0 ? a->count : 1);
+    p_i64(p, a->updated_at > 0 ? a->updated_at : a->created_at);
+}
+
 static int pg_alert_insert(lw_store *base, const lw_alert *a)
 {
     if (a == NULL)
@@ -2268,18 +2305,60 @@ static int pg_alert_insert(lw_store *base, const lw_alert *a)
     if (strnlen(a->details, sizeof(a->details)) == sizeof(a->details))
         return LW_ETOOBIG;
     params p;
+    alert_params(&p, a);
+    long n = 0;
+    return exec_changes((pg_store *)base, "insert alert", ST_ALERT_INSERT, &p, &n);
+}
+
+typedef struct alert_raise_args {
+    const lw_alert *a;
+    int64_t since;
+    lw_alert *out;
+} alert_raise_args;
+
+static int alert_raise_body(pg_op *op, void *arg)
+{
+    alert_raise_args *c = arg;
+    const lw_alert *a = c->a;
+    params p;
     p_init(&p);
-    P_KEYF(&p, a->id);
     P_KEYF(&p, a->account_id);
     P_VALF(&p, a->kind);
     P_KEYF(&p, a->device_id);
-    p_i64(&p, a->created_at);
-    p_i64(&p, a->acked_at);
+    p_i64(&p, c->since > 0 ? c->since : INT64_MAX);
     p_val(&p, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
-    P_VALF(&p, a->answer);
-    P_KEYF(&p, a->answered_by);
-    long n = 0;
-    return exec_changes((pg_store *)base, "insert alert", ST_ALERT_INSERT, &p, &n);
+    p_i64(&p, a->created_at);
+    PGresult *r = NULL;
+    int rc = op_exec(op, ST_ALERT_BURST_ADD, &p, true, &r);
+    if (rc != LW_OK)
+        return rc;
+    bool counted = PQntuples(r) > 0;
+    if (counted)
+        read_alert(r, 0, c->out);
+    PQclear(r);
+    if (counted)
+        return LW_OK;
+    alert_params(&p, a);
+    if ((rc = op_exec(op, ST_ALERT_INSERT, &p, true, NULL)) != LW_OK)
+        return rc;
+    *c->out = *a;
+    c->out->count = 1;
+    c->out->updated_at = a->created_at;
+    return LW_OK;
+}
+
+static int pg_alert_raise(lw_store *base, const lw_alert *a, int64_t since, lw_alert *out)
+{
+    if (a == NULL || out == NULL)
+        return LW_EINVAL;
+    if (strnlen(a->details, sizeof(a->details)) == sizeof(a->details))
+        return LW_ETOOBIG;
+    lw_alert got;
+    alert_raise_args c = {a, since, &got};
+    int rc = run_op((pg_store *)base, OP_TX, "raise alert", alert_raise_body, &c);
+    if (rc == LW_OK)
+        *out = got;
+    return rc;
 }
 
 static int pg_alert_list(lw_store *base, const char *account_id, int limit, lw_alert **out, size_t *n)
@@ -2662,6 +2741,7 @@ const lw_store_ops lw_store_pg_ops = {
     .link_complete = pg_link_complete,
     .link_purge = pg_link_purge,
     .alert_insert = pg_alert_insert,
+    .alert_raise = pg_alert_raise,
     .alert_list = pg_alert_list,
     .alert_get = pg_alert_get,
     .alert_ack = pg_alert_ack,

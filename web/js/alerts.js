@@ -38,30 +38,38 @@ export function rememberNames(devices) {
   for (const d of devices) if (d.id && d.name) knownNames.set(d.id, d.name);
 }
 
-/** {title, text, tone} for an alert; `names` maps device ids to names. */
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+/** {title, text, tone} for an alert; `names` maps device ids to names. The
+ * server writes every alert's sentence (details.message, "Wrong PIN entered 3
+ * times; 7 tries left."); the words here are for a server that did not. */
 export function describeAlert(a, names = knownNames) {
   const d = a.details || {};
   const who = names.get(a.device_id) || d.name || 'A device';
   let text = d.message;
-  switch (a.kind) {
-    case 'device.linked':
-      text = d.message || `A new device was linked: ${d.name || 'unknown device'}`;
-      break;
-    case 'device.ended':
-      text = (d.count > 1 ? `${d.count} devices were ` : `${who} was `) + (ENDED[d.reason] || 'logged out') + '.';
-      break;
-    case 'token.theft_suspected':
-      text = `The credential of ${who} was used without its device key${d.ip ? ` (from ${d.ip})` : ''}. ` +
-        'That session was ended.';
-      break;
-    case 'pin.failed':
-      text = `A wrong two-step verification PIN was entered${Number.isFinite(d.attempts_left) ? ` (${d.attempts_left} attempts left)` : ''}.`;
-      break;
-    case 'pin.locked':
-      text = `Too many wrong PINs: linking is locked${d.locked_for_seconds ? ` for ${Math.ceil(d.locked_for_seconds / 60)} min` : ''}.`;
-      break;
-    default:
-      text = text || `Security event: ${a.kind}`;
+  if (!text) {
+    switch (a.kind) {
+      case 'device.linked':
+        text = `A new device was linked: ${d.name || 'unknown device'}.`;
+        break;
+      case 'device.ended':
+        text = (d.count > 1 ? `${d.count} devices were ` : `${who} was `) + (ENDED[d.reason] || 'logged out') + '.';
+        break;
+      case 'token.theft_suspected':
+        text = `The credential of ${who} was used without its device key${d.ip ? ` (from ${d.ip})` : ''}. ` +
+          'That session was ended.';
+        break;
+      case 'pin.failed':
+        text = Number.isFinite(d.attempts_left)
+          ? `A wrong PIN was entered; ${d.attempts_left > 0 ? plural(d.attempts_left, 'try', 'tries') : 'no tries'} left.`
+          : 'A wrong PIN was entered.';
+        break;
+      case 'pin.locked':
+        text = `Too many wrong PINs: PIN entry is locked${d.locked_for_seconds ? ` for ${plural(Math.ceil(d.locked_for_seconds / 60), 'minute', 'minutes')}` : ''}.`;
+        break;
+      default:
+        text = 'Something happened on your account that you should look at.';
+    }
   }
   const tone = SERIOUS.has(a.kind) ? 'danger' : a.kind === 'device.ended' ? 'info' : 'warn';
   return { title: TITLES[a.kind] || 'Security alert', text, tone };
