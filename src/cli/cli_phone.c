@@ -215,7 +215,8 @@ static void risk_text(json_t *risk, char *dst, size_t cap)
         const char *text = json_is_string(r) ? json_string_value(r) : cli_str(r, "message");
         if (text[0] == '\0')
             text = cli_str(r, "code");
-        (void)lw_buf_appendf(&b, "%s%s", i == 0 ? " — " : "; ", text);
+        /* Each reason is a sentence: joined as sentences, not with "; ". */
+        (void)lw_buf_appendf(&b, "%s%s", i == 0 ? " — " : " ", text);
     }
     cli_safe(b.data ? b.data : "", dst, cap);
     lw_buf_free(&b);

@@ -101,7 +101,8 @@ void lw_api_set_cookie(lw_rq *rq, const char *name, const char *value, long long
  * session cookie: a page cannot delete an HttpOnly cookie itself. */
 void lw_api_forget_browser(lw_rq *rq);
 
-/* Takes a token of rule for "<rule>:<scope>:<id>". When refused, replies 429
+/* Takes a token of rule for id in the table (rule, scope); scope "ip" counts
+ * an IPv6 id by its network (cfg.rate_ipv6_prefix). When refused, replies 429
  * rate_limited with Retry-After and, when account_id is given (someone is
  * hammering that account), raises a link.rate_limited alert (at most one a
  * minute per account). Returns true when refused. */

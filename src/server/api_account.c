@@ -93,10 +93,15 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
                          const char *account_id)
 {
     lw_app *app = rq->app;
-    char key[160];
-    snprintf(key, sizeof key, "%s:%s:%s", rule->name, scope, id);
+    /* Addresses count by their IPv6 network (--rate-ipv6-prefix): one
+     * subscriber's /64 is one client, not 2^64 of them. */
+    const char *client = id; /* for the log line: the address as given */
+    char addr[LW_RATE_ID_MAX];
+    if (strcmp(scope, "ip") == 0 &&
+        lw_rates_addr_key(id, app->cfg.rate_ipv6_prefix, addr, sizeof addr) == LW_OK)
+        id = addr;
     int64_t now = lw_now_ms();
-    int64_t wait = lw_rates_take(app->rates, rule, key, now);
+    int64_t wait = lw_rates_take(app->rates, rule, scope, id, now);
     if (wait == 0)
         return false;
     char mlabel[48];
@@ -106,23 +111,23 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
     long long secs = lw_api_secs(wait);
     snprintf(ra, sizeof ra, "%lld", secs < 1 ? 1 : secs);
     lw_rq_header(rq, "retry-after", ra);
-    lw_reply_error_x(rq, 429, "rate_limited",
-                     json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
-                     "Too many attempts (%s). Try again in %s seconds.", rule->name, ra);
-    char addr[LW_LOG_ADDR_MAX];
+    lw_reply_error_x(
+        rq, 429, "rate_limited", json_pack("{s:I}", "retry_after", (json_int_t)(secs < 1 ? 1 : secs)),
+        "Too many attempts (%s). Try again in %s second%s.", rule->name, ra, secs <= 1 ? "" : "s");
+    char logged[LW_LOG_ADDR_MAX];
     if (strcmp(scope, "ip") == 0) /* the id is the address */
-        lw_log_warn("rate", "%s limit reached for address %s", rule->name, lw_log_addr(id, addr));
+        lw_log_warn("rate", "%s limit reached for address %s", rule->name, lw_log_addr(client, logged));
     else
-        lw_log_warn("rate", "%s limit reached for %s %.12s from %s", rule->name, scope, id,
-                    lw_log_addr(rq->ip, addr));
+        lw_log_warn("rate", "%s limit reached for %s %.24s from %s", rule->name, scope, id,
+                    lw_log_addr(rq->ip, logged));
     if (account_id) {
+        /* At most one alert a minute per account: a refused request must not
+         * cost a store write each. */
         static const lw_rate_rule alert_rule = {"alert", 1.0 / 60, 1};
-        char akey[96];
-        snprintf(akey, sizeof akey, "alert:rate:%s", account_id);
-        if (lw_rates_take(app->rates, &alert_rule, akey, now) == 0)
-            lw_alert_raise(app, account_id, "link.rate_limited", "",
-                           json_pack("{s:s, s:s, s:s}", "limit", rule->name, "ip", rq->ip, "message",
-                                     "Repeated link or pairing attempts on your account were refused."));
+        if (lw_rates_take(app->rates, &alert_rule, "acct", account_id, now) == 0)
+            lw_alert_raise_burst(app, account_id, "link.rate_limited", "",
+                                 "Repeated link or pairing attempts on your account were refused.",
+                                 json_pack("{s:s, s:s}", "limit", rule->name, "ip", rq->ip));
     }
     return true;
 }

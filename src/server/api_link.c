@@ -785,13 +785,11 @@ static void complete_verified(lw_rq *rq)
     json_decref(ev);
     char where[2 * LW_PLACE_MAX + 4];
     lw_place_describe(s->city, s->country, where, sizeof where);
-    char message[LW_NAME_MAX + sizeof where + 64];
-    snprintf(message, sizeof message, "A new device was linked: %s%s%s", s->name, where[0] ? ", " : "",
-             where);
-    lw_alert_raise(app, s->account_id, "device.linked", s->id,
-                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser,
-                             "os", s->os, "ip", s->ip, "place", where, "network", s->network, "message",
-                             message));
+    char message[LW_ALERT_TEXT_MAX];
+    lw_alert_text_linked(message, sizeof message, s->name, where);
+    lw_alert_raise(app, s->account_id, "device.linked", s->id, message,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
+                             s->os, "ip", s->ip, "place", where, "network", s->network));
     lw_risk_link_alerts(app, &k, s->account_id, s->id, s->name);
     lw_risk_link_completed(app, &k, &here, &here_net, s->account_id, s->id, s->name, now - r->created_at,
                            now);

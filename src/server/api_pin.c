@@ -27,7 +27,7 @@ bool lw_api_pin_locked(lw_rq *rq, const lw_account *a)
     snprintf(ra, sizeof ra, "%lld", left);
     lw_rq_header(rq, "retry-after", ra);
     lw_reply_error_x(rq, 423, "pin_locked", json_pack("{s:I}", "retry_after", (json_int_t)left),
-                     "Too many wrong PINs. Try again in %lld seconds.", left);
+                     "Too many wrong PINs. Try again in %lld second%s.", left, left == 1 ? "" : "s");
     return true;
 }
 
@@ -65,12 +65,21 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
     int left = app->cfg.pin_max_failures - a.pin_failures;
     if (left < 0)
         left = 0;
-    lw_alert_raise(app, account_id, "pin.failed", device_id,
-                   json_pack("{s:i, s:i}", "failures", a.pin_failures, "attempts_left", left));
-    if (lock > 0)
-        lw_alert_raise(app, account_id, "pin.locked", device_id,
-                       json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)lw_api_secs(lock),
-                                 "failures", a.pin_failures));
+    /* Ten wrong PINs in a row are one pin.failed alert counting them, not
+     * ten; the first of a run (after a right PIN) starts a new one. */
+    char text[LW_ALERT_TEXT_MAX];
+    lw_alert_text_pin_failed(text, sizeof text, a.pin_failures, left);
+    json_t *details = json_pack("{s:i, s:i}", "failures", a.pin_failures, "attempts_left", left);
+    if (a.pin_failures == 1)
+        lw_alert_raise(app, account_id, "pin.failed", device_id, text, details);
+    else
+        lw_alert_raise_burst(app, account_id, "pin.failed", device_id, text, details);
+    if (lock > 0) {
+        lw_alert_text_pin_locked(text, sizeof text, a.pin_failures, lock);
+        lw_alert_raise_burst(app, account_id, "pin.locked", device_id, text,
+                             json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)lw_api_secs(lock),
+                                       "failures", a.pin_failures));
+    }
     if (rq) {
         if (lock > 0) {
             lw_api_pin_locked(rq, &a);
@@ -123,14 +132,13 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
     lw_sessions_invalidate_account_views(app->sessions, op->account_id);
     /* Every device hears of it: a PIN changed by someone else is an alarm. */
     lw_alert_raise(app, op->account_id, "pin.changed", op->device_id,
-                   json_pack("{s:s, s:s}", "change",
+                   op->disable   ? "The two-step PIN was turned off."
+                   : op->checked ? "The two-step PIN was changed."
+                                 : "A two-step PIN was set.",
+                   json_pack("{s:s}", "change",
                              op->disable   ? "disabled"
                              : op->checked ? "changed"
-                                           : "set",
-                             "message",
-                             op->disable   ? "The two-step PIN was turned off."
-                             : op->checked ? "The two-step PIN was changed."
-                                           : "A two-step PIN was set."));
+                                           : "set"));
     lw_log_info("pin", "PIN %s for account %.8s", op->disable ? "disabled" : "set", op->account_id);
     if (rq) {
         json_t *ans = json_pack("{s:b}", "has_pin", !op->disable);

@@ -176,7 +176,9 @@ void lw_api_session_refresh(lw_rq *rq)
         char addr[LW_LOG_ADDR_MAX];
         lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", s.id,
                     lw_log_addr(rq->ip, addr));
-        lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id,
+        char text[LW_ALERT_TEXT_MAX];
+        lw_alert_text_theft(text, sizeof text, s.name, rq->ip, present);
+        lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id, text,
                        json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
                                  present ? "wrong signature" : "missing"));
         lw_sessions_end(app->sessions, s.id, "token_theft");
@@ -295,16 +297,20 @@ static bool load_device(lw_rq *rq, lw_session *s)
 }
 
 /* Loads the alert an answer is about: the path's (alert_id NULL) or the
- * body's optional "alert_id" (*a->id is then "" when none was given). A
- * device may not answer an alert about itself: if that device is in the
- * wrong hands, "it was me" from it would silence the one warning the
- * account gets. The primary is exempt: it is the account's root of trust
- * (it can end any device), and the alerts about it (pin.failed, pin.locked)
- * would otherwise have nobody to answer them. Replies and returns false on
+ * body's optional "alert_id" (*a->id is then "" when none was given).
+ * Only the primary answers alerts (every route that calls this is the
+ * primary's): a companion in the wrong hands must not be able to silence the
+ * alert about itself or about another device. Replies and returns false on
  * failure. */
 static bool load_answered_alert(lw_rq *rq, const char *alert_id, lw_alert *a)
 {
     memset(a, 0, sizeof *a);
+    if (!rq->who.primary) {
+        lw_reply_error(rq, 403, "forbidden",
+                       "Only your phone can answer alerts. Answer this one on your phone: \"it was me\", "
+                       "\"log out that device\" or \"secure my account\".");
+        return false;
+    }
     if (alert_id == NULL) {
         if (lw_body_str(rq, "alert_id", false, LW_ID_STRLEN - 1, &alert_id) != LW_OK)
             return false;
@@ -320,23 +326,18 @@ static bool load_answered_alert(lw_rq *rq, const char *alert_id, lw_alert *a)
         lw_api_store_failed(rq, rc, "loading the alert");
         return false;
     }
-    if (!rq->who.primary && strcmp(a->device_id, rq->who.device_id) == 0) {
-        lw_reply_error(
-            rq, 403, "alert_about_this_device",
-            "This alert is about this very device, so it cannot answer it: answer it from your phone "
-            "or another linked device.");
-        return false;
-    }
     return true;
 }
 
-/* Records the answer to an alert already loaded (a->id "" : none). A failure
- * here is logged, not answered: what the answer did (a logout) is done. */
+/* Records the answer to an alert already loaded (a->id "" : none), with the
+ * device that gave it. A failure here is logged, not answered: what the
+ * answer did (a logout) is done. */
 static void record_answer(lw_rq *rq, const lw_alert *a, const char *answer)
 {
     if (!a->id[0])
         return;
-    int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, a->id, answer, lw_now_ms());
+    int rc =
+        lw_store_alert_ack(rq->app->store, rq->who.account_id, a->id, answer, rq->who.device_id, lw_now_ms());
     if (rc != LW_OK)
         lw_log_error("session", "cannot record the answer %s to alert %.8s: %s", answer, a->id,
                      lw_strerror(rc));
@@ -483,6 +484,10 @@ void lw_api_alerts_list(lw_rq *rq)
  * POST /v1/account/secure) that name the alert in their body. */
 void lw_api_alert_ack(lw_rq *rq)
 {
+    /* Who may answer comes before what the answer says. */
+    lw_alert a;
+    if (!load_answered_alert(rq, rq->param, &a))
+        return;
     const char *answer;
     if (lw_body_str(rq, "answer", false, LW_REASON_MAX - 1, &answer) != LW_OK)
         return;
@@ -493,10 +498,8 @@ void lw_api_alert_ack(lw_rq *rq)
             "DELETE /v1/devices/{id} or POST /v1/account/secure with \"alert_id\".");
         return;
     }
-    lw_alert a;
-    if (!load_answered_alert(rq, rq->param, &a))
-        return;
-    int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, a.id, LW_ALERT_ANSWER_ME, lw_now_ms());
+    int rc = lw_store_alert_ack(rq->app->store, rq->who.account_id, a.id, LW_ALERT_ANSWER_ME,
+                                rq->who.device_id, lw_now_ms());
     if (rc == LW_ENOTFOUND) {
         lw_reply_error(rq, 404, "not_found", "This account has no alert %s.", rq->param);
         return;
@@ -505,7 +508,9 @@ void lw_api_alert_ack(lw_rq *rq)
         lw_api_store_failed(rq, rc, "acknowledging");
         return;
     }
-    lw_reply_json(rq, 200, json_pack("{s:b, s:s}", "acked", 1, "answer", LW_ALERT_ANSWER_ME));
+    lw_reply_json(rq, 200,
+                  json_pack("{s:b, s:s, s:s}", "acked", 1, "answer", LW_ALERT_ANSWER_ME, "answered_by",
+                            rq->who.device_id));
 }
 
 void lw_api_settings_get(lw_rq *rq)

@@ -58,6 +58,8 @@ typedef struct lw_config {
     lw_rate_rule rate_pin;      /* PIN checks per account (on top of the lockout) */
     lw_rate_rule rate_refresh;  /* credential refreshes per device */
     lw_rate_rule rate_csp;      /* CSP violation reports per address */
+    long rate_table_keys;       /* buckets each (rule, scope) table keeps; the least recently used go */
+    int rate_ipv6_prefix;       /* IPv6 clients are counted by this network prefix */
     long max_connections;       /* open HTTP/WebSocket connections in total */
     long max_connections_per_ip;
     long max_pending_links_per_ip;

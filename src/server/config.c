@@ -54,6 +54,8 @@ void lw_config_defaults(lw_config *c)
     c->rate_pin = (lw_rate_rule){"pin", 20.0 / 60, 20};
     c->rate_refresh = (lw_rate_rule){"refresh", 12.0 / 60, 12};
     c->rate_csp = (lw_rate_rule){"csp", 30.0 / 60, 30};
+    c->rate_table_keys = LW_RATE_TABLE_KEYS_DEFAULT;
+    c->rate_ipv6_prefix = LW_RATE_IPV6_PREFIX_DEFAULT;
     c->max_connections = 16000;
     c->max_connections_per_ip = 256;
     c->max_pending_links_per_ip = 16;
@@ -120,6 +122,10 @@ static const opt opts[] = {
     {"privacy", K_SPECIAL, 0, 0, 0, 0, "full|country-only  what ended records keep"},
     {"rate", K_SPECIAL, 0, 0, 0, 0,
      "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},
+    {"rate-table-keys", K_LONG, F(rate_table_keys), LW_RATE_TABLE_KEYS_MIN, LW_RATE_TABLE_KEYS_MAX,
+     "N  clients each rate-limit table remembers; the least recently seen make room (50000)"},
+    {"rate-ipv6-prefix", K_INT, F(rate_ipv6_prefix), LW_RATE_IPV6_PREFIX_MIN, LW_RATE_IPV6_PREFIX_MAX,
+     "BITS  IPv6 clients are rate-limited by this network prefix (64)"},
     {"max-connections", K_LONG, F(max_connections), 1, 10000000, "N  open connections in total (16000)"},
     {"max-connections-per-ip", K_LONG, F(max_connections_per_ip), 1, 10000000, "N  per address (256)"},
     {"max-pending-links-per-ip", K_LONG, F(max_pending_links_per_ip), 1, 1000000, "N  (16)"},

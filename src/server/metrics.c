@@ -99,6 +99,30 @@ static void render_counter(const char *key, void *value, void *arg)
         r->rc = LW_ETOOBIG;
 }
 
+/* What each rate-limit table holds and how many it forgot to make room: a
+ * table evicting steadily is being flooded (or is too small for the load). */
+static int render_rates(lw_app *app, lw_buf *out)
+{
+    if (!app->rates)
+        return LW_OK;
+    lw_rate_table_stats t[LW_RATE_TABLES_MAX];
+    size_t n = lw_rates_stats(app->rates, t, LW_RATE_TABLES_MAX);
+    if (n > LW_RATE_TABLES_MAX)
+        n = LW_RATE_TABLES_MAX;
+    int rc = lw_buf_appendf(out, "# HELP linkward_rate_keys Clients each rate-limit table remembers.\n"
+                                 "# TYPE linkward_rate_keys gauge\n");
+    for (size_t i = 0; i < n; i++)
+        rc |= lw_buf_appendf(out, "linkward_rate_keys{rule=\"%s\",scope=\"%s\"} %zu\n", t[i].rule, t[i].scope,
+                             t[i].keys);
+    rc |=
+        lw_buf_appendf(out, "# HELP linkward_rate_evictions_total Clients a full rate-limit table forgot to "
+                            "make room for new ones.\n# TYPE linkward_rate_evictions_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        rc |= lw_buf_appendf(out, "linkward_rate_evictions_total{rule=\"%s\",scope=\"%s\"} %llu\n", t[i].rule,
+                             t[i].scope, (unsigned long long)t[i].evicted);
+    return rc;
+}
+
 int lw_metrics_render(lw_app *app, lw_buf *out)
 {
     int rc = LW_OK;
@@ -146,5 +170,6 @@ int lw_metrics_render(lw_app *app, lw_buf *out)
         "# TYPE linkward_sessions_cached gauge\nlinkward_sessions_cached %zu\n",
         lw_http_connections(), lw_bus_count(app->bus), lw_http_inflight(), st.sessions_active,
         st.sessions_ended, st.accounts, st.link_requests_pending, lw_sessions_cached(app->sessions));
+    rc |= render_rates(app, out);
     return rc == LW_OK ? LW_OK : LW_ETOOBIG;
 }

@@ -116,20 +116,20 @@ void lw_risk_link_alerts(lw_app *app, const lw_risk *k, const char *account_id, 
     char where[2 * LW_PLACE_MAX + 4];
     lw_place_describe(k->place.city, k->place.country, where, sizeof where);
     if (k->new_country)
-        lw_alert_raise(app, account_id, "link.new_country", device_id,
-                       json_pack("{s:s, s:s, s:s, s:s}", "country", k->place.country, "place", where, "name",
-                                 device_name, "message",
-                                 "A device was linked from a country this account never used."));
+        lw_alert_raise(
+            app, account_id, "link.new_country", device_id,
+            "A device was linked from a country this account never used.",
+            json_pack("{s:s, s:s, s:s}", "country", k->place.country, "place", where, "name", device_name));
     if (k->far)
         lw_alert_raise(app, account_id, "link.far_from_primary", device_id,
-                       json_pack("{s:f, s:s, s:s, s:s}", "distance_km", round(k->distance_km), "place", where,
-                                 "name", device_name, "message", "A device was linked far from your phone."));
+                       "A device was linked far from your phone.",
+                       json_pack("{s:f, s:s, s:s}", "distance_km", round(k->distance_km), "place", where,
+                                 "name", device_name));
     if (k->anonymous)
         lw_alert_raise(app, account_id, "link.anonymous_network", device_id,
-                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s}", "network", k->net.network, "vpn",
-                                 k->net.vpn, "tor", k->net.tor, "hosting", k->net.hosting, "name",
-                                 device_name, "message",
-                                 "A device was linked through an anonymous network (VPN, Tor or hosting)."));
+                       "A device was linked through an anonymous network (VPN, Tor or hosting).",
+                       json_pack("{s:s, s:b, s:b, s:b, s:s}", "network", k->net.network, "vpn", k->net.vpn,
+                                 "tor", k->net.tor, "hosting", k->net.hosting, "name", device_name));
 }
 
 /* Whether a move alert of this kind may be raised now, and if so, notes it. */
@@ -155,20 +155,19 @@ void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id,
         if (!move_alert_due(app, seen ? &seen->impossible_at : NULL, now))
             return;
         double kmh = lw_risk_speed_kmh(travel, dt_ms);
-        lw_alert_raise(
-            app, account_id, "session.impossible_travel", device_id,
-            json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:f, s:s}", "from", a, "to", b, "from_ip", from->ip,
-                      "to_ip", to->ip, "distance_km", round(km), "seconds", (json_int_t)(dt_ms / 1000),
-                      "speed_kmh", isinf(kmh) ? -1.0 : round(kmh), "message",
-                      "This session was used from two places too far apart for the time between them."));
+        lw_alert_raise(app, account_id, "session.impossible_travel", device_id,
+                       "This session was used from two places too far apart for the time between them.",
+                       json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:f}", "from", a, "to", b, "from_ip",
+                                 from->ip, "to_ip", to->ip, "distance_km", round(km), "seconds",
+                                 (json_int_t)(dt_ms / 1000), "speed_kmh", isinf(kmh) ? -1.0 : round(kmh)));
         return;
     }
     if (from->country[0] && to->country[0] && strcmp(from->country, to->country) != 0 &&
         move_alert_due(app, seen ? &seen->changed_at : NULL, now))
         lw_alert_raise(app, account_id, "session.country_changed", device_id,
-                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "from", a, "to", b, "from_country",
-                                 from->country, "to_country", to->country, "message",
-                                 "This session is now used from another country."));
+                       "This session is now used from another country.",
+                       json_pack("{s:s, s:s, s:s, s:s}", "from", a, "to", b, "from_country", from->country,
+                                 "to_country", to->country));
 }
 
 void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here, const lw_netinfo *net,
@@ -181,10 +180,10 @@ void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here,
      * credential went to `here`, so that hop is judged like any other move. */
     lw_risk_on_move(app, account_id, device_id, &k->place, here, dt_ms, now, NULL);
     if (net->anonymous && !k->anonymous)
-        lw_alert_raise(app, account_id, "link.anonymous_network", device_id,
-                       json_pack("{s:s, s:b, s:b, s:b, s:s, s:s, s:s}", "network", net->network, "vpn",
-                                 net->vpn, "tor", net->tor, "hosting", net->hosting, "name", device_name,
-                                 "ip", here->ip, "message",
-                                 "A device was linked through an anonymous network (VPN, Tor or hosting): it "
-                                 "completed the link from another address than the one you approved."));
+        lw_alert_raise(
+            app, account_id, "link.anonymous_network", device_id,
+            "A device was linked through an anonymous network (VPN, Tor or hosting): it completed the "
+            "link from another address than the one you approved.",
+            json_pack("{s:s, s:b, s:b, s:b, s:s, s:s}", "network", net->network, "vpn", net->vpn, "tor",
+                      net->tor, "hosting", net->hosting, "name", device_name, "ip", here->ip));
 }

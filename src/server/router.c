@@ -62,6 +62,7 @@ static const route routes[] = {
     {"DELETE", "/v1/history", lw_api_history_delete_all, LW_AUTH_PRIMARY, 0},
     {"DELETE", "/v1/history/*", lw_api_history_delete, LW_AUTH_PRIMARY, 0},
     {"GET", "/v1/alerts", lw_api_alerts_list, LW_AUTH_SESSION, 0},
+    /* Only the primary answers; the handler tells a companion to answer on the phone. */
     {"POST", "/v1/alerts/*/ack", lw_api_alert_ack, LW_AUTH_SESSION, B_AUTH},
     {"POST", "/v1/account/secure", lw_api_account_secure, LW_AUTH_PRIMARY, B_AUTH},
     /* Any device may ask; the handler tells a companion why it cannot. */

@@ -415,7 +415,7 @@ int lw_app_start(lw_app *app, bool listen)
         }
     }
     app->bus = lw_bus_new();
-    app->rates = lw_rates_new(LW_RATE_KEYS_MAX);
+    app->rates = lw_rates_new((size_t)app->cfg.rate_table_keys);
     app->sessions = lw_sessions_new(app);
     app->links = lw_links_new(app);
     app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);

@@ -355,10 +355,25 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 &&
                strcmp(e[j].reason, e[i].reason) == 0)
             json_array_append_new(ids, json_string(e[j++].device_id));
-        json_t *details =
-            json_pack("{s:s, s:s, s:I, s:o}", "reason", e[i].reason, "message",
-                      lw_end_reason_message(e[i].reason), "count", (json_int_t)(j - i), "device_ids", ids);
-        lw_alert_raise(app, e[i].account_id, "device.ended", j - i == 1 ? e[i].device_id : "", details);
+        /* The sentence names the devices (their records outlive them), in the
+         * third person: the phone reads it too, and it was not logged out. */
+        char names[LW_ALERT_NAMES_MAX][LW_NAME_MAX];
+        const char *named[LW_ALERT_NAMES_MAX];
+        size_t nnames = 0;
+        for (size_t k = i; k < j && nnames < LW_ALERT_NAMES_MAX; k++) {
+            lw_session ended;
+            names[nnames][0] = '\0';
+            if (lw_store_session_get(app->store, e[k].device_id, &ended) == LW_OK)
+                lw_strlcpy(names[nnames], ended.name, sizeof names[nnames]);
+            lw_wipe(&ended, sizeof ended);
+            named[nnames] = names[nnames];
+            nnames++;
+        }
+        char text[LW_ALERT_TEXT_MAX];
+        lw_alert_text_ended(text, sizeof text, e[i].reason, j - i, named, nnames);
+        json_t *details = json_pack("{s:s, s:I, s:o}", "reason", e[i].reason, "count", (json_int_t)(j - i),
+                                    "device_ids", ids);
+        lw_alert_raise(app, e[i].account_id, "device.ended", j - i == 1 ? e[i].device_id : "", text, details);
         i = j;
     }
 }

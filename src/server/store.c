@@ -281,15 +281,20 @@ int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert
     TIMED(s->ops->alert_list(s, account_id, limit, out, n));
 }
 
+int lw_store_alert_raise(lw_store *s, const lw_alert *a, int64_t since, lw_alert *out)
+{
+    TIMED_WRITE(s->ops->alert_raise(s, a, since, out));
+}
+
 int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out)
 {
     TIMED(s->ops->alert_get(s, account_id, alert_id, out));
 }
 
 int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
-                       int64_t now)
+                       const char *answered_by, int64_t now)
 {
-    TIMED_WRITE(s->ops->alert_ack(s, account_id, alert_id, answer, now));
+    TIMED_WRITE(s->ops->alert_ack(s, account_id, alert_id, answer, answered_by, now));
 }
 
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged)

@@ -267,8 +267,22 @@ static const char *const migration_5[] = {
     NULL,
 };
 
+/* 6: which device answered an alert (only the primary may). */
+static const char *const migration_6[] = {
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS answered_by TEXT NOT NULL DEFAULT ''",
+    NULL,
+};
+
+/* 7: a burst of one kind about one device is one alert with a count. */
+static const char *const migration_7[] = {
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS burst_count INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS updated_at BIGINT NOT NULL DEFAULT 0",
+    "UPDATE alerts SET updated_at = created_at WHERE updated_at = 0",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
-    migration_1, migration_2, migration_3, migration_4, migration_5,
+    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -308,7 +322,9 @@ static const char sql_version_bump[] =
     "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
-#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer"
+#define ALERT_COLS                                                                                           \
+    "id, account_id, kind, device_id, created_at, acked_at, details, answer, answered_by, burst_count, "     \
+    "updated_at"
 
 enum {
     ST_ACCOUNT_INSERT,
@@ -358,6 +374,7 @@ enum {
     ST_ALERT_LIST,
     ST_ALERT_GET,
     ST_ALERT_ACK,
+    ST_ALERT_BURST_ADD,
     ST_SWEEP_INACTIVE,
     ST_SWEEP_PRIMARY_INACTIVE,
     ST_SWEEP_MAX_AGE,
@@ -504,14 +521,23 @@ static const char *const sql_text[ST_COUNT] = {
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < $1",
 
-    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [ST_ALERT_INSERT] =
+        "INSERT INTO alerts (" ALERT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    /* The newest unanswered alert of the burst, locked until the transaction ends. */
+    [ST_ALERT_BURST_ADD] =
+        "UPDATE alerts SET burst_count = burst_count + 1, details = $5, updated_at = $6::bigint"
+        " WHERE id = (SELECT id FROM alerts WHERE account_id = $1 AND kind = $2 AND device_id = $3"
+        " AND answer = '' AND updated_at >= $4::bigint ORDER BY updated_at DESC, seq DESC"
+        " LIMIT 1 FOR UPDATE) RETURNING " ALERT_COLS,
     [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts WHERE account_id = $1"
                       " ORDER BY created_at DESC, seq DESC LIMIT $2",
     [ST_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = $1 AND account_id = $2",
     /* Acknowledging twice keeps the first time; "it was me" gives way to a
-     * protective answer given later, never the reverse. */
+     * protective answer given later, never the reverse; who answered goes
+     * with the answer (the CASEs read the row as it was). */
     [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN $1::bigint ELSE acked_at END,"
-                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN $4::text ELSE answer END"
+                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN $4::text ELSE answer END,"
+                     " answered_by = CASE WHEN answer IN ('', 'it_was_me') THEN $5::text ELSE answered_by END"
                      " WHERE id = $2 AND account_id = $3",
 
     [ST_SWEEP_INACTIVE] = "WITH e AS (UPDATE sessions AS s " END_SET " FROM accounts AS a"
@@ -1034,6 +1060,9 @@ static void read_alert(const PGresult *r, int row, void *out)
     a->acked_at = get_i64(r, row, 5);
     GET_TEXT(a->details, r, row, 6);
     GET_TEXT(a->answer, r, row, 7);
+    GET_TEXT(a->answered_by, r, row, 8);
+    a->count = (int)get_i64(r, row, 9);
+    a->updated_at = get_i64(r, row, 10);
 }
 
 static void read_long(const PGresult *r, int row, void *out)
@@ -2273,6 +2302,23 @@ static int pg_link_purge(lw_store *base, int64_t before, long *deleted)
 
 /* ---- alerts ---------------------------------------------------------------- */
 
+/* The parameters of ST_ALERT_INSERT. */
+static void alert_params(params *p, const lw_alert *a)
+{
+    p_init(p);
+    P_KEYF(p, a->id);
+    P_KEYF(p, a->account_id);
+    P_VALF(p, a->kind);
+    P_KEYF(p, a->device_id);
+    p_i64(p, a->created_at);
+    p_i64(p, a->acked_at);
+    p_val(p, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
+    P_VALF(p, a->answer);
+    P_KEYF(p, a->answered_by);
+    p_i64(p, a->count > 0 ? a->count : 1);
+    p_i64(p, a->updated_at > 0 ? a->updated_at : a->created_at);
+}
+
 static int pg_alert_insert(lw_store *base, const lw_alert *a)
 {
     if (a == NULL)
@@ -2281,17 +2327,60 @@ static int pg_alert_insert(lw_store *base, const lw_alert *a)
     if (strnlen(a->details, sizeof(a->details)) == sizeof(a->details))
         return LW_ETOOBIG;
     params p;
+    alert_params(&p, a);
+    long n = 0;
+    return exec_changes((pg_store *)base, "insert alert", ST_ALERT_INSERT, &p, &n);
+}
+
+typedef struct alert_raise_args {
+    const lw_alert *a;
+    int64_t since;
+    lw_alert *out;
+} alert_raise_args;
+
+static int alert_raise_body(pg_op *op, void *arg)
+{
+    alert_raise_args *c = arg;
+    const lw_alert *a = c->a;
+    params p;
     p_init(&p);
-    P_KEYF(&p, a->id);
     P_KEYF(&p, a->account_id);
     P_VALF(&p, a->kind);
     P_KEYF(&p, a->device_id);
-    p_i64(&p, a->created_at);
-    p_i64(&p, a->acked_at);
+    p_i64(&p, c->since > 0 ? c->since : INT64_MAX);
     p_val(&p, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
-    P_VALF(&p, a->answer);
-    long n = 0;
-    return exec_changes((pg_store *)base, "insert alert", ST_ALERT_INSERT, &p, &n);
+    p_i64(&p, a->created_at);
+    PGresult *r = NULL;
+    int rc = op_exec(op, ST_ALERT_BURST_ADD, &p, true, &r);
+    if (rc != LW_OK)
+        return rc;
+    bool counted = PQntuples(r) > 0;
+    if (counted)
+        read_alert(r, 0, c->out);
+    PQclear(r);
+    if (counted)
+        return LW_OK;
+    alert_params(&p, a);
+    if ((rc = op_exec(op, ST_ALERT_INSERT, &p, true, NULL)) != LW_OK)
+        return rc;
+    *c->out = *a;
+    c->out->count = 1;
+    c->out->updated_at = a->created_at;
+    return LW_OK;
+}
+
+static int pg_alert_raise(lw_store *base, const lw_alert *a, int64_t since, lw_alert *out)
+{
+    if (a == NULL || out == NULL)
+        return LW_EINVAL;
+    if (strnlen(a->details, sizeof(a->details)) == sizeof(a->details))
+        return LW_ETOOBIG;
+    lw_alert got;
+    alert_raise_args c = {a, since, &got};
+    int rc = run_op((pg_store *)base, OP_TX, "raise alert", alert_raise_body, &c);
+    if (rc == LW_OK)
+        *out = got;
+    return rc;
 }
 
 static int pg_alert_list(lw_store *base, const char *account_id, int limit, lw_alert **out, size_t *n)
@@ -2323,9 +2412,9 @@ static int pg_alert_get(lw_store *base, const char *account_id, const char *aler
 }
 
 static int pg_alert_ack(lw_store *base, const char *account_id, const char *alert_id, const char *answer,
-                        int64_t now)
+                        const char *answered_by, int64_t now)
 {
-    if (account_id == NULL || alert_id == NULL || answer == NULL)
+    if (account_id == NULL || alert_id == NULL || answer == NULL || answered_by == NULL)
         return LW_EINVAL;
     params p;
     p_init(&p);
@@ -2333,6 +2422,7 @@ static int pg_alert_ack(lw_store *base, const char *account_id, const char *aler
     p_key(&p, alert_id, KEY_ARG_MAX);
     p_key(&p, account_id, KEY_ARG_MAX);
     p_val(&p, answer, LW_REASON_MAX - 1);
+    p_key(&p, answered_by, KEY_ARG_MAX);
     long n = 0;
     int rc = exec_changes((pg_store *)base, "ack alert", ST_ALERT_ACK, &p, &n);
     if (rc != LW_OK)
@@ -2718,6 +2808,7 @@ const lw_store_ops lw_store_pg_ops = {
     .link_complete = pg_link_complete,
     .link_purge = pg_link_purge,
     .alert_insert = pg_alert_insert,
+    .alert_raise = pg_alert_raise,
     .alert_list = pg_alert_list,
     .alert_get = pg_alert_get,
     .alert_ack = pg_alert_ack,

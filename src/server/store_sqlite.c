@@ -188,6 +188,12 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY NOT NULL CHECK (length(name) > 0),"
     "  value TEXT NOT NULL"
     ") WITHOUT ROWID;",
+    /* 8: which device answered an alert (only the primary may). */
+    "ALTER TABLE alerts ADD COLUMN answered_by TEXT NOT NULL DEFAULT '';",
+    /* 9: a burst of one kind about one device is one alert with a count. */
+    "ALTER TABLE alerts ADD COLUMN burst_count INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE alerts ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE alerts SET updated_at = created_at;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -209,7 +215,9 @@ static const char *const migrations[] = {
     "created_at, expires_at, state, account_id, scanned_by, account_sig, nonce, device_id, persistent, "     \
     "name, browser, browser_version, os, os_version, device_model, ip, country, region, city, network"
 
-#define ALERT_COLS "id, account_id, kind, device_id, created_at, acked_at, details, answer"
+#define ALERT_COLS                                                                                           \
+    "id, account_id, kind, device_id, created_at, acked_at, details, answer, answered_by, burst_count, "     \
+    "updated_at"
 
 enum {
     ST_BEGIN,
@@ -263,6 +271,8 @@ enum {
     ST_ALERT_LIST,
     ST_ALERT_GET,
     ST_ALERT_ACK,
+    ST_ALERT_BURST_FIND,
+    ST_ALERT_BURST_ADD,
     ST_SWEEP_INACTIVE,
     ST_SWEEP_PRIMARY_INACTIVE,
     ST_SWEEP_MAX_AGE,
@@ -401,14 +411,22 @@ static const char *const sql_text[ST_COUNT] = {
      * in, it has ended by then: expires_at bounds its end from above. */
     [ST_LINK_PURGE] = "DELETE FROM link_requests WHERE expires_at < ?1",
 
-    [ST_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_ALERT_INSERT] =
+        "INSERT INTO alerts (" ALERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_ALERT_BURST_FIND] =
+        "SELECT " ALERT_COLS " FROM alerts WHERE account_id = ?1 AND kind = ?2 AND device_id = ?3"
+        " AND answer = '' AND updated_at >= ?4 ORDER BY updated_at DESC, rowid DESC LIMIT 1",
+    [ST_ALERT_BURST_ADD] = "UPDATE alerts SET burst_count = burst_count + 1, details = ?1, updated_at = ?2"
+                           " WHERE id = ?3",
     [ST_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts WHERE account_id = ?1"
                       " ORDER BY created_at DESC, rowid DESC LIMIT ?2",
     [ST_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = ?1 AND account_id = ?2",
     /* Acknowledging twice keeps the first time; "it was me" gives way to a
-     * protective answer given later, never the reverse. */
+     * protective answer given later, never the reverse; who answered goes
+     * with the answer (the CASEs read the row as it was). */
     [ST_ALERT_ACK] = "UPDATE alerts SET acked_at = CASE WHEN acked_at = 0 THEN ?1 ELSE acked_at END,"
-                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN ?4 ELSE answer END"
+                     " answer = CASE WHEN answer IN ('', 'it_was_me') THEN ?4 ELSE answer END,"
+                     " answered_by = CASE WHEN answer IN ('', 'it_was_me') THEN ?5 ELSE answered_by END"
                      " WHERE id = ?2 AND account_id = ?3",
 
     [ST_SWEEP_INACTIVE] =
@@ -958,6 +976,9 @@ static void read_alert(sqlite3_stmt *st, void *out)
     a->acked_at = sqlite3_column_int64(st, 5);
     COL_TEXT(a->details, st, 6);
     COL_TEXT(a->answer, st, 7);
+    COL_TEXT(a->answered_by, st, 8);
+    a->count = (int)sqlite3_column_int64(st, 9);
+    a->updated_at = sqlite3_column_int64(st, 10);
 }
 
 /* The (id, account_id) pairs the end-all and sweep queries select. */
@@ -1753,7 +1774,51 @@ static int sq_alert_insert(lw_store *base, const lw_alert *a)
     b_i64(&b, a->acked_at);
     b_val(&b, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
     B_VALF(&b, a->answer);
+    B_KEYF(&b, a->answered_by);
+    b_i64(&b, a->count > 0 ? a->count : 1);
+    b_i64(&b, a->updated_at > 0 ? a->updated_at : a->created_at);
     return exec_bound(s, &b, "insert alert");
+}
+
+static int sq_alert_raise(lw_store *base, const lw_alert *a, int64_t since, lw_alert *out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (a == NULL || out == NULL)
+        return LW_EINVAL;
+    if (strnlen(a->details, sizeof(a->details)) == sizeof(a->details))
+        return LW_ETOOBIG;
+    int rc = tx_begin(s);
+    if (rc != LW_OK)
+        return rc;
+    lw_alert found;
+    binder b = bind_start(s, ST_ALERT_BURST_FIND);
+    B_KEYF(&b, a->account_id);
+    B_VALF(&b, a->kind);
+    B_KEYF(&b, a->device_id);
+    b_i64(&b, since > 0 ? since : INT64_MAX);
+    rc = query_one(s, &b, "find alert burst", read_alert, &found);
+    if (rc == LW_OK) {
+        b = bind_start(s, ST_ALERT_BURST_ADD);
+        b_val(&b, a->details[0] != '\0' ? a->details : "{}", sizeof(a->details) - 1);
+        b_i64(&b, a->created_at);
+        B_KEYF(&b, found.id);
+        if ((rc = exec_bound(s, &b, "count alert into burst")) == LW_OK) {
+            found.count++;
+            found.updated_at = a->created_at;
+            lw_strlcpy(found.details, a->details[0] != '\0' ? a->details : "{}", sizeof(found.details));
+        }
+    } else if (rc == LW_ENOTFOUND) {
+        rc = sq_alert_insert(base, a);
+        found = *a;
+        found.count = 1;
+        found.updated_at = a->created_at;
+    }
+    if (rc == LW_OK && (rc = tx_commit(s)) == LW_OK) {
+        *out = found;
+        return LW_OK;
+    }
+    tx_rollback(s);
+    return rc;
 }
 
 static int sq_alert_list(lw_store *base, const char *account_id, int limit, lw_alert **out, size_t *n)
@@ -1783,16 +1848,17 @@ static int sq_alert_get(lw_store *base, const char *account_id, const char *aler
 }
 
 static int sq_alert_ack(lw_store *base, const char *account_id, const char *alert_id, const char *answer,
-                        int64_t now)
+                        const char *answered_by, int64_t now)
 {
     sqlite_store *s = (sqlite_store *)base;
-    if (account_id == NULL || alert_id == NULL || answer == NULL)
+    if (account_id == NULL || alert_id == NULL || answer == NULL || answered_by == NULL)
         return LW_EINVAL;
     binder b = bind_start(s, ST_ALERT_ACK);
     b_i64(&b, now);
     b_key(&b, alert_id, KEY_ARG_MAX);
     b_key(&b, account_id, KEY_ARG_MAX);
     b_val(&b, answer, LW_REASON_MAX - 1);
+    b_key(&b, answered_by, KEY_ARG_MAX);
     int rc = exec_bound(s, &b, "ack alert");
     if (rc != LW_OK)
         return rc;
@@ -2394,6 +2460,7 @@ const lw_store_ops lw_store_sqlite_ops = {
     .link_complete = sq_link_complete,
     .link_purge = sq_link_purge,
     .alert_insert = sq_alert_insert,
+    .alert_raise = sq_alert_raise,
     .alert_list = sq_alert_list,
     .alert_get = sq_alert_get,
     .alert_ack = sq_alert_ack,

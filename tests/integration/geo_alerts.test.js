@@ -266,7 +266,7 @@ describe('alerts, live', () => {
     assert.equal(rec.first_seen.ip, LISBON);
   });
 
-  test('answers: the device an alert is about cannot ack it; each answer is recorded on the alert', async () => {
+  test('answers: only the phone answers an alert; each answer is recorded on the alert with its device', async () => {
     const phone = await phoneAt(LISBON, 'answers');
     const c1 = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
     const c2 = await h.linkCompanionApi(server.url, phone, { headers: via(LISBON) });
@@ -279,13 +279,15 @@ describe('alerts, live', () => {
     const travel = alerts.find((a) => a.kind === 'session.impossible_travel');
     assert.equal(travel.device_id, c1.deviceId);
     assert.equal(travel.answer, null);
-    // The companion in question may not say "it was me".
+    // Neither the companion in question nor another companion may say "it was me".
     const own = await h.api(server.url, 'POST', `/v1/alerts/${travel.id}/ack`, { token: c1.token, headers: via(SYDNEY), body: {} });
-    h.expectError(own, 403, 'alert_about_this_device');
-    assert.match(own.json.error.message, /about this very device/);
-    // Another device may; the answer is recorded.
-    const ok = h.expectStatus(await h.api(server.url, 'POST', `/v1/alerts/${travel.id}/ack`, { token: c2.token, body: {} }), 200);
+    h.expectError(own, 403, 'forbidden');
+    assert.match(own.json.error.message, /Answer this one on your phone/);
+    h.expectError(await h.api(server.url, 'POST', `/v1/alerts/${travel.id}/ack`, { token: c2.token, body: {} }), 403, 'forbidden');
+    // The phone may; the answer is recorded with the phone's device id.
+    const ok = h.expectStatus(await phone.post(`/v1/alerts/${travel.id}/ack`, {}), 200);
     assert.equal(ok.answer, 'it_was_me');
+    assert.equal(ok.answered_by, phone.deviceId);
     const answerOf = async (id) => h.expectStatus(await phone.get('/v1/alerts'), 200).alerts.find((a) => a.id === id).answer;
     assert.equal(await answerOf(travel.id), 'it_was_me');
     // A logout names the alert it answers: the protective answer replaces "it was me".

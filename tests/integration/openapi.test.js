@@ -197,12 +197,12 @@ test('the line scan of OpenAPI documents works (self-check)', () => {
 
 test('the AlertKind enum lists every kind the server raises', () => {
   assert.ok(openapiText, 'docs/openapi.yaml exists');
-  // Every lw_alert_raise(app, account, "kind", ...) in src/server.
+  // Every lw_alert_raise(app, account, "kind", ...) and lw_alert_raise_burst(...) in src/server.
   const dir = path.join(h.REPO, 'src', 'server');
   const raised = new Set();
   for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.c'))) {
     const src = fs.readFileSync(path.join(dir, f), 'utf8');
-    for (const m of src.matchAll(/lw_alert_raise\([^,]+,[^,]+,\s*"([a-z_]+\.[a-z_]+)"/g)) raised.add(m[1]);
+    for (const m of src.matchAll(/lw_alert_raise(?:_burst)?\([^,]+,[^,]+,\s*"([a-z_]+\.[a-z_]+)"/g)) raised.add(m[1]);
   }
   assert.ok(raised.size >= 10, `only ${[...raised]} found in src/server`);
   const block = /\n {4}AlertKind:\n[\s\S]*?\n {6}enum: \[([^\]]*)\]/.exec(openapiText);

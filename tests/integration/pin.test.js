@@ -163,12 +163,27 @@ describe('PIN over the API', () => {
       const retry = Number(locked.headers.get('retry-after'));
       assert.ok(retry >= 1 && retry <= 2, `Retry-After ${locked.headers.get('retry-after')} for a 2 s lockout`);
 
-      // Alerts: one pin.failed per wrong PIN, and pin.locked; pushed live too.
+      // Alerts: the burst is one pin.failed alert counting the ten wrong PINs,
+      // in a sentence, and one pin.locked; pushed live, pin.failed again at each
+      // wrong PIN with its id, so that clients replace it.
       const alerts = await bob.alerts();
-      assert.equal(alerts.filter((a) => a.kind === 'pin.failed').length, 10, JSON.stringify(alerts.map((a) => a.kind)));
-      assert.ok(alerts.some((a) => a.kind === 'pin.locked'));
+      const failed = alerts.filter((a) => a.kind === 'pin.failed');
+      assert.equal(failed.length, 1, JSON.stringify(alerts.map((a) => a.kind)));
+      assert.equal(failed[0].count, 10);
+      assert.equal(failed[0].device_id, bob.deviceId);
+      assert.equal(failed[0].details.message, 'Wrong PIN entered 10 times; no tries left.');
+      assert.deepEqual([failed[0].details.failures, failed[0].details.attempts_left], [10, 0]);
+      assert.ok(failed[0].updated_at >= failed[0].created_at);
+      const lockedAlerts = alerts.filter((a) => a.kind === 'pin.locked');
+      assert.equal(lockedAlerts.length, 1);
+      assert.equal(lockedAlerts[0].details.message, 'Too many wrong PINs (10 in a row): PIN entry is locked for 2 seconds.');
       await ws.next((m) => m.event === 'alert' && m.alert.kind === 'pin.locked');
-      assert.ok(ws.events.filter((m) => m.event === 'alert' && m.alert.kind === 'pin.failed').length >= 1);
+      const pushed = ws.events.filter((m) => m.event === 'alert' && m.alert.kind === 'pin.failed').map((m) => m.alert);
+      assert.deepEqual(pushed.map((a) => a.count), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.ok(pushed.every((a) => a.id === failed[0].id));
+      assert.equal(pushed[0].details.message, 'Wrong PIN entered once; 9 tries left.');
+      assert.equal(pushed[2].details.message, 'Wrong PIN entered 3 times; 7 tries left.');
+      assert.equal(pushed[8].details.message, 'Wrong PIN entered 9 times; 1 try left.');
 
       // After the lockout the right PIN approves (poll the lockout's end, bounded).
       const ok = await h.pollUntil(async () => {
@@ -271,7 +286,10 @@ describe('PIN lockout with the phone CLI', () => {
     assert.match(h.refusalText(res), /lock|try again|pin_locked/i);
     const alerts = await phone.alerts();
     assert.ok(alerts.some((a) => a.kind === 'pin.locked'), JSON.stringify(alerts.map((a) => a.kind)));
-    assert.ok(alerts.filter((a) => a.kind === 'pin.failed').length >= 10);
+    // The ten wrong PINs (and the refused right one) are one alert that counts them.
+    const failed = alerts.filter((a) => a.kind === 'pin.failed');
+    assert.equal(failed.length, 1, JSON.stringify(alerts.map((a) => a.kind)));
+    assert.ok(failed[0].count >= 10, `count ${failed[0].count}`);
 
     // Once the lockout is over, the right PIN links (bounded retries).
     const done = await h.pollUntil(async () => {

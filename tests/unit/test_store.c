@@ -273,7 +273,9 @@ static void test_migration_from_v1(void **state)
     raw_exec(f,
              "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
              "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
-             "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+             "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer; ALTER TABLE "
+             "alerts DROP COLUMN answered_by;"
+             "ALTER TABLE alerts DROP COLUMN burst_count; ALTER TABLE alerts DROP COLUMN updated_at;"
              "ALTER TABLE sessions DROP COLUMN lat; ALTER TABLE sessions DROP COLUMN lon;"
              "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
              "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
@@ -307,13 +309,17 @@ static void test_migration_last_place(void **state)
         raw_exec(
             f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
                "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
-               "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+               "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer; ALTER "
+               "TABLE alerts DROP COLUMN answered_by;"
+               "ALTER TABLE alerts DROP COLUMN burst_count; ALTER TABLE alerts DROP COLUMN updated_at;"
                "UPDATE schema_version SET version = 3 WHERE id = 1");
     else
         raw_exec(
             f, "DROP INDEX sessions_unredacted; DROP INDEX alerts_device;"
                "ALTER TABLE sessions DROP COLUMN last_region; ALTER TABLE sessions DROP COLUMN last_network;"
-               "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer;"
+               "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer; ALTER "
+               "TABLE alerts DROP COLUMN answered_by;"
+               "ALTER TABLE alerts DROP COLUMN burst_count; ALTER TABLE alerts DROP COLUMN updated_at;"
                "PRAGMA user_version = 5");
     raw_exec(f, "UPDATE sessions SET region = 'Lisboa', network = 'Fibre' WHERE id = 'acct1-p';"
                 "UPDATE sessions SET last_ip = '', last_country = '', last_city = '', country = 'ES',"
@@ -336,6 +342,43 @@ static void test_migration_last_place(void **state)
     assert_string_equal(got.last_country, "AU");
     assert_string_equal(got.last_region, "");
     assert_string_equal(got.last_network, "");
+}
+
+/* The migration that records who answered an alert: alerts answered before
+ * it keep their answer, with no device named (unknown), and new answers name
+ * theirs. */
+static void test_migration_answered_by(void **state)
+{
+    fixture *f = *state;
+    int v = schema_version(f, f->s);
+    create_account(f->s, "acct1", "alice");
+    lw_alert a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "old");
+    snprintf(a.account_id, sizeof(a.account_id), "acct1");
+    snprintf(a.kind, sizeof(a.kind), "device.linked");
+    a.created_at = T0;
+    assert_int_equal(lw_store_alert_insert(f->s, &a), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "old", LW_ALERT_ANSWER_ME, "acct1-p", T0 + 1), LW_OK);
+    lw_store_close(f->s);
+    f->s = NULL;
+    raw_exec(
+        f,
+        f->fx.pg
+            ? "ALTER TABLE alerts DROP COLUMN answered_by; ALTER TABLE alerts DROP COLUMN burst_count; ALTER "
+              "TABLE alerts DROP COLUMN updated_at; UPDATE schema_version SET version = 4 WHERE id = 1"
+            : "ALTER TABLE alerts DROP COLUMN answered_by; ALTER TABLE alerts DROP COLUMN burst_count; ALTER "
+              "TABLE alerts DROP COLUMN updated_at; PRAGMA user_version = 6");
+    assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
+    assert_int_equal(schema_version(f, f->s), v);
+    lw_alert got;
+    assert_int_equal(lw_store_alert_get(f->s, "acct1", "old", &got), LW_OK);
+    assert_string_equal(got.answer, LW_ALERT_ANSWER_ME);
+    assert_string_equal(got.answered_by, "");
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "old", LW_ALERT_ANSWER_LOGOUT, "acct1-p", T0 + 2),
+                     LW_OK);
+    assert_int_equal(lw_store_alert_get(f->s, "acct1", "old", &got), LW_OK);
+    assert_string_equal(got.answered_by, "acct1-p");
 }
 
 static void test_open_locations(void **state)
@@ -1084,14 +1127,18 @@ static void test_alerts(void **state)
     assert_string_equal(list[1].id, "al3");
     lw_free(list);
 
-    assert_int_equal(lw_store_alert_ack(f->s, "acct2", "al1", LW_ALERT_ANSWER_ME, T0 + 10), LW_ENOTFOUND);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "nope", LW_ALERT_ANSWER_ME, T0 + 10), LW_ENOTFOUND);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, T0 + 10), LW_OK);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, T0 + 20), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct2", "al1", LW_ALERT_ANSWER_ME, "dev-me", T0 + 10),
+                     LW_ENOTFOUND);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "nope", LW_ALERT_ANSWER_ME, "dev-me", T0 + 10),
+                     LW_ENOTFOUND);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, "dev-me", T0 + 10), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, "dev-me", T0 + 20), LW_OK);
     assert_int_equal(lw_store_alert_list(f->s, "acct1", 0, &list, &n), LW_OK);
     assert_int_equal(list[2].acked_at, T0 + 10); /* the first ack stays */
     assert_string_equal(list[2].answer, LW_ALERT_ANSWER_ME);
+    assert_string_equal(list[2].answered_by, "dev-me"); /* who answered is kept with the answer */
     assert_string_equal(list[1].answer, "");
+    assert_string_equal(list[1].answered_by, "");
     lw_free(list);
 
     /* One alert by id, only the account's. */
@@ -1104,14 +1151,100 @@ static void test_alerts(void **state)
 
     /* "It was me" gives way to a protective answer given later, never the
      * reverse; the first time stays. */
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_LOGOUT, T0 + 30), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_LOGOUT, "dev-logout", T0 + 30),
+                     LW_OK);
     assert_int_equal(lw_store_alert_get(f->s, "acct1", "al1", &one), LW_OK);
     assert_string_equal(one.answer, LW_ALERT_ANSWER_LOGOUT);
+    assert_string_equal(one.answered_by, "dev-logout"); /* the protective answer's device */
     assert_int_equal(one.acked_at, T0 + 10);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, T0 + 40), LW_OK);
-    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_SECURE, T0 + 40), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, "dev-me", T0 + 40), LW_OK);
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_SECURE, "dev-secure", T0 + 40),
+                     LW_OK);
     assert_int_equal(lw_store_alert_get(f->s, "acct1", "al1", &one), LW_OK);
     assert_string_equal(one.answer, LW_ALERT_ANSWER_LOGOUT);
+    assert_string_equal(one.answered_by, "dev-logout"); /* neither answer nor device gives way */
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "al1", LW_ALERT_ANSWER_ME, NULL, T0 + 50), LW_EINVAL);
+}
+
+/* A burst of one kind about one device is one alert: counted into the
+ * newest unanswered one updated since the window's start, else a new one. */
+static void test_alert_burst(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    lw_alert a, got;
+    make_alert(&a, "b1", "acct1", T0);
+    snprintf(a.kind, sizeof(a.kind), "pin.failed");
+    snprintf(a.details, sizeof(a.details), "{\"failures\":1}");
+    assert_int_equal(lw_store_alert_raise(f->s, &a, T0 - 1000, &got), LW_OK);
+    assert_string_equal(got.id, "b1");
+    assert_int_equal(got.count, 1);
+    assert_int_equal(got.updated_at, T0);
+    /* Within the window: counted in, with the new details; the id stays. */
+    for (int i = 2; i <= 10; i++) {
+        snprintf(a.id, sizeof(a.id), "b%d", i);
+        a.created_at = T0 + i;
+        snprintf(a.details, sizeof(a.details), "{\"failures\":%d}", i);
+        assert_int_equal(lw_store_alert_raise(f->s, &a, T0 + i - 1000, &got), LW_OK);
+        assert_string_equal(got.id, "b1");
+        assert_int_equal(got.count, i);
+        assert_int_equal(got.updated_at, T0 + i);
+        assert_string_equal(got.details, a.details);
+    }
+    lw_alert *list = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_alert_list(f->s, "acct1", 0, &list, &n), LW_OK);
+    assert_int_equal(n, 1); /* ten raised, one row */
+    assert_int_equal(list[0].count, 10);
+    assert_int_equal(list[0].created_at, T0);
+    assert_int_equal(list[0].updated_at, T0 + 10);
+    assert_string_equal(list[0].details, "{\"failures\":10}");
+    lw_free(list);
+
+    /* Another kind, another device, another account, or after the window: a new alert. */
+    snprintf(a.id, sizeof(a.id), "k");
+    snprintf(a.kind, sizeof(a.kind), "pin.locked");
+    assert_int_equal(lw_store_alert_raise(f->s, &a, T0, &got), LW_OK);
+    assert_string_equal(got.id, "k");
+    snprintf(a.kind, sizeof(a.kind), "pin.failed");
+    snprintf(a.id, sizeof(a.id), "d");
+    snprintf(a.device_id, sizeof(a.device_id), "other");
+    assert_int_equal(lw_store_alert_raise(f->s, &a, T0, &got), LW_OK);
+    assert_string_equal(got.id, "d");
+    snprintf(a.device_id, sizeof(a.device_id), "dev");
+    snprintf(a.id, sizeof(a.id), "x");
+    snprintf(a.account_id, sizeof(a.account_id), "acct2");
+    assert_int_equal(lw_store_alert_raise(f->s, &a, T0, &got), LW_OK);
+    assert_string_equal(got.id, "x");
+    snprintf(a.account_id, sizeof(a.account_id), "acct1");
+    snprintf(a.id, sizeof(a.id), "late");
+    a.created_at = T0 + 5000;
+    assert_int_equal(lw_store_alert_raise(f->s, &a, T0 + 11, &got),
+                     LW_OK); /* b1 was last updated at T0 + 10 */
+    assert_string_equal(got.id, "late");
+    assert_int_equal(got.count, 1);
+    /* An answered alert starts no burst: the next one is new. */
+    assert_int_equal(lw_store_alert_ack(f->s, "acct1", "late", LW_ALERT_ANSWER_ME, "acct1-p", T0 + 5001),
+                     LW_OK);
+    snprintf(a.id, sizeof(a.id), "after-answer");
+    a.created_at = T0 + 5002;
+    assert_int_equal(lw_store_alert_raise(f->s, &a, T0 + 5001, &got), LW_OK);
+    assert_string_equal(got.id, "after-answer"); /* not "late", answered; b1 is older than the window */
+    /* since <= 0: always a new alert. */
+    snprintf(a.id, sizeof(a.id), "plain");
+    assert_int_equal(lw_store_alert_raise(f->s, &a, 0, &got), LW_OK);
+    assert_string_equal(got.id, "plain");
+    /* Refused as the insert is: unknown account, unterminated details; nothing written. */
+    snprintf(a.id, sizeof(a.id), "ghost");
+    snprintf(a.account_id, sizeof(a.account_id), "ghost");
+    assert_int_equal(lw_store_alert_raise(f->s, &a, 0, &got), LW_ENOTFOUND);
+    snprintf(a.account_id, sizeof(a.account_id), "acct1");
+    memset(a.details, 'x', sizeof(a.details));
+    assert_int_equal(lw_store_alert_raise(f->s, &a, T0, &got), LW_ETOOBIG);
+    assert_int_equal(lw_store_alert_raise(f->s, NULL, T0, &got), LW_EINVAL);
+    assert_int_equal(lw_store_alert_get(f->s, "acct1", "b1", &got), LW_OK);
+    assert_int_equal(got.count, 10);
 }
 
 /* ---- the last-seen place and privacy ---------------------------------------- */
@@ -1952,6 +2085,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_last_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_answered_by, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alert_burst, setup, teardown),
         cmocka_unit_test(test_open_locations),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_busy_unavailable, setup, teardown),

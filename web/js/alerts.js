@@ -1,6 +1,5 @@
 // Security alerts (PRODUCT §6): their words, and the live pop-ups.
 
-import * as session from './session.js';
 import { ago, h, icon } from './ui.js';
 
 const ENDED = {
@@ -30,10 +29,6 @@ const TITLES = {
   'pin.locked': 'PIN locked',
 };
 
-/** Kinds about a device that may still be active: "Log out that device" makes sense. */
-const ABOUT_LIVE_DEVICE = new Set(['device.linked', 'link.new_country', 'link.far_from_primary',
-  'link.anonymous_network', 'session.impossible_travel', 'session.country_changed']);
-
 const SERIOUS = new Set(['token.theft_suspected', 'pin.locked', 'session.impossible_travel',
   'link.anonymous_network', 'link.rate_limited']);
 
@@ -43,30 +38,38 @@ export function rememberNames(devices) {
   for (const d of devices) if (d.id && d.name) knownNames.set(d.id, d.name);
 }
 
-/** {title, text, tone} for an alert; `names` maps device ids to names. */
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+/** {title, text, tone} for an alert; `names` maps device ids to names. The
+ * server writes every alert's sentence (details.message, "Wrong PIN entered 3
+ * times; 7 tries left."); the words here are for a server that did not. */
 export function describeAlert(a, names = knownNames) {
   const d = a.details || {};
   const who = names.get(a.device_id) || d.name || 'A device';
   let text = d.message;
-  switch (a.kind) {
-    case 'device.linked':
-      text = d.message || `A new device was linked: ${d.name || 'unknown device'}`;
-      break;
-    case 'device.ended':
-      text = (d.count > 1 ? `${d.count} devices were ` : `${who} was `) + (ENDED[d.reason] || 'logged out') + '.';
-      break;
-    case 'token.theft_suspected':
-      text = `The credential of ${who} was used without its device key${d.ip ? ` (from ${d.ip})` : ''}. ` +
-        'That session was ended.';
-      break;
-    case 'pin.failed':
-      text = `A wrong two-step verification PIN was entered${Number.isFinite(d.attempts_left) ? ` (${d.attempts_left} attempts left)` : ''}.`;
-      break;
-    case 'pin.locked':
-      text = `Too many wrong PINs: linking is locked${d.locked_for_seconds ? ` for ${Math.ceil(d.locked_for_seconds / 60)} min` : ''}.`;
-      break;
-    default:
-      text = text || `Security event: ${a.kind}`;
+  if (!text) {
+    switch (a.kind) {
+      case 'device.linked':
+        text = `A new device was linked: ${d.name || 'unknown device'}.`;
+        break;
+      case 'device.ended':
+        text = (d.count > 1 ? `${d.count} devices were ` : `${who} was `) + (ENDED[d.reason] || 'logged out') + '.';
+        break;
+      case 'token.theft_suspected':
+        text = `The credential of ${who} was used without its device key${d.ip ? ` (from ${d.ip})` : ''}. ` +
+          'That session was ended.';
+        break;
+      case 'pin.failed':
+        text = Number.isFinite(d.attempts_left)
+          ? `A wrong PIN was entered; ${d.attempts_left > 0 ? plural(d.attempts_left, 'try', 'tries') : 'no tries'} left.`
+          : 'A wrong PIN was entered.';
+        break;
+      case 'pin.locked':
+        text = `Too many wrong PINs: PIN entry is locked${d.locked_for_seconds ? ` for ${plural(Math.ceil(d.locked_for_seconds / 60), 'minute', 'minutes')}` : ''}.`;
+        break;
+      default:
+        text = 'Something happened on your account that you should look at.';
+    }
   }
   const tone = SERIOUS.has(a.kind) ? 'danger' : a.kind === 'device.ended' ? 'info' : 'warn';
   return { title: TITLES[a.kind] || 'Security alert', text, tone };
@@ -74,11 +77,21 @@ export function describeAlert(a, names = knownNames) {
 
 export const alertIcon = (tone) => icon(tone === 'info' ? 'bell' : 'warn', `icon alert-icon tone-${tone}`);
 
-/** Acknowledges an alert ("It was me"). */
-export const ack = (id) => session.call('POST', `/v1/alerts/${encodeURIComponent(id)}/ack`, {});
+/** Only the phone answers alerts (the server refuses a companion): a stolen browser must not be
+ * able to silence an alert, so this client shows them and sends the holder to
+ * the phone. */
+export const ANSWER_ON_PHONE = 'Answer on your phone.';
 
-/** Only the phone can log devices out (PRODUCT §1); a browser says how. */
-export const PHONE_HINT = 'Use your phone to log out other devices: Linked devices › tap the device › Log out.';
+const ANSWERS = {
+  it_was_me: 'Answered on your phone: it was you.',
+  logged_out_device: 'Answered on your phone: that device was logged out.',
+  secured_account: 'Answered on your phone: the account was secured.',
+};
+/** How the phone answered an alert, as a sentence ("" when it has not). */
+export function answerText(a) {
+  if (!a.acked && !a.answer) return '';
+  return ANSWERS[a.answer] || 'Answered on your phone.';
+}
 
 /**
  * Live pop-ups for new alerts. They are shown only while a signed-in screen
@@ -88,12 +101,11 @@ export class Popups {
   constructor() {
     this.queue = [];
     this.box = null;
-    this.onAcked = () => {};
   }
 
   attach(box) {
     this.box = box;
-    for (const a of this.queue) this.render(a);
+    for (const a of this.queue) box.prepend(this.render(a));
   }
 
   detach() {
@@ -101,10 +113,19 @@ export class Popups {
   }
 
   push(alert) {
-    if (this.queue.some((a) => a.id === alert.id)) return;
+    // The same alert again is an update (a burst counted into it): shown in place.
+    const old = this.queue.find((a) => a.id === alert.id);
+    if (old) {
+      this.queue[this.queue.indexOf(old)] = alert;
+      if (old.el && this.box) {
+        this.render(alert);
+        old.el.replaceWith(alert.el);
+      }
+      return;
+    }
     this.queue.push(alert);
     if (this.queue.length > 4) this.queue.shift()?.el?.remove();
-    if (this.box) this.render(alert);
+    if (this.box) this.box.prepend(this.render(alert));
   }
 
   dismiss(alert) {
@@ -117,36 +138,10 @@ export class Popups {
     this.queue = [];
   }
 
+  /** Builds the pop-up of an alert: what happened and where to answer it; no answer here. */
   render(alert) {
     const { title, text, tone } = describeAlert(alert);
     const titleId = `popup-t-${alert.id}`;
-    const hint = h('p', { class: 'popup-hint', role: 'status', hidden: true });
-    const actions = h('div', { class: 'popup-actions' });
-    const me = h('button', { type: 'button', class: 'btn btn-primary btn-small' }, 'It was me');
-    me.addEventListener('click', async () => {
-      me.disabled = true;
-      try {
-        await ack(alert.id);
-        this.dismiss(alert);
-        this.onAcked(alert.id);
-      } catch (e) {
-        me.disabled = false;
-        hint.hidden = false;
-        hint.textContent = e.message;
-      }
-    });
-    actions.append(me);
-    const current = session.device()?.id;
-    if (ABOUT_LIVE_DEVICE.has(alert.kind) && alert.device_id && alert.device_id !== current) {
-      const out = h('button', { type: 'button', class: 'btn btn-danger-ghost btn-small', 'aria-expanded': 'false' },
-        'Log out that device');
-      out.addEventListener('click', () => {
-        hint.hidden = false;
-        hint.textContent = PHONE_HINT;
-        out.setAttribute('aria-expanded', 'true');
-      });
-      actions.append(out);
-    }
     const close = h('button', { type: 'button', class: 'icon-btn popup-close', 'aria-label': 'Dismiss' }, icon('close'));
     close.addEventListener('click', () => this.dismiss(alert));
     alert.el = h('section', { class: `popup tone-${tone}`, role: 'alert', 'aria-labelledby': titleId, testid: 'alert-popup' },
@@ -155,8 +150,8 @@ export class Popups {
         h('h2', { class: 'popup-title', id: titleId }, title),
         h('p', { class: 'popup-text' }, text),
         h('p', { class: 'muted small' }, ago(alert.created_at)),
-        actions, hint),
+        h('p', { class: 'popup-hint', testid: 'answer-on-phone' }, answerText(alert) || ANSWER_ON_PHONE)),
       close);
-    this.box.prepend(alert.el);
+    return alert.el;
   }
 }

@@ -1,12 +1,12 @@
 // Home: this device, every linked device (kept live), and the alerts.
 
-import { ack, alertIcon, describeAlert, rememberNames } from './alerts.js';
+import { ANSWER_ON_PHONE, alertIcon, answerText, describeAlert, rememberNames } from './alerts.js';
 import * as session from './session.js';
 import { ago, describeClient, describePlace, formatDate, h, icon, sr } from './ui.js';
 
 const MAX_ALERTS = 20;
 
-/** Fills main; returns the unmount function. ctx: {onAcked(id) registration, popups}. */
+/** Fills main; returns the unmount function. ctx: {popups}. */
 export function mountHome(main, ctx) {
   let me = null;
   let devices = [];
@@ -77,21 +77,11 @@ export function mountHome(main, ctx) {
 
   function alertRow(a) {
     const { title, text, tone } = describeAlert(a);
-    const action = a.acked
-      ? h('p', { class: 'acked small' }, icon('check', 'icon icon-inline'), ' It was you')
-      : h('button', { type: 'button', class: 'btn btn-secondary btn-small' }, 'It was me');
-    if (!a.acked) {
-      action.addEventListener('click', async () => {
-        action.disabled = true;
-        try {
-          await ack(a.id);
-          markAcked(a.id);
-        } catch (e) {
-          action.disabled = false;
-          showProblem(e);
-        }
-      });
-    }
+    // Only the phone answers: this browser says where, or how it was answered.
+    const answered = answerText(a);
+    const action = answered
+      ? h('p', { class: 'acked small' }, icon('check', 'icon icon-inline'), ` ${answered}`)
+      : h('p', { class: 'answer-hint small', testid: 'answer-on-phone' }, ANSWER_ON_PHONE);
     return h('li', { class: `alert-row tone-${tone}${a.acked ? '' : ' is-open'}`, 'data-alert-id': a.id },
       alertIcon(tone),
       h('div', { class: 'alert-body' },
@@ -119,12 +109,6 @@ export function mountHome(main, ctx) {
     }
   }
 
-  function markAcked(id) {
-    const a = alerts.find((x) => x.id === id);
-    if (a) a.acked = true;
-    renderAlerts();
-  }
-
   function showProblem(e) {
     if (session.isEnded()) return;
     problem.hidden = false;
@@ -144,15 +128,17 @@ export function mountHome(main, ctx) {
     renderDevices();
   };
   const onAlert = (ev) => {
+    // An alert seen before is an update (a burst counted into it): replaced in place.
     const a = ev.detail.alert;
-    if (!alerts.some((x) => x.id === a.id)) alerts.unshift(a);
+    const i = alerts.findIndex((x) => x.id === a.id);
+    if (i >= 0) alerts[i] = a;
+    else alerts.unshift(a);
     renderAlerts();
   };
   session.events.addEventListener('device.linked', onLinked);
   session.events.addEventListener('device.ended', onEnded);
   session.events.addEventListener('alert', onAlert);
   session.events.addEventListener('resync', load); // the socket was away: look again
-  ctx.popups.onAcked = markAcked;
 
   async function load() {
     try {
@@ -206,6 +192,5 @@ export function mountHome(main, ctx) {
     session.events.removeEventListener('device.ended', onEnded);
     session.events.removeEventListener('alert', onAlert);
     session.events.removeEventListener('resync', load);
-    ctx.popups.onAcked = () => {};
   };
 }

@@ -1,0 +1,146 @@
+/* The sentences of alerts (src/server/alert.c): what a person reads, never
+ * "failures=10 attempts_left=0"; plurals right; device.ended names the
+ * device in the third person. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alert.h"
+#include "lw.h"
+
+static void test_pin_failed(void **state)
+{
+    char t[LW_ALERT_TEXT_MAX];
+    assert_int_equal(lw_alert_text_pin_failed(t, sizeof t, 1, 9), LW_OK);
+    assert_string_equal(t, "Wrong PIN entered once; 9 tries left.");
+    lw_alert_text_pin_failed(t, sizeof t, 3, 7);
+    assert_string_equal(t, "Wrong PIN entered 3 times; 7 tries left.");
+    lw_alert_text_pin_failed(t, sizeof t, 9, 1);
+    assert_string_equal(t, "Wrong PIN entered 9 times; 1 try left.");
+    lw_alert_text_pin_failed(t, sizeof t, 10, 0);
+    assert_string_equal(t, "Wrong PIN entered 10 times; no tries left.");
+    lw_alert_text_pin_failed(t, sizeof t, 12, -2);
+    assert_string_equal(t, "Wrong PIN entered 12 times; no tries left.");
+    /* No room: a shorter whole sentence, or nothing; never a cut one. */
+    char small[30];
+    assert_int_equal(lw_alert_text_pin_failed(small, sizeof small, 3, 7), LW_ETOOBIG);
+    assert_string_equal(small, "A wrong PIN was entered.");
+    char tiny[4];
+    assert_int_equal(lw_alert_text_pin_failed(tiny, sizeof tiny, 3, 7), LW_ETOOBIG);
+    assert_string_equal(tiny, "");
+}
+
+static void duration(int64_t ms, const char *want)
+{
+    char t[64];
+    assert_int_equal(lw_alert_text_duration(t, sizeof t, ms), LW_OK);
+    assert_string_equal(t, want);
+}
+
+static void test_duration_and_lock(void **state)
+{
+    duration(1000, "1 second");
+    duration(1500, "2 seconds");
+    duration(59000, "59 seconds");
+    duration(60000, "1 minute");
+    duration(61000, "2 minutes");
+    duration(2 * 60000, "2 minutes");
+    duration(3599000, "1 hour");
+    duration(3600000, "1 hour");
+    duration(3600000 + 60000, "1 hour and 1 minute");
+    duration(512LL * 60000, "8 hours and 32 minutes");
+    duration(86400000LL, "1 day");
+    duration(86400000LL * 2 + 3600000, "2 days and 1 hour");
+    char t[LW_ALERT_TEXT_MAX];
+    assert_int_equal(lw_alert_text_pin_locked(t, sizeof t, 10, 60000), LW_OK);
+    assert_string_equal(t, "Too many wrong PINs (10 in a row): PIN entry is locked for 1 minute.");
+    lw_alert_text_pin_locked(t, sizeof t, 11, 120000);
+    assert_string_equal(t, "Too many wrong PINs (11 in a row): PIN entry is locked for 2 minutes.");
+}
+
+static void test_ended(void **state)
+{
+    char t[LW_ALERT_TEXT_MAX];
+    const char *one[] = {"Chrome on Windows"};
+    assert_int_equal(lw_alert_text_ended(t, sizeof t, "remote_logout", 1, one, 1), LW_OK);
+    /* Not "You were logged out from your phone": the phone reads it too. */
+    assert_string_equal(t, "Chrome on Windows was logged out from your phone.");
+    lw_alert_text_ended(t, sizeof t, "logout", 1, one, 1);
+    assert_string_equal(t, "Chrome on Windows was logged out on the device itself.");
+    lw_alert_text_ended(t, sizeof t, "admin_logout", 1, one, 1);
+    assert_string_equal(t, "Chrome on Windows was logged out by the server's administrator.");
+    lw_alert_text_ended(t, sizeof t, "no_such_reason", 1, one, 1);
+    assert_string_equal(t, "Chrome on Windows was logged out.");
+    const char *unnamed[] = {""};
+    lw_alert_text_ended(t, sizeof t, "inactive", 1, unnamed, 1);
+    assert_string_equal(t, "A device was logged out after a long time without use.");
+    lw_alert_text_ended(t, sizeof t, "inactive", 1, NULL, 0);
+    assert_string_equal(t, "A device was logged out after a long time without use.");
+
+    const char *three[] = {"Chrome on Windows", "Firefox on Linux", "Build server"};
+    lw_alert_text_ended(t, sizeof t, "logout_all", 2, three, 2);
+    assert_string_equal(t,
+                        "2 devices were logged out from your phone (log out all devices): Chrome on Windows "
+                        "and Firefox on Linux.");
+    lw_alert_text_ended(t, sizeof t, "logout_all", 3, three, 3);
+    assert_string_equal(t,
+                        "3 devices were logged out from your phone (log out all devices): Chrome on Windows, "
+                        "Firefox on Linux and Build server.");
+    lw_alert_text_ended(t, sizeof t, "max_age", 1000, three, 3);
+    assert_string_equal(t, "1000 devices were logged out at the maximum age of a session: Chrome on Windows, "
+                           "Firefox on Linux, Build server and 997 more.");
+    lw_alert_text_ended(t, sizeof t, "max_age", 5, NULL, 0);
+    assert_string_equal(t, "5 devices were logged out at the maximum age of a session.");
+    /* Names that do not fit are left out, the sentence stays whole. */
+    char small[64];
+    assert_int_equal(lw_alert_text_ended(small, sizeof small, "remote_logout", 3, three, 3), LW_ETOOBIG);
+    assert_string_equal(small, "3 devices were logged out from your phone.");
+}
+
+static void test_theft_and_linked(void **state)
+{
+    char t[LW_ALERT_TEXT_MAX];
+    lw_alert_text_theft(t, sizeof t, "Chrome on Windows", "203.0.113.5", false);
+    assert_string_equal(t, "Chrome on Windows presented its credential without a signature by its device key "
+                           "(from 203.0.113.5), so it was logged out.");
+    lw_alert_text_theft(t, sizeof t, "", "", true);
+    assert_string_equal(t,
+                        "A device presented its credential with a wrong signature by its device key, so it "
+                        "was logged out.");
+    lw_alert_text_linked(t, sizeof t, "Chrome on Windows", "Lisbon, PT");
+    assert_string_equal(t, "A new device was linked: Chrome on Windows, Lisbon, PT.");
+    lw_alert_text_linked(t, sizeof t, "Build server", "");
+    assert_string_equal(t, "A new device was linked: Build server.");
+}
+
+/* The longest names and places still fit LW_ALERT_TEXT_MAX. */
+static void test_bounds(void **state)
+{
+    char name[LW_NAME_MAX], where[2 * LW_PLACE_MAX + 4];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    memset(where, 'w', sizeof where - 1);
+    where[sizeof where - 1] = '\0';
+    char t[LW_ALERT_TEXT_MAX];
+    assert_int_equal(lw_alert_text_linked(t, sizeof t, name, where), LW_OK);
+    assert_int_equal(
+        lw_alert_text_theft(t, sizeof t, name, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", true), LW_OK);
+    const char *names[LW_ALERT_NAMES_MAX] = {name, name, name};
+    assert_int_equal(lw_alert_text_ended(t, sizeof t, "primary_inactive", 100000, names, LW_ALERT_NAMES_MAX),
+                     LW_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pin_failed), cmocka_unit_test(test_duration_and_lock),
+        cmocka_unit_test(test_ended),      cmocka_unit_test(test_theft_and_linked),
+        cmocka_unit_test(test_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
