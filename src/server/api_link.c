@@ -202,7 +202,7 @@ void lw_api_link_create(lw_rq *rq)
     /* The payload's signature and its QR code are made off the loop; the
      * request is stored and answered when they come back. */
     op->app = app;
-    lw_links_ref_prepare(app->links, r, &op->ref);
+    lw_links_ref_prepare(app->links, r, 0, &op->ref);
     if (!offload(rq, &op->rq, create_render, create_rendered, op))
         goto out;
     return;
@@ -357,9 +357,17 @@ void lw_api_link_scan(lw_rq *rq)
         refuse_state(rq, &r);
         return;
     }
-    /* The payload the primary checks: for a code, the current ref's. */
-    const char *signed_payload = payload_text ? payload_text : lw_links_payload(app->links, &r);
-    json_t *payload_json = json_string(signed_payload ? signed_payload : "");
+    /* The payload the primary checks: for a code, the current ref's, which
+     * any node can give (whichever node opened the request). */
+    char code_payload[LW_PAYLOAD_MAX];
+    if (!payload_text && (rc = lw_links_payload(app->links, &r, code_payload)) != LW_OK) {
+        if (rc == LW_ENOTFOUND)
+            refuse_state(rq, &r);
+        else
+            lw_api_store_failed(rq, rc, "making the payload");
+        return;
+    }
+    json_t *payload_json = json_string(payload_text ? payload_text : code_payload);
 
     lw_strlcpy(r.account_id, rq->who.account_id, sizeof r.account_id);
     lw_strlcpy(r.scanned_by, rq->who.device_id, sizeof r.scanned_by);
