@@ -159,10 +159,26 @@ static void on_scanned(linking *k)
         cli_msg("Scanned \u2014 confirm on your phone.\n");
 }
 
-static int finish_denied(linking *k)
+/* The request ended denied. why is the server's link.denied event (NULL
+ * from a poll): with reason "limit" the account is at its device limit, and
+ * its sentence says how to free a slot. */
+static int finish_denied(linking *k, json_t *why)
 {
-    if (k->o->json)
-        cli_json_event("{ss}", "event", "denied");
+    const char *reason = cli_str(why, "reason"), *message = cli_str(why, "message");
+    if (k->o->json) {
+        json_t *ev = json_pack("{ss}", "event", "denied");
+        if (ev != NULL && reason[0] != '\0')
+            json_object_set_new(ev, "reason", json_string(reason));
+        if (ev != NULL && message[0] != '\0')
+            json_object_set_new(ev, "message", json_string(message));
+        if (ev != NULL && json_is_integer(json_object_get(why, "limit")))
+            json_object_set(ev, "limit", json_object_get(why, "limit"));
+        if (ev != NULL)
+            cli_json_line(ev);
+        json_decref(ev);
+    }
+    if (message[0] != '\0')
+        cli_msg("linkward: %s\n", message);
     else
         cli_msg("The phone denied this link request.\n");
     return CLI_REFUSED;
@@ -182,13 +198,22 @@ static int finish_approved(linking *k)
     int lrc = lwc_link_complete(k->d, k->l);
     if (lrc != LW_OK) {
         const lwc_error *e = lwc_device_error(k->d);
-        if (k->o->json) {
+        if (k->o->json && strcmp(e->code, "device_limit") != 0) {
             char text[1024];
             cli_error_text(e, text, sizeof(text));
             cli_json_event("{ss ss ss}", "event", "error", "code", e->code, "message", text);
         }
         if (strcmp(e->code, "expired") == 0)
             return finish_expired(k);
+        if (strcmp(e->code, "device_limit") == 0) {
+            /* Another device took the last slot between approval and now. */
+            char text[1024];
+            cli_error_text(e, text, sizeof(text));
+            json_t *why = json_pack("{ss ss}", "reason", "limit", "message", text);
+            int rc = finish_denied(k, why);
+            json_decref(why);
+            return rc;
+        }
         return cli_fail(k->d, lrc);
     }
     const char *id = lwc_device_get(k->d, LWC_DEVICE_ID);
@@ -221,7 +246,7 @@ static int on_state(linking *k, json_t *st)
         return finish_approved(k);
     }
     if (strcmp(state, "denied") == 0)
-        return finish_denied(k);
+        return finish_denied(k, NULL);
     if (strcmp(state, "expired") == 0)
         return finish_expired(k);
     cli_msg("linkward: this link request is %s and cannot be used\n", state[0] ? state : "unknown");
@@ -271,7 +296,7 @@ static int on_event(linking *k, json_t *ev)
         return finish_approved(k);
     }
     if (strcmp(name, "link.denied") == 0)
-        return finish_denied(k);
+        return finish_denied(k, ev);
     if (strcmp(name, "link.expired") == 0)
         return finish_expired(k);
     return -1; /* hello, pong, ... */

@@ -437,18 +437,50 @@ static bool load_scanned(lw_rq *rq, lw_link_request *r)
     return true;
 }
 
-static bool at_device_limit(lw_rq *rq, const char *account_id)
+/* The device limit in words (PRODUCT §2.7): what is full, and how to free a
+ * slot, for the phone and for the device that asked. */
+#define LIMIT_TEXT "This account already has %ld linked devices, the limit."
+#define LIMIT_PHONE_HINT                                                                                     \
+    " Log one out from your phone (Linked devices) to free a slot, then link the other device again."
+#define LIMIT_COMPANION_HINT                                                                                 \
+    " Log one out from the phone (Linked devices) to free a slot, then link this device again."
+#define LIMIT_TEXT_MAX 256
+
+/* Ends request r, found in state `from`, because its account is at the
+ * device limit: denied, and the companion waiting on it hears at once
+ * link.denied with reason "limit" and the sentence, rather than waiting for
+ * an approval that cannot come. Nothing is said if the request moved on
+ * meanwhile (whoever moved it told the companion). */
+static void deny_at_limit(lw_app *app, lw_link_request *r, const char *from)
+{
+    int rc = lw_store_link_transition(app->store, r, from, "denied");
+    if (rc != LW_OK) {
+        if (rc != LW_ECONFLICT)
+            lw_log_error("link", "cannot end request %.8s at the device limit: %s", r->id, lw_strerror(rc));
+        return;
+    }
+    char text[LIMIT_TEXT_MAX];
+    snprintf(text, sizeof text, LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
+    lw_links_push(app->links, r->id,
+                  json_pack("{s:s, s:s, s:s, s:I}", "event", "link.denied", "reason", "limit", "message",
+                            text, "limit", (json_int_t)app->cfg.max_companions),
+                  true);
+    lw_metrics_inc("linkward_link_requests_total", "outcome=\"denied\"");
+    lw_log_info("link", "request %.8s denied: the account is at its device limit", r->id);
+}
+
+/* At the limit: answers 409 device_limit and ends the request (above). */
+static bool at_device_limit(lw_rq *rq, lw_link_request *r, const char *account_id)
 {
     long n = 0;
     int rc = lw_store_session_count_active_companions(rq->app->store, account_id, &n);
     if (rc != LW_OK)
         return lw_api_store_failed(rq, rc, "counting devices");
     if (n >= rq->app->cfg.max_companions) {
-        lw_reply_error_x(
-            rq, 409, "device_limit", json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
-            "This account already has %ld linked devices, the limit. Log one out from your phone "
-            "(Linked devices) to free a slot.",
-            rq->app->cfg.max_companions);
+        deny_at_limit(rq->app, r, "scanned");
+        lw_reply_error_x(rq, 409, "device_limit",
+                         json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
+                         LIMIT_TEXT LIMIT_PHONE_HINT, rq->app->cfg.max_companions);
         return true;
     }
     return false;
@@ -528,7 +560,7 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
                        "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
         return false;
     }
-    if (at_device_limit(rq, a->id))
+    if (at_device_limit(rq, r, a->id))
         return false;
     bool has_pin = a->pin_hash[0] != '\0';
     if (!has_pin && app->cfg.pin_required) {
@@ -770,13 +802,13 @@ static void complete_verified(lw_rq *rq)
     if (rc == LW_OK)
         rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions);
     if (rc != LW_OK) {
-        if (rc == LW_ELIMIT)
-            lw_reply_error(
-                rq, 409, "device_limit",
-                "This account already has %ld linked devices, the limit. Log one out from your phone "
-                "to free a slot.",
-                app->cfg.max_companions);
-        else if (rc == LW_ECONFLICT)
+        if (rc == LW_ELIMIT) {
+            /* Two approvals raced for the last slot and this one lost. */
+            deny_at_limit(app, r, "approved");
+            lw_reply_error_x(rq, 409, "device_limit",
+                             json_pack("{s:I}", "limit", (json_int_t)app->cfg.max_companions),
+                             LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
+        } else if (rc == LW_ECONFLICT)
             lw_reply_error(rq, 409, "not_pending", "This link request was already completed.");
         else
             lw_api_store_failed(rq, rc, "linking the device");

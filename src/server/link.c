@@ -244,16 +244,20 @@ static void drop(lw_links *L, const char *id)
     }
 }
 
-void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final)
+void lw_links_push(lw_links *L, const char *request_id, json_t *ev, bool final)
 {
-    json_t *e = json_pack("{s:s}", "event", ev);
-    if (e)
-        lw_bus_to_link(L->app->bus, request_id, e);
-    json_decref(e);
+    if (ev)
+        lw_bus_to_link(L->app->bus, request_id, ev);
+    json_decref(ev);
     if (final) {
         lw_bus_close_link(L->app->bus, request_id);
         drop(L, request_id);
     }
+}
+
+void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final)
+{
+    lw_links_push(L, request_id, json_pack("{s:s}", "event", ev), final);
 }
 
 /* Ends a request that ran out of time, whatever non-final state it is in. */

@@ -67,6 +67,8 @@ bool lw_links_issued(lw_links *L, const char *request_id, const char *payload);
 void lw_links_on_socket(lw_links *L, const lw_link_request *r);
 /* Pushes {"event": ev} to the companion; final events close its sockets and stop the rotation. */
 void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final);
+/* The same with an event of the caller's making (taken over, may be NULL). */
+void lw_links_push(lw_links *L, const char *request_id, json_t *ev, bool final);
 
 /* How many requests from this address are being shown (pending) right now. */
 long lw_links_pending_from(lw_links *L, const char *ip);
