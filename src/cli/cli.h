@@ -58,6 +58,9 @@ typedef int (*cli_opt_fn)(void *ctx, int argc, char **argv, int *i);
 int cli_parse_args(cli_opts *o, const char *group, void (*usage)(FILE *), const char *cmd, int argc,
                    char **argv, cli_opt_fn opt, void *ctx, const char **pos, int max_pos, int *npos);
 
+/* The state file's path: --state, else `default_name` in the config folder.
+ * CLI_OK or CLI_USAGE after printing why. */
+int cli_state_path(const cli_opts *o, const char *default_name, char *dst, size_t cap);
 /* Opens the device state (default file name `default_name` in the config
  * folder), applies --server and --header. Returns CLI_OK or an exit code
  * after printing why. */

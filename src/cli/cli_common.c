@@ -170,22 +170,33 @@ static int default_state_path(const char *name, char *dst, size_t cap)
     return n < 0 || (size_t)n >= cap ? LW_ETOOBIG : LW_OK;
 }
 
-int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **out)
+int cli_state_path(const cli_opts *o, const char *default_name, char *dst, size_t cap)
 {
-    char path[PATH_MAX];
-    const char *state = o->state;
-    *out = NULL;
-    if (state == NULL) {
-        if (default_state_path(default_name, path, sizeof(path)) != LW_OK) {
+    if (o->state == NULL) {
+        if (default_state_path(default_name, dst, cap) != LW_OK) {
             cli_msg("linkward: cannot find a home folder for the state file; give --state FILE\n");
             return CLI_USAGE;
         }
-        state = path;
+        return CLI_OK;
     }
-    if (state[0] == '\0') {
+    if (o->state[0] == '\0') {
         cli_msg("linkward: --state needs a file name\n");
         return CLI_USAGE;
     }
+    if (lw_strlcpy(dst, o->state, cap) != LW_OK) {
+        cli_msg("linkward: --state: the file name is too long\n");
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **out)
+{
+    char state[PATH_MAX];
+    *out = NULL;
+    int prc = cli_state_path(o, default_name, state, sizeof(state));
+    if (prc != CLI_OK)
+        return prc;
     lwc_device *d = NULL;
     int rc = lwc_device_open(state, o->server, &d);
     if (rc != LW_OK) {

@@ -7,6 +7,7 @@
  * flaky proxy costs latency, not the link.
  */
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +30,7 @@ static void companion_usage(FILE *f)
     fputs("Usage: linkward companion [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: "
           "value']... [--json] "
           "COMMAND\n"
-          "  link [--name NAME] [--qr-png FILE] [--no-persist]\n"
+          "  link [--name NAME] [--qr-png FILE] [--no-persist] [--relink]\n"
           "  whoami | devices | logout\n"
           "  watch\n"
           "  token\n"
@@ -72,6 +73,7 @@ static void sleep_ms(long ms)
 typedef struct link_opts {
     const char *name, *qr_png;
     bool no_persist;
+    bool relink; /* link a state that already holds a session again */
 } link_opts;
 
 static int link_opt(void *ctx, int argc, char **argv, int *i)
@@ -84,6 +86,11 @@ static int link_opt(void *ctx, int argc, char **argv, int *i)
         return m;
     if (strcmp(argv[*i], "--no-persist") == 0) {
         l->no_persist = true;
+        (*i)++;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--relink") == 0) {
+        l->relink = true;
         (*i)++;
         return 1;
     }
@@ -318,8 +325,26 @@ static int cmd_link(cli_opts *o, int argc, char **argv)
     lwc_ws *ws = NULL;
     if ((rc = cli_open_device_to_start(o, "companion.json", &k.d)) != CLI_OK)
         return rc;
+    if (lwc_device_linked(k.d) && !lo.relink) {
+        /* Linking the same key again replaces its session on the server; say
+         * so rather than do it by accident (a second device wants a state
+         * file of its own). */
+        char path[PATH_MAX], text[PATH_MAX + 512];
+        const char *handle = lwc_device_get(k.d, LWC_HANDLE);
+        if ((rc = cli_state_path(o, "companion.json", path, sizeof(path))) != CLI_OK)
+            goto done;
+        snprintf(text, sizeof(text),
+                 "%s already holds a linked session (device %s%s%s). To link this device again, which "
+                 "replaces that session, add --relink; to link another device, give it its own --state FILE.",
+                 path, lwc_device_get(k.d, LWC_DEVICE_ID), handle ? ", account " : "", handle ? handle : "");
+        if (o->json)
+            cli_json_event("{ss ss ss}", "event", "error", "code", "already_linked", "message", text);
+        cli_msg("linkward: %s\n", text);
+        rc = CLI_USAGE;
+        goto done;
+    }
     if (lwc_device_linked(k.d) && !o->json)
-        cli_msg("Note: this state already holds a session (device %s); linking replaces it.\n",
+        cli_msg("Linking this device again: its session (device %s) will be replaced.\n",
                 lwc_device_get(k.d, LWC_DEVICE_ID));
 
     json_t *info = lwc_client_info(lo.name);

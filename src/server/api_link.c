@@ -473,7 +473,8 @@ static void deny_at_limit(lw_app *app, lw_link_request *r, const char *from)
 static bool at_device_limit(lw_rq *rq, lw_link_request *r, const char *account_id)
 {
     long n = 0;
-    int rc = lw_store_session_count_active_companions(rq->app->store, account_id, &n);
+    /* A device linking again replaces its own session: that one does not count. */
+    int rc = lw_store_session_count_active_companions(rq->app->store, account_id, r->public_key, &n);
     if (rc != LW_OK)
         return lw_api_store_failed(rq, rc, "counting devices");
     if (n >= rq->app->cfg.max_companions) {
@@ -798,9 +799,11 @@ static void complete_verified(lw_rq *rq)
     s->persistent = r->persistent;
 
     char token[LW_CRED_STRLEN];
+    lw_ended *replaced = NULL;
+    size_t nreplaced = 0;
     int rc = lw_sessions_prepare(app->sessions, s, token);
     if (rc == LW_OK)
-        rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions);
+        rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions, &replaced, &nreplaced);
     if (rc != LW_OK) {
         if (rc == LW_ELIMIT) {
             /* Two approvals raced for the last slot and this one lost. */
@@ -815,6 +818,10 @@ static void complete_verified(lw_rq *rq)
         goto out;
     }
     lw_sessions_cache(app->sessions, s);
+    /* The same key's earlier session ended in the completion's transaction
+     * (relinked): its sockets and the account's devices hear it now. */
+    lw_sessions_ended(app->sessions, replaced, nreplaced);
+    lw_free(replaced);
     lw_links_notify(app->links, r->id, "link.completed", true);
 
     /* Tell the account: the live event for screens, the alert for the record. */

@@ -324,6 +324,7 @@ static const struct {
     {"account_reset", "You were logged out because the account was reset."},
     {"admin_logout", "You were logged out by the server's administrator."},
     {"account_deleted", "You were logged out because the account was deleted."},
+    {LW_END_RELINKED, "This device was linked again: this earlier session was replaced by the new one."},
 };
 
 const char *lw_end_reason_message(const char *reason)
