@@ -23,6 +23,7 @@ enum {
 typedef struct cli_opts {
     const char *server;
     const char *state;
+    const char *cacert; /* --cacert FILE */
     const char *headers[LWC_HEADERS_MAX];
     size_t nheaders;
     bool json;
@@ -120,8 +121,16 @@ int cli_follow_events(lwc_device *d, bool json);
 /* Prints a live event for people; returns false for events not worth showing. */
 bool cli_print_event(json_t *ev);
 
-/* Asks a yes/no question on the terminal (stdin if there is none): true on y. */
+/* Asks a yes/no question on the terminal (stdin if there is none). NONE
+ * when no answer came at all (end of input), which is not a no. */
+typedef enum { CLI_ANSWER_NONE, CLI_ANSWER_NO, CLI_ANSWER_YES } cli_answer;
+cli_answer cli_ask(const char *question);
+/* cli_ask: true on y. */
 bool cli_confirm(const char *question);
+/* Whether, without a terminal, stdin may still give an answer: it holds
+ * data, or is a pipe whose writer has not closed it. False at its end
+ * (/dev/null, a closed pipe, an exhausted file). */
+bool cli_stdin_may_answer(void);
 /* True if the process has a terminal to ask questions on. */
 bool cli_have_tty(void);
 /* Reads a secret from the terminal without echo; false if there is no terminal. */
