@@ -460,7 +460,9 @@ static void deny_at_limit(lw_app *app, lw_link_request *r, const char *from)
         return;
     }
     char text[LIMIT_TEXT_MAX];
-    snprintf(text, sizeof text, LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
+    int n = snprintf(text, sizeof text, LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
+    if (n < 0 || (size_t)n >= sizeof text) /* cannot happen: a fixed sentence and one number */
+        lw_log_error("link", "the device-limit sentence was cut");
     lw_links_push(app->links, r->id,
                   json_pack("{s:s, s:s, s:s, s:I}", "event", "link.denied", "reason", "limit", "message",
                             text, "limit", (json_int_t)app->cfg.max_companions),

@@ -134,6 +134,32 @@ test('a link on node A while the phone talks to node B: each side hears every st
   }
 });
 
+/**
+ * Resolves once node `to` hears what node `from` publishes: a node answers
+ * HTTP before its LISTEN connection is up, so a test whose first cross-node
+ * event goes to a node just started waits for this. The probe is a link
+ * request whose companion socket is on `to`, scanned on `from`; a scan `to`
+ * did not hear is tried again with a new request.
+ */
+async function hears(to, from, tries = 20) {
+  const probe = await h.registerPrimary(from.url, h.uniqueHandle('probe'));
+  for (let i = 0; i < tries; i++) {
+    const req = await h.createLinkRequest(to.url);
+    const ws = await h.connectWs(to.url, req.token);
+    try {
+      await ws.next('hello');
+      h.expectStatus(await h.scan(probe, req.payload), 200);
+      await ws.next('link.scanned', 250);
+      return;
+    } catch {
+      // not heard yet: the next request
+    } finally {
+      await ws.close();
+    }
+  }
+  throw new Error(`${to.url} never heard ${from.url}`);
+}
+
 // The node that opened a request keeps its QR payload in memory, but a load
 // balancer sends the phone anywhere: a scan, by QR payload or by pairing code,
 // must work on every node, and the payload a code scan answers with must be
@@ -145,6 +171,7 @@ for (const how of ['payload', 'code']) {
       [nodesByName.A, nodesByName.B] = await cluster(2, `scan${how}${opened}`);
       const O = nodesByName[opened];
       const S = nodesByName[scanned];
+      await hears(O, S);
       const phone = await h.registerPrimary(S.url, h.uniqueHandle('mn'));
       const req = await h.createLinkRequest(O.url);
       const compWs = await h.connectWs(O.url, req.token);
