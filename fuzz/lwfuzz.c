@@ -460,10 +460,11 @@ static bool main_intact(void)
         return false;
     lw_account a;
     long companions = -1;
-    bool ok = lw_store_account_get(app.store, fx.account_id, &a) == LW_OK && a.pin_hash[0] == '\0' &&
-              a.pin_failures == 0 && a.pin_locked_until == 0 && !a.pin_change_required &&
-              lw_store_session_count_active_companions(app.store, fx.account_id, &companions) == LW_OK &&
-              companions == 1 && link_in(fx.scanned_id, "scanned") && link_in(fx.pending_id, "pending");
+    bool ok =
+        lw_store_account_get(app.store, fx.account_id, &a) == LW_OK && a.pin_hash[0] == '\0' &&
+        a.pin_failures == 0 && a.pin_locked_until == 0 && !a.pin_change_required &&
+        lw_store_session_count_active_companions(app.store, fx.account_id, NULL, &companions) == LW_OK &&
+        companions == 1 && link_in(fx.scanned_id, "scanned") && link_in(fx.pending_id, "pending");
     lw_wipe(&a, sizeof a);
     return ok;
 }

@@ -248,7 +248,8 @@ typedef enum lwc_field {
     LWC_DEVICE_ID,
     LWC_ACCOUNT_ID,
     LWC_HANDLE,
-    LWC_TOKEN, /* the session credential: a secret */
+    LWC_TOKEN,   /* the session credential: a secret */
+    LWC_CA_FILE, /* a CA file to trust for the server (absolute path), given once (the CLI's --cacert) */
     LWC_FIELD_COUNT
 } lwc_field;
 
@@ -272,6 +273,10 @@ lwc_client *lwc_device_client(lwc_device *d);
 const char *lwc_device_get(const lwc_device *d, lwc_field f);
 /* True if the device has a key, a device id and a credential. */
 bool lwc_device_linked(const lwc_device *d);
+/* Keeps a CA file (an absolute path, or NULL to forget it) in the state,
+ * written at its next save; read it back with LWC_CA_FILE. LWC_EINVAL if
+ * the path is not absolute. */
+int lwc_device_set_ca_file(lwc_device *d, const char *path);
 /* Forgets the session (device id, account, handle, credential, challenge);
  * keeps the key and the server. Does not save. */
 void lwc_device_forget_session(lwc_device *d);
@@ -307,6 +312,15 @@ lwc_ws *lwc_device_ws_connect(lwc_device *d, int *err);
  * LWC_ECRYPTO. LWC_EINVAL if the device has no key or account, or the record
  * is malformed. */
 int lwc_device_verify_record(const lwc_device *d, json_t *record);
+
+/* Whether the server is still the one this registered device knows, for a
+ * refusal that may mean it was reset (a QR code that does not verify, a
+ * credential not known): GET /v1/server, then GET /v1/session; nothing is
+ * changed. LWC_OK if it is; LWC_ECRYPTO (code "server_key_changed") if its
+ * key is not the pinned one; LWC_ENOTFOUND (code "device_unknown") if it
+ * does not know this device's credential (its database was reset);
+ * LWC_EIO if it cannot be asked; LWC_EINVAL if the device has no pinned key. */
+int lwc_device_check_server(lwc_device *d);
 
 /* A description of this program for register and link requests (new JSON
  * object): {"name" (if not NULL), "browser":"Linkward CLI", "browser_version",

@@ -23,6 +23,7 @@ enum {
 typedef struct cli_opts {
     const char *server;
     const char *state;
+    const char *cacert; /* --cacert FILE */
     const char *headers[LWC_HEADERS_MAX];
     size_t nheaders;
     bool json;
@@ -58,6 +59,9 @@ typedef int (*cli_opt_fn)(void *ctx, int argc, char **argv, int *i);
 int cli_parse_args(cli_opts *o, const char *group, void (*usage)(FILE *), const char *cmd, int argc,
                    char **argv, cli_opt_fn opt, void *ctx, const char **pos, int max_pos, int *npos);
 
+/* The state file's path: --state, else `default_name` in the config folder.
+ * CLI_OK or CLI_USAGE after printing why. */
+int cli_state_path(const cli_opts *o, const char *default_name, char *dst, size_t cap);
 /* Opens the device state (default file name `default_name` in the config
  * folder), applies --server and --header. Returns CLI_OK or an exit code
  * after printing why. */
@@ -117,8 +121,16 @@ int cli_follow_events(lwc_device *d, bool json);
 /* Prints a live event for people; returns false for events not worth showing. */
 bool cli_print_event(json_t *ev);
 
-/* Asks a yes/no question on the terminal (stdin if there is none): true on y. */
+/* Asks a yes/no question on the terminal (stdin if there is none). NONE
+ * when no answer came at all (end of input), which is not a no. */
+typedef enum { CLI_ANSWER_NONE, CLI_ANSWER_NO, CLI_ANSWER_YES } cli_answer;
+cli_answer cli_ask(const char *question);
+/* cli_ask: true on y. */
 bool cli_confirm(const char *question);
+/* Whether, without a terminal, stdin may still give an answer: it holds
+ * data, or is a pipe whose writer has not closed it. False at its end
+ * (/dev/null, a closed pipe, an exhausted file). */
+bool cli_stdin_may_answer(void);
 /* True if the process has a terminal to ask questions on. */
 bool cli_have_tty(void);
 /* Reads a secret from the terminal without echo; false if there is no terminal. */

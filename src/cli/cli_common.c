@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,7 +88,7 @@ int cli_take_global(cli_opts *o, int argc, char **argv, int *i)
     }
     if ((r = cli_opt_value(argc, argv, i, "--cacert", &v)) != 0) {
         if (r > 0)
-            setenv("LINKWARD_CA_FILE", v, 1); /* read by the client library for every connection */
+            o->cacert = v; /* applied (and kept in the state) by cli_open_device */
         return r;
     }
     if ((r = cli_opt_value(argc, argv, i, "--header", &v)) != 0) {
@@ -170,22 +173,59 @@ static int default_state_path(const char *name, char *dst, size_t cap)
     return n < 0 || (size_t)n >= cap ? LW_ETOOBIG : LW_OK;
 }
 
-int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **out)
+/* The CA file to trust: --cacert (or LINKWARD_CA_FILE) when given, kept in
+ * the state as an absolute path (saved with it, so the commands after
+ * register or the first link need not repeat it); else the one the state
+ * kept. The client library reads LINKWARD_CA_FILE for every connection. */
+static int use_ca_file(const cli_opts *o, lwc_device *d)
 {
-    char path[PATH_MAX];
-    const char *state = o->state;
-    *out = NULL;
-    if (state == NULL) {
-        if (default_state_path(default_name, path, sizeof(path)) != LW_OK) {
+    const char *given = o->cacert;
+    const char *env = getenv("LINKWARD_CA_FILE");
+    if (given == NULL && env != NULL && env[0] != '\0')
+        given = env;
+    if (given == NULL) {
+        const char *kept = lwc_device_get(d, LWC_CA_FILE);
+        if (kept != NULL && setenv("LINKWARD_CA_FILE", kept, 1) != 0)
+            return CLI_IO;
+        return CLI_OK;
+    }
+    char abs[PATH_MAX];
+    if (given[0] == '\0' || realpath(given, abs) == NULL) {
+        cli_msg("linkward: --cacert %s: %s\n", given, given[0] ? strerror(errno) : "needs a file name");
+        return CLI_USAGE;
+    }
+    if (setenv("LINKWARD_CA_FILE", abs, 1) != 0 || lwc_device_set_ca_file(d, abs) != LW_OK)
+        return CLI_IO;
+    return CLI_OK;
+}
+
+int cli_state_path(const cli_opts *o, const char *default_name, char *dst, size_t cap)
+{
+    if (o->state == NULL) {
+        if (default_state_path(default_name, dst, cap) != LW_OK) {
             cli_msg("linkward: cannot find a home folder for the state file; give --state FILE\n");
             return CLI_USAGE;
         }
-        state = path;
+        return CLI_OK;
     }
-    if (state[0] == '\0') {
+    if (o->state[0] == '\0') {
         cli_msg("linkward: --state needs a file name\n");
         return CLI_USAGE;
     }
+    if (lw_strlcpy(dst, o->state, cap) != LW_OK) {
+        cli_msg("linkward: --state: the file name is too long\n");
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **out)
+{
+    char state[PATH_MAX];
+    *out = NULL;
+    int prc = cli_state_path(o, default_name, state, sizeof(state));
+    if (prc != CLI_OK)
+        return prc;
     lwc_device *d = NULL;
     int rc = lwc_device_open(state, o->server, &d);
     if (rc != LW_OK) {
@@ -200,6 +240,10 @@ int cli_open_device(const cli_opts *o, const char *default_name, lwc_device **ou
     }
     if (lwc_device_warning(d) != NULL)
         cli_msg("linkward: warning: %s\n", lwc_device_warning(d));
+    if ((rc = use_ca_file(o, d)) != CLI_OK) {
+        lwc_device_free(d);
+        return rc;
+    }
     lwc_client *c = lwc_device_client(d);
     for (size_t i = 0; c != NULL && i < o->nheaders; i++) {
         if (lwc_client_add_header(c, o->headers[i]) != LW_OK) {
@@ -793,24 +837,57 @@ bool cli_print_event(json_t *ev)
 
 /* ---- the terminal ---- */
 
-bool cli_confirm(const char *question)
+cli_answer cli_ask(const char *question)
 {
     char line[64];
     FILE *in = fopen("/dev/tty", "r");
     FILE *src = in ? in : stdin;
     cli_msg("%s ", question);
-    bool yes = false;
+    cli_answer answer = CLI_ANSWER_NONE;
     if (fgets(line, sizeof(line), src) != NULL) {
         const char *p = line;
         while (*p == ' ' || *p == '\t')
             p++;
-        yes = (p[0] == 'y' || p[0] == 'Y') && (p[1] == '\0' || p[1] == '\n' || strncasecmp(p, "yes", 3) == 0);
+        bool yes =
+            (p[0] == 'y' || p[0] == 'Y') && (p[1] == '\0' || p[1] == '\n' || strncasecmp(p, "yes", 3) == 0);
+        answer = yes ? CLI_ANSWER_YES : CLI_ANSWER_NO;
     } else {
         cli_msg("\n");
     }
     if (in != NULL)
         fclose(in);
-    return yes;
+    return answer;
+}
+
+bool cli_confirm(const char *question)
+{
+    return cli_ask(question) == CLI_ANSWER_YES;
+}
+
+bool cli_stdin_may_answer(void)
+{
+    struct stat st;
+    if (isatty(STDIN_FILENO))
+        return true;
+    if (fstat(STDIN_FILENO, &st) != 0)
+        return false; /* closed */
+    int waiting = 0;
+    if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+        if (ioctl(STDIN_FILENO, FIONREAD, &waiting) == 0 && waiting > 0)
+            return true; /* an answer is already there */
+        if (S_ISREG(st.st_mode))
+            return false; /* at its end */
+        /* A pipe or socket with nothing in it yet: an answer may still come,
+         * unless it is readable without data, which is its end (the writer
+         * closed or shut down its side). */
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+        if (poll(&p, 1, 0) != 1)
+            return true;
+        return ioctl(STDIN_FILENO, FIONREAD, &waiting) == 0 && waiting > 0; /* it came meanwhile */
+    }
+    /* /dev/null and the like: nothing will ever be read. */
+    struct stat null_st;
+    return !(S_ISCHR(st.st_mode) && stat("/dev/null", &null_st) == 0 && st.st_rdev == null_st.st_rdev);
 }
 
 bool cli_have_tty(void)

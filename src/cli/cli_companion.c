@@ -7,6 +7,7 @@
  * flaky proxy costs latency, not the link.
  */
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +30,7 @@ static void companion_usage(FILE *f)
     fputs("Usage: linkward companion [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: "
           "value']... [--json] "
           "COMMAND\n"
-          "  link [--name NAME] [--qr-png FILE] [--no-persist]\n"
+          "  link [--name NAME] [--qr-png FILE] [--no-persist] [--relink]\n"
           "  whoami | devices | logout\n"
           "  watch\n"
           "  token\n"
@@ -72,6 +73,7 @@ static void sleep_ms(long ms)
 typedef struct link_opts {
     const char *name, *qr_png;
     bool no_persist;
+    bool relink; /* link a state that already holds a session again */
 } link_opts;
 
 static int link_opt(void *ctx, int argc, char **argv, int *i)
@@ -84,6 +86,11 @@ static int link_opt(void *ctx, int argc, char **argv, int *i)
         return m;
     if (strcmp(argv[*i], "--no-persist") == 0) {
         l->no_persist = true;
+        (*i)++;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--relink") == 0) {
+        l->relink = true;
         (*i)++;
         return 1;
     }
@@ -159,10 +166,26 @@ static void on_scanned(linking *k)
         cli_msg("Scanned \u2014 confirm on your phone.\n");
 }
 
-static int finish_denied(linking *k)
+/* The request ended denied. why is the server's link.denied event (NULL
+ * from a poll): with reason "limit" the account is at its device limit, and
+ * its sentence says how to free a slot. */
+static int finish_denied(linking *k, json_t *why)
 {
-    if (k->o->json)
-        cli_json_event("{ss}", "event", "denied");
+    const char *reason = cli_str(why, "reason"), *message = cli_str(why, "message");
+    if (k->o->json) {
+        json_t *ev = json_pack("{ss}", "event", "denied");
+        if (ev != NULL && reason[0] != '\0')
+            json_object_set_new(ev, "reason", json_string(reason));
+        if (ev != NULL && message[0] != '\0')
+            json_object_set_new(ev, "message", json_string(message));
+        if (ev != NULL && json_is_integer(json_object_get(why, "limit")))
+            json_object_set(ev, "limit", json_object_get(why, "limit"));
+        if (ev != NULL)
+            cli_json_line(ev);
+        json_decref(ev);
+    }
+    if (message[0] != '\0')
+        cli_msg("linkward: %s\n", message);
     else
         cli_msg("The phone denied this link request.\n");
     return CLI_REFUSED;
@@ -182,13 +205,22 @@ static int finish_approved(linking *k)
     int lrc = lwc_link_complete(k->d, k->l);
     if (lrc != LW_OK) {
         const lwc_error *e = lwc_device_error(k->d);
-        if (k->o->json) {
+        if (k->o->json && strcmp(e->code, "device_limit") != 0) {
             char text[1024];
             cli_error_text(e, text, sizeof(text));
             cli_json_event("{ss ss ss}", "event", "error", "code", e->code, "message", text);
         }
         if (strcmp(e->code, "expired") == 0)
             return finish_expired(k);
+        if (strcmp(e->code, "device_limit") == 0) {
+            /* Another device took the last slot between approval and now. */
+            char text[1024];
+            cli_error_text(e, text, sizeof(text));
+            json_t *why = json_pack("{ss ss}", "reason", "limit", "message", text);
+            int rc = finish_denied(k, why);
+            json_decref(why);
+            return rc;
+        }
         return cli_fail(k->d, lrc);
     }
     const char *id = lwc_device_get(k->d, LWC_DEVICE_ID);
@@ -221,7 +253,7 @@ static int on_state(linking *k, json_t *st)
         return finish_approved(k);
     }
     if (strcmp(state, "denied") == 0)
-        return finish_denied(k);
+        return finish_denied(k, NULL);
     if (strcmp(state, "expired") == 0)
         return finish_expired(k);
     cli_msg("linkward: this link request is %s and cannot be used\n", state[0] ? state : "unknown");
@@ -271,7 +303,7 @@ static int on_event(linking *k, json_t *ev)
         return finish_approved(k);
     }
     if (strcmp(name, "link.denied") == 0)
-        return finish_denied(k);
+        return finish_denied(k, ev);
     if (strcmp(name, "link.expired") == 0)
         return finish_expired(k);
     return -1; /* hello, pong, ... */
@@ -293,8 +325,26 @@ static int cmd_link(cli_opts *o, int argc, char **argv)
     lwc_ws *ws = NULL;
     if ((rc = cli_open_device_to_start(o, "companion.json", &k.d)) != CLI_OK)
         return rc;
+    if (lwc_device_linked(k.d) && !lo.relink) {
+        /* Linking the same key again replaces its session on the server; say
+         * so rather than do it by accident (a second device wants a state
+         * file of its own). */
+        char path[PATH_MAX], text[PATH_MAX + 512];
+        const char *handle = lwc_device_get(k.d, LWC_HANDLE);
+        if ((rc = cli_state_path(o, "companion.json", path, sizeof(path))) != CLI_OK)
+            goto done;
+        snprintf(text, sizeof(text),
+                 "%s already holds a linked session (device %s%s%s). To link this device again, which "
+                 "replaces that session, add --relink; to link another device, give it its own --state FILE.",
+                 path, lwc_device_get(k.d, LWC_DEVICE_ID), handle ? ", account " : "", handle ? handle : "");
+        if (o->json)
+            cli_json_event("{ss ss ss}", "event", "error", "code", "already_linked", "message", text);
+        cli_msg("linkward: %s\n", text);
+        rc = CLI_USAGE;
+        goto done;
+    }
     if (lwc_device_linked(k.d) && !o->json)
-        cli_msg("Note: this state already holds a session (device %s); linking replaces it.\n",
+        cli_msg("Linking this device again: its session (device %s) will be replaced.\n",
                 lwc_device_get(k.d, LWC_DEVICE_ID));
 
     json_t *info = lwc_client_info(lo.name);

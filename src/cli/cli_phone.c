@@ -6,6 +6,7 @@
  * server key and origin, show the account holder who is asking (sanitised),
  * ask, and only then sign the requester's key.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ static void phone_usage(FILE *f)
     fputs("Usage: linkward phone [--server URL] [--state FILE] [--cacert FILE] [--header 'Name: value']... "
           "[--json] COMMAND\n"
           "  register --handle HANDLE [--invite CODE] [--name NAME]\n"
-          "  link PAYLOAD | --image QR.png | --code XXXX-XXXX  [--pin PIN] [--yes] [--accept-risk]\n"
+          "  link PAYLOAD | --image QR.png | --code XXXX-XXXX  [--pin PIN] [--yes | --deny] [--accept-risk]\n"
           "  deny PAYLOAD | --image QR.png | --code XXXX-XXXX\n"
           "  devices | history | alerts [--follow]\n"
           "  alerts ack ALERT_ID          (\"it was me\")\n"
@@ -40,6 +41,8 @@ static void phone_usage(FILE *f)
           "--server is needed only at register.\n",
           f);
 }
+
+static bool server_was_reset(const cli_opts *o, lwc_device *d);
 
 static int parse_args(cli_opts *o, const char *cmd, int argc, char **argv, cli_opt_fn opt, void *ctx,
                       const char **pos, int max_pos, int *npos)
@@ -127,6 +130,19 @@ static int cmd_register(cli_opts *o, int argc, char **argv)
     json_t *info = lwc_client_info(r.name), *answer = NULL;
     int lrc = info ? lwc_register(d, r.handle, r.invite, info, &answer) : LW_ENOMEM;
     json_decref(info);
+    if (lrc == LW_ECONFLICT && strcmp(lwc_device_error(d)->code, "state") == 0) {
+        /* The state already holds a phone: a reset server (the usual reason
+         * to register again) is said so; otherwise name the file. */
+        char path[PATH_MAX];
+        rc = CLI_USAGE;
+        if (server_was_reset(o, d) || cli_state_path(o, "phone.json", path, sizeof(path)) != CLI_OK)
+            goto done;
+        cli_msg("linkward: %s already holds a registered phone (%s on %s). To register another account, give "
+                "--state NEW_FILE (or move %s away).\n",
+                path, lwc_device_get(d, LWC_HANDLE) ? lwc_device_get(d, LWC_HANDLE) : "?",
+                lwc_device_get(d, LWC_SERVER) ? lwc_device_get(d, LWC_SERVER) : "?", path);
+        goto done;
+    }
     if (lrc != LW_OK) {
         rc = cli_fail(d, lrc);
         goto done;
@@ -150,6 +166,7 @@ done:
 typedef struct link_opts {
     const char *image, *code, *pin;
     bool yes, accept_risk;
+    bool deny; /* link --deny: show who asks, then deny */
     bool deny_only;
     bool has_pin; /* the account has a PIN (learnt before the scan) */
 } link_opts;
@@ -176,7 +193,40 @@ static int link_opt(void *ctx, int argc, char **argv, int *i)
         (*i)++;
         return 1;
     }
+    if (strcmp(argv[*i], "--deny") == 0) {
+        l->deny = true;
+        (*i)++;
+        return 1;
+    }
     return 0;
+}
+
+/* After a refusal that a reset server also gives (a QR code its old key
+ * did not sign, a credential it no longer knows): asks the server whether
+ * it still is the one this phone registered with. If not, says what
+ * changed, where this phone's state is and how to start over, and returns
+ * true; otherwise false, with e (the original refusal) left for the caller. */
+static bool server_was_reset(const cli_opts *o, lwc_device *d)
+{
+    int crc = lwc_device_check_server(d);
+    if (crc != LW_ECRYPTO && crc != LW_ENOTFOUND)
+        return false;
+    char path[PATH_MAX], text[PATH_MAX * 2 + 1024];
+    if (cli_state_path(o, "phone.json", path, sizeof(path)) != CLI_OK)
+        (void)lw_strlcpy(path, "the state file", sizeof(path));
+    const char *server = lwc_device_get(d, LWC_SERVER) ? lwc_device_get(d, LWC_SERVER) : "the server";
+    snprintf(text, sizeof(text),
+             "the server at %s is no longer the one this phone registered with: %s. This phone's state "
+             "file %s belongs to the old one; nothing was sent. To start over, move %s away (or give "
+             "--state NEW_FILE) and register again: linkward phone --server %s register --handle HANDLE",
+             server,
+             crc == LW_ECRYPTO ? "it has a new server key (it was reset or replaced)"
+                               : "it no longer knows this phone (its database was reset)",
+             path, path, server);
+    if (o->json)
+        cli_json_event("{ss ss ss}", "event", "error", "code", "server_reset", "message", text);
+    cli_msg("linkward: %s.\n", text);
+    return true;
 }
 
 /* Reports a failure of the link flow: an error line in --json, the
@@ -198,6 +248,18 @@ static int link_failed(const cli_opts *o, lwc_device *d, int lrc)
         json_decref(ev);
     }
     return cli_fail(d, lrc);
+}
+
+/* link_failed for an error saved before the device's was overwritten. */
+static int refusal(const cli_opts *o, const lwc_error *e, int lrc)
+{
+    char text[1024];
+    cli_error_text(e, text, sizeof(text));
+    if (o->json)
+        cli_json_event("{ss ss ss}", "event", "error", "code", e->code[0] ? e->code : "error", "message",
+                       text);
+    cli_msg("linkward: %s\n", text);
+    return cli_exit_for(lrc);
 }
 
 /* "low", "medium", "high" with the reasons, for people. */
@@ -352,12 +414,26 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
                                cmd);
     if (l.pin != NULL && !cli_check_pin("--pin", l.pin))
         return CLI_USAGE;
+    if (l.yes && l.deny)
+        return cli_usage_error("phone", "link takes --yes or --deny, not both");
+    /* Nobody to ask and no answer given: refuse before the scan, which would
+     * spend the requester's QR code (and a "no" by default would deny it). */
+    if (!deny_only && !l.yes && !l.deny && !cli_have_tty() && !cli_stdin_may_answer()) {
+        cli_msg("linkward: no terminal to ask on and no answer on stdin: use --yes to approve or --deny to "
+                "deny (nothing was sent)\n");
+        return CLI_USAGE;
+    }
     if ((rc = open_phone(o, &d)) != CLI_OK)
         return rc;
     if (l.code == NULL && (rc = read_payload(&l, npos ? pos[0] : NULL, &payload)) != CLI_OK)
         goto done;
     if (payload != NULL && (lrc = lwc_payload_check(d, payload)) != LW_OK) {
-        rc = link_failed(o, d, lrc);
+        lwc_error why = *lwc_device_error(d);
+        if (lrc == LW_ECRYPTO && server_was_reset(o, d)) {
+            rc = CLI_REFUSED;
+            goto done;
+        }
+        rc = refusal(o, &why, lrc);
         goto done;
     }
     /* Whether the account has a PIN. A scan is single use: if approval is
@@ -369,10 +445,15 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
         l.has_pin = json_is_true(json_object_get(json_object_get(session, "account"), "has_pin"));
         json_decref(session);
         if (src != LW_OK) {
-            rc = link_failed(o, d, src);
+            lwc_error why = *lwc_device_error(d);
+            if (src == LW_EDENIED && server_was_reset(o, d)) {
+                rc = CLI_REFUSED;
+                goto done;
+            }
+            rc = refusal(o, &why, src);
             goto done;
         }
-        if (l.has_pin && l.pin == NULL && (l.yes || !cli_have_tty())) {
+        if (!l.deny && l.has_pin && l.pin == NULL && (l.yes || !cli_have_tty())) {
             if (o->json)
                 cli_json_event("{ss ss ss}", "event", "error", "code", "pin_required", "message",
                                "This account has a two-step verification PIN: add --pin PIN.");
@@ -383,6 +464,11 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
     }
 
     lrc = lwc_link_scan(d, payload, l.code, &s);
+    if (lrc == LW_ECRYPTO && strcmp(lwc_device_error(d)->code, "invalid_signature") == 0) {
+        lwc_error why = *lwc_device_error(d);
+        rc = server_was_reset(o, d) ? CLI_REFUSED : refusal(o, &why, lrc);
+        goto done;
+    }
     if (lrc != LW_OK) {
         /* A malformed code is a typing error, not a refusal. */
         rc = strcmp(lwc_device_error(d)->code, "invalid_code") == 0 && lwc_device_error(d)->status == 0
@@ -411,12 +497,20 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
                         "it.\n");
                 approve_it = false;
             }
-        } else {
-            approve_it = cli_confirm("Link this device? [y/N]");
-            if (approve_it && high && !accept_risk) {
-                approve_it = cli_confirm("This request is HIGH risk. Are you sure it is you? [y/N]");
-                accept_risk = approve_it;
+        } else if (!l.deny) {
+            cli_answer a = cli_ask("Link this device? [y/N]");
+            if (a == CLI_ANSWER_YES && high && !accept_risk) {
+                a = cli_ask("This request is HIGH risk. Are you sure it is you? [y/N]");
+                accept_risk = a == CLI_ANSWER_YES;
             }
+            if (a == CLI_ANSWER_NONE) {
+                /* The input ended without a word: that is not a "no". */
+                cli_msg("linkward: no answer came: nothing was approved or denied (this phone may scan it "
+                        "again to answer). Use --yes to approve or --deny to deny.\n");
+                rc = CLI_USAGE;
+                goto done;
+            }
+            approve_it = a == CLI_ANSWER_YES;
         }
     }
     if (approve_it) {
@@ -437,8 +531,8 @@ static int link_or_deny(cli_opts *o, int argc, char **argv, bool deny_only)
         cli_json_event("{ss ss}", "event", "denied", "request_id", lwc_scan_id(s));
     else
         cli_msg("Denied.\n");
-    /* `deny` did what was asked; a `link` that ends denied did not. */
-    rc = deny_only ? CLI_OK : CLI_REFUSED;
+    /* `deny` and `link --deny` did what was asked; a `link` that ends denied did not. */
+    rc = deny_only || l.deny ? CLI_OK : CLI_REFUSED;
 done:
     cli_wipe_arg(l.pin);
     lwc_scan_free(s);

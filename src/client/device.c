@@ -37,7 +37,7 @@
 static const char *const field_names[LWC_FIELD_COUNT] = {
     [LWC_SERVER] = "server",       [LWC_ORIGIN] = "origin",         [LWC_ROLE] = "role",
     [LWC_DEVICE_ID] = "device_id", [LWC_ACCOUNT_ID] = "account_id", [LWC_HANDLE] = "handle",
-    [LWC_TOKEN] = "token",
+    [LWC_TOKEN] = "token",         [LWC_CA_FILE] = "ca_file",
 };
 
 /* What the state file holds. */
@@ -962,4 +962,42 @@ done:
 nomem:
     json_decref(body);
     return LW_ENOMEM;
+}
+
+int lwc_device_check_server(lwc_device *d)
+{
+    uint8_t theirs[LW_PK_LEN];
+    long status = 0;
+    json_t *ans = NULL;
+    if (d->client == NULL || !d->st.has_server_key) {
+        lwc_err_set(&d->err, 0, "state", "this device has no server or pinned server key");
+        return LW_EINVAL;
+    }
+    int rc = lwc_request(d->client, "GET", "/v1/server", NULL, &status, &ans);
+    if (rc != LW_OK || status != 200) {
+        lwc_device_take_error(d, d->client);
+        json_decref(ans);
+        return LW_EIO;
+    }
+    const char *key = lwc_json_str(ans, "server_key");
+    bool same = lw_b64_decode(theirs, sizeof theirs, key, strlen(key), LW_PK_LEN) == LW_PK_LEN &&
+                lw_ct_equal(theirs, d->st.server_key, LW_PK_LEN);
+    json_decref(ans);
+    if (!same) {
+        lwc_err_set(&d->err, 0, "server_key_changed", "the server's key is not the one this device pinned");
+        return LW_ECRYPTO;
+    }
+    rc = lwc_device_call(d, "GET", "/v1/session", NULL, NULL);
+    if (rc == LW_EDENIED && strcmp(d->err.code, "unauthenticated") == 0) {
+        lwc_err_set(&d->err, 401, "device_unknown", "the server does not know this device");
+        return LW_ENOTFOUND;
+    }
+    return rc == LW_EIO ? LW_EIO : LW_OK;
+}
+
+int lwc_device_set_ca_file(lwc_device *d, const char *path)
+{
+    if (path != NULL && path[0] != '/')
+        return LW_EINVAL;
+    return lwc_device_set(d, LWC_CA_FILE, path);
 }

@@ -216,6 +216,8 @@ static const struct {
     {"account_reset", "logged out because the account was reset"},
     {"admin_logout", "logged out by the server's administrator"},
     {"account_deleted", "logged out because the account was deleted"},
+    {"server_key_changed", "logged out because the server's key was replaced"},
+    {LW_END_RELINKED, "replaced because the same device was linked again"},
 };
 
 static const char *ended_what(const char *reason)

@@ -203,7 +203,7 @@ void lw_api_link_create(lw_rq *rq)
     /* The payload's signature and its QR code are made off the loop; the
      * request is stored and answered when they come back. */
     op->app = app;
-    lw_links_ref_prepare(app->links, r, &op->ref);
+    lw_links_ref_prepare(app->links, r, 0, &op->ref);
     if (!offload(rq, &op->rq, create_render, create_rendered, op))
         goto out;
     return;
@@ -358,9 +358,17 @@ void lw_api_link_scan(lw_rq *rq)
         refuse_state(rq, &r);
         return;
     }
-    /* The payload the primary checks: for a code, the current ref's. */
-    const char *signed_payload = payload_text ? payload_text : lw_links_payload(app->links, &r);
-    json_t *payload_json = json_string(signed_payload ? signed_payload : "");
+    /* The payload the primary checks: for a code, the current ref's, which
+     * any node can give (whichever node opened the request). */
+    char code_payload[LW_PAYLOAD_MAX];
+    if (!payload_text && (rc = lw_links_payload(app->links, &r, code_payload)) != LW_OK) {
+        if (rc == LW_ENOTFOUND)
+            refuse_state(rq, &r);
+        else
+            lw_api_store_failed(rq, rc, "making the payload");
+        return;
+    }
+    json_t *payload_json = json_string(payload_text ? payload_text : code_payload);
 
     lw_strlcpy(r.account_id, rq->who.account_id, sizeof r.account_id);
     lw_strlcpy(r.scanned_by, rq->who.device_id, sizeof r.scanned_by);
@@ -430,18 +438,53 @@ static bool load_scanned(lw_rq *rq, lw_link_request *r)
     return true;
 }
 
-static bool at_device_limit(lw_rq *rq, const char *account_id)
+/* The device limit in words (PRODUCT §2.7): what is full, and how to free a
+ * slot, for the phone and for the device that asked. */
+#define LIMIT_TEXT "This account already has %ld linked devices, the limit."
+#define LIMIT_PHONE_HINT                                                                                     \
+    " Log one out from your phone (Linked devices) to free a slot, then link the other device again."
+#define LIMIT_COMPANION_HINT                                                                                 \
+    " Log one out from the phone (Linked devices) to free a slot, then link this device again."
+#define LIMIT_TEXT_MAX 256
+
+/* Ends request r, found in state `from`, because its account is at the
+ * device limit: denied, and the companion waiting on it hears at once
+ * link.denied with reason "limit" and the sentence, rather than waiting for
+ * an approval that cannot come. Nothing is said if the request moved on
+ * meanwhile (whoever moved it told the companion). */
+static void deny_at_limit(lw_app *app, lw_link_request *r, const char *from)
+{
+    int rc = lw_store_link_transition(app->store, r, from, "denied");
+    if (rc != LW_OK) {
+        if (rc != LW_ECONFLICT)
+            lw_log_error("link", "cannot end request %.8s at the device limit: %s", r->id, lw_strerror(rc));
+        return;
+    }
+    char text[LIMIT_TEXT_MAX];
+    int n = snprintf(text, sizeof text, LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
+    if (n < 0 || (size_t)n >= sizeof text) /* cannot happen: a fixed sentence and one number */
+        lw_log_error("link", "the device-limit sentence was cut");
+    lw_links_push(app->links, r->id,
+                  json_pack("{s:s, s:s, s:s, s:I}", "event", "link.denied", "reason", "limit", "message",
+                            text, "limit", (json_int_t)app->cfg.max_companions),
+                  true);
+    lw_metrics_inc("linkward_link_requests_total", "outcome=\"denied\"");
+    lw_log_info("link", "request %.8s denied: the account is at its device limit", r->id);
+}
+
+/* At the limit: answers 409 device_limit and ends the request (above). */
+static bool at_device_limit(lw_rq *rq, lw_link_request *r, const char *account_id)
 {
     long n = 0;
-    int rc = lw_store_session_count_active_companions(rq->app->store, account_id, &n);
+    /* A device linking again replaces its own session: that one does not count. */
+    int rc = lw_store_session_count_active_companions(rq->app->store, account_id, r->public_key, &n);
     if (rc != LW_OK)
         return lw_api_store_failed(rq, rc, "counting devices");
     if (n >= rq->app->cfg.max_companions) {
-        lw_reply_error_x(
-            rq, 409, "device_limit", json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
-            "This account already has %ld linked devices, the limit. Log one out from your phone "
-            "(Linked devices) to free a slot.",
-            rq->app->cfg.max_companions);
+        deny_at_limit(rq->app, r, "scanned");
+        lw_reply_error_x(rq, 409, "device_limit",
+                         json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
+                         LIMIT_TEXT LIMIT_PHONE_HINT, rq->app->cfg.max_companions);
         return true;
     }
     return false;
@@ -521,7 +564,7 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
                        "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
         return false;
     }
-    if (at_device_limit(rq, a->id))
+    if (at_device_limit(rq, r, a->id))
         return false;
     bool has_pin = a->pin_hash[0] != '\0';
     if (!has_pin && app->cfg.pin_required) {
@@ -759,23 +802,29 @@ static void complete_verified(lw_rq *rq)
     s->persistent = r->persistent;
 
     char token[LW_CRED_STRLEN];
+    lw_ended *replaced = NULL;
+    size_t nreplaced = 0;
     int rc = lw_sessions_prepare(app->sessions, s, token);
     if (rc == LW_OK)
-        rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions);
+        rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions, &replaced, &nreplaced);
     if (rc != LW_OK) {
-        if (rc == LW_ELIMIT)
-            lw_reply_error(
-                rq, 409, "device_limit",
-                "This account already has %ld linked devices, the limit. Log one out from your phone "
-                "to free a slot.",
-                app->cfg.max_companions);
-        else if (rc == LW_ECONFLICT)
+        if (rc == LW_ELIMIT) {
+            /* Two approvals raced for the last slot and this one lost. */
+            deny_at_limit(app, r, "approved");
+            lw_reply_error_x(rq, 409, "device_limit",
+                             json_pack("{s:I}", "limit", (json_int_t)app->cfg.max_companions),
+                             LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
+        } else if (rc == LW_ECONFLICT)
             lw_reply_error(rq, 409, "not_pending", "This link request was already completed.");
         else
             lw_api_store_failed(rq, rc, "linking the device");
         goto out;
     }
     lw_sessions_cache(app->sessions, s);
+    /* The same key's earlier session ended in the completion's transaction
+     * (relinked): its sockets and the account's devices hear it now. */
+    lw_sessions_ended(app->sessions, replaced, nreplaced);
+    lw_free(replaced);
     lw_links_notify(app->links, r->id, "link.completed", true);
 
     /* Tell the account: the live event for screens, the alert for the record. */

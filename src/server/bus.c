@@ -337,6 +337,7 @@ static const struct {
     {"account_deleted", "You were logged out because the account was deleted."},
     {"server_key_changed",
      "You were logged out because the server's key was replaced; link this device again."},
+    {LW_END_RELINKED, "This device was linked again: this earlier session was replaced by the new one."},
 };
 
 const char *lw_end_reason_message(const char *reason)

@@ -27,10 +27,15 @@ typedef struct live {
     h2o_timeout_entry_t timer;
 } live;
 
+/* Labels of the key refs are derived with, and of the message per ref. */
+#define REF_KEY_LABEL "linkward QR ref key v1"
+#define REF_MSG_MAX (LW_ID_STRLEN + 8)
+
 struct lw_links {
     lw_app *app;
-    lw_map *live;   /* request id -> live */
-    lw_map *per_ip; /* address -> number of live requests, as a pointer-sized integer */
+    uint8_t ref_key[LW_KEY_LEN]; /* derives every ref: see derive_ref */
+    lw_map *live;                /* request id -> live */
+    lw_map *per_ip;              /* address -> number of live requests, as a pointer-sized integer */
     h2o_timeout_t first, next;
 };
 
@@ -42,6 +47,7 @@ lw_links *lw_links_new(lw_app *app)
     if (!L)
         return NULL;
     L->app = app;
+    lw_keyed_hash(L->ref_key, app->hash_key, REF_KEY_LABEL, sizeof REF_KEY_LABEL - 1);
     if (!(L->live = lw_map_new()) || !(L->per_ip = lw_map_new())) {
         lw_map_free(L->live);
         lw_free(L);
@@ -73,6 +79,7 @@ void lw_links_free(lw_links *L)
     lw_map_each(L->live, free_live, NULL);
     lw_map_free(L->live);
     lw_map_free(L->per_ip);
+    lw_wipe(L->ref_key, sizeof L->ref_key);
     lw_free(L);
 }
 
@@ -87,10 +94,29 @@ static int64_t secs(int64_t ms)
     return ms <= 0 ? 0 : (ms + 999) / 1000;
 }
 
-void lw_links_ref_prepare(lw_links *L, const lw_link_request *r, lw_link_ref *f)
+/* Ref number idx of request id. Refs are not drawn at random but derived
+ * from the request id (128 random bits) and the index under a key only the
+ * server's seed gives: unpredictable without that key, yet every node
+ * sharing the seed can rebuild the current ref, and so the signed payload,
+ * from what the store holds (the index). The store itself keeps only the
+ * ref's keyed hash, as before. */
+static void derive_ref(const lw_links *L, const char *id, int idx, uint8_t ref[LW_ID_BYTES])
+{
+    uint8_t msg[REF_MSG_MAX], full[LW_HASH_LEN];
+    size_t n = strnlen(id, LW_ID_STRLEN);
+    memcpy(msg, id, n);
+    msg[n] = 0;
+    for (int i = 0; i < 4; i++) /* the index, little-endian */
+        msg[n + 1 + i] = (uint8_t)((uint32_t)idx >> (8 * i));
+    lw_keyed_hash(full, L->ref_key, msg, n + 5);
+    memcpy(ref, full, LW_ID_BYTES);
+    lw_wipe(full, sizeof full);
+}
+
+void lw_links_ref_prepare(lw_links *L, const lw_link_request *r, int idx, lw_link_ref *f)
 {
     memset(f, 0, sizeof *f);
-    lw_random(f->ref, sizeof f->ref);
+    derive_ref(L, r->id, idx, f->ref);
     lw_fingerprint(f->fp, r->public_key);
     lw_strlcpy(f->origin, L->app->cfg.public_origin, sizeof f->origin);
     f->server_sk = L->app->server_sk;
@@ -133,7 +159,7 @@ static int apply_ref(lw_links *L, live *lv, lw_link_request *r, lw_link_ref *f, 
 static int make_ref(lw_links *L, live *lv, lw_link_request *r, int idx, int64_t valid_ms)
 {
     lw_link_ref f;
-    lw_links_ref_prepare(L, r, &f);
+    lw_links_ref_prepare(L, r, idx, &f);
     lw_links_ref_render(&f);
     int rc = apply_ref(L, lv, r, &f, idx, valid_ms);
     lw_links_ref_clear(&f);
@@ -218,16 +244,20 @@ static void drop(lw_links *L, const char *id)
     }
 }
 
-void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final)
+void lw_links_push(lw_links *L, const char *request_id, json_t *ev, bool final)
 {
-    json_t *e = json_pack("{s:s}", "event", ev);
-    if (e)
-        lw_bus_to_link(L->app->bus, request_id, e);
-    json_decref(e);
+    if (ev)
+        lw_bus_to_link(L->app->bus, request_id, ev);
+    json_decref(ev);
     if (final) {
         lw_bus_close_link(L->app->bus, request_id);
         drop(L, request_id);
     }
+}
+
+void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final)
+{
+    lw_links_push(L, request_id, json_pack("{s:s}", "event", ev), final);
 }
 
 /* Ends a request that ran out of time, whatever non-final state it is in. */
@@ -337,13 +367,24 @@ int lw_links_view_append(lw_links *L, const lw_link_request *r, lw_buf *b)
     return rc;
 }
 
-const char *lw_links_payload(lw_links *L, const lw_link_request *r)
+int lw_links_payload(lw_links *L, const lw_link_request *r, char dst[LW_PAYLOAD_MAX])
 {
     /* A request already scanned keeps the payload it was scanned with. */
-    live *lv = lw_map_get(L->live, r->id);
-    if (!lv)
-        lv = ensure_live(L, r);
-    return lv ? lv->payload : NULL;
+    const live *lv = lw_map_get(L->live, r->id);
+    if (lv)
+        return lw_strlcpy(dst, lv->payload, LW_PAYLOAD_MAX);
+    if ((strcmp(r->state, "pending") != 0 && strcmp(r->state, "scanned") != 0) || lw_links_remaining(r) == 0)
+        return LW_ENOTFOUND;
+    /* Another node shows this request (or this one restarted): the current
+     * ref follows from the stored index, and its payload is signed here, on
+     * the loop: one Ed25519 signature, only for a code typed on a node that
+     * does not show the request (the QR drawing, the costly part, is not
+     * needed for an answer to the phone). */
+    lw_link_ref f;
+    lw_links_ref_prepare(L, r, r->ref_index, &f);
+    int rc = lw_payload_make(dst, LW_PAYLOAD_MAX, f.origin, f.ref, f.fp, f.server_sk);
+    lw_links_ref_clear(&f);
+    return rc;
 }
 
 bool lw_links_issued(lw_links *L, const char *request_id, const char *payload)

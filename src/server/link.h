@@ -20,7 +20,7 @@ void lw_links_free(lw_links *L);
 
 /* A ref in the making, in three steps so that the costly one (signing the
  * payload, drawing its QR code: most of the CPU of a new link request) can
- * run off the loop: prepare (loop: a fresh random ref for r's key), render
+ * run off the loop: prepare (loop: ref number idx of r, for r's key), render
  * (any thread: touches only the struct and the server's key), then
  * lw_links_begin (loop). clear frees and wipes what is left. */
 typedef struct lw_link_ref {
@@ -33,7 +33,7 @@ typedef struct lw_link_ref {
     int rc; /* of render */
 } lw_link_ref;
 
-void lw_links_ref_prepare(lw_links *L, const lw_link_request *r, lw_link_ref *f);
+void lw_links_ref_prepare(lw_links *L, const lw_link_request *r, int idx, lw_link_ref *f);
 void lw_links_ref_render(lw_link_ref *f);
 void lw_links_ref_clear(lw_link_ref *f);
 
@@ -53,8 +53,11 @@ json_t *lw_links_view(lw_links *L, const lw_link_request *r);
  * answer built by hand: the SVG is copied, not decoded and re-encoded.
  * LW_ENOTFOUND if the request is not pending. */
 int lw_links_view_append(lw_links *L, const lw_link_request *r, lw_buf *b);
-/* The current payload text of a pending request (for scans by code), or NULL. */
-const char *lw_links_payload(lw_links *L, const lw_link_request *r);
+/* The current payload text of a pending or scanned request (for scans by
+ * code), on any node: this node's copy when it shows the request, else
+ * rebuilt from the stored ref index and signed. LW_ENOTFOUND if the request
+ * is over. */
+int lw_links_payload(lw_links *L, const lw_link_request *r, char dst[LW_PAYLOAD_MAX]);
 
 /* Whether payload is exactly the text this node made and signed for the
  * request's current ref (constant-time comparison). */
@@ -64,6 +67,8 @@ bool lw_links_issued(lw_links *L, const char *request_id, const char *payload);
 void lw_links_on_socket(lw_links *L, const lw_link_request *r);
 /* Pushes {"event": ev} to the companion; final events close its sockets and stop the rotation. */
 void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final);
+/* The same with an event of the caller's making (taken over, may be NULL). */
+void lw_links_push(lw_links *L, const char *request_id, json_t *ev, bool final);
 
 /* How many requests from this address are being shown (pending) right now. */
 long lw_links_pending_from(lw_links *L, const char *ip);

@@ -168,9 +168,10 @@ int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_se
     TIMED(s->ops->session_list(s, account_id, ended, out, n));
 }
 
-int lw_store_session_count_active_companions(lw_store *s, const char *account_id, long *n)
+int lw_store_session_count_active_companions(lw_store *s, const char *account_id, const uint8_t *except_key,
+                                             long *n)
 {
-    TIMED(s->ops->session_count_active_companions(s, account_id, n));
+    TIMED(s->ops->session_count_active_companions(s, account_id, except_key, n));
 }
 
 int lw_store_account_places(lw_store *s, const char *account_id, const char *country, lw_account_places *out)
@@ -261,9 +262,25 @@ int lw_store_link_transition(lw_store *s, const lw_link_request *r, const char *
     TIMED_WRITE(s->ops->link_transition(s, r, from, to));
 }
 
-int lw_store_link_complete(lw_store *s, const char *request_id, const lw_session *sess, long max_companions)
+static int link_complete(lw_store *s, const char *request_id, const lw_session *sess, long max_companions,
+                         lw_ended **out, size_t *n)
 {
-    TIMED_WRITE(s->ops->link_complete(s, request_id, sess, max_companions));
+    lw_ended *list = NULL;
+    size_t count = 0;
+    int rc = s->ops->link_complete(s, request_id, sess, max_companions, &list, &count);
+    if (rc == LW_OK && out != NULL && n != NULL) {
+        *out = list;
+        *n = count;
+    } else {
+        lw_free(list);
+    }
+    return rc;
+}
+
+int lw_store_link_complete(lw_store *s, const char *request_id, const lw_session *sess, long max_companions,
+                           lw_ended **out, size_t *n)
+{
+    TIMED_WRITE(link_complete(s, request_id, sess, max_companions, out, n));
 }
 
 int lw_store_link_purge(lw_store *s, int64_t before, long *deleted)

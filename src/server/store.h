@@ -156,6 +156,9 @@ typedef struct lw_alert {
 #define LW_ALERT_ANSWER_LOGOUT "logged_out_device"
 #define LW_ALERT_ANSWER_SECURE "secured_account"
 
+/* The end reason of a session replaced by the same device key linking again. */
+#define LW_END_RELINKED "relinked"
+
 /* What a sweep ended, so the caller can tell the devices. */
 typedef struct lw_ended {
     char device_id[LW_ID_STRLEN];
@@ -224,7 +227,10 @@ typedef struct lw_store_ops {
     int (*session_get_by_selector)(lw_store *s, const char *selector, lw_session *out);
     /* Active (state "active") or ended sessions of an account, ordered by linked_at. */
     int (*session_list)(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
-    int (*session_count_active_companions)(lw_store *s, const char *account_id, long *n);
+    /* Active companions of the account; with except_key, those holding another
+     * device key (the one being linked again would replace its own session). */
+    int (*session_count_active_companions)(lw_store *s, const char *account_id,
+                                           const uint8_t *except_key /* LW_PK_LEN bytes or NULL */, long *n);
     /* See lw_account_places; country may be "" (then country_seen is false).
      * Two small indexed queries, whatever the number of sessions. */
     int (*account_places)(lw_store *s, const char *account_id, const char *country, lw_account_places *out);
@@ -273,11 +279,16 @@ typedef struct lw_store_ops {
     /* Compare-and-set of the state; also writes account_id, scanned_by,
      * account_sig and nonce from r. LW_ECONFLICT if the state is not `from`. */
     int (*link_transition)(lw_store *s, const lw_link_request *r, const char *from, const char *to);
-    /* The whole completion in one transaction: request approved -> completed,
-     * insert the session, check the account has fewer than max_companions active
-     * companions (LW_ELIMIT otherwise, nothing changed). LW_ECONFLICT if the
-     * request was not approved any more. */
-    int (*link_complete)(lw_store *s, const char *request_id, const lw_session *sess, long max_companions);
+    /* The whole completion in one transaction: request approved -> completed;
+     * every active companion session of the account holding sess's device
+     * key ends with reason "relinked" (a device key has at most one active
+     * session: linking it again replaces the old one, which would otherwise
+     * hold a slot until it expired), listed in *out; then the account must
+     * have fewer than max_companions active companions (LW_ELIMIT otherwise,
+     * nothing changed); then sess is inserted. LW_ECONFLICT if the request
+     * was not approved any more. */
+    int (*link_complete)(lw_store *s, const char *request_id, const lw_session *sess, long max_companions,
+                         lw_ended **out, size_t *n);
     /* Deletes requests that ended (expired/denied/completed) before `before`. */
     int (*link_purge)(lw_store *s, int64_t before, long *deleted);
 
@@ -381,7 +392,8 @@ int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t
 int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out);
 int lw_store_session_get_by_selector(lw_store *s, const char *selector, lw_session *out);
 int lw_store_session_list(lw_store *s, const char *account_id, bool ended, lw_session **out, size_t *n);
-int lw_store_session_count_active_companions(lw_store *s, const char *account_id, long *n);
+int lw_store_session_count_active_companions(lw_store *s, const char *account_id, const uint8_t *except_key,
+                                             long *n);
 int lw_store_account_places(lw_store *s, const char *account_id, const char *country, lw_account_places *out);
 int lw_store_session_set_credential(lw_store *s, const lw_session *sess);
 int lw_store_session_set_name(lw_store *s, const char *device_id, const char *name);
@@ -402,7 +414,9 @@ int lw_store_link_get_by_code(lw_store *s, const uint8_t code_hash[LW_HASH_LEN],
 int lw_store_link_set_ref(lw_store *s, const char *id, const uint8_t ref_hash[LW_HASH_LEN], int ref_index,
                           int64_t ref_expires_at);
 int lw_store_link_transition(lw_store *s, const lw_link_request *r, const char *from, const char *to);
-int lw_store_link_complete(lw_store *s, const char *request_id, const lw_session *sess, long max_companions);
+/* out and n may be NULL: the sessions it replaced are then not listed. */
+int lw_store_link_complete(lw_store *s, const char *request_id, const lw_session *sess, long max_companions,
+                           lw_ended **out, size_t *n);
 int lw_store_link_purge(lw_store *s, int64_t before, long *deleted);
 int lw_store_alert_insert(lw_store *s, const lw_alert *a);
 int lw_store_alert_list(lw_store *s, const char *account_id, int limit, lw_alert **out, size_t *n);

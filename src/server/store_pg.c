@@ -353,6 +353,7 @@ enum {
     ST_SESSION_END,
     ST_SESSION_END_ALL,
     ST_SESSION_END_EVERY,
+    ST_SESSION_END_SAME_KEY,
     ST_SESSION_REDACT,
     ST_SESSION_REDACT_ENDED,
     ST_ALERT_REDACT_DEVICE,
@@ -434,7 +435,8 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_LIST] = "SELECT " SESSION_COLS " FROM sessions WHERE account_id = $1 AND state = $2"
                         " ORDER BY linked_at, id COLLATE \"C\"",
     [ST_SESSION_COUNT_COMPANIONS] = "SELECT count(*) FROM sessions"
-                                    " WHERE account_id = $1 AND state = 'active' AND role = 'companion'",
+                                    " WHERE account_id = $1 AND state = 'active' AND role = 'companion'"
+                                    " AND ($2::bytea IS NULL OR public_key <> $2::bytea)",
     /* 2: some session was in $2; 1: none was, but some has a country; 0: none has one. */
     [ST_PLACES_COUNTRY] =
         "SELECT CASE"
@@ -483,6 +485,11 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_END_EVERY] = "WITH e AS (UPDATE sessions " END_SET
                              " WHERE state = 'active' AND ($1::text IS NULL OR role = $1::text)"
                              " RETURNING id, account_id, linked_at" ENDED_LIST(SWEEP_ORDER),
+    /* What a completion replaces: the account's live companions with the same key ($4). */
+    [ST_SESSION_END_SAME_KEY] =
+        "WITH e AS (UPDATE sessions " END_SET " WHERE account_id = $1 AND state = 'active'"
+        " AND role = 'companion' AND public_key = $4::bytea"
+        " RETURNING id, account_id, linked_at" ENDED_LIST("linked_at, id COLLATE \"C\""),
 #define REDACT_SET                                                                                           \
     "SET ip = '', region = '', city = '', last_ip = '', last_region = '', last_city = '', lat = 0, lon = 0," \
     " has_loc = FALSE, last_lat = 0, last_lon = 0, last_has_loc = FALSE, redacted = TRUE"
@@ -1783,13 +1790,24 @@ static int pg_session_list(lw_store *base, const char *account_id, bool ended, l
     return rc;
 }
 
-static int pg_session_count_active_companions(lw_store *base, const char *account_id, long *n)
+/* $1 account, $2 the device key not to count (NULL: count all). */
+static void count_params(params *p, const char *account_id, const uint8_t *except_key)
+{
+    p_init(p);
+    p_key(p, account_id, KEY_ARG_MAX);
+    if (except_key != NULL)
+        p_blob(p, except_key, LW_PK_LEN);
+    else
+        p_push(p, NULL, 0, 0);
+}
+
+static int pg_session_count_active_companions(lw_store *base, const char *account_id,
+                                              const uint8_t *except_key, long *n)
 {
     if (account_id == NULL || n == NULL)
         return LW_EINVAL;
     params p;
-    p_init(&p);
-    p_key(&p, account_id, KEY_ARG_MAX);
+    count_params(&p, account_id, except_key);
     return query_one((pg_store *)base, "count companions", ST_SESSION_COUNT_COMPANIONS, &p, read_long, n);
 }
 
@@ -2226,6 +2244,8 @@ typedef struct link_complete_args {
     const char *request_id;
     const lw_session *sess;
     long max_companions;
+    lw_ended *list; /* the sessions replaced (same key) */
+    size_t count;
 } link_complete_args;
 
 static int link_complete_body(pg_op *op, void *arg)
@@ -2260,6 +2280,17 @@ static int link_complete_body(pg_op *op, void *arg)
     p_key(&p, account_id, KEY_ARG_MAX);
     if ((rc = op_exec(op, ST_ACCOUNT_LOCK, &p, false, NULL)) != LW_OK)
         return rc;
+    /* The same key linking again replaces its live session, before the
+     * count: the replaced one frees its own slot. A rerun starts afresh. */
+    c->count = 0;
+    p_init(&p);
+    p_key(&p, account_id, KEY_ARG_MAX);
+    p_i64(&p, c->sess->linked_at);
+    p_val(&p, LW_END_RELINKED, LW_REASON_MAX - 1);
+    P_BLOBF(&p, c->sess->public_key);
+    if ((rc = end_returning(op, ST_SESSION_END_SAME_KEY, &p, LW_END_RELINKED, &c->list, &c->count)) != LW_OK)
+        return rc;
+    count_params(&p, account_id, NULL);
     if ((rc = op_exec(op, ST_SESSION_COUNT_COMPANIONS, &p, false, &r)) != LW_OK)
         return rc;
     long active = PQntuples(r) > 0 ? (long)get_i64(r, 0, 0) : 0;
@@ -2280,12 +2311,19 @@ static int link_complete_body(pg_op *op, void *arg)
 }
 
 static int pg_link_complete(lw_store *base, const char *request_id, const lw_session *sess,
-                            long max_companions)
+                            long max_companions, lw_ended **out, size_t *n)
 {
-    if (request_id == NULL || sess == NULL)
+    if (request_id == NULL || sess == NULL || out == NULL || n == NULL)
         return LW_EINVAL;
-    link_complete_args c = {request_id, sess, max_companions};
-    return run_op((pg_store *)base, OP_TX, "complete link request", link_complete_body, &c);
+    link_complete_args c = {request_id, sess, max_companions, NULL, 0};
+    int rc = run_op((pg_store *)base, OP_TX, "complete link request", link_complete_body, &c);
+    if (rc != LW_OK) {
+        lw_free(c.list);
+        return rc;
+    }
+    *out = c.list;
+    *n = c.count;
+    return LW_OK;
 }
 
 static int pg_link_purge(lw_store *base, int64_t before, long *deleted)

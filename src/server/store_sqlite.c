@@ -250,6 +250,7 @@ enum {
     ST_SESSION_END_ALL_SELECT,
     ST_SESSION_END_ALL,
     ST_SESSION_END_EVERY_SELECT,
+    ST_SESSION_SAME_KEY_SELECT,
     ST_SESSION_REDACT,
     ST_SESSION_REDACT_ENDED,
     ST_ALERT_REDACT_DEVICE,
@@ -326,7 +327,8 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_LIST] = "SELECT " SESSION_COLS " FROM sessions WHERE account_id = ?1 AND state = ?2"
                         " ORDER BY linked_at, id",
     [ST_SESSION_COUNT_COMPANIONS] = "SELECT count(*) FROM sessions"
-                                    " WHERE account_id = ?1 AND state = 'active' AND role = 'companion'",
+                                    " WHERE account_id = ?1 AND state = 'active' AND role = 'companion'"
+                                    " AND (?2 IS NULL OR public_key <> ?2)",
     /* 2: some session was in ?2; 1: none was, but some has a country; 0: none has one. */
     [ST_PLACES_COUNTRY] = "SELECT CASE"
                           " WHEN EXISTS (SELECT 1 FROM sessions WHERE account_id = ?1"
@@ -373,6 +375,10 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SESSION_END_EVERY_SELECT] = "SELECT id, account_id FROM sessions"
                                     " WHERE state = 'active' AND (?1 IS NULL OR role = ?1)"
                                     " ORDER BY account_id, linked_at, id",
+    /* The sessions a completion replaces: the account's live companions with the same key. */
+    [ST_SESSION_SAME_KEY_SELECT] = "SELECT id, account_id FROM sessions"
+                                   " WHERE account_id = ?1 AND state = 'active' AND role = 'companion'"
+                                   " AND public_key = ?2 ORDER BY linked_at, id",
 #define REDACT_SET                                                                                           \
     "SET ip = '', region = '', city = '', last_ip = '', last_region = '', last_city = '', lat = 0, lon = 0," \
     " has_loc = 0, last_lat = 0, last_lon = 0, last_has_loc = 0, redacted = 1"
@@ -1240,19 +1246,24 @@ static int sq_session_list(lw_store *base, const char *account_id, bool ended, l
     return rc;
 }
 
-static int count_companions(sqlite_store *s, const char *account_id, long *n)
+static int count_companions(sqlite_store *s, const char *account_id, const uint8_t *except_key, long *n)
 {
     binder b = bind_start(s, ST_SESSION_COUNT_COMPANIONS);
     b_key(&b, account_id, KEY_ARG_MAX);
+    if (except_key != NULL)
+        b_blob(&b, except_key, LW_PK_LEN);
+    else
+        b_key(&b, NULL, KEY_ARG_MAX);
     return query_one(s, &b, "count companions", read_long, n);
 }
 
-static int sq_session_count_active_companions(lw_store *base, const char *account_id, long *n)
+static int sq_session_count_active_companions(lw_store *base, const char *account_id,
+                                              const uint8_t *except_key, long *n)
 {
     sqlite_store *s = (sqlite_store *)base;
     if (account_id == NULL || n == NULL)
         return LW_EINVAL;
-    return count_companions(s, account_id, n);
+    return count_companions(s, account_id, except_key, n);
 }
 
 static void read_primary_place(sqlite3_stmt *st, void *out)
@@ -1692,11 +1703,13 @@ static void read_link_state(sqlite3_stmt *st, void *out)
 }
 
 static int sq_link_complete(lw_store *base, const char *request_id, const lw_session *sess,
-                            long max_companions)
+                            long max_companions, lw_ended **out, size_t *n)
 {
     sqlite_store *s = (sqlite_store *)base;
-    if (request_id == NULL || sess == NULL)
+    if (request_id == NULL || sess == NULL || out == NULL || n == NULL)
         return LW_EINVAL;
+    lw_ended *list = NULL;
+    size_t count = 0;
     int rc = tx_begin(s);
     if (rc != LW_OK)
         return rc;
@@ -1705,43 +1718,47 @@ static int sq_link_complete(lw_store *base, const char *request_id, const lw_ses
     binder b = bind_start(s, ST_LINK_STATE);
     b_key(&b, request_id, KEY_ARG_MAX);
     if ((rc = query_one(s, &b, "read link state", read_link_state, &ls)) != LW_OK)
-        goto fail;
+        goto done;
     if (strcmp(ls.state, "approved") != 0) {
         rc = LW_ECONFLICT;
-        goto fail;
+        goto done;
     }
     /* The request was approved for one account; a session for another would
      * be a device nobody signed for. */
     if (strncmp(ls.account_id, sess->account_id, sizeof(ls.account_id)) != 0) {
         log_error(NULL, "link_complete: session account differs from the approved request's");
         rc = LW_EINVAL;
-        goto fail;
+        goto done;
     }
+    /* The same key linking again replaces its live session, before the
+     * count: the replaced one frees its own slot. */
+    b = bind_start(s, ST_SESSION_SAME_KEY_SELECT);
+    b_key(&b, ls.account_id, KEY_ARG_MAX);
+    B_BLOBF(&b, sess->public_key);
+    if ((rc = end_selected(s, &b, "end the sessions of the same key", LW_END_RELINKED, sess->linked_at, &list,
+                           &count)) != LW_OK)
+        goto done;
     long active = 0;
-    if ((rc = count_companions(s, ls.account_id, &active)) != LW_OK)
-        goto fail;
+    if ((rc = count_companions(s, ls.account_id, NULL, &active)) != LW_OK)
+        goto done;
     if (active >= max_companions) {
         rc = LW_ELIMIT;
-        goto fail;
+        goto done;
     }
     if ((rc = insert_session(s, sess, ls.account_id, LW_ROLE_COMPANION)) != LW_OK)
-        goto fail;
+        goto done;
 
     b = bind_start(s, ST_LINK_COMPLETE);
     B_KEYF(&b, sess->id);
     b_key(&b, request_id, KEY_ARG_MAX);
     if ((rc = exec_bound(s, &b, "complete link request")) != LW_OK)
-        goto fail;
+        goto done;
     if (sqlite3_changes(s->db) != 1) {
         rc = LW_ECONFLICT; /* unreachable under the write lock; never commit half */
-        goto fail;
+        goto done;
     }
-    if ((rc = tx_commit(s)) != LW_OK)
-        goto fail;
-    return LW_OK;
-fail:
-    tx_rollback(s);
-    return rc;
+done:
+    return end_tx(s, rc, list, count, out, n);
 }
 
 static int sq_link_purge(lw_store *base, int64_t before, long *deleted)

@@ -127,6 +127,26 @@ test('a denial shows "denied", and a new QR code can be asked for', { timeout: L
   }
 });
 
+test('at the device limit the browser is told at once, with the limit\'s sentence', { timeout: LIMIT }, async () => {
+  const full = await b.startServer(['--max-companions', '1']);
+  const { context, page } = await b.openPage(browser, full);
+  try {
+    const holder = await b.newPhone(full, 'full');
+    await h.linkCompanionCli(holder, new h.CompanionCli(full)); // the one slot is taken
+    const code = await b.pairingCode(page);
+    const res = await holder.run(['link', '--code', code, '--yes']);
+    assert.equal(res.code, 3, h.describe(res));
+    // Not "Scanned — confirm on your phone" until expiry: the request ended, and why.
+    await b.statusMatches(page, /already has 1 linked devices, the limit\. Log one out from the phone/);
+    assert.equal(await page.locator('.qr-box.is-denied').count(), 1);
+    await page.getByRole('button', { name: 'Get a new QR code' }).waitFor();
+    assert.deepEqual(b.unexpected(page.problems), []);
+  } finally {
+    await context.close();
+    await full.stop();
+  }
+});
+
 test('the QR code rotates as the server pushes refs, then expires; a click reloads it', { timeout: LIMIT }, async () => {
   const { context, page } = await b.openPage(browser, fast);
   try {

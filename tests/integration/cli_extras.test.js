@@ -105,13 +105,21 @@ describe('confirmation', () => {
   });
 
   test('anything but y refuses (exit 3) and the device is not linked', async () => {
-    for (const input of ['n\n', '\n', '']) {
+    for (const input of ['n\n', '\n']) {
       const req = await h.createLinkRequest(S.url);
       const res = await phone.runText(['link', req.payload], { input });
       assert.equal(res.code, 3, `answer ${JSON.stringify(input)}: ${h.describe(res)}`);
       assert.notEqual(await requestState(req), 'approved');
       h.expectError(await h.complete(req), 409, 'not_pending');
     }
+  });
+
+  test('no answer at all (stdin at its end, no terminal) is not a "no": exit 1, nothing sent', async () => {
+    const req = await h.createLinkRequest(S.url);
+    const res = await phone.runText(['link', req.payload], { input: '' });
+    assert.equal(res.code, 1, h.describe(res));
+    assert.match(res.stderr, /use --yes to approve or --deny/);
+    assert.equal(await requestState(req), 'pending');
   });
 });
 

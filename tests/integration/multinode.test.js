@@ -134,6 +134,77 @@ test('a link on node A while the phone talks to node B: each side hears every st
   }
 });
 
+/**
+ * Resolves once node `to` hears what node `from` publishes: a node answers
+ * HTTP before its LISTEN connection is up, so a test whose first cross-node
+ * event goes to a node just started waits for this. The probe is a link
+ * request whose companion socket is on `to`, scanned on `from`; a scan `to`
+ * did not hear is tried again with a new request.
+ */
+async function hears(to, from, tries = 20) {
+  const probe = await h.registerPrimary(from.url, h.uniqueHandle('probe'));
+  for (let i = 0; i < tries; i++) {
+    const req = await h.createLinkRequest(to.url);
+    const ws = await h.connectWs(to.url, req.token);
+    try {
+      await ws.next('hello');
+      h.expectStatus(await h.scan(probe, req.payload), 200);
+      await ws.next('link.scanned', 250);
+      return;
+    } catch {
+      // not heard yet: the next request
+    } finally {
+      await ws.close();
+    }
+  }
+  throw new Error(`${to.url} never heard ${from.url}`);
+}
+
+// The node that opened a request keeps its QR payload in memory, but a load
+// balancer sends the phone anywhere: a scan, by QR payload or by pairing code,
+// must work on every node, and the payload a code scan answers with must be
+// one the phone accepts (signed, this origin, the requester's key).
+for (const how of ['payload', 'code']) {
+  for (const [opened, scanned] of [['A', 'B'], ['B', 'A']]) {
+    test(`a link opened on ${opened}, scanned by ${how} on ${scanned}: approved and completed`, async () => {
+      const nodesByName = {};
+      [nodesByName.A, nodesByName.B] = await cluster(2, `scan${how}${opened}`);
+      const O = nodesByName[opened];
+      const S = nodesByName[scanned];
+      await hears(O, S);
+      const phone = await h.registerPrimary(S.url, h.uniqueHandle('mn'));
+      const req = await h.createLinkRequest(O.url);
+      const compWs = await h.connectWs(O.url, req.token);
+      try {
+        await compWs.next('hello');
+        const s = h.expectStatus(await h.scan(phone, how === 'code' ? { code: req.code } : req.payload), 200);
+        assert.equal(s.request.id, req.id);
+        // What the phone checks before it signs anything (PRODUCT §2.2).
+        assert.ok(h.verifyPayload(s.payload, phone.serverKey), `a payload signed by the server: ${s.payload}`);
+        const p = h.parsePayload(s.payload);
+        assert.equal(p.origin, phone.origin);
+        assert.ok(h.fingerprint(req.key.pub).equals(p.fp), 'the payload names the requester\'s key');
+        await compWs.next('link.scanned', 3000);
+        h.expectStatus(await h.approve(phone, req.id, req.key.pub), 200);
+        await compWs.next('link.approved', 3000);
+        const c = h.companionFrom(req, h.expectStatus(await h.complete(req), 201));
+        const devices = h.expectStatus(await h.api(S.url, 'GET', '/v1/devices', { token: phone.token }), 200).devices;
+        assert.ok(devices.some((d) => d.id === c.deviceId));
+      } finally {
+        await compWs.close();
+      }
+    });
+  }
+}
+
+test('phone link --code through the CLI on the other node: linked, not "not a Linkward QR code"', async () => {
+  const [A, B] = await cluster(2, 'clicode');
+  const phone = new h.PhoneCli(B);
+  await phone.register(h.uniqueHandle('mn'));
+  const linked = await h.linkCompanionCli(phone, new h.CompanionCli(A), { via: 'code' });
+  assert.ok(linked.deviceId);
+});
+
 test('logout-all on B closes the sockets on A and C within 50 ms; their credentials are refused everywhere at once', async () => {
   const [A, B, C] = await cluster(3, 'logout', ['--max-companions', '10']);
   const phone = await h.registerPrimary(B.url, h.uniqueHandle('mn'));

@@ -963,7 +963,7 @@ export function waitForFile(file, timeout = 5000) {
 /**
  * Links a CLI companion with a CLI phone:
  *   companion link --json (background) -> phone link <how> --yes -> linked.
- * opts: {via: 'payload'|'image'|'code', pin, name, phoneArgs}
+ * opts: {via: 'payload'|'image'|'code', pin, name, phoneArgs, companionArgs}
  * Returns {deviceId, qr, phone (phone link result), link (the spawn handle), exit, ms}.
  */
 export async function linkCompanionCli(phone, companion, opts = {}) {
@@ -971,6 +971,7 @@ export async function linkCompanionCli(phone, companion, opts = {}) {
   const elapsed = stopwatch();
   const extra = [];
   if (opts.name) extra.push('--name', opts.name);
+  if (opts.companionArgs) extra.push(...opts.companionArgs);
   const png = via === 'image' ? path.join(companion.dir, 'qr.png') : null;
   if (png) extra.push('--qr-png', png);
   const link = companion.spawnLink(extra);

@@ -178,7 +178,7 @@ static void test_end_refuses_next_request(void **state)
     assert_int_equal(lw_store_link_insert(f->app.store, &r), LW_OK);
     lw_strlcpy(r.account_id, "acct1", sizeof r.account_id);
     assert_int_equal(lw_store_link_transition(f->app.store, &r, "pending", "approved"), LW_OK);
-    assert_int_equal(lw_store_link_complete(f->app.store, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->app.store, "req1", &c, 4, NULL, NULL), LW_OK);
     lw_sessions_cache(f->app.sessions, &c);
 
     lw_principal who;
@@ -251,7 +251,7 @@ static void test_sweeper_injected_clock(void **state)
     r.created_at = t0;
     r.expires_at = t0 + 60000;
     assert_int_equal(lw_store_link_insert(f->app.store, &r), LW_OK);
-    assert_int_equal(lw_store_link_complete(f->app.store, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->app.store, "req1", &c, 4, NULL, NULL), LW_OK);
 
     long ended = -1, purged = -1;
     /* A day later nothing is due (TTL 30 days, primary seen now). */

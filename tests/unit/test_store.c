@@ -600,7 +600,7 @@ static void test_session_get_and_list(void **state)
     make_link(&r, "req1", 1);
     assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
     approve_link(f->s, "req1", "acct1");
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4, NULL, NULL), LW_OK);
 
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
@@ -621,7 +621,7 @@ static void test_session_get_and_list(void **state)
     assert_int_equal(lw_store_session_get(f->s, "none", &got), LW_ENOTFOUND);
 
     long n = -1;
-    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", NULL, &n), LW_OK);
     assert_int_equal(n, 1);
 
     lw_session *list = NULL;
@@ -650,7 +650,7 @@ static void test_session_get_and_list(void **state)
     assert_int_equal(lw_store_session_get_by_selector(f->s, "sel-comp1", &got), LW_OK);
     assert_string_equal(got.state, "ended");
     assert_string_equal(got.end_reason, "logout");
-    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", NULL, &n), LW_OK);
     assert_int_equal(n, 0);
 }
 
@@ -682,7 +682,7 @@ static void test_account_places(void **state)
     make_link(&r, "req1", 1);
     assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
     approve_link(f->s, "req1", "acct1");
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4, NULL, NULL), LW_OK);
     assert_int_equal(lw_store_session_end(f->s, "comp1", "logout", T0 + 5), LW_OK);
     assert_int_equal(lw_store_account_places(f->s, "acct1", "ES", &k), LW_OK);
     assert_true(k.country_seen);
@@ -814,7 +814,7 @@ static void link_companions(lw_store *s, const char *acct, int n, uint8_t base)
         lw_session c;
         make_session(&c, did, acct, LW_ROLE_COMPANION, (uint8_t)(base + 4 * k));
         c.linked_at = T0 + k + 1;
-        assert_int_equal(lw_store_link_complete(s, rid, &c, 10), LW_OK);
+        assert_int_equal(lw_store_link_complete(s, rid, &c, 10, NULL, NULL), LW_OK);
     }
 }
 
@@ -1000,16 +1000,16 @@ static void test_link_complete(void **state)
     lw_session c;
     make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
     /* Not approved yet. */
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_ECONFLICT);
-    assert_int_equal(lw_store_link_complete(f->s, "nope", &c, 4), LW_ENOTFOUND);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4, NULL, NULL), LW_ECONFLICT);
+    assert_int_equal(lw_store_link_complete(f->s, "nope", &c, 4, NULL, NULL), LW_ENOTFOUND);
     approve_link(f->s, "req1", "acct1");
 
     /* A session for another account than the approved one is refused. */
     lw_session wrong = c;
     snprintf(wrong.account_id, sizeof(wrong.account_id), "acct9");
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &wrong, 4), LW_EINVAL);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &wrong, 4, NULL, NULL), LW_EINVAL);
 
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4, NULL, NULL), LW_OK);
     assert_int_equal(lw_store_link_get(f->s, "req1", &got), LW_OK);
     assert_string_equal(got.state, "completed");
     assert_string_equal(got.device_id, "comp1");
@@ -1021,7 +1021,7 @@ static void test_link_complete(void **state)
     /* Twice: the request was consumed. */
     lw_session c2;
     make_session(&c2, "comp2", "acct1", LW_ROLE_COMPANION, 20);
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &c2, 4), LW_ECONFLICT);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c2, 4, NULL, NULL), LW_ECONFLICT);
     assert_int_equal(lw_store_session_get(f->s, "comp2", &s), LW_ENOTFOUND);
 }
 
@@ -1037,19 +1037,19 @@ static void test_link_device_limit(void **state)
     approve_link(f->s, "req-x", "acct1");
     lw_session c;
     make_session(&c, "comp-x", "acct1", LW_ROLE_COMPANION, 200);
-    assert_int_equal(lw_store_link_complete(f->s, "req-x", &c, 2), LW_ELIMIT);
+    assert_int_equal(lw_store_link_complete(f->s, "req-x", &c, 2, NULL, NULL), LW_ELIMIT);
     /* Nothing changed: no session, request still approved. */
     assert_int_equal(lw_store_session_get(f->s, "comp-x", &c), LW_ENOTFOUND);
     assert_int_equal(lw_store_link_get(f->s, "req-x", &got), LW_OK);
     assert_string_equal(got.state, "approved");
     long n = 0;
-    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", NULL, &n), LW_OK);
     assert_int_equal(n, 2);
 
     /* Freeing a slot makes it fit. The primary never counts. */
     assert_int_equal(lw_store_session_end(f->s, "c-acct1-0", "remote_logout", T0 + 1), LW_OK);
     make_session(&c, "comp-x", "acct1", LW_ROLE_COMPANION, 200);
-    assert_int_equal(lw_store_link_complete(f->s, "req-x", &c, 2), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->s, "req-x", &c, 2, NULL, NULL), LW_OK);
     /* A duplicate credential selector rolls the completion back too. */
     lw_link_request r2;
     make_link(&r2, "req-y", 220);
@@ -1058,9 +1058,108 @@ static void test_link_device_limit(void **state)
     lw_session dup;
     make_session(&dup, "comp-y", "acct1", LW_ROLE_COMPANION, 220);
     snprintf(dup.cred_selector, sizeof(dup.cred_selector), "sel-comp-x");
-    assert_int_equal(lw_store_link_complete(f->s, "req-y", &dup, 10), LW_ECONFLICT);
+    assert_int_equal(lw_store_link_complete(f->s, "req-y", &dup, 10, NULL, NULL), LW_ECONFLICT);
     assert_int_equal(lw_store_link_get(f->s, "req-y", &got), LW_OK);
     assert_string_equal(got.state, "approved");
+}
+
+/* A device key has at most one active session: completing a link with the
+ * key of a live companion of the account replaces that session, in the same
+ * transaction, and the replaced one does not count towards the limit. */
+static void test_link_relink(void **state)
+{
+    fixture *f = *state;
+    create_account(f->s, "acct1", "alice");
+    create_account(f->s, "acct2", "bob");
+    link_companions(f->s, "acct1", 2, 10); /* c-acct1-0 holds key tag 10; the limit (2) is reached */
+    {                                      /* the same key on another account is not touched */
+        lw_link_request o;
+        make_link(&o, "req-o", 60);
+        assert_int_equal(lw_store_link_insert(f->s, &o), LW_OK);
+        approve_link(f->s, "req-o", "acct2");
+        lw_session c;
+        make_session(&c, "c-acct2-0", "acct2", LW_ROLE_COMPANION, 10);
+        snprintf(c.cred_selector, sizeof(c.cred_selector), "sel-other");
+        assert_int_equal(lw_store_link_complete(f->s, "req-o", &c, 10, NULL, NULL), LW_OK);
+    }
+
+    lw_link_request r, got;
+    make_link(&r, "req-re", 100);
+    assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
+    approve_link(f->s, "req-re", "acct1");
+    long n = 0;
+    lw_session again, old;
+    make_session(&again, "comp-re", "acct1", LW_ROLE_COMPANION, 10);
+    again.linked_at = T0 + 50;
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", again.public_key, &n), LW_OK);
+    assert_int_equal(n, 1);
+
+    lw_ended *ended = NULL;
+    size_t count = 0;
+    assert_int_equal(lw_store_link_complete(f->s, "req-re", &again, 2, &ended, &count), LW_OK);
+    assert_int_equal(count, 1);
+    assert_string_equal(ended[0].device_id, "c-acct1-0");
+    assert_string_equal(ended[0].account_id, "acct1");
+    assert_string_equal(ended[0].reason, LW_END_RELINKED);
+    lw_free(ended);
+    assert_int_equal(lw_store_session_get(f->s, "c-acct1-0", &old), LW_OK);
+    assert_string_equal(old.state, "ended");
+    assert_string_equal(old.end_reason, LW_END_RELINKED);
+    assert_true(old.ended_at == T0 + 50);
+    assert_int_equal(lw_store_session_get(f->s, "comp-re", &old), LW_OK);
+    assert_string_equal(old.state, "active");
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", NULL, &n), LW_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(lw_store_session_get(f->s, "c-acct2-0", &old), LW_OK);
+    assert_string_equal(old.state, "active");
+    /* The history has the replaced session, with its reason. */
+    lw_session *hist = NULL;
+    size_t nh = 0;
+    assert_int_equal(lw_store_session_list(f->s, "acct1", true, &hist, &nh), LW_OK);
+    assert_int_equal(nh, 1);
+    assert_string_equal(hist[0].id, "c-acct1-0");
+    assert_string_equal(hist[0].end_reason, LW_END_RELINKED);
+    lw_free(hist);
+
+    /* A completion that fails after the replacement changes nothing at all:
+     * here the limit, for another key... */
+    lw_link_request r2;
+    make_link(&r2, "req-full", 120);
+    assert_int_equal(lw_store_link_insert(f->s, &r2), LW_OK);
+    approve_link(f->s, "req-full", "acct1");
+    lw_session other;
+    make_session(&other, "comp-full", "acct1", LW_ROLE_COMPANION, 120);
+    ended = NULL;
+    count = 7;
+    assert_int_equal(lw_store_link_complete(f->s, "req-full", &other, 2, &ended, &count), LW_ELIMIT);
+    assert_null(ended);
+    assert_int_equal(count, 7);
+    /* ...and here a duplicate selector with the same key: the old session stays active. */
+    lw_link_request r3;
+    make_link(&r3, "req-dup", 140);
+    assert_int_equal(lw_store_link_insert(f->s, &r3), LW_OK);
+    approve_link(f->s, "req-dup", "acct1");
+    lw_session dup;
+    make_session(&dup, "comp-dup", "acct1", LW_ROLE_COMPANION, 10);
+    snprintf(dup.cred_selector, sizeof(dup.cred_selector), "sel-c-acct1-1"); /* another live session's */
+    assert_int_equal(lw_store_link_complete(f->s, "req-dup", &dup, 2, &ended, &count), LW_ECONFLICT);
+    assert_int_equal(lw_store_session_get(f->s, "comp-re", &old), LW_OK);
+    assert_string_equal(old.state, "active");
+    assert_int_equal(lw_store_link_get(f->s, "req-dup", &got), LW_OK);
+    assert_string_equal(got.state, "approved");
+
+    /* The primary's key is never ended by a companion's completion. */
+    lw_link_request r4;
+    make_link(&r4, "req-pk", 160);
+    assert_int_equal(lw_store_link_insert(f->s, &r4), LW_OK);
+    approve_link(f->s, "req-pk", "acct2");
+    lw_session as_primary;
+    make_session(&as_primary, "comp-pk", "acct2", LW_ROLE_COMPANION, 1); /* create_account's primary tag */
+    assert_int_equal(lw_store_link_complete(f->s, "req-pk", &as_primary, 4, &ended, &count), LW_OK);
+    assert_int_equal(count, 0);
+    lw_free(ended);
+    assert_int_equal(lw_store_session_get(f->s, "acct2-p", &old), LW_OK);
+    assert_string_equal(old.state, "active");
 }
 
 static void test_link_purge(void **state)
@@ -1290,7 +1389,7 @@ static void test_last_place_whole(void **state)
     make_link(&r, "req1", 1);
     assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
     approve_link(f->s, "req1", "acct1");
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4, NULL, NULL), LW_OK);
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
     assert_string_equal(got.last_ip, c.ip);
@@ -1344,7 +1443,7 @@ static void test_redact_ended_with_alerts(void **state)
     make_link(&r, "req1", 1);
     assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
     approve_link(f->s, "req1", "acct1");
-    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4), LW_OK);
+    assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4, NULL, NULL), LW_OK);
     insert_alert(f->s, "al1", "acct1", "comp1",
                  "{\"from_ip\":\"198.51.100.10\",\"to_ip\":\"203.0.113.10\",\"to\":\"AU\"}");
     insert_alert(f->s, "al2", "acct1", "comp1", "{\"ip\":\"198.51.100.10\",\"name\":\"laptop\"}");
@@ -1741,7 +1840,7 @@ static void *blocked_main(void *arg)
     else if (b->op == 1)
         b->rc = lw_store_session_end(b->s, "acct1-p", "logout", T0 + 1);
     else
-        b->rc = lw_store_link_complete(b->s, "req1", &b->sess, 4);
+        b->rc = lw_store_link_complete(b->s, "req1", &b->sess, 4, NULL, NULL);
     return NULL;
 }
 
@@ -1793,7 +1892,7 @@ static void test_pg_lost_mid_operation(void **state)
     assert_int_equal(lw_store_link_get(f->s, "req1", &got), LW_OK);
     assert_string_equal(got.state, "completed");
     long n = 0;
-    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", &n), LW_OK);
+    assert_int_equal(lw_store_session_count_active_companions(f->s, "acct1", NULL, &n), LW_OK);
     assert_int_equal(n, 1);
 }
 
@@ -1880,7 +1979,7 @@ static void *racer_main(void *arg)
     if (x->op == RACE_APPROVE)
         x->rc = lw_store_link_transition(x->s, &x->r, "scanned", "approved");
     else
-        x->rc = lw_store_link_complete(x->s, x->req, &x->sess, x->max);
+        x->rc = lw_store_link_complete(x->s, x->req, &x->sess, x->max, NULL, NULL);
     return NULL;
 }
 
@@ -1943,7 +2042,7 @@ static void test_pg_two_nodes_race(void **state)
         race(&c, &d);
         one_winner(&c, &d, LW_OK, LW_ECONFLICT);
         long n = 0;
-        assert_int_equal(lw_store_session_count_active_companions(node_b, "acct1", &n), LW_OK);
+        assert_int_equal(lw_store_session_count_active_companions(node_b, "acct1", NULL, &n), LW_OK);
         assert_int_equal(n, k + 1);
     }
 
@@ -1972,7 +2071,7 @@ static void test_pg_two_nodes_race(void **state)
         race(&c, &d);
         one_winner(&c, &d, LW_OK, LW_ELIMIT);
         long n = 0;
-        assert_int_equal(lw_store_session_count_active_companions(f->s, acct, &n), LW_OK);
+        assert_int_equal(lw_store_session_count_active_companions(f->s, acct, NULL, &n), LW_OK);
         assert_int_equal(n, 1);
     }
     lw_store_close(node_b);
@@ -2104,6 +2203,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_link_transition_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_device_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_relink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_place_whole, setup, teardown),

@@ -106,7 +106,7 @@ static void add_companion_kept(lw_store *s, const char *id, const char *acct, in
     lw_session c;
     make_session(&c, id, acct, LW_ROLE_COMPANION, linked_at, seen);
     c.persistent = persistent;
-    assert_int_equal(lw_store_link_complete(s, r.id, &c, 100), LW_OK);
+    assert_int_equal(lw_store_link_complete(s, r.id, &c, 100, NULL, NULL), LW_OK);
 }
 
 static void add_companion(lw_store *s, const char *id, const char *acct, int64_t linked_at, int64_t seen)

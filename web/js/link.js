@@ -191,7 +191,8 @@ export function mountLink(root, { onLinked, notice }) {
         break;
       case 'link.denied':
         stop();
-        setState('denied');
+        // At the device limit the server ends the request and says why (reason "limit").
+        setState('denied', ev.reason === 'limit' && ev.message ? ev.message : undefined);
         break;
       case 'link.expired':
         if (state !== 'linking') {
@@ -218,7 +219,7 @@ export function mountLink(root, { onLinked, notice }) {
       if (gone || mine !== attempt) return;
       stop();
       if (e instanceof ApiError && e.code === 'device_limit') {
-        setState('error', 'Your account has reached its device limit. Log out a device from your phone, then try again.');
+        setState('denied', e.message || 'Your account has reached its device limit. Log out a device from your phone, then try again.');
       } else if (e instanceof ApiError && e.code === 'expired') {
         setState('expired');
       } else {
