@@ -77,8 +77,10 @@ describe('API answers', () => {
     const p = await h.registerPrimary(server.url, h.uniqueHandle('hdr'));
     const c = await h.linkCompanionApi(server.url, p);
     const victim = await h.linkCompanionApi(server.url, p);
-    // Routes that end the caller's session last, so the others see a live credential.
-    const last = new Set(['POST /v1/session/refresh', 'DELETE /v1/session', 'POST /v1/devices/logout-all', 'POST /v1/account/secure']);
+    // Routes that end the caller's session last, so the others see a live credential (account
+    // deletion too: it ends every session of the account).
+    const last = new Set(['POST /v1/session/refresh', 'DELETE /v1/session', 'POST /v1/devices/logout-all', 'POST /v1/account/secure',
+      'DELETE /v1/account']);
     const routes = s.apiRoutes().sort((a, b) => last.has(a.join(' ')) - last.has(b.join(' ')));
     assert.ok(routes.length >= 25, `${routes.length} routes`);
     for (const who of [null, c, p]) {
