@@ -1,6 +1,6 @@
 // Figure 6 (run by 6-cross-node-logout.sh): like figure 3, but the sockets are
 // on node A and logout-all is answered by node B; events cross through
-// PostgreSQL LISTEN/NOTIFY (src/server/relay.c).
+// PostgreSQL LISTEN/NOTIFY (src/server/bus/relay.c).
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';

@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c — the config file (`linkward serve --config FILE`, "name =
- * value" lines, src/server/config.c): the input is the file, loaded the way
+ * value" lines, src/server/core/config.c): the input is the file, loaded the way
  * serve loads it (lw_config_load with --config), which runs every option's
  * value parser (durations, rates, addresses, origins, numbers, paths).
  *

@@ -1,4 +1,4 @@
-// Who may talk to the control socket (src/server/control.c, docs/operations.md):
+// Who may talk to the control socket (src/server/transport/control.c, docs/operations.md):
 // only the server's own user, or root. Two layers refuse anyone else:
 //   1. the file system: the socket is created 0700 (umask 077) in the data
 //      directory, so another user cannot even connect (EACCES);

@@ -1,5 +1,5 @@
 // docs/openapi.yaml describes every route of docs/api.md and every route of the
-// server's own table (src/server/router.c), and the server serves every
+// server's own table (src/server/transport/router.c), and the server serves every
 // documented route (PRODUCT §7.2).
 
 import { test, before, after } from 'node:test';
@@ -95,13 +95,13 @@ test('every route of docs/api.md is in docs/openapi.yaml', () => {
 });
 
 /**
- * The route table of src/server/router.c: every `{"METHOD", "/path", handler, ...}`
+ * The route table of src/server/transport/router.c: every `{"METHOD", "/path", handler, ...}`
  * line of `routes[]`, with `*` segments written `{}` as in norm().
  */
 function routerRoutes() {
-  const src = fs.readFileSync(path.join(h.REPO, 'src', 'server', 'router.c'), 'utf8');
+  const src = fs.readFileSync(path.join(h.REPO, 'src', 'server', 'transport', 'router.c'), 'utf8');
   const table = /static const route routes\[\] = \{([\s\S]*?)\n\};/.exec(src);
-  assert.ok(table, 'the routes[] table in src/server/router.c');
+  assert.ok(table, 'the routes[] table in src/server/transport/router.c');
   const routes = new Map();
   for (const m of table[1].matchAll(/\{\s*"(GET|POST|PUT|PATCH|DELETE)",\s*"(\/[^"]*)",\s*[A-Za-z_]\w*\s*,/g)) {
     const p = m[2].split('/').map((seg) => (seg === '*' ? '{}' : seg)).join('/');
@@ -110,11 +110,11 @@ function routerRoutes() {
   return routes;
 }
 
-test('every route of the server (src/server/router.c) is in docs/openapi.yaml', () => {
+test('every route of the server (src/server/transport/router.c) is in docs/openapi.yaml', () => {
   assert.ok(openapiText !== null, 'docs/openapi.yaml is missing');
   const served = routerRoutes();
   // Sanity of the scan: as many routes as the table has lines naming a method.
-  const src = fs.readFileSync(path.join(h.REPO, 'src', 'server', 'router.c'), 'utf8');
+  const src = fs.readFileSync(path.join(h.REPO, 'src', 'server', 'transport', 'router.c'), 'utf8');
   const lines = src.match(/^\s*\{"(GET|POST|PUT|PATCH|DELETE)",/gm) || [];
   assert.equal(served.size, lines.length, `the scan found ${served.size} routes, the table has ${lines.length} lines`);
   assert.ok(served.size >= 30, `only ${served.size} routes found in router.c`);
@@ -123,10 +123,10 @@ test('every route of the server (src/server/router.c) is in docs/openapi.yaml', 
   }
   const documented = openapiRoutes(openapiText);
   const missing = [...served.keys()].filter((k) => !documented.has(k));
-  assert.deepEqual(missing, [], `routes of src/server/router.c missing from docs/openapi.yaml: ${missing.join(', ')}`);
+  assert.deepEqual(missing, [], `routes of src/server/transport/router.c missing from docs/openapi.yaml: ${missing.join(', ')}`);
   // And the other way: nothing documented that the table does not serve.
   const extra = [...documented.keys()].filter((k) => !served.has(k));
-  assert.deepEqual(extra, [], `routes of docs/openapi.yaml that src/server/router.c does not have: ${extra.join(', ')}`);
+  assert.deepEqual(extra, [], `routes of docs/openapi.yaml that src/server/transport/router.c does not have: ${extra.join(', ')}`);
 });
 
 test('GET /metrics answers Prometheus text, as documented', async () => {
@@ -200,7 +200,8 @@ test('the AlertKind enum lists every kind the server raises', () => {
   // Every lw_alert_raise(app, account, "kind", ...) and lw_alert_raise_burst(...) in src/server.
   const dir = path.join(h.REPO, 'src', 'server');
   const raised = new Set();
-  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.c'))) {
+  const files = fs.readdirSync(dir, { recursive: true }).filter((n) => n.endsWith('.c'));
+  for (const f of files) {
     const src = fs.readFileSync(path.join(dir, f), 'utf8');
     for (const m of src.matchAll(/lw_alert_raise(?:_burst)?\([^,]+,[^,]+,\s*"([a-z_]+\.[a-z_]+)"/g)) raised.add(m[1]);
   }

@@ -1,4 +1,4 @@
-// `linkward serve --pin-required` (docs/cli.md, src/server/api_link.c): every
+// `linkward serve --pin-required` (docs/cli.md, src/server/api/api_link.c): every
 // account must have a two-step PIN. The server says so (GET /v1/server, the
 // scan answer), refuses to approve a link for an account without a PIN
 // (403 pin_required, "Set one first"), asks for the PIN once one is set, and

@@ -1,5 +1,5 @@
 // A flood of cheap requests from many addresses must not lock anyone out
-// (src/server/rate.c, docs/operations.md "Rate limits"): every rate-limit
+// (src/server/domain/rate.c, docs/operations.md "Rate limits"): every rate-limit
 // table is bounded and forgets its least recently used clients instead of
 // refusing new ones, addresses and devices sit in separate tables, and IPv6
 // clients count by their /64. The tables are made small (--rate-table-keys)

@@ -1,4 +1,4 @@
-// The WebSocket at /v1/ws speaks RFC 6455 by itself (src/server/wsframe.c,
+// The WebSocket at /v1/ws speaks RFC 6455 by itself (src/server/transport/wsframe.c,
 // ws.c): these tests talk to it over a raw TCP socket, frame by frame, so that
 // every protocol rule and limit is crossed exactly (a library client would
 // refuse to send most of these frames).

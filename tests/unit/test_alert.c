@@ -1,4 +1,4 @@
-/* The sentences of alerts (src/server/alert.c): what a person reads, never
+/* The sentences of alerts (src/server/domain/alert.c): what a person reads, never
  * "failures=10 attempts_left=0"; plurals right; device.ended names the
  * device in the third person. */
 #include <setjmp.h>

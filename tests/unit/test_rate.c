@@ -1,4 +1,4 @@
-/* The rate-limit tables (src/server/rate.c): bounded per (rule, scope), the
+/* The rate-limit tables (src/server/domain/rate.c): bounded per (rule, scope), the
  * least recently used bucket makes room instead of a newcomer being refused,
  * and IPv6 clients count by their network prefix. */
 #include <setjmp.h>

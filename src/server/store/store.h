@@ -1,7 +1,8 @@
 /*
  * store.h — the storage interface. Session logic talks only to these
- * functions; each backend (store_sqlite.c now, store_pg.c later) fills a
- * lw_store_ops vtable and is chosen by the scheme of the location string.
+ * functions; each backend (store_sqlite.c, store_pg.c) fills a lw_store_ops
+ * vtable and is chosen by the scheme of the location string ("postgres://" or
+ * "postgresql://" for PostgreSQL, a file path for SQLite).
  *
  * Rules every backend keeps:
  *  - every function that changes several rows does it in one transaction;

@@ -1,7 +1,9 @@
 /*
  * app.h — the server's configuration and the one context every handler
- * receives. The event loop thread owns all of it; only pin.c's workers run on
- * other threads, and they touch nothing here but their own queue.
+ * receives. The event loop thread owns all of it. Three kinds of threads run
+ * beside it and touch nothing here: pin.c's Argon2id workers and work.c's
+ * crypto worker (each only its job, handed back to the loop), and relay.c's
+ * PostgreSQL listener (only its own connection and queue).
  */
 #ifndef LW_APP_H
 #define LW_APP_H
