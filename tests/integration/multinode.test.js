@@ -91,7 +91,7 @@ async function pgProxy(dbUrl) {
 function terminateListeners(ports) {
   const only = ports ? ` AND client_port IN (${ports.map(Number).join(',') || '0'})` : '';
   return execFileSync('psql', [base, '-qAtc',
-    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'linkward-listen'${only}`],
+    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'linkward-listen %'${only}`],
   { stdio: 'pipe', encoding: 'utf8' }).trim();
 }
 
