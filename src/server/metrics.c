@@ -6,6 +6,7 @@
 #include "bus.h"
 #include "http.h"
 #include "map.h"
+#include "relay.h"
 #include "session.h"
 #include "store.h"
 
@@ -22,6 +23,9 @@ static const struct family {
     {"linkward_csp_violations_total", "Content-Security-Policy violations browsers reported, by directive."},
     {"linkward_accounts_deleted_total", "Accounts deleted by their holders."},
     {"linkward_relay_notifications_total", "Cross-node notifications sent (NOTIFY), by kind."},
+    {"linkward_session_store_reads_total",
+     "Session checks that read the store, by why: miss (not cached), unhealthy (several nodes, the relay "
+     "cannot vouch for the cache), recheck (several nodes, the periodic re-read)."},
 };
 
 static const struct hist_def {
@@ -146,5 +150,11 @@ int lw_metrics_render(lw_app *app, lw_buf *out)
         "# TYPE linkward_sessions_cached gauge\nlinkward_sessions_cached %zu\n",
         lw_http_connections(), lw_bus_count(app->bus), lw_http_inflight(), st.sessions_active,
         st.sessions_ended, st.accounts, st.link_requests_pending, lw_sessions_cached(app->sessions));
+    if (app->shared_store)
+        rc |= lw_buf_appendf(out,
+                             "# HELP linkward_relay_healthy 1 while the relay vouches for the session cache "
+                             "(heartbeats heard), 0 while every session check reads the store.\n"
+                             "# TYPE linkward_relay_healthy gauge\nlinkward_relay_healthy %d\n",
+                             lw_relay_healthy(app->relay, lw_relay_clock_ms()) ? 1 : 0);
     return rc == LW_OK ? LW_OK : LW_ETOOBIG;
 }

@@ -5,7 +5,9 @@
  * Checks are served from an in-memory cache keyed by credential selector, so
  * a valid session costs no store access; last-active times are written to the
  * store at most once per cfg.last_active_write_ms per device (and before every
- * sweep and at shutdown).
+ * sweep and at shutdown). With several nodes (a shared store) the cache is
+ * kept exact by the relay's notifications, and trusted only while the relay
+ * is healthy (relay.h); otherwise every check reads the session's row.
  */
 #ifndef LW_SESSION_H
 #define LW_SESSION_H
@@ -35,8 +37,9 @@ int lw_sessions_auth(lw_sessions *s, const char *cred, size_t len, bool allow_ex
                      lw_principal *out, char end_reason[LW_REASON_MAX]);
 
 /* Gives sess a new credential (selector, verifier hash, expiry, challenge),
- * stores it and updates the cache; the previous credential stops working.
- * token gets the string the device presents. */
+ * stores it and updates the cache; the previous credential stops working,
+ * here and (told through the bus) on the other nodes. token gets the string
+ * the device presents. */
 int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
 
 /* As lw_sessions_issue for a session not stored yet: fills the credential
