@@ -59,6 +59,14 @@ int64_t lw_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t lw_mono_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void lw_time_format(int64_t ms, char dst[LW_TIME_STRLEN])
 {
     /* Floor division so that pre-epoch instants land on the right second. */

@@ -38,6 +38,9 @@ const char *lw_strerror(int err);
 
 /* Wall clock in milliseconds since the Unix epoch. */
 int64_t lw_now_ms(void);
+/* Milliseconds of CLOCK_MONOTONIC: for intervals and deadlines, which a change
+ * of the wall clock must not stretch or cut. */
+int64_t lw_mono_ms(void);
 
 /* Formats a millisecond timestamp as RFC 3339 UTC ("2026-11-21T23:55:00Z") into
  * dst (at least LW_TIME_STRLEN bytes). */

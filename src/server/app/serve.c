@@ -28,6 +28,8 @@
 #include "lw.h"
 #include "pin.h"
 #include "relay.h"
+#include "gauges.h"
+#include "metrics.h"
 #include "session.h"
 #include "store.h"
 #include "sweep.h"
@@ -161,8 +163,9 @@ static int end_sessions_for_new_key(lw_app *app, size_t *ended)
  *    end every session and record the new key);
  *  - a missing or other key and no account: nothing depends on it; make or
  *    take the new one and record it.
- * On LW_OK the signing and hashing keys are in app. */
-static int load_server_key(lw_app *app, const char *path)
+ * On LW_OK the signing and hashing keys are in app; *ended_all tells whether
+ * every session was ended (the other nodes must then be told). */
+static int load_server_key(lw_app *app, const char *path, bool *ended_all)
 {
     uint8_t seed[KEY_SEED_LEN];
     bool present = false;
@@ -226,6 +229,7 @@ static int load_server_key(lw_app *app, const char *path)
         size_t ended = 0;
         if ((rc = end_sessions_for_new_key(app, &ended)) != LW_OK)
             goto out;
+        *ended_all = true;
         lw_log_warn("serve",
                     "--accept-new-server-key: using the server key %s (fingerprint %s) in place of %s; "
                     "ended %zu sessions (reason %s): every phone must register again and every companion "
@@ -343,6 +347,14 @@ static int open_store(lw_app *app)
     return rc;
 }
 
+/* The session cache (domain) trusts itself on several nodes only while the
+ * relay (bus) has heard its own heartbeat: wired here, since the domain does
+ * not see the bus. */
+static bool relay_vouches(void *ctx, int64_t mono_now)
+{
+    return lw_relay_healthy(ctx, mono_now);
+}
+
 int lw_app_start(lw_app *app, bool listen)
 {
     const char *lv = app->cfg.log_level;
@@ -396,7 +408,8 @@ int lw_app_start(lw_app *app, bool listen)
         return LW_EINVAL;
     }
     /* After the store: the key is held against the fingerprint it records. */
-    if (load_server_key(app, keypath) != LW_OK)
+    bool ended_all = false;
+    if (load_server_key(app, keypath, &ended_all) != LW_OK)
         return LW_EIO;
     app->geo = lw_geo_open(app->cfg.geoip_dir);
     if (!app->geo)
@@ -437,7 +450,14 @@ int lw_app_start(lw_app *app, bool listen)
         if (!(app->relay = lw_relay_start(app, app->cfg.db, app->cfg.db_listen)))
             return LW_ESTORE;
         lw_bus_set_relay(app->bus, app->relay);
+        lw_sessions_set_vouch(app->sessions, relay_vouches, app->relay);
+        /* Ended before the relay could tell anyone: nodes still running
+         * would trust their caches. */
+        if (ended_all)
+            lw_relay_publish_resync(app->relay);
     }
+    if (lw_gauges_register(app) != LW_OK)
+        return LW_ELIMIT;
     /* What fell due while we were down is swept on the loop's first turn: a
      * big store's first sweep must not delay listening. */
     lw_sweeper_kick(app->sweeper);
@@ -446,8 +466,11 @@ int lw_app_start(lw_app *app, bool listen)
 
 void lw_app_stop(lw_app *app)
 {
-    if (app->sessions)
+    lw_metrics_clear_gauges();
+    if (app->sessions) {
         lw_sessions_flush(app->sessions, true);
+        lw_sessions_set_vouch(app->sessions, NULL, NULL);
+    }
     if (app->bus)
         lw_bus_set_relay(app->bus, NULL);
     lw_relay_stop(app->relay);

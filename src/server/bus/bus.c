@@ -387,6 +387,16 @@ void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason)
     lw_relay_publish(b->relay, "end", device_id, NULL, reason, NULL);
 }
 
+void lw_bus_credential_replaced(lw_bus *b, const char *device_id)
+{
+    lw_relay_publish(b->relay, "cred", device_id, NULL, NULL, NULL);
+}
+
+void lw_bus_flush(lw_bus *b)
+{
+    lw_relay_flush(b->relay);
+}
+
 void lw_bus_close_link(lw_bus *b, const char *request_id)
 {
     lw_bus_local_close_link(b, request_id);

@@ -34,6 +34,12 @@ void lw_bus_to_link(lw_bus *b, const char *request_id, json_t *ev);
 /* Tells the device its session ended (session.ended with reason and message)
  * and closes its sockets. */
 void lw_bus_end_device(lw_bus *b, const char *device_id, const char *reason);
+/* The device's credential was replaced (a refresh): other nodes forget the
+ * one they cached, so the old credential stops working there as here. */
+void lw_bus_credential_replaced(lw_bus *b, const char *device_id);
+/* Tells the other nodes now what is held back to be batched (ended devices),
+ * so that it leaves before the answer to the request that ended them. */
+void lw_bus_flush(lw_bus *b);
 /* Closes the sockets waiting on a link request after its final event. */
 void lw_bus_close_link(lw_bus *b, const char *request_id);
 /* Closes every socket with code and reason (shutdown: 1012 "service restart"

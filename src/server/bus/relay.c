@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <time.h>
 
 #include <h2o.h>
 #include <libpq-fe.h>
@@ -20,13 +23,16 @@
 
 #define CHANNEL "linkward"
 #define RECONNECT_MAX_MS 2000
-/* The listener only reads, so a connection that died without a word (a NAT
- * or firewall dropping it, a server host that vanished) would look idle
- * forever: after this long without hearing from the server it asks for
- * something cheap, and gives up on the connection when no answer comes in
- * time. A silent connection is so noticed within CHECK + CHECK_TIMEOUT. */
-#define LISTEN_CHECK_MS 2000
+/* A connection that died without a word (a NAT or firewall dropping it, a
+ * server host that vanished) would look idle forever to a listener that only
+ * reads: the heartbeat (LW_RELAY_HEARTBEAT_MS, relay.h) is also a query, and
+ * the connection is given up when its answer does not come in time. A silent
+ * connection is so noticed within HEARTBEAT + CHECK_TIMEOUT; the node stops
+ * trusting its cache sooner, after LW_RELAY_HEALTHY_MS. */
 #define LISTEN_CHECK_TIMEOUT_MS 3000
+/* Heartbeats answered but never heard back for this long: LISTEN does not
+ * work through this connection (a transaction pooler): said once. */
+#define LISTEN_DEAF_WARN_MS 10000
 #define LISTEN_POLL_MS 200 /* how often the thread looks at `stopping` */
 /* Failed LISTEN attempts logged one by one, then only every Nth (a server
  * down for an hour must not write 1,800 lines). */
@@ -39,10 +45,15 @@
  * of JSON, well under LW_RELAY_PAYLOAD_MAX with the envelope. */
 #define END_BATCH 256
 
+typedef enum { MSG_NOTE, MSG_RESYNC, MSG_HEARTBEAT } msg_kind;
+
 typedef struct message {
     h2o_multithread_message_t super;
-    bool resync;
+    msg_kind kind;
+    bool first;         /* resync: after the first LISTEN (nothing was missed, nothing to say) */
     int64_t deaf_since; /* resync: when the listener last heard from the server */
+    uint32_t conn;      /* heartbeat: the connection it came through */
+    int64_t sent_at;    /* heartbeat: when it was sent (lw_mono_ms) */
     char text[];
 } message;
 
@@ -67,7 +78,19 @@ struct lw_relay {
     h2o_timeout_t retry_after;
     h2o_timeout_entry_t resync_entry;
     int resync_tries;
+    /* Health (relay.h). conn numbers the listener's connections: the thread
+     * moves it on as soon as it loses one, which makes the node unhealthy at
+     * once. heard_* are the last heartbeat the loop handled (loop only). */
+    _Atomic uint32_t conn;
+    uint32_t heard_conn;
+    int64_t heard_at;
+    char hb_channel[16 + LW_ID_STRLEN]; /* "linkward_hb_<node>": this node's heartbeats only */
 };
+
+bool lw_relay_healthy(const lw_relay *r, int64_t now)
+{
+    return r && lw_relay_heard_recently(r->heard_conn, atomic_load(&r->conn), r->heard_at, now);
+}
 
 /* The parameters store_pg.c's connections use, so that a dead peer is
  * noticed the same way (TCP keepalives) and a connect cannot hang (a timeout);
@@ -99,6 +122,8 @@ static void pq_error(PGconn *c, char *dst, size_t cap)
 }
 
 /* ---- the event loop side ---- */
+
+static void resync(lw_relay *r);
 
 static void apply(lw_relay *r, const char *text)
 {
@@ -137,6 +162,11 @@ static void apply(lw_relay *r, const char *text)
     if (strcmp(op, "end") == 0 && reason) { /* one device: what nodes before batching send */
         lw_sessions_forget(r->app->sessions, key);
         lw_bus_local_end_device(bus, key, reason);
+    } else if (strcmp(op, "cred") == 0) {
+        lw_sessions_forget(r->app->sessions, key); /* its old credential stops working here too */
+    } else if (strcmp(op, "resync") == 0) {
+        lw_log_warn("relay", "node %.8s changed sessions before it could tell: resynchronising", node);
+        resync(r);
     } else if (strcmp(op, "close_link") == 0) {
         lw_bus_local_close_link(bus, key);
     } else if (ev && strcmp(op, "dev") == 0) {
@@ -216,11 +246,22 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     while (!h2o_linklist_is_empty(messages)) {
         message *m = H2O_STRUCT_FROM_MEMBER(message, super.link, messages->next);
         h2o_linklist_unlink(&m->super.link);
-        if (m->resync) {
-            lw_log_warn("relay", "reconnected: notifications may have been missed; resynchronising");
+        if (m->kind == MSG_HEARTBEAT) {
+            /* Everything committed before m->sent_at was handled above (or in
+             * an earlier batch): PostgreSQL delivers in commit order. */
+            if (m->conn == atomic_load(&r->conn) && m->sent_at > r->heard_at) {
+                r->heard_conn = m->conn;
+                r->heard_at = m->sent_at;
+            }
+        } else if (m->kind == MSG_RESYNC) {
+            /* Also after the first LISTEN: requests may have filled the cache
+             * before it, when nothing could be heard yet. */
+            if (!m->first)
+                lw_log_warn("relay", "reconnected: notifications may have been missed; resynchronising");
             r->resync_tries = 0;
             resync(r);
-            replay_alerts(r, m->deaf_since);
+            if (!m->first)
+                replay_alerts(r, m->deaf_since);
         } else {
             apply(r, m->text);
         }
@@ -310,6 +351,17 @@ static void hold_end(lw_relay *r, const char *device_id, const char *reason)
         h2o_timeout_link(r->app->loop, &r->now, &r->flush_entry);
 }
 
+void lw_relay_flush(lw_relay *r)
+{
+    if (r)
+        flush_ends(r);
+}
+
+void lw_relay_publish_resync(lw_relay *r)
+{
+    lw_relay_publish(r, "resync", "all", NULL, NULL, NULL);
+}
+
 void lw_relay_publish(lw_relay *r, const char *op, const char *key, const char *except, const char *reason,
                       json_t *ev)
 {
@@ -350,29 +402,71 @@ void lw_relay_publish(lw_relay *r, const char *op, const char *key, const char *
 
 /* ---- the listener thread ---- */
 
-static void post(lw_relay *r, const char *text, bool resync, int64_t deaf_since)
+static message *new_message(msg_kind kind, const char *text)
 {
     size_t len = text ? strlen(text) : 0;
     message *m = calloc(1, sizeof *m + len + 1);
     if (!m)
-        return;
-    m->resync = resync;
-    m->deaf_since = deaf_since;
+        return NULL;
+    m->kind = kind;
     if (text)
         memcpy(m->text, text, len + 1);
-    h2o_multithread_send_message(&r->receiver, &m->super);
+    return m;
+}
+
+static void post(lw_relay *r, message *m)
+{
+    if (m)
+        h2o_multithread_send_message(&r->receiver, &m->super);
+}
+
+/* Sends a heartbeat through the listening connection c, numbered conn: a
+ * NOTIFY on this node's own channel with conn and the time it leaves. */
+static bool send_heartbeat(lw_relay *r, PGconn *c, uint32_t conn, int64_t now)
+{
+    char payload[48];
+    int n = snprintf(payload, sizeof payload, "%u %lld", (unsigned)conn, (long long)now);
+    if (n < 0 || (size_t)n >= sizeof payload)
+        return false;
+    const char *params[2] = {r->hb_channel, payload};
+    return PQsendQueryParams(c, "SELECT pg_notify($1, $2)", 2, NULL, params, NULL, NULL, 0) == 1;
+}
+
+/* A heartbeat heard back: "<conn> <sent_at>", both decimal. false when the
+ * payload is not one. */
+static bool parse_heartbeat(const char *text, uint32_t *conn, int64_t *sent_at)
+{
+    char *end;
+    errno = 0;
+    unsigned long long c = strtoull(text, &end, 10);
+    if (errno || end == text || *end != ' ' || c > UINT32_MAX)
+        return false;
+    const char *t = end + 1;
+    long long at = strtoll(t, &end, 10);
+    if (errno || end == t || *end != '\0' || at <= 0)
+        return false;
+    *conn = (uint32_t)c;
+    *sent_at = at;
+    return true;
 }
 
 /* A connection listening on the channel, or NULL with the reason in err. */
 static PGconn *listen_connect(lw_relay *r, char *err, size_t cap)
 {
-    PGconn *c = relay_connect(r->listen_conninfo, "linkward-listen");
+    /* Named with the node's id, so that its backend can be told apart in
+     * pg_stat_activity ("linkward-listen AbCdEfGh…"). */
+    char name[32 + LW_ID_STRLEN];
+    snprintf(name, sizeof name, "linkward-listen %s", r->node);
+    PGconn *c = relay_connect(r->listen_conninfo, name);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         pq_error(c, err, cap);
         PQfinish(c);
         return NULL;
     }
-    PGresult *res = PQexec(c, "LISTEN " CHANNEL);
+    /* The node id is base64url: safe between double quotes. */
+    char sql[64 + sizeof r->hb_channel];
+    snprintf(sql, sizeof sql, "LISTEN " CHANNEL "; LISTEN \"%s\"", r->hb_channel);
+    PGresult *res = PQexec(c, sql);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
@@ -394,10 +488,12 @@ static void nap(lw_relay *r, int ms)
     }
 }
 
-/* Reads what arrived: notifications are posted to the loop; the answer to an
- * outstanding check clears *check_sent. false when the connection is broken
- * (why in err). */
-static bool listen_read(lw_relay *r, PGconn *c, int64_t *check_sent, char *err, size_t cap)
+/* Reads what arrived: notifications are posted to the loop, in the order
+ * they came (heartbeats included: their place in that order is what they
+ * prove); the answer to an outstanding heartbeat clears *check_sent, and one
+ * of ours heard back sets *hb_heard. false when the connection is broken (why
+ * in err). */
+static bool listen_read(lw_relay *r, PGconn *c, int64_t *check_sent, int64_t *hb_heard, char *err, size_t cap)
 {
     if (!PQconsumeInput(c)) {
         pq_error(c, err, cap);
@@ -418,7 +514,22 @@ static bool listen_read(lw_relay *r, PGconn *c, int64_t *check_sent, char *err, 
     }
     PGnotify *note;
     while ((note = PQnotifies(c)) != NULL) {
-        post(r, note->extra, false, 0);
+        if (strcmp(note->relname, r->hb_channel) == 0) {
+            uint32_t conn;
+            int64_t sent_at;
+            /* Only our own backend sends on this channel. */
+            if (note->be_pid == PQbackendPID(c) && parse_heartbeat(note->extra, &conn, &sent_at)) {
+                message *m = new_message(MSG_HEARTBEAT, NULL);
+                if (m) {
+                    m->conn = conn;
+                    m->sent_at = sent_at;
+                }
+                post(r, m);
+                *hb_heard = lw_mono_ms();
+            }
+        } else {
+            post(r, new_message(MSG_NOTE, note->extra));
+        }
         PQfreemem(note);
     }
     if (PQstatus(c) != CONNECTION_OK) {
@@ -433,8 +544,10 @@ static void *listener(void *arg)
     lw_relay *r = arg;
     PGconn *c = NULL;
     int backoff = 50, failures = 0;
-    bool first = true;
+    bool first = true, deaf_warned = false;
     int64_t deaf_since = 0, lost_at = 0, last_heard = 0, check_sent = 0;
+    int64_t hb_sent = 0, hb_heard = 0, connected_at = 0; /* lw_relay_clock_ms */
+    uint32_t conn = atomic_load(&r->conn);
     char err[256];
     while (!r->stopping) {
         if (!c) {
@@ -454,39 +567,66 @@ static void *listener(void *arg)
             failures = 0;
             last_heard = lw_now_ms();
             check_sent = 0;
-            if (!first)
-                post(r, NULL, true, deaf_since); /* we were deaf for a while */
+            hb_sent = 0;
+            hb_heard = connected_at = lw_mono_ms();
+            deaf_warned = false;
+            /* Before any heartbeat of this connection, so that the loop
+             * forgets what it may have missed before it trusts its cache
+             * again (messages reach it in order). */
+            message *m = new_message(MSG_RESYNC, NULL);
+            if (m) {
+                m->first = first;
+                m->deaf_since = deaf_since;
+            }
+            post(r, m);
             first = false;
+        }
+        int64_t mono = lw_mono_ms();
+        int wait = LISTEN_POLL_MS; /* wake up to notice stopping */
+        if (!check_sent) {
+            int64_t due = hb_sent + LW_RELAY_HEARTBEAT_MS - mono;
+            wait = due <= 0 ? 0 : due < wait ? (int)due : wait;
         }
         int fd = PQsocket(c);
         fd_set in;
         FD_ZERO(&in);
         FD_SET(fd, &in);
-        struct timeval tv = {0, LISTEN_POLL_MS * 1000}; /* wake up to notice stopping */
+        struct timeval tv = {0, wait * 1000};
         int n = select(fd + 1, &in, NULL, NULL, &tv);
         int64_t now = lw_now_ms();
+        mono = lw_mono_ms();
         if (n < 0 && errno != EINTR) {
             lw_strlcpy(err, strerror(errno), sizeof err);
             goto lost;
         }
         if (n > 0) {
-            if (!listen_read(r, c, &check_sent, err, sizeof err))
+            if (!listen_read(r, c, &check_sent, &hb_heard, err, sizeof err))
                 goto lost;
             last_heard = now;
         }
-        if (check_sent && now - check_sent > LISTEN_CHECK_TIMEOUT_MS) {
+        if (check_sent && mono - check_sent > LISTEN_CHECK_TIMEOUT_MS) {
             snprintf(err, sizeof err, "no answer to a check within %d ms", LISTEN_CHECK_TIMEOUT_MS);
             goto lost;
         }
-        if (!check_sent && now - last_heard >= LISTEN_CHECK_MS) {
-            if (!PQsendQuery(c, "SELECT 1")) {
+        if (!check_sent && mono - hb_sent >= LW_RELAY_HEARTBEAT_MS) {
+            if (!send_heartbeat(r, c, conn, mono)) {
                 pq_error(c, err, sizeof err);
                 goto lost;
             }
-            check_sent = now;
+            check_sent = hb_sent = mono;
+        }
+        if (!deaf_warned && mono - hb_heard > LISTEN_DEAF_WARN_MS &&
+            mono - connected_at > LISTEN_DEAF_WARN_MS) {
+            lw_log_warn("relay",
+                        "heartbeats are answered but not heard back: LISTEN does not work through this "
+                        "connection (a transaction pooler? see --db-listen); every request reads the store");
+            deaf_warned = true;
         }
         continue;
     lost:
+        /* Unhealthy from now on, before anything else: the loop stops
+         * trusting its cache on its very next request. */
+        conn = atomic_fetch_add(&r->conn, 1) + 1;
         lw_log_warn("relay", "lost the PostgreSQL LISTEN connection (%s); reconnecting", err);
         /* Notifications since we last heard from the server may be lost; a
          * second of margin for those sent just before. */
@@ -506,6 +646,8 @@ lw_relay *lw_relay_start(lw_app *app, const char *conninfo, const char *listen_c
         return NULL;
     r->app = app;
     lw_random_id(r->node);
+    snprintf(r->hb_channel, sizeof r->hb_channel, "linkward_hb_%s", r->node);
+    atomic_init(&r->conn, 1); /* heard_conn 0: unhealthy until the first heartbeat */
     r->conninfo = lw_strdup(conninfo);
     r->listen_conninfo = lw_strdup(listen_conninfo && listen_conninfo[0] ? listen_conninfo : conninfo);
     if (!r->conninfo || !r->listen_conninfo)
@@ -527,7 +669,7 @@ lw_relay *lw_relay_start(lw_app *app, const char *conninfo, const char *listen_c
         h2o_multithread_unregister_receiver(ctx->queue, &r->receiver);
         goto fail;
     }
-    lw_log_info("relay", "cross-node events through PostgreSQL LISTEN/NOTIFY (node %.8s%s)", r->node,
+    lw_log_info("relay", "cross-node events through PostgreSQL LISTEN/NOTIFY (node %s%s)", r->node,
                 strcmp(r->conninfo, r->listen_conninfo) != 0 ? ", LISTEN through --db-listen" : "");
     return r;
 fail:

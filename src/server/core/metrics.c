@@ -3,11 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bus.h"
-#include "http.h"
 #include "map.h"
-#include "session.h"
-#include "store.h"
 
 static const struct family {
     const char *name, *help;
@@ -22,6 +18,9 @@ static const struct family {
     {"linkward_csp_violations_total", "Content-Security-Policy violations browsers reported, by directive."},
     {"linkward_accounts_deleted_total", "Accounts deleted by their holders."},
     {"linkward_relay_notifications_total", "Cross-node notifications sent (NOTIFY), by kind."},
+    {"linkward_session_store_reads_total",
+     "Session checks that read the store, by why: miss (not cached), unhealthy (several nodes, the relay "
+     "cannot vouch for the cache), recheck (several nodes, the periodic re-read)."},
 };
 
 static const struct hist_def {
@@ -99,31 +98,31 @@ static void render_counter(const char *key, void *value, void *arg)
         r->rc = LW_ETOOBIG;
 }
 
-/* What each rate-limit table holds and how many it forgot to make room: a
- * table evicting steadily is being flooded (or is too small for the load). */
-static int render_rates(lw_app *app, lw_buf *out)
+/* Gauge providers: the modules above the registry that own what is counted
+ * (serve.c registers the server's); read at every render, in order. */
+#define GAUGES_MAX 8
+static struct {
+    lw_metrics_gauges_fn *fn;
+    void *ctx;
+} gauges[GAUGES_MAX];
+static size_t ngauges;
+
+int lw_metrics_add_gauges(lw_metrics_gauges_fn *fn, void *ctx)
 {
-    if (!app->rates)
-        return LW_OK;
-    lw_rate_table_stats t[LW_RATE_TABLES_MAX];
-    size_t n = lw_rates_stats(app->rates, t, LW_RATE_TABLES_MAX);
-    if (n > LW_RATE_TABLES_MAX)
-        n = LW_RATE_TABLES_MAX;
-    int rc = lw_buf_appendf(out, "# HELP linkward_rate_keys Clients each rate-limit table remembers.\n"
-                                 "# TYPE linkward_rate_keys gauge\n");
-    for (size_t i = 0; i < n; i++)
-        rc |= lw_buf_appendf(out, "linkward_rate_keys{rule=\"%s\",scope=\"%s\"} %zu\n", t[i].rule, t[i].scope,
-                             t[i].keys);
-    rc |=
-        lw_buf_appendf(out, "# HELP linkward_rate_evictions_total Clients a full rate-limit table forgot to "
-                            "make room for new ones.\n# TYPE linkward_rate_evictions_total counter\n");
-    for (size_t i = 0; i < n; i++)
-        rc |= lw_buf_appendf(out, "linkward_rate_evictions_total{rule=\"%s\",scope=\"%s\"} %llu\n", t[i].rule,
-                             t[i].scope, (unsigned long long)t[i].evicted);
-    return rc;
+    if (ngauges == GAUGES_MAX)
+        return LW_ELIMIT;
+    gauges[ngauges].fn = fn;
+    gauges[ngauges].ctx = ctx;
+    ngauges++;
+    return LW_OK;
 }
 
-int lw_metrics_render(lw_app *app, lw_buf *out)
+void lw_metrics_clear_gauges(void)
+{
+    ngauges = 0;
+}
+
+int lw_metrics_render(lw_buf *out)
 {
     int rc = LW_OK;
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
@@ -149,27 +148,7 @@ int lw_metrics_render(lw_app *app, lw_buf *out)
                              (unsigned long long)hists[h].count, n, hists[h].sum, n,
                              (unsigned long long)hists[h].count);
     }
-    /* Gauges, read now. */
-    lw_store_stats st;
-    memset(&st, 0, sizeof st);
-    lw_store_get_stats(app->store, &st);
-    rc |= lw_buf_appendf(
-        out,
-        "# HELP linkward_connections Open client connections.\n# TYPE linkward_connections gauge\n"
-        "linkward_connections %ld\n"
-        "# HELP linkward_websockets Live WebSockets.\n# TYPE linkward_websockets gauge\n"
-        "linkward_websockets %zu\n"
-        "# HELP linkward_requests_in_flight Requests being handled.\n"
-        "# TYPE linkward_requests_in_flight gauge\nlinkward_requests_in_flight %ld\n"
-        "# HELP linkward_sessions Stored sessions by state.\n# TYPE linkward_sessions gauge\n"
-        "linkward_sessions{state=\"active\"} %ld\nlinkward_sessions{state=\"ended\"} %ld\n"
-        "# HELP linkward_accounts Accounts.\n# TYPE linkward_accounts gauge\nlinkward_accounts %ld\n"
-        "# HELP linkward_link_requests_open Link requests not yet finished.\n"
-        "# TYPE linkward_link_requests_open gauge\nlinkward_link_requests_open %ld\n"
-        "# HELP linkward_sessions_cached Sessions in the credential cache.\n"
-        "# TYPE linkward_sessions_cached gauge\nlinkward_sessions_cached %zu\n",
-        lw_http_connections(), lw_bus_count(app->bus), lw_http_inflight(), st.sessions_active,
-        st.sessions_ended, st.accounts, st.link_requests_pending, lw_sessions_cached(app->sessions));
-    rc |= render_rates(app, out);
+    for (size_t g = 0; g < ngauges; g++)
+        rc |= gauges[g].fn(gauges[g].ctx, out);
     return rc == LW_OK ? LW_OK : LW_ETOOBIG;
 }

@@ -7,7 +7,6 @@
 #ifndef LW_METRICS_H
 #define LW_METRICS_H
 
-#include "app.h"
 #include "lw.h"
 
 typedef enum { LW_HIST_REQUEST, LW_HIST_STORE, LW_HIST_COUNT } lw_hist;
@@ -18,7 +17,15 @@ void lw_metrics_inc(const char *family, const char *label);
 void lw_metrics_observe(lw_hist h, double seconds);
 /* HTTP answers by status class: on every request, so a plain array. */
 void lw_metrics_http_status(int status);
-/* Appends the whole exposition (counters, histograms, gauges read from app). */
-int lw_metrics_render(lw_app *app, lw_buf *out);
+/* Appends gauges, read at the moment of a render, to out; returns LW_OK or
+ * the first error of lw_buf_appendf. */
+typedef int lw_metrics_gauges_fn(void *ctx, lw_buf *out);
+/* Registers a gauge provider: the registry does not know what it counts (the
+ * modules above it do). LW_ELIMIT past a small fixed number. */
+int lw_metrics_add_gauges(lw_metrics_gauges_fn *fn, void *ctx);
+/* Forgets every provider (at shutdown, before what they read is freed). */
+void lw_metrics_clear_gauges(void);
+/* Appends the whole exposition: counters, histograms, then every provider's gauges. */
+int lw_metrics_render(lw_buf *out);
 
 #endif

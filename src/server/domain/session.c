@@ -26,6 +26,7 @@ typedef struct centry {
     int64_t cred_expires_at;
     int64_t last_active_at;
     int64_t last_written_at;
+    int64_t checked_at; /* lw_mono_ms when the store last showed it active (several nodes) */
     /* Where it was last used: what impossible-travel and country-change
      * checks compare a new address with. The city is looked up again when
      * written, so the entry stays small. */
@@ -44,6 +45,13 @@ typedef struct centry {
  * wrote to it, when no request asks sooner (see check_foreign_writes). */
 #define LW_FOREIGN_CHECK_MS 250
 
+/* Several nodes: how long a cached session is trusted on notifications alone
+ * before the store is read once again. Notifications are exact while the
+ * relay is healthy, except in one case no listener can notice: the node that
+ * revoked a session died (or lost PostgreSQL) between its commit and its
+ * NOTIFY. This bounds that case at the cost of one read per device per 10 s. */
+#define LW_SESSION_RECHECK_MS 10000
+
 struct lw_sessions {
     lw_app *app;
     lw_map *by_selector;
@@ -54,7 +62,15 @@ struct lw_sessions {
     bool sockets_stale; /* a change was seen by a request: the timer checks the sockets */
     h2o_timeout_t foreign_every;
     h2o_timeout_entry_t foreign_timer;
+    lw_sessions_vouch_fn *vouch; /* several nodes: may the cache be trusted now? */
+    void *vouch_ctx;
 };
+
+void lw_sessions_set_vouch(lw_sessions *s, lw_sessions_vouch_fn *fn, void *ctx)
+{
+    s->vouch = fn;
+    s->vouch_ctx = ctx;
+}
 
 static void check_foreign_writes(lw_sessions *s, bool sockets);
 
@@ -131,6 +147,7 @@ static centry *cache_put(lw_sessions *s, const lw_session *sess)
     e->cred_expires_at = sess->cred_expires_at;
     e->last_active_at = sess->last_active_at;
     e->last_written_at = sess->last_active_at;
+    e->checked_at = lw_mono_ms();
     /* The last place as a whole, or (a session built here, not yet stored
      * with its last place) the first one as a whole: never a mix of the two. */
     bool last = sess->last_ip[0] != '\0';
@@ -193,6 +210,47 @@ static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
     e->view = NULL;
 }
 
+/* A session check that reads the store, by why ("miss": not cached; with
+ * several nodes "unhealthy": the relay cannot vouch for the cache, "recheck":
+ * LW_SESSION_RECHECK_MS passed). Flat on a healthy node's warm cache. */
+static void count_read(const char *why)
+{
+    char label[32];
+    snprintf(label, sizeof label, "why=\"%s\"", why);
+    lw_metrics_inc("linkward_session_store_reads_total", label);
+}
+
+/*
+ * Several nodes: may a cached session be trusted without reading the store?
+ * Only while the relay is healthy (relay.h: every notification committed
+ * until LW_RELAY_HEALTHY_MS ago has been applied here, and every revocation
+ * notifies: an end, a batch of ends, a replaced credential, a resync) and
+ * the store confirmed it less than LW_SESSION_RECHECK_MS ago. NULL when
+ * trusted, else why not (for count_read).
+ *
+ * A fill never outlives the notification of an earlier revocation: the
+ * store is read and the entry filled in one turn of the loop, and
+ * notifications are applied on the loop too, in other turns. Say this node
+ * reads the row while another node ends the session: if the end committed
+ * before the read, the read shows it ended and nothing is cached; if after,
+ * its NOTIFY is committed later still, so it is handled in a later turn than
+ * the fill and drops the entry. A NOTIFY already waiting in the loop's queue
+ * during the read is also handled after the fill. Entries filled while the
+ * relay was unhealthy (or before its first LISTEN) may have missed a
+ * notification: the resynchronisation that follows every new LISTEN
+ * connection drops the whole cache before the first heartbeat of that
+ * connection can make the node healthy again.
+ */
+static const char *distrust(lw_sessions *s, const centry *e)
+{
+    int64_t mono = lw_mono_ms();
+    if (!s->vouch || !s->vouch(s->vouch_ctx, mono))
+        return "unhealthy";
+    if (mono - e->checked_at >= LW_SESSION_RECHECK_MS)
+        return "recheck";
+    return NULL;
+}
+
 int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_expired, const char *ip,
                      lw_principal *out, char end_reason[LW_REASON_MAX])
 {
@@ -209,7 +267,9 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
 
     check_foreign_writes(s, false);
     centry *e = lw_map_get(s->by_selector, selector);
+    const char *why = NULL;
     if (!e) {
+        count_read("miss");
         lw_session sess;
         int rc = lw_store_session_get_by_selector(s->app->store, selector, &sess);
         if (rc != LW_OK)
@@ -226,10 +286,11 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
             return LW_ENOMEM;
     } else if (!lw_ct_equal(e->cred_hash, hash, LW_HASH_LEN)) {
         return LW_ENOTFOUND;
-    } else if (s->app->shared_store) {
-        /* Several nodes: another one may have ended this session a moment ago
-         * and its notification may still be on its way. The store is the one
-         * truth every node shares, so a warm cache is never trusted alone. */
+    } else if (s->app->shared_store && (why = distrust(s, e)) != NULL) {
+        /* Several nodes, and the cache cannot be vouched for (distrust):
+         * another node may have ended this session and this one may not have
+         * heard. The store is the one truth every node shares. */
+        count_read(why);
         lw_session sess;
         int rc = lw_store_session_get(s->app->store, e->device_id, &sess);
         if (rc == LW_OK &&
@@ -243,6 +304,7 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
         lw_wipe(&sess, sizeof sess);
         if (rc != LW_OK)
             return rc == LW_ENOTFOUND ? LW_ENOTFOUND : rc;
+        e->checked_at = lw_mono_ms();
     }
 
     int64_t now = lw_now_ms();
@@ -305,6 +367,9 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
         drop(s, sess->id); /* the store has it; the next check reloads */
     else
         e->move_alerts = moves;
+    /* Other nodes may have the old credential cached: as here, it stops
+     * working there (told before the answer with the new one leaves). */
+    lw_bus_credential_replaced(s->app->bus, sess->id);
     return LW_OK;
 }
 
@@ -321,6 +386,7 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         drop(s, e[i].device_id);
         lw_bus_end_device(app->bus, e[i].device_id, e[i].reason);
     }
+    lw_bus_flush(app->bus); /* other nodes drop them before the answer leaves */
     /* Country-only privacy: one transaction redacts every ended record not
      * redacted yet (these and whatever a crash left) with its alerts; the
      * sweeper runs the same at start and on every pass, so a failure here
@@ -388,6 +454,7 @@ void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
         lw_bus_end_device(s->app->bus, e[i].device_id, e[i].reason);
         lw_log_info("session", "device %.8s ended: %s", e[i].device_id, e[i].reason);
     }
+    lw_bus_flush(s->app->bus); /* other nodes drop them before the answer leaves */
 }
 
 int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)

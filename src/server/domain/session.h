@@ -5,7 +5,11 @@
  * Checks are served from an in-memory cache keyed by credential selector, so
  * a valid session costs no store access; last-active times are written to the
  * store at most once per cfg.last_active_write_ms per device (and before every
- * sweep and at shutdown).
+ * sweep and at shutdown). With several nodes (a shared store) the cache is
+ * kept exact by the other nodes' notifications, and trusted only while the
+ * vouch hook says every notification has arrived (the relay's health, wired by
+ * serve.c: the domain does not see the bus); otherwise every check reads the
+ * session's row.
  */
 #ifndef LW_SESSION_H
 #define LW_SESSION_H
@@ -25,6 +29,13 @@ typedef struct lw_principal {
 } lw_principal;
 
 lw_sessions *lw_sessions_new(lw_app *app);
+
+/* With several nodes: whether every revocation committed until a short
+ * horizon before mono_now (lw_mono_ms) has reached this node, so the cache may
+ * be trusted without reading the store. Without a hook (or while it says
+ * false) a shared store is read on every check. */
+typedef bool lw_sessions_vouch_fn(void *ctx, int64_t mono_now);
+void lw_sessions_set_vouch(lw_sessions *s, lw_sessions_vouch_fn *fn, void *ctx);
 void lw_sessions_free(lw_sessions *s);
 
 /* Checks a credential string ("lws_…"). On LW_OK fills *out and records
@@ -35,8 +46,9 @@ int lw_sessions_auth(lw_sessions *s, const char *cred, size_t len, bool allow_ex
                      lw_principal *out, char end_reason[LW_REASON_MAX]);
 
 /* Gives sess a new credential (selector, verifier hash, expiry, challenge),
- * stores it and updates the cache; the previous credential stops working.
- * token gets the string the device presents. */
+ * stores it and updates the cache; the previous credential stops working,
+ * here and (told through the bus) on the other nodes. token gets the string
+ * the device presents. */
 int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
 
 /* As lw_sessions_issue for a session not stored yet: fills the credential

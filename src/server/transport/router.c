@@ -573,7 +573,7 @@ static void api_metrics(lw_rq *rq)
     }
     lw_buf b;
     lw_buf_init(&b, 1 << 20);
-    if (lw_metrics_render(rq->app, &b) != LW_OK) {
+    if (lw_metrics_render(&b) != LW_OK) {
         lw_buf_free(&b);
         lw_reply_error(rq, 500, "internal", "The metrics did not fit.");
         return;
