@@ -14,6 +14,7 @@
 #include "clientaddr.h"
 #include "config.h"
 #include "crypto.h"
+#include "events.h"
 #include "rate.h"
 
 typedef struct lw_store lw_store;
@@ -36,6 +37,7 @@ typedef struct lw_app {
     uint8_t hash_key[LW_KEY_LEN]; /* keys the hashes of stored credentials, codes, refs, PINs */
     lw_proxies proxies;           /* --trusted-proxies */
     lw_bus *bus;
+    lw_events events; /* the domain publishes through it: the bus (lw_bus_events) */
     lw_sessions *sessions;
     lw_links *links;
     lw_pins *pins;
