@@ -6,6 +6,7 @@
 #include "alert.h"
 #include "api.h"
 #include "bus.h"
+#include "events.h"
 #include "code.h"
 #include "cred.h"
 #include "link.h"
@@ -464,10 +465,7 @@ static void deny_at_limit(lw_app *app, lw_link_request *r, const char *from)
     int n = snprintf(text, sizeof text, LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
     if (n < 0 || (size_t)n >= sizeof text) /* cannot happen: a fixed sentence and one number */
         lw_log_error("link", "the device-limit sentence was cut");
-    lw_links_push(app->links, r->id,
-                  json_pack("{s:s, s:s, s:s, s:I}", "event", "link.denied", "reason", "limit", "message",
-                            text, "limit", (json_int_t)app->cfg.max_companions),
-                  true);
+    lw_links_push(app->links, r->id, lw_event_link_denied_limit(text, app->cfg.max_companions), true);
     lw_metrics_inc("linkward_link_requests_total", "outcome=\"denied\"");
     lw_log_info("link", "request %.8s denied: the account is at its device limit", r->id);
 }
@@ -828,7 +826,7 @@ static void complete_verified(lw_rq *rq)
     lw_links_notify(app->links, r->id, "link.completed", true);
 
     /* Tell the account: the live event for screens, the alert for the record. */
-    json_t *ev = json_pack("{s:s, s:o}", "event", "device.linked", "device", lw_record_json(s, NULL));
+    json_t *ev = lw_event_device_linked(lw_record_json(s, NULL));
     if (ev)
         lw_bus_to_account(app->bus, s->account_id, s->id, ev);
     json_decref(ev);

@@ -8,6 +8,7 @@
 #include "alert.h"
 #include "api.h"
 #include "bus.h"
+#include "events.h"
 #include "log.h"
 #include "lw.h"
 #include "record.h"
@@ -204,8 +205,7 @@ void lw_api_session_refresh(lw_rq *rq)
         json_object_set_new(ans, "token", json_string(token));
     lw_wipe(token, sizeof token);
     json_t *ev =
-        json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                  "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+        lw_event_proof_challenge(challenge_json(s.challenge), lw_api_secs(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);
@@ -218,8 +218,7 @@ void lw_api_session_socket_opened(lw_app *app, const lw_principal *who)
     if (lw_store_session_get(app->store, who->device_id, &s) != LW_OK)
         return;
     json_t *ev =
-        json_pack("{s:s, s:o, s:I}", "event", "proof.challenge", "challenge", challenge_json(s.challenge),
-                  "token_expires_in", (json_int_t)lw_api_secs(s.cred_expires_at - lw_now_ms()));
+        lw_event_proof_challenge(challenge_json(s.challenge), lw_api_secs(s.cred_expires_at - lw_now_ms()));
     if (ev)
         lw_bus_to_device(app->bus, s.id, ev);
     json_decref(ev);

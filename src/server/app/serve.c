@@ -19,6 +19,7 @@
 #include "app.h"
 #include "bus.h"
 #include "config.h"
+#include "events.h"
 #include "control.h"
 #include "geo.h"
 #include "ua.h"
@@ -355,6 +356,55 @@ static bool relay_vouches(void *ctx, int64_t mono_now)
     return lw_relay_healthy(ctx, mono_now);
 }
 
+/* What a notice from another node means beyond this node's sockets
+ * (lw_bus_hooks): the bus and its relay read no session cache, draw no QR
+ * code and list no alerts; the domain does, wired here. */
+static void hook_forget(void *ctx, const char *device_id)
+{
+    lw_app *app = ctx;
+    lw_sessions_forget(app->sessions, device_id);
+}
+
+static void hook_complete_link_event(void *ctx, json_t *ev)
+{
+    lw_event_link_complete(ev);
+}
+
+static int hook_resync(void *ctx)
+{
+    lw_app *app = ctx;
+    return lw_sessions_resync(app->sessions);
+}
+
+/* Alerts raised on other nodes while we could not hear them: pushed now to
+ * this node's sockets (an alert raised here meanwhile may arrive twice;
+ * clients know alerts by id). */
+static void hook_replay(void *ctx, int64_t since)
+{
+    lw_app *app = ctx;
+    char(*accounts)[LW_ID_STRLEN] = NULL;
+    size_t n = lw_bus_accounts(app->bus, &accounts);
+    for (size_t i = 0; i < n; i++) {
+        lw_alert *list = NULL;
+        size_t k = 0;
+        int rc = lw_store_alert_list(app->store, accounts[i], 100, &list, &k);
+        if (rc != LW_OK) {
+            lw_log_error("relay", "cannot list the alerts of %.8s to push them again (%d)", accounts[i], rc);
+            continue;
+        }
+        for (size_t j = k; j-- > 0;) { /* oldest first */
+            if (list[j].created_at < since)
+                continue;
+            json_t *ev = lw_event_alert(&list[j]);
+            if (ev)
+                lw_bus_local_to_account(app->bus, accounts[i], NULL, ev);
+            json_decref(ev);
+        }
+        lw_free(list);
+    }
+    lw_free(accounts);
+}
+
 int lw_app_start(lw_app *app, bool listen)
 {
     const char *lv = app->cfg.log_level;
@@ -428,6 +478,8 @@ int lw_app_start(lw_app *app, bool listen)
         }
     }
     app->bus = lw_bus_new();
+    if (app->bus)
+        app->events = lw_bus_events(app->bus); /* what the domain publishes through */
     app->rates = lw_rates_new((size_t)app->cfg.rate_table_keys);
     app->sessions = lw_sessions_new(app);
     app->links = lw_links_new(app);
@@ -447,9 +499,15 @@ int lw_app_start(lw_app *app, bool listen)
         return LW_EIO;
     app->shared_store = strncmp(app->cfg.db, "postgres", 8) == 0;
     if (app->shared_store) {
-        if (!(app->relay = lw_relay_start(app, app->cfg.db, app->cfg.db_listen)))
+        lw_bus_set_hooks(app->bus, &(lw_bus_hooks){.ctx = app,
+                                                   .forget = hook_forget,
+                                                   .complete_link_event = hook_complete_link_event,
+                                                   .resync = hook_resync,
+                                                   .replay = hook_replay});
+        if (!(app->relay = lw_relay_start(app->bus, app->h2o_ctx, app->cfg.db, app->cfg.db_listen)))
             return LW_ESTORE;
-        lw_bus_set_relay(app->bus, app->relay);
+        lw_bus_peer peer = lw_relay_peer(app->relay);
+        lw_bus_set_peer(app->bus, &peer);
         lw_sessions_set_vouch(app->sessions, relay_vouches, app->relay);
         /* Ended before the relay could tell anyone: nodes still running
          * would trust their caches. */
@@ -471,8 +529,10 @@ void lw_app_stop(lw_app *app)
         lw_sessions_flush(app->sessions, true);
         lw_sessions_set_vouch(app->sessions, NULL, NULL);
     }
-    if (app->bus)
-        lw_bus_set_relay(app->bus, NULL);
+    if (app->bus) {
+        lw_bus_set_peer(app->bus, NULL);
+        lw_bus_set_hooks(app->bus, NULL);
+    }
     lw_relay_stop(app->relay);
     lw_control_stop(app->control);
     lw_sweeper_free(app->sweeper);
@@ -480,6 +540,7 @@ void lw_app_stop(lw_app *app)
     lw_work_free(app->work);
     lw_links_free(app->links);
     lw_sessions_free(app->sessions);
+    app->events = (lw_events){0};
     lw_bus_free(app->bus);
     lw_rates_free(app->rates);
     if (app->store)

@@ -16,10 +16,6 @@
 #include "log.h"
 #include "lw.h"
 #include "metrics.h"
-#include "alert.h"
-#include "qr.h"
-#include "session.h"
-#include "store.h"
 
 #define CHANNEL "linkward"
 #define RECONNECT_MAX_MS 2000
@@ -58,7 +54,8 @@ typedef struct message {
 } message;
 
 struct lw_relay {
-    lw_app *app;
+    lw_bus *bus;             /* where what the other nodes publish is delivered */
+    h2o_context_t *ctx;      /* the loop, and the queue the listener thread posts to */
     char node[LW_ID_STRLEN]; /* this node's id: our own notifications come back to us */
     char *conninfo;          /* publishing: may go through a transaction pooler */
     char *listen_conninfo;   /* LISTEN: needs a session of its own */
@@ -132,7 +129,6 @@ static void apply(lw_relay *r, const char *text)
     const char *op = json_string_value(json_object_get(m, "op"));
     const char *key = json_string_value(json_object_get(m, "k"));
     const char *reason = json_string_value(json_object_get(m, "r"));
-    lw_bus *bus = r->app->bus;
     if (!m || !node || !op || strcmp(node, r->node) == 0) {
         json_decref(m);
         return;
@@ -145,10 +141,8 @@ static void apply(lw_relay *r, const char *text)
         json_array_foreach(ids, i, id)
         {
             const char *device = json_string_value(id);
-            if (!device)
-                continue;
-            lw_sessions_forget(r->app->sessions, device);
-            lw_bus_local_end_device(bus, device, reason);
+            if (device)
+                lw_bus_receive(r->bus, "end", device, NULL, reason, NULL);
         }
         json_decref(m);
         return;
@@ -157,67 +151,21 @@ static void apply(lw_relay *r, const char *text)
         json_decref(m);
         return;
     }
-    const char *except = json_string_value(json_object_get(m, "x"));
-    json_t *ev = json_object_get(m, "e");
-    if (strcmp(op, "end") == 0 && reason) { /* one device: what nodes before batching send */
-        lw_sessions_forget(r->app->sessions, key);
-        lw_bus_local_end_device(bus, key, reason);
-    } else if (strcmp(op, "cred") == 0) {
-        lw_sessions_forget(r->app->sessions, key); /* its old credential stops working here too */
-    } else if (strcmp(op, "resync") == 0) {
+    if (strcmp(op, "resync") == 0) {
         lw_log_warn("relay", "node %.8s changed sessions before it could tell: resynchronising", node);
         resync(r);
-    } else if (strcmp(op, "close_link") == 0) {
-        lw_bus_local_close_link(bus, key);
-    } else if (ev && strcmp(op, "dev") == 0) {
-        lw_bus_local_to_device(bus, key, ev);
-    } else if (ev && strcmp(op, "acct") == 0) {
-        lw_bus_local_to_account(bus, key, except, ev);
-    } else if (ev && strcmp(op, "link") == 0) {
-        /* The QR SVG does not fit a notification: draw it again from the payload. */
-        const char *payload = json_string_value(json_object_get(ev, "payload"));
-        if (payload && !json_object_get(ev, "qr_svg")) {
-            char *svg = lw_qr_svg(payload);
-            if (svg)
-                json_object_set_new(ev, "qr_svg", json_string(svg));
-            lw_free(svg);
-        }
-        lw_bus_local_to_link(bus, key, ev);
+    } else {
+        /* "end" (one device: what nodes before batching send), "cred",
+         * "close_link", "dev", "acct", "link": the bus knows what each means. */
+        lw_bus_receive(r->bus, op, key, json_string_value(json_object_get(m, "x")), reason,
+                       json_object_get(m, "e"));
     }
     json_decref(m);
 }
 
-/* Alerts raised on other nodes while we could not hear them: pushed now to
- * this node's sockets (an alert raised here meanwhile may arrive twice;
- * clients know alerts by id). */
-static void replay_alerts(lw_relay *r, int64_t since)
-{
-    char(*accounts)[LW_ID_STRLEN] = NULL;
-    size_t n = lw_bus_accounts(r->app->bus, &accounts);
-    for (size_t i = 0; i < n; i++) {
-        lw_alert *list = NULL;
-        size_t k = 0;
-        int rc = lw_store_alert_list(r->app->store, accounts[i], 100, &list, &k);
-        if (rc != LW_OK) {
-            lw_log_error("relay", "cannot list the alerts of %.8s to push them again (%d)", accounts[i], rc);
-            continue;
-        }
-        for (size_t j = k; j-- > 0;) { /* oldest first */
-            if (list[j].created_at < since)
-                continue;
-            json_t *ev = json_pack("{s:s, s:o}", "event", "alert", "alert", lw_alert_json(&list[j]));
-            if (ev)
-                lw_bus_local_to_account(r->app->bus, accounts[i], NULL, ev);
-            json_decref(ev);
-        }
-        lw_free(list);
-    }
-    lw_free(accounts);
-}
-
 static void resync(lw_relay *r)
 {
-    int rc = lw_sessions_resync(r->app->sessions);
+    int rc = lw_bus_resync(r->bus);
     if (rc == LW_OK) {
         r->resync_tries = 0;
         return;
@@ -232,7 +180,7 @@ static void resync(lw_relay *r)
     lw_log_warn("relay", "resynchronising could not read every session (%d); trying again in %d ms", rc,
                 RESYNC_RETRY_MS);
     if (!h2o_timeout_is_linked(&r->resync_entry))
-        h2o_timeout_link(r->app->loop, &r->retry_after, &r->resync_entry);
+        h2o_timeout_link(r->ctx->loop, &r->retry_after, &r->resync_entry);
 }
 
 static void on_resync_retry(h2o_timeout_entry_t *entry)
@@ -260,8 +208,8 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
                 lw_log_warn("relay", "reconnected: notifications may have been missed; resynchronising");
             r->resync_tries = 0;
             resync(r);
-            if (!m->first)
-                replay_alerts(r, m->deaf_since);
+            if (!m->first) /* alerts raised on other nodes while we could not hear them */
+                lw_bus_replay(r->bus, m->deaf_since);
         } else {
             apply(r, m->text);
         }
@@ -348,7 +296,7 @@ static void hold_end(lw_relay *r, const char *device_id, const char *reason)
     lw_strlcpy(r->end_reason, reason, sizeof r->end_reason);
     lw_strlcpy(r->end_ids[r->end_n++], device_id, LW_ID_STRLEN);
     if (!h2o_timeout_is_linked(&r->flush_entry))
-        h2o_timeout_link(r->app->loop, &r->now, &r->flush_entry);
+        h2o_timeout_link(r->ctx->loop, &r->now, &r->flush_entry);
 }
 
 void lw_relay_flush(lw_relay *r)
@@ -639,12 +587,13 @@ static void *listener(void *arg)
     return NULL;
 }
 
-lw_relay *lw_relay_start(lw_app *app, const char *conninfo, const char *listen_conninfo)
+lw_relay *lw_relay_start(lw_bus *bus, h2o_context_t *ctx, const char *conninfo, const char *listen_conninfo)
 {
     lw_relay *r = lw_calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->app = app;
+    r->bus = bus;
+    r->ctx = ctx;
     lw_random_id(r->node);
     snprintf(r->hb_channel, sizeof r->hb_channel, "linkward_hb_%s", r->node);
     atomic_init(&r->conn, 1); /* heard_conn 0: unhealthy until the first heartbeat */
@@ -658,11 +607,10 @@ lw_relay *lw_relay_start(lw_app *app, const char *conninfo, const char *listen_c
         lw_log_error("relay", "cannot connect to PostgreSQL for cross-node events: %s", err);
         goto fail;
     }
-    h2o_timeout_init(app->loop, &r->now, 0);
-    h2o_timeout_init(app->loop, &r->retry_after, RESYNC_RETRY_MS);
+    h2o_timeout_init(ctx->loop, &r->now, 0);
+    h2o_timeout_init(ctx->loop, &r->retry_after, RESYNC_RETRY_MS);
     r->flush_entry.cb = on_flush;
     r->resync_entry.cb = on_resync_retry;
-    h2o_context_t *ctx = app->h2o_ctx;
     h2o_multithread_register_receiver(ctx->queue, &r->receiver, on_messages);
     if (pthread_create(&r->thread, NULL, listener, r) != 0) {
         lw_log_error("relay", "cannot start the listener thread");
@@ -693,11 +641,27 @@ void lw_relay_stop(lw_relay *r)
         h2o_timeout_unlink(&r->resync_entry);
     r->stopping = true;
     pthread_join(r->thread, NULL);
-    h2o_multithread_unregister_receiver(((h2o_context_t *)r->app->h2o_ctx)->queue, &r->receiver);
+    h2o_multithread_unregister_receiver(r->ctx->queue, &r->receiver);
     PQfinish(r->send);
     lw_wipe(r->conninfo, strlen(r->conninfo));
     lw_wipe(r->listen_conninfo, strlen(r->listen_conninfo));
     lw_free(r->conninfo);
     lw_free(r->listen_conninfo);
     lw_free(r);
+}
+
+static void peer_publish(void *ctx, const char *op, const char *key, const char *except, const char *reason,
+                         json_t *ev)
+{
+    lw_relay_publish(ctx, op, key, except, reason, ev);
+}
+
+static void peer_flush(void *ctx)
+{
+    lw_relay_flush(ctx);
+}
+
+lw_bus_peer lw_relay_peer(lw_relay *r)
+{
+    return (lw_bus_peer){.ctx = r, .publish = peer_publish, .flush = peer_flush};
 }

@@ -1,16 +1,19 @@
 /*
  * relay.h — carries the bus's events between nodes that share a PostgreSQL
  * database, with LISTEN/NOTIFY on the channel "linkward". Each node publishes
- * what it delivers locally; every other node delivers it to its own sockets
- * (bus.c) and drops revoked sessions from its cache (session.c).
+ * what it delivers locally; every other node hands it to its bus
+ * (lw_bus_receive), which delivers it to its own sockets and asks its hooks
+ * for the rest (revoked sessions leave the cache, QR codes are redrawn):
+ * the relay is one peer of the bus (lw_relay_peer) and knows neither.
  *
  * A listener thread holds its own connection and hands notifications to the
  * event loop through h2o's multithread queue. It checks that connection when
  * it has been quiet for a while, so one that died silently is noticed within
  * seconds. If that connection drops, the node may have missed notifications:
- * after reconnecting it resynchronises (forgets its whole session cache, so
- * every credential is checked against the store again, re-checks every live
- * socket's session, and pushes again the alerts raised meanwhile).
+ * after reconnecting it asks the bus to resynchronise (lw_bus_resync: the
+ * whole session cache is forgotten, so every credential is checked against
+ * the store again, and every live socket's session is re-checked; then
+ * lw_bus_replay: the alerts raised meanwhile are pushed again).
  *
  * Ended devices are relayed in batches: the "end" notices of one call (say,
  * a logout-all) leave as one "ends" notice per 256 devices, sent before the
@@ -38,16 +41,22 @@
 
 #include <jansson.h>
 
-#include "app.h"
+#include "bus.h"
 
 typedef struct lw_relay lw_relay;
+struct st_h2o_context_t;
 
 /* Starts relaying through the PostgreSQL server of conninfo (notifications
  * are sent through it); the listener connects with listen_conninfo, or with
  * conninfo when that is NULL or empty (LISTEN needs a session of its own, so
- * not a transaction pooler). NULL on failure (logged). */
-lw_relay *lw_relay_start(lw_app *app, const char *conninfo, const char *listen_conninfo);
+ * not a transaction pooler). What other nodes publish goes to bus; ctx gives
+ * the loop and its queue. NULL on failure (logged). */
+lw_relay *lw_relay_start(lw_bus *bus, struct st_h2o_context_t *ctx, const char *conninfo,
+                         const char *listen_conninfo);
 void lw_relay_stop(lw_relay *r);
+
+/* The relay as the bus's peer (lw_bus_set_peer): publish and flush below. */
+lw_bus_peer lw_relay_peer(lw_relay *r);
 
 /* Tells the other nodes: op is "dev", "acct", "link", "end", "close_link" or
  * "cred" (the device's credential was replaced: other nodes forget their

@@ -15,9 +15,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "clientaddr.h"
-#include "http.h"
 #include "lw.h"
+#include "netaddr.h"
 
 #define CONFIG_LINE_MAX 1024
 #define CONFIG_LINES_MAX 2000
@@ -242,7 +241,7 @@ static int parse_rates(lw_config *c, const char *spec, char *msg, size_t cap)
 static int set_special(lw_config *c, const char *name, const char *v, char *msg, size_t cap)
 {
     if (strcmp(name, "listen") == 0) {
-        if (lw_http_parse_listen(v, c->listen_host, sizeof c->listen_host, &c->listen_port) != LW_OK) {
+        if (lw_listen_parse(v, c->listen_host, sizeof c->listen_host, &c->listen_port) != LW_OK) {
             snprintf(msg, cap, "wants HOST:PORT or [V6]:PORT, not '%s'", v);
             return -1;
         }
@@ -665,7 +664,7 @@ int lw_config_check(const lw_config *c)
     if (c->metrics_listen[0]) {
         char host[256];
         int port;
-        if (lw_http_parse_listen(c->metrics_listen, host, sizeof host, &port) != LW_OK) {
+        if (lw_listen_parse(c->metrics_listen, host, sizeof host, &port) != LW_OK) {
             report("metrics-listen", "wants HOST:PORT or [V6]:PORT, not '%s'", c->metrics_listen);
             errors++;
         } else {

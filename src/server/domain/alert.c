@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus.h"
+#include "events.h"
 #include "log.h"
 #include "metrics.h"
 #include "lw.h"
@@ -69,9 +69,8 @@ static int alert_make(lw_alert *a, const char *account_id, const char *kind, con
 
 static void alert_publish(lw_app *app, const lw_alert *a)
 {
-    json_t *ev = json_pack("{s:s, s:o}", "event", "alert", "alert", lw_alert_json(a));
-    if (ev)
-        lw_bus_to_account(app->bus, a->account_id, NULL, ev);
+    json_t *ev = lw_event_alert(a);
+    lw_events_to_account(&app->events, a->account_id, NULL, ev);
     json_decref(ev);
 }
 
@@ -202,32 +201,6 @@ int lw_alert_text_pin_locked(char *out, size_t cap, int failures, int64_t lock_m
         cap, "Too many wrong PINs: PIN entry is locked for a while.");
 }
 
-/* What happened to ended devices, after "was"/"were". */
-static const struct {
-    const char *reason, *what;
-} ended_phrases[] = {
-    {"logout", "logged out on the device itself"},
-    {"remote_logout", "logged out from your phone"},
-    {"logout_all", "logged out from your phone (log out all devices)"},
-    {"inactive", "logged out after a long time without use"},
-    {"primary_inactive", "logged out because your phone was not used for too long"},
-    {"max_age", "logged out at the maximum age of a session"},
-    {"token_theft", "logged out because a credential was used without its device key"},
-    {"account_reset", "logged out because the account was reset"},
-    {"admin_logout", "logged out by the server's administrator"},
-    {"account_deleted", "logged out because the account was deleted"},
-    {"server_key_changed", "logged out because the server's key was replaced"},
-    {LW_END_RELINKED, "replaced because the same device was linked again"},
-};
-
-static const char *ended_what(const char *reason)
-{
-    for (size_t i = 0; i < sizeof ended_phrases / sizeof ended_phrases[0]; i++)
-        if (reason && strcmp(ended_phrases[i].reason, reason) == 0)
-            return ended_phrases[i].what;
-    return "logged out";
-}
-
 static const char *named(const char *name)
 {
     return name && name[0] ? name : "A device";
@@ -236,7 +209,7 @@ static const char *named(const char *name)
 int lw_alert_text_ended(char *out, size_t cap, const char *reason, size_t count, const char *const *names,
                         size_t nnames)
 {
-    const char *what = ended_what(reason);
+    const char *what = lw_end_reason_phrase(reason);
     if (count <= 1)
         return fallback(textf(out, cap, "%s was %s.", named(nnames ? names[0] : NULL), what), out, cap,
                         "A device was logged out.");

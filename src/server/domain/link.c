@@ -6,7 +6,7 @@
 
 #include <h2o.h>
 
-#include "bus.h"
+#include "events.h"
 #include "log.h"
 #include "lw.h"
 #include "map.h"
@@ -169,9 +169,8 @@ static int make_ref(lw_links *L, live *lv, lw_link_request *r, int idx, int64_t 
 static json_t *ref_event(const live *lv)
 {
     int64_t now = lw_now_ms();
-    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", "link.ref", "payload", lv->payload, "qr_svg",
-                     lv->svg, "ref_expires_in", (json_int_t)secs(lv->ref_expires_at - now), "expires_in",
-                     (json_int_t)secs(lv->expires_at - now));
+    return lw_event_link_ref(lv->payload, lv->svg, secs(lv->ref_expires_at - now),
+                             secs(lv->expires_at - now));
 }
 
 static live *live_new(lw_links *L, const lw_link_request *r, const char *code)
@@ -246,18 +245,17 @@ static void drop(lw_links *L, const char *id)
 
 void lw_links_push(lw_links *L, const char *request_id, json_t *ev, bool final)
 {
-    if (ev)
-        lw_bus_to_link(L->app->bus, request_id, ev);
+    lw_events_to_link(&L->app->events, request_id, ev);
     json_decref(ev);
     if (final) {
-        lw_bus_close_link(L->app->bus, request_id);
+        lw_events_close_link(&L->app->events, request_id);
         drop(L, request_id);
     }
 }
 
 void lw_links_notify(lw_links *L, const char *request_id, const char *ev, bool final)
 {
-    lw_links_push(L, request_id, json_pack("{s:s}", "event", ev), final);
+    lw_links_push(L, request_id, lw_event_link_state(ev), final);
 }
 
 /* Ends a request that ran out of time, whatever non-final state it is in. */
@@ -300,8 +298,7 @@ static void on_timer(h2o_timeout_entry_t *entry)
             return;
         }
         json_t *ev = ref_event(lv);
-        if (ev)
-            lw_bus_to_link(L->app->bus, r.id, ev);
+        lw_events_to_link(&L->app->events, r.id, ev);
         json_decref(ev);
     } else {
         lv->ref_index = next; /* scanned: no new refs, but the clock keeps running */
@@ -412,7 +409,6 @@ void lw_links_on_socket(lw_links *L, const lw_link_request *r)
         return;
     }
     json_t *ev = ref_event(lv);
-    if (ev)
-        lw_bus_to_link(L->app->bus, r->id, ev);
+    lw_events_to_link(&L->app->events, r->id, ev);
     json_decref(ev);
 }

@@ -7,7 +7,7 @@
 #include <h2o.h>
 
 #include "alert.h"
-#include "bus.h"
+#include "events.h"
 #include "log.h"
 #include "lw.h"
 #include "map.h"
@@ -369,7 +369,7 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
         e->move_alerts = moves;
     /* Other nodes may have the old credential cached: as here, it stops
      * working there (told before the answer with the new one leaves). */
-    lw_bus_credential_replaced(s->app->bus, sess->id);
+    lw_events_credential_replaced(&s->app->events, sess->id);
     return LW_OK;
 }
 
@@ -384,9 +384,9 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         snprintf(label, sizeof label, "reason=\"%s\"", e[i].reason);
         lw_metrics_inc("linkward_sessions_ended_total", label);
         drop(s, e[i].device_id);
-        lw_bus_end_device(app->bus, e[i].device_id, e[i].reason);
+        lw_events_end_device(&app->events, e[i].device_id, e[i].reason);
     }
-    lw_bus_flush(app->bus); /* other nodes drop them before the answer leaves */
+    lw_events_flush(&app->events); /* other nodes drop them before the answer leaves */
     /* Country-only privacy: one transaction redacts every ended record not
      * redacted yet (these and whatever a crash left) with its alerts; the
      * sweeper runs the same at start and on every pass, so a failure here
@@ -404,10 +404,8 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         while (j < n && strcmp(e[j].account_id, e[i].account_id) == 0 &&
                strcmp(e[j].reason, e[i].reason) == 0)
             json_array_append_new(ids, json_string(e[j++].device_id));
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:o}", "event", "device.ended", "device_id", e[i].device_id,
-                               "reason", e[i].reason, "device_ids", ids);
-        if (ev)
-            lw_bus_to_account(app->bus, e[i].account_id, e[i].device_id, ev);
+        json_t *ev = lw_event_device_ended(e[i].device_id, e[i].reason, ids);
+        lw_events_to_account(&app->events, e[i].account_id, e[i].device_id, ev);
         json_decref(ev);
         for (size_t k = i; k < j; k++)
             lw_log_info("session", "device %.8s ended: %s", e[k].device_id, e[k].reason);
@@ -451,10 +449,10 @@ void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
         snprintf(label, sizeof label, "reason=\"%s\"", e[i].reason);
         lw_metrics_inc("linkward_sessions_ended_total", label);
         drop(s, e[i].device_id);
-        lw_bus_end_device(s->app->bus, e[i].device_id, e[i].reason);
+        lw_events_end_device(&s->app->events, e[i].device_id, e[i].reason);
         lw_log_info("session", "device %.8s ended: %s", e[i].device_id, e[i].reason);
     }
-    lw_bus_flush(s->app->bus); /* other nodes drop them before the answer leaves */
+    lw_events_flush(&s->app->events); /* other nodes drop them before the answer leaves */
 }
 
 int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
@@ -586,17 +584,17 @@ int lw_sessions_resync(lw_sessions *s)
 {
     drop_cache(s);
     char(*ids)[LW_ID_STRLEN] = NULL;
-    size_t n = lw_bus_devices(s->app->bus, &ids);
+    size_t n = lw_events_devices_here(&s->app->events, &ids);
     int result = LW_OK;
     for (size_t i = 0; i < n; i++) {
         lw_session sess;
         int rc = lw_store_session_get(s->app->store, ids[i], &sess);
         if (rc == LW_OK && strcmp(sess.state, "active") != 0) {
-            lw_bus_local_end_device(s->app->bus, ids[i], sess.end_reason);
+            lw_events_end_device_here(&s->app->events, ids[i], sess.end_reason);
         } else if (rc == LW_ENOTFOUND) {
             /* Deleting an account deletes its sessions' rows: a socket whose
              * session is gone belonged to an account deleted meanwhile. */
-            lw_bus_local_end_device(s->app->bus, ids[i], "account_deleted");
+            lw_events_end_device_here(&s->app->events, ids[i], "account_deleted");
         } else if (rc != LW_OK) {
             lw_log_error("session",
                          "resync: cannot read the session of %.8s (%d); its sockets stay open for now",

@@ -47,7 +47,7 @@ int lw_sessions_auth(lw_sessions *s, const char *cred, size_t len, bool allow_ex
 
 /* Gives sess a new credential (selector, verifier hash, expiry, challenge),
  * stores it and updates the cache; the previous credential stops working,
- * here and (told through the bus) on the other nodes. token gets the string
+ * here and (told through the events sink) on the other nodes. token gets the string
  * the device presents. */
 int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
 
@@ -72,7 +72,8 @@ void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n);
  * of its latest request on this node. False when it is not cached here. */
 bool lw_sessions_place(lw_sessions *s, const char *device_id, lw_place *out);
 
-/* Another node ended this session: forget it here (relay.c). */
+/* Another node ended this session or replaced its credential: forget it
+ * here (the bus's forget hook, wired by serve.c). */
 void lw_sessions_forget(lw_sessions *s, const char *device_id);
 /* After missed notifications: forget every cached session (each credential is
  * checked against the store again) and end the sockets of sessions that

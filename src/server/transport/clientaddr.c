@@ -12,104 +12,6 @@
 
 #define HEADER_LINES_MAX 64 /* forwarding header lines read; the last ones are kept */
 
-/* Parses an address (IPv4, IPv6, IPv4-mapped IPv6 folded to IPv4). */
-static bool parse_ip(const char *s, size_t len, int *family, uint8_t addr[16])
-{
-    char buf[64];
-    if (len == 0 || len >= sizeof buf)
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET, buf, addr) == 1) {
-        *family = AF_INET;
-        return true;
-    }
-    if (inet_pton(AF_INET6, buf, addr) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)addr)) {
-            memmove(addr, addr + 12, 4);
-            *family = AF_INET;
-        } else {
-            *family = AF_INET6;
-        }
-        return true;
-    }
-    return false;
-}
-
-static void format_ip(int family, const uint8_t addr[16], char out[LW_IP_MAX])
-{
-    if (family == AF_INET) {
-        /* By hand: glibc's inet_ntop for IPv4 is a sprintf, and this runs
-         * on every request. */
-        char *o = out;
-        for (int i = 0; i < 4; i++) {
-            o += lw_fmt_i64(o, addr[i]);
-            *o++ = i < 3 ? '.' : '\0';
-        }
-        return;
-    }
-    if (!inet_ntop(family, addr, out, LW_IP_MAX))
-        out[0] = '\0';
-}
-
-int lw_proxies_parse(lw_proxies *p, const char *list, const char **bad)
-{
-    memset(p, 0, sizeof *p);
-    const char *s = list;
-    while (s && *s) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        if (!*s)
-            break;
-        const char *end = s + strcspn(s, ", ");
-        const char *slash = memchr(s, '/', (size_t)(end - s));
-        lw_cidr c;
-        memset(&c, 0, sizeof c);
-        if (p->n == LW_PROXIES_MAX || !parse_ip(s, (size_t)((slash ? slash : end) - s), &c.family, c.addr))
-            goto fail;
-        int max = c.family == AF_INET ? 32 : 128;
-        c.bits = max;
-        if (slash) {
-            char *e;
-            long b = strtol(slash + 1, &e, 10);
-            if (e != end || slash + 1 == end || b < 0 || b > max)
-                goto fail;
-            c.bits = (int)b;
-        }
-        p->nets[p->n++] = c;
-        s = end;
-        continue;
-    fail:
-        if (bad)
-            *bad = s;
-        return LW_EINVAL;
-    }
-    return LW_OK;
-}
-
-static bool contains_addr(const lw_proxies *p, int family, const uint8_t addr[16])
-{
-    for (size_t i = 0; i < p->n; i++) {
-        const lw_cidr *c = &p->nets[i];
-        if (c->family != family)
-            continue;
-        int full = c->bits / 8, rest = c->bits % 8;
-        if (memcmp(c->addr, addr, (size_t)full) != 0)
-            continue;
-        if (rest && ((c->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))))
-            continue;
-        return true;
-    }
-    return false;
-}
-
-bool lw_proxies_contains(const lw_proxies *p, const char *ip)
-{
-    int family;
-    uint8_t addr[16];
-    return ip && parse_ip(ip, strlen(ip), &family, addr) && contains_addr(p, family, addr);
-}
-
 /* One element of a forwarding list: strips spaces, quotes, "[v6]:port" and
  * "v4:port". Returns false for "unknown", obfuscated identifiers, garbage. */
 static bool element_ip(const char *s, size_t len, int *family, uint8_t addr[16])
@@ -122,12 +24,12 @@ static bool element_ip(const char *s, size_t len, int *family, uint8_t addr[16])
         const char *close = memchr(s, ']', len);
         if (!close)
             return false;
-        return parse_ip(s + 1, (size_t)(close - s - 1), family, addr);
+        return lw_ip_parse(s + 1, (size_t)(close - s - 1), family, addr);
     }
     const char *colon = memchr(s, ':', len);
     if (colon && !memchr(colon + 1, ':', len - (size_t)(colon - s) - 1))
         len = (size_t)(colon - s); /* IPv4 with a port */
-    return parse_ip(s, len, family, addr);
+    return lw_ip_parse(s, len, family, addr);
 }
 
 /* Walks a comma-separated list right to left; the first address that is not
@@ -171,7 +73,7 @@ static bool walk(const lw_proxies *p, const char *list, size_t len, bool forward
         any = true;
         last_family = fam;
         memcpy(last, a, 16);
-        if (!contains_addr(p, fam, a)) {
+        if (!lw_proxies_contains_addr(p, fam, a)) {
             *family = fam;
             memcpy(addr, a, 16);
             return true;
@@ -192,7 +94,7 @@ static bool walk(const lw_proxies *p, const char *list, size_t len, bool forward
 static void pick(const lw_proxies *p, int family, uint8_t addr[16], const char *hdr, size_t hdr_len,
                  char out[LW_IP_MAX])
 {
-    if (contains_addr(p, family, addr)) {
+    if (lw_proxies_contains_addr(p, family, addr)) {
         int f2;
         uint8_t a2[16];
         if (hdr && walk(p, hdr, hdr_len, p->header == LW_PROXY_HEADER_FORWARDED, &f2, a2)) {
@@ -200,7 +102,7 @@ static void pick(const lw_proxies *p, int family, uint8_t addr[16], const char *
             memcpy(addr, a2, 16);
         }
     }
-    format_ip(family, addr, out);
+    lw_ip_format(family, addr, out, LW_IP_MAX);
 }
 
 void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *hdr, size_t hdr_len,
@@ -209,7 +111,7 @@ void lw_clientaddr_pick(const lw_proxies *p, const char *peer, const char *hdr, 
     int family;
     uint8_t addr[16];
     out[0] = '\0';
-    if (!peer || !parse_ip(peer, strlen(peer), &family, addr))
+    if (!peer || !lw_ip_parse(peer, strlen(peer), &family, addr))
         return;
     pick(p, family, addr, hdr, hdr_len, out);
 }
@@ -324,8 +226,8 @@ void lw_clientaddr(const lw_proxies *p, h2o_req_t *req, char out[LW_IP_MAX])
         return;
     }
     /* The common case, no trusted proxy in front: no header is read. */
-    if (!p || p->n == 0 || !contains_addr(p, family, addr)) {
-        format_ip(family, addr, out);
+    if (!p || p->n == 0 || !lw_proxies_contains_addr(p, family, addr)) {
+        lw_ip_format(family, addr, out, LW_IP_MAX);
         return;
     }
     char hdr[LW_FORWARDED_MAX];

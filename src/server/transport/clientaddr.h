@@ -13,36 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netaddr.h"
 #include "store.h"
-
-#define LW_PROXIES_MAX 32
-
-typedef struct lw_cidr {
-    int family; /* AF_INET or AF_INET6 */
-    uint8_t addr[16];
-    int bits;
-} lw_cidr;
-
-/* The header the trusted proxies write. Only that one is read: a proxy that
- * appends to X-Forwarded-For forwards a client's own Forwarded header as it
- * came, and the other way round. */
-typedef enum { LW_PROXY_HEADER_XFF = 0, LW_PROXY_HEADER_FORWARDED } lw_proxy_header;
 
 /* Longest forwarding chain read from a request, all header lines joined.
  * Longer chains keep their right-most hops (the ones our proxies wrote). */
 #define LW_FORWARDED_MAX 2048
-
-typedef struct lw_proxies {
-    lw_cidr nets[LW_PROXIES_MAX];
-    size_t n;
-    lw_proxy_header header; /* --proxy-header */
-} lw_proxies;
-
-/* Parses "10.0.0.0/8,::1,192.168.1.7" (a bare address is a /32 or /128).
- * LW_EINVAL with *bad pointing at the offending item. "" gives an empty list.
- * Leaves p->header as X-Forwarded-For; set it after parsing. */
-int lw_proxies_parse(lw_proxies *p, const char *list, const char **bad);
-bool lw_proxies_contains(const lw_proxies *p, const char *ip_text);
 
 /* The pure decision: peer is the socket's address; hdr is the value of the
  * header p->header names (NULL/0 when absent; several header lines joined by

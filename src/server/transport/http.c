@@ -568,38 +568,6 @@ static void on_accept(h2o_socket_t *listener_sock, const char *err)
     h2o_accept(&accept_ctx, conn);
 }
 
-int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port)
-{
-    const char *colon;
-    size_t hlen;
-    if (in[0] == '[') {
-        const char *end = strchr(in, ']');
-        if (!end || end[1] != ':')
-            return LW_EINVAL;
-        hlen = (size_t)(end - in - 1);
-        if (hlen == 0 || hlen >= hcap)
-            return LW_EINVAL;
-        memcpy(host, in + 1, hlen);
-        colon = end + 1;
-    } else {
-        colon = strrchr(in, ':');
-        if (!colon)
-            return LW_EINVAL;
-        hlen = (size_t)(colon - in);
-        if (hlen == 0 || hlen >= hcap || memchr(in, ':', hlen))
-            return LW_EINVAL;
-        memcpy(host, in, hlen);
-    }
-    host[hlen] = '\0';
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
-        return LW_EINVAL;
-    *port = (int)p;
-    return LW_OK;
-}
-
 void lw_http_init(lw_app *app)
 {
     the_app = app;
@@ -685,7 +653,7 @@ int lw_http_listen(lw_app *app)
     if (app->cfg.metrics_listen[0]) {
         char host[256];
         int port;
-        if (lw_http_parse_listen(app->cfg.metrics_listen, host, sizeof host, &port) != LW_OK) {
+        if (lw_listen_parse(app->cfg.metrics_listen, host, sizeof host, &port) != LW_OK) {
             lw_log_error("http", "--metrics-listen wants HOST:PORT");
             return LW_EINVAL;
         }

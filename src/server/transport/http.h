@@ -59,8 +59,6 @@ typedef struct lw_rq {
     struct lw_rq_guard *guard;
 } lw_rq;
 
-/* Parses "host:port" or "[v6]:port". */
-int lw_http_parse_listen(const char *in, char *host, size_t hcap, int *port);
 /* Creates the h2o configuration and context (and so app->loop). */
 void lw_http_init(lw_app *app);
 /* Starts listening on cfg.listen_host:listen_port; fills listen_port when it was 0. */

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "csp.h"
 #include "bus.h"
+#include "events.h"
 #include "link.h"
 #include "clientaddr.h"
 #include "cred.h"

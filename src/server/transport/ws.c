@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "bus.h"
+#include "events.h"
 #include "log.h"
 #include "lw.h"
 #include "wsframe.h"
@@ -49,47 +50,19 @@ struct lw_ws {
     uint16_t frag_len;
     uint8_t frag_opcode;
     uint8_t state;
-    bool drop_after_write;       /* a protocol error or the peer's close: hang up once flushed */
-    bool dead;                   /* destroy asked while h2o still held the connection */
-    uint8_t msg_tokens;          /* client messages left this second */
-    int64_t msg_window;          /* the second they count in */
-    int64_t last_rx;             /* when the peer last sent anything (ms) */
-    h2o_timeout_entry_t timer;   /* pings while open, the close grace while closing */
-    h2o_linklist_t primary_link; /* in the bus bucket of the device or link request */
-    h2o_linklist_t account_link; /* in the bus bucket of the account (session sockets) */
-    char primary_key[2 + LW_ID_STRLEN];
-    char account_key[2 + LW_ID_STRLEN];
+    bool drop_after_write;     /* a protocol error or the peer's close: hang up once flushed */
+    bool dead;                 /* destroy asked while h2o still held the connection */
+    uint8_t msg_tokens;        /* client messages left this second */
+    int64_t msg_window;        /* the second they count in */
+    int64_t last_rx;           /* when the peer last sent anything (ms) */
+    h2o_timeout_entry_t timer; /* pings while open, the close grace while closing */
+    lw_bus_sub sub;            /* how the bus sees this socket (its buckets, sub_ops) */
 };
 
 static h2o_timeout_t close_timeout;
 static h2o_timeout_t ping_timeout;
 static bool timeouts_ready;
 static size_t live; /* lw_ws objects not yet freed */
-
-h2o_linklist_t *lw_ws_link_primary(lw_ws *ws)
-{
-    return &ws->primary_link;
-}
-h2o_linklist_t *lw_ws_link_account(lw_ws *ws)
-{
-    return &ws->account_link;
-}
-lw_ws *lw_ws_from_primary(h2o_linklist_t *l)
-{
-    return H2O_STRUCT_FROM_MEMBER(lw_ws, primary_link, l);
-}
-lw_ws *lw_ws_from_account(h2o_linklist_t *l)
-{
-    return H2O_STRUCT_FROM_MEMBER(lw_ws, account_link, l);
-}
-const char *lw_ws_key_primary(const lw_ws *ws)
-{
-    return ws->primary_key;
-}
-const char *lw_ws_key_account(const lw_ws *ws)
-{
-    return ws->account_key;
-}
 
 size_t lw_ws_live(void)
 {
@@ -98,7 +71,7 @@ size_t lw_ws_live(void)
 
 static void free_ws(lw_ws *ws)
 {
-    lw_bus_unsubscribe(ws->app->bus, ws);
+    lw_bus_unsubscribe(ws->app->bus, &ws->sub);
     if (h2o_timeout_is_linked(&ws->timer))
         h2o_timeout_unlink(&ws->timer);
     lw_free(ws->writing);
@@ -114,7 +87,7 @@ static void destroy(lw_ws *ws)
 {
     if (ws->sock == NULL) {
         ws->dead = true; /* h2o still holds the connection: on_upgraded frees it */
-        lw_bus_unsubscribe(ws->app->bus, ws);
+        lw_bus_unsubscribe(ws->app->bus, &ws->sub);
         return;
     }
     /* h2o writes nothing more after the close; the buffers are ours to free */
@@ -182,7 +155,7 @@ static bool enqueue(lw_ws *ws, uint8_t opcode, const void *payload, size_t n)
 static void start_closing(lw_ws *ws)
 {
     ws->state = WS_CLOSING;
-    lw_bus_unsubscribe(ws->app->bus, ws);
+    lw_bus_unsubscribe(ws->app->bus, &ws->sub);
     if (h2o_timeout_is_linked(&ws->timer))
         h2o_timeout_unlink(&ws->timer);
     h2o_timeout_link(ws->app->loop, &close_timeout, &ws->timer);
@@ -423,6 +396,19 @@ static void accept_key(char dst[29], const char *client_key)
     dst[28] = '\0';
 }
 
+/* The bus's view of a socket (bus.h). */
+static void sub_send(lw_bus_sub *sub, const char *text, size_t len)
+{
+    lw_ws_send((lw_ws *)((char *)sub - offsetof(lw_ws, sub)), text, len);
+}
+
+static void sub_end(lw_bus_sub *sub, const char *text, size_t len, int code, const char *reason)
+{
+    lw_ws_end((lw_ws *)((char *)sub - offsetof(lw_ws, sub)), text, len, code, reason);
+}
+
+static const lw_bus_sub_ops sub_ops = {sub_send, sub_end};
+
 int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char *account_id,
                   const char *request_id)
 {
@@ -439,6 +425,7 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
         return -1;
     live++;
     ws->app = app;
+    ws->sub.ops = &sub_ops;
     ws->state = WS_UPGRADING;
     ws->timer.cb = on_timer;
     ws->last_rx = lw_now_ms();
@@ -454,11 +441,11 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
 
     json_t *hello;
     if (device_id) {
-        lw_bus_subscribe_device(app->bus, ws, device_id, account_id);
-        hello = json_pack("{s:s, s:s}", "event", "hello", "device_id", device_id);
+        lw_bus_subscribe_device(app->bus, &ws->sub, device_id, account_id);
+        hello = lw_event_hello(false, device_id);
     } else {
-        lw_bus_subscribe_link(app->bus, ws, request_id);
-        hello = json_pack("{s:s, s:s}", "event", "hello", "request_id", request_id);
+        lw_bus_subscribe_link(app->bus, &ws->sub, request_id);
+        hello = lw_event_hello(true, request_id);
     }
     char *text = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
     if (text)
@@ -467,14 +454,6 @@ int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char
     json_decref(hello);
     h2o_http1_upgrade(req, NULL, 0, on_upgraded, ws);
     return 0;
-}
-
-/* Used by the bus to build keys; defined here because the layout is private. */
-void lw_ws_set_keys(lw_ws *ws, const char *primary_key, const char *account_key);
-void lw_ws_set_keys(lw_ws *ws, const char *primary_key, const char *account_key)
-{
-    lw_strlcpy(ws->primary_key, primary_key ? primary_key : "", sizeof ws->primary_key);
-    lw_strlcpy(ws->account_key, account_key ? account_key : "", sizeof ws->account_key);
 }
 
 void lw_ws_send(lw_ws *ws, const char *text, size_t len)

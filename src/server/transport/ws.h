@@ -36,12 +36,4 @@ void lw_ws_end(lw_ws *ws, const char *text, size_t len, int code, const char *re
 /* Sockets not yet freed, closing ones included (shutdown waits for them). */
 size_t lw_ws_live(void);
 
-/* The bus keeps its intrusive links in the socket; these give access. */
-struct st_h2o_linklist_t *lw_ws_link_primary(lw_ws *ws);
-struct st_h2o_linklist_t *lw_ws_link_account(lw_ws *ws);
-lw_ws *lw_ws_from_primary(struct st_h2o_linklist_t *l);
-lw_ws *lw_ws_from_account(struct st_h2o_linklist_t *l);
-const char *lw_ws_key_primary(const lw_ws *ws);
-const char *lw_ws_key_account(const lw_ws *ws);
-
 #endif
