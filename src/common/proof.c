@@ -7,23 +7,29 @@
 
 #include "lw.h"
 
+#define DOMAIN_LINK "linkward-link-v1"
+#define DOMAIN_REFRESH "linkward-refresh-v1"
+#define DOMAIN_ACCOUNT "linkward-account-v1"
+#define DOMAIN_QR "linkward-qr-v1"
+
 static const struct {
     const char *domain;
     size_t text_max;
     size_t raw_len;
 } kinds[LW_PROOF_KINDS] = {
-    [LW_PROOF_LINK] = {"linkward-link-v1", LW_PROOF_ID_MAX, LW_PROOF_RAW_LEN},
-    [LW_PROOF_REFRESH] = {"linkward-refresh-v1", LW_PROOF_ID_MAX, LW_PROOF_RAW_LEN},
-    [LW_PROOF_ACCOUNT] = {"linkward-account-v1", LW_PROOF_ID_MAX, LW_PROOF_RAW_LEN},
-    [LW_PROOF_QR] = {"linkward-qr-v1", LW_PROOF_ORIGIN_MAX, LW_PROOF_QR_RAW_LEN},
+    [LW_PROOF_LINK] = {DOMAIN_LINK, LW_PROOF_ID_MAX, LW_PROOF_RAW_LEN},
+    [LW_PROOF_REFRESH] = {DOMAIN_REFRESH, LW_PROOF_ID_MAX, LW_PROOF_RAW_LEN},
+    [LW_PROOF_ACCOUNT] = {DOMAIN_ACCOUNT, LW_PROOF_ID_MAX, LW_PROOF_RAW_LEN},
+    [LW_PROOF_QR] = {DOMAIN_QR, LW_PROOF_ORIGIN_MAX, LW_PROOF_QR_RAW_LEN},
 };
 
-_Static_assert(sizeof "linkward-refresh-v1" == LW_PROOF_DOMAIN_MAX,
-               "the longest domain sets LW_PROOF_DOMAIN_MAX");
-_Static_assert(sizeof "linkward-account-v1" == LW_PROOF_DOMAIN_MAX,
-               "the longest domain sets LW_PROOF_DOMAIN_MAX");
+/* LW_PROOF_MAX is the longest domain with the QR's text and raw part, the
+ * longest of each. */
+_Static_assert(sizeof DOMAIN_LINK <= LW_PROOF_DOMAIN_MAX && sizeof DOMAIN_REFRESH <= LW_PROOF_DOMAIN_MAX &&
+                   sizeof DOMAIN_ACCOUNT <= LW_PROOF_DOMAIN_MAX && sizeof DOMAIN_QR <= LW_PROOF_DOMAIN_MAX,
+               "LW_PROOF_DOMAIN_MAX holds every domain");
 _Static_assert(LW_PROOF_ID_MAX <= LW_PROOF_ORIGIN_MAX && LW_PROOF_RAW_LEN <= LW_PROOF_QR_RAW_LEN,
-               "the QR message is the longest: LW_PROOF_MAX is sized by it");
+               "the QR's text and raw part are the longest");
 
 static bool kind_ok(lw_proof_kind kind)
 {

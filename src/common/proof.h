@@ -5,14 +5,13 @@
  *
  *   domain 0x00 text 0x00 raw
  *
- * with, per kind:
+ * with, per kind (raw lengths in bytes):
  *
- *   kind                 domain                 text              raw                              by
- *   LW_PROOF_LINK        "linkward-link-v1"     link request id   nonce (32 bytes) companion's device key
- *   LW_PROOF_REFRESH     "linkward-refresh-v1"  device id         challenge (32 bytes)             device key
- *   LW_PROOF_ACCOUNT     "linkward-account-v1"  account id        companion's public key (32)      primary's
- * device key LW_PROOF_QR          "linkward-qr-v1"       origin            ref (16) then fingerprint (32)
- * server key (payload.h)
+ *   kind              domain                 text             raw                   signed by
+ *   LW_PROOF_LINK     "linkward-link-v1"     link request id  nonce (32)            companion's device key
+ *   LW_PROOF_REFRESH  "linkward-refresh-v1"  device id        challenge (32)        that device's key
+ *   LW_PROOF_ACCOUNT  "linkward-account-v1"  account id       companion's key (32)  primary's device key
+ *   LW_PROOF_QR       "linkward-qr-v1"       origin           ref (16), fp (32)     server key (payload.h)
  *
  * Ids are their base64url text as the API carries them, origins their UTF-8
  * text; raw values are the bytes after base64url decoding. The domain keeps a
