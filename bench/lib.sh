@@ -185,8 +185,17 @@ lwtool() { node "$BENCH_DIR/tool.mjs" "$@"; }
 build_linkload() {
     mkdir -p "$BENCH_DIR/.build"
     local bin="$BENCH_DIR/.build/linkload"
-    if [ ! -x "$bin" ] || [ "$BENCH_DIR/linkload.c" -nt "$bin" ]; then
-        cc -O2 -Wall -o "$bin.tmp" "$BENCH_DIR/linkload.c" -lsodium && mv "$bin.tmp" "$bin"
+    # The signed messages come from src/common/proof.c (with crypto.c and lw.c
+    # under it), so the tool signs the bytes the server checks.
+    local common="$REPO/src/common"
+    local srcs=("$BENCH_DIR/linkload.c" "$common/proof.c" "$common/crypto.c" "$common/lw.c")
+    local stale=0 s
+    [ -x "$bin" ] || stale=1
+    for s in "${srcs[@]}" "$common/proof.h"; do
+        if [ "$s" -nt "$bin" ]; then stale=1; fi
+    done
+    if [ "$stale" = 1 ]; then
+        cc -O2 -Wall -I"$common" -o "$bin.tmp" "${srcs[@]}" -lsodium && mv "$bin.tmp" "$bin"
     fi
     LINKLOAD="$bin"
 }

@@ -41,7 +41,9 @@
  * whatever is in flight is dropped.
  * Only loopback addresses are accepted (-h 127.x.x.x).
  *
- * Build: cc -O2 -o linkload linkload.c -lsodium
+ * Build (bench/lib.sh build_linkload does it): from the repository,
+ *   cc -O2 -Isrc/common -o linkload bench/linkload.c src/common/proof.c src/common/crypto.c \
+ *      src/common/lw.c -lsodium
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -60,6 +62,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "proof.h" /* the signed messages, as the server builds them */
 
 #define MAX_WORKERS 1024
 #define MAX_ACCOUNTS 256
@@ -370,17 +374,14 @@ static void next_request(worker *w)
         snprintf(path, sizeof path, "/v1/link-requests/%s/approve", w->id);
         build(w, path, a->token, primary_ua, primary_xff, body);
     } else {
-        uint8_t nonce[32], msg[256], sig[crypto_sign_BYTES];
-        size_t nn = 0, il = strlen(w->id);
-        if (unb64url(nonce, sizeof nonce, w->nonce, &nn) != 0 || nn != 32 || 17 + il + 1 + 32 > sizeof msg) {
+        uint8_t nonce[32], sig[crypto_sign_BYTES];
+        size_t nn = 0;
+        if (unb64url(nonce, sizeof nonce, w->nonce, &nn) != 0 || nn != 32 ||
+            lw_proof_sign(sig, LW_PROOF_LINK, w->id, nonce, sizeof nonce, a->csk[w->key]) != 0) {
             resp r = {0, "bad nonce or id"};
             link_failed(w, "complete", &r);
             return;
         }
-        memcpy(msg, "linkward-link-v1", 17); /* with its NUL */
-        memcpy(msg + 17, w->id, il + 1);
-        memcpy(msg + 17 + il + 1, nonce, 32);
-        crypto_sign_detached(sig, NULL, msg, 17 + il + 1 + 32, a->csk[w->key]);
         char s64[100];
         b64url(s64, sig, sizeof sig);
         snprintf(body, sizeof body, "{\"signature\":\"%s\"}", s64);
@@ -655,16 +656,11 @@ int main(int argc, char **argv)
         a->asig = malloc((size_t)per * sizeof *a->asig);
         if (!a->cpk || !a->csk || !a->asig)
             return 1;
-        size_t il = strlen(a->id);
-        uint8_t msg[256], sig[crypto_sign_BYTES];
-        if (20 + il + 1 + 32 > sizeof msg)
-            return 1;
-        memcpy(msg, "linkward-account-v1", 20);
-        memcpy(msg + 20, a->id, il + 1);
+        uint8_t sig[crypto_sign_BYTES];
         for (int k = 0; k < per; k++) {
             crypto_sign_keypair(a->cpk[k], a->csk[k]);
-            memcpy(msg + 20 + il + 1, a->cpk[k], 32);
-            crypto_sign_detached(sig, NULL, msg, 20 + il + 1 + 32, a->sk);
+            if (lw_proof_sign(sig, LW_PROOF_ACCOUNT, a->id, a->cpk[k], 32, a->sk) != 0)
+                return 1;
             b64url(a->asig[k], sig, sizeof sig);
         }
         a->nkeys = per;

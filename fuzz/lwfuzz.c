@@ -23,6 +23,7 @@
 #include "http.h"
 #include "link.h"
 #include "payload.h"
+#include "proof.h"
 #include "session.h"
 #include "store.h"
 
@@ -315,19 +316,13 @@ static void keypair_from(keypair *k, uint8_t seed_byte)
     crypto_sign_seed_keypair(k->pk, k->sk, seed);
 }
 
-/* Signs "<label>" 0 <id> 0 <32 bytes>, the shape of every device signature
- * (api_link.c, api_session.c), into base64url. */
-static void sign_b64(char dst[SIG_B64], const keypair *k, const char *label, const char *id,
-                     const uint8_t raw[32])
+/* Signs the device message of kind (proof.h) over id and raw into base64url. */
+static void sign_b64(char dst[SIG_B64], const keypair *k, lw_proof_kind kind, const char *id,
+                     const uint8_t raw[LW_PROOF_RAW_LEN])
 {
-    uint8_t msg[128], sig[LW_SIG_LEN];
-    size_t ll = strlen(label), il = strlen(id);
-    if (ll + il + 2 + 32 > sizeof msg)
-        die("signed message too long");
-    memcpy(msg, label, ll + 1);
-    memcpy(msg + ll + 1, id, il + 1);
-    memcpy(msg + ll + il + 2, raw, 32);
-    lw_sign(sig, msg, ll + il + 2 + 32, k->sk);
+    uint8_t sig[LW_SIG_LEN];
+    if (lw_proof_sign(sig, kind, id, raw, LW_PROOF_RAW_LEN, k->sk) != LW_OK)
+        die("cannot build the signed message");
     b64(dst, sig, sizeof sig);
 }
 
@@ -398,12 +393,12 @@ static void build_main(void)
     json_t *ans = NULL;
     open_request(&fx.companion, &o);
     scan(&o);
-    sign_b64(sig, &fx.primary, "linkward-account-v1", fx.account_id, fx.companion.pk);
+    sign_b64(sig, &fx.primary, LW_PROOF_ACCOUNT, fx.account_id, fx.companion.pk);
     snprintf(path, sizeof path, "/v1/link-requests/%s/approve", o.id);
     int st = call("POST", path, fx.primary_tok, json_pack("{s:s}", "account_signature", sig), &ans);
     expect(st, 200, ans, "approve");
     json_decref(ans);
-    sign_b64(sig, &fx.companion, "linkward-link-v1", o.id, o.nonce);
+    sign_b64(sig, &fx.companion, LW_PROOF_LINK, o.id, o.nonce);
     snprintf(path, sizeof path, "/v1/link-requests/%s/complete", o.id);
     st = call("POST", path, o.token, json_pack("{s:s}", "signature", sig), &ans);
     expect(st, 201, ans, "complete");
@@ -416,8 +411,8 @@ static void build_main(void)
     scan(&o);
     lw_strlcpy(fx.scanned_id, o.id, sizeof fx.scanned_id);
     lw_strlcpy(fx.scanned_tok, o.token, sizeof fx.scanned_tok);
-    sign_b64(fx.approve_sig, &fx.primary, "linkward-account-v1", fx.account_id, fx.scanned.pk);
-    sign_b64(fx.complete_sig, &fx.scanned, "linkward-link-v1", o.id, o.nonce);
+    sign_b64(fx.approve_sig, &fx.primary, LW_PROOF_ACCOUNT, fx.account_id, fx.scanned.pk);
+    sign_b64(fx.complete_sig, &fx.scanned, LW_PROOF_LINK, o.id, o.nonce);
 
     /* A pending request: its QR payload and pairing code. */
     open_request(&fx.pending, &o);
@@ -432,7 +427,7 @@ static void build_main(void)
 static void build_spare(void)
 {
     register_primary(&fx.spare, fx.spare_tok, fx.spare_dev, NULL, fx.spare_challenge);
-    sign_b64(fx.refresh_sig, &fx.spare, "linkward-refresh-v1", fx.spare_dev, fx.spare_challenge);
+    sign_b64(fx.refresh_sig, &fx.spare, LW_PROOF_REFRESH, fx.spare_dev, fx.spare_challenge);
     fx.spare_ok = true;
 }
 

@@ -14,6 +14,7 @@
 #include "client_int.h"
 #include "code.h"
 #include "payload.h"
+#include "proof.h"
 
 struct lwc_scan {
     char id[128];
@@ -34,36 +35,26 @@ struct lwc_link {
 
 /* ---- signatures ---- */
 
-/* The signed messages are prefix \0 id \0 raw(b64, 32 bytes). */
-#define TRIPLE_MAX (32 + 1 + 128 + 1 + 32)
-
-/* Builds prefix \0 id \0 raw(b64) into msg; the length, or 0 if id or b64
- * is not what the API carries. */
-static size_t triple_msg(uint8_t msg[TRIPLE_MAX], const char *prefix, const char *id, const char *b64)
+/* Decodes the 32 raw bytes of a signed message (proof.h) from the API's
+ * base64url, after checking id is one the API carries: LW_EINVAL if not. */
+static int proof_raw(uint8_t raw[LW_PROOF_RAW_LEN], const char *id, const char *b64)
 {
-    size_t plen = strlen(prefix), ilen = strlen(id);
-    if (plen > 32 || ilen > 128 || !lwc_id_ok(id))
-        return 0;
-    memcpy(msg, prefix, plen);
-    msg[plen] = 0;
-    memcpy(msg + plen + 1, id, ilen);
-    msg[plen + 1 + ilen] = 0;
-    size_t off = plen + 1 + ilen + 1;
-    if (lw_b64_decode(msg + off, 32, b64, strlen(b64), 32) != 32)
-        return 0;
-    return off + 32;
+    if (id == NULL || b64 == NULL || !lwc_id_ok(id) ||
+        lw_b64_decode(raw, LW_PROOF_RAW_LEN, b64, strlen(b64), LW_PROOF_RAW_LEN) != LW_PROOF_RAW_LEN)
+        return LW_EINVAL;
+    return LW_OK;
 }
 
-/* Signs prefix \0 id \0 raw(b64, 32 bytes) and writes base64url into out. */
-static int sign_triple(const uint8_t sk[LWC_SK_LEN], const char *prefix, const char *id, const char *b64,
-                       char out[LWC_SIG_B64_LEN + 1])
+/* Signs the message of kind over id and raw(b64) and writes base64url into out. */
+static int sign_proof(const uint8_t sk[LWC_SK_LEN], lw_proof_kind kind, const char *id, const char *b64,
+                      char out[LWC_SIG_B64_LEN + 1])
 {
-    uint8_t msg[TRIPLE_MAX];
-    size_t len = triple_msg(msg, prefix, id, b64);
-    if (len == 0)
+    uint8_t raw[LW_PROOF_RAW_LEN], sig[LW_SIG_LEN];
+    int rc = proof_raw(raw, id, b64);
+    if (rc == LW_OK)
+        rc = lw_proof_sign(sig, kind, id, raw, sizeof raw, sk);
+    if (rc != LW_OK)
         return LW_EINVAL;
-    uint8_t sig[LW_SIG_LEN];
-    lw_sign(sig, msg, len, sk);
     lw_b64_encode(out, sig, sizeof(sig));
     return LW_OK;
 }
@@ -71,19 +62,19 @@ static int sign_triple(const uint8_t sk[LWC_SK_LEN], const char *prefix, const c
 int lwc_sign_link(const uint8_t sk[LWC_SK_LEN], const char *request_id, const char *nonce_b64,
                   char out[LWC_SIG_B64_LEN + 1])
 {
-    return sign_triple(sk, "linkward-link-v1", request_id, nonce_b64, out);
+    return sign_proof(sk, LW_PROOF_LINK, request_id, nonce_b64, out);
 }
 
 int lwc_sign_refresh(const uint8_t sk[LWC_SK_LEN], const char *device_id, const char *challenge_b64,
                      char out[LWC_SIG_B64_LEN + 1])
 {
-    return sign_triple(sk, "linkward-refresh-v1", device_id, challenge_b64, out);
+    return sign_proof(sk, LW_PROOF_REFRESH, device_id, challenge_b64, out);
 }
 
 int lwc_sign_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, const char *companion_pk_b64,
                      char out[LWC_SIG_B64_LEN + 1])
 {
-    return sign_triple(sk, "linkward-account-v1", account_id, companion_pk_b64, out);
+    return sign_proof(sk, LW_PROOF_ACCOUNT, account_id, companion_pk_b64, out);
 }
 
 /* ---- checking what the server lists ---- */
@@ -106,7 +97,7 @@ static int record_key(json_t *record, uint8_t pk[LW_PK_LEN])
 
 int lwc_verify_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, json_t *record)
 {
-    uint8_t pk[LW_PK_LEN], msg[TRIPLE_MAX], sig[LW_SIG_LEN];
+    uint8_t pk[LW_PK_LEN], raw[LW_PROOF_RAW_LEN], sig[LW_SIG_LEN];
     if (!json_is_object(record) || account_id == NULL)
         return LW_EINVAL;
     int rc = record_key(record, pk);
@@ -115,12 +106,12 @@ int lwc_verify_account(const uint8_t sk[LWC_SK_LEN], const char *account_id, jso
     const char *sig_b64 = lwc_json_str(record, "account_signature");
     if (lw_b64_decode(sig, sizeof sig, sig_b64, strlen(sig_b64), sizeof sig) != (long)sizeof sig)
         return LW_EINVAL;
-    size_t len = triple_msg(msg, "linkward-account-v1", account_id, lwc_json_str(record, "public_key"));
-    if (len == 0)
-        return LW_EINVAL;
+    rc = proof_raw(raw, account_id, lwc_json_str(record, "public_key"));
+    if (rc != LW_OK)
+        return rc;
     /* libsodium's secret key is seed || public key: the phone's own public
      * key is its second half (crypto_sign_ed25519_sk_to_pk does the same). */
-    return lw_verify(sig, msg, len, sk + LWC_SK_LEN - LWC_PK_LEN);
+    return lw_proof_verify(sig, LW_PROOF_ACCOUNT, account_id, raw, sizeof raw, sk + LWC_SK_LEN - LWC_PK_LEN);
 }
 
 int lwc_device_verify_record(const lwc_device *d, json_t *record)

@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "lw.h"
+#include "proof.h"
 
 #define PAYLOAD_PREFIX "lw1:"
 #define PAYLOAD_PREFIX_LEN 4
-#define QR_DOMAIN "linkward-qr-v1"
-/* domain \0 origin \0 ref fp */
-#define MSG_MAX (sizeof QR_DOMAIN + LW_ORIGIN_MAX + LW_ID_BYTES + LW_FP_LEN)
+
+_Static_assert(LW_ORIGIN_MAX - 1 == LW_PROOF_ORIGIN_MAX, "an origin that parses is one the QR message takes");
 
 /* Unpadded base64url length of n bytes. */
 static size_t b64_len(size_t n)
@@ -33,21 +33,12 @@ static bool origin_ok(const char *o, size_t n)
     return true;
 }
 
-/* Builds the signed message; returns its length. origin must be valid. */
-static size_t payload_msg(uint8_t msg[MSG_MAX], const char *origin, size_t olen,
-                          const uint8_t ref[LW_ID_BYTES], const uint8_t fp[LW_FP_LEN])
+/* The signed message's raw part: ref then fp (proof.h, LW_PROOF_QR). */
+static void payload_raw(uint8_t raw[LW_PROOF_QR_RAW_LEN], const uint8_t ref[LW_ID_BYTES],
+                        const uint8_t fp[LW_FP_LEN])
 {
-    size_t o = 0;
-    memcpy(msg, QR_DOMAIN, sizeof QR_DOMAIN); /* with its NUL */
-    o += sizeof QR_DOMAIN;
-    memcpy(msg + o, origin, olen);
-    o += olen;
-    msg[o++] = 0;
-    memcpy(msg + o, ref, LW_ID_BYTES);
-    o += LW_ID_BYTES;
-    memcpy(msg + o, fp, LW_FP_LEN);
-    o += LW_FP_LEN;
-    return o;
+    memcpy(raw, ref, LW_ID_BYTES);
+    memcpy(raw + LW_ID_BYTES, fp, LW_FP_LEN);
 }
 
 int lw_payload_make(char *dst, size_t cap, const char *origin, const uint8_t ref[LW_ID_BYTES],
@@ -63,10 +54,11 @@ int lw_payload_make(char *dst, size_t cap, const char *origin, const uint8_t ref
     if (cap < need)
         return LW_ETOOBIG;
 
-    uint8_t msg[MSG_MAX];
-    uint8_t sig[LW_SIG_LEN];
-    size_t mlen = payload_msg(msg, origin, olen, ref, fp);
-    lw_sign(sig, msg, mlen, server_sk);
+    uint8_t raw[LW_PROOF_QR_RAW_LEN], sig[LW_SIG_LEN];
+    payload_raw(raw, ref, fp);
+    int rc = lw_proof_sign(sig, LW_PROOF_QR, origin, raw, sizeof raw, server_sk);
+    if (rc != LW_OK)
+        return rc;
     size_t o = 0;
     memcpy(dst, PAYLOAD_PREFIX, PAYLOAD_PREFIX_LEN);
     o += PAYLOAD_PREFIX_LEN;
@@ -119,7 +111,8 @@ int lw_payload_verify(const lw_payload *p, const uint8_t server_pk[LW_PK_LEN])
     size_t olen = strnlen(p->origin, LW_ORIGIN_MAX);
     if (!origin_ok(p->origin, olen))
         return LW_ECRYPTO;
-    uint8_t msg[MSG_MAX];
-    size_t mlen = payload_msg(msg, p->origin, olen, p->ref, p->fp);
-    return lw_verify(p->sig, msg, mlen, server_pk);
+    uint8_t raw[LW_PROOF_QR_RAW_LEN];
+    payload_raw(raw, p->ref, p->fp);
+    return lw_proof_verify(p->sig, LW_PROOF_QR, p->origin, raw, sizeof raw, server_pk) == LW_OK ? LW_OK
+                                                                                                : LW_ECRYPTO;
 }

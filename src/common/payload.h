@@ -5,8 +5,8 @@
  *
  * each field base64url (no padding): origin is the server's public origin
  * ("https://example.org"), ref is 16 random bytes, fp the 32-byte fingerprint
- * of the companion's device key, sig the server's Ed25519 signature over
- *   "linkward-qr-v1" 0x00 origin 0x00 ref fp
+ * of the companion's device key, sig the server's Ed25519 signature over the
+ * LW_PROOF_QR message of origin, ref and fp (proof.h).
  * A primary checks the signature against the server key it pinned at
  * registration and that origin equals its server's origin, which defeats
  * payloads relayed from phishing pages and foreign servers.

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { blake2b } from './blake2b.js';
+import * as proof from '../../web/js/proof.js';
 
 export { blake2b };
 
@@ -628,24 +629,32 @@ export const fingerprint = (pubRaw) => blake2b(pubRaw, 32);
 const Z = Buffer.from([0]);
 const raw32 = (v) => (Buffer.isBuffer(v) || v instanceof Uint8Array ? Buffer.from(v) : b64d(v));
 
-/** "linkward-link-v1" \0 <request id> \0 <nonce (raw)> */
+// The signed messages come from the web client's own builder (web/js/proof.js,
+// the same bytes as src/common/proof.h), so the tests sign what the page signs.
+
+/** The link completion message over the request id and its nonce (raw or base64url). */
 export function linkMessage(requestId, nonce) {
-  return Buffer.concat([Buffer.from('linkward-link-v1'), Z, Buffer.from(requestId, 'utf8'), Z, raw32(nonce)]);
+  return Buffer.from(proof.buildProof(proof.LINK, requestId, raw32(nonce)));
 }
 
-/** "linkward-refresh-v1" \0 <device id> \0 <challenge (raw)> */
+/** The credential refresh message over the device id and its challenge (raw or base64url). */
 export function refreshMessage(deviceId, challenge) {
-  return Buffer.concat([Buffer.from('linkward-refresh-v1'), Z, Buffer.from(deviceId, 'utf8'), Z, raw32(challenge)]);
+  return Buffer.from(proof.buildProof(proof.REFRESH, deviceId, raw32(challenge)));
 }
 
-/** "linkward-account-v1" \0 <account id> \0 <companion public key (raw)> */
+/** The account signature's message over the account id and a companion's public key (raw or base64url). */
 export function accountMessage(accountId, companionPub) {
-  return Buffer.concat([Buffer.from('linkward-account-v1'), Z, Buffer.from(accountId, 'utf8'), Z, raw32(companionPub)]);
+  return Buffer.from(proof.buildProof(proof.ACCOUNT, accountId, raw32(companionPub)));
 }
 
-/** "linkward-qr-v1" \0 <origin> \0 <ref> <fp> */
+/**
+ * "linkward-qr-v1" \0 <origin> \0 <ref> <fp>, concatenated here rather than
+ * built with proof.js: the security tests sign origins the builder refuses (a
+ * NUL in the origin) to show the server refuses them too, signature or not.
+ * integration.proof_vectors holds proof.js's QR message to the same bytes.
+ */
 export function qrMessage(origin, ref, fp) {
-  return Buffer.concat([Buffer.from('linkward-qr-v1'), Z, Buffer.from(origin, 'utf8'), Z, raw32(ref), raw32(fp)]);
+  return Buffer.concat([Buffer.from(proof.QR), Z, Buffer.from(origin, 'utf8'), Z, raw32(ref), raw32(fp)]);
 }
 
 /** Splits `lw1:<origin>.<ref>.<fp>.<sig>` into decoded fields; throws if malformed. */

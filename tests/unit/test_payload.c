@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "lw.h"
 #include "payload.h"
+#include "proof.h"
 
 #define ORIGIN "https://link.example.org"
 
@@ -64,19 +65,12 @@ static void test_signed_message_layout(void **state)
     make(s, ORIGIN);
     lw_payload p;
     assert_int_equal(lw_payload_parse(&p, s, strlen(s)), LW_OK);
-    uint8_t msg[512];
-    size_t n = 0;
-    memcpy(msg, "linkward-qr-v1", 14);
-    n += 14;
-    msg[n++] = 0;
-    memcpy(msg + n, ORIGIN, strlen(ORIGIN));
-    n += strlen(ORIGIN);
-    msg[n++] = 0;
-    memcpy(msg + n, ref, sizeof ref);
-    n += sizeof ref;
-    memcpy(msg + n, fp, sizeof fp);
-    n += sizeof fp;
-    assert_int_equal(lw_verify(p.sig, msg, n, server_pk), LW_OK);
+    /* The signature is over the LW_PROOF_QR message of the fields (whose
+     * bytes unit.test_proof pins down): origin, then ref and fp. */
+    uint8_t raw[LW_PROOF_QR_RAW_LEN];
+    memcpy(raw, ref, sizeof ref);
+    memcpy(raw + sizeof ref, fp, sizeof fp);
+    assert_int_equal(lw_proof_verify(p.sig, LW_PROOF_QR, ORIGIN, raw, sizeof raw, server_pk), LW_OK);
     /* And the origin field is plain base64url of the origin text. */
     char enc[lw_b64_enc_len(sizeof ORIGIN)];
     lw_b64_encode(enc, (const uint8_t *)ORIGIN, strlen(ORIGIN));

@@ -7,6 +7,8 @@
 //   lock   the idle-lock settings and the passcode hash
 // The session credential itself is an HttpOnly cookie the page cannot read.
 
+import { buildProof } from './proof.js';
+
 const DB_NAME = 'linkward';
 const STORE = 'kv';
 
@@ -101,16 +103,9 @@ export async function publicKey(pair) {
   return b64e(await crypto.subtle.exportKey('raw', pair.publicKey));
 }
 
-/** Ed25519 over "<label>" 0x00 <id> 0x00 <32 raw bytes> (docs/api.md), base64url. */
-export async function signMessage(pair, label, id, raw) {
-  const enc = new TextEncoder();
-  const l = enc.encode(label);
-  const i = enc.encode(id);
-  const msg = new Uint8Array(l.length + 1 + i.length + 1 + raw.length);
-  msg.set(l, 0);
-  msg.set(i, l.length + 1);
-  msg.set(raw, l.length + i.length + 2);
-  return b64e(await crypto.subtle.sign({ name: 'Ed25519' }, pair.privateKey, msg));
+/** Ed25519 by the device key over the message of domain (proof.js), base64url. */
+export async function signProof(pair, domain, id, raw) {
+  return b64e(await crypto.subtle.sign({ name: 'Ed25519' }, pair.privateKey, buildProof(domain, id, raw)));
 }
 
 // ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 import { ApiError, request, socketUrl } from './api.js';
 import * as store from './keys.js';
+import * as proof from './proof.js';
 import { brand, dataUrl, h, icon } from './ui.js';
 
 const STATUS = {
@@ -209,7 +210,7 @@ export function mountLink(root, { onLinked, notice }) {
     const mine = attempt;
     setState('linking');
     try {
-      const signature = await store.signMessage(req.pair, 'linkward-link-v1', req.id, store.b64d(req.nonce));
+      const signature = await store.signProof(req.pair, proof.LINK, req.id, store.b64d(req.nonce));
       const ans = await request('POST', `/v1/link-requests/${encodeURIComponent(req.id)}/complete`,
         { signature, credential: 'cookie' });
       if (gone || mine !== attempt) return;

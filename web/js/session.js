@@ -10,6 +10,7 @@
 
 import { ApiError, request, socketUrl } from './api.js';
 import * as store from './keys.js';
+import * as proof from './proof.js';
 
 export const events = new EventTarget();
 
@@ -129,7 +130,7 @@ export function refresh(seen = null) {
     if (!pair) throw new Error('the device key is missing');
     // Requests sent with the current cookie go first: the refresh retires it.
     await Promise.allSettled([...inflight]);
-    const signature = await store.signMessage(pair, 'linkward-refresh-v1', cur.id, store.b64d(challenge));
+    const signature = await store.signProof(pair, proof.REFRESH, cur.id, store.b64d(challenge));
     const ans = await request('POST', '/v1/session/refresh', { signature, credential: 'cookie' });
     await remember(ans.challenge, ans.token_expires_in);
   }).catch(async (e) => {

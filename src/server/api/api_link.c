@@ -15,18 +15,16 @@
 #include "lw.h"
 #include "payload.h"
 #include "pin.h"
+#include "proof.h"
 #include "record.h"
 #include "place.h"
 #include "risk.h"
 #include "session.h"
 #include "work.h"
 
-#define SIG_LINK "linkward-link-v1"
-#define SIG_ACCOUNT "linkward-account-v1"
 /* The answer to a new link request: a version-40 QR's SVG is ~400 KB. */
 #define LINK_ANSWER_MAX (1024 * 1024)
 
-/* "<label>" \0 <id> \0 <32 raw bytes>: the shape of every message a device signs. */
 /* Runs run(op) on the worker and done(op) back on the loop, with *slot
  * guarding rq (NULL in done if the client left meanwhile). False, with rq
  * answered and nothing running, if the work queue refused the job. */
@@ -39,19 +37,6 @@ static bool offload(lw_rq *rq, lw_rq **slot, lw_work_fn run, lw_work_fn done, vo
     lw_rq_release(slot);
     lw_api_work_refused(rq, rc);
     return false;
-}
-
-static size_t signed_msg(uint8_t *dst, size_t cap, const char *label, const char *id, const uint8_t raw[32])
-{
-    size_t ll = strlen(label), il = strlen(id);
-    if (ll + 1 + il + 1 + 32 > cap)
-        return 0;
-    memcpy(dst, label, ll);
-    dst[ll] = 0;
-    memcpy(dst + ll + 1, id, il);
-    dst[ll + 1 + il] = 0;
-    memcpy(dst + ll + il + 2, raw, 32);
-    return ll + il + 2 + 32;
 }
 
 typedef struct create_op {
@@ -496,7 +481,7 @@ typedef struct approve_op {
     lw_account a;
     bool accept_risk, has_pin;
     char pin[17];
-    uint8_t msg[128], primary_pk[LW_PK_LEN];
+    uint8_t msg[LW_PROOF_MAX], primary_pk[LW_PK_LEN];
     size_t msg_len;
     int verified;
 } approve_op;
@@ -639,8 +624,8 @@ void lw_api_link_approve(lw_rq *rq)
         lw_api_store_failed(rq, rc, "loading the account");
         goto out;
     }
-    op->msg_len = signed_msg(op->msg, sizeof op->msg, SIG_ACCOUNT, op->a.id, r->public_key);
-    if (op->msg_len == 0) {
+    if (lw_proof_build(op->msg, sizeof op->msg, &op->msg_len, LW_PROOF_ACCOUNT, op->a.id, r->public_key,
+                       LW_PK_LEN) != LW_OK) {
         lw_reply_error(rq, 400, "invalid_signature",
                        "The account signature over the device key does not verify with this phone's key.");
         goto out;
@@ -684,7 +669,7 @@ void lw_api_link_deny(lw_rq *rq)
 
 typedef struct complete_op {
     lw_rq *rq; /* NULL once the client is gone */
-    uint8_t sig[LW_SIG_LEN], msg[128], pk[LW_PK_LEN];
+    uint8_t sig[LW_SIG_LEN], msg[LW_PROOF_MAX], pk[LW_PK_LEN];
     size_t msg_len;
     int verified;
 } complete_op;
@@ -741,8 +726,8 @@ void lw_api_link_complete(lw_rq *rq)
         lw_reply_error(rq, 409, "not_pending", "This link request is %s, not approved.", r->state);
         goto out;
     }
-    op->msg_len = signed_msg(op->msg, sizeof op->msg, SIG_LINK, r->id, r->nonce);
-    if (op->msg_len == 0) {
+    if (lw_proof_build(op->msg, sizeof op->msg, &op->msg_len, LW_PROOF_LINK, r->id, r->nonce,
+                       sizeof r->nonce) != LW_OK) {
         lw_reply_error(rq, 400, "invalid_signature",
                        "The signature does not prove possession of the device key.");
         goto out;

@@ -11,10 +11,10 @@
 #include "events.h"
 #include "log.h"
 #include "lw.h"
+#include "proof.h"
 #include "record.h"
 #include "session.h"
 
-#define SIG_REFRESH "linkward-refresh-v1"
 #define DAY_MS (24LL * 3600 * 1000)
 
 static json_t *challenge_json(const uint8_t c[32])
@@ -164,14 +164,7 @@ void lw_api_session_refresh(lw_rq *rq)
     if (json_is_string(v) && lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v),
                                            sizeof sig) == LW_SIG_LEN) {
         present = true;
-        uint8_t msg[128];
-        size_t il = strlen(s.id), ll = strlen(SIG_REFRESH);
-        memcpy(msg, SIG_REFRESH, ll);
-        msg[ll] = 0;
-        memcpy(msg + ll + 1, s.id, il);
-        msg[ll + 1 + il] = 0;
-        memcpy(msg + ll + il + 2, s.challenge, 32);
-        ok = lw_verify(sig, msg, ll + il + 2 + 32, s.public_key);
+        ok = lw_proof_verify(sig, LW_PROOF_REFRESH, s.id, s.challenge, sizeof s.challenge, s.public_key);
     }
     if (ok != LW_OK) {
         char addr[LW_LOG_ADDR_MAX];
