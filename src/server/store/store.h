@@ -1,8 +1,10 @@
 /*
  * store.h — the storage interface. Session logic talks only to these
- * functions; each backend (store_sqlite.c, store_pg.c) fills a lw_store_ops
- * vtable and is chosen by the scheme of the location string ("postgres://" or
- * "postgresql://" for PostgreSQL, a file path for SQLite).
+ * functions; each engine fills a lw_store_ops vtable and is chosen by the
+ * scheme of the location string ("postgres://" or "postgresql://" for
+ * PostgreSQL, a file path for SQLite). The operations are written once
+ * (sql_*.c over the driver interface of sql.h); drv_sqlite.c and drv_pg.c
+ * are the engines' drivers.
  *
  * Rules every backend keeps:
  *  - every function that changes several rows does it in one transaction;
