@@ -6,7 +6,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import * as h from '../lib/harness.js';
 
 const servers = [];
@@ -19,19 +18,7 @@ after(async () => {
   for (const s of servers) await s.stop().catch(() => {});
 });
 
-/** A CA and a certificate for 127.0.0.1, made with openssl. */
-function makeCerts() {
-  const dir = h.tempDir('lw-tls-');
-  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
-    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Linkward test CA']);
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key',
-    '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
-  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
-  return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
-}
+const makeCerts = h.makeTestCerts;
 
 test('--cacert given at register and at the first link is kept: later commands need not repeat it', async () => {
   const c = makeCerts();

@@ -1,4 +1,4 @@
-// Several stateless nodes on one PostgreSQL (PRODUCT §10, issue 7): events and
+// Several stateless nodes on one PostgreSQL (docs/concepts.md, "Several nodes"): events and
 // revocations cross nodes through LISTEN/NOTIFY, a node that dies loses no
 // session. Needs the PostgreSQL fixture (tests/tools/pg_start.sh).
 
@@ -6,93 +6,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import net from 'node:net';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as h from '../lib/harness.js';
+import { PgNodes, pgProxy } from '../lib/pgnodes.js';
 
 const run = promisify(execFile);
 
-const PG_FILE = process.env.LINKWARD_TEST_PG;
-let base;     // the server's URL
-let nodes = [];
-
-/** A fresh schema on the test server, reached through search_path. */
-function freshDb(name) {
-  const schema = `mn_${name}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-  execFileSync('psql', [base, '-qc', `CREATE SCHEMA ${schema}`], { stdio: 'pipe' });
-  return `${base}&options=-csearch_path%3D${schema}`;
-}
-
-/**
- * N nodes on one database; they share the server key, as an operator would
- * copy it. perNode(i, db) gives node i extra arguments (say, a --db-listen; may be async).
- */
-async function cluster(n, name, args = [], perNode = () => []) {
-  const db = freshDb(name);
-  const first = await h.startServer({ args: ['--db', db, ...args, ...(await perNode(0, db))] });
-  const started = [first];
-  for (let i = 1; i < n; i++) {
-    const dir = h.tempDir('lw-node-');
-    fs.copyFileSync(path.join(first.dataDir, 'server.key'), path.join(dir, 'server.key'));
-    fs.chmodSync(path.join(dir, 'server.key'), 0o600);
-    started.push(await h.startServer({
-      dataDir: dir, args: ['--db', db, '--public-origin', first.url, ...args, ...(await perNode(i, db))],
-    }));
-  }
-  // Every node names the first node's origin in its QR codes: one site behind a load balancer.
-  nodes.push(...started);
-  return started;
-}
-
-/**
- * A TCP proxy in front of PostgreSQL that the test controls, standing for the
- * network between one node and the database:
- *   refuse()  new connections are closed at once (existing ones still work)
- *   freeze()  also: existing connections go silent both ways — bytes are
- *             dropped, nothing is closed (a half-open connection)
- *   restore() frozen connections are cut, new ones are let through again
- * url: the database URL through the proxy; ports(): the proxy's own ports
- * towards PostgreSQL (pg_stat_activity.client_port of the proxied backends).
- */
-async function pgProxy(dbUrl) {
-  const target = new URL(dbUrl.replace(/^postgres(ql)?:/, 'http:'));
-  const pairs = new Set();
-  let refusing = false;
-  const server = net.createServer((client) => {
-    if (refusing) { client.destroy(); return; }
-    const upstream = net.connect(Number(target.port), target.hostname);
-    const pair = { client, upstream, frozen: false };
-    pairs.add(pair);
-    const drop = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
-    client.on('data', (d) => { if (!pair.frozen) upstream.write(d); });
-    upstream.on('data', (d) => { if (!pair.frozen) client.write(d); });
-    for (const sock of [client, upstream]) {
-      sock.on('error', drop);
-      sock.on('close', () => { if (!pair.frozen) drop(); });
-    }
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = server.address().port;
-  return {
-    url: dbUrl.replace(`:${target.port}/`, `:${port}/`),
-    ports: () => [...pairs].map((p) => p.upstream.localPort).filter(Boolean),
-    refuse() { refusing = true; },
-    freeze() { refusing = true; for (const p of pairs) p.frozen = true; },
-    restore() {
-      for (const p of [...pairs]) if (p.frozen) { pairs.delete(p); p.client.destroy(); p.upstream.destroy(); }
-      refusing = false;
-    },
-    close() { this.restore(); for (const p of [...pairs]) { p.client.destroy(); p.upstream.destroy(); } server.close(); },
-  };
-}
+const pg = new PgNodes('mn');
+const cluster = (...args) => pg.cluster(...args);
 
 /** Terminates the backends of the LISTEN connections (all, or those coming from ports). */
 function terminateListeners(ports) {
   const only = ports ? ` AND client_port IN (${ports.map(Number).join(',') || '0'})` : '';
-  return execFileSync('psql', [base, '-qAtc',
-    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'linkward-listen %'${only}`],
-  { stdio: 'pipe', encoding: 'utf8' }).trim();
+  return pg.psql(
+    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'linkward-listen %'${only}`);
 }
 
 /** The p-th percentile (0..100) of numbers. */
@@ -101,14 +29,9 @@ function percentile(xs, p) {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 }
 
-before(() => {
-  assert.ok(PG_FILE, 'LINKWARD_TEST_PG is set by the postgres CTest fixture');
-  base = fs.readFileSync(PG_FILE, 'utf8').trim();
-});
+before(() => pg.open());
 
-after(async () => {
-  for (const s of nodes) await s.stop().catch(() => {});
-});
+after(() => pg.stopAll());
 
 test('a link on node A while the phone talks to node B: each side hears every step', async () => {
   const [A, B] = await cluster(2, 'link');
@@ -278,10 +201,10 @@ test('PostgreSQL down during traffic: requests meanwhile get a clean 503, the no
   const pgctl = (mode) => run('bash', [path.join(tools, 'pg_restart.sh'), mode, dir], { timeout: 60000 });
   execFileSync('bash', [path.join(tools, 'pg_start.sh'), dir], { stdio: 'pipe' });
   try {
-    const saved = base;
-    base = fs.readFileSync(path.join(dir, 'url'), 'utf8').trim();
+    const saved = pg.base;
+    pg.base = fs.readFileSync(path.join(dir, 'url'), 'utf8').trim();
     const [A, B] = await cluster(2, 'pgrestart');
-    base = saved;
+    pg.base = saved;
     const phone = await h.registerPrimary(A.url, h.uniqueHandle('mn'));
     const c = await h.linkCompanionApi(A.url, phone);
     // Requests keep going, without blocking the event loop, through the whole outage.

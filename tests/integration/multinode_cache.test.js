@@ -6,70 +6,18 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import net from 'node:net';
-import { execFileSync } from 'node:child_process';
 import * as h from '../lib/harness.js';
+import { PgNodes, pgProxy } from '../lib/pgnodes.js';
 
-const PG_FILE = process.env.LINKWARD_TEST_PG;
-const HEALTHY_MS = 1500; // LW_RELAY_HEALTHY_MS (src/server/relay.h)
-let base;
-const nodes = [];
-
-function freshDb(name) {
-  const schema = `mc_${name}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-  execFileSync('psql', [base, '-qc', `CREATE SCHEMA ${schema}`], { stdio: 'pipe' });
-  return `${base}&options=-csearch_path%3D${schema}`;
-}
+const HEALTHY_MS = 1500; // LW_RELAY_HEALTHY_MS (src/server/bus/relay.h)
+const pg = new PgNodes('mc');
 
 /** Two nodes on one database with one server key; listenA: node A's --db-listen (or none). */
 async function pair(name, listenA = () => null) {
-  const db = freshDb(name);
-  const la = await listenA(db);
-  const A = await h.startServer({ args: ['--db', db, ...(la ? ['--db-listen', la] : [])] });
-  const dir = h.tempDir('lw-node-');
-  fs.copyFileSync(path.join(A.dataDir, 'server.key'), path.join(dir, 'server.key'));
-  fs.chmodSync(path.join(dir, 'server.key'), 0o600);
-  const B = await h.startServer({ dataDir: dir, args: ['--db', db, '--public-origin', A.url] });
-  nodes.push(A, B);
-  return [A, B];
-}
-
-/**
- * A TCP proxy in front of PostgreSQL for one node's LISTEN connection:
- * refuse() closes new connections at once; freeze() also silences the open
- * ones both ways without closing them (half-open); restore() cuts the frozen
- * ones and lets new ones through again.
- */
-async function pgProxy(dbUrl) {
-  const target = new URL(dbUrl.replace(/^postgres(ql)?:/, 'http:'));
-  const pairs = new Set();
-  let refusing = false;
-  const server = net.createServer((client) => {
-    if (refusing) { client.destroy(); return; }
-    const upstream = net.connect(Number(target.port), target.hostname);
-    const p = { client, upstream, frozen: false };
-    pairs.add(p);
-    const drop = () => { pairs.delete(p); client.destroy(); upstream.destroy(); };
-    client.on('data', (d) => { if (!p.frozen) upstream.write(d); });
-    upstream.on('data', (d) => { if (!p.frozen) client.write(d); });
-    for (const sock of [client, upstream]) {
-      sock.on('error', drop);
-      sock.on('close', () => { if (!p.frozen) drop(); });
-    }
+  return pg.cluster(2, name, [], async (i, db) => {
+    const la = i === 0 ? await listenA(db) : null;
+    return la ? ['--db-listen', la] : [];
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: dbUrl.replace(`:${target.port}/`, `:${server.address().port}/`),
-    refuse() { refusing = true; },
-    freeze() { refusing = true; for (const p of pairs) p.frozen = true; },
-    restore() {
-      for (const p of [...pairs]) if (p.frozen) { pairs.delete(p); p.client.destroy(); p.upstream.destroy(); }
-      refusing = false;
-    },
-    close() { this.restore(); for (const p of [...pairs]) { p.client.destroy(); p.upstream.destroy(); } server.close(); },
-  };
 }
 
 /** The node's id, as its relay logs it at start. */
@@ -81,9 +29,8 @@ function nodeId(server) {
 
 /** Terminates the backend of one node's LISTEN connection (application_name "linkward-listen <node id>"). */
 function terminateListener(server) {
-  return execFileSync('psql', [base, '-qAtc',
-    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'linkward-listen ${nodeId(server)}'`],
-  { stdio: 'pipe', encoding: 'utf8' }).trim();
+  return pg.psql(
+    `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'linkward-listen ${nodeId(server)}'`);
 }
 
 async function metrics(server) {
@@ -108,14 +55,9 @@ async function untilRefused(url, token, deadline) {
   }
 }
 
-before(() => {
-  assert.ok(PG_FILE, 'LINKWARD_TEST_PG is set by the postgres CTest fixture');
-  base = fs.readFileSync(PG_FILE, 'utf8').trim();
-});
+before(() => pg.open());
 
-after(async () => {
-  for (const s of nodes) await s.stop().catch(() => {});
-});
+after(() => pg.stopAll());
 
 test('a warm cache on a healthy node: N checks read the store not once', async () => {
   const [A, B] = await pair('warm');

@@ -22,19 +22,7 @@ after(async () => {
   for (const s of servers) await s.stop().catch(() => {});
 });
 
-/** A CA and a certificate for 127.0.0.1 / localhost, made with openssl. */
-function makeCerts() {
-  const dir = h.tempDir('lw-tls-');
-  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
-    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Linkward test CA']);
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key',
-    '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
-  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
-  return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
-}
+const makeCerts = h.makeTestCerts;
 
 /**
  * Spawns `cmd ...argv` (linkward serve, maybe under setpriv) and waits, with a

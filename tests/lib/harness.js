@@ -5,7 +5,7 @@
 //
 // Contracts: docs/api.md (HTTP/WebSocket, signed messages), docs/cli.md (CLI).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -128,6 +128,24 @@ function safeJson(v) {
 export function stopwatch() {
   const t0 = performance.now();
   return () => performance.now() - t0;
+}
+
+/**
+ * A test CA and a server certificate it signed for 127.0.0.1 and localhost
+ * (EC P-256, two days), made with openssl in a fresh temp dir:
+ * {dir, ca, cert, key} (paths).
+ */
+export function makeTestCerts() {
+  const dir = tempDir('lw-tls-');
+  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
+    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Linkward test CA']);
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key',
+    '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
+  return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
 }
 
 // ---------------------------------------------------------------------------
