@@ -125,7 +125,7 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
          * cost a store write each. */
         static const lw_rate_rule alert_rule = {"alert", 1.0 / 60, 1};
         if (lw_rates_take(app->rates, &alert_rule, "acct", account_id, now) == 0)
-            lw_alert_raise_burst(app, account_id, "link.rate_limited", "",
+            lw_alert_raise_burst(&app->domain, account_id, "link.rate_limited", "",
                                  "Repeated link or pairing attempts on your account were refused.",
                                  json_pack("{s:s, s:s}", "limit", rule->name, "ip", rq->ip));
     }
@@ -191,7 +191,7 @@ static const char *reported_network(lw_rq *rq)
 
 void lw_api_place_lookup(lw_rq *rq, lw_place *place, lw_netinfo *net)
 {
-    lw_place_lookup(rq->app, rq->ip, place, net);
+    lw_place_lookup(&rq->app->domain, rq->ip, place, net);
     const char *label = reported_network(rq);
     if (!label)
         return;

@@ -378,9 +378,9 @@ void lw_api_link_scan(lw_rq *rq)
     lw_store_account_get(app->store, rq->who.account_id, &a);
     /* The phone is making this very request: that is where it is now. */
     lw_place phone_at;
-    lw_place_lookup(app, rq->ip, &phone_at, NULL);
+    lw_place_lookup(&app->domain, rq->ip, &phone_at, NULL);
     lw_risk k;
-    lw_risk_link(app, &r, rq->who.account_id, &phone_at, &k);
+    lw_risk_link(&app->domain, &r, rq->who.account_id, &phone_at, &k);
     json_t *req_json = request_json(&r);
     json_object_set_new(req_json, "distance_km",
                         k.distance_km >= 0 ? json_integer((json_int_t)(k.distance_km + 0.5)) : json_null());
@@ -533,9 +533,9 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
         return false;
     }
     lw_place phone_at;
-    lw_place_lookup(app, rq->ip, &phone_at, NULL);
+    lw_place_lookup(&app->domain, rq->ip, &phone_at, NULL);
     lw_risk k;
-    lw_risk_link(app, r, a->id, &phone_at, &k);
+    lw_risk_link(&app->domain, r, a->id, &phone_at, &k);
     lw_risk_level level = k.level;
     lw_risk_clear(&k);
     if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
@@ -769,7 +769,7 @@ static void complete_verified(lw_rq *rq)
     lw_place phone_at;
     bool phone_known = lw_sessions_place(app->sessions, r->scanned_by, &phone_at);
     lw_risk k;
-    lw_risk_link(app, r, r->account_id, phone_known ? &phone_at : NULL, &k);
+    lw_risk_link(&app->domain, r, r->account_id, phone_known ? &phone_at : NULL, &k);
     /* The credential goes to whoever completes, usually from where it asked.
      * The record holds that address: the place and network the device is
      * really at, first and last seen. */
@@ -819,12 +819,12 @@ static void complete_verified(lw_rq *rq)
     lw_place_describe(s->city, s->country, where, sizeof where);
     char message[LW_ALERT_TEXT_MAX];
     lw_alert_text_linked(message, sizeof message, s->name, where);
-    lw_alert_raise(app, s->account_id, "device.linked", s->id, message,
+    lw_alert_raise(&app->domain, s->account_id, "device.linked", s->id, message,
                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
                              s->os, "ip", s->ip, "place", where, "network", s->network));
-    lw_risk_link_alerts(app, &k, s->account_id, s->id, s->name);
-    lw_risk_link_completed(app, &k, &here, &here_net, s->account_id, s->id, s->name, now - r->created_at,
-                           now);
+    lw_risk_link_alerts(&app->domain, &k, s->account_id, s->id, s->name);
+    lw_risk_link_completed(&app->domain, &k, &here, &here_net, s->account_id, s->id, s->name,
+                           now - r->created_at, now);
 
     lw_account a;
     const char *handle = "";

@@ -71,12 +71,12 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
     lw_alert_text_pin_failed(text, sizeof text, a.pin_failures, left);
     json_t *details = json_pack("{s:i, s:i}", "failures", a.pin_failures, "attempts_left", left);
     if (a.pin_failures == 1)
-        lw_alert_raise(app, account_id, "pin.failed", device_id, text, details);
+        lw_alert_raise(&app->domain, account_id, "pin.failed", device_id, text, details);
     else
-        lw_alert_raise_burst(app, account_id, "pin.failed", device_id, text, details);
+        lw_alert_raise_burst(&app->domain, account_id, "pin.failed", device_id, text, details);
     if (lock > 0) {
         lw_alert_text_pin_locked(text, sizeof text, a.pin_failures, lock);
-        lw_alert_raise_burst(app, account_id, "pin.locked", device_id, text,
+        lw_alert_raise_burst(&app->domain, account_id, "pin.locked", device_id, text,
                              json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)lw_api_secs(lock),
                                        "failures", a.pin_failures));
     }
@@ -131,7 +131,7 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
     }
     lw_sessions_invalidate_account_views(app->sessions, op->account_id);
     /* Every device hears of it: a PIN changed by someone else is an alarm. */
-    lw_alert_raise(app, op->account_id, "pin.changed", op->device_id,
+    lw_alert_raise(&app->domain, op->account_id, "pin.changed", op->device_id,
                    op->disable   ? "The two-step PIN was turned off."
                    : op->checked ? "The two-step PIN was changed."
                                  : "A two-step PIN was set.",

@@ -172,7 +172,7 @@ void lw_api_session_refresh(lw_rq *rq)
                     lw_log_addr(rq->ip, addr));
         char text[LW_ALERT_TEXT_MAX];
         lw_alert_text_theft(text, sizeof text, s.name, rq->ip, present);
-        lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id, text,
+        lw_alert_raise(&app->domain, s.account_id, "token.theft_suspected", s.id, text,
                        json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
                                  present ? "wrong signature" : "missing"));
         lw_sessions_end(app->sessions, s.id, "token_theft");

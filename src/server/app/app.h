@@ -14,6 +14,7 @@
 #include "clientaddr.h"
 #include "config.h"
 #include "crypto.h"
+#include "deps.h"
 #include "events.h"
 #include "rate.h"
 
@@ -49,6 +50,7 @@ typedef struct lw_app {
     bool shared_store;      /* PostgreSQL: other nodes may change sessions under us */
     struct lw_relay *relay; /* cross-node events (with a shared store) */
     void *h2o_ctx;          /* h2o_context_t*, for modules that need the loop's timeouts */
+    lw_domain_deps domain;  /* what the domain modules see of the above (serve.c's domain_sync) */
 } lw_app;
 
 /* Starts everything but the event loop: data directory, server key, store,

@@ -323,6 +323,24 @@ static int drop_privileges(lw_app *app)
  * runs as (privileges are dropped before this): a database that user may
  * only read would otherwise start, answer every read and /v1/health, and
  * fail every write with a 500. */
+/* Fills what the domain modules are given (they keep &app->domain) from the
+ * fields serve.c owns; again whenever one of those is replaced. */
+static void domain_sync(lw_app *app)
+{
+    app->domain = (lw_domain_deps){
+        .store = app->store,
+        .events = &app->events,
+        .cfg = &app->cfg,
+        .hash_key = app->hash_key,
+        .server_sk = app->server_sk,
+        .loop = app->loop,
+        .geo = app->geo,
+        .rates = app->rates,
+        .sessions = app->sessions,
+        .shared_store = app->shared_store,
+    };
+}
+
 static int open_store(lw_app *app)
 {
     /* A PostgreSQL URL may carry a password: name only what is safe to print. */
@@ -481,15 +499,17 @@ int lw_app_start(lw_app *app, bool listen)
     if (app->bus)
         app->events = lw_bus_events(app->bus); /* what the domain publishes through */
     app->rates = lw_rates_new((size_t)app->cfg.rate_table_keys);
-    app->sessions = lw_sessions_new(app);
-    app->links = lw_links_new(app);
-    app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
+    domain_sync(app);
+    app->sessions = lw_sessions_new(&app->domain);
+    app->links = lw_links_new(&app->domain);
+    app->pins = lw_pins_new(&app->domain, app->h2o_ctx, app->cfg.pin_workers);
     /* One thread: the loop and it fill a two-core machine; with one core,
      * handing work over would only add to it. */
     app->work =
         lw_work_new(app->h2o_ctx,
                     &(lw_work_opts){.name = "lw-work", .threads = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0});
-    app->sweeper = lw_sweeper_new(app);
+    domain_sync(app); /* the sweeper ends sessions through app->sessions */
+    app->sweeper = lw_sweeper_new(&app->domain);
     if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->work ||
         !app->sweeper) {
         lw_log_error("serve", "out of memory at start-up");
@@ -498,6 +518,7 @@ int lw_app_start(lw_app *app, bool listen)
     if (listen && !(app->control = lw_control_start(app, app->cfg.control_path)))
         return LW_EIO;
     app->shared_store = strncmp(app->cfg.db, "postgres", 8) == 0;
+    domain_sync(app);
     if (app->shared_store) {
         lw_bus_set_hooks(app->bus, &(lw_bus_hooks){.ctx = app,
                                                    .forget = hook_forget,
@@ -603,6 +624,7 @@ int lw_serve_main(int argc, char **argv)
                     lw_log_warn("tls", "certificate reload failed; keeping the one in use");
             }
             int grc = lw_geo_reload(&app->geo, app->cfg.geoip_dir);
+            domain_sync(app);
             if (grc == LW_OK)
                 lw_log_info("geo", "reloaded %zu GeoIP databases", lw_geo_count(app->geo));
             else

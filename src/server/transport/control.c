@@ -299,7 +299,7 @@ static json_t *run(client *cl, json_t *req)
         return end_sessions(app, req);
     if (strcmp(cmd, "purge") == 0) {
         long ended = 0, purged = 0;
-        if (lw_sweep_run(app, lw_now_ms(), &ended, &purged) != LW_OK)
+        if (lw_sweep_run(&app->domain, lw_now_ms(), &ended, &purged) != LW_OK)
             return error("internal", "The sweep failed.");
         return json_pack("{s:b, s:I, s:I}", "ok", 1, "ended", (json_int_t)ended, "purged",
                          (json_int_t)purged);
