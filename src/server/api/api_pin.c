@@ -9,7 +9,7 @@
 #include "pin.h"
 #include "session.h"
 
-int lw_api_pin_inflight_cap(lw_app *app, const lw_account *a)
+int lw_api_pin_inflight_cap(lw_server *app, const lw_account *a)
 {
     int left = app->cfg.pin_max_failures - a->pin_failures;
     if (left < 1)
@@ -31,7 +31,7 @@ bool lw_api_pin_locked(lw_rq *rq, const lw_account *a)
     return true;
 }
 
-bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_id, int verified, lw_rq *rq)
+bool lw_api_pin_result(lw_server *app, const char *account_id, const char *device_id, int verified, lw_rq *rq)
 {
     lw_account a;
     int rc = lw_store_account_get(app->store, account_id, &a);
@@ -94,7 +94,7 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
 /* POST /v1/pin and /v1/pin/disable share one asynchronous job. */
 typedef struct pin_op {
     lw_rq *rq; /* NULL once the client is gone */
-    lw_app *app;
+    lw_server *app;
     char account_id[LW_ID_STRLEN];
     char device_id[LW_ID_STRLEN];
     bool disable;
@@ -104,7 +104,7 @@ typedef struct pin_op {
 static void pin_op_done(void *arg, int verified, const char *new_hash)
 {
     pin_op *op = arg;
-    lw_app *app = op->app;
+    lw_server *app = op->app;
     lw_rq *rq = op->rq;
     if (op->checked && !lw_api_pin_result(app, op->account_id, op->device_id, verified, rq))
         goto done;
@@ -154,7 +154,7 @@ done:
 
 static void pin_op_start(lw_rq *rq, bool disable)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     const char *pin = NULL, *new_pin = NULL;
     if (lw_body_str(rq, "pin", disable, 16, &pin) != LW_OK)
         return;
