@@ -130,8 +130,8 @@ void lwf_server_init(void)
     if (n < 0 || (size_t)n >= sizeof tmpdir || !mkdtemp(tmpdir))
         die("cannot create a temporary directory under %s: %s", base, strerror(errno));
 
-    lw_config_defaults(&app.cfg);
-    lw_config *c = &app.cfg;
+    lw_config_defaults(&app.srv.cfg);
+    lw_config *c = &app.srv.cfg;
     if (lw_strlcpy(c->data_dir, tmpdir, sizeof c->data_dir) != LW_OK ||
         path_in_tmp(c->db, sizeof c->db, "linkward.db") != 0 ||
         path_in_tmp(c->geoip_dir, sizeof c->geoip_dir, "geoip") != 0 ||
@@ -176,7 +176,7 @@ bool lwf_exchange(const void *req, size_t len, lw_buf *resp)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
         die("socketpair: %s", strerror(errno));
-    lw_http_accept_fd(&app, sv[0]); /* the server owns sv[0] from here */
+    lw_http_accept_fd(&app.srv, sv[0]); /* the server owns sv[0] from here */
     if (resp)
         lw_buf_reset(resp);
     const uint8_t *p = req;
@@ -203,7 +203,7 @@ bool lwf_exchange(const void *req, size_t len, lw_buf *resp)
             shutdown(sv[1], SHUT_WR); /* the server sees the end of the input */
             shut = true;
         }
-        h2o_evloop_run(app.loop, idle > LWF_IDLE_SPIN ? 1 : 0);
+        h2o_evloop_run(app.srv.loop, idle > LWF_IDLE_SPIN ? 1 : 0);
         for (;;) {
             char buf[16384];
             ssize_t n = recv(sv[1], buf, sizeof buf, 0);
@@ -229,7 +229,7 @@ bool lwf_exchange(const void *req, size_t len, lw_buf *resp)
                 closed ? "closed" : "budget spent", resp ? (int)resp->len : 0, resp ? resp->data : "");
     /* Let the server see the hang-up now rather than during the next input. */
     for (int i = 0; i < 4; i++)
-        h2o_evloop_run(app.loop, 0);
+        h2o_evloop_run(app.srv.loop, 0);
     return closed;
 }
 
@@ -435,13 +435,13 @@ static bool session_ok(const char *tok)
 {
     lw_principal who;
     char reason[LW_REASON_MAX];
-    return lw_sessions_auth(app.sessions, tok, strlen(tok), false, "", &who, reason) == LW_OK;
+    return lw_sessions_auth(app.srv.sessions, tok, strlen(tok), false, "", &who, reason) == LW_OK;
 }
 
 static bool link_in(const char *id, const char *state)
 {
     lw_link_request r;
-    bool ok = lw_store_link_get(app.store, id, &r) == LW_OK && strcmp(r.state, state) == 0 &&
+    bool ok = lw_store_link_get(app.srv.store, id, &r) == LW_OK && strcmp(r.state, state) == 0 &&
               lw_links_remaining(&r) > 0;
     lw_wipe(&r, sizeof r);
     return ok;
@@ -456,9 +456,9 @@ static bool main_intact(void)
     lw_account a;
     long companions = -1;
     bool ok =
-        lw_store_account_get(app.store, fx.account_id, &a) == LW_OK && a.pin_hash[0] == '\0' &&
+        lw_store_account_get(app.srv.store, fx.account_id, &a) == LW_OK && a.pin_hash[0] == '\0' &&
         a.pin_failures == 0 && a.pin_locked_until == 0 && !a.pin_change_required &&
-        lw_store_session_count_active_companions(app.store, fx.account_id, NULL, &companions) == LW_OK &&
+        lw_store_session_count_active_companions(app.srv.store, fx.account_id, NULL, &companions) == LW_OK &&
         companions == 1 && link_in(fx.scanned_id, "scanned") && link_in(fx.pending_id, "pending");
     lw_wipe(&a, sizeof a);
     return ok;
@@ -469,7 +469,7 @@ static bool spare_intact(void)
     if (!fx.spare_ok || !session_ok(fx.spare_tok))
         return false;
     lw_session s;
-    bool ok = lw_store_session_get(app.store, fx.spare_dev, &s) == LW_OK &&
+    bool ok = lw_store_session_get(app.srv.store, fx.spare_dev, &s) == LW_OK &&
               memcmp(s.challenge, fx.spare_challenge, sizeof s.challenge) == 0;
     lw_wipe(&s, sizeof s);
     return ok;

@@ -10,8 +10,14 @@
 
 #include <cmocka.h>
 
+#include <stdlib.h>
+
 #include "alert.h"
+#include "config.h"
+#include "deps.h"
+#include "events.h"
 #include "lw.h"
+#include "store.h"
 
 static void test_pin_failed(void **state)
 {
@@ -135,12 +141,90 @@ static void test_bounds(void **state)
                      LW_OK);
 }
 
+/* lw_alert_raise built alone: the domain library, a real SQLite store in a
+ * temporary file and a fake events sink, through lw_domain_deps (no lw_app,
+ * bus or transport in this program). The alert is stored, and the account
+ * hears it; a burst counts into one alert, pushed again. */
+typedef struct sink {
+    int heard;
+    char account[LW_ID_STRLEN];
+    char last_id[LW_ID_STRLEN];
+} sink;
+
+static void sink_to_account(void *ctx, const char *account_id, const char *except_device, json_t *ev)
+{
+    sink *k = ctx;
+    assert_null(except_device);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "alert");
+    lw_strlcpy(k->account, account_id, sizeof k->account);
+    const char *id = json_string_value(json_object_get(json_object_get(ev, "alert"), "id"));
+    lw_strlcpy(k->last_id, id ? id : "", sizeof k->last_id);
+    k->heard++;
+}
+
+static void test_raise_with_narrow_deps(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/lw-test-alert-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char db[64];
+    snprintf(db, sizeof db, "%s/t.db", dir);
+    lw_config cfg;
+    lw_config_defaults(&cfg);
+    lw_store *store = NULL;
+    assert_int_equal(lw_store_open(&store, db), LW_OK);
+
+    lw_account a;
+    memset(&a, 0, sizeof a);
+    lw_strlcpy(a.id, "acct1", sizeof a.id);
+    lw_strlcpy(a.handle, "alice", sizeof a.handle);
+    a.inactive_ttl_ms = 30LL * 24 * 3600 * 1000;
+    lw_session p;
+    memset(&p, 0, sizeof p);
+    lw_strlcpy(p.id, "acct1-p", sizeof p.id);
+    lw_strlcpy(p.account_id, "acct1", sizeof p.account_id);
+    lw_strlcpy(p.role, LW_ROLE_PRIMARY, sizeof p.role);
+    lw_strlcpy(p.state, "active", sizeof p.state);
+    lw_strlcpy(p.cred_selector, "sel-p", sizeof p.cred_selector);
+    assert_int_equal(lw_store_account_create(store, &a, &p, NULL), LW_OK);
+
+    sink k = {0};
+    lw_events events = {.ctx = &k, .to_account = sink_to_account};
+    lw_domain_deps deps = {.store = store, .events = &events, .cfg = &cfg};
+
+    assert_int_equal(lw_alert_raise(&deps, "acct1", "pin.changed", "acct1-p", "Your PIN was changed.", NULL),
+                     LW_OK);
+    assert_int_equal(k.heard, 1);
+    assert_string_equal(k.account, "acct1");
+    assert_int_equal(lw_alert_raise_burst(&deps, "acct1", "pin.failed", "acct1-p", "A wrong PIN.", NULL),
+                     LW_OK);
+    assert_int_equal(lw_alert_raise_burst(&deps, "acct1", "pin.failed", "acct1-p", "Two wrong PINs.", NULL),
+                     LW_OK);
+    assert_int_equal(k.heard, 3);
+
+    lw_alert *list = NULL;
+    size_t n = 0;
+    assert_int_equal(lw_store_alert_list(store, "acct1", 10, &list, &n), LW_OK);
+    assert_int_equal(n, 2); /* pin.changed, and one pin.failed counting two */
+    int burst = -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].kind, "pin.failed") == 0)
+            burst = list[i].count;
+    assert_int_equal(burst, 2);
+    lw_free(list);
+
+    lw_store_close(store);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pin_failed), cmocka_unit_test(test_duration_and_lock),
         cmocka_unit_test(test_ended),      cmocka_unit_test(test_theft_and_linked),
-        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_bounds),     cmocka_unit_test(test_raise_with_narrow_deps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,8 +17,7 @@
 
 #include "geo_world.h"
 
-#include "app.h"
-#include "bus.h"
+#include "deps.h"
 #include "config.h"
 #include "geo.h"
 #include "lw.h"
@@ -60,11 +59,34 @@ static void test_distance(void **state)
     assert_true(lw_place_distance_km(&lisbon, &nowhere) < 0);
 }
 
+/* What serve.c's lw_app holds for the domain, here without the bus or the
+ * transport: the modules see only app.domain (deps.h), filled by wire(). */
+typedef struct holder {
+    lw_config cfg;
+    uint8_t hash_key[LW_KEY_LEN];
+    lw_store *store;
+    lw_sessions *sessions;
+    lw_geo *geo;
+    lw_domain_deps domain;
+} holder;
+
 typedef struct fixture {
     char dir[64];
     char db[128];
-    lw_app app;
+    holder app;
 } fixture;
+
+static const lw_domain_deps *wire(fixture *f)
+{
+    f->app.domain = (lw_domain_deps){
+        .store = f->app.store,
+        .cfg = &f->app.cfg,
+        .hash_key = f->app.hash_key,
+        .sessions = f->app.sessions,
+        .geo = f->app.geo,
+    };
+    return &f->app.domain;
+}
 
 static int setup(void **state)
 {
@@ -77,9 +99,9 @@ static int setup(void **state)
     lw_random(f->app.hash_key, sizeof f->app.hash_key);
     if (lw_store_open(&f->app.store, f->db) != LW_OK)
         return -1;
-    f->app.bus = lw_bus_new();
-    f->app.sessions = lw_sessions_new(&f->app);
+    f->app.sessions = lw_sessions_new(wire(f));
     f->app.geo = lw_geo_open(world);
+    wire(f);
     *state = f;
     return 0;
 }
@@ -89,7 +111,6 @@ static int teardown(void **state)
     fixture *f = *state;
     lw_geo_close(f->app.geo);
     lw_sessions_free(f->app.sessions);
-    lw_bus_free(f->app.bus);
     lw_store_close(f->app.store);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
@@ -115,7 +136,7 @@ static void make_account(fixture *f, const char *ip)
     lw_strlcpy(p.state, "active", sizeof p.state);
     lw_strlcpy(p.cred_selector, "sel-p", sizeof p.cred_selector);
     lw_place where;
-    lw_place_lookup(&f->app, ip, &where, NULL);
+    lw_place_lookup(wire(f), ip, &where, NULL);
     lw_strlcpy(p.ip, ip, sizeof p.ip);
     lw_strlcpy(p.country, where.country, sizeof p.country);
     p.lat = where.lat;
@@ -129,7 +150,7 @@ static lw_risk_level assess_from(fixture *f, const char *ip, const lw_place *pri
     lw_link_request r;
     memset(&r, 0, sizeof r);
     lw_strlcpy(r.ip, ip, sizeof r.ip);
-    lw_risk_link(&f->app, &r, "acct1", primary_at, k);
+    lw_risk_link(wire(f), &r, "acct1", primary_at, k);
     return k->level;
 }
 
@@ -229,17 +250,17 @@ static void test_moves_raise_alerts(void **state)
     fixture *f = *state;
     make_account(f, LISBON);
     lw_place lisbon, sydney, porto, france;
-    lw_place_lookup(&f->app, LISBON, &lisbon, NULL);
-    lw_place_lookup(&f->app, SYDNEY, &sydney, NULL);
-    lw_place_lookup(&f->app, PORTO, &porto, NULL);
-    lw_place_lookup(&f->app, "198.51.100.200", &france, NULL);
+    lw_place_lookup(wire(f), LISBON, &lisbon, NULL);
+    lw_place_lookup(wire(f), SYDNEY, &sydney, NULL);
+    lw_place_lookup(wire(f), PORTO, &porto, NULL);
+    lw_place_lookup(wire(f), "198.51.100.200", &france, NULL);
     /* Lisbon -> Sydney in a minute: impossible. In 30 hours: fine (and a country change). */
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 60 * 1000, 0, NULL);
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &sydney, 30LL * 3600 * 1000, 0, NULL);
+    lw_risk_on_move(wire(f), "acct1", "acct1-p", &lisbon, &sydney, 60 * 1000, 0, NULL);
+    lw_risk_on_move(wire(f), "acct1", "acct1-p", &lisbon, &sydney, 30LL * 3600 * 1000, 0, NULL);
     /* Lisbon -> Porto in a minute: same country, 275 km at 16,500 km/h: impossible too. */
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &porto, 60 * 1000, 0, NULL);
+    lw_risk_on_move(wire(f), "acct1", "acct1-p", &lisbon, &porto, 60 * 1000, 0, NULL);
     /* Lisbon -> France without coordinates: a country change. */
-    lw_risk_on_move(&f->app, "acct1", "acct1-p", &lisbon, &france, 60 * 1000, 0, NULL);
+    lw_risk_on_move(wire(f), "acct1", "acct1-p", &lisbon, &france, 60 * 1000, 0, NULL);
     lw_alert *list = NULL;
     size_t n = 0;
     assert_int_equal(lw_store_alert_list(f->app.store, "acct1", 10, &list, &n), LW_OK);
@@ -261,7 +282,7 @@ static void test_primary_place_is_the_scan(void **state)
     fixture *f = *state;
     make_account(f, LISBON); /* stored: Lisbon */
     lw_place ny;
-    lw_place_lookup(&f->app, NEW_YORK, &ny, NULL);
+    lw_place_lookup(wire(f), NEW_YORK, &ny, NULL);
     lw_risk k;
     /* The phone flew to New York and scans a New York request: nothing odd. */
     assert_int_equal(assess_from(f, NEW_YORK, &ny, &k), LW_RISK_LOW);
@@ -280,7 +301,7 @@ static void test_primary_place_is_the_scan(void **state)
     lw_risk_clear(&k);
     /* A phone at an unknown address: the stored place stands in. */
     lw_place nowhere;
-    lw_place_lookup(&f->app, "203.0.113.200", &nowhere, NULL);
+    lw_place_lookup(wire(f), "203.0.113.200", &nowhere, NULL);
     assess_from(f, NEW_YORK, &nowhere, &k);
     assert_true(k.far);
     lw_risk_clear(&k);
@@ -293,28 +314,28 @@ static void test_move_alerts_throttled(void **state)
     fixture *f = *state;
     make_account(f, LISBON);
     lw_place pt, fr;
-    lw_place_lookup(&f->app, LISBON, &pt, NULL);
-    lw_place_lookup(&f->app, FRANCE, &fr, NULL);
+    lw_place_lookup(wire(f), LISBON, &pt, NULL);
+    lw_place_lookup(wire(f), FRANCE, &fr, NULL);
     assert_int_equal(f->app.cfg.move_alert_interval_ms, 10 * 60 * 1000); /* the default */
     lw_move_alerts seen = {0};
     int64_t t0 = 1700000000000LL, now = t0;
     for (int i = 0; i < 20; i++, now += 1000)
-        lw_risk_on_move(&f->app, "acct1", "dev-a", i % 2 ? &fr : &pt, i % 2 ? &pt : &fr, 1000, now, &seen);
+        lw_risk_on_move(wire(f), "acct1", "dev-a", i % 2 ? &fr : &pt, i % 2 ? &pt : &fr, 1000, now, &seen);
     assert_int_equal(count_alerts(f, "session.country_changed"), 1);
     /* Just before the interval is over: still quiet; at it: the next one. */
-    lw_risk_on_move(&f->app, "acct1", "dev-a", &pt, &fr, 1000, t0 + 10 * 60 * 1000 - 1, &seen);
+    lw_risk_on_move(wire(f), "acct1", "dev-a", &pt, &fr, 1000, t0 + 10 * 60 * 1000 - 1, &seen);
     assert_int_equal(count_alerts(f, "session.country_changed"), 1);
-    lw_risk_on_move(&f->app, "acct1", "dev-a", &pt, &fr, 1000, t0 + 10 * 60 * 1000, &seen);
+    lw_risk_on_move(wire(f), "acct1", "dev-a", &pt, &fr, 1000, t0 + 10 * 60 * 1000, &seen);
     assert_int_equal(count_alerts(f, "session.country_changed"), 2);
     /* Per device: another device has its own. */
     lw_move_alerts other = {0};
-    lw_risk_on_move(&f->app, "acct1", "dev-b", &pt, &fr, 1000, now, &other);
+    lw_risk_on_move(wire(f), "acct1", "dev-b", &pt, &fr, 1000, now, &other);
     assert_int_equal(count_alerts(f, "session.country_changed"), 3);
     /* Per kind: an impossible move is not held back by a country change. */
     lw_place sydney;
-    lw_place_lookup(&f->app, SYDNEY, &sydney, NULL);
-    lw_risk_on_move(&f->app, "acct1", "dev-a", &fr, &sydney, 1000, t0 + 10 * 60 * 1000 + 1, &seen);
-    lw_risk_on_move(&f->app, "acct1", "dev-a", &sydney, &pt, 1000, t0 + 10 * 60 * 1000 + 2, &seen);
+    lw_place_lookup(wire(f), SYDNEY, &sydney, NULL);
+    lw_risk_on_move(wire(f), "acct1", "dev-a", &fr, &sydney, 1000, t0 + 10 * 60 * 1000 + 1, &seen);
+    lw_risk_on_move(wire(f), "acct1", "dev-a", &sydney, &pt, 1000, t0 + 10 * 60 * 1000 + 2, &seen);
     assert_int_equal(count_alerts(f, "session.impossible_travel"), 1);
     assert_int_equal(count_alerts(f, "session.country_changed"),
                      3); /* the throttled impossible move did not fall through */
@@ -322,7 +343,7 @@ static void test_move_alerts_throttled(void **state)
     f->app.cfg.move_alert_interval_ms = 0;
     lw_move_alerts all = {0};
     for (int i = 0; i < 20; i++)
-        lw_risk_on_move(&f->app, "acct1", "dev-c", i % 2 ? &fr : &pt, i % 2 ? &pt : &fr, 1000, now + i, &all);
+        lw_risk_on_move(wire(f), "acct1", "dev-c", i % 2 ? &fr : &pt, i % 2 ? &pt : &fr, 1000, now + i, &all);
     assert_int_equal(count_alerts(f, "session.country_changed"), 23);
 }
 
@@ -343,7 +364,7 @@ static void test_travel_minus_accuracy(void **state)
     lw_place nowhere = {0};
     assert_true(lw_risk_travel_km(&a, &nowhere) < 0);
 
-    lw_app app;
+    holder app;
     memset(&app, 0, sizeof app);
     lw_config_defaults(&app.cfg);
     /* The time at which the certain distance is covered at exactly 900 km/h. */
@@ -361,8 +382,8 @@ static void test_travel_kmh_option(void **state)
     fixture *f = *state;
     make_account(f, LISBON);
     lw_place lisbon, madrid;
-    lw_place_lookup(&f->app, LISBON, &lisbon, NULL);
-    lw_place_lookup(&f->app, MADRID, &madrid, NULL);
+    lw_place_lookup(wire(f), LISBON, &lisbon, NULL);
+    lw_place_lookup(wire(f), MADRID, &madrid, NULL);
     /* Lisbon-Madrid less 20 + 50 km of accuracy, in one hour. */
     double travel = lw_risk_travel_km(&lisbon, &madrid);
     assert_true(travel > 400 && travel < 460);
@@ -371,12 +392,12 @@ static void test_travel_kmh_option(void **state)
     char msg[128], v[32];
     snprintf(v, sizeof v, "%.0f", ceil(travel) + 1); /* just above the speed: possible, a country change */
     assert_int_equal(lw_config_set(&f->app.cfg, "travel-kmh", v, msg, sizeof msg), 0);
-    lw_risk_on_move(&f->app, "acct1", "d1", &lisbon, &madrid, hour, 1, NULL);
+    lw_risk_on_move(wire(f), "acct1", "d1", &lisbon, &madrid, hour, 1, NULL);
     assert_int_equal(count_alerts(f, "session.impossible_travel"), 0);
     assert_int_equal(count_alerts(f, "session.country_changed"), 1);
     snprintf(v, sizeof v, "%.0f", floor(travel) - 1); /* just below: impossible */
     assert_int_equal(lw_config_set(&f->app.cfg, "travel-kmh", v, msg, sizeof msg), 0);
-    lw_risk_on_move(&f->app, "acct1", "d2", &lisbon, &madrid, hour, 2, NULL);
+    lw_risk_on_move(wire(f), "acct1", "d2", &lisbon, &madrid, hour, 2, NULL);
     assert_int_equal(count_alerts(f, "session.impossible_travel"), 1);
     assert_int_equal(count_alerts(f, "session.country_changed"), 1);
 }

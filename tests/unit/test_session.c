@@ -12,18 +12,38 @@
 
 #include <cmocka.h>
 
-#include "app.h"
-#include "bus.h"
+#include "deps.h"
 #include "lw.h"
 #include "session.h"
 #include "store.h"
 #include "sweep.h"
 
+/* What serve.c's lw_app holds for the domain, here without the bus or the
+ * transport: the modules see only app.domain (deps.h), filled by wire(). */
+typedef struct holder {
+    lw_config cfg;
+    uint8_t hash_key[LW_KEY_LEN];
+    lw_store *store;
+    lw_sessions *sessions;
+    lw_domain_deps domain;
+} holder;
+
 typedef struct fixture {
     char dir[64];
     char db[128];
-    lw_app app;
+    holder app;
 } fixture;
+
+static const lw_domain_deps *wire(fixture *f)
+{
+    f->app.domain = (lw_domain_deps){
+        .store = f->app.store,
+        .cfg = &f->app.cfg,
+        .hash_key = f->app.hash_key,
+        .sessions = f->app.sessions,
+    };
+    return &f->app.domain;
+}
 
 static int setup(void **state)
 {
@@ -36,8 +56,7 @@ static int setup(void **state)
     lw_random(f->app.hash_key, sizeof f->app.hash_key);
     if (lw_store_open(&f->app.store, f->db) != LW_OK)
         return -1;
-    f->app.bus = lw_bus_new();
-    f->app.sessions = lw_sessions_new(&f->app);
+    f->app.sessions = lw_sessions_new(wire(f));
     *state = f;
     return 0;
 }
@@ -46,7 +65,6 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     lw_sessions_free(f->app.sessions);
-    lw_bus_free(f->app.bus);
     lw_store_close(f->app.store);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
@@ -121,7 +139,7 @@ static void test_issue_and_check(void **state)
 
     /* After a restart (empty cache) the store answers the same. */
     lw_sessions_free(f->app.sessions);
-    f->app.sessions = lw_sessions_new(&f->app);
+    f->app.sessions = lw_sessions_new(wire(f));
     assert_int_equal(lw_sessions_cached(f->app.sessions), 0);
     assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_OK);
     assert_int_equal(lw_sessions_cached(f->app.sessions), 1);
@@ -255,11 +273,11 @@ static void test_sweeper_injected_clock(void **state)
 
     long ended = -1, purged = -1;
     /* A day later nothing is due (TTL 30 days, primary seen now). */
-    assert_int_equal(lw_sweep_run(&f->app, t0 + 24LL * 3600 * 1000, &ended, &purged), LW_OK);
+    assert_int_equal(lw_sweep_run(wire(f), t0 + 24LL * 3600 * 1000, &ended, &purged), LW_OK);
     assert_int_equal(ended, 0);
     /* 31 days later the idle companion ends as "inactive"; the primary is never swept this way. */
     f->app.cfg.primary_inactive_ms = 0;
-    assert_int_equal(lw_sweep_run(&f->app, t0 + 31LL * 24 * 3600 * 1000, &ended, &purged), LW_OK);
+    assert_int_equal(lw_sweep_run(wire(f), t0 + 31LL * 24 * 3600 * 1000, &ended, &purged), LW_OK);
     assert_int_equal(ended, 1);
     lw_session got;
     assert_int_equal(lw_store_session_get(f->app.store, "comp1", &got), LW_OK);
@@ -274,7 +292,7 @@ static void test_sweeper_injected_clock(void **state)
                      LW_EDENIED);
     assert_string_equal(reason, "inactive");
     /* After the retention the ended record is purged. */
-    assert_int_equal(lw_sweep_run(&f->app, t0 + 200LL * 24 * 3600 * 1000, &ended, &purged), LW_OK);
+    assert_int_equal(lw_sweep_run(wire(f), t0 + 200LL * 24 * 3600 * 1000, &ended, &purged), LW_OK);
     assert_int_equal(purged, 1);
     assert_int_equal(lw_store_session_get(f->app.store, "comp1", &got), LW_ENOTFOUND);
 }

@@ -6,7 +6,7 @@
 #ifndef LW_API_H
 #define LW_API_H
 
-#include "http.h"
+#include "rq.h"
 
 void lw_api_health(lw_rq *rq);
 void lw_api_server(lw_rq *rq);
@@ -73,7 +73,7 @@ void lw_api_pin_refused(lw_rq *rq, int rc);
 
 /* How many PIN checks may run at once for the account: never more than the
  * attempts left before a lockout (at most 4). */
-int lw_api_pin_inflight_cap(lw_app *app, const lw_account *a);
+int lw_api_pin_inflight_cap(lw_server *app, const lw_account *a);
 
 /* PIN plumbing shared by approve and the PIN routes (api_pin.c). */
 /* If the account is locked out, replies 423 pin_locked (with Retry-After) and returns true. */
@@ -83,10 +83,11 @@ bool lw_api_pin_locked(lw_rq *rq, const lw_account *a);
  * pin.locked alerts and, if rq is still there, replies 403 wrong_pin or 423.
  * Returns true if the PIN was right. Runs even when the client went away, so
  * disconnecting cannot dodge the counter. */
-bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_id, int verified, lw_rq *rq);
+bool lw_api_pin_result(lw_server *app, const char *account_id, const char *device_id, int verified,
+                       lw_rq *rq);
 
 /* A session socket opened: send it proof.challenge (api_session.c). */
-void lw_api_session_socket_opened(lw_app *app, const lw_principal *who);
+void lw_api_session_socket_opened(lw_server *app, const lw_principal *who);
 
 /* Browsers get their credential as an HttpOnly cookie instead of in the body:
  * true when the request body asks for {"credential":"cookie"}. Sets the

@@ -92,7 +92,7 @@ void lw_api_pin_refused(lw_rq *rq, int rc)
 bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope, const char *id,
                          const char *account_id)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     /* Addresses count by their IPv6 network (--rate-ipv6-prefix): one
      * subscriber's /64 is one client, not 2^64 of them. */
     const char *client = id; /* for the log line: the address as given */
@@ -125,7 +125,7 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
          * cost a store write each. */
         static const lw_rate_rule alert_rule = {"alert", 1.0 / 60, 1};
         if (lw_rates_take(app->rates, &alert_rule, "acct", account_id, now) == 0)
-            lw_alert_raise_burst(app, account_id, "link.rate_limited", "",
+            lw_alert_raise_burst(&app->domain, account_id, "link.rate_limited", "",
                                  "Repeated link or pairing attempts on your account were refused.",
                                  json_pack("{s:s, s:s}", "limit", rule->name, "ip", rq->ip));
     }
@@ -139,7 +139,7 @@ bool lw_api_rate_limited(lw_rq *rq, const lw_rate_rule *rule, const char *scope,
  * so a node nobody sends requests to still comes back by itself. */
 void lw_api_health(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     if (lw_store_writable(app->store)) {
         lw_reply_json(rq, 200, json_pack("{s:s}", "status", "ok"));
         return;
@@ -153,7 +153,7 @@ void lw_api_health(lw_rq *rq)
 
 void lw_api_server(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     char pk[lw_b64_enc_len(LW_PK_LEN)];
     lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
     lw_reply_json(
@@ -191,7 +191,7 @@ static const char *reported_network(lw_rq *rq)
 
 void lw_api_place_lookup(lw_rq *rq, lw_place *place, lw_netinfo *net)
 {
-    lw_place_lookup(rq->app, rq->ip, place, net);
+    lw_place_lookup(&rq->app->domain, rq->ip, place, net);
     const char *label = reported_network(rq);
     if (!label)
         return;
@@ -334,7 +334,7 @@ static void pace_fire(h2o_timeout_entry_t *entry)
  * when out of memory (the answer then goes at once: correct, only not paced). */
 static paced *pace_start(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     if (pace_loop != app->loop) {
         h2o_timeout_init(app->loop, &pace_timeout, LW_REGISTER_ANSWER_MS);
         pace_loop = app->loop;
@@ -366,7 +366,7 @@ static json_t *error_body(const char *code, const char *message)
 
 void lw_api_register(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     const char *handle_in, *invite;
     lw_account a;
     lw_session *s = lw_calloc(1, sizeof *s);
@@ -464,7 +464,7 @@ out:
 
 typedef struct delete_op {
     lw_rq *rq; /* NULL once the client left */
-    lw_app *app;
+    lw_server *app;
     char account_id[LW_ID_STRLEN];
     char device_id[LW_ID_STRLEN];
 } delete_op;
@@ -472,7 +472,7 @@ typedef struct delete_op {
 /* Deletes the account in one store transaction, then closes every socket of
  * it with session.ended (account_deleted). Runs even when the client left
  * after giving the right PIN: what was asked for, with proof, is done. */
-static void delete_now(lw_app *app, lw_rq *rq, const char *account_id)
+static void delete_now(lw_server *app, lw_rq *rq, const char *account_id)
 {
     lw_ended *ended = NULL;
     size_t n = 0;
@@ -507,7 +507,7 @@ static void delete_pin_done(void *arg, int verified, const char *new_hash)
 
 void lw_api_account_delete(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     if (!rq->who.primary) {
         lw_reply_error(rq, 403, "forbidden",
                        "Only the primary device (your phone) can delete the account. This device can log "

@@ -31,7 +31,7 @@ static const char *str(json_t *obj, const char *key)
 
 void lw_api_csp_report(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     if (lw_api_rate_limited(rq, &app->cfg.rate_csp, "ip", rq->ip, NULL))
         return;
     json_t *legacy = json_is_object(rq->body) ? json_object_get(rq->body, "csp-report") : NULL;

@@ -41,7 +41,7 @@ static bool offload(lw_rq *rq, lw_rq **slot, lw_work_fn run, lw_work_fn done, vo
 
 typedef struct create_op {
     lw_rq *rq; /* NULL once the client is gone */
-    lw_app *app;
+    lw_server *app;
     lw_link_request r;
     lw_link_ref ref;
 } create_op;
@@ -74,7 +74,7 @@ static void create_render(void *arg)
 /* Back on the loop: stores the request and answers. */
 static void create_finish(lw_rq *rq, create_op *op)
 {
-    lw_app *app = op->app;
+    lw_server *app = op->app;
     lw_link_request *r = &op->r;
     char token[LW_CRED_STRLEN], code[LW_CODE_STRLEN];
     int rc = LW_ECONFLICT;
@@ -147,7 +147,7 @@ static void create_rendered(void *arg)
 
 void lw_api_link_create(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     create_op *op = lw_calloc(1, sizeof *op);
     if (!op) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
@@ -252,7 +252,7 @@ static void refuse_state(lw_rq *rq, const lw_link_request *r)
 
 void lw_api_link_scan(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     const char *payload_text, *code_text;
     if (lw_body_str(rq, "payload", false, LW_PAYLOAD_MAX, &payload_text) != LW_OK ||
         lw_body_str(rq, "code", false, 32, &code_text) != LW_OK)
@@ -378,9 +378,9 @@ void lw_api_link_scan(lw_rq *rq)
     lw_store_account_get(app->store, rq->who.account_id, &a);
     /* The phone is making this very request: that is where it is now. */
     lw_place phone_at;
-    lw_place_lookup(app, rq->ip, &phone_at, NULL);
+    lw_place_lookup(&app->domain, rq->ip, &phone_at, NULL);
     lw_risk k;
-    lw_risk_link(app, &r, rq->who.account_id, &phone_at, &k);
+    lw_risk_link(&app->domain, &r, rq->who.account_id, &phone_at, &k);
     json_t *req_json = request_json(&r);
     json_object_set_new(req_json, "distance_km",
                         k.distance_km >= 0 ? json_integer((json_int_t)(k.distance_km + 0.5)) : json_null());
@@ -438,7 +438,7 @@ static bool load_scanned(lw_rq *rq, lw_link_request *r)
  * link.denied with reason "limit" and the sentence, rather than waiting for
  * an approval that cannot come. Nothing is said if the request moved on
  * meanwhile (whoever moved it told the companion). */
-static void deny_at_limit(lw_app *app, lw_link_request *r, const char *from)
+static void deny_at_limit(lw_server *app, lw_link_request *r, const char *from)
 {
     int rc = lw_store_link_transition(app->store, r, from, "denied");
     if (rc != LW_OK) {
@@ -475,7 +475,7 @@ static bool at_device_limit(lw_rq *rq, lw_link_request *r, const char *account_i
 
 typedef struct approve_op {
     lw_rq *rq; /* NULL once the client is gone */
-    lw_app *app;
+    lw_server *app;
     lw_link_request r;
     char device_id[LW_ID_STRLEN];
     lw_account a;
@@ -493,7 +493,7 @@ static void approve_op_free(approve_op *op)
     lw_free(op);
 }
 
-static void approve_finish(lw_app *app, lw_rq *rq, lw_link_request *r)
+static void approve_finish(lw_server *app, lw_rq *rq, lw_link_request *r)
 {
     int rc = lw_store_link_transition(app->store, r, "scanned", "approved");
     if (rc != LW_OK) {
@@ -523,7 +523,7 @@ static void approve_pin_done(void *arg, int verified, const char *new_hash)
  * when op now belongs to the PIN job. */
 static bool approve_verified(lw_rq *rq, approve_op *op)
 {
-    lw_app *app = op->app;
+    lw_server *app = op->app;
     lw_link_request *r = &op->r;
     lw_account *a = &op->a;
     if (a->pin_change_required) {
@@ -533,9 +533,9 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
         return false;
     }
     lw_place phone_at;
-    lw_place_lookup(app, rq->ip, &phone_at, NULL);
+    lw_place_lookup(&app->domain, rq->ip, &phone_at, NULL);
     lw_risk k;
-    lw_risk_link(app, r, a->id, &phone_at, &k);
+    lw_risk_link(&app->domain, r, a->id, &phone_at, &k);
     lw_risk_level level = k.level;
     lw_risk_clear(&k);
     if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
@@ -602,7 +602,7 @@ static void approve_verify_done(void *arg)
 
 void lw_api_link_approve(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     approve_op *op = lw_calloc(1, sizeof *op);
     if (!op) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
@@ -747,7 +747,7 @@ out:
 
 static void complete_verified(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     lw_link_request *r = rq->link;
     lw_session *s = lw_calloc(1, sizeof *s);
     if (!s) {
@@ -769,7 +769,7 @@ static void complete_verified(lw_rq *rq)
     lw_place phone_at;
     bool phone_known = lw_sessions_place(app->sessions, r->scanned_by, &phone_at);
     lw_risk k;
-    lw_risk_link(app, r, r->account_id, phone_known ? &phone_at : NULL, &k);
+    lw_risk_link(&app->domain, r, r->account_id, phone_known ? &phone_at : NULL, &k);
     /* The credential goes to whoever completes, usually from where it asked.
      * The record holds that address: the place and network the device is
      * really at, first and last seen. */
@@ -819,12 +819,12 @@ static void complete_verified(lw_rq *rq)
     lw_place_describe(s->city, s->country, where, sizeof where);
     char message[LW_ALERT_TEXT_MAX];
     lw_alert_text_linked(message, sizeof message, s->name, where);
-    lw_alert_raise(app, s->account_id, "device.linked", s->id, message,
+    lw_alert_raise(&app->domain, s->account_id, "device.linked", s->id, message,
                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
                              s->os, "ip", s->ip, "place", where, "network", s->network));
-    lw_risk_link_alerts(app, &k, s->account_id, s->id, s->name);
-    lw_risk_link_completed(app, &k, &here, &here_net, s->account_id, s->id, s->name, now - r->created_at,
-                           now);
+    lw_risk_link_alerts(&app->domain, &k, s->account_id, s->id, s->name);
+    lw_risk_link_completed(&app->domain, &k, &here, &here_net, s->account_id, s->id, s->name,
+                           now - r->created_at, now);
 
     lw_account a;
     const char *handle = "";

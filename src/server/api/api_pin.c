@@ -9,7 +9,7 @@
 #include "pin.h"
 #include "session.h"
 
-int lw_api_pin_inflight_cap(lw_app *app, const lw_account *a)
+int lw_api_pin_inflight_cap(lw_server *app, const lw_account *a)
 {
     int left = app->cfg.pin_max_failures - a->pin_failures;
     if (left < 1)
@@ -31,7 +31,7 @@ bool lw_api_pin_locked(lw_rq *rq, const lw_account *a)
     return true;
 }
 
-bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_id, int verified, lw_rq *rq)
+bool lw_api_pin_result(lw_server *app, const char *account_id, const char *device_id, int verified, lw_rq *rq)
 {
     lw_account a;
     int rc = lw_store_account_get(app->store, account_id, &a);
@@ -71,12 +71,12 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
     lw_alert_text_pin_failed(text, sizeof text, a.pin_failures, left);
     json_t *details = json_pack("{s:i, s:i}", "failures", a.pin_failures, "attempts_left", left);
     if (a.pin_failures == 1)
-        lw_alert_raise(app, account_id, "pin.failed", device_id, text, details);
+        lw_alert_raise(&app->domain, account_id, "pin.failed", device_id, text, details);
     else
-        lw_alert_raise_burst(app, account_id, "pin.failed", device_id, text, details);
+        lw_alert_raise_burst(&app->domain, account_id, "pin.failed", device_id, text, details);
     if (lock > 0) {
         lw_alert_text_pin_locked(text, sizeof text, a.pin_failures, lock);
-        lw_alert_raise_burst(app, account_id, "pin.locked", device_id, text,
+        lw_alert_raise_burst(&app->domain, account_id, "pin.locked", device_id, text,
                              json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)lw_api_secs(lock),
                                        "failures", a.pin_failures));
     }
@@ -94,7 +94,7 @@ bool lw_api_pin_result(lw_app *app, const char *account_id, const char *device_i
 /* POST /v1/pin and /v1/pin/disable share one asynchronous job. */
 typedef struct pin_op {
     lw_rq *rq; /* NULL once the client is gone */
-    lw_app *app;
+    lw_server *app;
     char account_id[LW_ID_STRLEN];
     char device_id[LW_ID_STRLEN];
     bool disable;
@@ -104,7 +104,7 @@ typedef struct pin_op {
 static void pin_op_done(void *arg, int verified, const char *new_hash)
 {
     pin_op *op = arg;
-    lw_app *app = op->app;
+    lw_server *app = op->app;
     lw_rq *rq = op->rq;
     if (op->checked && !lw_api_pin_result(app, op->account_id, op->device_id, verified, rq))
         goto done;
@@ -131,7 +131,7 @@ static void pin_op_done(void *arg, int verified, const char *new_hash)
     }
     lw_sessions_invalidate_account_views(app->sessions, op->account_id);
     /* Every device hears of it: a PIN changed by someone else is an alarm. */
-    lw_alert_raise(app, op->account_id, "pin.changed", op->device_id,
+    lw_alert_raise(&app->domain, op->account_id, "pin.changed", op->device_id,
                    op->disable   ? "The two-step PIN was turned off."
                    : op->checked ? "The two-step PIN was changed."
                                  : "A two-step PIN was set.",
@@ -154,7 +154,7 @@ done:
 
 static void pin_op_start(lw_rq *rq, bool disable)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     const char *pin = NULL, *new_pin = NULL;
     if (lw_body_str(rq, "pin", disable, 16, &pin) != LW_OK)
         return;

@@ -151,7 +151,7 @@ void lw_api_session_get(lw_rq *rq)
  * the wrong hands: the session ends and the account hears about it. */
 void lw_api_session_refresh(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     lw_session s;
     if (lw_api_rate_limited(rq, &app->cfg.rate_refresh, "device", rq->who.device_id, NULL))
         return;
@@ -172,7 +172,7 @@ void lw_api_session_refresh(lw_rq *rq)
                     lw_log_addr(rq->ip, addr));
         char text[LW_ALERT_TEXT_MAX];
         lw_alert_text_theft(text, sizeof text, s.name, rq->ip, present);
-        lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id, text,
+        lw_alert_raise(&app->domain, s.account_id, "token.theft_suspected", s.id, text,
                        json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
                                  present ? "wrong signature" : "missing"));
         lw_sessions_end(app->sessions, s.id, "token_theft");
@@ -205,7 +205,7 @@ void lw_api_session_refresh(lw_rq *rq)
     lw_reply_json(rq, 200, ans);
 }
 
-void lw_api_session_socket_opened(lw_app *app, const lw_principal *who)
+void lw_api_session_socket_opened(lw_server *app, const lw_principal *who)
 {
     lw_session s;
     if (lw_store_session_get(app->store, who->device_id, &s) != LW_OK)
@@ -406,7 +406,7 @@ void lw_api_device_logout(lw_rq *rq)
  * {"ended":N,"device_ids":[…]}, or NULL after replying an error. */
 static json_t *end_all_companions(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     lw_ended *ended = NULL;
     size_t n = 0;
     int rc = lw_store_session_end_all(app->store, rq->who.account_id, LW_ROLE_COMPANION, rq->who.device_id,
@@ -552,7 +552,7 @@ void lw_api_settings_set(lw_rq *rq)
  * new two-step PIN. */
 void lw_api_account_secure(lw_rq *rq)
 {
-    lw_app *app = rq->app;
+    lw_server *app = rq->app;
     lw_alert alert;
     if (!load_answered_alert(rq, NULL, &alert))
         return;

@@ -20,10 +20,10 @@
  * table evicting steadily is being flooded (or is too small for the load). */
 static int render_rates(lw_app *app, lw_buf *out)
 {
-    if (!app->rates)
+    if (!app->srv.rates)
         return LW_OK;
     lw_rate_table_stats t[LW_RATE_TABLES_MAX];
-    size_t n = lw_rates_stats(app->rates, t, LW_RATE_TABLES_MAX);
+    size_t n = lw_rates_stats(app->srv.rates, t, LW_RATE_TABLES_MAX);
     if (n > LW_RATE_TABLES_MAX)
         n = LW_RATE_TABLES_MAX;
     int rc = lw_buf_appendf(out, "# HELP linkward_rate_keys Clients each rate-limit table remembers.\n"
@@ -47,7 +47,7 @@ static int render_gauges(void *ctx, lw_buf *out)
     /* Gauges, read now. */
     lw_store_stats st;
     memset(&st, 0, sizeof st);
-    lw_store_get_stats(app->store, &st);
+    lw_store_get_stats(app->srv.store, &st);
     rc |= lw_buf_appendf(
         out,
         "# HELP linkward_connections Open client connections.\n# TYPE linkward_connections gauge\n"
@@ -63,8 +63,8 @@ static int render_gauges(void *ctx, lw_buf *out)
         "# TYPE linkward_link_requests_open gauge\nlinkward_link_requests_open %ld\n"
         "# HELP linkward_sessions_cached Sessions in the credential cache.\n"
         "# TYPE linkward_sessions_cached gauge\nlinkward_sessions_cached %zu\n",
-        lw_http_connections(), lw_bus_count(app->bus), lw_http_inflight(), st.sessions_active,
-        st.sessions_ended, st.accounts, st.link_requests_pending, lw_sessions_cached(app->sessions));
+        lw_http_connections(), lw_bus_count(app->srv.bus), lw_http_inflight(), st.sessions_active,
+        st.sessions_ended, st.accounts, st.link_requests_pending, lw_sessions_cached(app->srv.sessions));
     rc |= render_rates(app, out);
     if (app->shared_store)
         rc |= lw_buf_appendf(out,

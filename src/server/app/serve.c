@@ -144,7 +144,7 @@ static int end_sessions_for_new_key(lw_app *app, size_t *ended)
 {
     lw_ended *list = NULL;
     size_t n = 0;
-    int rc = lw_store_session_end_every(app->store, NULL, KEY_CHANGED_REASON, lw_now_ms(), &list, &n);
+    int rc = lw_store_session_end_every(app->srv.store, NULL, KEY_CHANGED_REASON, lw_now_ms(), &list, &n);
     lw_free(list);
     *ended = rc == LW_OK ? n : 0;
     if (rc != LW_OK)
@@ -176,7 +176,7 @@ static int load_server_key(lw_app *app, const char *path, bool *ended_all)
         goto out;
     if (present)
         key_fingerprint_hex(seed, found);
-    rc = lw_store_setting_get(app->store, LW_SETTING_SERVER_KEY, expected, sizeof expected);
+    rc = lw_store_setting_get(app->srv.store, LW_SETTING_SERVER_KEY, expected, sizeof expected);
     bool recorded = rc == LW_OK;
     if (rc != LW_OK && rc != LW_ENOTFOUND) {
         fprintf(stderr, "linkward serve: cannot read the server key's fingerprint from the store (%s)\n",
@@ -187,12 +187,12 @@ static int load_server_key(lw_app *app, const char *path, bool *ended_all)
     /* Missing, or not the key the store recorded. */
     bool replaced = !present || (recorded && !same);
     lw_store_stats st = {0};
-    if (replaced && (rc = lw_store_get_stats(app->store, &st)) != LW_OK) {
+    if (replaced && (rc = lw_store_get_stats(app->srv.store, &st)) != LW_OK) {
         fprintf(stderr, "linkward serve: cannot count the store's accounts (%s)\n", lw_strerror(rc));
         goto out;
     }
     bool depended_on = replaced && st.accounts > 0;
-    if (depended_on && !app->cfg.accept_new_server_key) {
+    if (depended_on && !app->srv.cfg.accept_new_server_key) {
         static const char cost[] = "which ends every session: every phone must register again and every "
                                    "companion link again (docs/operations.md)";
         if (!present && recorded)
@@ -241,12 +241,12 @@ static int load_server_key(lw_app *app, const char *path, bool *ended_all)
                     "the server key %s (fingerprint %s) is not the one the store recorded (%s); "
                     "no account depends on it: using the new one",
                     path, found, expected);
-    } else if (app->cfg.accept_new_server_key) {
+    } else if (app->srv.cfg.accept_new_server_key) {
         lw_log_info("serve", "--accept-new-server-key: nothing to accept, %s is the key the store records",
                     path);
     }
     if (!same) {
-        rc = lw_store_setting_put(app->store, LW_SETTING_SERVER_KEY, found);
+        rc = lw_store_setting_put(app->srv.store, LW_SETTING_SERVER_KEY, found);
         if (rc != LW_OK) {
             fprintf(stderr, "linkward serve: cannot record the server key's fingerprint in the store (%s)\n",
                     lw_strerror(rc));
@@ -255,10 +255,10 @@ static int load_server_key(lw_app *app, const char *path, bool *ended_all)
         if (!recorded)
             lw_log_info("serve", "recorded the server key's fingerprint %s in the store", found);
     }
-    crypto_sign_seed_keypair(app->server_pk, app->server_sk, seed);
+    crypto_sign_seed_keypair(app->srv.server_pk, app->server_sk, seed);
     /* A separate key for the hashes of stored secrets, derived from the same seed. */
     static const char label[] = "linkward stored-secret hash key v1";
-    lw_keyed_hash(app->hash_key, seed, label, sizeof label - 1);
+    lw_keyed_hash(app->srv.hash_key, seed, label, sizeof label - 1);
     rc = LW_OK;
 out:
     lw_wipe(seed, sizeof seed);
@@ -287,30 +287,30 @@ static int mkdir_p(const char *dir)
  * nothing to drop: --user is then ignored, and said to be. */
 static int drop_privileges(lw_app *app)
 {
-    if (app->cfg.user[0] && getuid() != 0) {
+    if (app->srv.cfg.user[0] && getuid() != 0) {
         struct passwd *me = getpwuid(getuid());
-        lw_log_warn("serve", "--user %s ignored: not started as root (already running as %s)", app->cfg.user,
-                    me ? me->pw_name : "a non-root user");
+        lw_log_warn("serve", "--user %s ignored: not started as root (already running as %s)",
+                    app->srv.cfg.user, me ? me->pw_name : "a non-root user");
         return LW_OK;
     }
-    if (app->cfg.user[0]) {
-        struct passwd *pw = getpwnam(app->cfg.user);
+    if (app->srv.cfg.user[0]) {
+        struct passwd *pw = getpwnam(app->srv.cfg.user);
         if (!pw) {
-            fprintf(stderr, "linkward serve: --user: no such user '%s'\n", app->cfg.user);
+            fprintf(stderr, "linkward serve: --user: no such user '%s'\n", app->srv.cfg.user);
             return LW_EINVAL;
         }
         if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-            fprintf(stderr, "linkward serve: cannot become %s: %s\n", app->cfg.user, strerror(errno));
+            fprintf(stderr, "linkward serve: cannot become %s: %s\n", app->srv.cfg.user, strerror(errno));
             return LW_EDENIED;
         }
         if (setuid(0) == 0 && pw->pw_uid != 0) {
             fprintf(stderr, "linkward serve: dropping privileges did not stick\n");
             return LW_EDENIED;
         }
-        lw_log_info("serve", "running as %s", app->cfg.user);
+        lw_log_info("serve", "running as %s", app->srv.cfg.user);
         return LW_OK;
     }
-    if (geteuid() == 0 && !app->cfg.allow_root) {
+    if (geteuid() == 0 && !app->srv.cfg.allow_root) {
         fprintf(stderr,
                 "linkward serve: refusing to run as root: give --user NAME (privileges are dropped after "
                 "binding) or --allow-root\n");
@@ -323,15 +323,33 @@ static int drop_privileges(lw_app *app)
  * runs as (privileges are dropped before this): a database that user may
  * only read would otherwise start, answer every read and /v1/health, and
  * fail every write with a 500. */
+/* Fills what the domain modules are given (they keep &app->srv.domain) from the
+ * fields serve.c owns; again whenever one of those is replaced. */
+static void domain_sync(lw_app *app)
+{
+    app->srv.domain = (lw_domain_deps){
+        .store = app->srv.store,
+        .events = &app->events,
+        .cfg = &app->srv.cfg,
+        .hash_key = app->srv.hash_key,
+        .server_sk = app->server_sk,
+        .loop = app->srv.loop,
+        .geo = app->geo,
+        .rates = app->srv.rates,
+        .sessions = app->srv.sessions,
+        .shared_store = app->shared_store,
+    };
+}
+
 static int open_store(lw_app *app)
 {
     /* A PostgreSQL URL may carry a password: name only what is safe to print. */
-    bool pg = strncmp(app->cfg.db, "postgres", 8) == 0;
-    const char *where = pg ? "the PostgreSQL database of --db" : app->cfg.db;
+    bool pg = strncmp(app->srv.cfg.db, "postgres", 8) == 0;
+    const char *where = pg ? "the PostgreSQL database of --db" : app->srv.cfg.db;
     struct passwd *me = getpwuid(geteuid());
     const char *user = me ? me->pw_name : "this user";
-    int rc = lw_store_open(&app->store, app->cfg.db);
-    if (rc == LW_OK && (rc = lw_store_check_writable(app->store)) != LW_OK && rc != LW_EUNAVAIL)
+    int rc = lw_store_open(&app->srv.store, app->srv.cfg.db);
+    if (rc == LW_OK && (rc = lw_store_check_writable(app->srv.store)) != LW_OK && rc != LW_EUNAVAIL)
         rc = LW_ESTORE;
     if (rc == LW_EUNAVAIL && pg)
         fprintf(stderr,
@@ -362,7 +380,7 @@ static bool relay_vouches(void *ctx, int64_t mono_now)
 static void hook_forget(void *ctx, const char *device_id)
 {
     lw_app *app = ctx;
-    lw_sessions_forget(app->sessions, device_id);
+    lw_sessions_forget(app->srv.sessions, device_id);
 }
 
 static void hook_complete_link_event(void *ctx, json_t *ev)
@@ -373,7 +391,7 @@ static void hook_complete_link_event(void *ctx, json_t *ev)
 static int hook_resync(void *ctx)
 {
     lw_app *app = ctx;
-    return lw_sessions_resync(app->sessions);
+    return lw_sessions_resync(app->srv.sessions);
 }
 
 /* Alerts raised on other nodes while we could not hear them: pushed now to
@@ -383,11 +401,11 @@ static void hook_replay(void *ctx, int64_t since)
 {
     lw_app *app = ctx;
     char(*accounts)[LW_ID_STRLEN] = NULL;
-    size_t n = lw_bus_accounts(app->bus, &accounts);
+    size_t n = lw_bus_accounts(app->srv.bus, &accounts);
     for (size_t i = 0; i < n; i++) {
         lw_alert *list = NULL;
         size_t k = 0;
-        int rc = lw_store_alert_list(app->store, accounts[i], 100, &list, &k);
+        int rc = lw_store_alert_list(app->srv.store, accounts[i], 100, &list, &k);
         if (rc != LW_OK) {
             lw_log_error("relay", "cannot list the alerts of %.8s to push them again (%d)", accounts[i], rc);
             continue;
@@ -397,7 +415,7 @@ static void hook_replay(void *ctx, int64_t since)
                 continue;
             json_t *ev = lw_event_alert(&list[j]);
             if (ev)
-                lw_bus_local_to_account(app->bus, accounts[i], NULL, ev);
+                lw_bus_local_to_account(app->srv.bus, accounts[i], NULL, ev);
             json_decref(ev);
         }
         lw_free(list);
@@ -407,22 +425,23 @@ static void hook_replay(void *ctx, int64_t since)
 
 int lw_app_start(lw_app *app, bool listen)
 {
-    const char *lv = app->cfg.log_level;
+    const char *lv = app->srv.cfg.log_level;
     lw_log_set_level(strcmp(lv, "debug") == 0   ? LW_LOG_DEBUG
                      : strcmp(lv, "warn") == 0  ? LW_LOG_WARN
                      : strcmp(lv, "error") == 0 ? LW_LOG_ERROR
                                                 : LW_LOG_INFO);
     /* Logs name clients by network; the full address only to an operator
      * debugging, and never when ended records may keep no address. */
-    lw_log_set_full_addresses(strcmp(lv, "debug") == 0 && !app->cfg.privacy_country_only);
+    lw_log_set_full_addresses(strcmp(lv, "debug") == 0 && !app->srv.cfg.privacy_country_only);
     const char *bad = NULL;
-    if (lw_proxies_parse(&app->proxies, app->cfg.trusted_proxies, &bad) != LW_OK) {
+    if (lw_proxies_parse(&app->srv.proxies, app->srv.cfg.trusted_proxies, &bad) != LW_OK) {
         fprintf(stderr,
                 "linkward serve: --trusted-proxies: '%.*s' is not an address or CIDR (up to %d entries)\n",
                 (int)strcspn(bad, ", "), bad, LW_PROXIES_MAX);
         return LW_EINVAL;
     }
-    app->proxies.header = app->cfg.proxy_header_forwarded ? LW_PROXY_HEADER_FORWARDED : LW_PROXY_HEADER_XFF;
+    app->srv.proxies.header =
+        app->srv.cfg.proxy_header_forwarded ? LW_PROXY_HEADER_FORWARDED : LW_PROXY_HEADER_XFF;
     if (lw_crypto_init() != LW_OK) {
         fprintf(stderr, "linkward serve: cannot initialise libsodium\n");
         return LW_ECRYPTO;
@@ -431,28 +450,28 @@ int lw_app_start(lw_app *app, bool listen)
     if (lw_ua_init(NULL) != LW_OK)
         lw_log_warn("ua", "uap-core regexes not loaded (%s); using the small built-in User-Agent matcher",
                     lw_ua_error());
-    lw_http_init(app);
-    if (app->cfg.tls_cert[0] && lw_http_tls_load(app) != LW_OK) {
+    lw_http_init(&app->srv);
+    if (app->srv.cfg.tls_cert[0] && lw_http_tls_load(&app->srv) != LW_OK) {
         fprintf(stderr, "linkward serve: cannot use the TLS certificate/key (see the log)\n");
         return LW_ECRYPTO;
     }
     /* lw_config_check refused plain HTTP off loopback unless it was allowed. */
-    if (listen && !app->cfg.tls_cert[0] && !lw_config_loopback(app->cfg.listen_host))
+    if (listen && !app->srv.cfg.tls_cert[0] && !lw_config_loopback(app->srv.cfg.listen_host))
         lw_log_warn("serve", "serving plain HTTP on %s: only safe behind a TLS-terminating proxy",
-                    app->cfg.listen_host);
-    if (listen && lw_http_listen(app) != LW_OK)
+                    app->srv.cfg.listen_host);
+    if (listen && lw_http_listen(&app->srv) != LW_OK)
         return LW_EIO;
     if (listen && drop_privileges(app) != LW_OK)
         return LW_EDENIED;
-    if (mkdir_p(app->cfg.data_dir) != 0) {
-        fprintf(stderr, "linkward serve: cannot create data directory %s: %s\n", app->cfg.data_dir,
+    if (mkdir_p(app->srv.cfg.data_dir) != 0) {
+        fprintf(stderr, "linkward serve: cannot create data directory %s: %s\n", app->srv.cfg.data_dir,
                 strerror(errno));
         return LW_EIO;
     }
     if (open_store(app) != LW_OK)
         return LW_ESTORE;
     char keypath[LW_PATH_MAX + 16];
-    int kn = snprintf(keypath, sizeof keypath, "%s/server.key", app->cfg.data_dir);
+    int kn = snprintf(keypath, sizeof keypath, "%s/server.key", app->srv.cfg.data_dir);
     if (kn < 0 || (size_t)kn >= sizeof keypath) {
         fprintf(stderr, "linkward serve: the data directory's path is too long\n");
         return LW_EINVAL;
@@ -461,54 +480,58 @@ int lw_app_start(lw_app *app, bool listen)
     bool ended_all = false;
     if (load_server_key(app, keypath, &ended_all) != LW_OK)
         return LW_EIO;
-    app->geo = lw_geo_open(app->cfg.geoip_dir);
+    app->geo = lw_geo_open(app->srv.cfg.geoip_dir);
     if (!app->geo)
         return LW_ENOMEM;
     lw_log_info("geo", "%zu GeoIP database%s from %s", lw_geo_count(app->geo),
-                lw_geo_count(app->geo) == 1 ? "" : "s", app->cfg.geoip_dir);
-    if (!app->cfg.public_origin[0]) {
-        const char *h = app->cfg.listen_host;
+                lw_geo_count(app->geo) == 1 ? "" : "s", app->srv.cfg.geoip_dir);
+    if (!app->srv.cfg.public_origin[0]) {
+        const char *h = app->srv.cfg.listen_host;
         bool v6 = strchr(h, ':') != NULL;
-        int n = snprintf(app->cfg.public_origin, sizeof app->cfg.public_origin, "%s://%s%s%s:%d",
-                         app->cfg.tls_cert[0] ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "",
-                         app->cfg.listen_port);
-        if (n < 0 || n >= (int)sizeof app->cfg.public_origin) {
+        int n = snprintf(app->srv.cfg.public_origin, sizeof app->srv.cfg.public_origin, "%s://%s%s%s:%d",
+                         app->srv.cfg.tls_cert[0] ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "",
+                         app->srv.cfg.listen_port);
+        if (n < 0 || n >= (int)sizeof app->srv.cfg.public_origin) {
             lw_log_error("serve", "the listen host is too long for an origin; set --public-origin");
             return LW_EINVAL;
         }
     }
-    app->bus = lw_bus_new();
-    if (app->bus)
-        app->events = lw_bus_events(app->bus); /* what the domain publishes through */
-    app->rates = lw_rates_new((size_t)app->cfg.rate_table_keys);
-    app->sessions = lw_sessions_new(app);
-    app->links = lw_links_new(app);
-    app->pins = lw_pins_new(app, app->h2o_ctx, app->cfg.pin_workers);
+    app->srv.bus = lw_bus_new();
+    if (app->srv.bus)
+        app->events = lw_bus_events(app->srv.bus); /* what the domain publishes through */
+    app->srv.rates = lw_rates_new((size_t)app->srv.cfg.rate_table_keys);
+    domain_sync(app);
+    app->srv.sessions = lw_sessions_new(&app->srv.domain);
+    app->srv.links = lw_links_new(&app->srv.domain);
+    app->srv.pins = lw_pins_new(&app->srv.domain, app->srv.h2o_ctx, app->srv.cfg.pin_workers);
     /* One thread: the loop and it fill a two-core machine; with one core,
      * handing work over would only add to it. */
-    app->work =
-        lw_work_new(app->h2o_ctx,
+    app->srv.work =
+        lw_work_new(app->srv.h2o_ctx,
                     &(lw_work_opts){.name = "lw-work", .threads = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0});
-    app->sweeper = lw_sweeper_new(app);
-    if (!app->bus || !app->rates || !app->sessions || !app->links || !app->pins || !app->work ||
-        !app->sweeper) {
+    domain_sync(app); /* the sweeper ends sessions through app->srv.sessions */
+    app->sweeper = lw_sweeper_new(&app->srv.domain);
+    if (!app->srv.bus || !app->srv.rates || !app->srv.sessions || !app->srv.links || !app->srv.pins ||
+        !app->srv.work || !app->sweeper) {
         lw_log_error("serve", "out of memory at start-up");
         return LW_ENOMEM;
     }
-    if (listen && !(app->control = lw_control_start(app, app->cfg.control_path)))
+    if (listen && !(app->control = lw_control_start(&app->srv, app->srv.cfg.control_path)))
         return LW_EIO;
-    app->shared_store = strncmp(app->cfg.db, "postgres", 8) == 0;
+    app->shared_store = strncmp(app->srv.cfg.db, "postgres", 8) == 0;
+    domain_sync(app);
     if (app->shared_store) {
-        lw_bus_set_hooks(app->bus, &(lw_bus_hooks){.ctx = app,
-                                                   .forget = hook_forget,
-                                                   .complete_link_event = hook_complete_link_event,
-                                                   .resync = hook_resync,
-                                                   .replay = hook_replay});
-        if (!(app->relay = lw_relay_start(app->bus, app->h2o_ctx, app->cfg.db, app->cfg.db_listen)))
+        lw_bus_set_hooks(app->srv.bus, &(lw_bus_hooks){.ctx = app,
+                                                       .forget = hook_forget,
+                                                       .complete_link_event = hook_complete_link_event,
+                                                       .resync = hook_resync,
+                                                       .replay = hook_replay});
+        if (!(app->relay =
+                  lw_relay_start(app->srv.bus, app->srv.h2o_ctx, app->srv.cfg.db, app->srv.cfg.db_listen)))
             return LW_ESTORE;
         lw_bus_peer peer = lw_relay_peer(app->relay);
-        lw_bus_set_peer(app->bus, &peer);
-        lw_sessions_set_vouch(app->sessions, relay_vouches, app->relay);
+        lw_bus_set_peer(app->srv.bus, &peer);
+        lw_sessions_set_vouch(app->srv.sessions, relay_vouches, app->relay);
         /* Ended before the relay could tell anyone: nodes still running
          * would trust their caches. */
         if (ended_all)
@@ -525,30 +548,30 @@ int lw_app_start(lw_app *app, bool listen)
 void lw_app_stop(lw_app *app)
 {
     lw_metrics_clear_gauges();
-    if (app->sessions) {
-        lw_sessions_flush(app->sessions, true);
-        lw_sessions_set_vouch(app->sessions, NULL, NULL);
+    if (app->srv.sessions) {
+        lw_sessions_flush(app->srv.sessions, true);
+        lw_sessions_set_vouch(app->srv.sessions, NULL, NULL);
     }
-    if (app->bus) {
-        lw_bus_set_peer(app->bus, NULL);
-        lw_bus_set_hooks(app->bus, NULL);
+    if (app->srv.bus) {
+        lw_bus_set_peer(app->srv.bus, NULL);
+        lw_bus_set_hooks(app->srv.bus, NULL);
     }
     lw_relay_stop(app->relay);
     lw_control_stop(app->control);
     lw_sweeper_free(app->sweeper);
-    lw_pins_free(app->pins);
-    lw_work_free(app->work);
-    lw_links_free(app->links);
-    lw_sessions_free(app->sessions);
+    lw_pins_free(app->srv.pins);
+    lw_work_free(app->srv.work);
+    lw_links_free(app->srv.links);
+    lw_sessions_free(app->srv.sessions);
     app->events = (lw_events){0};
-    lw_bus_free(app->bus);
-    lw_rates_free(app->rates);
-    if (app->store)
-        lw_store_close(app->store);
+    lw_bus_free(app->srv.bus);
+    lw_rates_free(app->srv.rates);
+    if (app->srv.store)
+        lw_store_close(app->srv.store);
     lw_geo_close(app->geo);
     lw_ua_free();
     lw_wipe(app->server_sk, sizeof app->server_sk);
-    lw_wipe(app->hash_key, sizeof app->hash_key);
+    lw_wipe(app->srv.hash_key, sizeof app->srv.hash_key);
 }
 
 int lw_serve_main(int argc, char **argv)
@@ -557,20 +580,20 @@ int lw_serve_main(int argc, char **argv)
     int exit_code = 1;
     if (!app)
         return 1;
-    lw_config_defaults(&app->cfg);
-    int rc = lw_config_load(&app->cfg, argc, argv);
+    lw_config_defaults(&app->srv.cfg);
+    int rc = lw_config_load(&app->srv.cfg, argc, argv);
     if (rc != 0) {
         free(app);
         return rc < 0 ? 0 : 1;
     }
     /* The same checks whether only checking or about to start, so that
      * --check-config passes exactly what the server accepts. */
-    if (lw_config_check(&app->cfg) != 0) {
+    if (lw_config_check(&app->srv.cfg) != 0) {
         free(app);
         return 1;
     }
-    if (app->cfg.check_config) {
-        printf("configuration OK%s%s\n", app->cfg.config_file[0] ? ": " : "", app->cfg.config_file);
+    if (app->srv.cfg.check_config) {
+        printf("configuration OK%s%s\n", app->srv.cfg.config_file[0] ? ": " : "", app->srv.cfg.config_file);
         free(app);
         return 0;
     }
@@ -584,25 +607,26 @@ int lw_serve_main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    lw_log_info("serve", "listening on %s:%d (origin %s, data in %s)", app->cfg.listen_host,
-                app->cfg.listen_port, app->cfg.public_origin, app->cfg.data_dir);
-    printf("linkward listening on %s://%s%s%s:%d\n", app->cfg.tls_cert[0] ? "https" : "http",
-           strchr(app->cfg.listen_host, ':') ? "[" : "", app->cfg.listen_host,
-           strchr(app->cfg.listen_host, ':') ? "]" : "", app->cfg.listen_port);
+    lw_log_info("serve", "listening on %s:%d (origin %s, data in %s)", app->srv.cfg.listen_host,
+                app->srv.cfg.listen_port, app->srv.cfg.public_origin, app->srv.cfg.data_dir);
+    printf("linkward listening on %s://%s%s%s:%d\n", app->srv.cfg.tls_cert[0] ? "https" : "http",
+           strchr(app->srv.cfg.listen_host, ':') ? "[" : "", app->srv.cfg.listen_host,
+           strchr(app->srv.cfg.listen_host, ':') ? "]" : "", app->srv.cfg.listen_port);
     fflush(stdout);
 
     while (!stop_requested) {
-        h2o_evloop_run(app->loop, 1000);
+        h2o_evloop_run(app->srv.loop, 1000);
         if (reload_requested) {
             /* Databases are swapped between requests: nothing in flight sees a half state. */
             reload_requested = 0;
-            if (app->cfg.tls_cert[0]) {
-                if (lw_http_tls_load(app) == LW_OK)
+            if (app->srv.cfg.tls_cert[0]) {
+                if (lw_http_tls_load(&app->srv) == LW_OK)
                     lw_log_info("tls", "certificate reloaded; new handshakes use it");
                 else
                     lw_log_warn("tls", "certificate reload failed; keeping the one in use");
             }
-            int grc = lw_geo_reload(&app->geo, app->cfg.geoip_dir);
+            int grc = lw_geo_reload(&app->geo, app->srv.cfg.geoip_dir);
+            domain_sync(app);
             if (grc == LW_OK)
                 lw_log_info("geo", "reloaded %zu GeoIP databases", lw_geo_count(app->geo));
             else
@@ -615,16 +639,16 @@ int lw_serve_main(int argc, char **argv)
      * connections), tell sockets to reconnect, let requests in flight finish
      * within the deadline, then flush and exit 0. */
     lw_log_info("serve", "shutting down: %ld requests in flight, %zu sockets", lw_http_inflight(),
-                lw_bus_count(app->bus));
-    lw_http_stop(app);
-    lw_http_request_shutdown(app);
-    lw_bus_close_all(app->bus, 1012, "service restart");
-    int64_t deadline = lw_now_ms() + app->cfg.shutdown_timeout_ms;
+                lw_bus_count(app->srv.bus));
+    lw_http_stop(&app->srv);
+    lw_http_request_shutdown(&app->srv);
+    lw_bus_close_all(app->srv.bus, 1012, "service restart");
+    int64_t deadline = lw_now_ms() + app->srv.cfg.shutdown_timeout_ms;
     /* A short grace even when idle, so a request racing our close on a
      * keep-alive connection still gets its answer (with Connection: close). */
     int64_t grace = lw_now_ms() + 100;
     while (lw_now_ms() < deadline && (lw_http_inflight() > 0 || lw_ws_live() > 0 || lw_now_ms() < grace))
-        h2o_evloop_run(app->loop, 10);
+        h2o_evloop_run(app->srv.loop, 10);
     if (lw_http_inflight() > 0)
         lw_log_warn("serve", "%ld requests still in flight at the shutdown deadline", lw_http_inflight());
     exit_code = 0;

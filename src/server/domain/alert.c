@@ -67,15 +67,15 @@ static int alert_make(lw_alert *a, const char *account_id, const char *kind, con
     return LW_OK;
 }
 
-static void alert_publish(lw_app *app, const lw_alert *a)
+static void alert_publish(const lw_domain_deps *deps, const lw_alert *a)
 {
     json_t *ev = lw_event_alert(a);
-    lw_events_to_account(&app->events, a->account_id, NULL, ev);
+    lw_events_to_account(deps->events, a->account_id, NULL, ev);
     json_decref(ev);
 }
 
-static int alert_raise_as(lw_app *app, const char *account_id, const char *kind, const char *device_id,
-                          const char *message, json_t *details, bool burst)
+static int alert_raise_as(const lw_domain_deps *deps, const char *account_id, const char *kind,
+                          const char *device_id, const char *message, json_t *details, bool burst)
 {
     lw_alert a;
     int rc = alert_make(&a, account_id, kind, device_id, message, details);
@@ -88,28 +88,28 @@ static int alert_raise_as(lw_app *app, const char *account_id, const char *kind,
     lw_metrics_inc("linkward_alerts_total", label);
     lw_alert stored;
     if (burst)
-        rc = lw_store_alert_raise(app->store, &a, a.created_at - LW_ALERT_BURST_MS, &stored);
-    else if ((rc = lw_store_alert_insert(app->store, &a)) == LW_OK)
+        rc = lw_store_alert_raise(deps->store, &a, a.created_at - LW_ALERT_BURST_MS, &stored);
+    else if ((rc = lw_store_alert_insert(deps->store, &a)) == LW_OK)
         stored = a;
     if (rc != LW_OK) {
         lw_log_error("alert", "cannot store %s alert: %s", kind, lw_strerror(rc));
         return rc;
     }
-    alert_publish(app, &stored);
+    alert_publish(deps, &stored);
     lw_log_info("alert", "%s for account %.8s (%d in its burst)", kind, account_id, stored.count);
     return LW_OK;
 }
 
-int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id,
-                   const char *message, json_t *details)
+int lw_alert_raise(const lw_domain_deps *deps, const char *account_id, const char *kind,
+                   const char *device_id, const char *message, json_t *details)
 {
-    return alert_raise_as(app, account_id, kind, device_id, message, details, false);
+    return alert_raise_as(deps, account_id, kind, device_id, message, details, false);
 }
 
-int lw_alert_raise_burst(lw_app *app, const char *account_id, const char *kind, const char *device_id,
-                         const char *message, json_t *details)
+int lw_alert_raise_burst(const lw_domain_deps *deps, const char *account_id, const char *kind,
+                         const char *device_id, const char *message, json_t *details)
 {
-    return alert_raise_as(app, account_id, kind, device_id, message, details, true);
+    return alert_raise_as(deps, account_id, kind, device_id, message, details, true);
 }
 
 /* ---- the sentences ---- */

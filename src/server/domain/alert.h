@@ -13,7 +13,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "app.h"
+#include "deps.h"
 #include "store.h"
 
 /* A burst: alerts of one kind about one device, each within this long of the
@@ -26,15 +26,15 @@
 
 /* Stores and publishes an alert. message is its sentence (copied into
  * details.message); details is a JSON object (stolen; NULL for {}). */
-int lw_alert_raise(lw_app *app, const char *account_id, const char *kind, const char *device_id,
-                   const char *message, json_t *details);
+int lw_alert_raise(const lw_domain_deps *deps, const char *account_id, const char *kind,
+                   const char *device_id, const char *message, json_t *details);
 /* The same for kinds that come in bursts (wrong PINs, refused link attempts):
  * an unanswered alert of this kind about this device raised or updated in the
  * last LW_ALERT_BURST_MS counts this one in — its count goes up, its details
  * and sentence become these — and is pushed again with its own id, so a
  * client replaces it; otherwise a new alert. */
-int lw_alert_raise_burst(lw_app *app, const char *account_id, const char *kind, const char *device_id,
-                         const char *message, json_t *details);
+int lw_alert_raise_burst(const lw_domain_deps *deps, const char *account_id, const char *kind,
+                         const char *device_id, const char *message, json_t *details);
 /* The API form of an alert. */
 json_t *lw_alert_json(const lw_alert *a);
 

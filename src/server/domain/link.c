@@ -32,7 +32,7 @@ typedef struct live {
 #define REF_MSG_MAX (LW_ID_STRLEN + 8)
 
 struct lw_links {
-    lw_app *app;
+    const lw_domain_deps *deps;
     uint8_t ref_key[LW_KEY_LEN]; /* derives every ref: see derive_ref */
     lw_map *live;                /* request id -> live */
     lw_map *per_ip;              /* address -> number of live requests, as a pointer-sized integer */
@@ -41,20 +41,20 @@ struct lw_links {
 
 static void on_timer(h2o_timeout_entry_t *entry);
 
-lw_links *lw_links_new(lw_app *app)
+lw_links *lw_links_new(const lw_domain_deps *deps)
 {
     lw_links *L = lw_calloc(1, sizeof *L);
     if (!L)
         return NULL;
-    L->app = app;
-    lw_keyed_hash(L->ref_key, app->hash_key, REF_KEY_LABEL, sizeof REF_KEY_LABEL - 1);
+    L->deps = deps;
+    lw_keyed_hash(L->ref_key, deps->hash_key, REF_KEY_LABEL, sizeof REF_KEY_LABEL - 1);
     if (!(L->live = lw_map_new()) || !(L->per_ip = lw_map_new())) {
         lw_map_free(L->live);
         lw_free(L);
         return NULL;
     }
-    h2o_timeout_init(app->loop, &L->first, (uint64_t)app->cfg.qr_first_ttl_ms);
-    h2o_timeout_init(app->loop, &L->next, (uint64_t)app->cfg.qr_next_ttl_ms);
+    h2o_timeout_init(deps->loop, &L->first, (uint64_t)deps->cfg->qr_first_ttl_ms);
+    h2o_timeout_init(deps->loop, &L->next, (uint64_t)deps->cfg->qr_next_ttl_ms);
     return L;
 }
 
@@ -118,8 +118,8 @@ void lw_links_ref_prepare(lw_links *L, const lw_link_request *r, int idx, lw_lin
     memset(f, 0, sizeof *f);
     derive_ref(L, r->id, idx, f->ref);
     lw_fingerprint(f->fp, r->public_key);
-    lw_strlcpy(f->origin, L->app->cfg.public_origin, sizeof f->origin);
-    f->server_sk = L->app->server_sk;
+    lw_strlcpy(f->origin, L->deps->cfg->public_origin, sizeof f->origin);
+    f->server_sk = L->deps->server_sk;
     f->rc = LW_EINVAL;
 }
 
@@ -142,7 +142,7 @@ static int apply_ref(lw_links *L, live *lv, lw_link_request *r, lw_link_ref *f, 
 {
     if (f->rc != LW_OK)
         return f->rc;
-    lw_keyed_hash(r->ref_hash, L->app->hash_key, f->ref, sizeof f->ref);
+    lw_keyed_hash(r->ref_hash, L->deps->hash_key, f->ref, sizeof f->ref);
     r->ref_index = idx;
     r->ref_expires_at = lw_now_ms() + valid_ms;
     lv->ref_index = idx;
@@ -217,9 +217,9 @@ int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRL
     live *lv = live_new(L, r, code);
     if (!lv)
         return LW_ENOMEM;
-    int rc = apply_ref(L, lv, r, first, 0, L->app->cfg.qr_first_ttl_ms);
+    int rc = apply_ref(L, lv, r, first, 0, L->deps->cfg->qr_first_ttl_ms);
     if (rc == LW_OK)
-        rc = lw_store_link_insert(L->app->store, r);
+        rc = lw_store_link_insert(L->deps->store, r);
     if (rc == LW_OK)
         rc = live_add(L, lv);
     if (rc != LW_OK) {
@@ -230,7 +230,7 @@ int lw_links_begin(lw_links *L, lw_link_request *r, const char code[LW_CODE_STRL
         live_free(lv);
         return rc;
     }
-    h2o_timeout_link(L->app->loop, &L->first, &lv->timer);
+    h2o_timeout_link(L->deps->loop, &L->first, &lv->timer);
     return LW_OK;
 }
 
@@ -245,10 +245,10 @@ static void drop(lw_links *L, const char *id)
 
 void lw_links_push(lw_links *L, const char *request_id, json_t *ev, bool final)
 {
-    lw_events_to_link(&L->app->events, request_id, ev);
+    lw_events_to_link(L->deps->events, request_id, ev);
     json_decref(ev);
     if (final) {
-        lw_events_close_link(&L->app->events, request_id);
+        lw_events_close_link(L->deps->events, request_id);
         drop(L, request_id);
     }
 }
@@ -265,7 +265,7 @@ static void expire(lw_links *L, lw_link_request *r)
     for (size_t i = 0; i < 3; i++) {
         if (strcmp(r->state, from[i]) != 0)
             continue;
-        int rc = lw_store_link_transition(L->app->store, r, from[i], "expired");
+        int rc = lw_store_link_transition(L->deps->store, r, from[i], "expired");
         if (rc == LW_OK) {
             lw_metrics_inc("linkward_link_requests_total", "outcome=\"expired\"");
             lw_log_info("link", "request %.8s expired", r->id);
@@ -279,31 +279,31 @@ static void on_timer(h2o_timeout_entry_t *entry)
     live *lv = H2O_STRUCT_FROM_MEMBER(live, timer, entry);
     lw_links *L = lv->L;
     lw_link_request r;
-    int rc = lw_store_link_get(L->app->store, lv->id, &r);
+    int rc = lw_store_link_get(L->deps->store, lv->id, &r);
     if (rc != LW_OK || strcmp(r.state, "denied") == 0 || strcmp(r.state, "completed") == 0 ||
         strcmp(r.state, "expired") == 0) {
         drop(L, lv->id);
         return;
     }
     int next = lv->ref_index + 1;
-    if (next >= L->app->cfg.qr_refs || lw_now_ms() >= r.expires_at) {
+    if (next >= L->deps->cfg->qr_refs || lw_now_ms() >= r.expires_at) {
         expire(L, &r);
         return;
     }
     if (strcmp(r.state, "pending") == 0) {
-        if (make_ref(L, lv, &r, next, L->app->cfg.qr_next_ttl_ms) != LW_OK ||
-            lw_store_link_set_ref(L->app->store, r.id, r.ref_hash, r.ref_index, r.ref_expires_at) != LW_OK) {
+        if (make_ref(L, lv, &r, next, L->deps->cfg->qr_next_ttl_ms) != LW_OK ||
+            lw_store_link_set_ref(L->deps->store, r.id, r.ref_hash, r.ref_index, r.ref_expires_at) != LW_OK) {
             lw_log_error("link", "cannot rotate the ref of %.8s", r.id);
             expire(L, &r);
             return;
         }
         json_t *ev = ref_event(lv);
-        lw_events_to_link(&L->app->events, r.id, ev);
+        lw_events_to_link(L->deps->events, r.id, ev);
         json_decref(ev);
     } else {
         lv->ref_index = next; /* scanned: no new refs, but the clock keeps running */
     }
-    h2o_timeout_link(L->app->loop, &L->next, &lv->timer);
+    h2o_timeout_link(L->deps->loop, &L->next, &lv->timer);
 }
 
 /* The live state of a pending request, re-creating it (with a fresh ref) when
@@ -317,20 +317,20 @@ static live *ensure_live(lw_links *L, const lw_link_request *r)
         return lv;
     /* With several nodes the one that opened the request rotates its refs;
      * another node takes over only when that one stopped (its ref lapsed). */
-    if (L->app->shared_store && lw_now_ms() < r->ref_expires_at + 1000)
+    if (L->deps->shared_store && lw_now_ms() < r->ref_expires_at + 1000)
         return NULL;
     lw_link_request copy = *r;
     if (!(lv = live_new(L, r, NULL)))
         return NULL;
-    int idx = r->ref_index + 1 < L->app->cfg.qr_refs ? r->ref_index + 1 : r->ref_index;
-    if (make_ref(L, lv, &copy, idx, L->app->cfg.qr_next_ttl_ms) != LW_OK ||
-        lw_store_link_set_ref(L->app->store, copy.id, copy.ref_hash, copy.ref_index, copy.ref_expires_at) !=
+    int idx = r->ref_index + 1 < L->deps->cfg->qr_refs ? r->ref_index + 1 : r->ref_index;
+    if (make_ref(L, lv, &copy, idx, L->deps->cfg->qr_next_ttl_ms) != LW_OK ||
+        lw_store_link_set_ref(L->deps->store, copy.id, copy.ref_hash, copy.ref_index, copy.ref_expires_at) !=
             LW_OK ||
         live_add(L, lv) != LW_OK) {
         live_free(lv);
         return NULL;
     }
-    h2o_timeout_link(L->app->loop, &L->next, &lv->timer);
+    h2o_timeout_link(L->deps->loop, &L->next, &lv->timer);
     return lv;
 }
 
@@ -409,6 +409,6 @@ void lw_links_on_socket(lw_links *L, const lw_link_request *r)
         return;
     }
     json_t *ev = ref_event(lv);
-    lw_events_to_link(&L->app->events, r->id, ev);
+    lw_events_to_link(L->deps->events, r->id, ev);
     json_decref(ev);
 }

@@ -10,12 +10,12 @@
 
 #include <jansson.h>
 
-#include "app.h"
+#include "deps.h"
 #include "code.h"
 #include "payload.h"
 #include "store.h"
 
-lw_links *lw_links_new(lw_app *app);
+lw_links *lw_links_new(const lw_domain_deps *deps);
 void lw_links_free(lw_links *L);
 
 /* A ref in the making, in three steps so that the costly one (signing the

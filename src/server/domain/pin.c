@@ -135,12 +135,12 @@ static void job_done(void *arg)
     free_job(j);
 }
 
-lw_pins *lw_pins_new(lw_app *app, struct st_h2o_context_t *ctx, int workers)
+lw_pins *lw_pins_new(const lw_domain_deps *deps, struct st_h2o_context_t *ctx, int workers)
 {
     lw_pins *p = lw_calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    memcpy(p->key, app->hash_key, sizeof p->key);
+    memcpy(p->key, deps->hash_key, sizeof p->key);
     /* Argon2id is deliberately slow, and the event loop answers everyone
      * else: where the two share a core, the loop should win it. A moderately
      * lower priority for these threads only (nice 5: about a quarter of a core

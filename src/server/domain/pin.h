@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "app.h"
+#include "deps.h"
 
 #define LW_PIN_DIGITS 6
 
@@ -35,7 +35,7 @@ int64_t lw_pin_lock_duration(int failures, int max_failures, int64_t base_ms);
 typedef void (*lw_pin_done)(void *arg, int verified, const char *new_hash);
 
 struct st_h2o_context_t;
-lw_pins *lw_pins_new(lw_app *app, struct st_h2o_context_t *ctx, int workers);
+lw_pins *lw_pins_new(const lw_domain_deps *deps, struct st_h2o_context_t *ctx, int workers);
 void lw_pins_free(lw_pins *p);
 
 /* Starts a job for account_id: checks pin against stored_hash (when pin is not

@@ -7,19 +7,19 @@
 #include "geo.h"
 #include "lw.h"
 
-void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *net)
+void lw_place_lookup(const lw_domain_deps *deps, const char *ip, lw_place *place, lw_netinfo *net)
 {
     memset(place, 0, sizeof *place);
     if (net)
         memset(net, 0, sizeof *net);
     lw_strlcpy(place->ip, ip ? ip : "", sizeof place->ip);
-    if (!app->geo || !ip || !ip[0])
+    if (!deps->geo || !ip || !ip[0])
         return;
     lw_geo_info g;
-    if (lw_geo_lookup(app->geo, ip, &g) != LW_OK)
+    if (lw_geo_lookup(deps->geo, ip, &g) != LW_OK)
         return;
     lw_strlcpy(place->country, g.country, sizeof place->country);
-    if (!app->cfg.privacy_country_only) {
+    if (!deps->cfg->privacy_country_only) {
         lw_strlcpy(place->region, g.region, sizeof place->region);
         lw_strlcpy(place->city, g.city, sizeof place->city);
     }

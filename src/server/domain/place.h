@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "app.h"
+#include "deps.h"
 #include "store.h"
 
 typedef struct lw_netinfo {
@@ -18,7 +18,7 @@ typedef struct lw_netinfo {
 } lw_netinfo;
 
 /* Fills place (always its ip) and, when net is not NULL, the network. */
-void lw_place_lookup(lw_app *app, const char *ip, lw_place *place, lw_netinfo *net);
+void lw_place_lookup(const lw_domain_deps *deps, const char *ip, lw_place *place, lw_netinfo *net);
 /* A new session is first and last seen at p: address, place, network, coordinates. */
 void lw_place_seen_first(const lw_place *p, lw_session *s);
 /* "Lisbon, PT", "PT" or "" */

@@ -51,13 +51,13 @@ double lw_risk_travel_km(const lw_place *from, const lw_place *to)
     return fmax(0.0, km - from->accuracy_km - to->accuracy_km);
 }
 
-void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id, const lw_place *primary_at,
-                  lw_risk *k)
+void lw_risk_link(const lw_domain_deps *deps, const lw_link_request *r, const char *account_id,
+                  const lw_place *primary_at, lw_risk *k)
 {
     memset(k, 0, sizeof *k);
     k->reasons = json_array();
     k->distance_km = -1;
-    lw_place_lookup(app, r->ip, &k->place, &k->net);
+    lw_place_lookup(deps, r->ip, &k->place, &k->net);
     int medium = 0;
     bool high = false;
 
@@ -77,7 +77,7 @@ void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id,
      * where its primary is (two indexed queries, not its session lists). */
     lw_account_places known;
     if ((k->place.country[0] || k->place.has_loc) &&
-        lw_store_account_places(app->store, account_id, k->place.country, &known) == LW_OK) {
+        lw_store_account_places(deps->store, account_id, k->place.country, &known) == LW_OK) {
         /* The phone asking from that country right now makes it known. */
         bool primary_there =
             primary_at && k->place.country[0] && strcmp(primary_at->country, k->place.country) == 0;
@@ -93,7 +93,7 @@ void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id,
                                                                                : NULL;
         if (k->place.has_loc && primary) {
             k->distance_km = lw_place_distance_km(primary, &k->place);
-            if (k->distance_km > app->cfg.far_km) {
+            if (k->distance_km > deps->cfg->far_km) {
                 k->far = true;
                 reason(k, "far_from_primary", "The request is about %.0f km from your phone.",
                        k->distance_km);
@@ -110,32 +110,32 @@ void lw_risk_clear(lw_risk *k)
     k->reasons = NULL;
 }
 
-void lw_risk_link_alerts(lw_app *app, const lw_risk *k, const char *account_id, const char *device_id,
-                         const char *device_name)
+void lw_risk_link_alerts(const lw_domain_deps *deps, const lw_risk *k, const char *account_id,
+                         const char *device_id, const char *device_name)
 {
     char where[2 * LW_PLACE_MAX + 4];
     lw_place_describe(k->place.city, k->place.country, where, sizeof where);
     if (k->new_country)
         lw_alert_raise(
-            app, account_id, "link.new_country", device_id,
+            deps, account_id, "link.new_country", device_id,
             "A device was linked from a country this account never used.",
             json_pack("{s:s, s:s, s:s}", "country", k->place.country, "place", where, "name", device_name));
     if (k->far)
-        lw_alert_raise(app, account_id, "link.far_from_primary", device_id,
+        lw_alert_raise(deps, account_id, "link.far_from_primary", device_id,
                        "A device was linked far from your phone.",
                        json_pack("{s:f, s:s, s:s}", "distance_km", round(k->distance_km), "place", where,
                                  "name", device_name));
     if (k->anonymous)
-        lw_alert_raise(app, account_id, "link.anonymous_network", device_id,
+        lw_alert_raise(deps, account_id, "link.anonymous_network", device_id,
                        "A device was linked through an anonymous network (VPN, Tor or hosting).",
                        json_pack("{s:s, s:b, s:b, s:b, s:s}", "network", k->net.network, "vpn", k->net.vpn,
                                  "tor", k->net.tor, "hosting", k->net.hosting, "name", device_name));
 }
 
 /* Whether a move alert of this kind may be raised now, and if so, notes it. */
-static bool move_alert_due(lw_app *app, int64_t *last_at, int64_t now)
+static bool move_alert_due(const lw_domain_deps *deps, int64_t *last_at, int64_t now)
 {
-    int64_t every = app->cfg.move_alert_interval_ms;
+    int64_t every = deps->cfg->move_alert_interval_ms;
     if (last_at && every > 0 && *last_at != 0 && now - *last_at < every)
         return false;
     if (last_at)
@@ -143,19 +143,20 @@ static bool move_alert_due(lw_app *app, int64_t *last_at, int64_t now)
     return true;
 }
 
-void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id, const lw_place *from,
-                     const lw_place *to, int64_t dt_ms, int64_t now, lw_move_alerts *seen)
+void lw_risk_on_move(const lw_domain_deps *deps, const char *account_id, const char *device_id,
+                     const lw_place *from, const lw_place *to, int64_t dt_ms, int64_t now,
+                     lw_move_alerts *seen)
 {
     double km = lw_place_distance_km(from, to), travel = lw_risk_travel_km(from, to);
     char a[2 * LW_PLACE_MAX + 4], b[2 * LW_PLACE_MAX + 4];
     lw_place_describe(from->city, from->country, a, sizeof a);
     lw_place_describe(to->city, to->country, b, sizeof b);
-    if (travel >= 0 && lw_risk_impossible(travel, dt_ms, app->cfg.travel_kmh)) {
+    if (travel >= 0 && lw_risk_impossible(travel, dt_ms, deps->cfg->travel_kmh)) {
         /* Throttled or not, an impossible move is not also a country change. */
-        if (!move_alert_due(app, seen ? &seen->impossible_at : NULL, now))
+        if (!move_alert_due(deps, seen ? &seen->impossible_at : NULL, now))
             return;
         double kmh = lw_risk_speed_kmh(travel, dt_ms);
-        lw_alert_raise(app, account_id, "session.impossible_travel", device_id,
+        lw_alert_raise(deps, account_id, "session.impossible_travel", device_id,
                        "This session was used from two places too far apart for the time between them.",
                        json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:f}", "from", a, "to", b, "from_ip",
                                  from->ip, "to_ip", to->ip, "distance_km", round(km), "seconds",
@@ -163,25 +164,25 @@ void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id,
         return;
     }
     if (from->country[0] && to->country[0] && strcmp(from->country, to->country) != 0 &&
-        move_alert_due(app, seen ? &seen->changed_at : NULL, now))
-        lw_alert_raise(app, account_id, "session.country_changed", device_id,
+        move_alert_due(deps, seen ? &seen->changed_at : NULL, now))
+        lw_alert_raise(deps, account_id, "session.country_changed", device_id,
                        "This session is now used from another country.",
                        json_pack("{s:s, s:s, s:s, s:s}", "from", a, "to", b, "from_country", from->country,
                                  "to_country", to->country));
 }
 
-void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here, const lw_netinfo *net,
-                            const char *account_id, const char *device_id, const char *device_name,
-                            int64_t dt_ms, int64_t now)
+void lw_risk_link_completed(const lw_domain_deps *deps, const lw_risk *k, const lw_place *here,
+                            const lw_netinfo *net, const char *account_id, const char *device_id,
+                            const char *device_name, int64_t dt_ms, int64_t now)
 {
     if (strcmp(k->place.ip, here->ip) == 0)
         return;
     /* The primary approved what it was shown: a request from k->place. The
      * credential went to `here`, so that hop is judged like any other move. */
-    lw_risk_on_move(app, account_id, device_id, &k->place, here, dt_ms, now, NULL);
+    lw_risk_on_move(deps, account_id, device_id, &k->place, here, dt_ms, now, NULL);
     if (net->anonymous && !k->anonymous)
         lw_alert_raise(
-            app, account_id, "link.anonymous_network", device_id,
+            deps, account_id, "link.anonymous_network", device_id,
             "A device was linked through an anonymous network (VPN, Tor or hosting): it completed the "
             "link from another address than the one you approved.",
             json_pack("{s:s, s:b, s:b, s:b, s:s, s:s}", "network", net->network, "vpn", net->vpn, "tor",

@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "app.h"
+#include "deps.h"
 #include "place.h"
 #include "store.h"
 
@@ -29,14 +29,14 @@ typedef struct lw_risk {
  * where the primary is right now: the place of the request it is making (a
  * scan or an approval). NULL, or a place without coordinates, falls back to
  * the primary's stored place, which is written at most once a minute. */
-void lw_risk_link(lw_app *app, const lw_link_request *r, const char *account_id, const lw_place *primary_at,
-                  lw_risk *out);
+void lw_risk_link(const lw_domain_deps *deps, const lw_link_request *r, const char *account_id,
+                  const lw_place *primary_at, lw_risk *out);
 void lw_risk_clear(lw_risk *k);
 const char *lw_risk_name(lw_risk_level l);
 
 /* The alerts a completed link raises beyond device.linked. */
-void lw_risk_link_alerts(lw_app *app, const lw_risk *k, const char *account_id, const char *device_id,
-                         const char *device_name);
+void lw_risk_link_alerts(const lw_domain_deps *deps, const lw_risk *k, const char *account_id,
+                         const char *device_id, const char *device_name);
 
 /* When a device last raised each kind of move alert (0 = never): kept by the
  * caller per device, so a session flapping between two countries raises one
@@ -53,16 +53,17 @@ typedef struct lw_move_alerts {
  * used at `from`. seen (may be NULL: no throttle) is the device's
  * lw_move_alerts; an alert of a kind raised less than
  * cfg.move_alert_interval_ms before now is not raised again. */
-void lw_risk_on_move(lw_app *app, const char *account_id, const char *device_id, const lw_place *from,
-                     const lw_place *to, int64_t dt_ms, int64_t now, lw_move_alerts *seen);
+void lw_risk_on_move(const lw_domain_deps *deps, const char *account_id, const char *device_id,
+                     const lw_place *from, const lw_place *to, int64_t dt_ms, int64_t now,
+                     lw_move_alerts *seen);
 
 /* A link completed from another address than the one that asked (and was
  * judged by k, what the primary approved): the move from the request's place
  * to here (lw_risk_on_move, dt_ms after the request), and an anonymous
  * network here that the request did not show raises link.anonymous_network. */
-void lw_risk_link_completed(lw_app *app, const lw_risk *k, const lw_place *here, const lw_netinfo *net,
-                            const char *account_id, const char *device_id, const char *device_name,
-                            int64_t dt_ms, int64_t now);
+void lw_risk_link_completed(const lw_domain_deps *deps, const lw_risk *k, const lw_place *here,
+                            const lw_netinfo *net, const char *account_id, const char *device_id,
+                            const char *device_name, int64_t dt_ms, int64_t now);
 
 /* Pure rule arithmetic, for tests. */
 double lw_risk_speed_kmh(double km, int64_t ms);

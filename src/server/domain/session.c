@@ -53,7 +53,7 @@ typedef struct centry {
 #define LW_SESSION_RECHECK_MS 10000
 
 struct lw_sessions {
-    lw_app *app;
+    const lw_domain_deps *deps;
     lw_map *by_selector;
     lw_map *by_device;
     /* Another server on the same SQLite file (check_foreign_writes). */
@@ -78,25 +78,25 @@ static void on_foreign_timer(h2o_timeout_entry_t *entry)
 {
     lw_sessions *s = H2O_STRUCT_FROM_MEMBER(lw_sessions, foreign_timer, entry);
     check_foreign_writes(s, true);
-    h2o_timeout_link(s->app->loop, &s->foreign_every, &s->foreign_timer);
+    h2o_timeout_link(s->deps->loop, &s->foreign_every, &s->foreign_timer);
 }
 
-lw_sessions *lw_sessions_new(lw_app *app)
+lw_sessions *lw_sessions_new(const lw_domain_deps *deps)
 {
     lw_sessions *s = lw_calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->app = app;
+    s->deps = deps;
     s->by_selector = lw_map_new();
     s->by_device = lw_map_new();
     if (!s->by_selector || !s->by_device) {
         lw_sessions_free(s);
         return NULL;
     }
-    if (app->loop && !app->shared_store) {
+    if (deps->loop && !deps->shared_store) {
         s->foreign_timer.cb = on_foreign_timer;
-        h2o_timeout_init(app->loop, &s->foreign_every, LW_FOREIGN_CHECK_MS);
-        h2o_timeout_link(app->loop, &s->foreign_every, &s->foreign_timer);
+        h2o_timeout_init(deps->loop, &s->foreign_every, LW_FOREIGN_CHECK_MS);
+        h2o_timeout_link(deps->loop, &s->foreign_every, &s->foreign_timer);
     }
     return s;
 }
@@ -173,8 +173,8 @@ static void write_last_active(lw_sessions *s, centry *e)
 {
     lw_place where;
     if (e->place_dirty)
-        lw_place_lookup(s->app, e->last_ip, &where, NULL);
-    int rc = lw_store_session_touch(s->app->store, e->device_id, e->last_active_at,
+        lw_place_lookup(s->deps, e->last_ip, &where, NULL);
+    int rc = lw_store_session_touch(s->deps->store, e->device_id, e->last_active_at,
                                     e->place_dirty ? &where : NULL);
     if (rc != LW_OK && rc != LW_ENOTFOUND) {
         lw_log_warn("session", "cannot write last-active of %.8s: %s", e->device_id, lw_strerror(rc));
@@ -190,14 +190,14 @@ static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
 {
     lw_place from, to;
     /* The cache keeps only what the checks need; the names are looked up again. */
-    lw_place_lookup(s->app, e->last_ip, &from, NULL);
+    lw_place_lookup(s->deps, e->last_ip, &from, NULL);
     lw_strlcpy(from.country, e->last_country, sizeof from.country);
     from.lat = e->last_lat;
     from.lon = e->last_lon;
     from.has_loc = e->last_has_loc;
-    lw_place_lookup(s->app, ip, &to, NULL);
+    lw_place_lookup(s->deps, ip, &to, NULL);
     if (e->last_ip[0])
-        lw_risk_on_move(s->app, e->account_id, e->device_id, &from, &to, now - e->last_place_at, now,
+        lw_risk_on_move(s->deps, e->account_id, e->device_id, &from, &to, now - e->last_place_at, now,
                         &e->move_alerts);
     lw_strlcpy(e->last_ip, ip, sizeof e->last_ip);
     lw_strlcpy(e->last_country, to.country, sizeof e->last_country);
@@ -262,7 +262,7 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
     char selector[LW_ID_STRLEN];
     lw_cred_selector_text(text, selector);
     uint8_t hash[LW_HASH_LEN];
-    lw_cred_hash(&cred, s->app->hash_key, hash);
+    lw_cred_hash(&cred, s->deps->hash_key, hash);
     lw_cred_wipe(&cred);
 
     check_foreign_writes(s, false);
@@ -271,7 +271,7 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
     if (!e) {
         count_read("miss");
         lw_session sess;
-        int rc = lw_store_session_get_by_selector(s->app->store, selector, &sess);
+        int rc = lw_store_session_get_by_selector(s->deps->store, selector, &sess);
         if (rc != LW_OK)
             return rc == LW_ENOTFOUND ? LW_ENOTFOUND : rc;
         if (!lw_ct_equal(sess.cred_hash, hash, LW_HASH_LEN))
@@ -286,13 +286,13 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
             return LW_ENOMEM;
     } else if (!lw_ct_equal(e->cred_hash, hash, LW_HASH_LEN)) {
         return LW_ENOTFOUND;
-    } else if (s->app->shared_store && (why = distrust(s, e)) != NULL) {
+    } else if (s->deps->shared_store && (why = distrust(s, e)) != NULL) {
         /* Several nodes, and the cache cannot be vouched for (distrust):
          * another node may have ended this session and this one may not have
          * heard. The store is the one truth every node shares. */
         count_read(why);
         lw_session sess;
-        int rc = lw_store_session_get(s->app->store, e->device_id, &sess);
+        int rc = lw_store_session_get(s->deps->store, e->device_id, &sess);
         if (rc == LW_OK &&
             (strcmp(sess.state, "active") != 0 || strcmp(sess.cred_selector, e->selector) != 0)) {
             lw_strlcpy(end_reason, sess.end_reason, LW_REASON_MAX);
@@ -317,7 +317,7 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
     else if (ip && ip[0])
         e->last_place_at = now;
     e->dirty = true;
-    if (now - e->last_written_at >= s->app->cfg.last_active_write_ms)
+    if (now - e->last_written_at >= s->deps->cfg->last_active_write_ms)
         write_last_active(s, e);
 
     lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
@@ -332,8 +332,8 @@ int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STR
     lw_cred cred;
     lw_cred_new(&cred, LW_CRED_SESSION);
     lw_cred_selector_str(&cred, sess->cred_selector);
-    lw_cred_hash(&cred, s->app->hash_key, sess->cred_hash);
-    sess->cred_expires_at = lw_now_ms() + s->app->cfg.credential_ttl_ms;
+    lw_cred_hash(&cred, s->deps->hash_key, sess->cred_hash);
+    sess->cred_expires_at = lw_now_ms() + s->deps->cfg->credential_ttl_ms;
     lw_random(sess->challenge, sizeof sess->challenge);
     lw_cred_format(&cred, token);
     lw_cred_wipe(&cred);
@@ -349,7 +349,7 @@ void lw_sessions_cache(lw_sessions *s, const lw_session *sess)
 int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN])
 {
     lw_sessions_prepare(s, sess, token);
-    int rc = lw_store_session_set_credential(s->app->store, sess);
+    int rc = lw_store_session_set_credential(s->deps->store, sess);
     if (rc != LW_OK) {
         lw_wipe(token, LW_CRED_STRLEN);
         return rc;
@@ -369,13 +369,13 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
         e->move_alerts = moves;
     /* Other nodes may have the old credential cached: as here, it stops
      * working there (told before the answer with the new one leaves). */
-    lw_events_credential_replaced(&s->app->events, sess->id);
+    lw_events_credential_replaced(s->deps->events, sess->id);
     return LW_OK;
 }
 
 void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
 {
-    lw_app *app = s->app;
+    const lw_domain_deps *deps = s->deps;
     /* First close every ended device's sockets, so that in a logout-all the
      * companions hear their own session.ended at once and not their siblings'
      * device.ended first; then tell the devices that remain. */
@@ -384,15 +384,15 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         snprintf(label, sizeof label, "reason=\"%s\"", e[i].reason);
         lw_metrics_inc("linkward_sessions_ended_total", label);
         drop(s, e[i].device_id);
-        lw_events_end_device(&app->events, e[i].device_id, e[i].reason);
+        lw_events_end_device(deps->events, e[i].device_id, e[i].reason);
     }
-    lw_events_flush(&app->events); /* other nodes drop them before the answer leaves */
+    lw_events_flush(deps->events); /* other nodes drop them before the answer leaves */
     /* Country-only privacy: one transaction redacts every ended record not
      * redacted yet (these and whatever a crash left) with its alerts; the
      * sweeper runs the same at start and on every pass, so a failure here
      * only delays it. */
-    if (n > 0 && app->cfg.privacy_country_only) {
-        int rc = lw_store_session_redact_ended(app->store, NULL);
+    if (n > 0 && deps->cfg->privacy_country_only) {
+        int rc = lw_store_session_redact_ended(deps->store, NULL);
         if (rc != LW_OK)
             lw_log_error("session", "cannot redact ended records: %s", lw_strerror(rc));
     }
@@ -405,7 +405,7 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
                strcmp(e[j].reason, e[i].reason) == 0)
             json_array_append_new(ids, json_string(e[j++].device_id));
         json_t *ev = lw_event_device_ended(e[i].device_id, e[i].reason, ids);
-        lw_events_to_account(&app->events, e[i].account_id, e[i].device_id, ev);
+        lw_events_to_account(deps->events, e[i].account_id, e[i].device_id, ev);
         json_decref(ev);
         for (size_t k = i; k < j; k++)
             lw_log_info("session", "device %.8s ended: %s", e[k].device_id, e[k].reason);
@@ -427,7 +427,7 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         for (size_t k = i; k < j && nnames < LW_ALERT_NAMES_MAX; k++) {
             lw_session ended;
             names[nnames][0] = '\0';
-            if (lw_store_session_get(app->store, e[k].device_id, &ended) == LW_OK)
+            if (lw_store_session_get(deps->store, e[k].device_id, &ended) == LW_OK)
                 lw_strlcpy(names[nnames], ended.name, sizeof names[nnames]);
             lw_wipe(&ended, sizeof ended);
             named[nnames] = names[nnames];
@@ -437,7 +437,8 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
         lw_alert_text_ended(text, sizeof text, e[i].reason, j - i, named, nnames);
         json_t *details = json_pack("{s:s, s:I, s:o}", "reason", e[i].reason, "count", (json_int_t)(j - i),
                                     "device_ids", ids);
-        lw_alert_raise(app, e[i].account_id, "device.ended", j - i == 1 ? e[i].device_id : "", text, details);
+        lw_alert_raise(deps, e[i].account_id, "device.ended", j - i == 1 ? e[i].device_id : "", text,
+                       details);
         i = j;
     }
 }
@@ -449,19 +450,19 @@ void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
         snprintf(label, sizeof label, "reason=\"%s\"", e[i].reason);
         lw_metrics_inc("linkward_sessions_ended_total", label);
         drop(s, e[i].device_id);
-        lw_events_end_device(&s->app->events, e[i].device_id, e[i].reason);
+        lw_events_end_device(s->deps->events, e[i].device_id, e[i].reason);
         lw_log_info("session", "device %.8s ended: %s", e[i].device_id, e[i].reason);
     }
-    lw_events_flush(&s->app->events); /* other nodes drop them before the answer leaves */
+    lw_events_flush(s->deps->events); /* other nodes drop them before the answer leaves */
 }
 
 int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
 {
     lw_session sess;
-    int rc = lw_store_session_get(s->app->store, device_id, &sess);
+    int rc = lw_store_session_get(s->deps->store, device_id, &sess);
     if (rc != LW_OK)
         return rc;
-    rc = lw_store_session_end(s->app->store, device_id, reason, lw_now_ms());
+    rc = lw_store_session_end(s->deps->store, device_id, reason, lw_now_ms());
     if (rc != LW_OK)
         return rc;
     lw_ended e;
@@ -557,14 +558,14 @@ static void drop_cache(lw_sessions *s)
  */
 static void check_foreign_writes(lw_sessions *s, bool sockets)
 {
-    if (s->app->shared_store)
+    if (s->deps->shared_store)
         return;
     int64_t now = lw_now_ms();
     if (!sockets && now == s->foreign_checked_at)
         return;
     s->foreign_checked_at = now;
     bool changed = false;
-    int rc = lw_store_changed_elsewhere(s->app->store, &changed);
+    int rc = lw_store_changed_elsewhere(s->deps->store, &changed);
     if (rc != LW_OK)
         return;
     if (changed && now - s->foreign_logged_at >= 10000) {
@@ -584,17 +585,17 @@ int lw_sessions_resync(lw_sessions *s)
 {
     drop_cache(s);
     char(*ids)[LW_ID_STRLEN] = NULL;
-    size_t n = lw_events_devices_here(&s->app->events, &ids);
+    size_t n = lw_events_devices_here(s->deps->events, &ids);
     int result = LW_OK;
     for (size_t i = 0; i < n; i++) {
         lw_session sess;
-        int rc = lw_store_session_get(s->app->store, ids[i], &sess);
+        int rc = lw_store_session_get(s->deps->store, ids[i], &sess);
         if (rc == LW_OK && strcmp(sess.state, "active") != 0) {
-            lw_events_end_device_here(&s->app->events, ids[i], sess.end_reason);
+            lw_events_end_device_here(s->deps->events, ids[i], sess.end_reason);
         } else if (rc == LW_ENOTFOUND) {
             /* Deleting an account deletes its sessions' rows: a socket whose
              * session is gone belonged to an account deleted meanwhile. */
-            lw_events_end_device_here(&s->app->events, ids[i], "account_deleted");
+            lw_events_end_device_here(s->deps->events, ids[i], "account_deleted");
         } else if (rc != LW_OK) {
             lw_log_error("session",
                          "resync: cannot read the session of %.8s (%d); its sockets stay open for now",
@@ -618,7 +619,7 @@ static void flush_one(const char *key, void *value, void *arg)
 {
     flush_arg *fa = arg;
     centry *e = value;
-    if (e->dirty && (fa->force || fa->now - e->last_written_at >= fa->s->app->cfg.last_active_write_ms))
+    if (e->dirty && (fa->force || fa->now - e->last_written_at >= fa->s->deps->cfg->last_active_write_ms))
         write_last_active(fa->s, e);
 }
 

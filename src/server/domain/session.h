@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "app.h"
+#include "deps.h"
 #include "cred.h"
 #include "store.h"
 
@@ -28,7 +28,7 @@ typedef struct lw_principal {
     int64_t cred_expires_at;
 } lw_principal;
 
-lw_sessions *lw_sessions_new(lw_app *app);
+lw_sessions *lw_sessions_new(const lw_domain_deps *deps);
 
 /* With several nodes: whether every revocation committed until a short
  * horizon before mono_now (lw_mono_ms) has reached this node, so the cache may

@@ -9,7 +9,7 @@
 #include "store.h"
 
 struct lw_sweeper {
-    lw_app *app;
+    const lw_domain_deps *deps;
     h2o_timeout_t every, now;
     h2o_timeout_entry_t entry;
 };
@@ -27,44 +27,44 @@ int64_t lw_sweep_ephemeral_idle(const lw_config *cfg)
 
 /* Country-only privacy: redacts what ended before the option was switched
  * on, or before a crash let the redaction after an end run. Idempotent. */
-static void redact_ended(lw_app *app)
+static void redact_ended(const lw_domain_deps *deps)
 {
-    if (!app->cfg.privacy_country_only)
+    if (!deps->cfg->privacy_country_only)
         return;
     long n = 0;
-    int rc = lw_store_session_redact_ended(app->store, &n);
+    int rc = lw_store_session_redact_ended(deps->store, &n);
     if (rc != LW_OK)
         lw_log_error("sweep", "cannot redact ended records: %s", lw_strerror(rc));
     else if (n > 0)
         lw_log_info("sweep", "redacted %ld ended records (privacy country-only)", n);
 }
 
-int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
+int lw_sweep_run(const lw_domain_deps *deps, int64_t now, long *ended_out, long *purged_out)
 {
     lw_metrics_inc("linkward_sweeper_runs_total", NULL);
-    lw_sessions_flush(app->sessions, true);
+    lw_sessions_flush(deps->sessions, true);
     lw_sweep_policy p = {
         .now = now,
-        .primary_inactive_ms = app->cfg.primary_inactive_ms,
-        .max_age_ms = app->cfg.max_age_ms,
-        .ephemeral_idle_ms = lw_sweep_ephemeral_idle(&app->cfg),
-        .history_retention_ms = app->cfg.history_retention_ms,
+        .primary_inactive_ms = deps->cfg->primary_inactive_ms,
+        .max_age_ms = deps->cfg->max_age_ms,
+        .ephemeral_idle_ms = lw_sweep_ephemeral_idle(deps->cfg),
+        .history_retention_ms = deps->cfg->history_retention_ms,
     };
     lw_ended *ended = NULL;
     size_t n = 0;
     long purged = 0, links = 0;
-    int rc = lw_store_sweep(app->store, &p, &ended, &n, &purged);
+    int rc = lw_store_sweep(deps->store, &p, &ended, &n, &purged);
     if (rc != LW_OK) {
         lw_log_error("sweep", "sweep failed: %s", lw_strerror(rc));
         return rc;
     }
     if (n)
-        lw_sessions_ended(app->sessions, ended, n);
+        lw_sessions_ended(deps->sessions, ended, n);
     lw_free(ended);
-    redact_ended(app);
-    lw_store_link_purge(app->store, now - LINK_KEEP_MS, &links);
-    if (app->rates)
-        lw_rates_prune(app->rates, lw_now_ms());
+    redact_ended(deps);
+    lw_store_link_purge(deps->store, now - LINK_KEEP_MS, &links);
+    if (deps->rates)
+        lw_rates_prune(deps->rates, lw_now_ms());
     if (n || purged)
         lw_log_info("sweep", "ended %zu sessions, purged %ld history records", n, purged);
     if (ended_out)
@@ -77,23 +77,23 @@ int lw_sweep_run(lw_app *app, int64_t now, long *ended_out, long *purged_out)
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     lw_sweeper *s = H2O_STRUCT_FROM_MEMBER(lw_sweeper, entry, entry);
-    lw_sweep_run(s->app, lw_now_ms(), NULL, NULL);
-    h2o_timeout_link(s->app->loop, &s->every, &s->entry);
+    lw_sweep_run(s->deps, lw_now_ms(), NULL, NULL);
+    h2o_timeout_link(s->deps->loop, &s->every, &s->entry);
 }
 
-lw_sweeper *lw_sweeper_new(lw_app *app)
+lw_sweeper *lw_sweeper_new(const lw_domain_deps *deps)
 {
     lw_sweeper *s = lw_calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->app = app;
+    s->deps = deps;
     /* At once, not at the first tick: records may have waited since before
      * the option was switched on. */
-    redact_ended(app);
+    redact_ended(deps);
     s->entry.cb = on_tick;
-    h2o_timeout_init(app->loop, &s->every, (uint64_t)app->cfg.sweep_interval_ms);
-    h2o_timeout_init(app->loop, &s->now, 0);
-    h2o_timeout_link(app->loop, &s->every, &s->entry);
+    h2o_timeout_init(deps->loop, &s->every, (uint64_t)deps->cfg->sweep_interval_ms);
+    h2o_timeout_init(deps->loop, &s->now, 0);
+    h2o_timeout_link(deps->loop, &s->every, &s->entry);
     return s;
 }
 
@@ -101,7 +101,7 @@ void lw_sweeper_kick(lw_sweeper *s)
 {
     if (h2o_timeout_is_linked(&s->entry))
         h2o_timeout_unlink(&s->entry);
-    h2o_timeout_link(s->app->loop, &s->now, &s->entry);
+    h2o_timeout_link(s->deps->loop, &s->now, &s->entry);
 }
 
 void lw_sweeper_free(lw_sweeper *s)

@@ -5,11 +5,11 @@
 #ifndef LW_SWEEP_H
 #define LW_SWEEP_H
 
-#include "app.h"
+#include "deps.h"
 
 /* One sweep at `now`: flushes last-active times, ends due sessions (telling
  * their devices), purges history and finished link requests. */
-int lw_sweep_run(lw_app *app, int64_t now, long *ended, long *purged);
+int lw_sweep_run(const lw_domain_deps *deps, int64_t now, long *ended, long *purged);
 
 /* How long a companion without "keep me signed in" may go unused: the
  * configured time, but never under three credential lifetimes (an open tab
@@ -17,7 +17,7 @@ int lw_sweep_run(lw_app *app, int64_t now, long *ended, long *purged);
 int64_t lw_sweep_ephemeral_idle(const lw_config *cfg);
 
 /* Runs lw_sweep_run every cfg.sweep_interval_ms on the event loop. */
-lw_sweeper *lw_sweeper_new(lw_app *app);
+lw_sweeper *lw_sweeper_new(const lw_domain_deps *deps);
 void lw_sweeper_free(lw_sweeper *s);
 /* Runs a sweep on the event loop's next turn (then on schedule again). */
 void lw_sweeper_kick(lw_sweeper *s);

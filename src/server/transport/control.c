@@ -27,7 +27,7 @@
 #define END_IDS_MAX 1000
 
 struct lw_control {
-    lw_app *app;
+    lw_server *app;
     h2o_socket_t *listener;
     /* Backups copy the whole database: on the loop a big one would stall
      * every request, so they run on a thread of their own, one at a time. */
@@ -72,7 +72,7 @@ static json_t *error(const char *code, const char *msg)
 /* {"cmd":"invite"[, "ttl_ms":N][, "handle":H]}: a registration invite. With
  * a handle it registers only that handle; the operator (trusted) is told now
  * when the handle is taken, so the invitee never has to find out by trying. */
-static json_t *invite(lw_app *app, json_t *req)
+static json_t *invite(lw_server *app, json_t *req)
 {
     json_t *t = json_object_get(req, "ttl_ms");
     int64_t ttl = INVITE_DEFAULT_TTL_MS;
@@ -134,7 +134,7 @@ static json_t *ended_answer(const lw_ended *e, size_t n)
  * alone unless include_primary (or a device id names one with it): a phone
  * logged out cannot get back in (there is no recovery yet), so that is a
  * decision the operator makes explicitly. */
-static json_t *end_sessions(lw_app *app, json_t *req)
+static json_t *end_sessions(lw_server *app, json_t *req)
 {
     json_t *acct = json_object_get(req, "account"), *dev = json_object_get(req, "device");
     json_t *all = json_object_get(req, "all"), *inc = json_object_get(req, "include_primary");
@@ -249,7 +249,7 @@ static void backup_drop(void *arg)
  * when queued, else the error to answer now. */
 static json_t *start_backup(client *cl, json_t *req)
 {
-    lw_app *app = cl->c->app;
+    lw_server *app = cl->c->app;
     const char *path = json_string_value(json_object_get(req, "path"));
     if (!path || !path[0])
         return error("invalid_request", "Missing \"path\".");
@@ -277,7 +277,7 @@ static json_t *start_backup(client *cl, json_t *req)
 /* The answer to one request, or NULL when it will be sent later (a backup). */
 static json_t *run(client *cl, json_t *req)
 {
-    lw_app *app = cl->c->app;
+    lw_server *app = cl->c->app;
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
     if (!cmd)
         return error("invalid_request", "Missing \"cmd\".");
@@ -299,7 +299,7 @@ static json_t *run(client *cl, json_t *req)
         return end_sessions(app, req);
     if (strcmp(cmd, "purge") == 0) {
         long ended = 0, purged = 0;
-        if (lw_sweep_run(app, lw_now_ms(), &ended, &purged) != LW_OK)
+        if (lw_sweep_run(&app->domain, lw_now_ms(), &ended, &purged) != LW_OK)
             return error("internal", "The sweep failed.");
         return json_pack("{s:b, s:I, s:I}", "ok", 1, "ended", (json_int_t)ended, "purged",
                          (json_int_t)purged);
@@ -392,7 +392,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     h2o_socket_read_start(sock, on_read);
 }
 
-lw_control *lw_control_start(lw_app *app, const char *path)
+lw_control *lw_control_start(lw_server *app, const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (lw_strlcpy(sa.sun_path, path, sizeof sa.sun_path) != LW_OK) {

@@ -7,9 +7,11 @@
 #ifndef LW_CONTROL_H
 #define LW_CONTROL_H
 
-#include "app.h"
+#include "server.h"
 
-lw_control *lw_control_start(lw_app *app, const char *path);
+typedef struct lw_control lw_control;
+
+lw_control *lw_control_start(lw_server *app, const char *path);
 void lw_control_stop(lw_control *c);
 
 #endif

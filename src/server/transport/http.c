@@ -28,7 +28,7 @@ static h2o_context_t h2o_ctx;
 static h2o_accept_ctx_t accept_ctx;
 static h2o_socket_t *listener, *metrics_listener;
 static int metrics_port = -1;
-static lw_app *the_app;
+static lw_server *the_app;
 
 /* Headers every API answer carries (PRODUCT.md §8). Names and values are
  * static, so they are appended to the answer as they are: no allocation or
@@ -568,7 +568,7 @@ static void on_accept(h2o_socket_t *listener_sock, const char *err)
     h2o_accept(&accept_ctx, conn);
 }
 
-void lw_http_init(lw_app *app)
+void lw_http_init(lw_server *app)
 {
     the_app = app;
     {
@@ -603,7 +603,7 @@ void lw_http_init(lw_app *app)
     accept_ctx.hosts = h2o_conf.hosts;
 }
 
-void lw_http_accept_fd(lw_app *app, int fd)
+void lw_http_accept_fd(lw_server *app, int fd)
 {
     h2o_socket_t *sock = h2o_evloop_socket_create(h2o_ctx.loop, fd, 0);
     h2o_accept(&accept_ctx, sock);
@@ -646,7 +646,7 @@ static h2o_socket_t *bind_listener(const char *host, int port, int *port_out)
     return sock;
 }
 
-int lw_http_listen(lw_app *app)
+int lw_http_listen(lw_server *app)
 {
     if (!(listener = bind_listener(app->cfg.listen_host, app->cfg.listen_port, &app->cfg.listen_port)))
         return LW_EIO;
@@ -702,7 +702,7 @@ static SSL_CTX *make_ssl_ctx(const char *cert, const char *key)
     return ctx;
 }
 
-int lw_http_tls_load(lw_app *app)
+int lw_http_tls_load(lw_server *app)
 {
     SSL_CTX *ctx = make_ssl_ctx(app->cfg.tls_cert, app->cfg.tls_key);
     if (!ctx)
@@ -716,13 +716,13 @@ int lw_http_tls_load(lw_app *app)
     return LW_OK;
 }
 
-void lw_http_request_shutdown(lw_app *app)
+void lw_http_request_shutdown(lw_server *app)
 {
     /* Responses from now on carry "Connection: close". */
     h2o_context_request_shutdown(&h2o_ctx);
 }
 
-void lw_http_stop(lw_app *app)
+void lw_http_stop(lw_server *app)
 {
     if (listener) {
         h2o_socket_read_stop(listener);

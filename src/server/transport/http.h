@@ -2,11 +2,10 @@
  * http.h — the HTTP side of the server on h2o (HTTP/1.1 only; HTTP/2 stays
  * off because Debian's h2o 2.2 predates the fixes for HTTP/2 attacks).
  *
- * Every request becomes an lw_rq: parsed JSON body, path parameter, client
- * address and, for authenticated routes, who is calling. Handlers reply with
- * lw_reply_json / lw_reply_error exactly once, possibly later (asynchronous
- * handlers keep the lw_rq, which lives in the request's memory pool; see
- * lw_rq_guard).
+ * Every request becomes an lw_rq (api/rq.h, with the replies this file
+ * implements): parsed JSON body, path parameter, client address and, for
+ * authenticated routes, who is calling. The functions here take the
+ * lw_server serve.c owns (api/server.h), never lw_app.
  */
 #ifndef LW_HTTP_H
 #define LW_HTTP_H
@@ -14,8 +13,8 @@
 #include <stdbool.h>
 #include <jansson.h>
 
-#include "app.h"
 #include "httpmsg.h"
+#include "rq.h"
 #include "session.h"
 #include "store.h"
 
@@ -44,37 +43,19 @@ typedef enum {
                       * answered 200 "already ended" and cleared, not 401 */
 } lw_auth_kind;
 
-typedef struct lw_rq {
-    lw_app *app;
-    struct st_h2o_req_t *req;
-    json_t *body;          /* the JSON object, for routes that take one */
-    char param[64];        /* the {id} path segment, if any */
-    lw_principal who;      /* LW_AUTH_SESSION/PRIMARY/REFRESH */
-    lw_link_request *link; /* LW_AUTH_LINK (pool-allocated) */
-    char ip[LW_IP_MAX];
-    const char *ua; /* User-Agent (not NUL-terminated) */
-    size_t ua_len;
-    bool replied;
-    bool cookie_auth; /* the credential came from a cookie (a browser) */
-    struct lw_rq_guard *guard;
-} lw_rq;
-
 /* Creates the h2o configuration and context (and so app->loop). */
-void lw_http_init(lw_app *app);
+void lw_http_init(lw_server *app);
 /* Starts listening on cfg.listen_host:listen_port; fills listen_port when it was 0. */
-int lw_http_listen(lw_app *app);
+int lw_http_listen(lw_server *app);
 /* Open client connections (HTTP and WebSocket). */
 long lw_http_connections(void);
 /* Serves HTTP on an already connected socket (tests and fuzzing use socketpairs). */
-void lw_http_accept_fd(lw_app *app, int fd);
+void lw_http_accept_fd(lw_server *app, int fd);
 /* Loads (or on SIGHUP reloads) --tls-cert/--tls-key; existing connections keep theirs. */
-int lw_http_tls_load(lw_app *app);
+int lw_http_tls_load(lw_server *app);
 /* The port of --metrics-listen (-1 if none), and whether req came in on it. */
 int lw_http_metrics_port(void);
 bool lw_http_on_metrics_listener(struct st_h2o_req_t *req);
-void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len);
-/* The same for a text that lives as long as the request (its pool): not copied. */
-void lw_reply_pooled(lw_rq *rq, int status, const char *type, const char *text, size_t len);
 /* Judges the framing of req as its client wrote it (lw_httpmsg_framing: the
  * Content-Length and Transfer-Encoding fields h2o keeps out of req->headers).
  * On LW_FRAMING_CLOSE and LW_FRAMING_REJECT the connection is closed after
@@ -82,33 +63,10 @@ void lw_reply_pooled(lw_rq *rq, int status, const char *type, const char *text, 
  * bytes). Call before anything else looks at the request. */
 lw_framing lw_http_framing(struct st_h2o_req_t *req, char *why, size_t cap);
 /* Stops accepting (closes the listener). */
-void lw_http_stop(lw_app *app);
+void lw_http_stop(lw_server *app);
 /* Asks keep-alive connections to close after their next response. */
-void lw_http_request_shutdown(lw_app *app);
+void lw_http_request_shutdown(lw_server *app);
 /* Requests being handled right now. */
 long lw_http_inflight(void);
-
-void lw_reply_json(lw_rq *rq, int status, json_t *body /* stolen */);
-void lw_reply_error(lw_rq *rq, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* As lw_reply_error, with extra fields merged into the error object (stolen). */
-void lw_reply_error_x(lw_rq *rq, int status, const char *code, json_t *extra, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-void lw_rq_header(lw_rq *rq, const char *name, const char *value);
-/* An answer without a body (204), with the API's headers. */
-void lw_reply_empty(lw_rq *rq, int status);
-
-/* Body field helpers: on failure they reply 400 invalid_request naming the
- * field and return LW_EINVAL, so handlers just return. */
-int lw_body_str(lw_rq *rq, const char *field, bool required, size_t maxlen, const char **out);
-int lw_body_b64(lw_rq *rq, const char *field, bool required, uint8_t *out, size_t len, bool *present);
-int lw_body_bool(lw_rq *rq, const char *field, bool dflt, bool *out);
-
-/* Asynchronous replies: *slot is set to NULL when the request goes away
- * (client gone) before the handler replied. */
-void lw_rq_guard(lw_rq *rq, lw_rq **slot);
-/* The asynchronous job is done with the request: stop tracking it. Call
- * before freeing the memory that holds *slot. */
-void lw_rq_release(lw_rq **slot);
 
 #endif

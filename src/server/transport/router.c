@@ -402,7 +402,7 @@ static void dispose_body(void *p)
     json_decref(*slot);
 }
 
-void lw_router_dispatch(lw_app *app, h2o_req_t *req)
+void lw_router_dispatch(lw_server *app, h2o_req_t *req)
 {
     lw_rq *rq = h2o_mem_alloc_pool(&req->pool, sizeof *rq);
     memset(rq, 0, sizeof *rq);

@@ -6,10 +6,10 @@
 #ifndef LW_ROUTER_H
 #define LW_ROUTER_H
 
-#include "app.h"
+#include "server.h"
 
 struct st_h2o_req_t;
-void lw_router_dispatch(lw_app *app, struct st_h2o_req_t *req);
+void lw_router_dispatch(lw_server *app, struct st_h2o_req_t *req);
 
 /* Iterates over the route table (for docs checks): fn(method, pattern). */
 void lw_router_each(void (*fn)(const char *method, const char *pattern, void *arg), void *arg);

@@ -9,7 +9,7 @@
 
 #include <h2o.h>
 
-#include "app.h"
+#include "server.h"
 #include "csp.h"
 #include "http.h"
 #include "log.h"
@@ -36,7 +36,7 @@ void lw_web_csp(const char *origin, char *dst, size_t cap)
         snprintf(dst, cap, "default-src 'none'; frame-ancestors 'none'");
 }
 
-static void headers(lw_app *app, h2o_req_t *req, const char *type, bool html)
+static void headers(lw_server *app, h2o_req_t *req, const char *type, bool html)
 {
     h2o_mem_pool_t *p = &req->pool;
     h2o_headers_t *h = &req->res.headers;
@@ -107,7 +107,7 @@ static bool safe_path(const char *p, size_t len)
     return true;
 }
 
-static bool serve_from_dir(lw_app *app, h2o_req_t *req, const char *path)
+static bool serve_from_dir(lw_server *app, h2o_req_t *req, const char *path)
 {
     char file[LW_PATH_MAX + WEB_PATH_MAX];
     if (snprintf(file, sizeof file, "%s%s", app->cfg.web_dir, path) >= (int)sizeof file)
@@ -140,7 +140,7 @@ static bool serve_from_dir(lw_app *app, h2o_req_t *req, const char *path)
     return true;
 }
 
-bool lw_web_serve(lw_app *app, h2o_req_t *req)
+bool lw_web_serve(lw_server *app, h2o_req_t *req)
 {
     const char *p = req->path_normalized.base;
     size_t len = req->path_normalized.len;

@@ -22,12 +22,12 @@ extern const lw_asset lw_web_assets[];
 
 #define LW_WEB_FILE_MAX (4 * 1024 * 1024) /* largest file served from --web-dir */
 
-struct lw_app;
+struct lw_server;
 struct st_h2o_req_t;
 
 /* Serves GET/HEAD of a web client file; "/" is "/index.html". Returns false
  * (and sends nothing) when no such file exists. */
-bool lw_web_serve(struct lw_app *app, struct st_h2o_req_t *req);
+bool lw_web_serve(struct lw_server *app, struct st_h2o_req_t *req);
 
 /* The Content-Security-Policy of pages, for the given public origin. */
 void lw_web_csp(const char *origin, char *dst, size_t cap);

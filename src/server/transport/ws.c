@@ -43,7 +43,7 @@ enum ws_state {
 
 struct lw_ws {
     h2o_socket_t *sock; /* NULL while upgrading */
-    lw_app *app;
+    lw_server *app;
     outbox *writing; /* handed to h2o_socket_write: lives until on_written */
     outbox *queued;  /* frames that came while a write was in progress */
     uint8_t *frag;   /* a fragmented client message being joined (rare): LW_WS_MAX_IN_MSG bytes */
@@ -409,7 +409,7 @@ static void sub_end(lw_bus_sub *sub, const char *text, size_t len, int code, con
 
 static const lw_bus_sub_ops sub_ops = {sub_send, sub_end};
 
-int lw_ws_upgrade(lw_app *app, h2o_req_t *req, const char *device_id, const char *account_id,
+int lw_ws_upgrade(lw_server *app, h2o_req_t *req, const char *device_id, const char *account_id,
                   const char *request_id)
 {
     const char *client_key;

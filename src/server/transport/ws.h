@@ -9,7 +9,7 @@
 #define LW_WS_H
 
 #include <stddef.h>
-#include "app.h"
+#include "server.h"
 
 typedef struct lw_ws lw_ws;
 struct st_h2o_req_t;
@@ -24,7 +24,7 @@ struct st_h2o_req_t;
 /* Upgrades req. Exactly one of device_id (a session socket, with account_id)
  * or request_id (a link socket) is set. Returns 0, or -1 if the request is not
  * a valid WebSocket handshake (the caller answers 400). */
-int lw_ws_upgrade(lw_app *app, struct st_h2o_req_t *req, const char *device_id, const char *account_id,
+int lw_ws_upgrade(lw_server *app, struct st_h2o_req_t *req, const char *device_id, const char *account_id,
                   const char *request_id);
 /* Queues one text message. */
 void lw_ws_send(lw_ws *ws, const char *text, size_t len);
