@@ -407,15 +407,19 @@ void lw_api_device_logout(lw_rq *rq)
 static json_t *end_all_companions(lw_rq *rq)
 {
     lw_app *app = rq->app;
-    lw_ended *ended = NULL;
-    size_t n = 0;
-    int rc = lw_store_session_end_all(app->store, rq->who.account_id, LW_ROLE_COMPANION, rq->who.device_id,
-                                      "logout_all", lw_now_ms(), &ended, &n);
+    lw_end_request what = {.scope = LW_END_ACCOUNT,
+                           .account_id = rq->who.account_id,
+                           .role = LW_ROLE_COMPANION,
+                           .except = rq->who.device_id,
+                           .reason = "logout_all"};
+    lw_end_result res;
+    int rc = lw_sessions_end_where(app->sessions, &what, &res);
     if (rc != LW_OK) {
         lw_api_store_failed(rq, rc, "logging out all devices");
         return NULL;
     }
-    lw_sessions_ended(app->sessions, ended, n);
+    lw_ended *ended = res.ended;
+    size_t n = res.n;
     json_t *ids = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(ids, json_string(ended[i].device_id));

@@ -373,7 +373,10 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
     return LW_OK;
 }
 
-void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
+/* After sessions ended in the store: drop them from the cache, close their
+ * sockets with session.ended, tell the other devices (device.ended), and raise
+ * device.ended alerts (one per account when several ended together). */
+static void tell_ended(lw_sessions *s, const lw_ended *e, size_t n)
 {
     lw_app *app = s->app;
     /* First close every ended device's sockets, so that in a logout-all the
@@ -442,7 +445,10 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
     }
 }
 
-void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
+/* After the store deleted sessions with their account: drop them from the
+ * cache and close their sockets with session.ended. Nobody is left to tell
+ * (no device.ended, no alert). */
+static void tell_gone(lw_sessions *s, const lw_ended *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char label[64];
@@ -455,23 +461,98 @@ void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
     lw_events_flush(&s->app->events); /* other nodes drop them before the answer leaves */
 }
 
-int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
+/* One device: its account is read first, for the device.ended it causes. */
+static int end_device(lw_sessions *s, const char *device_id, const char *reason, lw_ended **out, size_t *n)
 {
     lw_session sess;
     int rc = lw_store_session_get(s->app->store, device_id, &sess);
-    if (rc != LW_OK)
-        return rc;
-    rc = lw_store_session_end(s->app->store, device_id, reason, lw_now_ms());
-    if (rc != LW_OK)
-        return rc;
-    lw_ended e;
-    memset(&e, 0, sizeof e);
-    lw_strlcpy(e.device_id, device_id, sizeof e.device_id);
-    lw_strlcpy(e.account_id, sess.account_id, sizeof e.account_id);
-    lw_strlcpy(e.reason, reason, sizeof e.reason);
+    if (rc == LW_OK)
+        rc = lw_store_session_end(s->app->store, device_id, reason, lw_now_ms());
+    lw_ended *e = rc == LW_OK ? lw_calloc(1, sizeof *e) : NULL;
+    if (rc == LW_OK && e) {
+        lw_strlcpy(e->device_id, device_id, sizeof e->device_id);
+        lw_strlcpy(e->account_id, sess.account_id, sizeof e->account_id);
+        lw_strlcpy(e->reason, reason, sizeof e->reason);
+    } else if (rc == LW_OK) {
+        /* Ended in the store, and not enough memory to tell it: the cache at
+         * least must not keep accepting the credential. */
+        drop(s, device_id);
+        rc = LW_ENOMEM;
+    }
     lw_wipe(&sess, sizeof sess);
-    lw_sessions_ended(s, &e, 1);
-    return LW_OK;
+    *out = e;
+    *n = e ? 1 : 0;
+    return rc;
+}
+
+int lw_sessions_end_where(lw_sessions *s, const lw_end_request *w, lw_end_result *res)
+{
+    lw_store *st = s->app->store;
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    long purged = 0;
+    int64_t now = lw_now_ms();
+    int rc;
+    switch (w->scope) {
+    case LW_END_DEVICE:
+        rc = end_device(s, w->device_id, w->reason, &ended, &n);
+        break;
+    case LW_END_ACCOUNT:
+        rc = lw_store_session_end_all(st, w->account_id, w->role, w->except, w->reason, now, &ended, &n);
+        break;
+    case LW_END_EVERY:
+        rc = lw_store_session_end_every(st, w->role, w->reason, now, &ended, &n);
+        break;
+    case LW_END_DELETE:
+        rc = lw_store_account_delete(st, w->account_id, &ended, &n);
+        break;
+    case LW_END_SWEEP:
+        /* Inactivity is judged on the stored times: write what is pending. */
+        lw_sessions_flush(s, true);
+        rc = lw_store_sweep(st, w->sweep, &ended, &n, &purged);
+        break;
+    case LW_END_TOLD:
+        rc = LW_OK;
+        if (w->ntold > 0) {
+            ended = lw_malloc(w->ntold * sizeof *ended);
+            if (!ended) {
+                for (size_t i = 0; i < w->ntold; i++)
+                    drop(s, w->told[i].device_id);
+                rc = LW_ENOMEM;
+                break;
+            }
+            memcpy(ended, w->told, w->ntold * sizeof *ended);
+            n = w->ntold;
+        }
+        break;
+    default:
+        rc = LW_EINVAL;
+        break;
+    }
+    if (rc != LW_OK) {
+        lw_free(ended);
+        ended = NULL;
+        n = 0;
+        purged = 0;
+    } else if (w->scope == LW_END_DELETE) {
+        tell_gone(s, ended, n);
+    } else if (n > 0) {
+        tell_ended(s, ended, n);
+    }
+    if (res) {
+        res->ended = ended;
+        res->n = n;
+        res->purged = purged;
+    } else {
+        lw_free(ended);
+    }
+    return rc;
+}
+
+int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
+{
+    lw_end_request w = {.scope = LW_END_DEVICE, .device_id = device_id, .reason = reason};
+    return lw_sessions_end_where(s, &w, NULL);
 }
 
 const char *lw_sessions_view(lw_sessions *s, const char *device_id, size_t *len, size_t *ts_off)
