@@ -157,33 +157,22 @@ void lw_api_session_refresh(lw_rq *rq)
         return;
     if (!load_own(rq, &s))
         return;
+    /* A signature that is not one is as missing: the rule is the domain's. */
     uint8_t sig[LW_SIG_LEN];
     bool present = false;
     json_t *v = json_object_get(rq->body, "signature");
-    int ok = LW_ECRYPTO;
-    if (json_is_string(v) && lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v),
-                                           sizeof sig) == LW_SIG_LEN) {
+    if (json_is_string(v) &&
+        lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v), sizeof sig) == LW_SIG_LEN)
         present = true;
-        ok = lw_proof_verify(sig, LW_PROOF_REFRESH, s.id, s.challenge, sizeof s.challenge, s.public_key);
-    }
-    if (ok != LW_OK) {
-        char addr[LW_LOG_ADDR_MAX];
-        lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", s.id,
-                    lw_log_addr(rq->ip, addr));
-        char text[LW_ALERT_TEXT_MAX];
-        lw_alert_text_theft(text, sizeof text, s.name, rq->ip, present);
-        lw_alert_raise(app, s.account_id, "token.theft_suspected", s.id, text,
-                       json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
-                                 present ? "wrong signature" : "missing"));
-        lw_sessions_end(app->sessions, s.id, "token_theft");
+    char token[LW_CRED_STRLEN];
+    int rc = lw_sessions_refresh(app->sessions, &s, present ? sig : NULL, rq->ip, token);
+    if (rc == LW_EDENIED) {
         /* The same words as the session.ended event: whichever reaches the
          * device first, it says the same. */
         lw_reply_error_x(rq, 401, "token_theft", json_pack("{s:s}", "reason", "token_theft"), "%s",
                          lw_end_reason_message("token_theft"));
         return;
     }
-    char token[LW_CRED_STRLEN];
-    int rc = lw_sessions_issue(app->sessions, &s, token);
     if (rc != LW_OK) {
         lw_api_store_failed(rq, rc, "refreshing the credential");
         return;

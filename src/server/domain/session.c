@@ -13,6 +13,7 @@
 #include "map.h"
 #include "metrics.h"
 #include "place.h"
+#include "proof.h"
 #include "risk.h"
 
 /* What the cache keeps per live session: only what a request check needs. */
@@ -251,8 +252,8 @@ static const char *distrust(lw_sessions *s, const centry *e)
     return NULL;
 }
 
-int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_expired, const char *ip,
-                     lw_principal *out, char end_reason[LW_REASON_MAX])
+int lw_sessions_check(lw_sessions *s, const char *text, size_t len, bool allow_expired, lw_principal *out,
+                      char end_reason[LW_REASON_MAX])
 {
     lw_cred cred;
     if (lw_cred_parse(&cred, text, len) != LW_OK || cred.kind != LW_CRED_SESSION) {
@@ -307,10 +308,21 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
         e->checked_at = lw_mono_ms();
     }
 
-    int64_t now = lw_now_ms();
-    if (now >= e->cred_expires_at && !allow_expired)
+    if (lw_now_ms() >= e->cred_expires_at && !allow_expired)
         return LW_EEXPIRED;
 
+    lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
+    lw_strlcpy(out->account_id, e->account_id, sizeof out->account_id);
+    out->primary = e->primary;
+    out->cred_expires_at = e->cred_expires_at;
+    return LW_OK;
+}
+
+void lw_sessions_seen(lw_sessions *s, const lw_principal *who, const char *ip, int64_t now)
+{
+    centry *e = lw_map_get(s->by_device, who->device_id);
+    if (!e)
+        return; /* not cached (out of memory on the fill): nothing to keep it in */
     e->last_active_at = now;
     if (ip && ip[0] && strcmp(ip, e->last_ip) != 0)
         moved(s, e, ip, now);
@@ -319,12 +331,6 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
     e->dirty = true;
     if (now - e->last_written_at >= s->app->cfg.last_active_write_ms)
         write_last_active(s, e);
-
-    lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
-    lw_strlcpy(out->account_id, e->account_id, sizeof out->account_id);
-    out->primary = e->primary;
-    out->cred_expires_at = e->cred_expires_at;
-    return LW_OK;
 }
 
 int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN])
@@ -371,6 +377,27 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
      * working there (told before the answer with the new one leaves). */
     lw_events_credential_replaced(&s->app->events, sess->id);
     return LW_OK;
+}
+
+int lw_sessions_refresh(lw_sessions *s, lw_session *sess, const uint8_t *sig, const char *ip,
+                        char token[LW_CRED_STRLEN])
+{
+    if (sig && lw_proof_verify(sig, LW_PROOF_REFRESH, sess->id, sess->challenge, sizeof sess->challenge,
+                               sess->public_key) == LW_OK)
+        return lw_sessions_issue(s, sess, token);
+    char addr[LW_LOG_ADDR_MAX];
+    lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", sess->id,
+                lw_log_addr(ip, addr));
+    char text[LW_ALERT_TEXT_MAX];
+    lw_alert_text_theft(text, sizeof text, sess->name, ip, sig != NULL);
+    lw_alert_raise(s->app, sess->account_id, "token.theft_suspected", sess->id, text,
+                   json_pack("{s:s, s:s, s:s}", "ip", ip, "name", sess->name, "proof",
+                             sig ? "wrong signature" : "missing"));
+    int rc = lw_sessions_end(s, sess->id, "token_theft");
+    if (rc != LW_OK && rc != LW_ECONFLICT)
+        lw_log_error("session", "cannot end %.8s after a theft: %s", sess->id, lw_strerror(rc));
+    /* Refused either way: the proof failed. */
+    return LW_EDENIED;
 }
 
 /* After sessions ended in the store: drop them from the cache, close their

@@ -38,12 +38,34 @@ typedef bool lw_sessions_vouch_fn(void *ctx, int64_t mono_now);
 void lw_sessions_set_vouch(lw_sessions *s, lw_sessions_vouch_fn *fn, void *ctx);
 void lw_sessions_free(lw_sessions *s);
 
-/* Checks a credential string ("lws_…"). On LW_OK fills *out and records
- * activity from ip. Errors: LW_ENOTFOUND (unknown or wrong verifier),
- * LW_EEXPIRED (credential lapsed; allowed when allow_expired), LW_EDENIED (the
- * session ended; end_reason gets the reason). */
-int lw_sessions_auth(lw_sessions *s, const char *cred, size_t len, bool allow_expired, const char *ip,
-                     lw_principal *out, char end_reason[LW_REASON_MAX]);
+/* Checks a credential string ("lws_…"): parses it, hashes its verifier and
+ * compares it in constant time with the cached (or, on a miss and with
+ * several nodes when the cache cannot be vouched for, the stored) session.
+ * It only reads: no last-active time, no GeoIP, no alert, no write (the one
+ * exception: on SQLite, when another process wrote to the file, the cache is
+ * dropped and its pending last-active times are written first, as before any
+ * cache drop). On LW_OK fills *out. Errors: LW_ENOTFOUND (unknown or wrong
+ * verifier), LW_EEXPIRED (credential lapsed; allowed when allow_expired),
+ * LW_EDENIED (the session ended; end_reason gets the reason). */
+int lw_sessions_check(lw_sessions *s, const char *cred, size_t len, bool allow_expired, lw_principal *out,
+                      char end_reason[LW_REASON_MAX]);
+
+/* The device who (just checked by lw_sessions_check) was seen from ip at now:
+ * records its last activity (written at most once per
+ * cfg.last_active_write_ms), and when the address changed looks the new one
+ * up and runs the travel rules (risk.c), which may raise alerts. Called once
+ * per request, after a successful check. */
+void lw_sessions_seen(lw_sessions *s, const lw_principal *who, const char *ip, int64_t now);
+
+/* Device-bound refresh of sess (as stored: the caller loaded it). sig is the
+ * signature the request carried over the current challenge, or NULL when it
+ * carried none. A valid proof by the device key gives sess a new credential
+ * and challenge (lw_sessions_issue; token gets the string). Anything else
+ * means the credential is in the wrong hands: the account gets a
+ * token.theft_suspected alert, the session ends (token_theft) as any other
+ * end does, and the answer is LW_EDENIED. Otherwise the store's error. */
+int lw_sessions_refresh(lw_sessions *s, lw_session *sess, const uint8_t *sig, const char *ip,
+                        char token[LW_CRED_STRLEN]);
 
 /* Gives sess a new credential (selector, verifier hash, expiry, challenge),
  * stores it and updates the cache; the previous credential stops working,
