@@ -435,7 +435,7 @@ static bool session_ok(const char *tok)
 {
     lw_principal who;
     char reason[LW_REASON_MAX];
-    return lw_sessions_auth(app.srv.sessions, tok, strlen(tok), false, "", &who, reason) == LW_OK;
+    return lw_sessions_check(app.srv.sessions, tok, strlen(tok), false, &who, reason) == LW_OK;
 }
 
 static bool link_in(const char *id, const char *state)

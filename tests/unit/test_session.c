@@ -106,6 +106,52 @@ static void make_account(fixture *f, const char *acct, const char *handle, char 
     lw_sessions_cache(f->app.sessions, &p);
 }
 
+/* What the router does with a credential: the check, then (once, when it
+ * passed) the "seen from this address" step. */
+static int auth(lw_sessions *s, const char *cred, size_t len, bool allow_expired, const char *ip,
+                lw_principal *who, char reason[LW_REASON_MAX])
+{
+    int rc = lw_sessions_check(s, cred, len, allow_expired, who, reason);
+    if (rc == LW_OK)
+        lw_sessions_seen(s, who, ip, lw_now_ms());
+    return rc;
+}
+
+/* A store whose writes are counted (and still done): lw_sessions_check must
+ * make none. */
+static const lw_store_ops *real_ops;
+static int writes;
+static int count_touch(lw_store *s, const char *id, int64_t at, const lw_place *where)
+{
+    writes++;
+    return real_ops->session_touch(s, id, at, where);
+}
+static int count_set_credential(lw_store *s, const lw_session *sess)
+{
+    writes++;
+    return real_ops->session_set_credential(s, sess);
+}
+static int count_end(lw_store *s, const char *id, const char *reason, int64_t now)
+{
+    writes++;
+    return real_ops->session_end(s, id, reason, now);
+}
+static int count_alert_insert(lw_store *s, const lw_alert *a)
+{
+    writes++;
+    return real_ops->alert_insert(s, a);
+}
+static int count_alert_raise(lw_store *s, const lw_alert *a, int64_t since, lw_alert *out)
+{
+    writes++;
+    return real_ops->alert_raise(s, a, since, out);
+}
+static int count_setting_put(lw_store *s, const char *name, const char *value)
+{
+    writes++;
+    return real_ops->setting_put(s, name, value);
+}
+
 static void test_issue_and_check(void **state)
 {
     fixture *f = *state;
@@ -113,8 +159,7 @@ static void test_issue_and_check(void **state)
     make_account(f, "acct1", "alice", token);
     lw_principal who;
     char reason[LW_REASON_MAX] = "";
-    assert_int_equal(
-        lw_sessions_auth(f->app.sessions, token, strlen(token), false, "127.0.0.1", &who, reason), LW_OK);
+    assert_int_equal(auth(f->app.sessions, token, strlen(token), false, "127.0.0.1", &who, reason), LW_OK);
     assert_string_equal(who.device_id, "acct1-p");
     assert_string_equal(who.account_id, "acct1");
     assert_true(who.primary);
@@ -130,18 +175,16 @@ static void test_issue_and_check(void **state)
     char bad[LW_CRED_STRLEN];
     memcpy(bad, token, sizeof bad);
     bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == 'A' ? 'B' : 'A';
-    assert_int_equal(lw_sessions_auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason),
-                     LW_ENOTFOUND);
+    assert_int_equal(auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason), LW_ENOTFOUND);
     bad[1] = 'x';
-    assert_int_equal(lw_sessions_auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason),
-                     LW_ENOTFOUND);
-    assert_int_equal(lw_sessions_auth(f->app.sessions, "lws_", 4, false, "", &who, reason), LW_ENOTFOUND);
+    assert_int_equal(auth(f->app.sessions, bad, strlen(bad), false, "", &who, reason), LW_ENOTFOUND);
+    assert_int_equal(auth(f->app.sessions, "lws_", 4, false, "", &who, reason), LW_ENOTFOUND);
 
     /* After a restart (empty cache) the store answers the same. */
     lw_sessions_free(f->app.sessions);
     f->app.sessions = lw_sessions_new(wire(f));
     assert_int_equal(lw_sessions_cached(f->app.sessions), 0);
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_OK);
+    assert_int_equal(auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_OK);
     assert_int_equal(lw_sessions_cached(f->app.sessions), 1);
 }
 
@@ -158,9 +201,8 @@ static void test_refresh_replaces_credential(void **state)
     assert_memory_not_equal(old_challenge, s.challenge, 32);
     lw_principal who;
     char reason[LW_REASON_MAX];
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason),
-                     LW_ENOTFOUND);
-    assert_int_equal(lw_sessions_auth(f->app.sessions, fresh, strlen(fresh), false, "", &who, reason), LW_OK);
+    assert_int_equal(auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_ENOTFOUND);
+    assert_int_equal(auth(f->app.sessions, fresh, strlen(fresh), false, "", &who, reason), LW_OK);
 }
 
 static void test_expired_credential(void **state)
@@ -171,10 +213,9 @@ static void test_expired_credential(void **state)
     make_account(f, "acct1", "alice", token);
     lw_principal who;
     char reason[LW_REASON_MAX];
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason),
-                     LW_EEXPIRED);
+    assert_int_equal(auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_EEXPIRED);
     /* The refresh route may still use it: that is how the device proves its key. */
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), true, "", &who, reason), LW_OK);
+    assert_int_equal(auth(f->app.sessions, token, strlen(token), true, "", &who, reason), LW_OK);
 }
 
 static void test_end_refuses_next_request(void **state)
@@ -201,12 +242,10 @@ static void test_end_refuses_next_request(void **state)
 
     lw_principal who;
     char reason[LW_REASON_MAX] = "";
-    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason),
-                     LW_OK);
+    assert_int_equal(auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason), LW_OK);
     assert_int_equal(lw_sessions_end(f->app.sessions, "comp1", "remote_logout"), LW_OK);
     /* The very next request is refused, and it is told why. */
-    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason),
-                     LW_EDENIED);
+    assert_int_equal(auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason), LW_EDENIED);
     assert_string_equal(reason, "remote_logout");
     assert_int_equal(lw_sessions_end(f->app.sessions, "comp1", "logout"), LW_ECONFLICT);
     /* A device.ended alert records it for the account. */
@@ -231,8 +270,7 @@ static void test_last_active_coalesced(void **state)
     char reason[LW_REASON_MAX];
     usleep(5000);
     for (int i = 0; i < 20; i++)
-        assert_int_equal(
-            lw_sessions_auth(f->app.sessions, token, strlen(token), false, "10.0.0.7", &who, reason), LW_OK);
+        assert_int_equal(auth(f->app.sessions, token, strlen(token), false, "10.0.0.7", &who, reason), LW_OK);
     lw_session mid;
     assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &mid), LW_OK);
     assert_int_equal(mid.last_active_at, before.last_active_at);
@@ -245,7 +283,7 @@ static void test_last_active_coalesced(void **state)
     /* With a zero window every use is written at once. */
     f->app.cfg.last_active_write_ms = 0;
     usleep(5000);
-    assert_int_equal(lw_sessions_auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_OK);
+    assert_int_equal(auth(f->app.sessions, token, strlen(token), false, "", &who, reason), LW_OK);
     lw_session now;
     assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &now), LW_OK);
     assert_true(now.last_active_at > after.last_active_at);
@@ -288,13 +326,58 @@ static void test_sweeper_injected_clock(void **state)
     /* Its credential now says why. */
     lw_principal who;
     char reason[LW_REASON_MAX];
-    assert_int_equal(lw_sessions_auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason),
-                     LW_EDENIED);
+    assert_int_equal(auth(f->app.sessions, ctoken, strlen(ctoken), false, "", &who, reason), LW_EDENIED);
     assert_string_equal(reason, "inactive");
     /* After the retention the ended record is purged. */
     assert_int_equal(lw_sweep_run(wire(f), t0 + 200LL * 24 * 3600 * 1000, &ended, &purged), LW_OK);
     assert_int_equal(purged, 1);
     assert_int_equal(lw_store_session_get(f->app.store, "comp1", &got), LW_ENOTFOUND);
+}
+
+/* The credential check only reads: neither a cache hit nor a miss that
+ * reads the store writes a last-active time or an alert; the "seen" step
+ * does. */
+static void test_check_is_pure(void **state)
+{
+    fixture *f = *state;
+    char token[LW_CRED_STRLEN];
+    make_account(f, "acct1", "alice", token);
+    f->app.cfg.last_active_write_ms = 0; /* a "seen" would write at once */
+    lw_session before;
+    assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &before), LW_OK);
+    lw_store_ops counting = *f->app.store->ops;
+    counting.session_touch = count_touch;
+    counting.session_set_credential = count_set_credential;
+    counting.session_end = count_end;
+    counting.alert_insert = count_alert_insert;
+    counting.alert_raise = count_alert_raise;
+    counting.setting_put = count_setting_put;
+    real_ops = f->app.store->ops;
+    f->app.store->ops = &counting;
+    writes = 0;
+    lw_principal who;
+    char reason[LW_REASON_MAX] = "";
+    usleep(5000);
+    for (int i = 0; i < 5; i++) /* cached */
+        assert_int_equal(lw_sessions_check(f->app.sessions, token, strlen(token), false, &who, reason),
+                         LW_OK);
+    lw_sessions_forget(f->app.sessions, "acct1-p"); /* nothing pending: writes nothing */
+    assert_int_equal(lw_sessions_check(f->app.sessions, token, strlen(token), false, &who, reason), LW_OK);
+    assert_int_equal(lw_sessions_cached(f->app.sessions), 1); /* the miss filled the cache */
+    assert_int_equal(lw_sessions_check(f->app.sessions, "lws_x", 5, false, &who, reason), LW_ENOTFOUND);
+    assert_int_equal(writes, 0);
+    lw_session mid;
+    assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &mid), LW_OK);
+    assert_int_equal(mid.last_active_at, before.last_active_at);
+    assert_string_equal(mid.last_ip, before.last_ip);
+    /* The "seen" step is where the writes are. */
+    lw_sessions_seen(f->app.sessions, &who, "10.0.0.9", lw_now_ms());
+    assert_true(writes > 0);
+    f->app.store->ops = real_ops;
+    lw_session after;
+    assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &after), LW_OK);
+    assert_true(after.last_active_at > before.last_active_at);
+    assert_string_equal(after.last_ip, "10.0.0.9");
 }
 
 int main(void)
@@ -306,6 +389,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_credential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_refuses_next_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_active_coalesced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_is_pure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeper_injected_clock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

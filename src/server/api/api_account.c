@@ -474,9 +474,9 @@ typedef struct delete_op {
  * after giving the right PIN: what was asked for, with proof, is done. */
 static void delete_now(lw_server *app, lw_rq *rq, const char *account_id)
 {
-    lw_ended *ended = NULL;
-    size_t n = 0;
-    int rc = lw_store_account_delete(app->store, account_id, &ended, &n);
+    lw_end_request what = {.scope = LW_END_DELETE, .account_id = account_id};
+    lw_end_result res;
+    int rc = lw_sessions_end_where(app->sessions, &what, &res);
     if (rc != LW_OK) {
         if (rq)
             lw_api_store_failed(rq, rc, "deleting the account");
@@ -484,9 +484,9 @@ static void delete_now(lw_server *app, lw_rq *rq, const char *account_id)
             lw_log_error("account", "cannot delete account %.8s: %s", account_id, lw_strerror(rc));
         return;
     }
-    /* Nobody is left to alert: only the sockets are told. */
-    lw_sessions_gone(app->sessions, ended, n);
-    lw_free(ended);
+    /* Nobody is left to alert: only the sockets were told. */
+    size_t n = res.n;
+    lw_free(res.ended);
     lw_metrics_inc("linkward_accounts_deleted_total", NULL);
     lw_log_info("account", "account %.8s deleted; %zu session(s) ended", account_id, n);
     if (!rq)

@@ -806,7 +806,8 @@ static void complete_verified(lw_rq *rq)
     lw_sessions_cache(app->sessions, s);
     /* The same key's earlier session ended in the completion's transaction
      * (relinked): its sockets and the account's devices hear it now. */
-    lw_sessions_ended(app->sessions, replaced, nreplaced);
+    lw_end_request relinked = {.scope = LW_END_TOLD, .told = replaced, .ntold = nreplaced};
+    lw_sessions_end_where(app->sessions, &relinked, NULL);
     lw_free(replaced);
     lw_links_notify(app->links, r->id, "link.completed", true);
 

@@ -157,33 +157,22 @@ void lw_api_session_refresh(lw_rq *rq)
         return;
     if (!load_own(rq, &s))
         return;
+    /* A signature that is not one is as missing: the rule is the domain's. */
     uint8_t sig[LW_SIG_LEN];
     bool present = false;
     json_t *v = json_object_get(rq->body, "signature");
-    int ok = LW_ECRYPTO;
-    if (json_is_string(v) && lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v),
-                                           sizeof sig) == LW_SIG_LEN) {
+    if (json_is_string(v) &&
+        lw_b64_decode(sig, sizeof sig, json_string_value(v), json_string_length(v), sizeof sig) == LW_SIG_LEN)
         present = true;
-        ok = lw_proof_verify(sig, LW_PROOF_REFRESH, s.id, s.challenge, sizeof s.challenge, s.public_key);
-    }
-    if (ok != LW_OK) {
-        char addr[LW_LOG_ADDR_MAX];
-        lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", s.id,
-                    lw_log_addr(rq->ip, addr));
-        char text[LW_ALERT_TEXT_MAX];
-        lw_alert_text_theft(text, sizeof text, s.name, rq->ip, present);
-        lw_alert_raise(&app->domain, s.account_id, "token.theft_suspected", s.id, text,
-                       json_pack("{s:s, s:s, s:s}", "ip", rq->ip, "name", s.name, "proof",
-                                 present ? "wrong signature" : "missing"));
-        lw_sessions_end(app->sessions, s.id, "token_theft");
+    char token[LW_CRED_STRLEN];
+    int rc = lw_sessions_refresh(app->sessions, &s, present ? sig : NULL, rq->ip, token);
+    if (rc == LW_EDENIED) {
         /* The same words as the session.ended event: whichever reaches the
          * device first, it says the same. */
         lw_reply_error_x(rq, 401, "token_theft", json_pack("{s:s}", "reason", "token_theft"), "%s",
                          lw_end_reason_message("token_theft"));
         return;
     }
-    char token[LW_CRED_STRLEN];
-    int rc = lw_sessions_issue(app->sessions, &s, token);
     if (rc != LW_OK) {
         lw_api_store_failed(rq, rc, "refreshing the credential");
         return;
@@ -407,15 +396,19 @@ void lw_api_device_logout(lw_rq *rq)
 static json_t *end_all_companions(lw_rq *rq)
 {
     lw_server *app = rq->app;
-    lw_ended *ended = NULL;
-    size_t n = 0;
-    int rc = lw_store_session_end_all(app->store, rq->who.account_id, LW_ROLE_COMPANION, rq->who.device_id,
-                                      "logout_all", lw_now_ms(), &ended, &n);
+    lw_end_request what = {.scope = LW_END_ACCOUNT,
+                           .account_id = rq->who.account_id,
+                           .role = LW_ROLE_COMPANION,
+                           .except = rq->who.device_id,
+                           .reason = "logout_all"};
+    lw_end_result res;
+    int rc = lw_sessions_end_where(app->sessions, &what, &res);
     if (rc != LW_OK) {
         lw_api_store_failed(rq, rc, "logging out all devices");
         return NULL;
     }
-    lw_sessions_ended(app->sessions, ended, n);
+    lw_ended *ended = res.ended;
+    size_t n = res.n;
     json_t *ids = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(ids, json_string(ended[i].device_id));

@@ -13,6 +13,7 @@
 #include "map.h"
 #include "metrics.h"
 #include "place.h"
+#include "proof.h"
 #include "risk.h"
 
 /* What the cache keeps per live session: only what a request check needs. */
@@ -251,8 +252,8 @@ static const char *distrust(lw_sessions *s, const centry *e)
     return NULL;
 }
 
-int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_expired, const char *ip,
-                     lw_principal *out, char end_reason[LW_REASON_MAX])
+int lw_sessions_check(lw_sessions *s, const char *text, size_t len, bool allow_expired, lw_principal *out,
+                      char end_reason[LW_REASON_MAX])
 {
     lw_cred cred;
     if (lw_cred_parse(&cred, text, len) != LW_OK || cred.kind != LW_CRED_SESSION) {
@@ -307,10 +308,21 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
         e->checked_at = lw_mono_ms();
     }
 
-    int64_t now = lw_now_ms();
-    if (now >= e->cred_expires_at && !allow_expired)
+    if (lw_now_ms() >= e->cred_expires_at && !allow_expired)
         return LW_EEXPIRED;
 
+    lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
+    lw_strlcpy(out->account_id, e->account_id, sizeof out->account_id);
+    out->primary = e->primary;
+    out->cred_expires_at = e->cred_expires_at;
+    return LW_OK;
+}
+
+void lw_sessions_seen(lw_sessions *s, const lw_principal *who, const char *ip, int64_t now)
+{
+    centry *e = lw_map_get(s->by_device, who->device_id);
+    if (!e)
+        return; /* not cached (out of memory on the fill): nothing to keep it in */
     e->last_active_at = now;
     if (ip && ip[0] && strcmp(ip, e->last_ip) != 0)
         moved(s, e, ip, now);
@@ -319,12 +331,6 @@ int lw_sessions_auth(lw_sessions *s, const char *text, size_t len, bool allow_ex
     e->dirty = true;
     if (now - e->last_written_at >= s->deps->cfg->last_active_write_ms)
         write_last_active(s, e);
-
-    lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
-    lw_strlcpy(out->account_id, e->account_id, sizeof out->account_id);
-    out->primary = e->primary;
-    out->cred_expires_at = e->cred_expires_at;
-    return LW_OK;
 }
 
 int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN])
@@ -373,7 +379,31 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
     return LW_OK;
 }
 
-void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
+int lw_sessions_refresh(lw_sessions *s, lw_session *sess, const uint8_t *sig, const char *ip,
+                        char token[LW_CRED_STRLEN])
+{
+    if (sig && lw_proof_verify(sig, LW_PROOF_REFRESH, sess->id, sess->challenge, sizeof sess->challenge,
+                               sess->public_key) == LW_OK)
+        return lw_sessions_issue(s, sess, token);
+    char addr[LW_LOG_ADDR_MAX];
+    lw_log_warn("session", "refresh of %.8s from %s without a valid device-key proof: ending it", sess->id,
+                lw_log_addr(ip, addr));
+    char text[LW_ALERT_TEXT_MAX];
+    lw_alert_text_theft(text, sizeof text, sess->name, ip, sig != NULL);
+    lw_alert_raise(s->deps, sess->account_id, "token.theft_suspected", sess->id, text,
+                   json_pack("{s:s, s:s, s:s}", "ip", ip, "name", sess->name, "proof",
+                             sig ? "wrong signature" : "missing"));
+    int rc = lw_sessions_end(s, sess->id, "token_theft");
+    if (rc != LW_OK && rc != LW_ECONFLICT)
+        lw_log_error("session", "cannot end %.8s after a theft: %s", sess->id, lw_strerror(rc));
+    /* Refused either way: the proof failed. */
+    return LW_EDENIED;
+}
+
+/* After sessions ended in the store: drop them from the cache, close their
+ * sockets with session.ended, tell the other devices (device.ended), and raise
+ * device.ended alerts (one per account when several ended together). */
+static void tell_ended(lw_sessions *s, const lw_ended *e, size_t n)
 {
     const lw_domain_deps *deps = s->deps;
     /* First close every ended device's sockets, so that in a logout-all the
@@ -443,7 +473,10 @@ void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n)
     }
 }
 
-void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
+/* After the store deleted sessions with their account: drop them from the
+ * cache and close their sockets with session.ended. Nobody is left to tell
+ * (no device.ended, no alert). */
+static void tell_gone(lw_sessions *s, const lw_ended *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char label[64];
@@ -456,23 +489,98 @@ void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n)
     lw_events_flush(s->deps->events); /* other nodes drop them before the answer leaves */
 }
 
-int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
+/* One device: its account is read first, for the device.ended it causes. */
+static int end_device(lw_sessions *s, const char *device_id, const char *reason, lw_ended **out, size_t *n)
 {
     lw_session sess;
     int rc = lw_store_session_get(s->deps->store, device_id, &sess);
-    if (rc != LW_OK)
-        return rc;
-    rc = lw_store_session_end(s->deps->store, device_id, reason, lw_now_ms());
-    if (rc != LW_OK)
-        return rc;
-    lw_ended e;
-    memset(&e, 0, sizeof e);
-    lw_strlcpy(e.device_id, device_id, sizeof e.device_id);
-    lw_strlcpy(e.account_id, sess.account_id, sizeof e.account_id);
-    lw_strlcpy(e.reason, reason, sizeof e.reason);
+    if (rc == LW_OK)
+        rc = lw_store_session_end(s->deps->store, device_id, reason, lw_now_ms());
+    lw_ended *e = rc == LW_OK ? lw_calloc(1, sizeof *e) : NULL;
+    if (rc == LW_OK && e) {
+        lw_strlcpy(e->device_id, device_id, sizeof e->device_id);
+        lw_strlcpy(e->account_id, sess.account_id, sizeof e->account_id);
+        lw_strlcpy(e->reason, reason, sizeof e->reason);
+    } else if (rc == LW_OK) {
+        /* Ended in the store, and not enough memory to tell it: the cache at
+         * least must not keep accepting the credential. */
+        drop(s, device_id);
+        rc = LW_ENOMEM;
+    }
     lw_wipe(&sess, sizeof sess);
-    lw_sessions_ended(s, &e, 1);
-    return LW_OK;
+    *out = e;
+    *n = e ? 1 : 0;
+    return rc;
+}
+
+int lw_sessions_end_where(lw_sessions *s, const lw_end_request *w, lw_end_result *res)
+{
+    lw_store *st = s->deps->store;
+    lw_ended *ended = NULL;
+    size_t n = 0;
+    long purged = 0;
+    int64_t now = lw_now_ms();
+    int rc;
+    switch (w->scope) {
+    case LW_END_DEVICE:
+        rc = end_device(s, w->device_id, w->reason, &ended, &n);
+        break;
+    case LW_END_ACCOUNT:
+        rc = lw_store_session_end_all(st, w->account_id, w->role, w->except, w->reason, now, &ended, &n);
+        break;
+    case LW_END_EVERY:
+        rc = lw_store_session_end_every(st, w->role, w->reason, now, &ended, &n);
+        break;
+    case LW_END_DELETE:
+        rc = lw_store_account_delete(st, w->account_id, &ended, &n);
+        break;
+    case LW_END_SWEEP:
+        /* Inactivity is judged on the stored times: write what is pending. */
+        lw_sessions_flush(s, true);
+        rc = lw_store_sweep(st, w->sweep, &ended, &n, &purged);
+        break;
+    case LW_END_TOLD:
+        rc = LW_OK;
+        if (w->ntold > 0) {
+            ended = lw_malloc(w->ntold * sizeof *ended);
+            if (!ended) {
+                for (size_t i = 0; i < w->ntold; i++)
+                    drop(s, w->told[i].device_id);
+                rc = LW_ENOMEM;
+                break;
+            }
+            memcpy(ended, w->told, w->ntold * sizeof *ended);
+            n = w->ntold;
+        }
+        break;
+    default:
+        rc = LW_EINVAL;
+        break;
+    }
+    if (rc != LW_OK) {
+        lw_free(ended);
+        ended = NULL;
+        n = 0;
+        purged = 0;
+    } else if (w->scope == LW_END_DELETE) {
+        tell_gone(s, ended, n);
+    } else if (n > 0) {
+        tell_ended(s, ended, n);
+    }
+    if (res) {
+        res->ended = ended;
+        res->n = n;
+        res->purged = purged;
+    } else {
+        lw_free(ended);
+    }
+    return rc;
+}
+
+int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason)
+{
+    lw_end_request w = {.scope = LW_END_DEVICE, .device_id = device_id, .reason = reason};
+    return lw_sessions_end_where(s, &w, NULL);
 }
 
 const char *lw_sessions_view(lw_sessions *s, const char *device_id, size_t *len, size_t *ts_off)

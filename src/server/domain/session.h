@@ -38,12 +38,34 @@ typedef bool lw_sessions_vouch_fn(void *ctx, int64_t mono_now);
 void lw_sessions_set_vouch(lw_sessions *s, lw_sessions_vouch_fn *fn, void *ctx);
 void lw_sessions_free(lw_sessions *s);
 
-/* Checks a credential string ("lws_…"). On LW_OK fills *out and records
- * activity from ip. Errors: LW_ENOTFOUND (unknown or wrong verifier),
- * LW_EEXPIRED (credential lapsed; allowed when allow_expired), LW_EDENIED (the
- * session ended; end_reason gets the reason). */
-int lw_sessions_auth(lw_sessions *s, const char *cred, size_t len, bool allow_expired, const char *ip,
-                     lw_principal *out, char end_reason[LW_REASON_MAX]);
+/* Checks a credential string ("lws_…"): parses it, hashes its verifier and
+ * compares it in constant time with the cached (or, on a miss and with
+ * several nodes when the cache cannot be vouched for, the stored) session.
+ * It only reads: no last-active time, no GeoIP, no alert, no write (the one
+ * exception: on SQLite, when another process wrote to the file, the cache is
+ * dropped and its pending last-active times are written first, as before any
+ * cache drop). On LW_OK fills *out. Errors: LW_ENOTFOUND (unknown or wrong
+ * verifier), LW_EEXPIRED (credential lapsed; allowed when allow_expired),
+ * LW_EDENIED (the session ended; end_reason gets the reason). */
+int lw_sessions_check(lw_sessions *s, const char *cred, size_t len, bool allow_expired, lw_principal *out,
+                      char end_reason[LW_REASON_MAX]);
+
+/* The device who (just checked by lw_sessions_check) was seen from ip at now:
+ * records its last activity (written at most once per
+ * cfg.last_active_write_ms), and when the address changed looks the new one
+ * up and runs the travel rules (risk.c), which may raise alerts. Called once
+ * per request, after a successful check. */
+void lw_sessions_seen(lw_sessions *s, const lw_principal *who, const char *ip, int64_t now);
+
+/* Device-bound refresh of sess (as stored: the caller loaded it). sig is the
+ * signature the request carried over the current challenge, or NULL when it
+ * carried none. A valid proof by the device key gives sess a new credential
+ * and challenge (lw_sessions_issue; token gets the string). Anything else
+ * means the credential is in the wrong hands: the account gets a
+ * token.theft_suspected alert, the session ends (token_theft) as any other
+ * end does, and the answer is LW_EDENIED. Otherwise the store's error. */
+int lw_sessions_refresh(lw_sessions *s, lw_session *sess, const uint8_t *sig, const char *ip,
+                        char token[LW_CRED_STRLEN]);
 
 /* Gives sess a new credential (selector, verifier hash, expiry, challenge),
  * stores it and updates the cache; the previous credential stops working,
@@ -56,17 +78,52 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
 int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
 void lw_sessions_cache(lw_sessions *s, const lw_session *sess);
 
-/* Ends one active session with reason and tells everyone concerned. LW_ECONFLICT if not active. */
-int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason);
-/* After sessions ended in the store: drop them from the cache, close their
- * sockets with session.ended, tell the other devices (device.ended), and raise
- * device.ended alerts (one per account when several ended together). */
-void lw_sessions_ended(lw_sessions *s, const lw_ended *e, size_t n);
+/*
+ * Ending sessions: the one entry point. Whatever ends sessions (a logout, a
+ * logout-all, the administrator, the sweeper, an account deletion, a relink,
+ * a theft) names what to end here; this does the store transaction and then
+ * everything that must follow it, in this order: drop the sessions from the
+ * cache (a cached credential stops working at once), close their sockets with
+ * session.ended here and on the other nodes, and, unless their account is
+ * gone, tell the devices that remain (device.ended) and raise one
+ * device.ended alert per account and reason. No caller ends a session in the
+ * store itself.
+ */
+typedef enum lw_end_scope {
+    LW_END_DEVICE,  /* device_id, if active (else LW_ECONFLICT; LW_ENOTFOUND when unknown) */
+    LW_END_ACCOUNT, /* account_id's active sessions of role (NULL: every role) but except (or NULL) */
+    LW_END_EVERY,   /* every account's active sessions of role (NULL: every role) */
+    LW_END_DELETE,  /* account_id deleted with its sessions ("account_deleted"): nobody is left to tell */
+    LW_END_SWEEP,   /* what *sweep makes due; pending last-active times are written first */
+    LW_END_TOLD,    /* told[0..ntold) ended in a transaction of the caller's own (a relink): tell only */
+} lw_end_scope;
 
-/* After the store deleted sessions with their account: drop them from the
- * cache and close their sockets with session.ended. Nobody is left to tell
- * (no device.ended, no alert). */
-void lw_sessions_gone(lw_sessions *s, const lw_ended *e, size_t n);
+typedef struct lw_end_request {
+    lw_end_scope scope;
+    const char *device_id;
+    const char *account_id;
+    const char *role;
+    const char *except;
+    const char *reason; /* DEVICE, ACCOUNT, EVERY */
+    const lw_sweep_policy *sweep;
+    const lw_ended *told;
+    size_t ntold;
+} lw_end_request;
+
+/* What ended: ended[0..n) (lw_malloc'd, the caller lw_frees it) and, for a
+ * sweep, the history records purged. */
+typedef struct lw_end_result {
+    lw_ended *ended;
+    size_t n;
+    long purged;
+} lw_end_result;
+
+/* Ends what *what names (above). LW_OK, or the store's error, when nothing
+ * ended. res may be NULL; otherwise it is filled (zeroed on error). */
+int lw_sessions_end_where(lw_sessions *s, const lw_end_request *what, lw_end_result *res);
+
+/* lw_sessions_end_where for one device (LW_END_DEVICE). */
+int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason);
 
 /* Where a cached device was last used (address, country, coordinates), as
  * of its latest request on this node. False when it is not cached here. */

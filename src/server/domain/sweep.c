@@ -42,7 +42,6 @@ static void redact_ended(const lw_domain_deps *deps)
 int lw_sweep_run(const lw_domain_deps *deps, int64_t now, long *ended_out, long *purged_out)
 {
     lw_metrics_inc("linkward_sweeper_runs_total", NULL);
-    lw_sessions_flush(deps->sessions, true);
     lw_sweep_policy p = {
         .now = now,
         .primary_inactive_ms = deps->cfg->primary_inactive_ms,
@@ -50,17 +49,17 @@ int lw_sweep_run(const lw_domain_deps *deps, int64_t now, long *ended_out, long 
         .ephemeral_idle_ms = lw_sweep_ephemeral_idle(deps->cfg),
         .history_retention_ms = deps->cfg->history_retention_ms,
     };
-    lw_ended *ended = NULL;
-    size_t n = 0;
-    long purged = 0, links = 0;
-    int rc = lw_store_sweep(deps->store, &p, &ended, &n, &purged);
+    long links = 0;
+    lw_end_request what = {.scope = LW_END_SWEEP, .sweep = &p};
+    lw_end_result res;
+    int rc = lw_sessions_end_where(deps->sessions, &what, &res);
     if (rc != LW_OK) {
         lw_log_error("sweep", "sweep failed: %s", lw_strerror(rc));
         return rc;
     }
-    if (n)
-        lw_sessions_ended(deps->sessions, ended, n);
-    lw_free(ended);
+    size_t n = res.n;
+    long purged = res.purged;
+    lw_free(res.ended);
     redact_ended(deps);
     lw_store_link_purge(deps->store, now - LINK_KEEP_MS, &links);
     if (deps->rates)

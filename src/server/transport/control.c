@@ -146,9 +146,7 @@ static json_t *end_sessions(lw_server *app, json_t *req)
             "Give exactly one of \"account\" (a handle), \"device\" (a device id) or \"all\": true.");
     bool include_primary = json_is_true(inc);
     const char *role = include_primary ? NULL : LW_ROLE_COMPANION;
-    int64_t now = lw_now_ms();
-    lw_ended *ended = NULL;
-    size_t n = 0;
+    lw_end_result res;
     int rc;
     if (dev) {
         const char *id = json_string_value(dev);
@@ -197,20 +195,22 @@ static json_t *end_sessions(lw_server *app, json_t *req)
         char account_id[LW_ID_STRLEN];
         lw_strlcpy(account_id, a.id, sizeof account_id);
         lw_wipe(&a, sizeof a);
-        rc = lw_store_session_end_all(app->store, account_id, role, NULL, "admin_logout", now, &ended, &n);
+        lw_end_request what = {
+            .scope = LW_END_ACCOUNT, .account_id = account_id, .role = role, .reason = "admin_logout"};
+        rc = lw_sessions_end_where(app->sessions, &what, &res);
         if (rc != LW_OK)
             return error("internal", "Cannot end the sessions.");
-        lw_log_warn("control", "the administrator ended %zu session(s) of account %.8s", n, account_id);
+        lw_log_warn("control", "the administrator ended %zu session(s) of account %.8s", res.n, account_id);
     } else {
-        rc = lw_store_session_end_every(app->store, role, "admin_logout", now, &ended, &n);
+        lw_end_request what = {.scope = LW_END_EVERY, .role = role, .reason = "admin_logout"};
+        rc = lw_sessions_end_where(app->sessions, &what, &res);
         if (rc != LW_OK)
             return error("internal", "Cannot end the sessions.");
-        lw_log_warn("control", "the administrator ended %zu session(s) of every account", n);
+        lw_log_warn("control", "the administrator ended %zu session(s) of every account", res.n);
     }
-    /* The store has ended them: tell the sockets and the accounts. */
-    lw_sessions_ended(app->sessions, ended, n);
-    json_t *ans = ended_answer(ended, n);
-    lw_free(ended);
+    /* Ended, and the sockets and the accounts told. */
+    json_t *ans = ended_answer(res.ended, res.n);
+    lw_free(res.ended);
     return ans ? ans : error("internal", "Out of memory.");
 }
 

@@ -225,9 +225,11 @@ static bool find_credential(h2o_req_t *req, bool link_cookie, const char **tok, 
 static bool auth_session(lw_rq *rq, const char *tok, size_t len, bool allow_expired, bool logout)
 {
     char reason[LW_REASON_MAX] = "";
-    int rc = lw_sessions_auth(rq->app->sessions, tok, len, allow_expired, rq->ip, &rq->who, reason);
+    int rc = lw_sessions_check(rq->app->sessions, tok, len, allow_expired, &rq->who, reason);
     switch (rc) {
     case LW_OK:
+        /* Once per request, and only for a credential that passed. */
+        lw_sessions_seen(rq->app->sessions, &rq->who, rq->ip, lw_now_ms());
         return true;
     case LW_EEXPIRED:
         lw_reply_error(rq, 401, "credential_expired",
