@@ -19,7 +19,7 @@
  * 1..max bytes (LW_PROOF_ID_MAX, or LW_PROOF_ORIGIN_MAX for the QR) with no
  * control characters, so no NUL and the message reads back one way only.
  *
- * The web client builds the same bytes in web/js/proof.js; the known-answer
+ * The web client builds the same bytes in web/js/proof.mjs; the known-answer
  * vectors in tests/vectors/proof.json hold both to it (unit.test_proof,
  * integration.proof_vectors).
  */

@@ -1,6 +1,6 @@
-// The signed messages of web/js/proof.js against the known answers in
+// The signed messages of web/js/proof.mjs against the known answers in
 // tests/vectors/proof.json, which unit.test_proof holds src/common/proof.c to:
-// the web client, the harness (which signs with proof.js) and the C side build
+// the web client, the harness (which signs with proof.mjs) and the C side build
 // the same bytes, and the same Ed25519 key signs them to the same signatures.
 // No server: the bytes alone.
 
@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import * as proof from '../../web/js/proof.js';
+import * as proof from '../../web/js/proof.mjs';
 import * as h from '../lib/harness.js';
 
 const V = JSON.parse(fs.readFileSync(path.join(h.REPO, 'tests', 'vectors', 'proof.json'), 'utf8'));
@@ -20,8 +20,8 @@ const hex = (s) => Buffer.from(s, 'hex');
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const secretKey = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, hex(V.seed)]), format: 'der', type: 'pkcs8' });
 
-describe('signed messages: web/js/proof.js and tests/vectors/proof.json', () => {
-  test('the vectors cover every domain proof.js knows, and no other', () => {
+describe('signed messages: web/js/proof.mjs and tests/vectors/proof.json', () => {
+  test('the vectors cover every domain proof.mjs knows, and no other', () => {
     const domains = new Set(V.valid.map((v) => v.domain));
     assert.deepEqual([...domains].sort(), [proof.ACCOUNT, proof.LINK, proof.QR, proof.REFRESH].sort());
   });
@@ -64,7 +64,7 @@ describe('signed messages: web/js/proof.js and tests/vectors/proof.json', () => 
     }
   });
 
-  test("the harness's messages are proof.js's (the names the integration tests sign with)", () => {
+  test("the harness's messages are proof.mjs's (the names the integration tests sign with)", () => {
     const [link, refresh, account, qr] = [proof.LINK, proof.REFRESH, proof.ACCOUNT, proof.QR]
       .map((d) => V.valid.find((v) => v.domain === d));
     assert.equal(h.linkMessage(link.text, hex(link.raw)).toString('hex'), link.message);

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { blake2b } from './blake2b.js';
-import * as proof from '../../web/js/proof.js';
+import * as proof from '../../web/js/proof.mjs';
 
 export { blake2b };
 
@@ -647,7 +647,7 @@ export const fingerprint = (pubRaw) => blake2b(pubRaw, 32);
 const Z = Buffer.from([0]);
 const raw32 = (v) => (Buffer.isBuffer(v) || v instanceof Uint8Array ? Buffer.from(v) : b64d(v));
 
-// The signed messages come from the web client's own builder (web/js/proof.js,
+// The signed messages come from the web client's own builder (web/js/proof.mjs,
 // the same bytes as src/common/proof.h), so the tests sign what the page signs.
 
 /** The link completion message over the request id and its nonce (raw or base64url). */
@@ -667,9 +667,9 @@ export function accountMessage(accountId, companionPub) {
 
 /**
  * "linkward-qr-v1" \0 <origin> \0 <ref> <fp>, concatenated here rather than
- * built with proof.js: the security tests sign origins the builder refuses (a
+ * built with proof.mjs: the security tests sign origins the builder refuses (a
  * NUL in the origin) to show the server refuses them too, signature or not.
- * integration.proof_vectors holds proof.js's QR message to the same bytes.
+ * integration.proof_vectors holds proof.mjs's QR message to the same bytes.
  */
 export function qrMessage(origin, ref, fp) {
   return Buffer.concat([Buffer.from(proof.QR), Z, Buffer.from(origin, 'utf8'), Z, raw32(ref), raw32(fp)]);

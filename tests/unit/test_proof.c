@@ -1,5 +1,5 @@
 /* Unit tests for proof.c: the signed messages, against the known answers of
- * tests/vectors/proof.json (integration.proof_vectors holds web/js/proof.js
+ * tests/vectors/proof.json (integration.proof_vectors holds web/js/proof.mjs
  * to the same file), and the bounds of the builder. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -7,7 +7,7 @@
 //   lock   the idle-lock settings and the passcode hash
 // The session credential itself is an HttpOnly cookie the page cannot read.
 
-import { buildProof } from './proof.js';
+import { buildProof } from './proof.mjs';
 
 const DB_NAME = 'linkward';
 const STORE = 'kv';
@@ -103,7 +103,7 @@ export async function publicKey(pair) {
   return b64e(await crypto.subtle.exportKey('raw', pair.publicKey));
 }
 
-/** Ed25519 by the device key over the message of domain (proof.js), base64url. */
+/** Ed25519 by the device key over the message of domain (proof.mjs), base64url. */
 export async function signProof(pair, domain, id, raw) {
   return b64e(await crypto.subtle.sign({ name: 'Ed25519' }, pair.privateKey, buildProof(domain, id, raw)));
 }

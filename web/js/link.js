@@ -3,7 +3,7 @@
 
 import { ApiError, request, socketUrl } from './api.js';
 import * as store from './keys.js';
-import * as proof from './proof.js';
+import * as proof from './proof.mjs';
 import { brand, dataUrl, h, icon } from './ui.js';
 
 const STATUS = {

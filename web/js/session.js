@@ -10,7 +10,7 @@
 
 import { ApiError, request, socketUrl } from './api.js';
 import * as store from './keys.js';
-import * as proof from './proof.js';
+import * as proof from './proof.mjs';
 
 export const events = new EventTarget();
 

@@ -7,7 +7,8 @@
 // (ORIGIN_MAX) UTF-8 bytes without control characters; raw the bytes after
 // base64url decoding: 32 (the QR: ref, 16, then fingerprint, 32).
 // tests/vectors/proof.json holds this module and proof.c to the same bytes.
-// No DOM and no WebCrypto here: node's tests import it as it is.
+// No DOM and no WebCrypto here: node's tests import it as it is (.mjs: an ES
+// module to every Node, without a package.json saying so).
 
 export const LINK = 'linkward-link-v1'; // the companion completes a link: request id, nonce
 export const REFRESH = 'linkward-refresh-v1'; // a device refreshes its credential: device id, challenge
