@@ -453,6 +453,9 @@ export function spawnCli(args, opts = {}) {
  * fetch wrapper. opts: {token, body (object -> JSON), raw (string/Buffer sent as is),
  * headers, contentType}. Returns {status, json, text, headers}.
  */
+/** How long api() waits for a whole answer (scaled by T), unless opts.timeout says otherwise. */
+const API_TIMEOUT_MS = 30000;
+
 export async function api(url, method, p, opts = {}) {
   const headers = { ...(opts.headers || {}) };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -464,8 +467,21 @@ export async function api(url, method, p, opts = {}) {
   }
   const hasCt = Object.keys(headers).some((k) => k.toLowerCase() === 'content-type');
   if (body !== undefined && !hasCt) headers['content-type'] = opts.contentType || 'application/json';
-  const res = await fetch(url + p, { method, headers, body, redirect: 'manual', ...(opts.duplex ? { duplex: opts.duplex } : {}) });
-  const text = await res.text();
+  // Bounded: a request the server never answers fails naming itself, instead
+  // of hanging the test until CTest's timeout says nothing about where.
+  const ms = T(opts.timeout || API_TIMEOUT_MS);
+  let res;
+  let text;
+  try {
+    res = await fetch(url + p, {
+      method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(ms),
+      ...(opts.duplex ? { duplex: opts.duplex } : {}),
+    });
+    text = await res.text();
+  } catch (e) {
+    if (e?.name === 'TimeoutError') throw new Error(`no answer to ${method} ${p} from ${url} within ${ms} ms`);
+    throw e;
+  }
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
   return { status: res.status, json, text, headers: res.headers, method, path: p };
