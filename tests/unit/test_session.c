@@ -103,7 +103,7 @@ static void make_account(fixture *f, const char *acct, const char *handle, char 
     new_session(&p, pid, acct, LW_ROLE_PRIMARY, lw_now_ms());
     assert_int_equal(lw_sessions_prepare(f->app.sessions, &p, token), LW_OK);
     assert_int_equal(lw_store_account_create(f->app.store, &a, &p, NULL), LW_OK);
-    lw_sessions_cache(f->app.sessions, &p);
+    lw_sessions_cache(f->app.sessions, &p, lw_sessions_epoch(f->app.sessions));
 }
 
 /* What the router does with a credential: the check, then (once, when it
@@ -238,7 +238,7 @@ static void test_end_refuses_next_request(void **state)
     lw_strlcpy(r.account_id, "acct1", sizeof r.account_id);
     assert_int_equal(lw_store_link_transition(f->app.store, &r, "pending", "approved"), LW_OK);
     assert_int_equal(lw_store_link_complete(f->app.store, "req1", &c, 4, NULL, NULL), LW_OK);
-    lw_sessions_cache(f->app.sessions, &c);
+    lw_sessions_cache(f->app.sessions, &c, lw_sessions_epoch(f->app.sessions));
 
     lw_principal who;
     char reason[LW_REASON_MAX] = "";

@@ -179,6 +179,8 @@ static const char *reported_network(lw_rq *rq)
     static const struct {
         const char *value, *label;
     } kinds[] = {{"wifi", "Wi-Fi"}, {"cellular", "Cellular"}, {"ethernet", "Ethernet"}};
+    if (!rq->req)
+        return NULL; /* the client left while a store call waited */
     ssize_t k = h2o_find_header_by_str(&rq->req->headers, H2O_STRLIT("linkward-network"), -1);
     if (k < 0)
         return NULL;
@@ -223,6 +225,8 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
     bool any_hint = false;
     for (int i = 0; i < 4; i++) {
         ch[i][0] = '\0';
+        if (!rq->req)
+            continue; /* the client left while a store call waited */
         ssize_t k = h2o_find_header_by_str(&rq->req->headers, hints[i], strlen(hints[i]), -1);
         if (k >= 0) {
             h2o_iovec_t v = rq->req->headers.entries[k].value;
@@ -313,6 +317,8 @@ typedef struct paced {
     lw_rq *rq; /* NULL once the client left */
     int status;
     json_t *body;
+    bool given; /* pace_answer gave the answer */
+    bool due;   /* the time came before the answer (the store was slower): it goes when given */
     h2o_timeout_entry_t entry;
 } paced;
 
@@ -322,6 +328,10 @@ static lw_loop *pace_loop;
 static void pace_fire(h2o_timeout_entry_t *entry)
 {
     paced *p = H2O_STRUCT_FROM_MEMBER(paced, entry, entry);
+    if (!p->given) {
+        p->due = true;
+        return;
+    }
     if (p->rq)
         lw_reply_json(p->rq, p->status, p->body);
     else
@@ -357,6 +367,9 @@ static void pace_answer(lw_rq *rq, paced *p, int status, json_t *body)
     }
     p->status = status;
     p->body = body;
+    p->given = true;
+    if (p->due)
+        pace_fire(&p->entry);
 }
 
 static json_t *error_body(const char *code, const char *message)
@@ -422,6 +435,7 @@ void lw_api_register(lw_rq *rq)
     lw_sessions_prepare(app->sessions, s, token);
     /* From here on the answer may depend on the handle: it waits for its fixed time. */
     paced *pace = pace_start(rq);
+    uint64_t epoch = lw_sessions_epoch(app->sessions);
     int rc = lw_store_account_create(app->store, &a, s, app->cfg.registration_invite ? invite_hash : NULL);
     if (rc == LW_ECONFLICT) {
         /* Open mode must say so (a sign-up form needs it); with an invite only
@@ -442,7 +456,7 @@ void lw_api_register(lw_rq *rq)
         pace_answer(rq, pace, status, body);
         goto out_tok;
     }
-    lw_sessions_cache(app->sessions, s);
+    lw_sessions_cache(app->sessions, s, epoch);
     char pk[lw_b64_enc_len(LW_PK_LEN)], challenge[lw_b64_enc_len(32)];
     lw_b64_encode(pk, app->server_pk, LW_PK_LEN);
     lw_b64_encode(challenge, s->challenge, sizeof s->challenge);

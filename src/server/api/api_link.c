@@ -787,6 +787,7 @@ static void complete_verified(lw_rq *rq)
     char token[LW_CRED_STRLEN];
     lw_ended *replaced = NULL;
     size_t nreplaced = 0;
+    uint64_t epoch = lw_sessions_epoch(app->sessions);
     int rc = lw_sessions_prepare(app->sessions, s, token);
     if (rc == LW_OK)
         rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions, &replaced, &nreplaced);
@@ -803,7 +804,7 @@ static void complete_verified(lw_rq *rq)
             lw_api_store_failed(rq, rc, "linking the device");
         goto out;
     }
-    lw_sessions_cache(app->sessions, s);
+    lw_sessions_cache(app->sessions, s, epoch);
     /* The same key's earlier session ended in the completion's transaction
      * (relinked): its sockets and the account's devices hear it now. */
     lw_end_request relinked = {.scope = LW_END_TOLD, .told = replaced, .ntold = nreplaced};

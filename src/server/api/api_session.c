@@ -80,9 +80,11 @@ void lw_api_session_get(lw_rq *rq)
     lw_sessions *ss = rq->app->sessions;
     size_t len, ts;
     const char *view = lw_sessions_view(ss, rq->who.device_id, &len, &ts);
+    char *own = NULL; /* a view not kept by the cache */
     if (!view) {
         lw_session s;
         lw_account a;
+        uint64_t epoch = lw_sessions_view_epoch(ss);
         if (!load_own(rq, &s))
             return;
         int rc = lw_store_account_get(rq->app->store, s.account_id, &a);
@@ -118,12 +120,16 @@ void lw_api_session_get(lw_rq *rq)
         memcpy(copy, text, len);
         copy[len] = '\0';
         free(text);
-        lw_sessions_set_view(ss, rq->who.device_id, copy, len, ts);
-        view = lw_sessions_view(ss, rq->who.device_id, &len, &ts);
-        if (!view) {
-            lw_reply_error(rq, 503, "unavailable", "Out of memory.");
-            return;
-        }
+        /* Not kept when something it shows changed while the store was
+         * read (or the entry is gone): then it answers this request only. */
+        if (lw_sessions_set_view(ss, rq->who.device_id, copy, len, ts, epoch))
+            view = lw_sessions_view(ss, rq->who.device_id, &len, &ts);
+        else
+            view = own = copy;
+    }
+    if (!rq->req) {
+        lw_free(own); /* the client left while the store was read */
+        return;
     }
     /* The tail by hand (a snprintf here cost as much as the rest of this function). */
     static const char k1[] = ",\"token_expires_in\":", k2[] = ",\"token_expires_in_ms\":";
@@ -143,6 +149,7 @@ void lw_api_session_get(lw_rq *rq)
     lw_time_format(lw_now_ms(), buf);
     memcpy(out + ts, buf, strlen(TS_SENTINEL)); /* RFC 3339 seconds: always 20 bytes */
     memcpy(out + len, tail, n);
+    lw_free(own);
     lw_reply_pooled(rq, 200, "application/json; charset=utf-8", out, len + n);
 }
 

@@ -34,6 +34,8 @@ typedef struct lw_rq {
     bool replied;
     bool cookie_auth; /* the credential came from a cookie (a browser) */
     struct lw_rq_guard *guard;
+    struct lw_rq_held *held; /* set on a held copy (lw_rq_hold) */
+    const void *route;       /* the transport's route, for a handler started later */
 } lw_rq;
 
 void lw_reply_text(lw_rq *rq, int status, const char *type, const char *text, size_t len);
@@ -62,5 +64,17 @@ void lw_rq_guard(lw_rq *rq, lw_rq **slot);
 /* The asynchronous job is done with the request: stop tracking it. Call
  * before freeing the memory that holds *slot. */
 void lw_rq_release(lw_rq **slot);
+
+/* Handlers that may wait (on a fiber: router.c, fiber.h) work on a held copy
+ * of their lw_rq, which outlives its h2o request: when the client leaves
+ * meanwhile, rq->req becomes NULL and replies and headers are dropped; what
+ * the handler reads of the request it reads before it first waits. The copy
+ * keeps its own User-Agent and owns its body. NULL if out of memory (or
+ * rq is held already, or its client is gone). */
+lw_rq *lw_rq_hold(const lw_rq *rq);
+void lw_rq_unhold(lw_rq *rq);
+/* Memory that lives as long as rq: its request's pool, or the held copy.
+ * NULL when out of memory or the client is gone. */
+void *lw_rq_alloc(lw_rq *rq, size_t size);
 
 #endif

@@ -20,6 +20,7 @@
 
 typedef struct lw_bus lw_bus;
 typedef struct lw_work lw_work;
+typedef struct lw_fibers lw_fibers;
 
 typedef struct lw_server {
     lw_config cfg;
@@ -33,6 +34,7 @@ typedef struct lw_server {
     lw_links *links;
     lw_pins *pins;
     lw_work *work;         /* CPU work off the loop (Ed25519 verifications) */
+    lw_fibers *fibers;     /* PostgreSQL: API requests run on fibers (fiber.h); NULL on SQLite */
     lw_rates *rates;       /* the token buckets of the rate limits */
     void *h2o_ctx;         /* h2o_context_t*, for modules that need the loop's timeouts */
     lw_domain_deps domain; /* what the domain modules see (filled by serve.c) */

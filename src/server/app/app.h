@@ -2,9 +2,11 @@
  * app.h — the owner of the running server: lw_app holds the lw_server the
  * handlers and the transport receive (server.h) and what only serve.c uses,
  * and fills the domain's deps (deps.h). The event loop thread owns all of it.
- * Three kinds of threads run beside it and touch nothing here: pin.c's Argon2id workers and work.c's
- * crypto worker (each only its job, handed back to the loop), and relay.c's
- * PostgreSQL listener (only its own connection and queue).
+ * Four kinds of threads run beside it and touch nothing here: pin.c's
+ * Argon2id workers and work.c's crypto worker (each only its job, handed back
+ * to the loop), with PostgreSQL the store workers of fiber.c (only the store
+ * operation of a request waiting on a fiber), and relay.c's PostgreSQL
+ * listener (only its own connection and queue).
  */
 #ifndef LW_APP_H
 #define LW_APP_H

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bus.h"
+#include "fiber.h"
 #include "http.h"
 #include "metrics.h"
 #include "rate.h"
@@ -66,6 +67,21 @@ static int render_gauges(void *ctx, lw_buf *out)
         lw_http_connections(), lw_bus_count(app->srv.bus), lw_http_inflight(), st.sessions_active,
         st.sessions_ended, st.accounts, st.link_requests_pending, lw_sessions_cached(app->srv.sessions));
     rc |= render_rates(app, out);
+    if (app->srv.fibers) {
+        lw_fibers_stats fs;
+        lw_fibers_stats_get(app->srv.fibers, &fs);
+        rc |= lw_buf_appendf(
+            out,
+            "# HELP linkward_fibers Requests on fibers (PostgreSQL), by what they do now.\n"
+            "# TYPE linkward_fibers gauge\nlinkward_fibers{state=\"running\"} %d\n"
+            "linkward_fibers{state=\"waiting\"} %d\n"
+            "# HELP linkward_fiber_waits_total Store calls a request waited for off the event loop.\n"
+            "# TYPE linkward_fiber_waits_total counter\nlinkward_fiber_waits_total %lld\n"
+            "# HELP linkward_fibers_refused_total Requests served on the loop itself (blocking) because "
+            "every fiber was busy.\n# TYPE linkward_fibers_refused_total counter\n"
+            "linkward_fibers_refused_total %lld\n",
+            fs.running - fs.waiting, fs.waiting, fs.waits, fs.refused);
+    }
     if (app->shared_store)
         rc |= lw_buf_appendf(out,
                              "# HELP linkward_relay_healthy 1 while the relay vouches for the session cache "

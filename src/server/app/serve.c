@@ -20,6 +20,7 @@
 #include "bus.h"
 #include "config.h"
 #include "events.h"
+#include "fiber.h"
 #include "control.h"
 #include "geo.h"
 #include "ua.h"
@@ -36,6 +37,18 @@
 #include "sweep.h"
 #include "work.h"
 #include "ws.h"
+
+/* Fibers (fiber.h), with PostgreSQL. A request's fiber stack holds the
+ * handler, jansson parsing its body (up to 2,048 levels deep) and h2o
+ * sending the answer; the sanitizers' frames are several times larger.
+ * Mapped lazily: only what a request touched costs memory. */
+#define LW_FIBERS 256
+#define LW_STORE_THREADS LW_STORE_PG_CONNECTIONS
+#if defined(__SANITIZE_ADDRESS__)
+#define LW_FIBER_STACK_KB 4096
+#else
+#define LW_FIBER_STACK_KB 1024
+#endif
 
 #define KEY_FILE_HEADER "linkward-server-key-v1\n"
 
@@ -509,6 +522,15 @@ int lw_app_start(lw_app *app, bool listen)
     app->srv.work =
         lw_work_new(app->srv.h2o_ctx,
                     &(lw_work_opts){.name = "lw-work", .threads = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0});
+    /* PostgreSQL: each API request on a fiber, its store calls on as many
+     * worker threads as the store has connections (drv_pg.c). SQLite answers
+     * from the page cache faster than a hand-over to a thread would. */
+    if (strncmp(app->srv.cfg.db, "postgres", 8) == 0 &&
+        !(app->srv.fibers =
+              lw_fibers_new(app->srv.h2o_ctx, &(lw_fibers_opts){.threads = LW_STORE_THREADS,
+                                                                .max = LW_FIBERS,
+                                                                .stack_kb = LW_FIBER_STACK_KB})))
+        return LW_ENOMEM;
     domain_sync(app); /* the sweeper ends sessions through app->srv.sessions */
     app->sweeper = lw_sweeper_new(&app->srv.domain);
     if (!app->srv.bus || !app->srv.rates || !app->srv.sessions || !app->srv.links || !app->srv.pins ||
@@ -561,6 +583,7 @@ void lw_app_stop(lw_app *app)
     lw_sweeper_free(app->sweeper);
     lw_pins_free(app->srv.pins);
     lw_work_free(app->srv.work);
+    lw_fibers_free(app->srv.fibers);
     lw_links_free(app->srv.links);
     lw_sessions_free(app->srv.sessions);
     app->events = (lw_events){0};

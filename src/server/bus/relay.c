@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "bus.h"
+#include "fiber.h"
 #include "log.h"
 #include "lw.h"
 #include "metrics.h"
@@ -59,7 +60,8 @@ struct lw_relay {
     char node[LW_ID_STRLEN]; /* this node's id: our own notifications come back to us */
     char *conninfo;          /* publishing: may go through a transaction pooler */
     char *listen_conninfo;   /* LISTEN: needs a session of its own */
-    PGconn *send;            /* used by the event loop only */
+    PGconn *send;            /* under send_mu: the loop, or a store worker for a fiber (notify) */
+    pthread_mutex_t send_mu;
     pthread_t thread;
     volatile bool stopping;
     h2o_multithread_receiver_t receiver;
@@ -229,29 +231,50 @@ static bool send_connect(lw_relay *r)
 }
 
 /* One NOTIFY, tried twice (the first may find the connection dead and
- * reconnect). text is at most LW_RELAY_PAYLOAD_MAX bytes. */
-static void notify(lw_relay *r, const char *text, const char *op)
+ * reconnect). text is at most LW_RELAY_PAYLOAD_MAX bytes. On a fiber it runs
+ * on a store worker (fiber.h), the fiber waiting: what was published leaves
+ * before the request goes on (and so before its answer), and the loop serves
+ * others meanwhile. */
+typedef struct notify_call {
+    lw_relay *r;
+    const char *text, *op;
+} notify_call;
+
+static int notify_run(void *arg)
 {
+    notify_call *c = arg;
+    lw_relay *r = c->r;
     char err[256];
-    for (int attempt = 0; attempt < 2; attempt++) {
+    int rc = LW_ESTORE;
+    pthread_mutex_lock(&r->send_mu);
+    for (int attempt = 0; attempt < 2 && rc != LW_OK; attempt++) {
         if (!send_connect(r)) {
             pq_error(r->send, err, sizeof err);
-            lw_log_error("relay", "cannot reach PostgreSQL to relay an event (%s): %s", op, err);
+            lw_log_error("relay", "cannot reach PostgreSQL to relay an event (%s): %s", c->op, err);
             continue;
         }
-        const char *params[1] = {text};
+        const char *params[1] = {c->text};
         PGresult *res =
             PQexecParams(r->send, "SELECT pg_notify('" CHANNEL "', $1)", 1, NULL, params, NULL, NULL, 0);
-        bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-        PQclear(res);
-        if (ok) {
-            char label[32];
-            snprintf(label, sizeof label, "op=\"%s\"", op); /* fixed names: dev, acct, link, ends, … */
-            lw_metrics_inc("linkward_relay_notifications_total", label);
-            return;
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            rc = LW_OK;
+        } else {
+            pq_error(r->send, err, sizeof err);
+            lw_log_warn("relay", "relaying an event failed (%s): %s", c->op, err);
         }
-        pq_error(r->send, err, sizeof err);
-        lw_log_warn("relay", "relaying an event failed (%s): %s", op, err);
+        PQclear(res);
+    }
+    pthread_mutex_unlock(&r->send_mu);
+    return rc;
+}
+
+static void notify(lw_relay *r, const char *text, const char *op)
+{
+    notify_call c = {r, text, op};
+    if (lw_offload(notify_run, &c) == LW_OK) {
+        char label[32];
+        snprintf(label, sizeof label, "op=\"%s\"", op); /* fixed names: dev, acct, link, ends, … */
+        lw_metrics_inc("linkward_relay_notifications_total", label);
     }
 }
 
@@ -597,6 +620,7 @@ lw_relay *lw_relay_start(lw_bus *bus, h2o_context_t *ctx, const char *conninfo, 
     lw_random_id(r->node);
     snprintf(r->hb_channel, sizeof r->hb_channel, "linkward_hb_%s", r->node);
     atomic_init(&r->conn, 1); /* heard_conn 0: unhealthy until the first heartbeat */
+    pthread_mutex_init(&r->send_mu, NULL);
     r->conninfo = lw_strdup(conninfo);
     r->listen_conninfo = lw_strdup(listen_conninfo && listen_conninfo[0] ? listen_conninfo : conninfo);
     if (!r->conninfo || !r->listen_conninfo)
@@ -622,6 +646,7 @@ lw_relay *lw_relay_start(lw_bus *bus, h2o_context_t *ctx, const char *conninfo, 
     return r;
 fail:
     PQfinish(r->send);
+    pthread_mutex_destroy(&r->send_mu);
     if (r->conninfo)
         lw_wipe(r->conninfo, strlen(r->conninfo));
     if (r->listen_conninfo)
@@ -643,6 +668,7 @@ void lw_relay_stop(lw_relay *r)
     pthread_join(r->thread, NULL);
     h2o_multithread_unregister_receiver(r->ctx->queue, &r->receiver);
     PQfinish(r->send);
+    pthread_mutex_destroy(&r->send_mu);
     lw_wipe(r->conninfo, strlen(r->conninfo));
     lw_wipe(r->listen_conninfo, strlen(r->listen_conninfo));
     lw_free(r->conninfo);

@@ -325,8 +325,14 @@ static live *ensure_live(lw_links *L, const lw_link_request *r)
     int idx = r->ref_index + 1 < L->deps->cfg->qr_refs ? r->ref_index + 1 : r->ref_index;
     if (make_ref(L, lv, &copy, idx, L->deps->cfg->qr_next_ttl_ms) != LW_OK ||
         lw_store_link_set_ref(L->deps->store, copy.id, copy.ref_hash, copy.ref_index, copy.ref_expires_at) !=
-            LW_OK ||
-        live_add(L, lv) != LW_OK) {
+            LW_OK) {
+        live_free(lv);
+        return NULL;
+    }
+    /* The store call may have waited (fiber.h), and another request made
+     * the live state meanwhile: the later ref, stored last, is kept. */
+    drop(L, copy.id);
+    if (live_add(L, lv) != LW_OK) {
         live_free(lv);
         return NULL;
     }

@@ -65,6 +65,12 @@ struct lw_sessions {
     h2o_timeout_entry_t foreign_timer;
     lw_sessions_vouch_fn *vouch; /* several nodes: may the cache be trusted now? */
     void *vouch_ctx;
+    /* With PostgreSQL a store call waits on a fiber while other requests run
+     * (fiber.h), and one of them may end a session meanwhile. So nothing read
+     * from the store before a wait is cached after it if an entry was dropped
+     * in between (drops), and a view rendered across a wait is kept only if
+     * no view was invalidated meanwhile (views). */
+    uint64_t drops, views;
 };
 
 void lw_sessions_set_vouch(lw_sessions *s, lw_sessions_vouch_fn *fn, void *ctx)
@@ -125,6 +131,8 @@ void lw_sessions_free(lw_sessions *s)
 
 static void drop(lw_sessions *s, const char *device_id)
 {
+    s->drops++;
+    s->views++;
     centry *e = lw_map_del(s->by_device, device_id);
     if (!e)
         return;
@@ -170,24 +178,36 @@ static centry *cache_put(lw_sessions *s, const lw_session *sess)
     return e;
 }
 
+/* The entry may be gone or replaced when the write returns (the store call
+ * may wait): what was written is copied first, and the entry looked up again. */
 static void write_last_active(lw_sessions *s, centry *e)
 {
+    char device_id[LW_ID_STRLEN], ip[LW_IP_MAX];
+    lw_strlcpy(device_id, e->device_id, sizeof device_id);
+    lw_strlcpy(ip, e->last_ip, sizeof ip);
+    int64_t at = e->last_active_at;
+    bool place = e->place_dirty;
     lw_place where;
-    if (e->place_dirty)
-        lw_place_lookup(s->deps, e->last_ip, &where, NULL);
-    int rc = lw_store_session_touch(s->deps->store, e->device_id, e->last_active_at,
-                                    e->place_dirty ? &where : NULL);
+    if (place)
+        lw_place_lookup(s->deps, ip, &where, NULL);
+    int rc = lw_store_session_touch(s->deps->store, device_id, at, place ? &where : NULL);
     if (rc != LW_OK && rc != LW_ENOTFOUND) {
-        lw_log_warn("session", "cannot write last-active of %.8s: %s", e->device_id, lw_strerror(rc));
+        lw_log_warn("session", "cannot write last-active of %.8s: %s", device_id, lw_strerror(rc));
         return;
     }
-    e->last_written_at = e->last_active_at;
-    e->dirty = false;
-    e->place_dirty = false;
+    if (!(e = lw_map_get(s->by_device, device_id)))
+        return;
+    e->last_written_at = at;
+    if (e->last_active_at == at)
+        e->dirty = false;
+    if (place && strcmp(e->last_ip, ip) == 0)
+        e->place_dirty = false;
 }
 
-/* The device is used from a new address: look it up, judge the move, remember it. */
-static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
+/* The device is used from a new address: look it up, judge the move,
+ * remember it. Judging may raise an alert, a store call that may wait: the
+ * entry is looked up again after it, and returned (NULL: gone meanwhile). */
+static centry *moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
 {
     lw_place from, to;
     /* The cache keeps only what the checks need; the names are looked up again. */
@@ -197,9 +217,16 @@ static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
     from.lon = e->last_lon;
     from.has_loc = e->last_has_loc;
     lw_place_lookup(s->deps, ip, &to, NULL);
-    if (e->last_ip[0])
-        lw_risk_on_move(s->deps, e->account_id, e->device_id, &from, &to, now - e->last_place_at, now,
-                        &e->move_alerts);
+    if (e->last_ip[0]) {
+        char device_id[LW_ID_STRLEN], account_id[LW_ID_STRLEN];
+        lw_strlcpy(device_id, e->device_id, sizeof device_id);
+        lw_strlcpy(account_id, e->account_id, sizeof account_id);
+        lw_move_alerts seen = e->move_alerts;
+        lw_risk_on_move(s->deps, account_id, device_id, &from, &to, now - e->last_place_at, now, &seen);
+        if (!(e = lw_map_get(s->by_device, device_id)))
+            return NULL;
+        e->move_alerts = seen;
+    }
     lw_strlcpy(e->last_ip, ip, sizeof e->last_ip);
     lw_strlcpy(e->last_country, to.country, sizeof e->last_country);
     e->last_lat = to.lat;
@@ -209,6 +236,8 @@ static void moved(lw_sessions *s, centry *e, const char *ip, int64_t now)
     e->place_dirty = true;
     lw_free(e->view); /* the record shows where it was last used */
     e->view = NULL;
+    s->views++;
+    return e;
 }
 
 /* A session check that reads the store, by why ("miss": not cached; with
@@ -269,52 +298,81 @@ int lw_sessions_check(lw_sessions *s, const char *text, size_t len, bool allow_e
     check_foreign_writes(s, false);
     centry *e = lw_map_get(s->by_selector, selector);
     const char *why = NULL;
+    lw_session sess;
+    bool read = false;       /* sess holds a stored session (wiped at the end) */
+    bool from_store = false; /* the answer comes from sess, not from e */
     if (!e) {
         count_read("miss");
-        lw_session sess;
+        uint64_t drops = s->drops;
         int rc = lw_store_session_get_by_selector(s->deps->store, selector, &sess);
         if (rc != LW_OK)
             return rc == LW_ENOTFOUND ? LW_ENOTFOUND : rc;
-        if (!lw_ct_equal(sess.cred_hash, hash, LW_HASH_LEN))
+        read = true;
+        if (!lw_ct_equal(sess.cred_hash, hash, LW_HASH_LEN)) {
+            lw_wipe(&sess, sizeof sess);
             return LW_ENOTFOUND;
+        }
         if (strcmp(sess.state, "active") != 0) {
             lw_strlcpy(end_reason, sess.end_reason, LW_REASON_MAX);
+            lw_wipe(&sess, sizeof sess);
             return LW_EDENIED;
         }
-        e = cache_put(s, &sess);
-        lw_wipe(&sess, sizeof sess);
-        if (!e)
+        /* A session may have ended while the read waited: then what it
+         * read answers this request only (it ran alongside the end), and
+         * the next one reads again. */
+        if (s->drops != drops)
+            from_store = true;
+        else if (!(e = cache_put(s, &sess))) {
+            lw_wipe(&sess, sizeof sess);
             return LW_ENOMEM;
+        }
     } else if (!lw_ct_equal(e->cred_hash, hash, LW_HASH_LEN)) {
         return LW_ENOTFOUND;
     } else if (s->deps->shared_store && (why = distrust(s, e)) != NULL) {
         /* Several nodes, and the cache cannot be vouched for (distrust):
          * another node may have ended this session and this one may not have
-         * heard. The store is the one truth every node shares. */
+         * heard. The store is the one truth every node shares. The entry is
+         * looked up again after the read, which may have waited. */
         count_read(why);
-        lw_session sess;
-        int rc = lw_store_session_get(s->deps->store, e->device_id, &sess);
-        if (rc == LW_OK &&
-            (strcmp(sess.state, "active") != 0 || strcmp(sess.cred_selector, e->selector) != 0)) {
+        char device_id[LW_ID_STRLEN];
+        lw_strlcpy(device_id, e->device_id, sizeof device_id);
+        int rc = lw_store_session_get(s->deps->store, device_id, &sess);
+        read = true;
+        e = lw_map_get(s->by_selector, selector);
+        if (rc == LW_OK && (strcmp(sess.state, "active") != 0 || strcmp(sess.cred_selector, selector) != 0)) {
             lw_strlcpy(end_reason, sess.end_reason, LW_REASON_MAX);
             bool ended = strcmp(sess.state, "active") != 0;
-            drop(s, e->device_id);
+            drop(s, device_id);
             lw_wipe(&sess, sizeof sess);
             return ended ? LW_EDENIED : LW_ENOTFOUND;
         }
-        lw_wipe(&sess, sizeof sess);
-        if (rc != LW_OK)
+        if (rc != LW_OK) {
+            lw_wipe(&sess, sizeof sess);
             return rc == LW_ENOTFOUND ? LW_ENOTFOUND : rc;
-        e->checked_at = lw_mono_ms();
+        }
+        if (e)
+            e->checked_at = lw_mono_ms();
+        else
+            from_store = true; /* dropped while the read waited: answered from the read */
     }
 
-    if (lw_now_ms() >= e->cred_expires_at && !allow_expired)
+    if (from_store) {
+        lw_strlcpy(out->device_id, sess.id, sizeof out->device_id);
+        lw_strlcpy(out->account_id, sess.account_id, sizeof out->account_id);
+        out->primary = strcmp(sess.role, LW_ROLE_PRIMARY) == 0;
+        out->cred_expires_at = sess.cred_expires_at;
+    } else {
+        lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
+        lw_strlcpy(out->account_id, e->account_id, sizeof out->account_id);
+        out->primary = e->primary;
+        out->cred_expires_at = e->cred_expires_at;
+    }
+    if (read)
+        lw_wipe(&sess, sizeof sess);
+    if (lw_now_ms() >= out->cred_expires_at && !allow_expired) {
+        memset(out, 0, sizeof *out);
         return LW_EEXPIRED;
-
-    lw_strlcpy(out->device_id, e->device_id, sizeof out->device_id);
-    lw_strlcpy(out->account_id, e->account_id, sizeof out->account_id);
-    out->primary = e->primary;
-    out->cred_expires_at = e->cred_expires_at;
+    }
     return LW_OK;
 }
 
@@ -324,10 +382,13 @@ void lw_sessions_seen(lw_sessions *s, const lw_principal *who, const char *ip, i
     if (!e)
         return; /* not cached (out of memory on the fill): nothing to keep it in */
     e->last_active_at = now;
-    if (ip && ip[0] && strcmp(ip, e->last_ip) != 0)
-        moved(s, e, ip, now);
-    else if (ip && ip[0])
+    if (ip && ip[0] && strcmp(ip, e->last_ip) != 0) {
+        if (!(e = moved(s, e, ip, now)))
+            return;
+        e->last_active_at = now;
+    } else if (ip && ip[0]) {
         e->last_place_at = now;
+    }
     e->dirty = true;
     if (now - e->last_written_at >= s->deps->cfg->last_active_write_ms)
         write_last_active(s, e);
@@ -346,8 +407,17 @@ int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STR
     return LW_OK;
 }
 
-void lw_sessions_cache(lw_sessions *s, const lw_session *sess)
+uint64_t lw_sessions_epoch(const lw_sessions *s)
 {
+    return s->drops;
+}
+
+void lw_sessions_cache(lw_sessions *s, const lw_session *sess, uint64_t epoch)
+{
+    if (s->drops != epoch) {
+        drop(s, sess->id); /* a session ended while its caller waited: the next check reads the store */
+        return;
+    }
     if (!cache_put(s, sess))
         drop(s, sess->id); /* the store has it; the next check reloads */
 }
@@ -355,6 +425,7 @@ void lw_sessions_cache(lw_sessions *s, const lw_session *sess)
 int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN])
 {
     lw_sessions_prepare(s, sess, token);
+    uint64_t drops = s->drops;
     int rc = lw_store_session_set_credential(s->deps->store, sess);
     if (rc != LW_OK) {
         lw_wipe(token, LW_CRED_STRLEN);
@@ -364,11 +435,13 @@ int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLE
     centry *old = lw_map_get(s->by_device, sess->id);
     if (old && old->last_active_at > sess->last_active_at)
         sess->last_active_at = old->last_active_at;
-    if (old && old->dirty)
-        write_last_active(s, old);
     /* A refresh every few minutes must not reset the move-alert throttle. */
     lw_move_alerts moves = old ? old->move_alerts : (lw_move_alerts){0};
-    centry *e = cache_put(s, sess);
+    if (old && old->dirty)
+        write_last_active(s, old); /* may wait: old is not used after it */
+    /* Cached only if no session ended while the store calls waited (it may
+     * have been this one, after the new credential was written). */
+    centry *e = s->drops == drops ? cache_put(s, sess) : NULL;
     if (!e)
         drop(s, sess->id); /* the store has it; the next check reloads */
     else
@@ -593,21 +666,27 @@ const char *lw_sessions_view(lw_sessions *s, const char *device_id, size_t *len,
     return e->view;
 }
 
-void lw_sessions_set_view(lw_sessions *s, const char *device_id, char *text, size_t len, size_t ts_off)
+uint64_t lw_sessions_view_epoch(const lw_sessions *s)
+{
+    return s->views;
+}
+
+bool lw_sessions_set_view(lw_sessions *s, const char *device_id, char *text, size_t len, size_t ts_off,
+                          uint64_t epoch)
 {
     centry *e = lw_map_get(s->by_device, device_id);
-    if (!e || len > UINT32_MAX) {
-        lw_free(text);
-        return;
-    }
+    if (!e || len > UINT32_MAX || s->views != epoch)
+        return false;
     lw_free(e->view);
     e->view = text;
     e->view_len = (uint32_t)len;
     e->view_ts = (uint32_t)ts_off;
+    return true;
 }
 
 void lw_sessions_invalidate_view(lw_sessions *s, const char *device_id)
 {
+    s->views++;
     centry *e = lw_map_get(s->by_device, device_id);
     if (e) {
         lw_free(e->view);
@@ -630,6 +709,7 @@ static void invalidate_if_account(const char *key, void *value, void *arg)
 
 void lw_sessions_invalidate_account_views(lw_sessions *s, const char *account_id)
 {
+    s->views++;
     inv_arg a = {account_id};
     lw_map_each(s->by_device, invalidate_if_account, &a);
 }
@@ -646,6 +726,8 @@ void lw_sessions_forget(lw_sessions *s, const char *device_id)
 static void drop_cache(lw_sessions *s)
 {
     lw_sessions_flush(s, true);
+    s->drops++;
+    s->views++;
     lw_map_each(s->by_device, free_entry, NULL);
     lw_map_free(s->by_device);
     lw_map_free(s->by_selector);
@@ -721,20 +803,38 @@ typedef struct {
     lw_sessions *s;
     bool force;
     int64_t now;
+    char (*ids)[LW_ID_STRLEN];
+    size_t n, cap;
 } flush_arg;
 
+/* Writes wait on a fiber, and the map may change meanwhile: the devices
+ * due are listed first, then each is looked up and written. */
 static void flush_one(const char *key, void *value, void *arg)
 {
     flush_arg *fa = arg;
     centry *e = value;
-    if (e->dirty && (fa->force || fa->now - e->last_written_at >= fa->s->deps->cfg->last_active_write_ms))
-        write_last_active(fa->s, e);
+    if (fa->n < fa->cap && e->dirty &&
+        (fa->force || fa->now - e->last_written_at >= fa->s->deps->cfg->last_active_write_ms))
+        lw_strlcpy(fa->ids[fa->n++], key, LW_ID_STRLEN);
 }
 
 void lw_sessions_flush(lw_sessions *s, bool force)
 {
-    flush_arg fa = {s, force, lw_now_ms()};
+    size_t cap = lw_map_size(s->by_device);
+    if (cap == 0)
+        return;
+    flush_arg fa = {s, force, lw_now_ms(), lw_calloc(cap, LW_ID_STRLEN), 0, cap};
+    if (!fa.ids) {
+        lw_log_warn("session", "out of memory writing last-active times; they are written later");
+        return;
+    }
     lw_map_each(s->by_device, flush_one, &fa);
+    for (size_t i = 0; i < fa.n; i++) {
+        centry *e = lw_map_get(s->by_device, fa.ids[i]);
+        if (e && e->dirty)
+            write_last_active(s, e);
+    }
+    lw_free(fa.ids);
 }
 
 bool lw_sessions_place(lw_sessions *s, const char *device_id, lw_place *out)

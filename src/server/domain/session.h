@@ -74,9 +74,13 @@ int lw_sessions_refresh(lw_sessions *s, lw_session *sess, const uint8_t *sig, co
 int lw_sessions_issue(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
 
 /* As lw_sessions_issue for a session not stored yet: fills the credential
- * fields only; the caller inserts sess and then calls lw_sessions_cache. */
+ * fields only; the caller takes lw_sessions_epoch, inserts sess, and then
+ * calls lw_sessions_cache with that epoch, which caches sess only if no
+ * session was dropped from the cache in between (with PostgreSQL the insert
+ * may wait while other requests run, and one may end the new session). */
 int lw_sessions_prepare(lw_sessions *s, lw_session *sess, char token[LW_CRED_STRLEN]);
-void lw_sessions_cache(lw_sessions *s, const lw_session *sess);
+uint64_t lw_sessions_epoch(const lw_sessions *s);
+void lw_sessions_cache(lw_sessions *s, const lw_session *sess, uint64_t epoch);
 
 /*
  * Ending sessions: the one entry point. Whatever ends sessions (a logout, a
@@ -144,8 +148,14 @@ int lw_sessions_resync(lw_sessions *s);
  * its length, and the offset of its 20-byte last_active_at timestamp, which
  * the caller overwrites in its copy. NULL when not rendered yet. */
 const char *lw_sessions_view(lw_sessions *s, const char *device_id, size_t *len, size_t *ts_off);
-/* Keeps text (taken over, lw_malloc'd) as the session's rendered answer. */
-void lw_sessions_set_view(lw_sessions *s, const char *device_id, char *text, size_t len, size_t ts_off);
+/* Keeps text (lw_malloc'd; taken over when true) as the session's rendered
+ * answer, unless a view was invalidated since lw_sessions_view_epoch said
+ * epoch (the caller read the store to render it, and may have waited
+ * meanwhile) or the session is not cached: false, and text stays the
+ * caller's. */
+uint64_t lw_sessions_view_epoch(const lw_sessions *s);
+bool lw_sessions_set_view(lw_sessions *s, const char *device_id, char *text, size_t len, size_t ts_off,
+                          uint64_t epoch);
 /* Something the answer shows changed: the device's own record, or the account's. */
 void lw_sessions_invalidate_view(lw_sessions *s, const char *device_id);
 void lw_sessions_invalidate_account_views(lw_sessions *s, const char *account_id);

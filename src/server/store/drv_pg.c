@@ -6,10 +6,14 @@
  * the location is handed to libpq whole, so every libpq URL parameter works
  * (sslmode, options=-csearch_path%3Dlinkward, application_name, ...).
  *
- * Connections. A small pool (POOL_MAX) opened lazily: one connection is all
- * the event loop ever uses, since it calls the store one operation at a time,
- * but the pool is guarded by a mutex so a worker thread may use the store
- * too without sharing a PGconn (libpq connections are not thread-safe).
+ * Connections. A small pool (POOL_MAX) opened lazily and guarded by a mutex,
+ * one connection per operation in flight (libpq connections are not
+ * thread-safe). An API request runs on a fiber (core/fiber.h): its
+ * operations run whole (connection, statements, retries) on one of the store
+ * worker threads, as many as connections, while the loop serves others; code
+ * on the loop's own stack (timers, start-up) runs them inline, and when every
+ * connection is busy it waits for a worker to give one back, which never
+ * needs the loop.
  * Each connection prepares the shared statements (sql_*.c, their .pg text
  * where they have one) under fixed names the first time it runs them, so a reconnect just prepares them
  * again.
@@ -82,10 +86,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "fiber.h"
 #include "sql.h"
 
 /* Connections a store opens at most. */
-#define POOL_MAX 4
+#define POOL_MAX LW_STORE_PG_CONNECTIONS
 /* Whole-operation retries after a serialization failure or deadlock. */
 #define TX_RETRIES 8
 /* The most parameters any statement here takes, and the scratch space for
@@ -993,11 +998,30 @@ static int tramp_body(pg_op *op, void *arg)
     return t->body(&op->conn, t->arg);
 }
 
+/* One whole operation (connection, statements, retries) as a worker's job:
+ * on a fiber it runs on a store worker thread while the loop serves others.
+ * The body writes its results only through its arg (sql.h), on the waiting
+ * fiber's stack, and touches nothing the loop owns. */
+typedef struct pg_call {
+    pg_store *s;
+    unsigned flags;
+    const char *what;
+    tramp t;
+} pg_call;
+
+static int pg_call_run(void *arg)
+{
+    pg_call *c = arg;
+    return run_op(c->s, c->flags, c->what, tramp_body, &c->t);
+}
+
 static int pg_run(lw_store *base, unsigned flags, const char *what, lw_sqlbody body, void *arg)
 {
-    tramp t = {body, arg};
-    return run_op((pg_store *)base, (flags & LW_SQL_READ ? OP_READ : 0) | (flags & LW_SQL_TX ? OP_TX : 0),
-                  what, tramp_body, &t);
+    pg_call c = {(pg_store *)base,
+                 (flags & LW_SQL_READ ? OP_READ : 0) | (flags & LW_SQL_TX ? OP_TX : 0),
+                 what,
+                 {body, arg}};
+    return lw_offload(pg_call_run, &c);
 }
 
 static int pg_exec(lw_sqlconn *c, const lw_sqlstmt *st, const lw_sqlparams *p, bool write, lw_sqlres *res)

@@ -16,7 +16,11 @@
  *  - out-parameters are filled only on LW_OK; lists are malloc'd arrays the
  *    caller frees with lw_free.
  *
- * The store is not thread-safe: the event loop owns it.
+ * Threads: the event loop owns the store and calls these functions. A SQLite
+ * store is used by the loop thread alone. A PostgreSQL store also runs
+ * operations on its worker threads for requests on fibers (core/fiber.h,
+ * drv_pg.c): such a call returns after other events ran on the loop, so its
+ * caller holds no pointer into loop-owned tables across it.
  */
 #ifndef LW_STORE_H
 #define LW_STORE_H
@@ -39,6 +43,9 @@ typedef struct lw_store lw_store;
 #define LW_REASON_MAX 32    /* end reason / alert kind */
 #define LW_PIN_HASH_MAX 128 /* crypto_pwhash_str output */
 #define LW_ALERT_DETAILS_MAX 2048
+/* PostgreSQL connections of one store (drv_pg.c), and so the worker threads
+ * that run its operations for requests on fibers (serve.c). */
+#define LW_STORE_PG_CONNECTIONS 4
 #define LW_SETTING_NAME_MAX 64   /* bytes, including NUL */
 #define LW_SETTING_VALUE_MAX 256 /* bytes, including NUL */
 

@@ -151,6 +151,8 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
 void lw_rq_header(lw_rq *rq, const char *name, const char *value)
 {
     h2o_req_t *req = rq->req;
+    if (!req)
+        return; /* the client is gone */
     h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
 }
@@ -369,6 +371,83 @@ struct lw_rq_guard {
     lw_rq **slot;
 };
 
+/* ---- held requests ----------------------------------------------------------
+ * A handler on a fiber may wait, and its client may leave meanwhile: h2o
+ * then frees the request and its pool. So such a handler gets a copy of its
+ * lw_rq on the heap, with everything it points to that lived in the pool
+ * (the User-Agent, the body, lw_rq_alloc's memory). Two references keep it:
+ * the fiber's (lw_rq_unhold) and the request's (its pool's dispose, which
+ * also sets rq->req to NULL: from then on replies and headers are dropped). */
+typedef struct held_block {
+    struct held_block *next;
+    max_align_t data[]; /* what lw_rq_alloc hands out */
+} held_block;
+
+struct lw_rq_held {
+    lw_rq rq;
+    int refs;
+    held_block *blocks;
+    char ua[]; /* the User-Agent's copy */
+};
+
+static void held_unref(struct lw_rq_held *h)
+{
+    if (--h->refs > 0)
+        return;
+    json_decref(h->rq.body);
+    for (held_block *b = h->blocks, *next; b; b = next) {
+        next = b->next;
+        lw_free(b);
+    }
+    lw_free(h);
+}
+
+static void on_held_dispose(void *p)
+{
+    struct lw_rq_held **slot = p;
+    (*slot)->rq.req = NULL;
+    (*slot)->rq.guard = NULL; /* it lived in the pool too (its own dispose ran or runs now) */
+    held_unref(*slot);
+}
+
+lw_rq *lw_rq_hold(const lw_rq *rq)
+{
+    if (rq->held || !rq->req)
+        return NULL;
+    struct lw_rq_held *h = lw_calloc(1, sizeof *h + rq->ua_len + 1);
+    if (!h)
+        return NULL;
+    struct lw_rq_held **slot = h2o_mem_alloc_shared(&rq->req->pool, sizeof *slot, on_held_dispose);
+    *slot = h;
+    h->rq = *rq;
+    h->rq.held = h;
+    h->refs = 2;
+    if (rq->ua) {
+        memcpy(h->ua, rq->ua, rq->ua_len);
+        h->rq.ua = h->ua;
+    }
+    json_incref(rq->body);
+    return &h->rq;
+}
+
+void lw_rq_unhold(lw_rq *rq)
+{
+    if (rq && rq->held)
+        held_unref(rq->held);
+}
+
+void *lw_rq_alloc(lw_rq *rq, size_t size)
+{
+    if (!rq->held)
+        return rq->req ? h2o_mem_alloc_pool(&rq->req->pool, size) : NULL;
+    held_block *b = lw_calloc(1, sizeof *b + size);
+    if (!b)
+        return NULL;
+    b->next = rq->held->blocks;
+    rq->held->blocks = b;
+    return b->data;
+}
+
 static void on_guard_dispose(void *p)
 {
     struct lw_rq_guard *g = p;
@@ -378,6 +457,10 @@ static void on_guard_dispose(void *p)
 
 void lw_rq_guard(lw_rq *rq, lw_rq **slot)
 {
+    if (!rq->req) {
+        *slot = NULL; /* the client left while the handler waited */
+        return;
+    }
     struct lw_rq_guard *g = h2o_mem_alloc_shared(&rq->req->pool, sizeof *g, on_guard_dispose);
     g->slot = slot;
     rq->guard = g;

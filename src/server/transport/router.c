@@ -11,6 +11,7 @@
 #include "csp.h"
 #include "bus.h"
 #include "events.h"
+#include "fiber.h"
 #include "link.h"
 #include "clientaddr.h"
 #include "cred.h"
@@ -278,7 +279,11 @@ static bool auth_link(lw_rq *rq, const char *tok, size_t len)
     lw_cred_selector_str(&cred, sel);
     lw_cred_hash(&cred, rq->app->hash_key, hash);
     lw_cred_wipe(&cred);
-    rq->link = h2o_mem_alloc_pool(&rq->req->pool, sizeof *rq->link);
+    rq->link = lw_rq_alloc(rq, sizeof *rq->link);
+    if (!rq->link) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        return false;
+    }
     int rc = lw_store_link_get_by_selector(rq->app->store, sel, rq->link);
     if (rc == LW_ENOTFOUND || (rc == LW_OK && !lw_ct_equal(rq->link->token_hash, hash, LW_HASH_LEN))) {
         rq->link = NULL;
@@ -404,6 +409,33 @@ static void dispose_body(void *p)
     json_decref(*slot);
 }
 
+/* Who is calling comes first: an unauthenticated client gets no JSON parsing. */
+static void serve(lw_rq *rq, const route *hit)
+{
+    if (!authenticate(rq, hit->auth))
+        return;
+    if (hit->body_max) {
+        json_t **slot = NULL;
+        if (!rq->held) { /* a held rq owns its body */
+            slot = h2o_mem_alloc_shared(&rq->req->pool, sizeof *slot, dispose_body);
+            *slot = NULL;
+        }
+        bool ok = rq->req && parse_body(rq, hit->body_max, hit->reports);
+        if (slot)
+            *slot = rq->body;
+        if (!ok)
+            return;
+    }
+    hit->fn(rq);
+}
+
+static void serve_held(void *arg)
+{
+    lw_rq *rq = arg;
+    serve(rq, rq->route);
+    lw_rq_unhold(rq);
+}
+
 void lw_router_dispatch(lw_server *app, h2o_req_t *req)
 {
     lw_rq *rq = h2o_mem_alloc_pool(&req->pool, sizeof *rq);
@@ -489,19 +521,18 @@ void lw_router_dispatch(lw_server *app, h2o_req_t *req)
             app->cfg.min_client_version);
         return;
     }
-    /* Who is calling comes first: an unauthenticated client gets no JSON parsing. */
-    if (!authenticate(rq, hit->auth))
-        return;
-    if (hit->body_max) {
-        json_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, dispose_body);
-        *slot = NULL;
-        if (!parse_body(rq, hit->body_max, hit->reports)) {
-            *slot = rq->body;
-            return;
+    /* With PostgreSQL the rest runs on a fiber: its store calls wait on a
+     * worker thread while the loop serves other requests (fiber.h). */
+    if (app->fibers) {
+        lw_rq *held = lw_rq_hold(rq);
+        if (held) {
+            held->route = hit;
+            if (lw_fiber_start(app->fibers, serve_held, held) == LW_OK)
+                return;
+            lw_rq_unhold(held); /* every fiber is busy: served here, blocking as before */
         }
-        *slot = rq->body;
     }
-    hit->fn(rq);
+    serve(rq, hit);
 }
 
 /* GET /v1/ws: a session socket (session credential) or a link socket (link token). */
@@ -532,7 +563,7 @@ static void api_ws(lw_rq *rq)
         return;
     }
     if (len > 4 && memcmp(tok, "lwl_", 4) == 0) {
-        if (!auth_link(rq, tok, len))
+        if (!auth_link(rq, tok, len) || !rq->req)
             return;
         lw_link_request *r = rq->link;
         if (lw_bus_link_sockets(rq->app->bus, r->id) >= LW_WS_MAX_PER_LINK) {
@@ -550,8 +581,8 @@ static void api_ws(lw_rq *rq)
         return;
     }
     /* A socket outlives its credential: the device refreshes over HTTP meanwhile. */
-    if (!auth_session(rq, tok, len, false, false))
-        return;
+    if (!auth_session(rq, tok, len, false, false) || !rq->req)
+        return; /* (the client may have left while the store was read) */
     if (lw_bus_device_sockets(rq->app->bus, rq->who.device_id) >= LW_WS_MAX_PER_DEVICE) {
         lw_rq_header(rq, "retry-after", "5");
         lw_reply_error(rq, 429, "rate_limited", "This device already has %d live connections.",

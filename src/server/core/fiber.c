@@ -1,0 +1,289 @@
+/*
+ * fiber.c — fibers on ucontext, their waits on lw_work.
+ *
+ * A fiber, once made, loops: run its function, go back to whoever started it,
+ * wait to be handed the next function. So a stack is set up (makecontext)
+ * once, and starting a request costs two context switches, not an mmap.
+ *
+ * Switches are annotated for AddressSanitizer, which otherwise takes the
+ * jump to another stack for a stack overflow and reports false errors.
+ */
+#include "fiber.h"
+
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "log.h"
+#include "lw.h"
+#include "work.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LW_ASAN 1
+#endif
+#endif
+#ifdef LW_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define FIBERS_MAX 4096
+
+typedef struct fiber {
+    ucontext_t uc;
+    ucontext_t *back; /* where the fiber goes when it waits or finishes */
+    struct lw_fibers *owner;
+    struct fiber *next_free;
+    void *map; /* the mapping: guard page, then the stack */
+    size_t map_len;
+    char *stack;
+    size_t stack_len;
+    lw_fiber_fn fn;
+    void *arg;
+    bool busy; /* running fn (maybe waiting) */
+    /* the offloaded call in flight */
+    lw_offload_fn job_fn;
+    void *job_arg;
+    int job_rc;
+#ifdef LW_ASAN
+    void *fake;             /* ASan's fake stack of the fiber while it is switched out */
+    const void *back_stack; /* the stack it switches back to */
+    size_t back_len;
+#endif
+} fiber;
+
+struct lw_fibers {
+    lw_work *work;
+    fiber *free; /* idle fibers, ready to run */
+    int made;    /* fibers made (idle or busy) */
+    int max;
+    size_t stack_len;
+    fiber **all; /* every fiber made, for lw_fibers_free */
+    lw_fibers_stats stats;
+};
+
+/* The fiber this thread runs now, NULL on the loop's own stack. */
+static _Thread_local fiber *current;
+static _Thread_local uint64_t gen;
+
+bool lw_in_fiber(void)
+{
+    return current != NULL;
+}
+
+uint64_t lw_fiber_gen(void)
+{
+    return gen;
+}
+
+/* ---- switching ------------------------------------------------------------- */
+
+/* From the loop's stack (or a worker-done callback on it) into f, until f
+ * waits or finishes. */
+static void switch_in(fiber *f)
+{
+    ucontext_t back;
+    fiber *prev = current;
+    f->back = &back;
+    current = f;
+#ifdef LW_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, f->stack, f->stack_len);
+#endif
+    if (swapcontext(&back, &f->uc) != 0)
+        lw_log_error("fiber", "cannot switch to a fiber");
+#ifdef LW_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    current = prev;
+}
+
+/* From f back to where it was switched in from. */
+static void switch_out(fiber *f)
+{
+#ifdef LW_ASAN
+    __sanitizer_start_switch_fiber(&f->fake, f->back_stack, f->back_len);
+#endif
+    if (swapcontext(&f->uc, f->back) != 0)
+        lw_log_error("fiber", "cannot switch back from a fiber");
+#ifdef LW_ASAN
+    __sanitizer_finish_switch_fiber(f->fake, &f->back_stack, &f->back_len);
+#endif
+}
+
+/* makecontext passes ints only: the fiber is found through current. */
+static void fiber_main(void)
+{
+    fiber *f = current;
+#ifdef LW_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &f->back_stack, &f->back_len);
+#endif
+    for (;;) {
+        f->fn(f->arg);
+        f->fn = NULL;
+        f->arg = NULL;
+        f->busy = false;
+        switch_out(f); /* the starter (or a done callback) puts it back on the free list */
+    }
+}
+
+static void recycle_if_done(lw_fibers *p, fiber *f)
+{
+    if (f->busy)
+        return;
+    f->next_free = p->free;
+    p->free = f;
+    p->stats.running--;
+}
+
+/* ---- making fibers --------------------------------------------------------- */
+
+static fiber *fiber_make(lw_fibers *p)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        page = 4096;
+    fiber *f = lw_calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->owner = p;
+    f->map_len = p->stack_len + (size_t)page;
+    f->map =
+        mmap(NULL, f->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (f->map == MAP_FAILED) {
+        lw_free(f);
+        return NULL;
+    }
+    /* Stacks grow down: the guard page is the lowest one. */
+    if (mprotect(f->map, (size_t)page, PROT_NONE) != 0) {
+        munmap(f->map, f->map_len);
+        lw_free(f);
+        return NULL;
+    }
+    f->stack = (char *)f->map + page;
+    f->stack_len = p->stack_len;
+    if (getcontext(&f->uc) != 0) {
+        munmap(f->map, f->map_len);
+        lw_free(f);
+        return NULL;
+    }
+    f->uc.uc_stack.ss_sp = f->stack;
+    f->uc.uc_stack.ss_size = f->stack_len;
+    f->uc.uc_link = NULL; /* fiber_main never returns */
+    makecontext(&f->uc, fiber_main, 0);
+    p->all[p->made++] = f;
+    return f;
+}
+
+lw_fibers *lw_fibers_new(struct st_h2o_context_t *ctx, const lw_fibers_opts *opts)
+{
+    if (!opts || opts->max < 1 || opts->max > FIBERS_MAX || opts->stack_kb < 64 || opts->threads < 1) {
+        lw_log_error("fiber", "bad fiber pool options");
+        return NULL;
+    }
+    lw_fibers *p = lw_calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->all = lw_calloc((size_t)opts->max, sizeof *p->all);
+    p->max = opts->max;
+    p->stack_len = (size_t)opts->stack_kb * 1024;
+    lw_work_opts wo = {.name = "lw-store", .threads = opts->threads};
+    p->work = p->all ? lw_work_new(ctx, &wo) : NULL;
+    if (!p->work) {
+        lw_log_error("fiber", "cannot start the store's worker threads");
+        lw_free(p->all);
+        lw_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void lw_fibers_free(lw_fibers *p)
+{
+    if (!p)
+        return;
+    /* Jobs still queued are dropped: their fibers are abandoned with them. */
+    lw_work_free(p->work);
+    for (int k = 0; k < p->made; k++) {
+        munmap(p->all[k]->map, p->all[k]->map_len);
+        lw_free(p->all[k]);
+    }
+    lw_free(p->all);
+    lw_free(p);
+}
+
+/* ---- running --------------------------------------------------------------- */
+
+int lw_fiber_start(lw_fibers *p, lw_fiber_fn fn, void *arg)
+{
+    if (current) {
+        fn(arg); /* already on a fiber: its waits are this one's */
+        return LW_OK;
+    }
+    if (!p)
+        return LW_ELIMIT;
+    fiber *f = p->free;
+    if (f)
+        p->free = f->next_free;
+    else if (p->made < p->max)
+        f = fiber_make(p);
+    if (!f) {
+        p->stats.refused++;
+        return LW_ELIMIT;
+    }
+    f->fn = fn;
+    f->arg = arg;
+    f->busy = true;
+    p->stats.running++;
+    p->stats.started++;
+    switch_in(f);
+    recycle_if_done(p, f);
+    return LW_OK;
+}
+
+static void job_run(void *arg)
+{
+    fiber *f = arg;
+    f->job_rc = f->job_fn(f->job_arg);
+}
+
+/* On the loop: the worker finished; the fiber goes on from its wait. */
+static void job_done(void *arg)
+{
+    fiber *f = arg;
+    lw_fibers *p = f->owner;
+    p->stats.waiting--;
+    switch_in(f);
+    recycle_if_done(p, f);
+}
+
+int lw_offload(lw_offload_fn fn, void *arg)
+{
+    fiber *f = current;
+    if (!f)
+        return fn(arg);
+    f->job_fn = fn;
+    f->job_arg = arg;
+    if (lw_work_submit(f->owner->work, job_run, job_done, f) != LW_OK)
+        return fn(arg); /* the queue is full: blocking beats failing */
+    f->owner->stats.waiting++;
+    f->owner->stats.waits++;
+    gen++;
+    switch_out(f);
+    f->job_fn = NULL;
+    f->job_arg = NULL;
+    return f->job_rc;
+}
+
+void lw_fibers_stats_get(const lw_fibers *p, lw_fibers_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (p)
+        *out = p->stats;
+}
