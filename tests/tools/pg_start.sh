@@ -135,7 +135,9 @@ for _ in 1 2 3 4 5; do
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$sockdir'
-max_connections = 100
+# each node: 4 store connections and 2 for the relay; a test file keeps its
+# nodes until it ends, and several run side by side
+max_connections = 400
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -350,6 +350,7 @@ static void domain_sync(lw_app *app)
         .geo = app->geo,
         .rates = app->srv.rates,
         .sessions = app->srv.sessions,
+        .fibers = app->srv.fibers,
         .shared_store = app->shared_store,
     };
 }

@@ -25,6 +25,7 @@ typedef struct lw_pins lw_pins;
 typedef struct lw_sweeper lw_sweeper;
 typedef struct lw_geo lw_geo;
 typedef struct st_h2o_evloop_t lw_loop;
+typedef struct lw_fibers lw_fibers;
 
 typedef struct lw_domain_deps {
     lw_store *store;
@@ -36,6 +37,7 @@ typedef struct lw_domain_deps {
     lw_geo *geo;              /* place.c; NULL: places are unknown */
     lw_rates *rates;          /* sweep.c prunes them; may be NULL */
     lw_sessions *sessions;    /* sweep.c flushes and ends through it */
+    lw_fibers *fibers;        /* PostgreSQL: timers' store work runs on a fiber (sweep.c); NULL: inline */
     bool shared_store;        /* PostgreSQL: other nodes may change sessions under us */
 } lw_domain_deps;
 

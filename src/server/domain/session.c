@@ -258,14 +258,14 @@ static void count_read(const char *why)
  * the store confirmed it less than LW_SESSION_RECHECK_MS ago. NULL when
  * trusted, else why not (for count_read).
  *
- * A fill never outlives the notification of an earlier revocation: the
- * store is read and the entry filled in one turn of the loop, and
- * notifications are applied on the loop too, in other turns. Say this node
+ * A fill never outlives the notification of an earlier revocation. With
+ * PostgreSQL the read waits on a fiber, and the loop applies notifications
+ * (and runs other requests' ends) meanwhile; so an entry is filled only if
+ * no entry was dropped while the read waited (s->drops). Say this node
  * reads the row while another node ends the session: if the end committed
  * before the read, the read shows it ended and nothing is cached; if after,
- * its NOTIFY is committed later still, so it is handled in a later turn than
- * the fill and drops the entry. A NOTIFY already waiting in the loop's queue
- * during the read is also handled after the fill. Entries filled while the
+ * its NOTIFY is committed later still: handled before the fill, it dropped
+ * an entry and the fill does not happen; handled after, it drops the entry. Entries filled while the
  * relay was unhealthy (or before its first LISTEN) may have missed a
  * notification: the resynchronisation that follows every new LISTEN
  * connection drops the whole cache before the first heartbeat of that

@@ -2,6 +2,7 @@
 
 #include <h2o.h>
 
+#include "fiber.h"
 #include "log.h"
 #include "metrics.h"
 #include "lw.h"
@@ -12,6 +13,8 @@ struct lw_sweeper {
     const lw_domain_deps *deps;
     h2o_timeout_t every, now;
     h2o_timeout_entry_t entry;
+    bool running; /* a sweep is on (on a fiber it may wait for the store) */
+    bool again;   /* kicked meanwhile: sweep once more when it ends */
 };
 
 /* Finished link requests are kept an hour for diagnosis, then dropped. */
@@ -73,11 +76,29 @@ int lw_sweep_run(const lw_domain_deps *deps, int64_t now, long *ended_out, long 
     return LW_OK;
 }
 
+static void sweep_now(void *arg)
+{
+    lw_sweeper *s = arg;
+    lw_sweep_run(s->deps, lw_now_ms(), NULL, NULL);
+    s->running = false;
+    if (h2o_timeout_is_linked(&s->entry))
+        h2o_timeout_unlink(&s->entry);
+    h2o_timeout_link(s->deps->loop, s->again ? &s->now : &s->every, &s->entry);
+    s->again = false;
+}
+
+/* With PostgreSQL the sweep's transactions wait on a fiber (fiber.h), and
+ * the loop serves requests meanwhile; one sweep at a time. */
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     lw_sweeper *s = H2O_STRUCT_FROM_MEMBER(lw_sweeper, entry, entry);
-    lw_sweep_run(s->deps, lw_now_ms(), NULL, NULL);
-    h2o_timeout_link(s->deps->loop, &s->every, &s->entry);
+    if (s->running) {
+        s->again = true;
+        return;
+    }
+    s->running = true;
+    if (lw_fiber_start(s->deps->fibers, sweep_now, s) != LW_OK)
+        sweep_now(s);
 }
 
 lw_sweeper *lw_sweeper_new(const lw_domain_deps *deps)
