@@ -19,24 +19,7 @@
 #include "fiber.h"
 #include "lw.h"
 
-typedef struct fixture {
-    h2o_evloop_t *loop;
-    h2o_context_t ctx; /* only .queue is read by work.c */
-} fixture;
-
-/* One loop and queue for the program (see test_work.c: h2o 2.2.5 cannot free a queue). */
-static fixture the_fixture;
-
-static int setup(void **state)
-{
-    if (!the_fixture.loop) {
-        the_fixture.loop = h2o_evloop_create();
-        the_fixture.ctx.loop = the_fixture.loop;
-        the_fixture.ctx.queue = h2o_multithread_create_queue(the_fixture.loop);
-    }
-    *state = &the_fixture;
-    return 0;
-}
+#include "loop_fixture.h"
 
 static lw_fibers *pool(fixture *f, int max)
 {

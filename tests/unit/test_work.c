@@ -17,26 +17,7 @@
 #include "lw.h"
 #include "work.h"
 
-typedef struct fixture {
-    h2o_evloop_t *loop;
-    h2o_context_t ctx; /* only .queue is read by work.c */
-} fixture;
-
-/* One loop and queue for the program, as in the server, where they live as
- * long as the process: h2o 2.2.5's h2o_multithread_destroy_queue() does not
- * free the queue itself, so destroying one per test would only leak it. */
-static fixture the_fixture;
-
-static int setup(void **state)
-{
-    if (!the_fixture.loop) {
-        the_fixture.loop = h2o_evloop_create();
-        the_fixture.ctx.loop = the_fixture.loop;
-        the_fixture.ctx.queue = h2o_multithread_create_queue(the_fixture.loop);
-    }
-    *state = &the_fixture;
-    return 0;
-}
+#include "loop_fixture.h"
 
 typedef struct rec {
     pthread_t loop_thread, ran_on;
