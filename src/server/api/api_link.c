@@ -567,7 +567,7 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
         return false;
     if (lw_api_pin_locked(rq, a))
         return false;
-    int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_api_pin_inflight_cap(app, a),
+    int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, a),
                             approve_pin_done, op);
     lw_wipe(op->pin, sizeof op->pin);
     if (rc != LW_OK) {
