@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "domain_fixture.h"
 #include "store_fixture.h"
 
 #include "code.h"
@@ -100,19 +101,7 @@ static int setup(void **state)
     if (lw_sign_keypair(f->server_pk, f->server_sk) != LW_OK ||
         lw_store_open(&f->store, f->fx.location) != LW_OK)
         return -1;
-    lw_account a;
-    memset(&a, 0, sizeof a);
-    lw_strlcpy(a.id, ACCT, sizeof a.id);
-    lw_strlcpy(a.handle, "linker", sizeof a.handle);
-    a.inactive_ttl_ms = 30LL * 24 * 3600 * 1000;
-    lw_session p;
-    memset(&p, 0, sizeof p);
-    lw_strlcpy(p.id, PHONE, sizeof p.id);
-    lw_strlcpy(p.account_id, ACCT, sizeof p.account_id);
-    lw_strlcpy(p.role, LW_ROLE_PRIMARY, sizeof p.role);
-    lw_strlcpy(p.state, "active", sizeof p.state);
-    lw_strlcpy(p.cred_selector, "sel-link-p", sizeof p.cred_selector);
-    if (lw_store_account_create(f->store, &a, &p, NULL) != LW_OK)
+    if (dx_account_create(f->store, ACCT, "linker", PHONE, NULL) != LW_OK)
         return -1;
     f->events = (lw_events){.ctx = f, .to_link = to_link, .close_link = close_link, .to_account = to_account};
     f->deps = (lw_domain_deps){.store = f->store,
@@ -181,6 +170,14 @@ static void open_request(fixture *f, lw_link_request *r, int64_t ttl_ms, char co
     open_request_for(f, r, ttl_ms, code, NULL);
 }
 
+/* The same, with the payload it shows. */
+static void open_shown(fixture *f, lw_link_request *r, char code[LW_CODE_STRLEN],
+                       char payload[LW_PAYLOAD_MAX])
+{
+    open_request(f, r, 60000, code);
+    assert_int_equal(lw_links_payload(f->links, r, payload), LW_OK);
+}
+
 static void state_is(fixture *f, const char *id, const char *want)
 {
     lw_link_request r;
@@ -204,11 +201,6 @@ static lw_link_status scan(fixture *f, const char *payload, const char *code)
     return scan_as(f, payload, code, PHONE, &out);
 }
 
-static void payload_of(fixture *f, const lw_link_request *r, char payload[LW_PAYLOAD_MAX])
-{
-    assert_int_equal(lw_links_payload(f->links, r, payload), LW_OK);
-}
-
 static void account_of(fixture *f, lw_account *a)
 {
     assert_int_equal(lw_store_account_get(f->store, ACCT, a), LW_OK);
@@ -218,7 +210,7 @@ static void account_of(fixture *f, lw_account *a)
 static void scan_and_approve(fixture *f, lw_link_request *r)
 {
     char payload[LW_PAYLOAD_MAX];
-    payload_of(f, r, payload);
+    assert_int_equal(lw_links_payload(f->links, r, payload), LW_OK);
     assert_int_equal(scan(f, payload, NULL), LW_LINK_DONE);
     assert_int_equal(lw_links_load_scanned(f->links, r->id, PHONE, r).status, LW_LINK_DONE);
     lw_account a;
@@ -240,8 +232,7 @@ static void test_pending_to_completed(void **state)
     fixture *f = *state;
     lw_link_request r;
     char code[LW_CODE_STRLEN], payload[LW_PAYLOAD_MAX];
-    open_request(f, &r, 60000, code);
-    payload_of(f, &r, payload);
+    open_shown(f, &r, code, payload);
     /* Not approvable, not completable while pending. */
     lw_link_request got;
     assert_int_equal(lw_links_load_scanned(f->links, r.id, PHONE, &got).status, LW_LINK_NOT_FOUND);
@@ -336,7 +327,7 @@ static void test_scan_by_code(void **state)
     assert_int_equal(scan_as(f, NULL, code, PHONE, &out), LW_LINK_DONE);
     /* The phone checks the current ref's payload, made for the code. */
     char payload[LW_PAYLOAD_MAX];
-    payload_of(f, &r, payload);
+    assert_int_equal(lw_links_payload(f->links, &r, payload), LW_OK);
     assert_string_equal(out.payload, payload);
     assert_ptr_equal(out.payload, out.code_payload);
     state_is(f, r.id, "scanned");
@@ -390,8 +381,7 @@ static void test_denied(void **state)
     fixture *f = *state;
     lw_link_request r, got;
     char code[LW_CODE_STRLEN], payload[LW_PAYLOAD_MAX];
-    open_request(f, &r, 60000, code);
-    payload_of(f, &r, payload);
+    open_shown(f, &r, code, payload);
     assert_int_equal(scan(f, payload, NULL), LW_LINK_DONE);
     assert_int_equal(lw_links_load_scanned(f->links, r.id, PHONE, &got).status, LW_LINK_DONE);
     assert_int_equal(lw_links_deny(f->links, &got).status, LW_LINK_DONE);
@@ -412,8 +402,7 @@ static void test_expired(void **state)
     lw_link_request r, got;
     char code[LW_CODE_STRLEN], payload[LW_PAYLOAD_MAX];
     /* Out of time before anyone scanned it. */
-    open_request(f, &r, 60000, code);
-    payload_of(f, &r, payload);
+    open_shown(f, &r, code, payload);
     char sql[160];
     snprintf(sql, sizeof sql, "UPDATE link_requests SET expires_at = 1 WHERE id = '%s'", r.id);
     fx_exec(&f->fx, sql);
@@ -421,15 +410,13 @@ static void test_expired(void **state)
     assert_int_equal(scan(f, NULL, code), LW_LINK_EXPIRED);
 
     /* Its ref lapsed (the request itself still runs): scan the current one. */
-    open_request(f, &r, 60000, code);
-    payload_of(f, &r, payload);
+    open_shown(f, &r, code, payload);
     snprintf(sql, sizeof sql, "UPDATE link_requests SET ref_expires_at = 1 WHERE id = '%s'", r.id);
     fx_exec(&f->fx, sql);
     assert_int_equal(scan(f, payload, NULL), LW_LINK_REF_EXPIRED);
 
     /* Scanned, then out of time: neither approved nor denied. */
-    open_request(f, &r, 60000, code);
-    payload_of(f, &r, payload);
+    open_shown(f, &r, code, payload);
     assert_int_equal(scan(f, payload, NULL), LW_LINK_DONE);
     snprintf(sql, sizeof sql, "UPDATE link_requests SET expires_at = 1 WHERE id = '%s'", r.id);
     fx_exec(&f->fx, sql);
@@ -469,9 +456,8 @@ static void test_device_limit(void **state)
     assert_string_equal(json_string_value(json_object_get(f->h.last_link, "reason")), "limit");
 
     /* At the limit already: the approval itself refuses, and denies. */
-    open_request(f, &third, 60000, code);
     char payload[LW_PAYLOAD_MAX];
-    payload_of(f, &third, payload);
+    open_shown(f, &third, code, payload);
     assert_int_equal(scan(f, payload, NULL), LW_LINK_DONE);
     assert_int_equal(lw_links_load_scanned(f->links, third.id, PHONE, &third).status, LW_LINK_DONE);
     lw_account a;
@@ -507,8 +493,7 @@ static void test_pin_decision(void **state)
     fixture *f = *state;
     lw_link_request r;
     char code[LW_CODE_STRLEN], payload[LW_PAYLOAD_MAX];
-    open_request(f, &r, 60000, code);
-    payload_of(f, &r, payload);
+    open_shown(f, &r, code, payload);
     lw_account a;
     account_of(f, &a);
     lw_strlcpy(a.pin_hash, "$argon2id$checked-elsewhere", sizeof a.pin_hash);

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "domain_fixture.h"
 #include "store_fixture.h"
 
 #include "config.h"
@@ -56,20 +57,7 @@ static int setup(void **state)
     f->cfg.pin_lockout_ms = MIN_MS;
     if (lw_store_open(&f->store, f->fx.location) != LW_OK)
         return -1;
-    lw_account a;
-    memset(&a, 0, sizeof a);
-    lw_strlcpy(a.id, ACCT, sizeof a.id);
-    lw_strlcpy(a.handle, "pinner", sizeof a.handle);
-    lw_strlcpy(a.pin_hash, "$argon2id$not-checked-here", sizeof a.pin_hash);
-    a.inactive_ttl_ms = 30LL * 24 * 3600 * 1000;
-    lw_session p;
-    memset(&p, 0, sizeof p);
-    lw_strlcpy(p.id, PHONE, sizeof p.id);
-    lw_strlcpy(p.account_id, ACCT, sizeof p.account_id);
-    lw_strlcpy(p.role, LW_ROLE_PRIMARY, sizeof p.role);
-    lw_strlcpy(p.state, "active", sizeof p.state);
-    lw_strlcpy(p.cred_selector, "sel-pin-p", sizeof p.cred_selector);
-    if (lw_store_account_create(f->store, &a, &p, NULL) != LW_OK)
+    if (dx_account_create(f->store, ACCT, "pinner", PHONE, "$argon2id$not-checked-here") != LW_OK)
         return -1;
     f->events = (lw_events){.ctx = f, .to_account = heard};
     f->deps = (lw_domain_deps){.store = f->store, .events = &f->events, .cfg = &f->cfg};
