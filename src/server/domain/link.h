@@ -3,7 +3,10 @@
  * 20 s each, six in all, by default), their signed payloads and SVGs, and the
  * events pushed to the waiting companion. The durable side (state, hashes of
  * ref, code and token) is in the store; this module keeps, per request being
- * shown, the current payload in memory and a timer that rotates or expires it.
+ * shown, the current payload in memory and a timer that rotates or expires it
+ * (without a loop in deps, as in a unit test, refs do not rotate and requests
+ * end by the clock alone). It also holds the state machine, the rules of each
+ * step from scan to completion (below, "the state machine").
  */
 #ifndef LW_LINK_H
 #define LW_LINK_H
