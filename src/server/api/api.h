@@ -71,18 +71,14 @@ void lw_api_pin_refused(lw_rq *rq, int rc);
 
 #endif
 
-/* How many PIN checks may run at once for the account: never more than the
- * attempts left before a lockout (at most 4). */
-int lw_api_pin_inflight_cap(lw_server *app, const lw_account *a);
-
 /* PIN plumbing shared by approve and the PIN routes (api_pin.c). */
 /* If the account is locked out, replies 423 pin_locked (with Retry-After) and returns true. */
 bool lw_api_pin_locked(lw_rq *rq, const lw_account *a);
-/* Applies a finished PIN check to the account: on success resets the failure
- * counter; on failure counts it, locks when due, raises pin.failed and
- * pin.locked alerts and, if rq is still there, replies 403 wrong_pin or 423.
- * Returns true if the PIN was right. Runs even when the client went away, so
- * disconnecting cannot dodge the counter. */
+/* Records a finished PIN check (lw_pin_record: the count, the lockout, the
+ * alerts) and, if rq is still there and the PIN was not right, replies 403
+ * wrong_pin, 423 pin_locked or an error. Returns true if the PIN was right.
+ * Runs even when the client went away, so disconnecting cannot dodge the
+ * counter. */
 bool lw_api_pin_result(lw_server *app, const char *account_id, const char *device_id, int verified,
                        lw_rq *rq);
 

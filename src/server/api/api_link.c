@@ -1,12 +1,12 @@
 /* Link requests: the companion opens one, the primary scans and approves,
- * the companion completes with proof of its key (PRODUCT.md §2). */
+ * the companion completes with proof of its key (PRODUCT.md §2). The state
+ * machine and its rules are the domain's (link.h, lw_links_scan ...): these
+ * handlers parse, apply the rate limits, hand the signatures to the worker,
+ * call a step and turn what it returns into the answer. */
 #include <stdio.h>
 #include <string.h>
 
-#include "alert.h"
 #include "api.h"
-#include "bus.h"
-#include "events.h"
 #include "code.h"
 #include "cred.h"
 #include "link.h"
@@ -16,10 +16,8 @@
 #include "payload.h"
 #include "pin.h"
 #include "proof.h"
-#include "record.h"
 #include "place.h"
 #include "risk.h"
-#include "session.h"
 #include "work.h"
 
 /* The answer to a new link request: a version-40 QR's SVG is ~400 KB. */
@@ -238,17 +236,60 @@ static json_t *request_json(const lw_link_request *r)
                      (json_int_t)lw_api_secs(lw_links_remaining(r)));
 }
 
-/* Why a request that is not pending cannot be scanned, as an answer. */
-static void refuse_state(lw_rq *rq, const lw_link_request *r)
+/* What a refused step answers, by lw_link_status. fmt is the message, where
+ * a "%s" stands for the step's detail (an origin, a state), at most once. */
+typedef struct refusal {
+    int status;
+    const char *code, *fmt;
+} refusal;
+
+/* Answers a link step that did not happen: a store failure as every handler
+ * does, the device limit with the hint for whoever asked (to_phone), else
+ * from the handler's table. */
+static void refuse(lw_rq *rq, lw_link_step st, const refusal table[LW_LINK_STATUS_COUNT], const char *detail,
+                   bool to_phone)
 {
-    if (strcmp(r->state, "expired") == 0 || lw_links_remaining(r) == 0)
-        lw_reply_error(rq, 410, "expired", "This QR code expired. Reload it on the other device.");
-    else if (strcmp(r->state, "pending") != 0 && strcmp(r->state, "denied") != 0)
-        lw_reply_error(rq, 409, "already_scanned",
-                       "This QR code was already used. Reload it on the other device.");
+    if (st.status == LW_LINK_STORE) {
+        lw_api_store_failed(rq, st.rc, st.doing);
+        return;
+    }
+    if (st.status == LW_LINK_DEVICE_LIMIT) {
+        char text[LW_LINK_LIMIT_TEXT_MAX];
+        lw_links_limit_text(text, sizeof text, st.limit, to_phone);
+        lw_reply_error_x(rq, 409, "device_limit", json_pack("{s:I}", "limit", (json_int_t)st.limit), "%s",
+                         text);
+        return;
+    }
+    const refusal *e = &table[st.status];
+    if (!e->code) { /* a step this handler cannot get: a bug, said once */
+        lw_log_error("link", "no answer for link step %d", (int)st.status);
+        lw_reply_error(rq, 500, "internal", "The server could not complete this.");
+        return;
+    }
+    const char *at = strstr(e->fmt, "%s");
+    if (at)
+        lw_reply_error(rq, e->status, e->code, "%.*s%s%s", (int)(at - e->fmt), e->fmt, detail ? detail : "",
+                       at + 2);
     else
-        lw_reply_error(rq, 409, "not_pending", "This link request was already answered.");
+        lw_reply_error(rq, e->status, e->code, "%s", e->fmt);
 }
+
+static const refusal scan_refusals[LW_LINK_STATUS_COUNT] = {
+    [LW_LINK_BAD_PAYLOAD] = {400, "invalid_payload", "This is not a Linkward QR code."},
+    [LW_LINK_BAD_SIGNATURE] = {400, "invalid_signature", "This QR code was not issued by this server."},
+    [LW_LINK_WRONG_ORIGIN] = {400, "wrong_origin", "This QR code names another site (%s)."},
+    [LW_LINK_REF_UNKNOWN] =
+        {410, "expired",
+         "This QR code is no longer valid (it expired or was replaced). Scan the current one."},
+    [LW_LINK_KEY_MISMATCH] = {400, "invalid_payload", "The QR code does not match the device's key."},
+    [LW_LINK_REF_EXPIRED] = {410, "expired", "This QR code expired. Scan the current one."},
+    [LW_LINK_BAD_CODE] = {400, "invalid_request", "A pairing code has 8 letters and digits (XXXX-XXXX)."},
+    [LW_LINK_NO_CODE] = {404, "invalid_code", "No device is waiting with this code. Check it and try again."},
+    [LW_LINK_EXPIRED] = {410, "expired", "This QR code expired. Reload it on the other device."},
+    [LW_LINK_ALREADY_SCANNED] = {409, "already_scanned",
+                                 "This QR code was already used. Reload it on the other device."},
+    [LW_LINK_ANSWERED] = {409, "not_pending", "This link request was already answered."},
+};
 
 void lw_api_link_scan(lw_rq *rq)
 {
@@ -272,204 +313,60 @@ void lw_api_link_scan(lw_rq *rq)
     if (code_text && (lw_api_rate_limited(rq, &app->cfg.rate_code, "acct", acct, acct) ||
                       lw_api_rate_limited(rq, &app->cfg.rate_code, "ip", rq->ip, acct)))
         return;
-    lw_link_request r;
-    uint8_t h[LW_HASH_LEN];
-    int rc;
-    if (payload_text) {
-        lw_payload p;
-        if (lw_payload_parse(&p, payload_text, strlen(payload_text)) != LW_OK) {
-            lw_reply_error(rq, 400, "invalid_payload", "This is not a Linkward QR code.");
-            return;
-        }
-        lw_keyed_hash(h, app->hash_key, p.ref, sizeof p.ref);
-        rc = lw_store_link_get_by_ref(app->store, h, &r);
-        /* The server's signature is checked here only when this node cannot
-         * vouch for the text itself: a payload byte-for-byte equal to the one
-         * it made and signed for this request's current ref (kept in memory)
-         * carries that very signature (Ed25519 signing is deterministic), so
-         * verifying it again would prove nothing. Anything else (another
-         * node's ref, an old or forged payload) is verified as before, and
-         * before any answer that depends on the lookup. The phone verifies
-         * the payload against its pinned server key on its own side anyway. */
-        bool ours = rc == LW_OK && lw_links_issued(app->links, r.id, payload_text);
-        if (!ours && lw_payload_verify(&p, app->server_pk) != LW_OK) {
-            lw_reply_error(rq, 400, "invalid_signature", "This QR code was not issued by this server.");
-            return;
-        }
-        if (strcmp(p.origin, app->cfg.public_origin) != 0) {
-            lw_reply_error(rq, 400, "wrong_origin", "This QR code names another site (%s).", p.origin);
-            return;
-        }
-        if (rc == LW_ENOTFOUND) {
-            lw_reply_error(
-                rq, 410, "expired",
-                "This QR code is no longer valid (it expired or was replaced). Scan the current one.");
-            return;
-        }
-        uint8_t fp[LW_FP_LEN];
-        if (rc == LW_OK) {
-            lw_fingerprint(fp, r.public_key);
-            if (!lw_ct_equal(fp, p.fp, LW_FP_LEN)) {
-                lw_reply_error(rq, 400, "invalid_payload", "The QR code does not match the device's key.");
-                return;
-            }
-            if (lw_now_ms() > r.ref_expires_at && strcmp(r.state, "pending") == 0) {
-                lw_reply_error(rq, 410, "expired", "This QR code expired. Scan the current one.");
-                return;
-            }
-        }
-    } else {
-        char code[LW_CODE_STRLEN];
-        if (lw_code_normalize(code_text, strlen(code_text), code) != LW_OK) {
-            lw_reply_error(rq, 400, "invalid_request",
-                           "A pairing code has 8 letters and digits (XXXX-XXXX).");
-            return;
-        }
-        lw_keyed_hash(h, app->hash_key, code, strlen(code));
-        rc = lw_store_link_get_by_code(app->store, h, &r);
-        if (rc == LW_ENOTFOUND) {
-            lw_reply_error(rq, 404, "invalid_code",
-                           "No device is waiting with this code. Check it and try again.");
-            return;
-        }
-    }
-    if (rc != LW_OK) {
-        lw_api_store_failed(rq, rc, "finding the link request");
+    lw_link_scan in = {.payload = payload_text,
+                       .code = code_text,
+                       .account_id = acct,
+                       .device_id = rq->who.device_id,
+                       .ip = rq->ip};
+    lw_link_scanned out;
+    lw_link_step st = lw_links_scan(app->links, &in, &out);
+    if (st.status != LW_LINK_DONE) {
+        refuse(rq, st, scan_refusals, out.origin, true);
+        lw_risk_clear(&out.risk);
         return;
     }
-    /* The phone that scanned may scan again (say, to retry with the right
-     * PIN); anyone else finds the code used. */
-    bool rescan = strcmp(r.state, "scanned") == 0 && strcmp(r.scanned_by, rq->who.device_id) == 0;
-    if ((strcmp(r.state, "pending") != 0 && !rescan) || lw_links_remaining(&r) == 0) {
-        refuse_state(rq, &r);
-        return;
-    }
-    /* The payload the primary checks: for a code, the current ref's, which
-     * any node can give (whichever node opened the request). */
-    char code_payload[LW_PAYLOAD_MAX];
-    if (!payload_text && (rc = lw_links_payload(app->links, &r, code_payload)) != LW_OK) {
-        if (rc == LW_ENOTFOUND)
-            refuse_state(rq, &r);
-        else
-            lw_api_store_failed(rq, rc, "making the payload");
-        return;
-    }
-    json_t *payload_json = json_string(payload_text ? payload_text : code_payload);
-
-    lw_strlcpy(r.account_id, rq->who.account_id, sizeof r.account_id);
-    lw_strlcpy(r.scanned_by, rq->who.device_id, sizeof r.scanned_by);
-    rc = rescan ? LW_OK : lw_store_link_transition(app->store, &r, "pending", "scanned");
-    if (rc == LW_ECONFLICT) {
-        json_decref(payload_json);
-        lw_reply_error(rq, 409, "already_scanned",
-                       "This QR code was already used. Reload it on the other device.");
-        return;
-    }
-    if (rc != LW_OK) {
-        json_decref(payload_json);
-        lw_api_store_failed(rq, rc, "recording the scan");
-        return;
-    }
-    if (!rescan)
-        lw_links_notify(app->links, r.id, "link.scanned", false);
-
-    lw_account a;
-    memset(&a, 0, sizeof a);
-    lw_store_account_get(app->store, rq->who.account_id, &a);
-    /* The phone is making this very request: that is where it is now. */
-    lw_place phone_at;
-    lw_place_lookup(&app->domain, rq->ip, &phone_at, NULL);
-    lw_risk k;
-    lw_risk_link(&app->domain, &r, rq->who.account_id, &phone_at, &k);
-    json_t *req_json = request_json(&r);
+    const lw_risk *k = &out.risk;
+    json_t *req_json = request_json(&out.r);
     json_object_set_new(req_json, "distance_km",
-                        k.distance_km >= 0 ? json_integer((json_int_t)(k.distance_km + 0.5)) : json_null());
-    json_object_set_new(req_json, "anonymous", json_boolean(k.anonymous));
-    json_t *ans = json_pack("{s:o, s:o, s:{s:s, s:O}, s:b}", "request", req_json, "payload", payload_json,
-                            "risk", "level", lw_risk_name(k.level), "reasons", k.reasons, "pin_required",
-                            a.pin_hash[0] != '\0' || app->cfg.pin_required);
-    if (k.level == LW_RISK_HIGH && app->cfg.block_high_risk)
+                        k->distance_km >= 0 ? json_integer((json_int_t)(k->distance_km + 0.5)) : json_null());
+    json_object_set_new(req_json, "anonymous", json_boolean(k->anonymous));
+    json_t *ans = json_pack("{s:o, s:o, s:{s:s, s:O}, s:b}", "request", req_json, "payload",
+                            json_string(out.payload), "risk", "level", lw_risk_name(k->level), "reasons",
+                            k->reasons, "pin_required", out.pin_required);
+    if (out.blocked)
         json_object_set_new(ans, "blocked", json_true());
-    lw_risk_clear(&k);
-    lw_wipe(&a, sizeof a);
-    if (!rescan)
-        lw_metrics_inc("linkward_link_requests_total", "outcome=\"scanned\"");
-    lw_log_info("link", "request %.8s scanned by %.8s", r.id, rq->who.device_id);
+    lw_risk_clear(&out.risk);
     lw_reply_json(rq, 200, ans);
 }
+
+/* Refusals of the steps on a request the phone scanned (approve, deny). */
+static const refusal scanned_refusals[LW_LINK_STATUS_COUNT] = {
+    [LW_LINK_NOT_FOUND] = {404, "not_found", "No such link request scanned by this device."},
+    [LW_LINK_EXPIRED] = {410, "expired",
+                         "This link request expired. Reload the QR code on the other device."},
+    [LW_LINK_ANSWERED] = {409, "not_pending", "This link request was already answered (%s)."},
+    [LW_LINK_CONFLICT] = {409, "not_pending", "This link request was already answered."},
+    [LW_LINK_PIN_CHANGE_REQUIRED] =
+        {403, "pin_change_required",
+         "Your account was secured after an alert: change your two-step PIN before "
+         "linking devices."},
+    [LW_LINK_RISK_BLOCKED] = {403, "risk_blocked", "This server does not allow high-risk links."},
+    [LW_LINK_RISK_NOT_ACCEPTED] =
+        {409, "risk_not_accepted",
+         "This link looks risky; confirm it explicitly (accept_risk) if it really is "
+         "you."},
+    [LW_LINK_PIN_SETUP_REQUIRED] =
+        {403, "pin_required", "This server requires a two-step PIN. Set one first (linkward phone pin set)."},
+    [LW_LINK_PIN_NEEDED] = {403, "pin_required", "Enter your two-step PIN to link a device."},
+};
 
 /* Loads the request named in the path for the primary that scanned it. */
 static bool load_scanned(lw_rq *rq, lw_link_request *r)
 {
-    int rc = lw_store_link_get(rq->app->store, rq->param, r);
-    if (rc == LW_OK && strcmp(r->scanned_by, rq->who.device_id) != 0)
-        rc = LW_ENOTFOUND; /* not revealing other accounts' requests */
-    if (rc == LW_ENOTFOUND) {
-        lw_reply_error(rq, 404, "not_found", "No such link request scanned by this device.");
-        return false;
-    }
-    if (rc != LW_OK) {
-        lw_api_store_failed(rq, rc, "loading the link request");
-        return false;
-    }
-    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
-        lw_reply_error(rq, 410, "expired",
-                       "This link request expired. Reload the QR code on the other device.");
-        return false;
-    }
-    if (strcmp(r->state, "scanned") != 0) {
-        lw_reply_error(rq, 409, "not_pending", "This link request was already answered (%s).", r->state);
-        return false;
-    }
-    return true;
-}
-
-/* The device limit in words (PRODUCT §2.7): what is full, and how to free a
- * slot, for the phone and for the device that asked. */
-#define LIMIT_TEXT "This account already has %ld linked devices, the limit."
-#define LIMIT_PHONE_HINT                                                                                     \
-    " Log one out from your phone (Linked devices) to free a slot, then link the other device again."
-#define LIMIT_COMPANION_HINT                                                                                 \
-    " Log one out from the phone (Linked devices) to free a slot, then link this device again."
-#define LIMIT_TEXT_MAX 256
-
-/* Ends request r, found in state `from`, because its account is at the
- * device limit: denied, and the companion waiting on it hears at once
- * link.denied with reason "limit" and the sentence, rather than waiting for
- * an approval that cannot come. Nothing is said if the request moved on
- * meanwhile (whoever moved it told the companion). */
-static void deny_at_limit(lw_server *app, lw_link_request *r, const char *from)
-{
-    int rc = lw_store_link_transition(app->store, r, from, "denied");
-    if (rc != LW_OK) {
-        if (rc != LW_ECONFLICT)
-            lw_log_error("link", "cannot end request %.8s at the device limit: %s", r->id, lw_strerror(rc));
-        return;
-    }
-    char text[LIMIT_TEXT_MAX];
-    int n = snprintf(text, sizeof text, LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
-    if (n < 0 || (size_t)n >= sizeof text) /* cannot happen: a fixed sentence and one number */
-        lw_log_error("link", "the device-limit sentence was cut");
-    lw_links_push(app->links, r->id, lw_event_link_denied_limit(text, app->cfg.max_companions), true);
-    lw_metrics_inc("linkward_link_requests_total", "outcome=\"denied\"");
-    lw_log_info("link", "request %.8s denied: the account is at its device limit", r->id);
-}
-
-/* At the limit: answers 409 device_limit and ends the request (above). */
-static bool at_device_limit(lw_rq *rq, lw_link_request *r, const char *account_id)
-{
-    long n = 0;
-    /* A device linking again replaces its own session: that one does not count. */
-    int rc = lw_store_session_count_active_companions(rq->app->store, account_id, r->public_key, &n);
-    if (rc != LW_OK)
-        return lw_api_store_failed(rq, rc, "counting devices");
-    if (n >= rq->app->cfg.max_companions) {
-        deny_at_limit(rq->app, r, "scanned");
-        lw_reply_error_x(rq, 409, "device_limit",
-                         json_pack("{s:I}", "limit", (json_int_t)rq->app->cfg.max_companions),
-                         LIMIT_TEXT LIMIT_PHONE_HINT, rq->app->cfg.max_companions);
+    lw_link_step st = lw_links_load_scanned(rq->app->links, rq->param, rq->who.device_id, r);
+    if (st.status == LW_LINK_DONE)
         return true;
-    }
+    refuse(rq, st, scanned_refusals, r->state, true);
     return false;
 }
 
@@ -493,81 +390,42 @@ static void approve_op_free(approve_op *op)
     lw_free(op);
 }
 
-static void approve_finish(lw_server *app, lw_rq *rq, lw_link_request *r)
+/* Answers an approval step, if the client is still there. */
+static void approved(lw_rq *rq, lw_link_step st)
 {
-    int rc = lw_store_link_transition(app->store, r, "scanned", "approved");
-    if (rc != LW_OK) {
-        if (rq && rc == LW_ECONFLICT)
-            lw_reply_error(rq, 409, "not_pending", "This link request was already answered.");
-        else if (rq)
-            lw_api_store_failed(rq, rc, "approving");
+    if (!rq)
         return;
-    }
-    lw_links_notify(app->links, r->id, "link.approved", false);
-    lw_metrics_inc("linkward_link_requests_total", "outcome=\"approved\"");
-    lw_log_info("link", "request %.8s approved", r->id);
-    if (rq)
+    if (st.status == LW_LINK_DONE)
         lw_reply_json(rq, 200, json_pack("{s:s}", "state", "approved"));
+    else
+        refuse(rq, st, scanned_refusals, NULL, true);
 }
 
 static void approve_pin_done(void *arg, int verified, const char *new_hash)
 {
     approve_op *op = arg;
     if (lw_api_pin_result(op->app, op->r.account_id, op->device_id, verified, op->rq))
-        approve_finish(op->app, op->rq, &op->r);
+        approved(op->rq, lw_links_approve(op->app->links, &op->r));
     approve_op_free(op);
 }
 
-/* The approval once the account signature verified: the account's state,
- * the risk, the device limit, then the PIN or the approval itself. True
- * when op now belongs to the PIN job. */
+/* The approval once the account signature verified: what the domain says
+ * (lw_links_approval), then the PIN when one is to be checked. True when op
+ * now belongs to the PIN job. */
 static bool approve_verified(lw_rq *rq, approve_op *op)
 {
     lw_server *app = op->app;
-    lw_link_request *r = &op->r;
     lw_account *a = &op->a;
-    if (a->pin_change_required) {
-        lw_reply_error(
-            rq, 403, "pin_change_required",
-            "Your account was secured after an alert: change your two-step PIN before linking devices.");
-        return false;
-    }
-    lw_place phone_at;
-    lw_place_lookup(&app->domain, rq->ip, &phone_at, NULL);
-    lw_risk k;
-    lw_risk_link(&app->domain, r, a->id, &phone_at, &k);
-    lw_risk_level level = k.level;
-    lw_risk_clear(&k);
-    if (level == LW_RISK_HIGH && app->cfg.block_high_risk) {
-        lw_reply_error(rq, 403, "risk_blocked", "This server does not allow high-risk links.");
-        return false;
-    }
-    if (level == LW_RISK_HIGH && !op->accept_risk) {
-        lw_reply_error(rq, 409, "risk_not_accepted",
-                       "This link looks risky; confirm it explicitly (accept_risk) if it really is you.");
-        return false;
-    }
-    if (at_device_limit(rq, r, a->id))
-        return false;
-    bool has_pin = a->pin_hash[0] != '\0';
-    if (!has_pin && app->cfg.pin_required) {
-        lw_reply_error(rq, 403, "pin_required",
-                       "This server requires a two-step PIN. Set one first (linkward phone pin set).");
-        return false;
-    }
-    if (!has_pin) {
-        approve_finish(app, rq, r);
-        return false;
-    }
-    if (!op->has_pin) {
-        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to link a device.");
+    lw_link_step st = lw_links_approval(app->links, &op->r, a, rq->ip, op->accept_risk, op->has_pin);
+    if (st.status != LW_LINK_CHECK_PIN) {
+        approved(rq, st);
         return false;
     }
     if (lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a->id, a->id))
         return false;
     if (lw_api_pin_locked(rq, a))
         return false;
-    int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_api_pin_inflight_cap(app, a),
+    int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, a),
                             approve_pin_done, op);
     lw_wipe(op->pin, sizeof op->pin);
     if (rc != LW_OK) {
@@ -652,20 +510,20 @@ void lw_api_link_deny(lw_rq *rq)
     lw_link_request r;
     if (!load_scanned(rq, &r))
         return;
-    int rc = lw_store_link_transition(rq->app->store, &r, "scanned", "denied");
-    if (rc == LW_ECONFLICT) {
-        lw_reply_error(rq, 409, "not_pending", "This link request was already answered.");
+    lw_link_step st = lw_links_deny(rq->app->links, &r);
+    if (st.status != LW_LINK_DONE) {
+        refuse(rq, st, scanned_refusals, NULL, true);
         return;
     }
-    if (rc != LW_OK) {
-        lw_api_store_failed(rq, rc, "denying");
-        return;
-    }
-    lw_links_notify(rq->app->links, r.id, "link.denied", true);
-    lw_metrics_inc("linkward_link_requests_total", "outcome=\"denied\"");
-    lw_log_info("link", "request %.8s denied", r.id);
     lw_reply_json(rq, 200, json_pack("{s:s}", "state", "denied"));
 }
+
+/* Refusals of the completion. */
+static const refusal complete_refusals[LW_LINK_STATUS_COUNT] = {
+    [LW_LINK_EXPIRED] = {410, "expired", "This link request expired."},
+    [LW_LINK_ANSWERED] = {409, "not_pending", "This link request is %s, not approved."},
+    [LW_LINK_CONFLICT] = {409, "not_pending", "This link request was already completed."},
+};
 
 typedef struct complete_op {
     lw_rq *rq; /* NULL once the client is gone */
@@ -700,7 +558,7 @@ static void complete_verify_done(void *arg)
         return;
     }
     if (lw_links_remaining(rq->link) == 0) {
-        lw_reply_error(rq, 410, "expired", "This link request expired.");
+        refuse(rq, (lw_link_step){.status = LW_LINK_EXPIRED}, complete_refusals, NULL, false);
         return;
     }
     complete_verified(rq);
@@ -718,12 +576,9 @@ void lw_api_link_complete(lw_rq *rq)
     }
     if (lw_body_b64(rq, "signature", true, op->sig, sizeof op->sig, NULL) != LW_OK)
         goto out;
-    if (lw_links_remaining(r) == 0 || strcmp(r->state, "expired") == 0) {
-        lw_reply_error(rq, 410, "expired", "This link request expired.");
-        goto out;
-    }
-    if (strcmp(r->state, "approved") != 0) {
-        lw_reply_error(rq, 409, "not_pending", "This link request is %s, not approved.", r->state);
+    lw_link_step st = lw_links_completable(r);
+    if (st.status != LW_LINK_DONE) {
+        refuse(rq, st, complete_refusals, r->state, false);
         goto out;
     }
     if (lw_proof_build(op->msg, sizeof op->msg, &op->msg_len, LW_PROOF_LINK, r->id, r->nonce,
@@ -754,80 +609,15 @@ static void complete_verified(lw_rq *rq)
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
         return;
     }
-    int64_t now = lw_now_ms();
-    lw_random_id(s->id);
-    lw_strlcpy(s->account_id, r->account_id, sizeof s->account_id);
-    lw_strlcpy(s->role, LW_ROLE_COMPANION, sizeof s->role);
-    lw_strlcpy(s->name, r->name, sizeof s->name);
-    lw_strlcpy(s->browser, r->browser, sizeof s->browser);
-    lw_strlcpy(s->browser_version, r->browser_version, sizeof s->browser_version);
-    lw_strlcpy(s->os, r->os, sizeof s->os);
-    lw_strlcpy(s->os_version, r->os_version, sizeof s->os_version);
-    lw_strlcpy(s->device_model, r->device_model, sizeof s->device_model);
-    /* The risk as the primary saw it: the request's address, judged against
-     * where the phone was when it approved (its latest request here). */
-    lw_place phone_at;
-    bool phone_known = lw_sessions_place(app->sessions, r->scanned_by, &phone_at);
-    lw_risk k;
-    lw_risk_link(&app->domain, r, r->account_id, phone_known ? &phone_at : NULL, &k);
-    /* The credential goes to whoever completes, usually from where it asked.
-     * The record holds that address: the place and network the device is
-     * really at, first and last seen. */
     lw_place here;
     lw_netinfo here_net;
     lw_api_place_lookup(rq, &here, &here_net);
-    lw_place_seen_first(&here, s);
-    memcpy(s->public_key, r->public_key, LW_PK_LEN);
-    memcpy(s->account_sig, r->account_sig, LW_SIG_LEN);
-    s->linked_at = now;
-    s->last_active_at = now;
-    lw_strlcpy(s->state, "active", sizeof s->state);
-    s->persistent = r->persistent;
-
     char token[LW_CRED_STRLEN];
-    lw_ended *replaced = NULL;
-    size_t nreplaced = 0;
-    uint64_t epoch = lw_sessions_epoch(app->sessions);
-    int rc = lw_sessions_prepare(app->sessions, s, token);
-    if (rc == LW_OK)
-        rc = lw_store_link_complete(app->store, r->id, s, app->cfg.max_companions, &replaced, &nreplaced);
-    if (rc != LW_OK) {
-        if (rc == LW_ELIMIT) {
-            /* Two approvals raced for the last slot and this one lost. */
-            deny_at_limit(app, r, "approved");
-            lw_reply_error_x(rq, 409, "device_limit",
-                             json_pack("{s:I}", "limit", (json_int_t)app->cfg.max_companions),
-                             LIMIT_TEXT LIMIT_COMPANION_HINT, app->cfg.max_companions);
-        } else if (rc == LW_ECONFLICT)
-            lw_reply_error(rq, 409, "not_pending", "This link request was already completed.");
-        else
-            lw_api_store_failed(rq, rc, "linking the device");
+    lw_link_step st = lw_links_complete(app->links, r, &here, &here_net, s, token);
+    if (st.status != LW_LINK_DONE) {
+        refuse(rq, st, complete_refusals, NULL, false);
         goto out;
     }
-    lw_sessions_cache(app->sessions, s, epoch);
-    /* The same key's earlier session ended in the completion's transaction
-     * (relinked): its sockets and the account's devices hear it now. */
-    lw_end_request relinked = {.scope = LW_END_TOLD, .told = replaced, .ntold = nreplaced};
-    lw_sessions_end_where(app->sessions, &relinked, NULL);
-    lw_free(replaced);
-    lw_links_notify(app->links, r->id, "link.completed", true);
-
-    /* Tell the account: the live event for screens, the alert for the record. */
-    json_t *ev = lw_event_device_linked(lw_record_json(s, NULL));
-    if (ev)
-        lw_bus_to_account(app->bus, s->account_id, s->id, ev);
-    json_decref(ev);
-    char where[2 * LW_PLACE_MAX + 4];
-    lw_place_describe(s->city, s->country, where, sizeof where);
-    char message[LW_ALERT_TEXT_MAX];
-    lw_alert_text_linked(message, sizeof message, s->name, where);
-    lw_alert_raise(&app->domain, s->account_id, "device.linked", s->id, message,
-                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
-                             s->os, "ip", s->ip, "place", where, "network", s->network));
-    lw_risk_link_alerts(&app->domain, &k, s->account_id, s->id, s->name);
-    lw_risk_link_completed(&app->domain, &k, &here, &here_net, s->account_id, s->id, s->name,
-                           now - r->created_at, now);
-
     lw_account a;
     const char *handle = "";
     if (lw_store_account_get(app->store, s->account_id, &a) == LW_OK)
@@ -845,12 +635,9 @@ static void complete_verified(lw_rq *rq)
     } else {
         json_object_set_new(ans, "token", json_string(token));
     }
-    lw_wipe(token, sizeof token);
-    lw_metrics_inc("linkward_link_requests_total", "outcome=\"completed\"");
-    lw_log_info("link", "request %.8s completed: device %.8s linked", r->id, s->id);
     lw_reply_json(rq, 201, ans);
 out:
-    lw_risk_clear(&k);
+    lw_wipe(token, sizeof token);
     lw_wipe(s, sizeof *s);
     lw_free(s);
 }

@@ -4,89 +4,51 @@
 #include "alert.h"
 #include "api.h"
 #include "log.h"
-#include "metrics.h"
 #include "lw.h"
 #include "pin.h"
 #include "session.h"
 
-int lw_api_pin_inflight_cap(lw_server *app, const lw_account *a)
+/* 423 pin_locked: entry is locked for `left` more seconds. */
+static void reply_locked(lw_rq *rq, long long left)
 {
-    int left = app->cfg.pin_max_failures - a->pin_failures;
-    if (left < 1)
-        left = 1; /* past the limit each try locks again, one at a time */
-    return left < 4 ? left : 4;
-}
-
-bool lw_api_pin_locked(lw_rq *rq, const lw_account *a)
-{
-    int64_t now = lw_now_ms();
-    if (a->pin_locked_until <= now)
-        return false;
     char ra[32];
-    long long left = lw_api_secs(a->pin_locked_until - now);
     snprintf(ra, sizeof ra, "%lld", left);
     lw_rq_header(rq, "retry-after", ra);
     lw_reply_error_x(rq, 423, "pin_locked", json_pack("{s:I}", "retry_after", (json_int_t)left),
                      "Too many wrong PINs. Try again in %lld second%s.", left, left == 1 ? "" : "s");
+}
+
+bool lw_api_pin_locked(lw_rq *rq, const lw_account *a)
+{
+    long long left = lw_pin_locked_for(a, lw_now_ms());
+    if (left == 0)
+        return false;
+    reply_locked(rq, left);
     return true;
 }
 
 bool lw_api_pin_result(lw_server *app, const char *account_id, const char *device_id, int verified, lw_rq *rq)
 {
-    lw_account a;
-    int rc = lw_store_account_get(app->store, account_id, &a);
-    if (rc != LW_OK) {
-        if (rq)
-            lw_api_store_failed(rq, rc, "loading the account");
-        return false;
-    }
-    if (verified == LW_OK) {
-        if (a.pin_failures != 0 || a.pin_locked_until != 0) {
-            a.pin_failures = 0;
-            a.pin_locked_until = 0;
-            lw_store_account_update(app->store, &a);
-        }
+    lw_pin_outcome o = lw_pin_record(&app->domain, account_id, device_id, verified, lw_now_ms());
+    if (o.verdict == LW_PIN_RIGHT)
         return true;
-    }
-    if (verified != LW_EDENIED) {
-        if (rq)
-            lw_reply_error(rq, 500, "internal", "The PIN could not be checked.");
+    if (!rq)
         return false;
-    }
-    int64_t now = lw_now_ms();
-    lw_metrics_inc("linkward_pin_failures_total", NULL);
-    a.pin_failures++;
-    int64_t lock = lw_pin_lock_duration(a.pin_failures, app->cfg.pin_max_failures, app->cfg.pin_lockout_ms);
-    if (lock > 0)
-        a.pin_locked_until = now + lock;
-    rc = lw_store_account_update(app->store, &a);
-    if (rc != LW_OK)
-        lw_log_error("pin", "cannot record a PIN failure: %s", lw_strerror(rc));
-    int left = app->cfg.pin_max_failures - a.pin_failures;
-    if (left < 0)
-        left = 0;
-    /* Ten wrong PINs in a row are one pin.failed alert counting them, not
-     * ten; the first of a run (after a right PIN) starts a new one. */
-    char text[LW_ALERT_TEXT_MAX];
-    lw_alert_text_pin_failed(text, sizeof text, a.pin_failures, left);
-    json_t *details = json_pack("{s:i, s:i}", "failures", a.pin_failures, "attempts_left", left);
-    if (a.pin_failures == 1)
-        lw_alert_raise(&app->domain, account_id, "pin.failed", device_id, text, details);
-    else
-        lw_alert_raise_burst(&app->domain, account_id, "pin.failed", device_id, text, details);
-    if (lock > 0) {
-        lw_alert_text_pin_locked(text, sizeof text, a.pin_failures, lock);
-        lw_alert_raise_burst(&app->domain, account_id, "pin.locked", device_id, text,
-                             json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)lw_api_secs(lock),
-                                       "failures", a.pin_failures));
-    }
-    if (rq) {
-        if (lock > 0) {
-            lw_api_pin_locked(rq, &a);
-        } else {
-            lw_reply_error_x(rq, 403, "wrong_pin", json_pack("{s:i}", "attempts_left", left),
-                             "Wrong PIN. %d attempt%s left before a lockout.", left, left == 1 ? "" : "s");
-        }
+    switch (o.verdict) {
+    case LW_PIN_NO_ACCOUNT:
+        lw_api_store_failed(rq, o.rc, "loading the account");
+        break;
+    case LW_PIN_LOCKED:
+        reply_locked(rq, o.retry_after);
+        break;
+    case LW_PIN_WRONG:
+        lw_reply_error_x(rq, 403, "wrong_pin", json_pack("{s:i}", "attempts_left", o.attempts_left),
+                         "Wrong PIN. %d attempt%s left before a lockout.", o.attempts_left,
+                         o.attempts_left == 1 ? "" : "s");
+        break;
+    default:
+        lw_reply_error(rq, 500, "internal", "The PIN could not be checked.");
+        break;
     }
     return false;
 }
@@ -198,7 +160,7 @@ static void pin_op_start(lw_rq *rq, bool disable)
     lw_strlcpy(op->account_id, rq->who.account_id, sizeof op->account_id);
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
     rc = lw_pins_submit(app->pins, a.id, has_pin ? pin : NULL, a.pin_hash, disable ? NULL : new_pin,
-                        lw_api_pin_inflight_cap(app, &a), pin_op_done, op);
+                        lw_pin_inflight_cap(&app->cfg, &a), pin_op_done, op);
     lw_wipe(&a, sizeof a);
     if (rc != LW_OK) {
         lw_free(op);

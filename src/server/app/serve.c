@@ -346,6 +346,7 @@ static void domain_sync(lw_app *app)
         .cfg = &app->srv.cfg,
         .hash_key = app->srv.hash_key,
         .server_sk = app->server_sk,
+        .server_pk = app->srv.server_pk,
         .loop = app->srv.loop,
         .geo = app->geo,
         .rates = app->srv.rates,

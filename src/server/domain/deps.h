@@ -33,11 +33,12 @@ typedef struct lw_domain_deps {
     const lw_config *cfg;     /* read on every use: `config set` changes it */
     const uint8_t *hash_key;  /* LW_KEY_LEN: keys the hashes of credentials, codes, refs, PINs */
     const uint8_t *server_sk; /* LW_SK_LEN: signs link payloads (link.c) */
+    const uint8_t *server_pk; /* LW_PK_LEN: verifies a scanned payload another node signed (link.c) */
     lw_loop *loop;            /* timers (link.c, session.c, sweep.c); NULL in tests without one */
     lw_geo *geo;              /* place.c; NULL: places are unknown */
     lw_rates *rates;          /* sweep.c prunes them; may be NULL */
-    lw_sessions *sessions;    /* sweep.c flushes and ends through it */
-    lw_fibers *fibers;        /* PostgreSQL: timers' store work runs on a fiber (sweep.c); NULL: inline */
+    lw_sessions *sessions;    /* sweep.c flushes and ends through it; link.c issues through it */
+    lw_fibers *fibers;        /* PostgreSQL: timers\' store work runs on a fiber (sweep.c); NULL: inline */
     bool shared_store;        /* PostgreSQL: other nodes may change sessions under us */
 } lw_domain_deps;
 

@@ -5,9 +5,11 @@
 
 #include <sodium.h>
 
+#include "alert.h"
 #include "log.h"
 #include "lw.h"
 #include "map.h"
+#include "metrics.h"
 #include "work.h"
 
 /* How much nicer than the process the PIN worker runs. */
@@ -34,6 +36,88 @@ int64_t lw_pin_lock_duration(int failures, int max_failures, int64_t base_ms)
         d *= 2;
     }
     return d < LW_PIN_LOCK_CAP_MS ? d : LW_PIN_LOCK_CAP_MS;
+}
+
+/* Milliseconds as whole seconds, rounded up (what a person is told to wait). */
+static long long secs(int64_t ms)
+{
+    return ms <= 0 ? 0 : (long long)((ms + 999) / 1000);
+}
+
+long long lw_pin_locked_for(const lw_account *a, int64_t now)
+{
+    return a->pin_locked_until > now ? secs(a->pin_locked_until - now) : 0;
+}
+
+int lw_pin_inflight_cap(const lw_config *cfg, const lw_account *a)
+{
+    int left = cfg->pin_max_failures - a->pin_failures;
+    if (left < 1)
+        left = 1; /* past the limit each try locks again, one at a time */
+    return left < 4 ? left : 4;
+}
+
+/* A wrong PIN: counts it into a (and the store), locks when due, raises the
+ * alerts, and says what the holder is to be told. */
+static void count_failure(const lw_domain_deps *deps, lw_account *a, const char *device_id, int64_t now,
+                          lw_pin_outcome *out)
+{
+    const lw_config *cfg = deps->cfg;
+    lw_metrics_inc("linkward_pin_failures_total", NULL);
+    a->pin_failures++;
+    int64_t lock = lw_pin_lock_duration(a->pin_failures, cfg->pin_max_failures, cfg->pin_lockout_ms);
+    if (lock > 0)
+        a->pin_locked_until = now + lock;
+    int rc = lw_store_account_update(deps->store, a);
+    if (rc != LW_OK)
+        lw_log_error("pin", "cannot record a PIN failure: %s", lw_strerror(rc));
+    int left = cfg->pin_max_failures - a->pin_failures;
+    if (left < 0)
+        left = 0;
+    /* Ten wrong PINs in a row are one pin.failed alert counting them, not
+     * ten; the first of a run (after a right PIN) starts a new one. */
+    char text[LW_ALERT_TEXT_MAX];
+    lw_alert_text_pin_failed(text, sizeof text, a->pin_failures, left);
+    json_t *details = json_pack("{s:i, s:i}", "failures", a->pin_failures, "attempts_left", left);
+    if (a->pin_failures == 1)
+        lw_alert_raise(deps, a->id, "pin.failed", device_id, text, details);
+    else
+        lw_alert_raise_burst(deps, a->id, "pin.failed", device_id, text, details);
+    out->verdict = LW_PIN_WRONG;
+    out->attempts_left = left;
+    if (lock <= 0)
+        return;
+    lw_alert_text_pin_locked(text, sizeof text, a->pin_failures, lock);
+    lw_alert_raise_burst(
+        deps, a->id, "pin.locked", device_id, text,
+        json_pack("{s:I, s:i}", "locked_for_seconds", (json_int_t)secs(lock), "failures", a->pin_failures));
+    out->verdict = LW_PIN_LOCKED;
+    out->retry_after = lw_pin_locked_for(a, now);
+}
+
+lw_pin_outcome lw_pin_record(const lw_domain_deps *deps, const char *account_id, const char *device_id,
+                             int verified, int64_t now)
+{
+    lw_pin_outcome out = {.verdict = LW_PIN_UNCHECKED};
+    lw_account a;
+    int rc = lw_store_account_get(deps->store, account_id, &a);
+    if (rc != LW_OK) {
+        out.verdict = LW_PIN_NO_ACCOUNT;
+        out.rc = rc;
+        return out;
+    }
+    if (verified == LW_OK) {
+        if (a.pin_failures != 0 || a.pin_locked_until != 0) {
+            a.pin_failures = 0;
+            a.pin_locked_until = 0;
+            lw_store_account_update(deps->store, &a);
+        }
+        out.verdict = LW_PIN_RIGHT;
+    } else if (verified == LW_EDENIED) {
+        count_failure(deps, &a, device_id, now, &out);
+    }
+    lw_wipe(&a, sizeof a);
+    return out;
 }
 
 /* The pepper step: what Argon2id actually sees, as hex text. */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "deps.h"
+#include "store.h"
 
 #define LW_PIN_DIGITS 6
 
@@ -28,6 +29,44 @@ bool lw_pin_valid(const char *pin);
  * capped at LW_PIN_LOCK_CAP_MS. */
 #define LW_PIN_LOCK_CAP_MS (24LL * 3600 * 1000)
 int64_t lw_pin_lock_duration(int failures, int max_failures, int64_t base_ms);
+
+/* The lockout rule (PRODUCT.md §5): at most cfg->pin_max_failures wrong PINs
+ * in a row, then a lockout (lw_pin_lock_duration) that each further wrong PIN
+ * starts again, longer; a right PIN resets the count. */
+
+/* Seconds (rounded up) a's PIN entry is still locked at now; 0 when it is
+ * not locked. Pure: reads only a. */
+long long lw_pin_locked_for(const lw_account *a, int64_t now);
+
+/* How many checks may run at once for a: never more than the attempts left
+ * before a lockout (at least 1, at most 4), so parallel guesses cannot outrun
+ * the failure counter. Pure. */
+int lw_pin_inflight_cap(const lw_config *cfg, const lw_account *a);
+
+typedef enum lw_pin_verdict {
+    LW_PIN_RIGHT,     /* the PIN matched; the count is reset */
+    LW_PIN_WRONG,     /* counted; attempts_left before a lockout */
+    LW_PIN_LOCKED,    /* counted, and entry is now locked for retry_after seconds */
+    LW_PIN_UNCHECKED, /* the check itself failed (not a wrong PIN): nothing counted */
+    LW_PIN_NO_ACCOUNT /* the account could not be loaded: rc */
+} lw_pin_verdict;
+
+typedef struct lw_pin_outcome {
+    lw_pin_verdict verdict;
+    int attempts_left;     /* LW_PIN_WRONG, LW_PIN_LOCKED: 0 and up */
+    long long retry_after; /* LW_PIN_LOCKED: seconds, rounded up */
+    int rc;                /* LW_PIN_NO_ACCOUNT: the store's error */
+} lw_pin_outcome;
+
+/* Records the result of a finished check of account_id's PIN, made from
+ * device_id: verified is what lw_pin_done got. A right PIN resets the failure
+ * count; a wrong one is counted in the store (a failed write is logged: the
+ * answer is a refusal either way), locks entry when due from now, and raises
+ * pin.failed (the first of a run a new alert, the others counted into it) and,
+ * when locking, pin.locked through deps. Called even when the client went
+ * away, so disconnecting cannot dodge the counter. */
+lw_pin_outcome lw_pin_record(const lw_domain_deps *deps, const char *account_id, const char *device_id,
+                             int verified, int64_t now);
 
 /* Called on the event loop when a job is done. verified: LW_OK (matches),
  * LW_EDENIED (wrong PIN), or another code on internal failure; new_hash is the

@@ -1,5 +1,6 @@
 /*
- * record.h — the session record of PRODUCT.md §4 as the API shows it.
+ * record.h — the session record of PRODUCT.md §4 as the API and its events
+ * (device.linked) show it: pure JSON of a stored session.
  */
 #ifndef LW_RECORD_H
 #define LW_RECORD_H
