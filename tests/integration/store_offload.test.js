@@ -107,6 +107,36 @@ test('a client that leaves while its request waits in PostgreSQL: nothing breaks
   h.expectStatus(await alice.raw('GET', '/v1/devices'), 200);
 });
 
+test("the steps after a job off the loop (a link's signatures, a PIN check) go on on the request's fiber", async () => {
+  const [A] = await pg.cluster(1, 'jobs');
+  const phone = await h.registerPrimary(A.url, h.uniqueHandle('so'));
+  h.expectStatus(await phone.post('/v1/pin', { new_pin: '246810' }), 200); // an Argon2id job, then the store
+  const waits0 = await metric(A, 'linkward_fiber_waits_total');
+  const onLoop0 = await metric(A, 'linkward_store_waits_on_loop_total');
+  // A link: creation (QR drawn by the crypto worker), approval (its signature
+  // verified there, then the PIN by the PIN workers), completion (verified
+  // there too); each continuation reads and writes the store.
+  const req = await h.createLinkRequest(A.url);
+  h.expectStatus(await h.scan(phone, req.payload), 200);
+  h.expectError(await h.approve(phone, req.id, req.key.pub, { pin: '000000' }), 403, 'wrong_pin');
+  h.expectStatus(await h.approve(phone, req.id, req.key.pub, { pin: '246810' }), 200);
+  const c = h.companionFrom(req, h.expectStatus(await h.complete(req), 201));
+  h.expectStatus(await c.get('/v1/session'), 200);
+  const devices = await phone.devices();
+  assert.equal(devices.length, 2, 'the companion is linked');
+  const waits1 = await metric(A, 'linkward_fiber_waits_total');
+  console.log(`a PIN set and a link with a wrong and a right PIN: ${waits1 - waits0} waits off the loop`);
+  assert.ok(waits1 - waits0 >= 10, 'the continuations waited on fibers');
+  const onLoop1 = await metric(A, 'linkward_store_waits_on_loop_total');
+  assert.equal(onLoop1 - onLoop0, 0, 'no store call of the whole flow waited on the loop itself');
+  // The wrong PIN was counted (the continuation of the PIN job ran): one failure alert.
+  const alerts = await phone.alerts();
+  assert.ok(alerts.some((a) => a.kind === 'pin.failed'), 'pin.failed raised');
+  // Deleting the account with the PIN: a PIN job whose continuation ends every session.
+  h.expectStatus(await phone.raw('DELETE', '/v1/account', { body: { pin: '246810' } }), 200);
+  h.expectError(await c.raw('GET', '/v1/session'), 401, 'unauthenticated');
+});
+
 /** The --db URL a node was started with. */
 function dbOf(server) {
   const args = server.args ?? [];

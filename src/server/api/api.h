@@ -7,6 +7,7 @@
 #define LW_API_H
 
 #include "rq.h"
+#include "pin.h"
 
 void lw_api_health(lw_rq *rq);
 void lw_api_server(lw_rq *rq);
@@ -81,6 +82,16 @@ bool lw_api_pin_locked(lw_rq *rq, const lw_account *a);
  * counter. */
 bool lw_api_pin_result(lw_server *app, const char *account_id, const char *device_id, int verified,
                        lw_rq *rq);
+/* lw_pins_submit for a request: done(op, …) runs once the check is done,
+ * with *slot set to rq, or NULL if the client left meanwhile (slot NULL: the
+ * caller guards rq itself). On the request's fiber (PostgreSQL) the fiber
+ * waits for the check and done runs on it before this returns, so done's
+ * store calls wait off the loop too; elsewhere done runs later on the loop.
+ * Either way, on LW_OK op belongs to done: do not touch it after. On an
+ * error nothing ran (lw_api_pin_refused answers it). */
+int lw_api_pin_submit(lw_rq *rq, lw_rq **slot, const char *account_id, const char *pin,
+                      const char *stored_hash, const char *new_pin, int max_inflight, lw_pin_done done,
+                      void *op);
 
 /* A session socket opened: send it proof.challenge (api_session.c). */
 void lw_api_session_socket_opened(lw_server *app, const lw_principal *who);

@@ -558,13 +558,12 @@ void lw_api_account_delete(lw_rq *rq)
     op->app = app;
     lw_strlcpy(op->account_id, a.id, sizeof op->account_id);
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_pins_submit(app->pins, a.id, pin, a.pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, &a),
-                        delete_pin_done, op);
+    rc = lw_api_pin_submit(rq, &op->rq, a.id, pin, a.pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, &a),
+                           delete_pin_done, op);
     if (rc != LW_OK) {
         lw_api_pin_refused(rq, rc);
         goto out_free;
     }
-    lw_rq_guard(rq, &op->rq);
     goto out; /* op now belongs to the PIN job */
 out_free:
     lw_free(op);

@@ -18,6 +18,7 @@
 #include "proof.h"
 #include "place.h"
 #include "risk.h"
+#include "fiber.h"
 #include "work.h"
 
 /* The answer to a new link request: a version-40 QR's SVG is ~400 KB. */
@@ -25,9 +26,22 @@
 
 /* Runs run(op) on the worker and done(op) back on the loop, with *slot
  * guarding rq (NULL in done if the client left meanwhile). False, with rq
- * answered and nothing running, if the work queue refused the job. */
+ * answered and nothing running, if the work queue refused the job.
+ * On the request's fiber (PostgreSQL) the fiber waits for the job and done
+ * runs on it, so done's store calls wait off the loop too; the held rq
+ * lives until the fiber ends, and *slot says whether its client stayed. */
 static bool offload(lw_rq *rq, lw_rq **slot, lw_work_fn run, lw_work_fn done, void *op)
 {
+    if (rq->held && lw_in_fiber()) {
+        int rc = lw_fiber_await(rq->app->work, run, op);
+        if (rc != LW_OK) {
+            lw_api_work_refused(rq, rc);
+            return false;
+        }
+        *slot = rq->req ? rq : NULL;
+        done(op);
+        return true;
+    }
     lw_rq_guard(rq, slot);
     int rc = lw_work_submit(rq->app->work, run, done, op);
     if (rc == LW_OK)
@@ -425,9 +439,14 @@ static bool approve_verified(lw_rq *rq, approve_op *op)
         return false;
     if (lw_api_pin_locked(rq, a))
         return false;
-    int rc = lw_pins_submit(app->pins, a->id, op->pin, a->pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, a),
-                            approve_pin_done, op);
+    /* op may be done with when the call returns (on a fiber): the PIN is
+     * taken out of it first. rq is guarded already (offload). */
+    char pin[sizeof op->pin];
+    memcpy(pin, op->pin, sizeof pin);
     lw_wipe(op->pin, sizeof op->pin);
+    int rc = lw_api_pin_submit(rq, NULL, a->id, pin, a->pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, a),
+                               approve_pin_done, op);
+    lw_wipe(pin, sizeof pin);
     if (rc != LW_OK) {
         lw_api_pin_refused(rq, rc);
         return false;

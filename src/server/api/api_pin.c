@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "alert.h"
+#include "fiber.h"
 #include "api.h"
 #include "log.h"
 #include "lw.h"
@@ -51,6 +52,44 @@ bool lw_api_pin_result(lw_server *app, const char *account_id, const char *devic
         break;
     }
     return false;
+}
+
+typedef struct pin_wait {
+    lw_fiber *f;
+    int verified;
+    char hash[LW_PIN_HASH_MAX];
+} pin_wait;
+
+static void pin_woken(void *arg, int verified, const char *new_hash)
+{
+    pin_wait *w = arg;
+    w->verified = verified;
+    if (new_hash)
+        lw_strlcpy(w->hash, new_hash, sizeof w->hash);
+    lw_fiber_resume(w->f);
+}
+
+int lw_api_pin_submit(lw_rq *rq, lw_rq **slot, const char *account_id, const char *pin,
+                      const char *stored_hash, const char *new_pin, int max_inflight, lw_pin_done done,
+                      void *op)
+{
+    lw_pins *pins = rq->app->pins;
+    if (!(rq->held && lw_in_fiber())) {
+        int rc = lw_pins_submit(pins, account_id, pin, stored_hash, new_pin, max_inflight, done, op);
+        if (rc == LW_OK && slot)
+            lw_rq_guard(rq, slot);
+        return rc;
+    }
+    pin_wait w = {.f = lw_fiber_current()};
+    int rc = lw_pins_submit(pins, account_id, pin, stored_hash, new_pin, max_inflight, pin_woken, &w);
+    if (rc != LW_OK)
+        return rc;
+    lw_fiber_suspend();
+    if (slot)
+        *slot = rq->req ? rq : NULL;
+    done(op, w.verified, new_pin ? w.hash : NULL);
+    lw_wipe(&w, sizeof w);
+    return LW_OK;
 }
 
 /* POST /v1/pin and /v1/pin/disable share one asynchronous job. */
@@ -159,15 +198,13 @@ static void pin_op_start(lw_rq *rq, bool disable)
     op->checked = has_pin;
     lw_strlcpy(op->account_id, rq->who.account_id, sizeof op->account_id);
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_pins_submit(app->pins, a.id, has_pin ? pin : NULL, a.pin_hash, disable ? NULL : new_pin,
-                        lw_pin_inflight_cap(&app->cfg, &a), pin_op_done, op);
+    rc = lw_api_pin_submit(rq, &op->rq, a.id, has_pin ? pin : NULL, a.pin_hash, disable ? NULL : new_pin,
+                           lw_pin_inflight_cap(&app->cfg, &a), pin_op_done, op);
     lw_wipe(&a, sizeof a);
     if (rc != LW_OK) {
         lw_free(op);
         lw_api_pin_refused(rq, rc);
-        return;
     }
-    lw_rq_guard(rq, &op->rq);
 }
 
 void lw_api_pin_set(lw_rq *rq)

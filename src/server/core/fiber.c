@@ -35,18 +35,20 @@
 
 #define FIBERS_MAX 4096
 
-typedef struct fiber {
+struct lw_fiber {
     ucontext_t uc;
     ucontext_t *back; /* where the fiber goes when it waits or finishes */
     struct lw_fibers *owner;
-    struct fiber *next_free;
+    struct lw_fiber *next_free;
     void *map; /* the mapping: guard page, then the stack */
     size_t map_len;
     char *stack;
     size_t stack_len;
     lw_fiber_fn fn;
     void *arg;
-    bool busy; /* running fn (maybe waiting) */
+    bool busy;      /* running fn (maybe waiting) */
+    bool suspended; /* switched out in lw_fiber_suspend, until lw_fiber_resume */
+    bool woken;     /* resumed before it suspended (the job finished at once) */
     /* the offloaded call in flight */
     lw_offload_fn job_fn;
     void *job_arg;
@@ -56,7 +58,8 @@ typedef struct fiber {
     const void *back_stack; /* the stack it switches back to */
     size_t back_len;
 #endif
-} fiber;
+};
+typedef struct lw_fiber fiber;
 
 struct lw_fibers {
     lw_work *work;
@@ -247,6 +250,40 @@ int lw_fiber_start(lw_fibers *p, lw_fiber_fn fn, void *arg)
     return LW_OK;
 }
 
+lw_fiber *lw_fiber_current(void)
+{
+    return current;
+}
+
+void lw_fiber_suspend(void)
+{
+    fiber *f = current;
+    if (!f)
+        return;
+    if (f->woken) { /* what it waits for is done already */
+        f->woken = false;
+        return;
+    }
+    f->suspended = true;
+    f->owner->stats.waiting++;
+    f->owner->stats.waits++;
+    gen++;
+    switch_out(f);
+}
+
+void lw_fiber_resume(lw_fiber *f)
+{
+    if (!f->suspended) {
+        f->woken = true; /* resumed from inside itself, before it suspended */
+        return;
+    }
+    f->suspended = false;
+    lw_fibers *p = f->owner;
+    p->stats.waiting--;
+    switch_in(f);
+    recycle_if_done(p, f);
+}
+
 static void job_run(void *arg)
 {
     fiber *f = arg;
@@ -256,11 +293,7 @@ static void job_run(void *arg)
 /* On the loop: the worker finished; the fiber goes on from its wait. */
 static void job_done(void *arg)
 {
-    fiber *f = arg;
-    lw_fibers *p = f->owner;
-    p->stats.waiting--;
-    switch_in(f);
-    recycle_if_done(p, f);
+    lw_fiber_resume(arg);
 }
 
 int lw_offload(lw_offload_fn fn, void *arg)
@@ -272,13 +305,38 @@ int lw_offload(lw_offload_fn fn, void *arg)
     f->job_arg = arg;
     if (lw_work_submit(f->owner->work, job_run, job_done, f) != LW_OK)
         return fn(arg); /* the queue is full: blocking beats failing */
-    f->owner->stats.waiting++;
-    f->owner->stats.waits++;
-    gen++;
-    switch_out(f);
+    lw_fiber_suspend();
     f->job_fn = NULL;
     f->job_arg = NULL;
     return f->job_rc;
+}
+
+typedef struct await_job {
+    lw_fiber *f;
+    lw_work_fn run;
+    void *arg;
+} await_job;
+
+static void await_run(void *arg)
+{
+    await_job *a = arg;
+    a->run(a->arg);
+}
+
+static void await_done(void *arg)
+{
+    lw_fiber_resume(((await_job *)arg)->f);
+}
+
+int lw_fiber_await(lw_work *w, lw_work_fn run, void *arg)
+{
+    if (!current)
+        return LW_EINVAL;
+    await_job a = {current, run, arg};
+    int rc = lw_work_submit(w, await_run, await_done, &a);
+    if (rc == LW_OK)
+        lw_fiber_suspend();
+    return rc;
 }
 
 void lw_fibers_stats_get(const lw_fibers *p, lw_fibers_stats *out)

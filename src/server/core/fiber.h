@@ -53,6 +53,22 @@ int lw_fiber_start(lw_fibers *f, lw_fiber_fn fn, void *arg);
  * the workers' queue is full: runs fn(arg) here. Returns what fn returned. */
 int lw_offload(lw_offload_fn fn, void *arg);
 
+/* Waiting for something else than a store call (a job of another pool,
+ * say): the code on the fiber takes lw_fiber_current, arranges for
+ * lw_fiber_resume(f) to be called on the loop when what it waits for is
+ * done, and calls lw_fiber_suspend, which returns after that call (at once
+ * if it came already). Off a fiber, lw_fiber_current is NULL. */
+typedef struct lw_fiber lw_fiber;
+lw_fiber *lw_fiber_current(void);
+void lw_fiber_suspend(void);
+void lw_fiber_resume(lw_fiber *f);
+
+/* On a fiber: runs run(arg) as a job of w (work.h) and waits for it; its
+ * continuation is simply what follows the call. LW_EINVAL off a fiber,
+ * lw_work_submit's refusal when w refuses (then nothing ran). */
+struct lw_work;
+int lw_fiber_await(struct lw_work *w, void (*run)(void *arg), void *arg);
+
 /* True on a fiber (of any pool). */
 bool lw_in_fiber(void);
 

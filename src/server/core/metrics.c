@@ -18,6 +18,9 @@ static const struct family {
     {"linkward_csp_violations_total", "Content-Security-Policy violations browsers reported, by directive."},
     {"linkward_accounts_deleted_total", "Accounts deleted by their holders."},
     {"linkward_relay_notifications_total", "Cross-node notifications sent (NOTIFY), by kind."},
+    {"linkward_store_waits_on_loop_total",
+     "PostgreSQL operations that waited on the event loop itself, not on a fiber (start-up, timers, socket "
+     "messages)."},
     {"linkward_session_store_reads_total",
      "Session checks that read the store, by why: miss (not cached), unhealthy (several nodes, the relay "
      "cannot vouch for the cache), recheck (several nodes, the periodic re-read)."},

@@ -87,6 +87,7 @@
 #include <time.h>
 
 #include "fiber.h"
+#include "metrics.h"
 #include "sql.h"
 
 /* Connections a store opens at most. */
@@ -1021,6 +1022,12 @@ static int pg_run(lw_store *base, unsigned flags, const char *what, lw_sqlbody b
                  (flags & LW_SQL_READ ? OP_READ : 0) | (flags & LW_SQL_TX ? OP_TX : 0),
                  what,
                  {body, arg}};
+    /* What still waits for PostgreSQL on the loop's own stack (start-up,
+     * timers, socket messages) is counted, so that a path that should not
+     * can be caught (integration.store_offload). Only the loop calls the
+     * store off a fiber, so the registry is touched by one thread. */
+    if (!lw_in_fiber())
+        lw_metrics_inc("linkward_store_waits_on_loop_total", NULL);
     return lw_offload(pg_call_run, &c);
 }
 
