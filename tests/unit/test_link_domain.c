@@ -150,7 +150,7 @@ static void open_request_for(fixture *f, lw_link_request *r, int64_t ttl_ms, cha
     r->expires_at = now + ttl_ms;
     lw_strlcpy(r->state, "pending", sizeof r->state);
     lw_strlcpy(r->name, "Firefox on Linux", sizeof r->name);
-    lw_strlcpy(r->ip, COMPANION_IP, sizeof r->ip);
+    lw_strlcpy(r->place.ip, COMPANION_IP, sizeof r->place.ip);
     lw_cred cred;
     lw_cred_new(&cred, LW_CRED_LINK);
     lw_cred_selector_str(&cred, r->token_selector);

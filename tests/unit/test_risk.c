@@ -137,11 +137,11 @@ static void make_account(fixture *f, const char *ip)
     lw_strlcpy(p.cred_selector, "sel-p", sizeof p.cred_selector);
     lw_place where;
     lw_place_lookup(wire(f), ip, &where, NULL);
-    lw_strlcpy(p.ip, ip, sizeof p.ip);
-    lw_strlcpy(p.country, where.country, sizeof p.country);
-    p.lat = where.lat;
-    p.lon = where.lon;
-    p.has_loc = where.has_loc;
+    lw_strlcpy(p.first.ip, ip, sizeof p.first.ip);
+    lw_strlcpy(p.first.country, where.country, sizeof p.first.country);
+    p.first.lat = where.lat;
+    p.first.lon = where.lon;
+    p.first.has_loc = where.has_loc;
     assert_int_equal(lw_store_account_create(f->app.store, &a, &p, NULL), LW_OK);
 }
 
@@ -149,7 +149,7 @@ static lw_risk_level assess_from(fixture *f, const char *ip, const lw_place *pri
 {
     lw_link_request r;
     memset(&r, 0, sizeof r);
-    lw_strlcpy(r.ip, ip, sizeof r.ip);
+    lw_strlcpy(r.place.ip, ip, sizeof r.place.ip);
     lw_risk_link(wire(f), &r, "acct1", primary_at, k);
     return k->level;
 }

@@ -279,7 +279,7 @@ static void test_last_active_coalesced(void **state)
     lw_session after;
     assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &after), LW_OK);
     assert_true(after.last_active_at > before.last_active_at);
-    assert_string_equal(after.last_ip, "10.0.0.7");
+    assert_string_equal(after.last.ip, "10.0.0.7");
     /* With a zero window every use is written at once. */
     f->app.cfg.last_active_write_ms = 0;
     usleep(5000);
@@ -369,7 +369,7 @@ static void test_check_is_pure(void **state)
     lw_session mid;
     assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &mid), LW_OK);
     assert_int_equal(mid.last_active_at, before.last_active_at);
-    assert_string_equal(mid.last_ip, before.last_ip);
+    assert_string_equal(mid.last.ip, before.last.ip);
     /* The "seen" step is where the writes are. */
     lw_sessions_seen(f->app.sessions, &who, "10.0.0.9", lw_now_ms());
     assert_true(writes > 0);
@@ -377,7 +377,7 @@ static void test_check_is_pure(void **state)
     lw_session after;
     assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &after), LW_OK);
     assert_true(after.last_active_at > before.last_active_at);
-    assert_string_equal(after.last_ip, "10.0.0.9");
+    assert_string_equal(after.last.ip, "10.0.0.9");
 }
 
 int main(void)

@@ -87,13 +87,13 @@ static void make_session(lw_session *x, const char *id, const char *account_id, 
     snprintf(x->account_id, sizeof(x->account_id), "%s", account_id);
     snprintf(x->role, sizeof(x->role), "%s", role);
     snprintf(x->name, sizeof(x->name), "Chrome on Windows");
-    snprintf(x->browser, sizeof(x->browser), "Chrome");
-    snprintf(x->os, sizeof(x->os), "Windows");
-    snprintf(x->ip, sizeof(x->ip), "192.0.2.%u", (unsigned)tag);
-    snprintf(x->city, sizeof(x->city), "Lisboa");
-    snprintf(x->last_ip, sizeof(x->last_ip), "192.0.2.%u", (unsigned)tag);
-    snprintf(x->last_country, sizeof(x->last_country), "PT");
-    snprintf(x->last_city, sizeof(x->last_city), "Lisboa");
+    snprintf(x->client.browser, sizeof(x->client.browser), "Chrome");
+    snprintf(x->client.os, sizeof(x->client.os), "Windows");
+    snprintf(x->first.ip, sizeof(x->first.ip), "192.0.2.%u", (unsigned)tag);
+    snprintf(x->first.city, sizeof(x->first.city), "Lisboa");
+    snprintf(x->last.ip, sizeof(x->last.ip), "192.0.2.%u", (unsigned)tag);
+    snprintf(x->last.country, sizeof(x->last.country), "PT");
+    snprintf(x->last.city, sizeof(x->last.city), "Lisboa");
     fill(x->public_key, sizeof(x->public_key), tag);
     fill(x->account_sig, sizeof(x->account_sig), (uint8_t)(tag + 1));
     x->linked_at = T0;
@@ -133,7 +133,7 @@ static void make_link(lw_link_request *r, const char *id, uint8_t tag)
     snprintf(r->state, sizeof(r->state), "pending");
     r->persistent = true;
     snprintf(r->name, sizeof(r->name), "Firefox on Linux");
-    snprintf(r->ip, sizeof(r->ip), "198.51.100.7");
+    snprintf(r->place.ip, sizeof(r->place.ip), "198.51.100.7");
 }
 
 /* Drives request id to 'approved' for account acct. */
@@ -289,7 +289,7 @@ static void test_migration_from_v1(void **state)
     assert_false(a.pin_change_required);
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
-    assert_false(got.last_has_loc);
+    assert_false(got.last.has_loc);
 }
 
 /* The migration that brought the whole last-seen place: a session never
@@ -330,18 +330,18 @@ static void test_migration_last_place(void **state)
     assert_int_equal(schema_version(f, f->s), v);
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
-    assert_string_equal(got.last_region, "Lisboa");
-    assert_string_equal(got.last_network, "Fibre");
+    assert_string_equal(got.last.region, "Lisboa");
+    assert_string_equal(got.last.network, "Fibre");
     assert_int_equal(lw_store_session_get(f->s, "acct2-p", &got), LW_OK);
-    assert_string_equal(got.last_ip, got.ip);
-    assert_string_equal(got.last_country, "ES");
-    assert_string_equal(got.last_region, "Madrid");
-    assert_string_equal(got.last_city, "Madrid");
-    assert_string_equal(got.last_network, "Meseta");
+    assert_string_equal(got.last.ip, got.first.ip);
+    assert_string_equal(got.last.country, "ES");
+    assert_string_equal(got.last.region, "Madrid");
+    assert_string_equal(got.last.city, "Madrid");
+    assert_string_equal(got.last.network, "Meseta");
     assert_int_equal(lw_store_session_get(f->s, "acct3-p", &got), LW_OK);
-    assert_string_equal(got.last_country, "AU");
-    assert_string_equal(got.last_region, "");
-    assert_string_equal(got.last_network, "");
+    assert_string_equal(got.last.country, "AU");
+    assert_string_equal(got.last.region, "");
+    assert_string_equal(got.last.network, "");
 }
 
 /* The migration that records who answered an alert: alerts answered before
@@ -606,7 +606,7 @@ static void test_session_get_and_list(void **state)
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
     assert_string_equal(got.role, "companion");
     assert_string_equal(got.name, "Chrome on Windows");
-    assert_string_equal(got.city, "Lisboa");
+    assert_string_equal(got.first.city, "Lisboa");
     assert_memory_equal(got.public_key, c.public_key, LW_PK_LEN);
     assert_memory_equal(got.account_sig, c.account_sig, LW_SIG_LEN);
     assert_memory_equal(got.cred_hash, c.cred_hash, LW_HASH_LEN);
@@ -676,8 +676,8 @@ static void test_account_places(void **state)
     /* A companion first seen in ES, then ended: its country still counts. */
     lw_session c;
     make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
-    snprintf(c.country, sizeof(c.country), "ES");
-    snprintf(c.last_country, sizeof(c.last_country), "FR");
+    snprintf(c.first.country, sizeof(c.first.country), "ES");
+    snprintf(c.last.country, sizeof(c.last.country), "FR");
     lw_link_request r;
     make_link(&r, "req1", 1);
     assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
@@ -745,23 +745,23 @@ static void test_session_credential_touch_name(void **state)
     assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 60000, &sydney), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_int_equal(got.last_active_at, T0 + 60000);
-    assert_string_equal(got.last_ip, "203.0.113.9");
-    assert_string_equal(got.last_city, "Sydney");
-    assert_string_equal(got.last_country, "AU");
-    assert_true(got.last_has_loc);
-    assert_true(got.last_lat < -33.8 && got.last_lat > -34.0);
+    assert_string_equal(got.last.ip, "203.0.113.9");
+    assert_string_equal(got.last.city, "Sydney");
+    assert_string_equal(got.last.country, "AU");
+    assert_true(got.last.has_loc);
+    assert_true(got.last.lat < -33.8 && got.last.lat > -34.0);
     /* An older write (coalesced, late) changes neither time nor place. */
     assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 30000, &lisbon), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_int_equal(got.last_active_at, T0 + 60000);
-    assert_string_equal(got.last_ip, "203.0.113.9");
-    assert_string_equal(got.last_city, "Sydney");
+    assert_string_equal(got.last.ip, "203.0.113.9");
+    assert_string_equal(got.last.city, "Sydney");
     /* Without a place only the time moves. */
     assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 90000, NULL), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
     assert_int_equal(got.last_active_at, T0 + 90000);
-    assert_string_equal(got.last_ip, "203.0.113.9");
-    assert_string_equal(got.last_city, "Sydney");
+    assert_string_equal(got.last.ip, "203.0.113.9");
+    assert_string_equal(got.last.city, "Sydney");
     assert_int_equal(lw_store_session_touch(f->s, "nobody", T0, NULL), LW_ENOTFOUND);
 
     assert_int_equal(lw_store_session_set_name(f->s, "acct1-p", "My phone"), LW_OK);
@@ -779,13 +779,13 @@ static void test_session_credential_touch_name(void **state)
     assert_int_equal(lw_store_session_touch(f->s, "acct1-p", T0 + 200000, NULL), LW_ECONFLICT);
     assert_int_equal(lw_store_session_redact(f->s, "acct1-p"), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
-    assert_string_equal(got.ip, "");
-    assert_string_equal(got.last_ip, "");
-    assert_string_equal(got.city, "");
-    assert_string_equal(got.last_city, "");
-    assert_false(got.has_loc);
-    assert_false(got.last_has_loc);
-    assert_true(got.country[0] != '\0' || got.last_country[0] != '\0');
+    assert_string_equal(got.first.ip, "");
+    assert_string_equal(got.last.ip, "");
+    assert_string_equal(got.first.city, "");
+    assert_string_equal(got.last.city, "");
+    assert_false(got.first.has_loc);
+    assert_false(got.last.has_loc);
+    assert_true(got.first.country[0] != '\0' || got.last.country[0] != '\0');
 }
 
 static void test_session_end(void **state)
@@ -906,7 +906,7 @@ static void test_link_lookup_and_ref(void **state)
     assert_memory_equal(got.public_key, r.public_key, LW_PK_LEN);
     assert_int_equal(got.expires_at, T0 + 160000);
     assert_string_equal(got.name, "Firefox on Linux");
-    assert_string_equal(got.ip, "198.51.100.7");
+    assert_string_equal(got.place.ip, "198.51.100.7");
     assert_true(got.persistent);
 
     assert_int_equal(lw_store_link_get_by_selector(f->s, "tok-req1", &got), LW_OK);
@@ -1377,14 +1377,14 @@ static void test_last_place_whole(void **state)
     /* A companion linked in Lisbon and never used since: last seen there. */
     lw_session c;
     make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
-    memset(c.last_ip, 0, sizeof(c.last_ip));
-    memset(c.last_country, 0, sizeof(c.last_country));
-    memset(c.last_city, 0, sizeof(c.last_city));
-    snprintf(c.country, sizeof(c.country), "PT");
-    snprintf(c.region, sizeof(c.region), "Lisboa");
-    snprintf(c.network, sizeof(c.network), "Cable/DSL · AS64500 Lisbon Fibre");
-    c.lat = 38.7;
-    c.has_loc = true;
+    memset(c.last.ip, 0, sizeof(c.last.ip));
+    memset(c.last.country, 0, sizeof(c.last.country));
+    memset(c.last.city, 0, sizeof(c.last.city));
+    snprintf(c.first.country, sizeof(c.first.country), "PT");
+    snprintf(c.first.region, sizeof(c.first.region), "Lisboa");
+    snprintf(c.first.network, sizeof(c.first.network), "Cable/DSL · AS64500 Lisbon Fibre");
+    c.first.lat = 38.7;
+    c.first.has_loc = true;
     lw_link_request r;
     make_link(&r, "req1", 1);
     assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
@@ -1392,12 +1392,12 @@ static void test_last_place_whole(void **state)
     assert_int_equal(lw_store_link_complete(f->s, "req1", &c, 4, NULL, NULL), LW_OK);
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
-    assert_string_equal(got.last_ip, c.ip);
-    assert_string_equal(got.last_country, "PT");
-    assert_string_equal(got.last_region, "Lisboa");
-    assert_string_equal(got.last_city, "Lisboa");
-    assert_string_equal(got.last_network, c.network);
-    assert_true(got.last_has_loc);
+    assert_string_equal(got.last.ip, c.first.ip);
+    assert_string_equal(got.last.country, "PT");
+    assert_string_equal(got.last.region, "Lisboa");
+    assert_string_equal(got.last.city, "Lisboa");
+    assert_string_equal(got.last.network, c.first.network);
+    assert_true(got.last.has_loc);
 
     /* Used in Sydney: every last-seen field moves, the first-seen ones stay. */
     lw_place sydney = {.ip = "203.0.113.10",
@@ -1410,23 +1410,23 @@ static void test_last_place_whole(void **state)
                        .network = "Cellular · AS64501 Southern Mobile"};
     assert_int_equal(lw_store_session_touch(f->s, "comp1", T0 + 1000, &sydney), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
-    assert_string_equal(got.last_country, "AU");
-    assert_string_equal(got.last_region, "New South Wales");
-    assert_string_equal(got.last_city, "Sydney");
-    assert_string_equal(got.last_network, "Cellular · AS64501 Southern Mobile");
-    assert_string_equal(got.region, "Lisboa");
-    assert_string_equal(got.network, c.network);
+    assert_string_equal(got.last.country, "AU");
+    assert_string_equal(got.last.region, "New South Wales");
+    assert_string_equal(got.last.city, "Sydney");
+    assert_string_equal(got.last.network, "Cellular · AS64501 Southern Mobile");
+    assert_string_equal(got.first.region, "Lisboa");
+    assert_string_equal(got.first.network, c.first.network);
 
     /* Then from an address no database knows: empty, not Sydney or Lisbon. */
     lw_place nowhere = {.ip = "203.0.113.200"};
     assert_int_equal(lw_store_session_touch(f->s, "comp1", T0 + 2000, &nowhere), LW_OK);
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
-    assert_string_equal(got.last_ip, "203.0.113.200");
-    assert_string_equal(got.last_country, "");
-    assert_string_equal(got.last_region, "");
-    assert_string_equal(got.last_city, "");
-    assert_string_equal(got.last_network, "");
-    assert_false(got.last_has_loc);
+    assert_string_equal(got.last.ip, "203.0.113.200");
+    assert_string_equal(got.last.country, "");
+    assert_string_equal(got.last.region, "");
+    assert_string_equal(got.last.city, "");
+    assert_string_equal(got.last.network, "");
+    assert_false(got.last.has_loc);
 }
 
 /* Country-only privacy: the record and the alerts about it lose their
@@ -1437,8 +1437,8 @@ static void test_redact_ended_with_alerts(void **state)
     create_account(f->s, "acct1", "alice");
     lw_session c;
     make_session(&c, "comp1", "acct1", LW_ROLE_COMPANION, 10);
-    snprintf(c.region, sizeof(c.region), "Lisboa");
-    snprintf(c.last_region, sizeof(c.last_region), "Lisboa");
+    snprintf(c.first.region, sizeof(c.first.region), "Lisboa");
+    snprintf(c.last.region, sizeof(c.last.region), "Lisboa");
     lw_link_request r;
     make_link(&r, "req1", 1);
     assert_int_equal(lw_store_link_insert(f->s, &r), LW_OK);
@@ -1461,13 +1461,13 @@ static void test_redact_ended_with_alerts(void **state)
     assert_int_equal(n, 1);
     lw_session got;
     assert_int_equal(lw_store_session_get(f->s, "comp1", &got), LW_OK);
-    assert_string_equal(got.ip, "");
-    assert_string_equal(got.last_ip, "");
-    assert_string_equal(got.region, "");
-    assert_string_equal(got.last_region, "");
-    assert_string_equal(got.last_city, "");
-    assert_false(got.last_has_loc);
-    assert_string_equal(got.last_country, "PT");
+    assert_string_equal(got.first.ip, "");
+    assert_string_equal(got.last.ip, "");
+    assert_string_equal(got.first.region, "");
+    assert_string_equal(got.last.region, "");
+    assert_string_equal(got.last.city, "");
+    assert_false(got.last.has_loc);
+    assert_string_equal(got.last.country, "PT");
     assert_null(strstr(alert_details(f->s, "acct1", "al1", &a), "203.0.113.10"));
     assert_null(strstr(a.details, "198.51.100.10"));
     assert_non_null(strstr(a.details, "\"to\""));
@@ -1655,8 +1655,8 @@ static void test_long_text_is_bounded(void **state)
     snprintf(sql, sizeof(sql), "UPDATE sessions SET city = '%s' WHERE id = 'acct1-p'", name);
     raw_exec(f, sql);
     assert_int_equal(lw_store_session_get(f->s, "acct1-p", &got), LW_OK);
-    assert_true(strlen(got.city) < sizeof(got.city));
-    assert_int_equal(strlen(got.city) % 2, 0);
+    assert_true(strlen(got.first.city) < sizeof(got.first.city));
+    assert_int_equal(strlen(got.first.city) % 2, 0);
     /* A key longer than any id is not truncated into a match. */
     assert_int_equal(lw_store_session_get(f->s, "acct1-pXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", &got),
                      LW_ENOTFOUND);

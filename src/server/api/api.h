@@ -44,9 +44,7 @@ void lw_api_pin_disable(lw_rq *rq);
 /* Client description from a body's "client" object, falling back to the User-Agent. */
 struct lw_client_desc {
     char name[LW_NAME_MAX];
-    char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
-    char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
-    char device_model[LW_FIELD_MAX];
+    lw_client client;
 };
 int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d);
 /* lw_place_lookup for the request's address, plus the connection the client

@@ -212,11 +212,11 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
     memset(d, 0, sizeof *d);
     lw_ua ua;
     lw_ua_parse(&ua, rq->ua, rq->ua_len);
-    lw_strlcpy(d->browser, ua.browser, sizeof d->browser);
-    lw_strlcpy(d->browser_version, ua.browser_version, sizeof d->browser_version);
-    lw_strlcpy(d->os, ua.os, sizeof d->os);
-    lw_strlcpy(d->os_version, ua.os_version, sizeof d->os_version);
-    lw_strlcpy(d->device_model, ua.device_model, sizeof d->device_model);
+    lw_strlcpy(d->client.browser, ua.browser, sizeof d->client.browser);
+    lw_strlcpy(d->client.browser_version, ua.browser_version, sizeof d->client.browser_version);
+    lw_strlcpy(d->client.os, ua.os, sizeof d->client.os);
+    lw_strlcpy(d->client.os_version, ua.os_version, sizeof d->client.os_version);
+    lw_strlcpy(d->client.device_model, ua.device_model, sizeof d->client.device_model);
 
     /* Browsers that honour our Accept-CH say more than their frozen User-Agent. */
     char ch[4][160];
@@ -238,11 +238,11 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
     }
     if (any_hint) {
         lw_ua_apply_client_hints(&ua, ch[0], ch[1], ch[2], ch[3]);
-        lw_strlcpy(d->browser, ua.browser, sizeof d->browser);
-        lw_strlcpy(d->browser_version, ua.browser_version, sizeof d->browser_version);
-        lw_strlcpy(d->os, ua.os, sizeof d->os);
-        lw_strlcpy(d->os_version, ua.os_version, sizeof d->os_version);
-        lw_strlcpy(d->device_model, ua.device_model, sizeof d->device_model);
+        lw_strlcpy(d->client.browser, ua.browser, sizeof d->client.browser);
+        lw_strlcpy(d->client.browser_version, ua.browser_version, sizeof d->client.browser_version);
+        lw_strlcpy(d->client.os, ua.os, sizeof d->client.os);
+        lw_strlcpy(d->client.os_version, ua.os_version, sizeof d->client.os_version);
+        lw_strlcpy(d->client.device_model, ua.device_model, sizeof d->client.device_model);
     }
 
     json_t *c = rq->body ? json_object_get(rq->body, "client") : NULL;
@@ -256,11 +256,11 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
             size_t off;
         } fields[] = {
             {"name", offsetof(struct lw_client_desc, name)},
-            {"browser", offsetof(struct lw_client_desc, browser)},
-            {"browser_version", offsetof(struct lw_client_desc, browser_version)},
-            {"os", offsetof(struct lw_client_desc, os)},
-            {"os_version", offsetof(struct lw_client_desc, os_version)},
-            {"device_model", offsetof(struct lw_client_desc, device_model)},
+            {"browser", offsetof(struct lw_client_desc, client.browser)},
+            {"browser_version", offsetof(struct lw_client_desc, client.browser_version)},
+            {"os", offsetof(struct lw_client_desc, client.os)},
+            {"os_version", offsetof(struct lw_client_desc, client.os_version)},
+            {"device_model", offsetof(struct lw_client_desc, client.device_model)},
         };
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
             json_t *v = json_object_get(c, fields[i].key);
@@ -280,8 +280,8 @@ int lw_api_client_desc(lw_rq *rq, struct lw_client_desc *d)
     if (!d->name[0]) {
         lw_ua u;
         memset(&u, 0, sizeof u);
-        lw_strlcpy(u.browser, d->browser, sizeof u.browser);
-        lw_strlcpy(u.os, d->os, sizeof u.os);
+        lw_strlcpy(u.browser, d->client.browser, sizeof u.browser);
+        lw_strlcpy(u.os, d->client.os, sizeof u.os);
         lw_ua_name(&u, d->name, sizeof d->name);
     }
     return LW_OK;
@@ -418,11 +418,7 @@ void lw_api_register(lw_rq *rq)
     lw_strlcpy(s->account_id, a.id, sizeof s->account_id);
     lw_strlcpy(s->role, LW_ROLE_PRIMARY, sizeof s->role);
     lw_strlcpy(s->name, d.name, sizeof s->name);
-    lw_strlcpy(s->browser, d.browser, sizeof s->browser);
-    lw_strlcpy(s->browser_version, d.browser_version, sizeof s->browser_version);
-    lw_strlcpy(s->os, d.os, sizeof s->os);
-    lw_strlcpy(s->os_version, d.os_version, sizeof s->os_version);
-    lw_strlcpy(s->device_model, d.device_model, sizeof s->device_model);
+    s->client = d.client;
     lw_place where;
     lw_api_place_lookup(rq, &where, NULL);
     lw_place_seen_first(&where, s);

@@ -184,19 +184,10 @@ void lw_api_link_create(lw_rq *rq)
     lw_strlcpy(r->state, "pending", sizeof r->state);
     r->persistent = persistent;
     lw_strlcpy(r->name, d.name, sizeof r->name);
-    lw_strlcpy(r->browser, d.browser, sizeof r->browser);
-    lw_strlcpy(r->browser_version, d.browser_version, sizeof r->browser_version);
-    lw_strlcpy(r->os, d.os, sizeof r->os);
-    lw_strlcpy(r->os_version, d.os_version, sizeof r->os_version);
-    lw_strlcpy(r->device_model, d.device_model, sizeof r->device_model);
-    lw_strlcpy(r->ip, rq->ip, sizeof r->ip);
-    lw_place where;
+    r->client = d.client;
     lw_netinfo net;
-    lw_api_place_lookup(rq, &where, &net);
-    lw_strlcpy(r->country, where.country, sizeof r->country);
-    lw_strlcpy(r->region, where.region, sizeof r->region);
-    lw_strlcpy(r->city, where.city, sizeof r->city);
-    lw_strlcpy(r->network, net.network, sizeof r->network);
+    lw_api_place_lookup(rq, &r->place, &net);
+    lw_strlcpy(r->place.network, net.network, sizeof r->place.network);
 
     /* The payload's signature and its QR code are made off the loop; the
      * request is stored and answered when they come back. */
@@ -243,9 +234,10 @@ static json_t *request_json(const lw_link_request *r)
     lw_hex_encode(fphex, fp, sizeof fp);
     lw_time_format(r->created_at, t);
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id",
-                     r->id, "name", r->name, "browser", r->browser, "browser_version", r->browser_version,
-                     "os", r->os, "os_version", r->os_version, "device_model", r->device_model, "ip", r->ip,
-                     "country", r->country, "region", r->region, "city", r->city, "network", r->network,
+                     r->id, "name", r->name, "browser", r->client.browser, "browser_version",
+                     r->client.browser_version, "os", r->client.os, "os_version", r->client.os_version,
+                     "device_model", r->client.device_model, "ip", r->place.ip, "country", r->place.country,
+                     "region", r->place.region, "city", r->place.city, "network", r->place.network,
                      "public_key", pk, "key_fingerprint", fphex, "created_at", t, "expires_in",
                      (json_int_t)lw_api_secs(lw_links_remaining(r)));
 }

@@ -196,7 +196,7 @@ static live *live_new(lw_links *L, const lw_link_request *r, const char *code)
     lw_strlcpy(lv->id, r->id, sizeof lv->id);
     lv->expires_at = r->expires_at;
     lw_strlcpy(lv->code, code ? code : "", sizeof lv->code);
-    lw_strlcpy(lv->ip, r->ip, sizeof lv->ip);
+    lw_strlcpy(lv->ip, r->place.ip, sizeof lv->ip);
     lv->timer.cb = on_timer;
     return lv;
 }
@@ -693,11 +693,7 @@ static void session_from(lw_session *s, const lw_link_request *r, const lw_place
     lw_strlcpy(s->account_id, r->account_id, sizeof s->account_id);
     lw_strlcpy(s->role, LW_ROLE_COMPANION, sizeof s->role);
     lw_strlcpy(s->name, r->name, sizeof s->name);
-    lw_strlcpy(s->browser, r->browser, sizeof s->browser);
-    lw_strlcpy(s->browser_version, r->browser_version, sizeof s->browser_version);
-    lw_strlcpy(s->os, r->os, sizeof s->os);
-    lw_strlcpy(s->os_version, r->os_version, sizeof s->os_version);
-    lw_strlcpy(s->device_model, r->device_model, sizeof s->device_model);
+    s->client = r->client;
     /* The credential goes to whoever completes, usually from where it asked.
      * The record holds that address: the place and network the device is
      * really at, first and last seen. */
@@ -718,12 +714,13 @@ static void tell_linked(const lw_domain_deps *d, const lw_session *s, const lw_r
     lw_events_to_account(d->events, s->account_id, s->id, ev);
     json_decref(ev);
     char where[2 * LW_PLACE_MAX + 4];
-    lw_place_describe(s->city, s->country, where, sizeof where);
+    lw_place_describe(s->first.city, s->first.country, where, sizeof where);
     char message[LW_ALERT_TEXT_MAX];
     lw_alert_text_linked(message, sizeof message, s->name, where);
     lw_alert_raise(d, s->account_id, "device.linked", s->id, message,
-                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->browser, "os",
-                             s->os, "ip", s->ip, "place", where, "network", s->network));
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", s->name, "browser", s->client.browser,
+                             "os", s->client.os, "ip", s->first.ip, "place", where, "network",
+                             s->first.network));
     lw_risk_link_alerts(d, k, s->account_id, s->id, s->name);
 }
 

@@ -42,22 +42,8 @@ void lw_place_lookup(const lw_domain_deps *deps, const char *ip, lw_place *place
 
 void lw_place_seen_first(const lw_place *p, lw_session *s)
 {
-    lw_strlcpy(s->ip, p->ip, sizeof s->ip);
-    lw_strlcpy(s->country, p->country, sizeof s->country);
-    lw_strlcpy(s->region, p->region, sizeof s->region);
-    lw_strlcpy(s->city, p->city, sizeof s->city);
-    lw_strlcpy(s->network, p->network, sizeof s->network);
-    s->lat = p->lat;
-    s->lon = p->lon;
-    s->has_loc = p->has_loc;
-    lw_strlcpy(s->last_ip, p->ip, sizeof s->last_ip);
-    lw_strlcpy(s->last_country, p->country, sizeof s->last_country);
-    lw_strlcpy(s->last_region, p->region, sizeof s->last_region);
-    lw_strlcpy(s->last_city, p->city, sizeof s->last_city);
-    lw_strlcpy(s->last_network, p->network, sizeof s->last_network);
-    s->last_lat = p->lat;
-    s->last_lon = p->lon;
-    s->last_has_loc = p->has_loc;
+    s->first = *p;
+    s->last = *p;
 }
 
 void lw_place_describe(const char *city, const char *country, char *dst, size_t cap)

@@ -32,12 +32,12 @@ json_t *lw_record_json(const lw_session *s, const char *current_device)
      * the same lookup: a session starts last seen where it was linked, and a
      * move to an address GeoIP knows nothing about leaves these empty rather
      * than mixing in the old place (PRODUCT.md §4: empty, never wrong). */
-    json_t *r =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", s->id,
-                  "role", s->role, "name", s->name, "browser", s->browser, "browser_version",
-                  s->browser_version, "os", s->os, "os_version", s->os_version, "device_model",
-                  s->device_model, "ip", s->last_ip, "country", s->last_country, "region", s->last_region,
-                  "city", s->last_city, "network", s->last_network, "key_fingerprint", fphex);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id",
+                          s->id, "role", s->role, "name", s->name, "browser", s->client.browser,
+                          "browser_version", s->client.browser_version, "os", s->client.os, "os_version",
+                          s->client.os_version, "device_model", s->client.device_model, "ip", s->last.ip,
+                          "country", s->last.country, "region", s->last.region, "city", s->last.city,
+                          "network", s->last.network, "key_fingerprint", fphex);
     if (!r)
         return NULL;
     json_object_set_new(r, "linked_at", time_or_null(s->linked_at));
@@ -45,9 +45,11 @@ json_t *lw_record_json(const lw_session *s, const char *current_device)
     json_object_set_new(r, "state", json_string(s->state));
     json_object_set_new(r, "ended_at", ended ? time_or_null(s->ended_at) : json_null());
     json_object_set_new(r, "end_reason", ended ? json_string(s->end_reason) : json_null());
-    json_object_set_new(r, "first_seen", place(s->ip, s->country, s->region, s->city, s->network));
+    json_object_set_new(
+        r, "first_seen",
+        place(s->first.ip, s->first.country, s->first.region, s->first.city, s->first.network));
     json_object_set_new(r, "last_seen",
-                        place(s->last_ip, s->last_country, s->last_region, s->last_city, s->last_network));
+                        place(s->last.ip, s->last.country, s->last.region, s->last.city, s->last.network));
     /* The device key and, for a companion, the primary's account signature
      * over it, as stored at approval: the primary checks them itself
      * (PRODUCT.md §2.5), so the list cannot hold a device it never signed

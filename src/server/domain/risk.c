@@ -57,7 +57,7 @@ void lw_risk_link(const lw_domain_deps *deps, const lw_link_request *r, const ch
     memset(k, 0, sizeof *k);
     k->reasons = json_array();
     k->distance_km = -1;
-    lw_place_lookup(deps, r->ip, &k->place, &k->net);
+    lw_place_lookup(deps, r->place.ip, &k->place, &k->net);
     int medium = 0;
     bool high = false;
 

@@ -159,12 +159,12 @@ static centry *cache_put(lw_sessions *s, const lw_session *sess)
     e->checked_at = lw_mono_ms();
     /* The last place as a whole, or (a session built here, not yet stored
      * with its last place) the first one as a whole: never a mix of the two. */
-    bool last = sess->last_ip[0] != '\0';
-    lw_strlcpy(e->last_ip, sess->last_ip, sizeof e->last_ip);
-    lw_strlcpy(e->last_country, last ? sess->last_country : sess->country, sizeof e->last_country);
-    e->last_lat = last ? sess->last_lat : sess->lat;
-    e->last_lon = last ? sess->last_lon : sess->lon;
-    e->last_has_loc = last ? sess->last_has_loc : sess->has_loc;
+    bool last = sess->last.ip[0] != '\0';
+    lw_strlcpy(e->last_ip, sess->last.ip, sizeof e->last_ip);
+    lw_strlcpy(e->last_country, last ? sess->last.country : sess->first.country, sizeof e->last_country);
+    e->last_lat = last ? sess->last.lat : sess->first.lat;
+    e->last_lon = last ? sess->last.lon : sess->first.lon;
+    e->last_has_loc = last ? sess->last.has_loc : sess->first.has_loc;
     e->last_place_at = sess->last_active_at;
     if (lw_map_put(s->by_device, e->device_id, e) != LW_OK) {
         lw_free(e);

@@ -375,6 +375,34 @@ void lw_sql_read_account(const lw_sqlres *r, void *out)
     a->pin_change_required = lw_sql_bool(r, 7);
 }
 
+void lw_sql_bind_client_place(lw_sqlparams *p, const lw_client *c, const lw_place *where)
+{
+    LW_SQLP_VALF(p, c->browser);
+    LW_SQLP_VALF(p, c->browser_version);
+    LW_SQLP_VALF(p, c->os);
+    LW_SQLP_VALF(p, c->os_version);
+    LW_SQLP_VALF(p, c->device_model);
+    LW_SQLP_VALF(p, where->ip);
+    LW_SQLP_VALF(p, where->country);
+    LW_SQLP_VALF(p, where->region);
+    LW_SQLP_VALF(p, where->city);
+    LW_SQLP_VALF(p, where->network);
+}
+
+void lw_sql_read_client_place(const lw_sqlres *r, int col, lw_client *c, lw_place *where)
+{
+    LW_SQL_TEXTF(r, col, c->browser);
+    LW_SQL_TEXTF(r, col + 1, c->browser_version);
+    LW_SQL_TEXTF(r, col + 2, c->os);
+    LW_SQL_TEXTF(r, col + 3, c->os_version);
+    LW_SQL_TEXTF(r, col + 4, c->device_model);
+    LW_SQL_TEXTF(r, col + 5, where->ip);
+    LW_SQL_TEXTF(r, col + 6, where->country);
+    LW_SQL_TEXTF(r, col + 7, where->region);
+    LW_SQL_TEXTF(r, col + 8, where->city);
+    LW_SQL_TEXTF(r, col + 9, where->network);
+}
+
 void lw_sql_read_session(const lw_sqlres *r, void *out)
 {
     lw_session *x = out;
@@ -383,19 +411,10 @@ void lw_sql_read_session(const lw_sqlres *r, void *out)
     LW_SQL_TEXTF(r, 1, x->account_id);
     LW_SQL_TEXTF(r, 2, x->role);
     LW_SQL_TEXTF(r, 3, x->name);
-    LW_SQL_TEXTF(r, 4, x->browser);
-    LW_SQL_TEXTF(r, 5, x->browser_version);
-    LW_SQL_TEXTF(r, 6, x->os);
-    LW_SQL_TEXTF(r, 7, x->os_version);
-    LW_SQL_TEXTF(r, 8, x->device_model);
-    LW_SQL_TEXTF(r, 9, x->ip);
-    LW_SQL_TEXTF(r, 10, x->country);
-    LW_SQL_TEXTF(r, 11, x->region);
-    LW_SQL_TEXTF(r, 12, x->city);
-    LW_SQL_TEXTF(r, 13, x->network);
-    LW_SQL_TEXTF(r, 14, x->last_ip);
-    LW_SQL_TEXTF(r, 15, x->last_country);
-    LW_SQL_TEXTF(r, 16, x->last_city);
+    lw_sql_read_client_place(r, 4, &x->client, &x->first);
+    LW_SQL_TEXTF(r, 14, x->last.ip);
+    LW_SQL_TEXTF(r, 15, x->last.country);
+    LW_SQL_TEXTF(r, 16, x->last.city);
     LW_SQL_BLOBF(r, 17, x->public_key);
     LW_SQL_BLOBF(r, 18, x->account_sig);
     x->linked_at = lw_sql_i64(r, 19);
@@ -408,14 +427,14 @@ void lw_sql_read_session(const lw_sqlres *r, void *out)
     LW_SQL_BLOBF(r, 26, x->cred_hash);
     x->cred_expires_at = lw_sql_i64(r, 27);
     LW_SQL_BLOBF(r, 28, x->challenge);
-    x->lat = lw_sql_f64(r, 29);
-    x->lon = lw_sql_f64(r, 30);
-    x->has_loc = lw_sql_bool(r, 31);
-    x->last_lat = lw_sql_f64(r, 32);
-    x->last_lon = lw_sql_f64(r, 33);
-    x->last_has_loc = lw_sql_bool(r, 34);
-    LW_SQL_TEXTF(r, 35, x->last_region);
-    LW_SQL_TEXTF(r, 36, x->last_network);
+    x->first.lat = lw_sql_f64(r, 29);
+    x->first.lon = lw_sql_f64(r, 30);
+    x->first.has_loc = lw_sql_bool(r, 31);
+    x->last.lat = lw_sql_f64(r, 32);
+    x->last.lon = lw_sql_f64(r, 33);
+    x->last.has_loc = lw_sql_bool(r, 34);
+    LW_SQL_TEXTF(r, 35, x->last.region);
+    LW_SQL_TEXTF(r, 36, x->last.network);
 }
 
 void lw_sql_read_link(const lw_sqlres *r, void *out)
@@ -440,16 +459,7 @@ void lw_sql_read_link(const lw_sqlres *r, void *out)
     LW_SQL_TEXTF(r, 15, q->device_id);
     q->persistent = lw_sql_bool(r, 16);
     LW_SQL_TEXTF(r, 17, q->name);
-    LW_SQL_TEXTF(r, 18, q->browser);
-    LW_SQL_TEXTF(r, 19, q->browser_version);
-    LW_SQL_TEXTF(r, 20, q->os);
-    LW_SQL_TEXTF(r, 21, q->os_version);
-    LW_SQL_TEXTF(r, 22, q->device_model);
-    LW_SQL_TEXTF(r, 23, q->ip);
-    LW_SQL_TEXTF(r, 24, q->country);
-    LW_SQL_TEXTF(r, 25, q->region);
-    LW_SQL_TEXTF(r, 26, q->city);
-    LW_SQL_TEXTF(r, 27, q->network);
+    lw_sql_read_client_place(r, 18, &q->client, &q->place);
 }
 
 void lw_sql_read_alert(const lw_sqlres *r, void *out)

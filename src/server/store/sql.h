@@ -300,6 +300,11 @@ int lw_sqls_cas(lw_store *s, long changes, const lw_sqlstmt *exists, const char 
 
 /* Row readers: one per record, over the column lists below. */
 void lw_sql_read_account(const lw_sqlres *r, void *out);
+/* Who a device says it is and where it asked from, as a session (where it
+ * was linked) and a link request both store them: ten columns, the
+ * client's five then the place's ip, country, region, city and network. */
+void lw_sql_bind_client_place(lw_sqlparams *p, const lw_client *c, const lw_place *where);
+void lw_sql_read_client_place(const lw_sqlres *r, int col, lw_client *c, lw_place *where);
 void lw_sql_read_session(const lw_sqlres *r, void *out);
 void lw_sql_read_link(const lw_sqlres *r, void *out);
 void lw_sql_read_alert(const lw_sqlres *r, void *out);

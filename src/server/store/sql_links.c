@@ -74,16 +74,7 @@ int lw_sql_link_insert(lw_store *s, const lw_link_request *r)
     LW_SQLP_KEYF(&p, r->device_id);
     lw_sqlp_bool(&p, r->persistent);
     LW_SQLP_VALF(&p, r->name);
-    LW_SQLP_VALF(&p, r->browser);
-    LW_SQLP_VALF(&p, r->browser_version);
-    LW_SQLP_VALF(&p, r->os);
-    LW_SQLP_VALF(&p, r->os_version);
-    LW_SQLP_VALF(&p, r->device_model);
-    LW_SQLP_VALF(&p, r->ip);
-    LW_SQLP_VALF(&p, r->country);
-    LW_SQLP_VALF(&p, r->region);
-    LW_SQLP_VALF(&p, r->city);
-    LW_SQLP_VALF(&p, r->network);
+    lw_sql_bind_client_place(&p, &r->client, &r->place);
     return lw_sqls_write(s, "insert link request", &st_insert, &p, NULL);
 }
 

@@ -141,21 +141,12 @@ int lw_sql_session_insert(lw_sqlconn *c, const lw_session *x, const char *accoun
     lw_sqlp_key(&p, account_id, LW_SQL_KEY_MAX);
     lw_sqlp_key(&p, role, LW_SQL_KEY_MAX);
     LW_SQLP_VALF(&p, x->name);
-    LW_SQLP_VALF(&p, x->browser);
-    LW_SQLP_VALF(&p, x->browser_version);
-    LW_SQLP_VALF(&p, x->os);
-    LW_SQLP_VALF(&p, x->os_version);
-    LW_SQLP_VALF(&p, x->device_model);
-    LW_SQLP_VALF(&p, x->ip);
-    LW_SQLP_VALF(&p, x->country);
-    LW_SQLP_VALF(&p, x->region);
-    LW_SQLP_VALF(&p, x->city);
-    LW_SQLP_VALF(&p, x->network);
+    lw_sql_bind_client_place(&p, &x->client, &x->first);
     /* A new session is last seen where it was first seen, unless told otherwise. */
-    bool first = x->last_ip[0] == '\0';
-    lw_sqlp_val(&p, first ? x->ip : x->last_ip, sizeof(x->last_ip) - 1);
-    lw_sqlp_val(&p, first ? x->country : x->last_country, sizeof(x->last_country) - 1);
-    lw_sqlp_val(&p, first ? x->city : x->last_city, sizeof(x->last_city) - 1);
+    bool first = x->last.ip[0] == '\0';
+    lw_sqlp_val(&p, first ? x->first.ip : x->last.ip, sizeof(x->last.ip) - 1);
+    lw_sqlp_val(&p, first ? x->first.country : x->last.country, sizeof(x->last.country) - 1);
+    lw_sqlp_val(&p, first ? x->first.city : x->last.city, sizeof(x->last.city) - 1);
     LW_SQLP_BLOBF(&p, x->public_key);
     LW_SQLP_BLOBF(&p, x->account_sig);
     lw_sqlp_i64(&p, x->linked_at);
@@ -165,14 +156,14 @@ int lw_sql_session_insert(lw_sqlconn *c, const lw_session *x, const char *accoun
     LW_SQLP_BLOBF(&p, x->cred_hash);
     lw_sqlp_i64(&p, x->cred_expires_at);
     LW_SQLP_BLOBF(&p, x->challenge);
-    lw_sqlp_f64(&p, x->lat);
-    lw_sqlp_f64(&p, x->lon);
-    lw_sqlp_bool(&p, x->has_loc);
-    lw_sqlp_f64(&p, first ? x->lat : x->last_lat);
-    lw_sqlp_f64(&p, first ? x->lon : x->last_lon);
-    lw_sqlp_bool(&p, first ? x->has_loc : x->last_has_loc);
-    lw_sqlp_val(&p, first ? x->region : x->last_region, sizeof(x->last_region) - 1);
-    lw_sqlp_val(&p, first ? x->network : x->last_network, sizeof(x->last_network) - 1);
+    lw_sqlp_f64(&p, x->first.lat);
+    lw_sqlp_f64(&p, x->first.lon);
+    lw_sqlp_bool(&p, x->first.has_loc);
+    lw_sqlp_f64(&p, first ? x->first.lat : x->last.lat);
+    lw_sqlp_f64(&p, first ? x->first.lon : x->last.lon);
+    lw_sqlp_bool(&p, first ? x->first.has_loc : x->last.has_loc);
+    lw_sqlp_val(&p, first ? x->first.region : x->last.region, sizeof(x->last.region) - 1);
+    lw_sqlp_val(&p, first ? x->first.network : x->last.network, sizeof(x->last.network) - 1);
     return lw_sql_write(c, &st_insert, &p, NULL);
 }
 

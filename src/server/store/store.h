@@ -69,6 +69,14 @@ typedef struct lw_place {
     char network[LW_NETWORK_MAX]; /* connection type, ASN, anonymity, as the record shows it */
 } lw_place;
 
+/* What a device says it runs on (its User-Agent and client hints, or what a
+ * CLI says of itself), as the record shows it. */
+typedef struct lw_client {
+    char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
+    char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
+    char device_model[LW_FIELD_MAX];
+} lw_client;
+
 typedef struct lw_account {
     char id[LW_ID_STRLEN];
     char handle[LW_HANDLE_MAX];
@@ -86,22 +94,12 @@ typedef struct lw_session {
     char account_id[LW_ID_STRLEN];
     char role[16]; /* "primary" | "companion" */
     char name[LW_NAME_MAX];
-    char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
-    char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
-    char device_model[LW_FIELD_MAX];
-    char ip[LW_IP_MAX]; /* where it was linked */
-    char country[LW_PLACE_MAX], region[LW_PLACE_MAX], city[LW_PLACE_MAX];
-    char network[LW_NETWORK_MAX];
+    lw_client client;
+    lw_place first; /* where it was linked (accuracy_km is not stored) */
     /* Where it was last used. A new session starts last seen where it was
-     * first seen; every move then replaces all of these together, with empty
-     * text where GeoIP knows nothing (empty, never the old place). */
-    char last_ip[LW_IP_MAX];
-    char last_country[LW_PLACE_MAX], last_region[LW_PLACE_MAX], last_city[LW_PLACE_MAX];
-    char last_network[LW_NETWORK_MAX];
-    double lat, lon; /* where it was linked, when has_loc */
-    bool has_loc;
-    double last_lat, last_lon; /* where it was last used, when last_has_loc */
-    bool last_has_loc;
+     * first seen; every move then replaces the whole place, with empty text
+     * where GeoIP knows nothing (empty, never the old place). */
+    lw_place last;
     uint8_t public_key[LW_PK_LEN];   /* device key */
     uint8_t account_sig[LW_SIG_LEN]; /* primary's signature over the companion key; zero for primaries */
     int64_t linked_at;
@@ -139,12 +137,8 @@ typedef struct lw_link_request {
     bool persistent;
     /* who is asking: filled at creation from the request */
     char name[LW_NAME_MAX];
-    char browser[LW_FIELD_MAX], browser_version[LW_FIELD_MAX];
-    char os[LW_FIELD_MAX], os_version[LW_FIELD_MAX];
-    char device_model[LW_FIELD_MAX];
-    char ip[LW_IP_MAX];
-    char country[LW_PLACE_MAX], region[LW_PLACE_MAX], city[LW_PLACE_MAX];
-    char network[LW_NETWORK_MAX];
+    lw_client client;
+    lw_place place; /* ip, country, region, city and network are stored; not the coordinates */
 } lw_link_request;
 
 typedef struct lw_alert {
