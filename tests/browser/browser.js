@@ -186,13 +186,19 @@ export async function companionIds(phone) {
   return (await phone.devices()).filter((d) => d.role === 'companion').map((d) => d.id);
 }
 
-/** Names of the IndexedDB databases of the page's origin, and the local/session storage sizes. */
-export function storageState(page) {
-  return page.evaluate(async () => ({
+/**
+ * Names of the IndexedDB databases of the page's origin, and the local/session
+ * storage sizes. Bounded like every other wait: it runs right after the page
+ * wiped its storage (deleteDatabase) while Chromium may still be clearing the
+ * origin for a Clear-Site-Data answer, and a browser that never answers must
+ * fail here, naming the call, rather than run into the test's own timeout.
+ */
+export function storageState(page, timeout = 10000) {
+  return h.withTimeout(page.evaluate(async () => ({
     databases: (await indexedDB.databases()).map((d) => d.name),
     local: localStorage.length,
     session: sessionStorage.length,
-  }));
+  })), h.T(timeout), 'the page to answer indexedDB.databases() (Chromium, after the wipe)');
 }
 
 /** Saves a screenshot of the page (or a locator) as SHOTS/NAME.png. */

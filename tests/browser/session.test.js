@@ -51,14 +51,20 @@ async function linkPage(page) {
 
 /** Waits until the browser no longer holds the session cookie (Clear-Site-Data from the server). */
 function cookieGone(context) {
-  return h.pollUntil(async () => (await context.cookies(server.url)).every((c) => c.name !== 'lw_session'),
+  return h.pollUntil(async () => (await cookies(context)).every((c) => c.name !== 'lw_session'),
     { timeout: 3000, interval: 50, what: 'the session cookie to be removed' });
+}
+
+/** The context's cookies for the server, bounded (a browser that never answers fails naming the call). */
+function cookies(context) {
+  return h.withTimeout(context.cookies(server.url), h.T(10000), 'the browser to list its cookies');
 }
 
 /** Nothing of Linkward left in the page's origin: IndexedDB, storage, Cache Storage, cookie. */
 async function assertWiped(context, page) {
   assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
-  assert.deepEqual(await page.evaluate(async () => (globalThis.caches ? caches.keys() : [])), []);
+  assert.deepEqual(await h.withTimeout(page.evaluate(async () => (globalThis.caches ? caches.keys() : [])),
+    h.T(10000), 'the page to answer caches.keys() (Chromium, after the wipe)'), []);
   await cookieGone(context);
 }
 
@@ -180,7 +186,7 @@ test('the Log out button ends the session, wipes the browser, and offers a new Q
     await b.see(page, 'session-ended');
     assert.match(await b.byId(page, 'session-ended').innerText(), /You logged out on this device/);
     assert.deepEqual(await b.storageState(page), { databases: [], local: 0, session: 0 });
-    assert.equal((await context.cookies(server.url)).filter((c) => c.name === 'lw_session').length, 0,
+    assert.equal((await cookies(context)).filter((c) => c.name === 'lw_session').length, 0,
       'Clear-Site-Data removed the cookie');
     assert.ok(!(await b.companionIds(phone)).includes(id), 'the server ended the session');
     await page.getByRole('button', { name: 'Link this browser again' }).click();

@@ -114,6 +114,28 @@ test('a browser asking to log out a session that already ended is told to forget
   h.expectError(await h.api(server.url, 'DELETE', '/v1/session', { token: c.token }), 401, 'session_ended');
 });
 
+test('a cookie refresh without the device key ends the session as theft and tells the browser to forget its cookie', async () => {
+  // The page may handle this answer before the session.ended on its socket
+  // (which it then closes unread): this answer alone must clear the cookie.
+  const { res } = await linkWithCookie();
+  const j = h.expectStatus(res, 201);
+  const jar = cookieValue(res.headers.get('set-cookie'));
+  const me = h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { headers: { cookie: jar } }), 200);
+  const thief = h.newDeviceKey();
+  const signature = h.b64e(thief.sign(h.refreshMessage(j.device_id, h.b64d(me.challenge))));
+  const r = await h.api(server.url, 'POST', '/v1/session/refresh', {
+    headers: { cookie: jar }, body: { signature, credential: 'cookie' },
+  });
+  h.expectError(r, 401, 'token_theft');
+  assert.match(r.headers.get('clear-site-data') || '', /"cookies"/);
+  assert.match(r.headers.get('set-cookie') || '', /lw_session=;.*Max-Age=0/);
+  // A bearer client is no browser: nothing to clear.
+  const c = await h.linkCompanionApi(server.url, primary);
+  const rb = await c.refresh({ key: h.newDeviceKey() });
+  h.expectError(rb, 401, 'token_theft');
+  assert.equal(rb.headers.get('clear-site-data'), null);
+});
+
 test('a cookie sent from another site does not change state (Origin check)', async () => {
   const { res, cookie } = await linkWithCookie(true);
   h.expectStatus(res, 201);

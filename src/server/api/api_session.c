@@ -175,7 +175,14 @@ void lw_api_session_refresh(lw_rq *rq)
     int rc = lw_sessions_refresh(app->sessions, &s, present ? sig : NULL, rq->ip, token);
     if (rc == LW_EDENIED) {
         /* The same words as the session.ended event: whichever reaches the
-         * device first, it says the same. */
+         * device first, it says the same. A browser is also told to forget
+         * its (now dead) cookie here, as every other answer that finds its
+         * session ended does: a page that handles this answer before the
+         * session.ended on its socket closes that socket unread, and would
+         * otherwise never ask to be forgotten (DELETE /v1/session), keeping
+         * a dead HttpOnly cookie it cannot remove itself. */
+        if (rq->cookie_auth)
+            lw_api_forget_browser(rq);
         lw_reply_error_x(rq, 401, "token_theft", json_pack("{s:s}", "reason", "token_theft"), "%s",
                          lw_end_reason_message("token_theft"));
         return;
