@@ -19,6 +19,7 @@
 #define WEB_PATH_MAX 128
 #define PHONE_PREFIX "/phone/" /* the phone app (PRODUCT.md §12): its own headers */
 #define PHONE_VENDOR PHONE_PREFIX "vendor/" /* npm files copied in at build time (cmake/embed.cmake) */
+#define PHONE_SW_PATH PHONE_PREFIX "sw.js" /* the service worker */
 #define PHONE_QR_PATH "/phone/qr.svg" /* a QR code of the phone app's address, for the link screen */
 
 /* The policy of pages; phone (the /phone/ app) also lets the page use the
@@ -78,7 +79,11 @@ static void headers(lw_server *app, h2o_req_t *req, const char *path, const char
     h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
     char policy[640];
     csp(html ? app->cfg.public_origin : "", phone, policy, sizeof policy);
-    if (!html)
+    if (!html && strcmp(path, PHONE_SW_PATH) == 0)
+        /* A worker lives under the policy of its own script: the service
+         * worker fetches the shell into its cache (and nothing else). */
+        lw_strlcpy(policy, "default-src 'none'; connect-src 'self'; frame-ancestors 'none'", sizeof policy);
+    else if (!html)
         lw_strlcpy(policy, "default-src 'none'; frame-ancestors 'none'", sizeof policy);
     h2o_iovec_t v = h2o_strdup(p, policy, SIZE_MAX);
     h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL, v.base, v.len);
