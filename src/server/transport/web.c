@@ -17,10 +17,10 @@
 #include "qr.h"
 
 #define WEB_PATH_MAX 128
-#define PHONE_PREFIX "/phone/" /* the phone app (PRODUCT.md §12): its own headers */
+#define PHONE_PREFIX "/phone/"              /* the phone app (PRODUCT.md §12): its own headers */
 #define PHONE_VENDOR PHONE_PREFIX "vendor/" /* npm files copied in at build time (cmake/embed.cmake) */
-#define PHONE_SW_PATH PHONE_PREFIX "sw.js" /* the service worker */
-#define PHONE_QR_PATH "/phone/qr.svg" /* a QR code of the phone app's address, for the link screen */
+#define PHONE_SW_PATH PHONE_PREFIX "sw.js"  /* the service worker */
+#define PHONE_QR_PATH "/phone/qr.svg"       /* a QR code of the phone app's address, for the link screen */
 
 /* The policy of pages; phone (the /phone/ app) also lets the page use the
  * camera's stream in a <video>, and its service worker and manifest. */
