@@ -9,8 +9,17 @@
 
 import { buildProof } from './proof.mjs';
 
-const DB_NAME = 'linkward';
+let DB_NAME = 'linkward';
 const STORE = 'kv';
+
+/**
+ * Names the database before its first use: the phone app (/phone/) keeps
+ * its primary key and session in "linkward-phone", apart from a companion's.
+ */
+export function useDatabase(name) {
+  if (dbPromise) throw new Error('storage is already open');
+  DB_NAME = name;
+}
 
 let dbPromise = null;
 let wiped = false; // after wipe(), nothing may recreate the database until reopen()

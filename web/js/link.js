@@ -69,6 +69,13 @@ export function mountLink(root, { onLinked, notice }) {
             h('p', { class: 'muted small', id: 'keep-help' },
               'Stay linked after you close the browser. Turn off on a shared computer.')),
           errorLine)),
+      h('section', { class: 'card phone-app-card', testid: 'phone-app', 'aria-labelledby': 'phone-app-title' },
+        h('img', { class: 'phone-app-qr', src: '/phone/qr.svg', alt: `QR code of ${location.origin}/phone/`, width: '120', height: '120' }),
+        h('div', {},
+          h('h2', { id: 'phone-app-title' }, 'No Linkward on your phone yet?'),
+          h('p', { class: 'muted' }, 'Scan this with your phone\'s camera, or open ',
+            h('a', { href: '/phone/', testid: 'phone-app-url' }, `${location.origin}/phone/`),
+            ' on your phone, and add it to the home screen. Then link this browser from it.'))),
       h('p', { class: 'muted small center' }, 'Linkward links this browser to your account. ',
         'You can see and log out every linked device from your phone.')));
   keep.setAttribute('aria-describedby', 'keep-help');

@@ -14,10 +14,17 @@
 #include "http.h"
 #include "log.h"
 #include "lw.h"
+#include "qr.h"
 
 #define WEB_PATH_MAX 128
+#define PHONE_PREFIX "/phone/"              /* the phone app (PRODUCT.md §12): its own headers */
+#define PHONE_VENDOR PHONE_PREFIX "vendor/" /* npm files copied in at build time (cmake/embed.cmake) */
+#define PHONE_SW_PATH PHONE_PREFIX "sw.js"  /* the service worker */
+#define PHONE_QR_PATH "/phone/qr.svg"       /* a QR code of the phone app's address, for the link screen */
 
-void lw_web_csp(const char *origin, char *dst, size_t cap)
+/* The policy of pages; phone (the /phone/ app) also lets the page use the
+ * camera's stream in a <video>, and its service worker and manifest. */
+static void csp(const char *origin, bool phone, char *dst, size_t cap)
 {
     /* connect-src names the WebSocket origin explicitly: 'self' does not
      * cover ws:/wss: in every browser. */
@@ -28,16 +35,29 @@ void lw_web_csp(const char *origin, char *dst, size_t cap)
      * report-uri for the others (a browser that knows report-to ignores it). */
     int n = snprintf(dst, cap,
                      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                     "connect-src 'self' %s%s; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
+                     "connect-src 'self' %s%s; manifest-src 'self'; %sbase-uri 'none'; form-action 'none'; "
                      "frame-ancestors 'none'; object-src 'none'; report-uri " LW_CSP_REPORT_PATH
                      "; report-to csp",
-                     tls ? "wss://" : "ws://", host ? host + 3 : "");
+                     tls ? "wss://" : "ws://", host ? host + 3 : "",
+                     phone ? "worker-src 'self'; media-src 'self' blob: mediastream:; " : "");
     if (n < 0 || (size_t)n >= cap)
         snprintf(dst, cap, "default-src 'none'; frame-ancestors 'none'");
 }
 
-static void headers(lw_server *app, h2o_req_t *req, const char *type, bool html)
+void lw_web_csp(const char *origin, char *dst, size_t cap)
 {
+    csp(origin, false, dst, cap);
+}
+
+static bool is_phone(const char *path)
+{
+    return strncmp(path, PHONE_PREFIX, sizeof PHONE_PREFIX - 1) == 0;
+}
+
+/* path: the file served ("/phone/…" gets the phone app's policies). */
+static void headers(lw_server *app, h2o_req_t *req, const char *path, const char *type, bool html)
+{
+    bool phone = is_phone(path);
     h2o_mem_pool_t *p = &req->pool;
     h2o_headers_t *h = &req->res.headers;
     h2o_add_header(p, h, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
@@ -49,14 +69,23 @@ static void headers(lw_server *app, h2o_req_t *req, const char *type, bool html)
     h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-opener-policy"), 0, NULL, H2O_STRLIT("same-origin"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("cross-origin-resource-policy"), 0, NULL,
                           H2O_STRLIT("same-origin"));
-    h2o_add_header_by_str(p, h, H2O_STRLIT("permissions-policy"), 0, NULL,
-                          H2O_STRLIT("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
+    /* Only the phone app scans QR codes: the camera is its own, nobody else's. */
+    if (phone)
+        h2o_add_header_by_str(p, h, H2O_STRLIT("permissions-policy"), 0, NULL,
+                              H2O_STRLIT("camera=(self), microphone=(), geolocation=(), payment=(), usb=()"));
+    else
+        h2o_add_header_by_str(p, h, H2O_STRLIT("permissions-policy"), 0, NULL,
+                              H2O_STRLIT("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
     h2o_add_header_by_str(p, h, H2O_STRLIT("accept-ch"), 0, NULL, H2O_STRLIT(LW_ACCEPT_CH));
-    char csp[512];
-    lw_web_csp(html ? app->cfg.public_origin : "", csp, sizeof csp);
-    if (!html)
-        lw_strlcpy(csp, "default-src 'none'; frame-ancestors 'none'", sizeof csp);
-    h2o_iovec_t v = h2o_strdup(p, csp, SIZE_MAX);
+    char policy[640];
+    csp(html ? app->cfg.public_origin : "", phone, policy, sizeof policy);
+    if (!html && strcmp(path, PHONE_SW_PATH) == 0)
+        /* A worker lives under the policy of its own script: the service
+         * worker fetches the shell into its cache (and nothing else). */
+        lw_strlcpy(policy, "default-src 'none'; connect-src 'self'; frame-ancestors 'none'", sizeof policy);
+    else if (!html)
+        lw_strlcpy(policy, "default-src 'none'; frame-ancestors 'none'", sizeof policy);
+    h2o_iovec_t v = h2o_strdup(p, policy, SIZE_MAX);
     h2o_add_header_by_str(p, h, H2O_STRLIT("content-security-policy"), 0, NULL, v.base, v.len);
     if (html)
         h2o_add_header_by_str(p, h, H2O_STRLIT("reporting-endpoints"), 0, NULL,
@@ -81,7 +110,7 @@ static const char *type_of(const char *path)
         {".png", "image/png"},
         {".ico", "image/x-icon"},
         {".json", "application/json"},
-        {".webmanifest", "application/json"},
+        {".webmanifest", "application/manifest+json"},
         {".txt", "text/plain; charset=utf-8"},
     };
     for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
@@ -134,9 +163,32 @@ static bool serve_from_dir(lw_server *app, h2o_req_t *req, const char *path)
     const char *type = type_of(path);
     req->res.status = 200;
     req->res.reason = "OK";
-    headers(app, req, type, strncmp(type, "text/html", 9) == 0);
+    headers(app, req, path, type, strncmp(type, "text/html", 9) == 0);
     req->res.content_length = (size_t)got;
     h2o_send_inline(req, buf, (size_t)got);
+    return true;
+}
+
+/* GET /phone/qr.svg: the phone app's address (public origin + /phone/) as a
+ * QR code, drawn per request (a few hundred microseconds) so that it follows
+ * --public-origin without a file to keep in step. */
+static bool serve_phone_qr(lw_server *app, h2o_req_t *req)
+{
+    char url[LW_ORIGIN_MAX + sizeof PHONE_PREFIX];
+    if (snprintf(url, sizeof url, "%s" PHONE_PREFIX, app->cfg.public_origin) >= (int)sizeof url)
+        return false;
+    char *svg = lw_qr_svg(url);
+    if (svg == NULL) {
+        lw_log_warn("web", "cannot draw the QR code of %s", url);
+        return false;
+    }
+    h2o_iovec_t body = h2o_strdup(&req->pool, svg, SIZE_MAX);
+    lw_free(svg);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    headers(app, req, PHONE_QR_PATH, "image/svg+xml", false);
+    req->res.content_length = body.len;
+    h2o_send_inline(req, body.base, body.len);
     return true;
 }
 
@@ -147,20 +199,34 @@ bool lw_web_serve(lw_server *app, h2o_req_t *req)
     char path[WEB_PATH_MAX];
     if (len == 1 && p[0] == '/') {
         lw_strlcpy(path, "/index.html", sizeof path);
+    } else if (h2o_memis(p, len, H2O_STRLIT("/phone"))) {
+        /* The app's scope is /phone/: its relative URLs need the slash. */
+        h2o_send_redirect(req, 301, "Moved Permanently", H2O_STRLIT(PHONE_PREFIX));
+        return true;
+    } else if (h2o_memis(p, len, H2O_STRLIT(PHONE_PREFIX))) {
+        lw_strlcpy(path, PHONE_PREFIX "index.html", sizeof path);
     } else {
         if (!safe_path(p, len))
             return false;
         memcpy(path, p, len);
         path[len] = '\0';
     }
-    if (app->cfg.web_dir[0])
-        return serve_from_dir(app, req, path);
+    if (strcmp(path, PHONE_QR_PATH) == 0)
+        return serve_phone_qr(app, req);
+    /* --web-dir serves a checkout of web/, which has no vendored npm files:
+     * those still come from the binary. */
+    if (app->cfg.web_dir[0]) {
+        if (serve_from_dir(app, req, path))
+            return true;
+        if (strncmp(path, PHONE_VENDOR, sizeof PHONE_VENDOR - 1) != 0)
+            return false;
+    }
     for (const lw_asset *a = lw_web_assets; a->path; a++) {
         if (strcmp(a->path, path) != 0)
             continue;
         req->res.status = 200;
         req->res.reason = "OK";
-        headers(app, req, a->type, strncmp(a->type, "text/html", 9) == 0);
+        headers(app, req, path, a->type, strncmp(a->type, "text/html", 9) == 0);
         req->res.content_length = a->len;
         /* The data is static: no copy needed. */
         h2o_send_inline(req, (const char *)a->data, a->len);
