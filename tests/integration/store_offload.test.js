@@ -137,6 +137,23 @@ test("the steps after a job off the loop (a link's signatures, a PIN check) go o
   h.expectError(await c.raw('GET', '/v1/session'), 401, 'unauthenticated');
 });
 
+test('what another node tells (an end, with a last-active time to write) is applied on a fiber, in order', async () => {
+  const [A, B] = await pg.cluster(2, 'relay');
+  await h.pollUntil(async () => (await metric(A, 'linkward_relay_healthy')) === 1,
+    { timeout: h.T(5000), what: 'A to be healthy' });
+  const phone = await h.registerPrimary(B.url, h.uniqueHandle('so'));
+  const c = await h.linkCompanionApi(B.url, phone);
+  // Used on A: cached there, with a last-active time not written yet.
+  h.expectStatus(await h.api(A.url, 'GET', '/v1/session', { token: c.token }), 200);
+  h.expectStatus(await h.api(A.url, 'GET', '/v1/session', { token: c.token }), 200);
+  const onLoop0 = await metric(A, 'linkward_store_waits_on_loop_total');
+  h.expectStatus(await phone.del(`/v1/devices/${c.deviceId}`), 200);
+  await h.pollUntil(async () => (await h.api(A.url, 'GET', '/v1/session', { token: c.token })).status === 401,
+    { timeout: h.T(5000), what: 'A to refuse the ended session' });
+  const onLoop1 = await metric(A, 'linkward_store_waits_on_loop_total');
+  assert.equal(onLoop1 - onLoop0, 0, 'A applied the end (and wrote the last-active time) off the loop');
+});
+
 /** The --db URL a node was started with. */
 function dbOf(server) {
   const args = server.args ?? [];

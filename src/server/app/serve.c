@@ -553,6 +553,7 @@ int lw_app_start(lw_app *app, bool listen)
         if (!(app->relay =
                   lw_relay_start(app->srv.bus, app->srv.h2o_ctx, app->srv.cfg.db, app->srv.cfg.db_listen)))
             return LW_ESTORE;
+        lw_relay_set_fibers(app->relay, app->srv.fibers);
         lw_bus_peer peer = lw_relay_peer(app->relay);
         lw_bus_set_peer(app->srv.bus, &peer);
         lw_sessions_set_vouch(app->srv.sessions, relay_vouches, app->relay);

@@ -61,6 +61,14 @@ struct lw_relay {
     char *conninfo;          /* publishing: may go through a transaction pooler */
     char *listen_conninfo;   /* LISTEN: needs a session of its own */
     PGconn *send;            /* under send_mu: the loop, or a store worker for a fiber (notify) */
+    /* What the listener handed over, applied in order by one fiber at a time
+     * (on PostgreSQL what a notification causes may read or write the store:
+     * a resync, a replay, a last-active write): the loop serves requests
+     * meanwhile, and a heartbeat is applied only after every notification
+     * before it, which is what vouching for the cache rests on. */
+    h2o_linklist_t pending;
+    bool delivering;
+    lw_fibers *fibers;
     pthread_mutex_t send_mu;
     pthread_t thread;
     volatile bool stopping;
@@ -190,9 +198,10 @@ static void on_resync_retry(h2o_timeout_entry_t *entry)
     resync(H2O_STRUCT_FROM_MEMBER(lw_relay, resync_entry, entry));
 }
 
-static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+static void deliver(void *arg)
 {
-    lw_relay *r = H2O_STRUCT_FROM_MEMBER(lw_relay, receiver, receiver);
+    lw_relay *r = arg;
+    h2o_linklist_t *messages = &r->pending;
     while (!h2o_linklist_is_empty(messages)) {
         message *m = H2O_STRUCT_FROM_MEMBER(message, super.link, messages->next);
         h2o_linklist_unlink(&m->super.link);
@@ -217,6 +226,23 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
         }
         free(m);
     }
+    r->delivering = false;
+}
+
+static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    lw_relay *r = H2O_STRUCT_FROM_MEMBER(lw_relay, receiver, receiver);
+    h2o_linklist_insert_list(&r->pending, messages);
+    if (r->delivering)
+        return; /* the fiber delivering the earlier ones takes these after them */
+    r->delivering = true;
+    if (lw_fiber_start(r->fibers, deliver, r) != LW_OK)
+        deliver(r);
+}
+
+void lw_relay_set_fibers(lw_relay *r, lw_fibers *fibers)
+{
+    r->fibers = fibers;
 }
 
 static bool send_connect(lw_relay *r)
@@ -621,6 +647,7 @@ lw_relay *lw_relay_start(lw_bus *bus, h2o_context_t *ctx, const char *conninfo, 
     snprintf(r->hb_channel, sizeof r->hb_channel, "linkward_hb_%s", r->node);
     atomic_init(&r->conn, 1); /* heard_conn 0: unhealthy until the first heartbeat */
     pthread_mutex_init(&r->send_mu, NULL);
+    h2o_linklist_init_anchor(&r->pending);
     r->conninfo = lw_strdup(conninfo);
     r->listen_conninfo = lw_strdup(listen_conninfo && listen_conninfo[0] ? listen_conninfo : conninfo);
     if (!r->conninfo || !r->listen_conninfo)
@@ -667,6 +694,11 @@ void lw_relay_stop(lw_relay *r)
     r->stopping = true;
     pthread_join(r->thread, NULL);
     h2o_multithread_unregister_receiver(r->ctx->queue, &r->receiver);
+    while (!h2o_linklist_is_empty(&r->pending)) { /* handed over, never applied: the node stops */
+        message *m = H2O_STRUCT_FROM_MEMBER(message, super.link, r->pending.next);
+        h2o_linklist_unlink(&m->super.link);
+        free(m);
+    }
     PQfinish(r->send);
     pthread_mutex_destroy(&r->send_mu);
     lw_wipe(r->conninfo, strlen(r->conninfo));

@@ -51,6 +51,10 @@ struct st_h2o_context_t;
  * conninfo when that is NULL or empty (LISTEN needs a session of its own, so
  * not a transaction pooler). What other nodes publish goes to bus; ctx gives
  * the loop and its queue. NULL on failure (logged). */
+/* With fibers (PostgreSQL), what the listener hands over is applied on a
+ * fiber, in order, so its store calls wait off the loop; NULL: on the loop. */
+typedef struct lw_fibers lw_fibers;
+void lw_relay_set_fibers(lw_relay *r, lw_fibers *fibers);
 lw_relay *lw_relay_start(lw_bus *bus, struct st_h2o_context_t *ctx, const char *conninfo,
                          const char *listen_conninfo);
 void lw_relay_stop(lw_relay *r);

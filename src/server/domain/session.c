@@ -180,13 +180,25 @@ static centry *cache_put(lw_sessions *s, const lw_session *sess)
 
 /* The entry may be gone or replaced when the write returns (the store call
  * may wait): what was written is copied first, and the entry looked up again. */
-static void write_last_active(lw_sessions *s, centry *e)
-{
+typedef struct pending_touch {
     char device_id[LW_ID_STRLEN], ip[LW_IP_MAX];
-    lw_strlcpy(device_id, e->device_id, sizeof device_id);
-    lw_strlcpy(ip, e->last_ip, sizeof ip);
-    int64_t at = e->last_active_at;
-    bool place = e->place_dirty;
+    int64_t at;
+    bool place;
+} pending_touch;
+
+static pending_touch touch_of(const centry *e)
+{
+    pending_touch t = {.at = e->last_active_at, .place = e->place_dirty};
+    lw_strlcpy(t.device_id, e->device_id, sizeof t.device_id);
+    lw_strlcpy(t.ip, e->last_ip, sizeof t.ip);
+    return t;
+}
+
+static void write_touch(lw_sessions *s, const pending_touch *t)
+{
+    const char *device_id = t->device_id, *ip = t->ip;
+    int64_t at = t->at;
+    bool place = t->place;
     lw_place where;
     if (place)
         lw_place_lookup(s->deps, ip, &where, NULL);
@@ -195,13 +207,20 @@ static void write_last_active(lw_sessions *s, centry *e)
         lw_log_warn("session", "cannot write last-active of %.8s: %s", device_id, lw_strerror(rc));
         return;
     }
-    if (!(e = lw_map_get(s->by_device, device_id)))
+    centry *e = lw_map_get(s->by_device, device_id);
+    if (!e)
         return;
     e->last_written_at = at;
     if (e->last_active_at == at)
         e->dirty = false;
     if (place && strcmp(e->last_ip, ip) == 0)
         e->place_dirty = false;
+}
+
+static void write_last_active(lw_sessions *s, centry *e)
+{
+    pending_touch t = touch_of(e);
+    write_touch(s, &t);
 }
 
 /* The device is used from a new address: look it up, judge the move,
@@ -714,12 +733,16 @@ void lw_sessions_invalidate_account_views(lw_sessions *s, const char *account_id
     lw_map_each(s->by_device, invalidate_if_account, &a);
 }
 
+/* Dropped first, written after: the write may wait (fiber.h), and the
+ * credential must stop working at once. */
 void lw_sessions_forget(lw_sessions *s, const char *device_id)
 {
     centry *e = lw_map_get(s->by_device, device_id);
-    if (e && e->dirty)
-        write_last_active(s, e);
+    bool dirty = e && e->dirty;
+    pending_touch t = dirty ? touch_of(e) : (pending_touch){0};
     drop(s, device_id);
+    if (dirty)
+        write_touch(s, &t);
 }
 
 /* Forgets every cached session (their last-active times written first). */
