@@ -398,6 +398,12 @@ static void hook_forget(void *ctx, const char *device_id)
     lw_sessions_forget(app->srv.sessions, device_id);
 }
 
+static void hook_settle(void *ctx)
+{
+    lw_app *app = ctx;
+    lw_sessions_write_late(app->srv.sessions);
+}
+
 static void hook_complete_link_event(void *ctx, json_t *ev)
 {
     lw_event_link_complete(ev);
@@ -547,6 +553,7 @@ int lw_app_start(lw_app *app, bool listen)
     if (app->shared_store) {
         lw_bus_set_hooks(app->srv.bus, &(lw_bus_hooks){.ctx = app,
                                                        .forget = hook_forget,
+                                                       .settle = hook_settle,
                                                        .complete_link_event = hook_complete_link_event,
                                                        .resync = hook_resync,
                                                        .replay = hook_replay});

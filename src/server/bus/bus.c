@@ -447,6 +447,12 @@ void lw_bus_receive(lw_bus *b, const char *op, const char *key, const char *exce
     }
 }
 
+void lw_bus_settle(lw_bus *b)
+{
+    if (b->hooks.settle)
+        b->hooks.settle(b->hooks.ctx);
+}
+
 int lw_bus_resync(lw_bus *b)
 {
     return b->hooks.resync ? b->hooks.resync(b->hooks.ctx) : LW_OK;

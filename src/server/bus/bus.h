@@ -93,6 +93,9 @@ typedef struct lw_bus_hooks {
     /* The same, and push again the alerts raised since (ms) to this node's
      * sockets. */
     void (*replay)(void *ctx, int64_t since);
+    /* One notice was applied: do what it left that may wait for the store
+     * (the last-active times of the sessions forget dropped). */
+    void (*settle)(void *ctx);
 } lw_bus_hooks;
 
 void lw_bus_set_hooks(lw_bus *b, const lw_bus_hooks *hooks);
@@ -102,6 +105,8 @@ void lw_bus_set_hooks(lw_bus *b, const lw_bus_hooks *hooks);
  * hooks it needs. */
 void lw_bus_receive(lw_bus *b, const char *op, const char *key, const char *except, const char *reason,
                     json_t *ev);
+/* The peer applied one notice (all it named): lw_bus_hooks.settle. */
+void lw_bus_settle(lw_bus *b);
 /* The peer may have missed notices: lw_bus_hooks.resync (its result). */
 int lw_bus_resync(lw_bus *b);
 /* The peer was deaf since (ms): lw_bus_hooks.replay. */

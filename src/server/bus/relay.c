@@ -223,6 +223,7 @@ static void deliver(void *arg)
                 lw_bus_replay(r->bus, m->deaf_since);
         } else {
             apply(r, m->text);
+            lw_bus_settle(r->bus); /* a batch's last-active writes, once every credential dropped */
         }
         free(m);
     }

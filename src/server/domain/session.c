@@ -71,6 +71,11 @@ struct lw_sessions {
      * in between (drops), and a view rendered across a wait is kept only if
      * no view was invalidated meanwhile (views). */
     uint64_t drops, views;
+    /* Last-active times of sessions forgotten at another node's word, to be
+     * written once the notice is applied (lw_sessions_write_late): the write
+     * may wait, and a batch of ends must drop every credential first. */
+    struct pending_touch *late;
+    size_t nlate;
 };
 
 void lw_sessions_set_vouch(lw_sessions *s, lw_sessions_vouch_fn *fn, void *ctx)
@@ -126,6 +131,7 @@ void lw_sessions_free(lw_sessions *s)
         lw_map_each(s->by_device, free_entry, NULL);
     lw_map_free(s->by_device);
     lw_map_free(s->by_selector);
+    lw_free(s->late);
     lw_free(s);
 }
 
@@ -733,16 +739,33 @@ void lw_sessions_invalidate_account_views(lw_sessions *s, const char *account_id
     lw_map_each(s->by_device, invalidate_if_account, &a);
 }
 
-/* Dropped first, written after: the write may wait (fiber.h), and the
- * credential must stop working at once. */
+/* Dropped now, written later (lw_sessions_write_late): the write may wait
+ * (fiber.h), and the credential must stop working at once, with every other
+ * one a batch of ends names. */
+#define LATE_MAX 1024
+
 void lw_sessions_forget(lw_sessions *s, const char *device_id)
 {
     centry *e = lw_map_get(s->by_device, device_id);
     bool dirty = e && e->dirty;
     pending_touch t = dirty ? touch_of(e) : (pending_touch){0};
     drop(s, device_id);
-    if (dirty)
+    if (!dirty)
+        return;
+    if (!s->late)
+        s->late = lw_calloc(LATE_MAX, sizeof *s->late);
+    if (s->late && s->nlate < LATE_MAX)
+        s->late[s->nlate++] = t;
+    else
+        write_touch(s, &t); /* no room to keep it: written now */
+}
+
+void lw_sessions_write_late(lw_sessions *s)
+{
+    while (s->nlate > 0) {
+        pending_touch t = s->late[--s->nlate]; /* copied: more may be queued while it waits */
         write_touch(s, &t);
+    }
 }
 
 /* Forgets every cached session (their last-active times written first). */
@@ -843,6 +866,8 @@ static void flush_one(const char *key, void *value, void *arg)
 
 void lw_sessions_flush(lw_sessions *s, bool force)
 {
+    if (force)
+        lw_sessions_write_late(s);
     size_t cap = lw_map_size(s->by_device);
     if (cap == 0)
         return;

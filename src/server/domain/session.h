@@ -134,8 +134,12 @@ int lw_sessions_end(lw_sessions *s, const char *device_id, const char *reason);
 bool lw_sessions_place(lw_sessions *s, const char *device_id, lw_place *out);
 
 /* Another node ended this session or replaced its credential: forget it
- * here (the bus's forget hook, wired by serve.c). */
+ * here (the bus's forget hook, wired by serve.c). Never waits: its
+ * last-active time, if not written yet, is written by
+ * lw_sessions_write_late (the bus's settle hook, once the notice is
+ * applied), which may wait for the store. */
 void lw_sessions_forget(lw_sessions *s, const char *device_id);
+void lw_sessions_write_late(lw_sessions *s);
 /* After missed notifications: forget every cached session (each credential is
  * checked against the store again) and end the sockets of sessions that
  * ended meanwhile (or whose rows are gone: account_deleted). LW_OK, or the
