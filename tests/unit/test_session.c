@@ -289,6 +289,34 @@ static void test_last_active_coalesced(void **state)
     assert_true(now.last_active_at > after.last_active_at);
 }
 
+/* Forgotten at another node's word: the credential stops working at once;
+ * its pending last-active time is written only by lw_sessions_write_late
+ * (after the whole notice), or by a forced flush. */
+static void test_forget_drops_now_writes_late(void **state)
+{
+    fixture *f = *state;
+    char token[LW_CRED_STRLEN];
+    make_account(f, "acct1", "alice", token);
+    f->app.cfg.last_active_write_ms = 3600 * 1000;
+    lw_session before;
+    assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &before), LW_OK);
+    lw_principal who;
+    char reason[LW_REASON_MAX] = "";
+    usleep(5000);
+    assert_int_equal(auth(f->app.sessions, token, strlen(token), false, "10.0.0.8", &who, reason), LW_OK);
+    lw_sessions_forget(f->app.sessions, "acct1-p");
+    assert_int_equal(lw_sessions_cached(f->app.sessions), 0); /* dropped at once */
+    lw_session mid;
+    assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &mid), LW_OK);
+    assert_int_equal(mid.last_active_at, before.last_active_at); /* not written yet */
+    lw_sessions_write_late(f->app.sessions);
+    lw_session after;
+    assert_int_equal(lw_store_session_get(f->app.store, "acct1-p", &after), LW_OK);
+    assert_true(after.last_active_at > before.last_active_at);
+    assert_string_equal(after.last.ip, "10.0.0.8");
+    lw_sessions_write_late(f->app.sessions); /* nothing left: a no-op */
+}
+
 static void test_sweeper_injected_clock(void **state)
 {
     fixture *f = *state;
@@ -390,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end_refuses_next_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_active_coalesced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_is_pure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_drops_now_writes_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeper_injected_clock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
