@@ -694,6 +694,14 @@ void lw_relay_stop(lw_relay *r)
         h2o_timeout_unlink(&r->resync_entry);
     r->stopping = true;
     pthread_join(r->thread, NULL);
+    /* Posted by the listener before it was joined, not delivered yet: only
+     * this thread (the loop's) reads the queue now, so they are taken back
+     * without a lock (h2o refuses to unregister a receiver with messages). */
+    while (!h2o_linklist_is_empty(&r->receiver._messages)) {
+        message *m = H2O_STRUCT_FROM_MEMBER(message, super.link, r->receiver._messages.next);
+        h2o_linklist_unlink(&m->super.link);
+        free(m);
+    }
     h2o_multithread_unregister_receiver(r->ctx->queue, &r->receiver);
     while (!h2o_linklist_is_empty(&r->pending)) { /* handed over, never applied: the node stops */
         message *m = H2O_STRUCT_FROM_MEMBER(message, super.link, r->pending.next);
