@@ -14,6 +14,13 @@ import http from 'node:http';
 import path from 'node:path';
 import ece from 'http_ece';
 import * as h from '../lib/harness.js';
+import { PgNodes } from '../lib/pgnodes.js';
+
+// CTest runs this file twice: on SQLite (integration.push) and on PostgreSQL
+// (integration.push.pg, LINKWARD_PUSH_ENGINE=pg), where the subscription
+// list is read on a fiber and a gone subscription deleted on one.
+const PG = process.env.LINKWARD_PUSH_ENGINE === 'pg';
+const pg = PG ? new PgNodes('push') : null;
 
 const CONTACT = 'mailto:push-test@example.org';
 
@@ -70,8 +77,13 @@ let rx;
 let vapidKey;
 before(async () => {
   rx = await startReceiver();
+  let db = [];
+  if (PG) {
+    pg.open();
+    db = ['--db', pg.freshDb('push')];
+  }
   server = await h.startServer({
-    args: ['--push-allow-loopback', '--push-contact', CONTACT],
+    args: ['--push-allow-loopback', '--push-contact', CONTACT, ...db],
     env: { LINKWARD_TEST_PUSH_BACKOFF_MS: '200' },
   });
   const r = await h.api(server.url, 'GET', '/v1/push/vapid-key');
