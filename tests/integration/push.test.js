@@ -90,8 +90,11 @@ before(async () => {
   vapidKey = h.expectStatus(r, 200).public_key;
 });
 after(async () => {
-  await server?.stop();
-  await rx?.close();
+  try {
+    await server?.stop();
+  } finally {
+    await rx?.close();
+  }
 });
 
 const endpointFor = (name) => `http://127.0.0.1:${rx.port}/push/${name}`;
@@ -181,6 +184,31 @@ describe('Web Push', () => {
     assert.match(metrics, /^linkward_push_failed_total\{reason="gone"\} [1-9]/m);
   });
 
+  test('without --push-allow-loopback, a name that resolves to loopback gets nothing (no connection)', async () => {
+    let db = [];
+    if (PG) db = ['--db', pg.freshDb('push2')];
+    const other = await h.startServer({ args: ['--push-contact', CONTACT, ...db] });
+    try {
+      const primary = await h.registerPrimary(other.url, 'pushe');
+      const keys = subscriptionKeys();
+      const endpoint = `https://localhost:${rx.port}/push/e`;
+      // http://127.0.0.1 is refused outright; a name is accepted and checked when it is resolved.
+      h.expectError(await primary.post('/v1/push/subscriptions', {
+        endpoint: endpointFor('e'), keys: { p256dh: h.b64e(keys.p256dh), auth: h.b64e(keys.auth) } }), 400, 'invalid_request');
+      h.expectStatus(await primary.post('/v1/push/subscriptions', {
+        endpoint, keys: { p256dh: h.b64e(keys.p256dh), auth: h.b64e(keys.auth) } }), 201);
+      const accepted = rx.got.length;
+      await h.linkCompanionApi(other.url, primary);
+      await h.pollUntil(async () => /^linkward_push_failed_total\{reason="address"\} 1$/m
+        .test((await h.api(other.url, 'GET', '/metrics')).text), { timeout: h.T(10000), what: 'the refusal counted' });
+      assert.equal(rx.got.length, accepted, 'the receiver heard nothing');
+      const metrics = (await h.api(other.url, 'GET', '/metrics')).text;
+      assert.doesNotMatch(metrics, /^linkward_push_retries_total\S* [1-9]/m, 'not retried');
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('every field of a PushSubscription is validated with a clear 400; DELETE unsubscribes', async () => {
     const primary = await h.registerPrimary(server.url, 'pushd');
     const keys = subscriptionKeys();
@@ -216,6 +244,9 @@ describe('Web Push', () => {
     assert.equal(list.length, 3);
     // Ending the phone's session (deleting the account) takes them away; nothing secret in the log.
     h.expectStatus(await primary.raw('DELETE', '/v1/account', { body: {} }), [200, 204]);
+    h.expectError(await primary.get('/v1/push/subscriptions'), 401, ['session_ended', 'unauthenticated']);
     assert.ok(!server.stderr().includes(good.keys.auth), 'the auth secret is never logged');
+    // Let the relay hear its own notices of the deletion before the server is stopped (PostgreSQL).
+    await h.tick(h.T(300));
   });
 });

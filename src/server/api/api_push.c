@@ -29,7 +29,8 @@ static int body_endpoint(lw_rq *rq, json_t *obj, char out[LW_WEBPUSH_ENDPOINT_MA
 {
     json_t *v = obj ? json_object_get(obj, "endpoint") : NULL;
     if (!v || !json_is_string(v)) {
-        lw_reply_error(rq, 400, "invalid_request", "The field \"endpoint\" is required: the push service URL.");
+        lw_reply_error(rq, 400, "invalid_request",
+                       "The field \"endpoint\" is required: the push service URL.");
         return LW_EINVAL;
     }
     const char *s = json_string_value(v);
@@ -63,8 +64,8 @@ static int body_key(lw_rq *rq, json_t *keys, const char *name, uint8_t *out, siz
     while (len > 0 && s[len - 1] == '=')
         len--;
     if (len > lw_b64_enc_len(n) || lw_b64_decode(out, n, s, len, n) != (long)n) {
-        lw_reply_error(rq, 400, "invalid_request", "The field \"keys.%s\" must be %zu bytes in base64url.", name,
-                       n);
+        lw_reply_error(rq, 400, "invalid_request", "The field \"keys.%s\" must be %zu bytes in base64url.",
+                       name, n);
         return LW_EINVAL;
     }
     return LW_OK;
@@ -130,8 +131,8 @@ void lw_api_push_list(lw_rq *rq)
     for (size_t i = 0; list && i < n; i++) {
         char t[LW_TIME_STRLEN];
         lw_time_format(subs[i].created_at, t);
-        json_array_append_new(list, json_pack("{s:s, s:s, s:i}", "endpoint", subs[i].endpoint, "created_at", t,
-                                              "failures", subs[i].failures));
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i}", "endpoint", subs[i].endpoint, "created_at",
+                                              t, "failures", subs[i].failures));
     }
     if (subs)
         lw_wipe(subs, n * sizeof *subs);

@@ -4,7 +4,10 @@
 #include "push.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,7 +20,6 @@
 #include "log.h"
 #include "lw.h"
 #include "metrics.h"
-#include "netaddr.h"
 #include "store.h"
 
 enum { OUT_SENT, OUT_GONE, OUT_FAILED, OUT_DROPPED };
@@ -36,8 +38,8 @@ typedef struct push_job {
     int tries;    /* made so far */
     int64_t due;  /* monotonic ms: not before */
     int outcome;
-    long status;           /* the last HTTP status, 0 for none */
-    const char *reason;    /* of a failure: "gone", "http", "network", "address", "crypto" */
+    long status;        /* the last HTTP status, 0 for none */
+    const char *reason; /* of a failure: "gone", "http", "network", "address", "crypto" */
 } push_job;
 
 struct lw_push {
@@ -53,6 +55,7 @@ struct lw_push {
     push_job *queue[LW_PUSH_QUEUE_MAX]; /* in the order queued; retries go to the end */
     int n;
     bool stopping;
+    atomic_bool abort_now; /* lw_push_free: the message on the wire stops at once */
     bool started;
     pthread_t thread;
 };
@@ -76,13 +79,9 @@ static void job_free(push_job *j)
 
 /* Public unicast only: a push endpoint is a browser vendor's service on the
  * internet, and a URL a client gave must not reach the server's own
- * network (SSRF). Loopback too when the tests allow it. */
-static bool address_allowed(const char *ip, bool allow_loopback)
+ * network (SSRF, DNS rebinding). Loopback too when the tests allow it. */
+static bool address_allowed(int family, const uint8_t *a, bool allow_loopback)
 {
-    int family = 0;
-    uint8_t a[16];
-    if (!ip || !lw_ip_parse(ip, strlen(ip), &family, a))
-        return false;
     if (family == AF_INET) {
         if (a[0] == 127)
             return allow_loopback;
@@ -93,7 +92,11 @@ static bool address_allowed(const char *ip, bool allow_loopback)
             return false;
         return true;
     }
-    static const uint8_t loop6[16] = {[15] = 1}, any6[16] = {0};
+    if (family != AF_INET6)
+        return false;
+    static const uint8_t loop6[16] = {[15] = 1}, any6[16] = {0}, mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (memcmp(a, mapped, 12) == 0)
+        return address_allowed(AF_INET, a + 12, allow_loopback);
     if (memcmp(a, loop6, 16) == 0)
         return allow_loopback;
     if (memcmp(a, any6, 16) == 0 || (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
@@ -107,16 +110,21 @@ typedef struct conn_check {
     bool refused;
 } conn_check;
 
-static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port)
+/* curl asks for each socket before it connects: the address is checked
+ * there, so a refused one is never connected to (no TCP, no TLS, no SNI). */
+static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
-    (void)local_ip;
-    (void)primary_port;
-    (void)local_port;
     conn_check *c = clientp;
-    if (address_allowed(primary_ip, c->allow_loopback))
-        return CURL_PREREQFUNC_OK;
-    c->refused = true;
-    return CURL_PREREQFUNC_ABORT;
+    const uint8_t *a = NULL;
+    if (purpose == CURLSOCKTYPE_IPCXN && address->family == AF_INET)
+        a = (const uint8_t *)&((const struct sockaddr_in *)(const void *)&address->addr)->sin_addr;
+    else if (purpose == CURLSOCKTYPE_IPCXN && address->family == AF_INET6)
+        a = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)&address->addr)->sin6_addr;
+    if (!a || !address_allowed(address->family, a, c->allow_loopback)) {
+        c->refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
 }
 
 /* The answer's body: counted and dropped; past the bound the transfer stops. */
@@ -127,6 +135,19 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     *seen += n;
     return *seen > LW_PUSH_BODY_MAX ? 0 : n;
+}
+
+/* Called by curl while a transfer runs: a server shutting down does not wait
+ * out a slow push service's time-out. */
+static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    lw_push *p = clientp;
+    return atomic_load(&p->abort_now) ? 1 : 0;
 }
 
 /* ---- the sender thread ----------------------------------------------------- */
@@ -157,7 +178,8 @@ static int send_once(lw_push *p, CURL *curl, push_job *j, bool *retry)
                            "Urgency: high", "Expect:"};
     char ttl[32];
     snprintf(ttl, sizeof ttl, "TTL: %d", LW_PUSH_TTL_S);
-    bool ok = (t = curl_slist_append(h, auth_header)) && (h = t) && (t = curl_slist_append(h, ttl)) && (h = t);
+    bool ok =
+        (t = curl_slist_append(h, auth_header)) && (h = t) && (t = curl_slist_append(h, ttl)) && (h = t);
     for (size_t i = 0; ok && i < sizeof fixed / sizeof fixed[0]; i++)
         ok = (t = curl_slist_append(h, fixed[i])) && (h = t);
     if (!ok) {
@@ -182,8 +204,11 @@ static int send_once(lw_push *p, CURL *curl, push_job *j, bool *retry)
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "Linkward");
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &seen);
-    curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(curl, CURLOPT_PREREQDATA, &cc);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &cc);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, p);
     CURLcode cr = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -358,7 +383,8 @@ static void on_results(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
             lw_metrics_inc("linkward_push_failed_total", label);
             if (j->outcome == OUT_FAILED)
                 lw_log_warn("push", "a push to device %.8s failed after %d tr%s (%s, HTTP %ld)", j->device_id,
-                            j->tries, j->tries == 1 ? "y" : "ies", j->reason ? j->reason : "other", j->status);
+                            j->tries, j->tries == 1 ? "y" : "ies", j->reason ? j->reason : "other",
+                            j->status);
             break;
         }
         if (lw_fiber_start(j->p->fibers, apply_result, j) != LW_OK)
@@ -412,6 +438,7 @@ void lw_push_free(lw_push *p)
 {
     if (!p)
         return;
+    atomic_store(&p->abort_now, true);
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
     pthread_cond_broadcast(&p->cv);

@@ -68,8 +68,8 @@ void lw_push_global_init(void);
 /* Starts the sender thread. NULL when out of memory or the thread cannot
  * start (the caller still owns opts->vapid then). */
 lw_push *lw_push_new(const lw_push_opts *opts);
-/* Stops the thread (a message on the wire finishes or times out first) and
- * drops what is queued. NULL does nothing. */
+/* Stops the thread (a message on the wire is aborted: shutdown never waits on
+ * a push service) and drops what is queued. NULL does nothing. */
 void lw_push_free(lw_push *p);
 /* The lw_alert_hook (deps.h): queues one message per subscription of the
  * alert's account. ctx is the lw_push. */

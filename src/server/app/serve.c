@@ -384,9 +384,10 @@ static int start_push(lw_app *app)
     const char *c = app->srv.cfg.push_contact;
     if (!c[0])
         c = strncmp(app->srv.cfg.public_origin, "https://", 8) == 0 ? app->srv.cfg.public_origin
-                                                                     : "mailto:root@localhost";
+                                                                    : "mailto:root@localhost";
     lw_strlcpy(contact, c, sizeof contact);
-    const char *backoff = getenv("LINKWARD_TEST_PUSH_BACKOFF_MS"); /* tests: retries without waiting seconds */
+    const char *backoff =
+        getenv("LINKWARD_TEST_PUSH_BACKOFF_MS"); /* tests: retries without waiting seconds */
     app->push = lw_push_new(&(lw_push_opts){.ctx = app->srv.h2o_ctx,
                                             .store = app->srv.store,
                                             .fibers = app->srv.fibers,

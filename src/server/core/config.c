@@ -692,7 +692,8 @@ int lw_config_check(const lw_config *c)
         errors++;
     }
     if (c->push_contact[0] && !push_contact_ok(c->push_contact)) {
-        report("push-contact", "wants a mailto: or https: URI of printable ASCII without quotes or backslashes");
+        report("push-contact",
+               "wants a mailto: or https: URI of printable ASCII without quotes or backslashes");
         errors++;
     }
     if (c->user[0]) {

@@ -21,7 +21,8 @@ static const struct family {
     {"linkward_push_failed_total",
      "Web Push messages not delivered, by reason: gone (404/410, the subscription deleted), http, network, "
      "address (not a public address), crypto."},
-    {"linkward_push_dropped_total", "Web Push messages dropped before sending, by reason (queue_full, memory)."},
+    {"linkward_push_dropped_total",
+     "Web Push messages dropped before sending, by reason (queue_full, memory)."},
     {"linkward_push_retries_total", "Web Push tries after the first (429, 5xx, network errors)."},
     {"linkward_relay_notifications_total", "Cross-node notifications sent (NOTIFY), by kind."},
     {"linkward_store_waits_on_loop_total",

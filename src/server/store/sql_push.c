@@ -23,15 +23,13 @@ static const lw_sqlstmt st_update = {LW_SQL_PUSH_UPDATE,
                                      "UPDATE push_subscriptions SET p256dh = $3, auth = $4, failures = 0"
                                      " WHERE device_id = $1 AND endpoint = $2",
                                      NULL, NULL};
-static const lw_sqlstmt st_counts = {
-    LW_SQL_PUSH_COUNTS,
-    "SELECT (SELECT count(*) FROM push_subscriptions WHERE device_id = $1),"
-    " (SELECT count(*) FROM push_subscriptions WHERE account_id = $2)",
-    NULL, NULL};
-static const lw_sqlstmt st_insert = {LW_SQL_PUSH_INSERT,
-                                     "INSERT INTO push_subscriptions (" PUSH_COLS
-                                     ") VALUES ($1, $2, $3, $4, $5, $6, 0)",
+static const lw_sqlstmt st_counts = {LW_SQL_PUSH_COUNTS,
+                                     "SELECT (SELECT count(*) FROM push_subscriptions WHERE device_id = $1),"
+                                     " (SELECT count(*) FROM push_subscriptions WHERE account_id = $2)",
                                      NULL, NULL};
+static const lw_sqlstmt st_insert = {
+    LW_SQL_PUSH_INSERT, "INSERT INTO push_subscriptions (" PUSH_COLS ") VALUES ($1, $2, $3, $4, $5, $6, 0)",
+    NULL, NULL};
 /* Only the subscriptions of live primaries, in case a row outlived its
  * session some way the trigger does not see. */
 static const lw_sqlstmt st_list_account = {
@@ -45,9 +43,8 @@ static const lw_sqlstmt st_list_device = {LW_SQL_PUSH_LIST_DEVICE,
                                           "SELECT " PUSH_COLS " FROM push_subscriptions WHERE device_id = $1"
                                           " ORDER BY created_at, endpoint COLLATE \"C\"",
                                           NULL, NULL};
-static const lw_sqlstmt st_delete = {LW_SQL_PUSH_DELETE,
-                                     "DELETE FROM push_subscriptions WHERE device_id = $1 AND endpoint = $2",
-                                     NULL, NULL};
+static const lw_sqlstmt st_delete = {
+    LW_SQL_PUSH_DELETE, "DELETE FROM push_subscriptions WHERE device_id = $1 AND endpoint = $2", NULL, NULL};
 static const lw_sqlstmt st_ok = {LW_SQL_PUSH_OK,
                                  "UPDATE push_subscriptions SET failures = 0"
                                  " WHERE device_id = $1 AND endpoint = $2",

@@ -341,7 +341,8 @@ typedef struct lw_store_ops {
     int (*push_add)(lw_store *s, const lw_push_sub *sub, long max_per_device, long max_per_account);
     /* The subscriptions of the account's active primaries (account_id), or
      * of one device (device_id; account_id NULL), oldest first. */
-    int (*push_list)(lw_store *s, const char *account_id, const char *device_id, lw_push_sub **out, size_t *n);
+    int (*push_list)(lw_store *s, const char *account_id, const char *device_id, lw_push_sub **out,
+                     size_t *n);
     /* Deletes the device's subscription with this endpoint. LW_ENOTFOUND if none. */
     int (*push_delete)(lw_store *s, const char *device_id, const char *endpoint);
     /* After a push: ok sets failures to 0, otherwise adds one. LW_ENOTFOUND
