@@ -111,6 +111,9 @@ test('bad input: empty and invalid handles, a taken handle, a wrong code, a wron
 
     // A wrong PIN at approval.
     await p.setPin(page, '135790');
+    // Alert notifications (Web Push): the card says whether they are on; headless Chromium has
+    // no push service to subscribe to, so integration.push tests the server's side.
+    await b.byId(page, 'push-status').filter({ hasText: /Off\. Turn them on|cannot show notifications/ }).waitFor({ timeout: h.T(5000) });
     await b.shot(page, 'phone-security');
     const comp = await b.openPage(desktop, server);
     try {

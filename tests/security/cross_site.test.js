@@ -8,6 +8,7 @@
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import * as s from './lib.js';
 
 const { h } = s;
@@ -78,6 +79,13 @@ describe('state-changing requests from another site', () => {
     const companionCookie = { cookie: comp.jar };
     const primaryCookie = { cookie: `lw_session=${primary.token}` };
     const newKey = h.newDeviceKey();
+    // Web Push: a subscription the cross-site DELETE would remove, and one the POST would add.
+    const pushSub = (name) => {
+      const ecdh = crypto.createECDH('prime256v1');
+      ecdh.generateKeys();
+      return { endpoint: `https://push.example.net/csrf/${name}`, keys: { p256dh: h.b64e(ecdh.getPublicKey()), auth: h.b64e(crypto.randomBytes(16)) } };
+    };
+    h.expectStatus(await primary.post('/v1/push/subscriptions', pushSub('kept')), 201);
     // Every state-changing route with the body that makes it work from our origin.
     const requests = [
       ['POST', '/v1/accounts', {}, { handle: h.uniqueHandle('csrf'), public_key: newKey.pubB64 }],
@@ -99,6 +107,8 @@ describe('state-changing requests from another site', () => {
       ['POST', '/v1/pin', primaryCookie, { new_pin: '583920' }],
       ['POST', '/v1/pin/disable', primaryCookie, { pin: '583920' }],
       ['PATCH', '/v1/settings', primaryCookie, { inactive_ttl_days: 9 }],
+      ['POST', '/v1/push/subscriptions', primaryCookie, pushSub('added')],
+      ['DELETE', '/v1/push/subscriptions', primaryCookie, { endpoint: 'https://push.example.net/csrf/kept' }],
       ['DELETE', '/v1/account', primaryCookie, {}],
       // Open to anyone, but a report from another site is refused like any state change
       // (browsers send our own Origin with the reports our page causes).
@@ -120,6 +130,7 @@ describe('state-changing requests from another site', () => {
       history: await primary.history(),
       alerts: await primary.alerts(),
       settings: h.expectStatus(await primary.get('/v1/settings'), 200),
+      push: h.expectStatus(await primary.get('/v1/push/subscriptions'), 200),
       comp: h.expectStatus(await h.api(server.url, 'GET', '/v1/session', { headers: { cookie: comp.jar } }), 200),
       scanned: h.expectStatus(await h.api(server.url, 'GET', `/v1/link-requests/${scanned.id}`, { token: scanned.token }), 200).state,
       fresh: h.expectStatus(await h.api(server.url, 'GET', `/v1/link-requests/${fresh.id}`, { token: fresh.token }), 200).state,
@@ -187,7 +198,7 @@ describe('credentials in URLs', () => {
     const c = await h.linkCompanionApi(server.url, primary);
     const req = await h.createLinkRequest(server.url);
     const open = new Set(['GET /v1/health', 'GET /v1/server', 'POST /v1/accounts', 'POST /v1/link-requests', 'GET /v1/ws',
-      'POST /v1/csp-reports']);
+      'POST /v1/csp-reports', 'GET /v1/push/vapid-key']);
     let tried = 0;
     for (const [method, p] of s.apiRoutes()) {
       if (open.has(`${method} ${p}`)) continue;

@@ -251,12 +251,76 @@ export function mountAlerts(main) {
 }
 
 // ---------------------------------------------------------------------------
+// Alerts as notifications (Web Push): the browser subscribes with the
+// server's VAPID key and the server keeps the subscription; each alert then
+// arrives as a push holding its id and kind only (sw.js shows it).
+
+/** base64url (the server's key) to the bytes pushManager.subscribe wants. */
+function b64urlBytes(s) {
+  const b = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4));
+  return Uint8Array.from(b, (c) => c.charCodeAt(0));
+}
+
+async function pushRegistration() {
+  if (!('serviceWorker' in navigator) || !('PushManager' in window) || !('Notification' in window)) return null;
+  return (await navigator.serviceWorker.getRegistration('/phone/')) || null;
+}
+
+function renderPush(card) {
+  const err = h('p', { class: 'form-error', role: 'alert', testid: 'push-error' });
+  const status = h('p', { class: 'muted', role: 'status', testid: 'push-status' });
+  const button = h('button', { class: 'btn btn-primary btn-block', type: 'button', testid: 'push-toggle' }, 'Notify me of alerts');
+  card.replaceChildren(h('h2', { id: 'push-title', class: 'card-title' }, icon('bell'), 'Alert notifications'), status, err, button);
+  let current = null;
+  const show = (sub) => {
+    current = sub;
+    status.textContent = sub ? 'On: alerts reach this phone even when the app is closed.'
+      : 'Off. Turn them on to hear of an alert while the app is closed.';
+    button.textContent = sub ? 'Turn notifications off' : 'Notify me of alerts';
+  };
+  pushRegistration().then(async (reg) => {
+    if (!reg) {
+      status.textContent = 'This browser cannot show notifications from this app (it needs a service worker and push support).';
+      button.hidden = true;
+      return;
+    }
+    show(await reg.pushManager.getSubscription());
+  }, () => show(null));
+  button.addEventListener('click', async () => {
+    err.textContent = '';
+    button.disabled = true;
+    try {
+      const reg = await pushRegistration();
+      if (!reg) throw new Error('This browser cannot show notifications from this app.');
+      if (current) {
+        const endpoint = current.endpoint;
+        await current.unsubscribe().catch(() => {});
+        await session.call('DELETE', '/v1/push/subscriptions', { endpoint }).catch((e) => { if (e.status !== 404) throw e; });
+        show(null);
+        return;
+      }
+      if (await Notification.requestPermission() !== 'granted') {
+        throw new Error('Notifications are blocked for this site: allow them in the browser\'s settings, then try again.');
+      }
+      const { public_key: key } = await session.call('GET', '/v1/push/vapid-key');
+      const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlBytes(key) });
+      await session.call('POST', '/v1/push/subscriptions', sub.toJSON());
+      show(sub);
+    } catch (e) {
+      err.textContent = e.message || 'Notifications could not be turned on.';
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
 // Security: the PIN and the settings
 
 export function mountSecurity(main, ctx) {
   const pinCard = h('section', { class: 'card', 'aria-labelledby': 'pin-title', testid: 'pin-card' });
   const ttlCard = h('section', { class: 'card', 'aria-labelledby': 'ttl-title', testid: 'settings-card' });
-  main.append(h('div', { class: 'page-head' }, title('Security')), pinCard, ttlCard,
+  const pushCard = h('section', { class: 'card', 'aria-labelledby': 'push-title', testid: 'push-card' });
+  main.append(h('div', { class: 'page-head' }, title('Security')), pinCard, pushCard, ttlCard,
     h('section', { class: 'card' },
       h('h2', { class: 'card-title' }, icon('phone'), 'This phone'),
       h('dl', { class: 'facts' },
@@ -338,6 +402,7 @@ export function mountSecurity(main, ctx) {
     ttlCard.replaceChildren(h('h2', { id: 'ttl-title', class: 'card-title' }, icon('gear'), 'Inactive devices'), form);
   }
 
+  renderPush(pushCard);
   session.call('GET', '/v1/settings').then((s) => { renderPin(!!s.has_pin); renderTtl(s); },
     (e) => pinCard.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, e.message)));
 }

@@ -40,6 +40,10 @@ void lw_api_account_delete(lw_rq *rq);
 void lw_api_csp_report(lw_rq *rq);
 void lw_api_pin_set(lw_rq *rq);
 void lw_api_pin_disable(lw_rq *rq);
+void lw_api_push_vapid_key(lw_rq *rq);
+void lw_api_push_list(lw_rq *rq);
+void lw_api_push_subscribe(lw_rq *rq);
+void lw_api_push_unsubscribe(lw_rq *rq);
 
 /* Client description from a body's "client" object, falling back to the User-Agent. */
 struct lw_client_desc {

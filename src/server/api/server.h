@@ -38,6 +38,7 @@ typedef struct lw_server {
     lw_rates *rates;       /* the token buckets of the rate limits */
     void *h2o_ctx;         /* h2o_context_t*, for modules that need the loop's timeouts */
     lw_domain_deps domain; /* what the domain modules see (filled by serve.c) */
+    char vapid_public[88]; /* LW_VAPID_PUB_B64_LEN: the Web Push applicationServerKey, base64url */
 } lw_server;
 
 #endif

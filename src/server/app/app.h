@@ -2,7 +2,8 @@
  * app.h — the owner of the running server: lw_app holds the lw_server the
  * handlers and the transport receive (server.h) and what only serve.c uses,
  * and fills the domain's deps (deps.h). The event loop thread owns all of it.
- * Four kinds of threads run beside it and touch nothing here: pin.c's
+ * Web Push's sender thread (push.c: its queue and curl handle only) and
+ * four kinds of threads run beside it and touch nothing here: pin.c's
  * Argon2id workers and work.c's crypto worker (each only its job, handed back
  * to the loop), with PostgreSQL the store workers of fiber.c (only the store
  * operation of a request waiting on a fiber), and relay.c's PostgreSQL
@@ -31,6 +32,7 @@ typedef struct lw_app {
     lw_geo *geo;            /* GeoIP databases of cfg.geoip_dir (reloaded on SIGHUP) */
     bool shared_store;      /* PostgreSQL: other nodes may change sessions under us */
     struct lw_relay *relay; /* cross-node events (with a shared store) */
+    struct lw_push *push;   /* Web Push for alerts (push.h); NULL when it could not start */
 } lw_app;
 
 /* Starts everything but the event loop: data directory, server key, store,

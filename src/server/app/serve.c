@@ -29,6 +29,7 @@
 #include "log.h"
 #include "lw.h"
 #include "pin.h"
+#include "push.h"
 #include "relay.h"
 #include "gauges.h"
 #include "metrics.h"
@@ -353,7 +354,53 @@ static void domain_sync(lw_app *app)
         .sessions = app->srv.sessions,
         .fibers = app->srv.fibers,
         .shared_store = app->shared_store,
+        .on_alert = {.ctx = app->push, .raised = app->push ? lw_push_alert : NULL},
     };
+}
+
+/* The VAPID key (webpush.h) beside server.key: made at the first start, 0600.
+ * Unlike the server key nothing stored depends on it; a new one only means
+ * browsers subscribed with the old one get nothing until they subscribe
+ * again, so a missing file is made anew. An unreadable one stops the start. */
+static int start_push(lw_app *app)
+{
+    char path[LW_PATH_MAX + 16];
+    int n = snprintf(path, sizeof path, "%s/vapid.key", app->srv.cfg.data_dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return LW_EINVAL;
+    lw_vapid *v = NULL;
+    int rc = lw_vapid_load(path, &v);
+    if (rc == LW_ENOTFOUND) {
+        if ((rc = lw_vapid_generate(&v)) == LW_OK && (rc = lw_vapid_save(v, path)) == LW_OK)
+            lw_log_info("push", "created a new VAPID key in %s", path);
+    }
+    if (rc != LW_OK) {
+        lw_vapid_free(v);
+        fprintf(stderr, "linkward serve: cannot use the VAPID key %s: %s\n", path, lw_strerror(rc));
+        return rc;
+    }
+    lw_vapid_public_b64(v, app->srv.vapid_public);
+    char contact[LW_VAPID_SUB_MAX + 1];
+    const char *c = app->srv.cfg.push_contact;
+    if (!c[0])
+        c = strncmp(app->srv.cfg.public_origin, "https://", 8) == 0 ? app->srv.cfg.public_origin
+                                                                    : "mailto:root@localhost";
+    lw_strlcpy(contact, c, sizeof contact);
+    const char *backoff =
+        getenv("LINKWARD_TEST_PUSH_BACKOFF_MS"); /* tests: retries without waiting seconds */
+    app->push = lw_push_new(&(lw_push_opts){.ctx = app->srv.h2o_ctx,
+                                            .store = app->srv.store,
+                                            .fibers = app->srv.fibers,
+                                            .vapid = v,
+                                            .contact = contact,
+                                            .allow_loopback = app->srv.cfg.push_allow_loopback,
+                                            .backoff_ms = backoff ? (int)strtol(backoff, NULL, 10) : 0});
+    if (!app->push) {
+        lw_vapid_free(v);
+        app->srv.vapid_public[0] = '\0';
+        lw_log_error("push", "cannot start the Web Push sender: alerts are not pushed");
+    }
+    return LW_OK;
 }
 
 static int open_store(lw_app *app)
@@ -463,6 +510,7 @@ int lw_app_start(lw_app *app, bool listen)
     }
     app->srv.proxies.header =
         app->srv.cfg.proxy_header_forwarded ? LW_PROXY_HEADER_FORWARDED : LW_PROXY_HEADER_XFF;
+    lw_push_global_init();
     if (lw_crypto_init() != LW_OK) {
         fprintf(stderr, "linkward serve: cannot initialise libsodium\n");
         return LW_ECRYPTO;
@@ -539,6 +587,8 @@ int lw_app_start(lw_app *app, bool listen)
                                                                 .max = LW_FIBERS,
                                                                 .stack_kb = LW_FIBER_STACK_KB})))
         return LW_ENOMEM;
+    if (start_push(app) != LW_OK)
+        return LW_EIO;
     domain_sync(app); /* the sweeper ends sessions through app->srv.sessions */
     app->sweeper = lw_sweeper_new(&app->srv.domain);
     if (!app->srv.bus || !app->srv.rates || !app->srv.sessions || !app->srv.links || !app->srv.pins ||
@@ -590,6 +640,9 @@ void lw_app_stop(lw_app *app)
     }
     lw_relay_stop(app->relay);
     lw_control_stop(app->control);
+    app->srv.domain.on_alert = (lw_alert_hook){0};
+    lw_push_free(app->push);
+    app->push = NULL;
     lw_sweeper_free(app->sweeper);
     lw_pins_free(app->srv.pins);
     lw_work_free(app->srv.work);

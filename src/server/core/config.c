@@ -144,6 +144,10 @@ static const opt opts[] = {
      "D  SIGTERM waits this long for requests (10s)"},
     {"ws-ping", K_DUR, F(ws_ping_ms), 0, 0, "D  WebSocket ping interval; 2.5x silent = closed (30s)"},
     {"log-level", K_SPECIAL, 0, 0, 0, 0, "debug|info|warn|error"},
+    {"push-contact", K_STR, F(push_contact), 0, 0,
+     "URI  mailto: or https: contact sent to push services in VAPID (default: the https public origin)"},
+    {"push-allow-loopback", K_FLAG, F(push_allow_loopback), 0, 0,
+     "      tests only: accept Web Push endpoints on http://127.0.0.1 and [::1]"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -186,6 +190,18 @@ static void report(const char *name, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* What lw_vapid_jwt takes as "sub" (webpush.h): checked here so a bad value
+ * stops the start, not every push. */
+static bool push_contact_ok(const char *v)
+{
+    if (strncmp(v, "mailto:", 7) != 0 && strncmp(v, "https:", 6) != 0)
+        return false;
+    for (const char *p = v; *p; p++)
+        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')
+            return false;
+    return strlen(v) <= 256;
 }
 
 void lw_config_usage(FILE *f)
@@ -673,6 +689,11 @@ int lw_config_check(const lw_config *c)
     }
     if (c->min_client_version[0] && !version_ok(c->min_client_version)) {
         report("min-client-version", "wants a version X.Y.Z (numbers), not '%s'", c->min_client_version);
+        errors++;
+    }
+    if (c->push_contact[0] && !push_contact_ok(c->push_contact)) {
+        report("push-contact",
+               "wants a mailto: or https: URI of printable ASCII without quotes or backslashes");
         errors++;
     }
     if (c->user[0]) {

@@ -78,6 +78,9 @@ typedef struct lw_config {
     int64_t shutdown_timeout_ms; /* how long SIGTERM waits for requests in flight */
     int64_t ws_ping_ms;          /* WebSocket ping interval; silent for 2.5x that = gone */
     bool check_config;           /* --check-config: validate and exit */
+    /* Web Push (app/push.c) */
+    char push_contact[257];   /* the VAPID "sub", mailto: or https: ("": a default, serve.c) */
+    bool push_allow_loopback; /* tests only: push endpoints on http://127.0.0.1 and http://[::1] */
     char log_level[16];
 } lw_config;
 

@@ -17,6 +17,13 @@ static const struct family {
     {"linkward_sweeper_runs_total", "Sweeper runs."},
     {"linkward_csp_violations_total", "Content-Security-Policy violations browsers reported, by directive."},
     {"linkward_accounts_deleted_total", "Accounts deleted by their holders."},
+    {"linkward_push_sent_total", "Web Push messages a push service accepted."},
+    {"linkward_push_failed_total",
+     "Web Push messages not delivered, by reason: gone (404/410, the subscription deleted), http, network, "
+     "address (not a public address), crypto."},
+    {"linkward_push_dropped_total",
+     "Web Push messages dropped before sending, by reason (queue_full, memory)."},
+    {"linkward_push_retries_total", "Web Push tries after the first (429, 5xx, network errors)."},
     {"linkward_relay_notifications_total", "Cross-node notifications sent (NOTIFY), by kind."},
     {"linkward_store_waits_on_loop_total",
      "PostgreSQL operations that waited on the event loop itself, not on a fiber (start-up, timers, socket "

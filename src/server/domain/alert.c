@@ -72,6 +72,8 @@ static void alert_publish(const lw_domain_deps *deps, const lw_alert *a)
     json_t *ev = lw_event_alert(a);
     lw_events_to_account(deps->events, a->account_id, NULL, ev);
     json_decref(ev);
+    if (deps->on_alert.raised)
+        deps->on_alert.raised(deps->on_alert.ctx, a);
 }
 
 static int alert_raise_as(const lw_domain_deps *deps, const char *account_id, const char *kind,

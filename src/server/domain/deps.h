@@ -26,6 +26,16 @@ typedef struct lw_sweeper lw_sweeper;
 typedef struct lw_geo lw_geo;
 typedef struct st_h2o_evloop_t lw_loop;
 typedef struct lw_fibers lw_fibers;
+struct lw_alert;
+
+/* Told of every alert once it is stored and published (alert.c), on the loop
+ * thread where the alert was raised (on its fiber with PostgreSQL, so it may
+ * call the store): the app hands it to Web Push (app/push.c). The alert is
+ * borrowed. */
+typedef struct lw_alert_hook {
+    void *ctx;
+    void (*raised)(void *ctx, const struct lw_alert *a);
+} lw_alert_hook;
 
 typedef struct lw_domain_deps {
     lw_store *store;
@@ -40,6 +50,7 @@ typedef struct lw_domain_deps {
     lw_sessions *sessions;    /* sweep.c flushes and ends through it; link.c issues through it */
     lw_fibers *fibers;        /* PostgreSQL: timers\' store work runs on a fiber (sweep.c); NULL: inline */
     bool shared_store;        /* PostgreSQL: other nodes may change sessions under us */
+    lw_alert_hook on_alert;   /* alert.c; zero: nobody else hears of alerts */
 } lw_domain_deps;
 
 #endif

@@ -287,8 +287,30 @@ static const char *const migration_7[] = {
     NULL,
 };
 
+/* 8: Web Push subscriptions of primaries (store.h lw_push_sub). A session
+ * that ends takes its subscriptions with it, whichever statement ended it:
+ * the trigger is the one place. */
+static const char *const migration_8[] = {
+    "CREATE TABLE IF NOT EXISTS push_subscriptions ("
+    "  device_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  account_id TEXT NOT NULL,"
+    "  endpoint TEXT NOT NULL CHECK (length(endpoint) > 0),"
+    "  p256dh BYTEA NOT NULL CHECK (length(p256dh) = 65),"
+    "  auth BYTEA NOT NULL CHECK (length(auth) = 16),"
+    "  created_at BIGINT NOT NULL,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (device_id, endpoint)"
+    ")",
+    "CREATE INDEX IF NOT EXISTS push_subscriptions_account ON push_subscriptions(account_id)",
+    "CREATE OR REPLACE FUNCTION push_subscriptions_session_ended() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$ BEGIN DELETE FROM push_subscriptions WHERE device_id = NEW.id; RETURN NULL; END $$",
+    "CREATE OR REPLACE TRIGGER push_subscriptions_session_ended AFTER UPDATE OF state ON sessions"
+    " FOR EACH ROW WHEN (NEW.state <> 'active') EXECUTE FUNCTION push_subscriptions_session_ended()",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
-    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7,
+    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7, migration_8,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

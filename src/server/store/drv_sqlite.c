@@ -195,6 +195,22 @@ static const char *const migrations[] = {
     "ALTER TABLE alerts ADD COLUMN burst_count INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE alerts ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;"
     "UPDATE alerts SET updated_at = created_at;",
+    /* 10: Web Push subscriptions of primaries (store.h lw_push_sub). A
+     * session that ends takes its subscriptions with it, whichever statement
+     * ended it (logout, sweep, a new primary): the trigger is the one place. */
+    "CREATE TABLE IF NOT EXISTS push_subscriptions ("
+    "  device_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    "  account_id TEXT NOT NULL,"
+    "  endpoint TEXT NOT NULL CHECK (length(endpoint) > 0),"
+    "  p256dh BLOB NOT NULL CHECK (length(p256dh) = 65),"
+    "  auth BLOB NOT NULL CHECK (length(auth) = 16),"
+    "  created_at INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (device_id, endpoint)"
+    ");"
+    "CREATE INDEX IF NOT EXISTS push_subscriptions_account ON push_subscriptions(account_id);"
+    "CREATE TRIGGER IF NOT EXISTS push_subscriptions_session_ended AFTER UPDATE OF state ON sessions"
+    "  WHEN NEW.state <> 'active' BEGIN DELETE FROM push_subscriptions WHERE device_id = NEW.id; END;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -108,6 +108,16 @@ enum {
     LW_SQL_STATS,
     LW_SQL_SETTING_GET,
     LW_SQL_SETTING_PUT,
+    LW_SQL_ACCOUNT_DELETE_PUSH,
+    LW_SQL_PUSH_PRIMARY,
+    LW_SQL_PUSH_UPDATE,
+    LW_SQL_PUSH_COUNTS,
+    LW_SQL_PUSH_INSERT,
+    LW_SQL_PUSH_LIST_ACCOUNT,
+    LW_SQL_PUSH_LIST_DEVICE,
+    LW_SQL_PUSH_DELETE,
+    LW_SQL_PUSH_OK,
+    LW_SQL_PUSH_FAILED,
     LW_SQL_COUNT
 };
 
@@ -387,6 +397,11 @@ int lw_sql_alert_raise(lw_store *s, const lw_alert *a, int64_t since, lw_alert *
 int lw_sql_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out);
 int lw_sql_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
                      const char *answered_by, int64_t now);
+int lw_sql_push_add(lw_store *s, const lw_push_sub *sub, long max_per_device, long max_per_account);
+int lw_sql_push_list(lw_store *s, const char *account_id, const char *device_id, lw_push_sub **out,
+                     size_t *n);
+int lw_sql_push_delete(lw_store *s, const char *device_id, const char *endpoint);
+int lw_sql_push_result(lw_store *s, const char *device_id, const char *endpoint, bool ok);
 int lw_sql_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 int lw_sql_stats(lw_store *s, lw_store_stats *out);
 int lw_sql_setting_get(lw_store *s, const char *name, char *out, size_t cap);
@@ -412,6 +427,8 @@ int lw_sql_setting_put(lw_store *s, const char *name, const char *value);
     .link_complete = lw_sql_link_complete, .link_purge = lw_sql_link_purge,                                  \
     .alert_insert = lw_sql_alert_insert, .alert_raise = lw_sql_alert_raise, .alert_list = lw_sql_alert_list, \
     .alert_get = lw_sql_alert_get, .alert_ack = lw_sql_alert_ack, .sweep = lw_sql_sweep,                     \
-    .stats = lw_sql_stats, .setting_get = lw_sql_setting_get, .setting_put = lw_sql_setting_put
+    .push_add = lw_sql_push_add, .push_list = lw_sql_push_list, .push_delete = lw_sql_push_delete,           \
+    .push_result = lw_sql_push_result, .stats = lw_sql_stats, .setting_get = lw_sql_setting_get,             \
+    .setting_put = lw_sql_setting_put
 
 #endif

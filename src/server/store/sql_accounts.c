@@ -39,6 +39,8 @@ static const lw_sqlstmt st_delete_links = {LW_SQL_ACCOUNT_DELETE_LINKS,
                                            "DELETE FROM link_requests WHERE account_id = $1", NULL, NULL};
 static const lw_sqlstmt st_delete_alerts = {LW_SQL_ACCOUNT_DELETE_ALERTS,
                                             "DELETE FROM alerts WHERE account_id = $1", NULL, NULL};
+static const lw_sqlstmt st_delete_push = {LW_SQL_ACCOUNT_DELETE_PUSH,
+                                          "DELETE FROM push_subscriptions WHERE account_id = $1", NULL, NULL};
 static const lw_sqlstmt st_active_sessions = {
     LW_SQL_ACCOUNT_ACTIVE_SESSIONS,
     "SELECT id, account_id, linked_at FROM sessions WHERE account_id = $1 AND state = 'active'", NULL, NULL};
@@ -199,8 +201,8 @@ static int delete_body(lw_sqlconn *c, void *arg)
     if ((rc = lw_sql_ended(c, &st_active_sessions, &p, false, "account_deleted", &x->list, &x->count)) !=
         LW_OK)
         return rc;
-    static const lw_sqlstmt *const children[] = {&st_delete_sessions, &st_delete_links, &st_delete_alerts,
-                                                 &st_delete};
+    static const lw_sqlstmt *const children[] = {&st_delete_push, &st_delete_sessions, &st_delete_links,
+                                                 &st_delete_alerts, &st_delete};
     for (size_t k = 0; k < sizeof children / sizeof children[0]; k++)
         if ((rc = lw_sql_write(c, children[k], &p, NULL)) != LW_OK)
             return rc;

@@ -314,6 +314,27 @@ int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id
     TIMED_WRITE(s->ops->alert_ack(s, account_id, alert_id, answer, answered_by, now));
 }
 
+int lw_store_push_add(lw_store *s, const lw_push_sub *sub, long max_per_device, long max_per_account)
+{
+    TIMED_WRITE(s->ops->push_add(s, sub, max_per_device, max_per_account));
+}
+
+int lw_store_push_list(lw_store *s, const char *account_id, const char *device_id, lw_push_sub **out,
+                       size_t *n)
+{
+    TIMED(s->ops->push_list(s, account_id, device_id, out, n));
+}
+
+int lw_store_push_delete(lw_store *s, const char *device_id, const char *endpoint)
+{
+    TIMED_WRITE(s->ops->push_delete(s, device_id, endpoint));
+}
+
+int lw_store_push_result(lw_store *s, const char *device_id, const char *endpoint, bool ok)
+{
+    TIMED_WRITE(s->ops->push_result(s, device_id, endpoint, ok));
+}
+
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged)
 {
     TIMED_WRITE(s->ops->sweep(s, p, out, n, purged));

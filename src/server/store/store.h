@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include "crypto.h"
 #include "lw.h"
+#include "webpush.h"
 
 typedef struct lw_store lw_store;
 
@@ -162,6 +163,23 @@ typedef struct lw_alert {
 
 /* The end reason of a session replaced by the same device key linking again. */
 #define LW_END_RELINKED "relinked"
+
+/* A Web Push subscription (RFC 8030) of a primary device: what the browser's
+ * PushSubscription gave (endpoint, keys.p256dh, keys.auth), kept until the
+ * device's session ends, the account is deleted, the device unsubscribes or
+ * the push service says it is gone (404/410). The endpoint was checked with
+ * lw_webpush_endpoint_check before it was stored. */
+#define LW_PUSH_PER_DEVICE 4  /* subscriptions one primary may hold (browsers, profiles) */
+#define LW_PUSH_PER_ACCOUNT 8 /* and all the account's devices together */
+typedef struct lw_push_sub {
+    char device_id[LW_ID_STRLEN];
+    char account_id[LW_ID_STRLEN];
+    char endpoint[LW_WEBPUSH_ENDPOINT_MAX + 1];
+    uint8_t p256dh[LW_WEBPUSH_KEY_LEN]; /* the browser's P-256 public key, uncompressed */
+    uint8_t auth[LW_WEBPUSH_AUTH_LEN];  /* the auth secret: a secret, never logged */
+    int64_t created_at;
+    int failures; /* consecutive pushes that failed after every retry */
+} lw_push_sub;
 
 /* What a sweep ended, so the caller can tell the devices. */
 typedef struct lw_ended {
@@ -314,6 +332,23 @@ typedef struct lw_store_ops {
     int (*alert_ack)(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
                      const char *answered_by, int64_t now);
 
+    /* Web Push subscriptions (lw_push_sub). */
+    /* Adds sub, or replaces the keys of the device's subscription with the
+     * same endpoint (failures back to 0), in one transaction. LW_ENOTFOUND
+     * unless sub->device_id is an active primary of sub->account_id;
+     * LW_ELIMIT when a new one would pass max_per_device for the device or
+     * max_per_account for the account (nothing changed). */
+    int (*push_add)(lw_store *s, const lw_push_sub *sub, long max_per_device, long max_per_account);
+    /* The subscriptions of the account's active primaries (account_id), or
+     * of one device (device_id; account_id NULL), oldest first. */
+    int (*push_list)(lw_store *s, const char *account_id, const char *device_id, lw_push_sub **out,
+                     size_t *n);
+    /* Deletes the device's subscription with this endpoint. LW_ENOTFOUND if none. */
+    int (*push_delete)(lw_store *s, const char *device_id, const char *endpoint);
+    /* After a push: ok sets failures to 0, otherwise adds one. LW_ENOTFOUND
+     * if the subscription is gone. */
+    int (*push_result)(lw_store *s, const char *device_id, const char *endpoint, bool ok);
+
     /* sweeper: ends what is due and purges old history, one transaction per
      * step; *out lists every session ended (reason inactive, primary_inactive
      * or max_age). Companions idle past their account's inactive_ttl_ms end as
@@ -428,6 +463,11 @@ int lw_store_alert_raise(lw_store *s, const lw_alert *a, int64_t since, lw_alert
 int lw_store_alert_get(lw_store *s, const char *account_id, const char *alert_id, lw_alert *out);
 int lw_store_alert_ack(lw_store *s, const char *account_id, const char *alert_id, const char *answer,
                        const char *answered_by, int64_t now);
+int lw_store_push_add(lw_store *s, const lw_push_sub *sub, long max_per_device, long max_per_account);
+int lw_store_push_list(lw_store *s, const char *account_id, const char *device_id, lw_push_sub **out,
+                       size_t *n);
+int lw_store_push_delete(lw_store *s, const char *device_id, const char *endpoint);
+int lw_store_push_result(lw_store *s, const char *device_id, const char *endpoint, bool ok);
 int lw_store_sweep(lw_store *s, const lw_sweep_policy *p, lw_ended **out, size_t *n, long *purged);
 /* Named _get_ because lw_store_stats is the struct's typedef: C cannot have both. */
 int lw_store_get_stats(lw_store *s, lw_store_stats *out);

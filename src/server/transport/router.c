@@ -71,6 +71,11 @@ static const route routes[] = {
     {"DELETE", "/v1/account", lw_api_account_delete, LW_AUTH_SESSION, B_AUTH},
     {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, B_AUTH},
     {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, B_AUTH},
+    /* Web Push: the key is public; subscriptions are the primary's. */
+    {"GET", "/v1/push/vapid-key", lw_api_push_vapid_key, LW_AUTH_NONE, 0},
+    {"GET", "/v1/push/subscriptions", lw_api_push_list, LW_AUTH_PRIMARY, 0},
+    {"POST", "/v1/push/subscriptions", lw_api_push_subscribe, LW_AUTH_PRIMARY, B_AUTH},
+    {"DELETE", "/v1/push/subscriptions", lw_api_push_unsubscribe, LW_AUTH_PRIMARY, B_AUTH},
     {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, 0},
     {"PATCH", "/v1/settings", lw_api_settings_set, LW_AUTH_PRIMARY, B_AUTH},
     {"POST", "/v1/csp-reports", lw_api_csp_report, LW_AUTH_NONE, LW_CSP_REPORT_BODY_MAX, true},
