@@ -287,8 +287,15 @@ static const char *const migration_7[] = {
     NULL,
 };
 
+/* 8: what verifies the account's recovery key ("I lost my phone"): hex of
+ * a keyed hash, '' when the account has none. */
+static const char *const migration_8[] = {
+    "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS recovery_hash TEXT NOT NULL DEFAULT ''",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
-    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7,
+    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7, migration_8,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -195,6 +195,9 @@ static const char *const migrations[] = {
     "ALTER TABLE alerts ADD COLUMN burst_count INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE alerts ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;"
     "UPDATE alerts SET updated_at = created_at;",
+    /* 10: what verifies the account's recovery key ("I lost my phone"):
+     * hex of a keyed hash, '' when the account has none. */
+    "ALTER TABLE accounts ADD COLUMN recovery_hash TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -60,6 +60,8 @@ enum {
     LW_SQL_ACCOUNT_DELETE_LINKS,
     LW_SQL_ACCOUNT_DELETE_ALERTS,
     LW_SQL_ACCOUNT_ACTIVE_SESSIONS,
+    LW_SQL_ACCOUNT_END_ROLE,
+    LW_SQL_ACCOUNT_SET_RECOVERY,
     LW_SQL_INVITE_INSERT,
     LW_SQL_INVITE_CONSUME,
     LW_SQL_SESSION_INSERT,
@@ -312,7 +314,9 @@ void lw_sql_read_long(const lw_sqlres *r, void *out);
 void lw_sql_read_int(const lw_sqlres *r, void *out);
 
 #define LW_SQL_ACCOUNT_COLS                                                                                  \
-    "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required"
+    "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, "                    \
+    "pin_change_required, "                                                                                  \
+    "recovery_hash"
 
 #define LW_SQL_SESSION_COLS                                                                                  \
     "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, "      \
@@ -351,6 +355,9 @@ int lw_sql_account_get(lw_store *s, const char *id, lw_account *out);
 int lw_sql_account_get_by_handle(lw_store *s, const char *handle, lw_account *out);
 int lw_sql_account_update(lw_store *s, const lw_account *a);
 int lw_sql_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
+int lw_sql_account_replace_primary(lw_store *s, const char *account_id, const char *role, const char *reason,
+                                   int64_t now, const lw_session *primary, const char *recovery_hash,
+                                   lw_ended **out, size_t *n);
 int lw_sql_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
                          const char *handle);
 int lw_sql_session_get(lw_store *s, const char *device_id, lw_session *out);
@@ -396,9 +403,9 @@ int lw_sql_setting_put(lw_store *s, const char *name, const char *value);
 #define LW_SQL_FAMILY_OPS                                                                                    \
     .account_create = lw_sql_account_create, .account_get = lw_sql_account_get,                              \
     .account_get_by_handle = lw_sql_account_get_by_handle, .account_update = lw_sql_account_update,          \
-    .account_delete = lw_sql_account_delete, .invite_create = lw_sql_invite_create,                          \
-    .session_get = lw_sql_session_get, .session_get_by_selector = lw_sql_session_get_by_selector,            \
-    .session_list = lw_sql_session_list,                                                                     \
+    .account_delete = lw_sql_account_delete, .account_replace_primary = lw_sql_account_replace_primary,      \
+    .invite_create = lw_sql_invite_create, .session_get = lw_sql_session_get,                                \
+    .session_get_by_selector = lw_sql_session_get_by_selector, .session_list = lw_sql_session_list,          \
     .session_count_active_companions = lw_sql_session_count_active_companions,                               \
     .account_places = lw_sql_account_places, .session_set_credential = lw_sql_session_set_credential,        \
     .session_set_name = lw_sql_session_set_name, .session_touch = lw_sql_session_touch,                      \

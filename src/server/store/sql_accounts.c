@@ -9,7 +9,7 @@
 
 static const lw_sqlstmt st_insert = {LW_SQL_ACCOUNT_INSERT,
                                      "INSERT INTO accounts (" LW_SQL_ACCOUNT_COLS
-                                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8::boolean)",
+                                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9)",
                                      NULL, NULL};
 static const lw_sqlstmt st_get = {LW_SQL_ACCOUNT_GET,
                                   "SELECT " LW_SQL_ACCOUNT_COLS " FROM accounts WHERE id = $1", NULL, NULL};
@@ -21,7 +21,7 @@ static const lw_sqlstmt st_get_by_handle = {
 static const lw_sqlstmt st_update = {
     LW_SQL_ACCOUNT_UPDATE,
     "UPDATE accounts SET pin_hash = $1, pin_failures = $2, pin_locked_until = $3,"
-    " inactive_ttl_ms = $4, pin_change_required = $6::boolean WHERE id = $5",
+    " inactive_ttl_ms = $4, pin_change_required = $6::boolean, recovery_hash = $7 WHERE id = $5",
     NULL, NULL};
 /* Completions and deletions for one account take turns on this row lock
  * (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock). */
@@ -104,6 +104,7 @@ static int create_body(lw_sqlconn *c, void *arg)
     lw_sqlp_i64(&p, a->pin_locked_until);
     lw_sqlp_i64(&p, a->inactive_ttl_ms);
     lw_sqlp_bool(&p, a->pin_change_required);
+    LW_SQLP_VALF(&p, a->recovery_hash);
     if ((rc = lw_sql_write(c, &st_insert, &p, NULL)) != LW_OK)
         return rc;
     return lw_sql_session_insert(c, x->primary, a->id, LW_ROLE_PRIMARY);
@@ -150,6 +151,7 @@ int lw_sql_account_update(lw_store *s, const lw_account *a)
     lw_sqlp_i64(&p, a->inactive_ttl_ms);
     LW_SQLP_KEYF(&p, a->id);
     lw_sqlp_bool(&p, a->pin_change_required);
+    LW_SQLP_VALF(&p, a->recovery_hash);
     long n = 0;
     int rc = lw_sqls_write(s, "update account", &st_update, &p, &n);
     if (rc != LW_OK)
@@ -213,6 +215,73 @@ int lw_sql_account_delete(lw_store *s, const char *account_id, lw_ended **out, s
         return LW_EINVAL;
     delete_args x = {account_id, NULL, 0};
     int rc = lw_sql_drv(s)->run(s, LW_SQL_TX, "delete account", delete_body, &x);
+    if (rc != LW_OK) {
+        lw_free(x.list);
+        return rc;
+    }
+    *out = x.list;
+    *n = x.count;
+    return LW_OK;
+}
+
+/* ---- a new primary ("I lost my phone", "Move to a new phone") ---------------- */
+
+static const lw_sqlstmt st_end_role = {LW_SQL_ACCOUNT_END_ROLE,
+                                       "UPDATE sessions SET state = 'ended', ended_at = $2::bigint,"
+                                       " end_reason = $3::text WHERE account_id = $1 AND state = 'active'"
+                                       " AND ($4::text IS NULL OR role = $4::text)"
+                                       " RETURNING id, account_id, linked_at",
+                                       NULL, NULL};
+static const lw_sqlstmt st_set_recovery = {
+    LW_SQL_ACCOUNT_SET_RECOVERY, "UPDATE accounts SET recovery_hash = $2 WHERE id = $1", NULL, NULL};
+
+typedef struct replace_args {
+    const char *account_id, *role, *reason, *recovery_hash;
+    int64_t now;
+    const lw_session *primary;
+    lw_ended *list; /* what ended; rebuilt on every run */
+    size_t count;
+} replace_args;
+
+/* Lock the account row (LW_ENOTFOUND when it is gone), end what the role
+ * names, set the recovery verifier, insert the new primary. */
+static int replace_body(lw_sqlconn *c, void *arg)
+{
+    replace_args *x = arg;
+    lw_free(x->list);
+    x->list = NULL;
+    x->count = 0;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, x->account_id, LW_SQL_KEY_MAX);
+    int rc = lw_sql_row(c, &lw_sql_account_lock, &p, false, read_nothing, NULL);
+    if (rc != LW_OK)
+        return rc;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, x->account_id, LW_SQL_KEY_MAX);
+    lw_sqlp_i64(&p, x->now);
+    lw_sqlp_val(&p, x->reason, LW_REASON_MAX - 1);
+    lw_sqlp_key(&p, x->role, LW_SQL_KEY_MAX);
+    if ((rc = lw_sql_ended(c, &st_end_role, &p, true, x->reason, &x->list, &x->count)) != LW_OK)
+        return rc;
+    if (x->recovery_hash != NULL) {
+        lw_sqlp_init(&p);
+        lw_sqlp_key(&p, x->account_id, LW_SQL_KEY_MAX);
+        lw_sqlp_val(&p, x->recovery_hash, LW_RECOVERY_HASH_MAX - 1);
+        if ((rc = lw_sql_write(c, &st_set_recovery, &p, NULL)) != LW_OK)
+            return rc;
+    }
+    return lw_sql_session_insert(c, x->primary, x->account_id, LW_ROLE_PRIMARY);
+}
+
+int lw_sql_account_replace_primary(lw_store *s, const char *account_id, const char *role, const char *reason,
+                                   int64_t now, const lw_session *primary, const char *recovery_hash,
+                                   lw_ended **out, size_t *n)
+{
+    if (account_id == NULL || reason == NULL || primary == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    replace_args x = {account_id, role, reason, recovery_hash, now, primary, NULL, 0};
+    int rc = lw_sql_drv(s)->run(s, LW_SQL_TX, "replace the primary", replace_body, &x);
     if (rc != LW_OK) {
         lw_free(x.list);
         return rc;

@@ -142,6 +142,14 @@ int lw_store_account_update(lw_store *s, const lw_account *a)
     TIMED_WRITE(s->ops->account_update(s, a));
 }
 
+int lw_store_account_replace_primary(lw_store *s, const char *account_id, const char *role,
+                                     const char *reason, int64_t now, const lw_session *primary,
+                                     const char *recovery_hash, lw_ended **out, size_t *n)
+{
+    TIMED_WRITE(
+        s->ops->account_replace_primary(s, account_id, role, reason, now, primary, recovery_hash, out, n));
+}
+
 int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n)
 {
     TIMED_WRITE(s->ops->account_delete(s, account_id, out, n));

@@ -34,14 +34,15 @@
 
 typedef struct lw_store lw_store;
 
-#define LW_HANDLE_MAX 64    /* bytes, including NUL */
-#define LW_NAME_MAX 64      /* device name */
-#define LW_FIELD_MAX 64     /* browser, os, ... */
-#define LW_IP_MAX 64        /* text form of an IPv4/IPv6 address */
-#define LW_PLACE_MAX 96     /* country/region/city text */
-#define LW_NETWORK_MAX 128  /* network description */
-#define LW_REASON_MAX 32    /* end reason / alert kind */
-#define LW_PIN_HASH_MAX 128 /* crypto_pwhash_str output */
+#define LW_HANDLE_MAX 64        /* bytes, including NUL */
+#define LW_NAME_MAX 64          /* device name */
+#define LW_FIELD_MAX 64         /* browser, os, ... */
+#define LW_IP_MAX 64            /* text form of an IPv4/IPv6 address */
+#define LW_PLACE_MAX 96         /* country/region/city text */
+#define LW_NETWORK_MAX 128      /* network description */
+#define LW_REASON_MAX 32        /* end reason / alert kind */
+#define LW_PIN_HASH_MAX 128     /* crypto_pwhash_str output */
+#define LW_RECOVERY_HASH_MAX 65 /* hex of a keyed hash, and its NUL */
 #define LW_ALERT_DETAILS_MAX 2048
 /* PostgreSQL connections of one store (drv_pg.c), and so the worker threads
  * that run its operations for requests on fibers (serve.c). */
@@ -81,11 +82,12 @@ typedef struct lw_account {
     char id[LW_ID_STRLEN];
     char handle[LW_HANDLE_MAX];
     int64_t created_at;
-    char pin_hash[LW_PIN_HASH_MAX]; /* "" when no PIN is set */
-    int pin_failures;               /* consecutive wrong PINs */
-    int64_t pin_locked_until;       /* 0 when not locked */
-    int64_t inactive_ttl_ms;        /* companion inactivity TTL chosen by the holder */
-    bool pin_change_required;       /* "secure my account": no new links until the PIN is changed */
+    char pin_hash[LW_PIN_HASH_MAX];           /* "" when no PIN is set */
+    int pin_failures;                         /* consecutive wrong PINs */
+    int64_t pin_locked_until;                 /* 0 when not locked */
+    int64_t inactive_ttl_ms;                  /* companion inactivity TTL chosen by the holder */
+    bool pin_change_required;                 /* "secure my account": no new links until the PIN is changed */
+    char recovery_hash[LW_RECOVERY_HASH_MAX]; /* verifies the recovery key (lw_recovery_*); "" when none */
 } lw_account;
 
 /* A session: one per linked device (the primary included). */
@@ -209,8 +211,18 @@ typedef struct lw_store_ops {
                           const uint8_t *invite_hash /* NULL if registration is open */);
     int (*account_get)(lw_store *s, const char *id, lw_account *out);
     int (*account_get_by_handle)(lw_store *s, const char *handle, lw_account *out);
-    /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required. */
+    /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required,
+     * recovery_hash. */
     int (*account_update)(lw_store *s, const lw_account *a);
+    /* A new primary for the account, in one transaction: every active
+     * session of role (NULL: every role) ends with reason, listed in *out
+     * (for the caller to tell, lw_sessions_end_where LW_END_TOLD); the
+     * recovery hash becomes recovery_hash when it is not NULL; then
+     * primary is inserted. LW_ENOTFOUND when there is no such account
+     * (nothing changed). */
+    int (*account_replace_primary)(lw_store *s, const char *account_id, const char *role, const char *reason,
+                                   int64_t now, const lw_session *primary, const char *recovery_hash,
+                                   lw_ended **out, size_t *n);
 
     /* Deletes the account and everything of it (sessions, live and ended;
      * link requests it scanned; alerts) in one transaction, so its handle is
@@ -390,6 +402,9 @@ int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *
 int lw_store_account_get(lw_store *s, const char *id, lw_account *out);
 int lw_store_account_get_by_handle(lw_store *s, const char *handle, lw_account *out);
 int lw_store_account_update(lw_store *s, const lw_account *a);
+int lw_store_account_replace_primary(lw_store *s, const char *account_id, const char *role,
+                                     const char *reason, int64_t now, const lw_session *primary,
+                                     const char *recovery_hash, lw_ended **out, size_t *n);
 int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
 int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
                            const char *handle);
