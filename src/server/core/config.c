@@ -51,6 +51,8 @@ void lw_config_defaults(lw_config *c)
     c->rate_scan = (lw_rate_rule){"scan", 30.0 / 60, 30};
     c->rate_code = (lw_rate_rule){"code", 10.0 / 60, 10};
     c->rate_pin = (lw_rate_rule){"pin", 20.0 / 60, 20};
+    /* A recovery key is 160 bits: the limit is for the noise, not the odds. */
+    c->rate_recover = (lw_rate_rule){"recover", 10.0 / 3600, 10};
     c->rate_refresh = (lw_rate_rule){"refresh", 12.0 / 60, 12};
     c->rate_csp = (lw_rate_rule){"csp", 30.0 / 60, 30};
     c->rate_table_keys = LW_RATE_TABLE_KEYS_DEFAULT;
@@ -202,7 +204,7 @@ void lw_config_usage(FILE *f)
 static int parse_rates(lw_config *c, const char *spec, char *msg, size_t cap)
 {
     lw_rate_rule *all[] = {&c->rate_register, &c->rate_link,    &c->rate_scan, &c->rate_code,
-                           &c->rate_pin,      &c->rate_refresh, &c->rate_csp};
+                           &c->rate_pin,      &c->rate_refresh, &c->rate_csp,  &c->rate_recover};
     if (strcmp(spec, "off") == 0) {
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             all[i]->burst = 0;

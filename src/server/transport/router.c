@@ -69,6 +69,8 @@ static const route routes[] = {
     {"POST", "/v1/account/secure", lw_api_account_secure, LW_AUTH_PRIMARY, B_AUTH},
     /* Any device may ask; the handler tells a companion why it cannot. */
     {"DELETE", "/v1/account", lw_api_account_delete, LW_AUTH_SESSION, B_AUTH},
+    {"POST", "/v1/account/recover", lw_api_recover, LW_AUTH_NONE, B_OPEN},
+    {"POST", "/v1/account/recovery-key", lw_api_recovery_key_new, LW_AUTH_PRIMARY, B_AUTH},
     {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, B_AUTH},
     {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, B_AUTH},
     {"GET", "/v1/settings", lw_api_settings_get, LW_AUTH_PRIMARY, 0},
