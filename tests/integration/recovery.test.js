@@ -162,3 +162,79 @@ describe('recovery rate limits', () => {
     }
   });
 });
+
+describe('move to a new phone', () => {
+  test('the new phone shows a code, the old one approves (PIN), the new one claims: the old primary ends (moved), companions stay and are re-signed', async () => {
+    const old = await h.registerPrimary(server.url, h.uniqueHandle('mover'));
+    const comp = await h.linkCompanionApi(server.url, old);
+    h.expectStatus(await old.post('/v1/pin', { new_pin: '246802' }), 200);
+    const oldWs = await old.ws();
+    await oldWs.next('hello');
+    const compWs = await comp.ws();
+    await compWs.next('hello');
+
+    const fresh = h.newDeviceKey();
+    const t = h.expectStatus(await h.api(server.url, 'POST', '/v1/transfers', { body: { public_key: fresh.pubB64 } }), 201);
+    assert.match(t.code, /^[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}$/);
+    assert.equal(t.payload, `lwmove1:${t.code}`);
+    assert.match(t.token, /^lwt_[A-Za-z0-9_-]{43}$/);
+    const claim = (body = { token: t.token }) => h.api(server.url, 'POST', `/v1/transfers/${t.id}/claim`, { body });
+    // Waiting for the old phone.
+    assert.equal(h.expectStatus(await claim(), 202).state, 'pending');
+    h.expectError(await claim({ token: `lwt_${'A'.repeat(43)}` }), 404, 'not_found');
+    h.expectError(await claim({ token: 'nope' }), 400, 'invalid_request');
+
+    // Only the primary, with the PIN; a wrong or malformed code is refused.
+    h.expectError(await comp.raw('POST', '/v1/transfers/approve', { body: { code: t.code } }), 403, 'forbidden');
+    h.expectError(await old.raw('POST', '/v1/transfers/approve', { body: { code: 'AAAA' } }), 400, 'invalid_request');
+    h.expectError(await old.raw('POST', '/v1/transfers/approve', { body: { code: 'AAAA-AAAA-AAAA' } }), 404, 'not_found');
+    h.expectError(await old.raw('POST', '/v1/transfers/approve', { body: { code: t.code } }), 403, 'pin_required');
+    h.expectError(await old.raw('POST', '/v1/transfers/approve', { body: { code: t.code, pin: '000000' } }), 403, 'wrong_pin');
+    const ok = h.expectStatus(await old.raw('POST', '/v1/transfers/approve', { body: { code: t.code.toLowerCase().replaceAll('-', ' '), pin: '246802' } }), 200);
+    assert.equal(ok.state, 'approved');
+    assert.equal(ok.key_fingerprint, Buffer.from(h.fingerprint(fresh.pub)).toString('hex'));
+    h.expectError(await old.raw('POST', '/v1/transfers/approve', { body: { code: t.code, pin: '246802' } }), 404, 'not_found');
+
+    const j = h.expectStatus(await claim(), 200);
+    assert.equal(j.account_id, old.accountId);
+    assert.equal(j.ended, 1);
+    const ev = await oldWs.next('session.ended');
+    assert.equal(ev.reason, 'moved');
+    h.expectError(await claim(), 409, 'conflict');
+    // The old key is refused from then on.
+    const err = h.expectError(await old.raw('GET', '/v1/session'), 401, 'session_ended');
+    assert.equal(err.reason, 'moved');
+    assert.equal((await old.refresh()).status, 401);
+
+    const now = new h.Device(server.url, { role: 'primary', key: fresh, token: j.token, deviceId: j.device_id, accountId: j.account_id, challenge: j.challenge });
+    assert.equal((await now.session()).account.has_pin, true);
+    // The companion is still linked; its record was signed by the old key until re-signed.
+    const devs = await now.devices();
+    const rec = devs.find((d) => d.id === comp.deviceId);
+    assert.ok(rec);
+    const msg = h.accountMessage(j.account_id, comp.key.pub);
+    assert.ok(h.verifyRaw(old.key.pub, msg, h.b64d(rec.account_signature)));
+    h.expectError(await now.raw('POST', '/v1/devices/signatures', { body: { signatures: [{ device_id: comp.deviceId, account_signature: rec.account_signature }] } }), 400, 'invalid_signature');
+    h.expectError(await now.raw('POST', '/v1/devices/signatures', { body: { signatures: [] } }), 400, 'invalid_request');
+    h.expectError(await now.raw('POST', '/v1/devices/signatures', { body: { signatures: [{ device_id: 'x' }] } }), 400, 'invalid_request');
+    const sig = h.accountSignature(now, comp.key.pub);
+    h.expectError(await now.raw('POST', '/v1/devices/signatures', { body: { signatures: [{ device_id: 'nosuchdevice', account_signature: sig }] } }), 404, 'not_found');
+    assert.equal(h.expectStatus(await now.post('/v1/devices/signatures', { signatures: [{ device_id: comp.deviceId, account_signature: sig }] }), 200).signed, 1);
+    const after = (await now.devices()).find((d) => d.id === comp.deviceId);
+    assert.ok(h.verifyRaw(fresh.pub, msg, h.b64d(after.account_signature)));
+    // The companion works as before; an alert says what happened.
+    h.expectStatus(await comp.raw('GET', '/v1/session'), 200);
+    assert.ok((await now.alerts()).some((a) => a.kind === 'account.moved'));
+  });
+
+  test('every field of a transfer is checked', async () => {
+    h.expectError(await h.api(server.url, 'POST', '/v1/transfers', { body: {} }), 400, 'invalid_request');
+    h.expectError(await h.api(server.url, 'POST', '/v1/transfers', { body: { public_key: 'abc' } }), 400, 'invalid_request');
+    const p = await h.registerPrimary(server.url, h.uniqueHandle('tfields'));
+    h.expectError(await p.raw('POST', '/v1/transfers/approve', { body: {} }), 400, 'invalid_request');
+    h.expectError(await p.raw('POST', '/v1/transfers/approve', { body: { code: 'AAAA-AAAA-AAA8' } }), 400, 'invalid_request');
+    h.expectError(await p.raw('POST', '/v1/transfers/approve', { body: { code: 'AAAA-AAAA-AAAA', pin: '12' } }), 400, 'invalid_request');
+    h.expectError(await h.api(server.url, 'POST', '/v1/transfers/nosuch/claim', { body: {} }), 400, 'invalid_request');
+    h.expectError(await h.api(server.url, 'POST', '/v1/transfers/nosuch/claim', { body: { token: `lwt_${'A'.repeat(43)}` } }), 404, 'not_found');
+  });
+});

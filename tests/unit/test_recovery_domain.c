@@ -153,8 +153,7 @@ static void test_replace_all(void **state)
     lw_session p2;
     session(&p2, "acct-rec-p2", LW_ROLE_PRIMARY, 3);
     size_t n = 0;
-    assert_int_equal(lw_recovery_replace(&f->deps, ACCT, NULL, LW_END_RECOVERED, &p2, "ab",
-                                         "account.recovered", "Recovered.", &n),
+    assert_int_equal(lw_recovery_replace(&f->deps, ACCT, NULL, LW_END_RECOVERED, &p2, "ab", "Recovered.", &n),
                      LW_OK);
     assert_int_equal(n, 1);
     assert_int_equal(f->alerts, 1);
@@ -172,8 +171,8 @@ static void test_replace_all(void **state)
     /* A move: only the primary ends; the verifier stays. */
     lw_session p3;
     session(&p3, "acct-rec-p3", LW_ROLE_PRIMARY, 4);
-    assert_int_equal(
-        lw_recovery_replace(&f->deps, ACCT, LW_ROLE_PRIMARY, LW_END_MOVED, &p3, NULL, NULL, NULL, &n), LW_OK);
+    assert_int_equal(lw_recovery_replace(&f->deps, ACCT, LW_ROLE_PRIMARY, LW_END_MOVED, &p3, NULL, NULL, &n),
+                     LW_OK);
     assert_int_equal(n, 1);
     assert_int_equal(f->alerts, 1);
     assert_int_equal(lw_store_session_get(f->store, "acct-rec-p2", &s), LW_OK);
@@ -191,9 +190,8 @@ static void test_replace_all(void **state)
     lw_session p4;
     session(&p4, "acct-rec-p4", LW_ROLE_PRIMARY, 5);
     lw_strlcpy(p4.account_id, "nobody", sizeof p4.account_id);
-    assert_int_equal(
-        lw_recovery_replace(&f->deps, "nobody", NULL, LW_END_RECOVERED, &p4, NULL, NULL, NULL, &n),
-        LW_ENOTFOUND);
+    assert_int_equal(lw_recovery_replace(&f->deps, "nobody", NULL, LW_END_RECOVERED, &p4, NULL, NULL, &n),
+                     LW_ENOTFOUND);
     assert_int_equal(lw_store_session_get(f->store, "acct-rec-p4", &s), LW_ENOTFOUND);
 }
 

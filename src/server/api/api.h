@@ -42,6 +42,10 @@ void lw_api_pin_set(lw_rq *rq);
 void lw_api_pin_disable(lw_rq *rq);
 void lw_api_recover(lw_rq *rq);
 void lw_api_recovery_key_new(lw_rq *rq);
+void lw_api_transfer_create(lw_rq *rq);
+void lw_api_transfer_approve(lw_rq *rq);
+void lw_api_transfer_claim(lw_rq *rq);
+void lw_api_devices_resign(lw_rq *rq);
 
 /* Answers held to a fixed time after the store is asked (api_account.c):
  * start the clock before the store call whose outcome the timing must not

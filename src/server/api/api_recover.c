@@ -101,7 +101,6 @@ void lw_api_recover(lw_rq *rq)
     rc = lw_sessions_prepare(app->sessions, s, token);
     if (rc == LW_OK)
         rc = lw_recovery_replace(&app->domain, a.id, NULL, LW_END_RECOVERED, s, fresh_hash,
-                                 "account.recovered",
                                  "Your account was recovered with its recovery key on a new phone: every "
                                  "device was logged out.",
                                  &ended);

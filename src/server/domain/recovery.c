@@ -118,9 +118,40 @@ bool lw_recovery_check(const uint8_t key[LW_KEY_LEN], const char *account_id,
     return have && same;
 }
 
+/* The devices that ended in a transaction of our own hear it now. */
+static void tell(const lw_domain_deps *deps, lw_ended *list, size_t n)
+{
+    if (deps->sessions) {
+        lw_end_request told = {.scope = LW_END_TOLD, .told = list, .ntold = n};
+        lw_sessions_end_where(deps->sessions, &told, NULL);
+    }
+    lw_free(list);
+}
+
+int lw_recovery_claim(const lw_domain_deps *deps, const char *transfer_id, const lw_session *primary,
+                      size_t *ended)
+{
+    lw_ended *list = NULL;
+    size_t n = 0;
+    int rc = lw_store_transfer_claim(deps->store, transfer_id, primary, LW_END_MOVED, lw_now_ms(), &list, &n);
+    if (rc != LW_OK) {
+        if (rc != LW_ECONFLICT && rc != LW_ENOTFOUND)
+            lw_log_error("recovery", "cannot complete transfer %.8s: %s", transfer_id, lw_strerror(rc));
+        return rc;
+    }
+    tell(deps, list, n);
+    if (ended)
+        *ended = n;
+    lw_log_info("recovery", "account %.8s moved to a new phone %.8s", primary->account_id, primary->id);
+    (void)lw_alert_raise(deps, primary->account_id, "account.moved", primary->id,
+                         "Your account moved to a new phone; the old phone was logged out.",
+                         json_pack("{s:s, s:I}", "reason", LW_END_MOVED, "ended", (json_int_t)n));
+    return LW_OK;
+}
+
 int lw_recovery_replace(const lw_domain_deps *deps, const char *account_id, const char *role,
                         const char *reason, const lw_session *primary, const char *new_hash,
-                        const char *alert_kind, const char *alert_text, size_t *ended)
+                        const char *alert_text, size_t *ended)
 {
     lw_ended *list = NULL;
     size_t n = 0;
@@ -132,17 +163,13 @@ int lw_recovery_replace(const lw_domain_deps *deps, const char *account_id, cons
                          lw_strerror(rc));
         return rc;
     }
-    if (deps->sessions) {
-        lw_end_request told = {.scope = LW_END_TOLD, .told = list, .ntold = n};
-        lw_sessions_end_where(deps->sessions, &told, NULL);
-    }
-    lw_free(list);
+    tell(deps, list, n);
     if (ended)
         *ended = n;
     lw_log_info("recovery", "account %.8s has a new primary %.8s (%s); %zu session(s) ended", account_id,
                 primary->id, reason, n);
-    if (alert_kind)
-        (void)lw_alert_raise(deps, account_id, alert_kind, primary->id, alert_text,
+    if (alert_text)
+        (void)lw_alert_raise(deps, account_id, "account.recovered", primary->id, alert_text,
                              json_pack("{s:s, s:I}", "reason", reason, "ended", (json_int_t)n));
     return LW_OK;
 }

@@ -53,12 +53,23 @@ bool lw_recovery_check(const uint8_t key[LW_KEY_LEN], const char *account_id,
  * transaction every active session of role (NULL: every role) ends with
  * reason and, when new_hash is not NULL, the recovery verifier becomes it;
  * then the devices that ended are told through lw_sessions_end_where
- * (LW_END_TOLD; deps->sessions may be NULL in a test without a loop) and an
- * alert of kind alert_kind (NULL: none) is raised for the account. *ended
+ * (LW_END_TOLD; deps->sessions may be NULL in a test without a loop) and,
+ * with alert_text (its sentence; NULL: none), an account.recovered alert is
+ * raised for the account. *ended
  * (may be NULL) gets how many sessions ended. LW_ENOTFOUND when there is no
  * such account. */
 int lw_recovery_replace(const lw_domain_deps *deps, const char *account_id, const char *role,
                         const char *reason, const lw_session *primary, const char *new_hash,
-                        const char *alert_kind, const char *alert_text, size_t *ended);
+                        const char *alert_text, size_t *ended);
+
+/* "Move to a new phone": the approved transfer_id becomes claimed by the new
+ * primary (its credential prepared; the caller caches it after); in the
+ * same store transaction the old primary ends with LW_END_MOVED (its
+ * companions stay linked); then the old primary is told through
+ * lw_sessions_end_where (LW_END_TOLD) and an account.moved alert is raised.
+ * LW_ECONFLICT when the transfer is not approved for primary's account or
+ * has expired. */
+int lw_recovery_claim(const lw_domain_deps *deps, const char *transfer_id, const lw_session *primary,
+                      size_t *ended);
 
 #endif
