@@ -195,6 +195,71 @@ static void test_replace_all(void **state)
     assert_int_equal(lw_store_session_get(f->store, "acct-rec-p4", &s), LW_ENOTFOUND);
 }
 
+static void transfer(lw_transfer *t, const char *id, uint8_t code, int64_t expires_at)
+{
+    memset(t, 0, sizeof *t);
+    lw_strlcpy(t->id, id, sizeof t->id);
+    memset(t->token_hash, 1, sizeof t->token_hash);
+    memset(t->code_hash, code, sizeof t->code_hash);
+    memset(t->public_key, 9, sizeof t->public_key);
+    lw_strlcpy(t->state, "pending", sizeof t->state);
+    t->created_at = lw_now_ms();
+    t->expires_at = expires_at;
+}
+
+static void test_transfer(void **state)
+{
+    fixture *f = *state;
+    int64_t now = lw_now_ms();
+    lw_transfer t, got;
+    transfer(&t, "tr-1", 3, now + 60000);
+    assert_int_equal(lw_store_transfer_insert(f->store, &t), LW_OK);
+    uint8_t code[LW_HASH_LEN];
+    memset(code, 3, sizeof code);
+    assert_int_equal(lw_store_transfer_get_by_code(f->store, code, &got), LW_OK);
+    assert_string_equal(got.id, "tr-1");
+    assert_string_equal(got.state, "pending");
+    assert_memory_equal(got.public_key, t.public_key, LW_PK_LEN);
+    memset(code, 4, sizeof code);
+    assert_int_equal(lw_store_transfer_get_by_code(f->store, code, &got), LW_ENOTFOUND);
+
+    lw_session p2;
+    session(&p2, "acct-rec-new", LW_ROLE_PRIMARY, 9);
+    size_t n = 0;
+    /* Not approved yet: nothing moves. */
+    assert_int_equal(lw_recovery_claim(&f->deps, "tr-1", &p2, &n), LW_ECONFLICT);
+    assert_int_equal(lw_store_transfer_approve(f->store, "tr-1", ACCT, now), LW_OK);
+    assert_int_equal(lw_store_transfer_approve(f->store, "tr-1", ACCT, now), LW_ECONFLICT);
+    assert_int_equal(lw_store_transfer_approve(f->store, "tr-none", ACCT, now), LW_ENOTFOUND);
+    /* Claimed for another account than it was approved for: refused. */
+    lw_session other = p2;
+    lw_strlcpy(other.account_id, "another", sizeof other.account_id);
+    assert_int_equal(lw_recovery_claim(&f->deps, "tr-1", &other, &n), LW_ECONFLICT);
+    assert_int_equal(lw_recovery_claim(&f->deps, "tr-1", &p2, &n), LW_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f->alerts, 1);
+    lw_session s;
+    assert_int_equal(lw_store_session_get(f->store, PHONE, &s), LW_OK);
+    assert_string_equal(s.end_reason, LW_END_MOVED);
+    assert_int_equal(lw_store_session_get(f->store, "acct-rec-new", &s), LW_OK);
+    assert_string_equal(s.state, "active");
+    assert_int_equal(lw_store_transfer_get(f->store, "tr-1", &got), LW_OK);
+    assert_string_equal(got.state, "claimed");
+    assert_string_equal(got.device_id, "acct-rec-new");
+    assert_int_equal(lw_recovery_claim(&f->deps, "tr-1", &p2, &n), LW_ECONFLICT);
+
+    /* An expired transfer can be neither approved nor claimed. */
+    transfer(&t, "tr-2", 5, now - 1);
+    assert_int_equal(lw_store_transfer_insert(f->store, &t), LW_OK);
+    assert_int_equal(lw_store_transfer_approve(f->store, "tr-2", ACCT, now), LW_ECONFLICT);
+
+    /* Re-signing touches active companions of the account only. */
+    uint8_t sig[LW_SIG_LEN];
+    memset(sig, 6, sizeof sig);
+    assert_int_equal(lw_store_session_set_account_sig(f->store, ACCT, "acct-rec-new", sig), LW_ENOTFOUND);
+    assert_int_equal(lw_store_session_set_account_sig(f->store, ACCT, "nobody", sig), LW_ENOTFOUND);
+}
+
 int main(void)
 {
     print_message("[   NOTE   ] store: %s\n", fx_backend_name());
@@ -202,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_format_parse),
         cmocka_unit_test_setup_teardown(test_hash_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
