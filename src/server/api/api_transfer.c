@@ -15,6 +15,7 @@
 #include "pin.h"
 #include "place.h"
 #include "proof.h"
+#include "qr.h"
 #include "recovery.h"
 #include "session.h"
 
@@ -110,9 +111,15 @@ void lw_api_transfer_create(lw_rq *rq)
     }
     char payload[sizeof "lwmove1:" + CODE_TEXT_MAX];
     snprintf(payload, sizeof payload, "lwmove1:%s", shown);
+    char *svg = lw_qr_svg(payload);
+    if (!svg) {
+        lw_reply_error(rq, 503, "unavailable", "Out of memory.");
+        goto out;
+    }
     lw_reply_json(rq, 201,
-                  json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", t.id, "token", token, "code", shown, "payload",
-                            payload, "expires_in", (json_int_t)lw_api_secs(TRANSFER_TTL_MS)));
+                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", t.id, "token", token, "code", shown, "payload",
+                            payload, "qr_svg", svg, "expires_in", (json_int_t)lw_api_secs(TRANSFER_TTL_MS)));
+    lw_free(svg);
 out:
     lw_wipe(token, sizeof token);
     lw_wipe(letters, sizeof letters);
