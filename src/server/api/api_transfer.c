@@ -117,8 +117,9 @@ void lw_api_transfer_create(lw_rq *rq)
         goto out;
     }
     lw_reply_json(rq, 201,
-                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", t.id, "token", token, "code", shown, "payload",
-                            payload, "qr_svg", svg, "expires_in", (json_int_t)lw_api_secs(TRANSFER_TTL_MS)));
+                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", t.id, "token", token, "code", shown,
+                            "payload", payload, "qr_svg", svg, "expires_in",
+                            (json_int_t)lw_api_secs(TRANSFER_TTL_MS)));
     lw_free(svg);
 out:
     lw_wipe(token, sizeof token);
