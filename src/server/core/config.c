@@ -122,7 +122,7 @@ static const opt opts[] = {
     {"link-policy", K_SPECIAL, 0, 0, 0, 0, "allow|block-high-risk"},
     {"privacy", K_SPECIAL, 0, 0, 0, 0, "full|country-only  what ended records keep"},
     {"rate", K_SPECIAL, 0, 0, 0, 0,
-     "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},
+     "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp recover)"},
     {"rate-table-keys", K_LONG, F(rate_table_keys), LW_RATE_TABLE_KEYS_MIN, LW_RATE_TABLE_KEYS_MAX,
      "N  clients each rate-limit table remembers; the least recently seen make room (50000)"},
     {"rate-ipv6-prefix", K_INT, F(rate_ipv6_prefix), LW_RATE_IPV6_PREFIX_MIN, LW_RATE_IPV6_PREFIX_MAX,
