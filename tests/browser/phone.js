@@ -70,14 +70,31 @@ export async function openPhone(browser, server, opts = {}) {
   return { context, page };
 }
 
-/** Registers a new account in the app; returns the handle. */
+/** Registers a new account in the app, confirming the recovery key it shows once; returns the handle. */
 export async function register(page, prefix = 'ph') {
+  return (await registerWithKey(page, prefix)).handle;
+}
+
+/** As register; returns {handle, recoveryKey}. */
+export async function registerWithKey(page, prefix = 'ph') {
   const handle = h.uniqueHandle(prefix);
   await b.see(page, 'phone-register');
   await b.byId(page, 'handle-input').fill(handle);
   await b.byId(page, 'register-submit').click();
+  const recoveryKey = await confirmRecoveryKey(page);
   await b.see(page, 'devices-list', 8000);
-  return handle;
+  return { handle, recoveryKey };
+}
+
+/** On the recovery-key screen: reads the key, retypes the group asked for, goes on. Returns the key. */
+export async function confirmRecoveryKey(page) {
+  await b.see(page, 'recovery-key-screen', 8000);
+  const key = (await b.byId(page, 'recovery-key').innerText()).trim().split(/\s+/).join('-');
+  const label = await page.locator('label[for="recovery-confirm"]').innerText();
+  const n = Number(/group (\d+)/.exec(label)[1]);
+  await b.byId(page, 'recovery-confirm').fill(key.split('-')[n - 1].toLowerCase());
+  await b.byId(page, 'recovery-done').click();
+  return key;
 }
 
 /** Sets the PIN in the Security tab. */

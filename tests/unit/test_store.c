@@ -280,7 +280,7 @@ static void test_migration_from_v1(void **state)
              "ALTER TABLE sessions DROP COLUMN has_loc; ALTER TABLE sessions DROP COLUMN last_lat;"
              "ALTER TABLE sessions DROP COLUMN last_lon; ALTER TABLE sessions DROP COLUMN last_has_loc;"
              "ALTER TABLE accounts DROP COLUMN pin_change_required; ALTER TABLE invites DROP COLUMN handle;"
-             "PRAGMA user_version = 1");
+             "ALTER TABLE accounts DROP COLUMN recovery_hash; PRAGMA user_version = 1");
     assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
     assert_int_equal(schema_version(f, f->s), v);
     assert_true(v >= 2);
@@ -320,7 +320,7 @@ static void test_migration_last_place(void **state)
                "ALTER TABLE sessions DROP COLUMN redacted; ALTER TABLE alerts DROP COLUMN answer; ALTER "
                "TABLE alerts DROP COLUMN answered_by;"
                "ALTER TABLE alerts DROP COLUMN burst_count; ALTER TABLE alerts DROP COLUMN updated_at;"
-               "PRAGMA user_version = 5");
+               "ALTER TABLE accounts DROP COLUMN recovery_hash; PRAGMA user_version = 5");
     raw_exec(f, "UPDATE sessions SET region = 'Lisboa', network = 'Fibre' WHERE id = 'acct1-p';"
                 "UPDATE sessions SET last_ip = '', last_country = '', last_city = '', country = 'ES',"
                 "  region = 'Madrid', city = 'Madrid', network = 'Meseta' WHERE id = 'acct2-p';"
@@ -366,9 +366,11 @@ static void test_migration_answered_by(void **state)
         f,
         f->fx.pg
             ? "ALTER TABLE alerts DROP COLUMN answered_by; ALTER TABLE alerts DROP COLUMN burst_count; ALTER "
-              "TABLE alerts DROP COLUMN updated_at; UPDATE schema_version SET version = 4 WHERE id = 1"
+              "TABLE alerts DROP COLUMN updated_at; ALTER TABLE accounts DROP COLUMN recovery_hash;"
+              " UPDATE schema_version SET version = 4 WHERE id = 1"
             : "ALTER TABLE alerts DROP COLUMN answered_by; ALTER TABLE alerts DROP COLUMN burst_count; ALTER "
-              "TABLE alerts DROP COLUMN updated_at; PRAGMA user_version = 6");
+              "TABLE alerts DROP COLUMN updated_at; ALTER TABLE accounts DROP COLUMN recovery_hash;"
+              " PRAGMA user_version = 6");
     assert_int_equal(lw_store_open(&f->s, f->fx.location), LW_OK);
     assert_int_equal(schema_version(f, f->s), v);
     lw_alert got;

@@ -355,6 +355,7 @@ export function mountSecurity(main, ctx) {
       try {
         await session.call('POST', '/v1/pin', body);
         renderPin(true);
+        pinChanged(true);
         pinCard.querySelector('[data-testid="pin-status"]').textContent = hasPin ? 'PIN changed.' : 'PIN set. Linking a device now asks for it.';
       } catch (e) {
         err.textContent = e.message;
@@ -368,6 +369,7 @@ export function mountSecurity(main, ctx) {
       try {
         await session.call('POST', '/v1/pin/disable', { pin: cur.value });
         renderPin(false);
+        pinChanged(false);
         pinCard.querySelector('[data-testid="pin-status"]').textContent = 'PIN turned off.';
       } catch (e) {
         err.textContent = e.message;
@@ -402,7 +404,77 @@ export function mountSecurity(main, ctx) {
     ttlCard.replaceChildren(h('h2', { id: 'ttl-title', class: 'card-title' }, icon('gear'), 'Inactive devices'), form);
   }
 
+  // Move to a new phone: the new phone shows a code; this phone approves it.
+  const moveCard = h('section', { class: 'card', 'aria-labelledby': 'move-title', testid: 'move-card' });
+  const keyCard = h('section', { class: 'card', 'aria-labelledby': 'rkey-title', testid: 'recovery-card' });
+  main.insertBefore(moveCard, ttlCard.nextSibling);
+  main.insertBefore(keyCard, moveCard.nextSibling);
+
+  function renderMove(hasPin) {
+    const code = h('input', { type: 'text', id: 'move-code-input', testid: 'move-code-input', autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false', maxlength: '40' });
+    const [pinL, pin] = pinField('move-pin', 'Your PIN', 'move-pin');
+    const err = h('p', { class: 'form-error', role: 'alert', testid: 'move-error' });
+    const ok = h('p', { class: 'form-status ok', role: 'status', testid: 'move-approved' });
+    const form = h('form', { class: 'form', novalidate: true },
+      h('label', { for: 'move-code-input' }, 'The code your new phone shows'), code,
+      hasPin ? [pinL, pin] : null, err, ok,
+      h('button', { class: 'btn btn-primary btn-block', type: 'submit', testid: 'move-approve' }, 'Move my account to that phone'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.textContent = ok.textContent = '';
+      const letters = code.value.toUpperCase().replace(/[\s-]/g, '');
+      if (!/^[A-Z0-9]{12}$/.test(letters)) { err.textContent = 'The code is 12 letters and digits, like ABCD-EFGH-JKLM.'; return; }
+      if (hasPin && !/^[0-9]{6}$/.test(pin.value)) { err.textContent = 'Enter your PIN (6 digits).'; return; }
+      const body = { code: code.value.trim() };
+      if (hasPin) body.pin = pin.value;
+      try {
+        const ans = await session.call('POST', '/v1/transfers/approve', body);
+        ok.textContent = `Approved. Your new phone (key ${ans.key_fingerprint.slice(0, 8)}…) takes over now; this phone will be signed out.`;
+      } catch (e) {
+        err.textContent = e.message;
+      } finally {
+        pin.value = '';
+      }
+    });
+    moveCard.replaceChildren(h('h2', { id: 'move-title', class: 'card-title' }, icon('phone'), 'Move to a new phone'),
+      h('p', { class: 'muted' }, 'On the new phone open Linkward and choose “Move from my old phone”. Your linked devices stay linked.'), form);
+  }
+
+  // The cards that ask for the PIN follow it being set or turned off.
+  let hasKeyNow = false;
+  function pinChanged(hasPin) {
+    renderMove(hasPin);
+    renderKey(hasPin, hasKeyNow);
+  }
+
+  function renderKey(hasPin, hasKey) {
+    hasKeyNow = hasKey;
+    const [pinL, pin] = pinField('rkey-pin', 'Your PIN', 'rkey-pin');
+    const err = h('p', { class: 'form-error', role: 'alert', testid: 'rkey-error' });
+    const btn = h('button', { class: 'btn btn-block', type: 'submit', testid: 'rkey-new' }, hasKey ? 'Make a new recovery key' : 'Make a recovery key');
+    const form = h('form', { class: 'form', novalidate: true }, hasPin ? [pinL, pin] : null, err, btn);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.textContent = '';
+      if (hasPin && !/^[0-9]{6}$/.test(pin.value)) { err.textContent = 'Enter your PIN (6 digits).'; return; }
+      try {
+        const ans = await session.call('POST', '/v1/account/recovery-key', hasPin ? { pin: pin.value } : {});
+        ctx.showRecoveryKey(ans.recovery_key, () => ctx.go('security'));
+      } catch (e) {
+        err.textContent = e.message;
+      } finally {
+        pin.value = '';
+      }
+    });
+    keyCard.replaceChildren(h('h2', { id: 'rkey-title', class: 'card-title' }, icon('shield'), 'Recovery key'),
+      h('p', { class: 'muted', testid: 'rkey-state' }, hasKey ? 'Set. A new one replaces it: the old one stops working.'
+        : 'None yet. Without one, losing this phone loses the account.'), form);
+  }
+
+
   renderPush(pushCard);
-  session.call('GET', '/v1/settings').then((s) => { renderPin(!!s.has_pin); renderTtl(s); },
+  session.call('GET', '/v1/settings').then((s) => { renderPin(!!s.has_pin); renderTtl(s); renderMove(!!s.has_pin); },
     (e) => pinCard.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, e.message)));
+  session.call('GET', '/v1/session').then((s) => renderKey(!!s.account.has_pin, !!s.account.has_recovery_key),
+    (e) => keyCard.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, e.message)));
 }

@@ -57,13 +57,31 @@ export async function companionHere() {
  * session.begin (device id, account, challenge, credential lifetime).
  */
 export async function register(handle, invite) {
-  await store.del('key').catch(() => {});
-  const pair = await store.deviceKey();
-  try { await navigator.storage?.persist?.(); } catch { /* asked; the browser decides */ }
+  const pair = await freshKey();
   const body = { handle, public_key: await store.publicKey(pair), client: { name: 'Phone' } };
   if (invite) body.invite = invite;
   const acct = await request('POST', '/v1/accounts', body);
-  // The bearer token, once, for the cookie.
+  const answer = await adopt(pair, acct);
+  // Shown once, never stored on the phone.
+  answer.recovery_key = acct.recovery_key;
+  return answer;
+}
+
+/** A new non-extractable account key in place of any earlier one, storage kept if the browser agrees. */
+async function freshKey() {
+  await store.del('key').catch(() => {});
+  const pair = await store.deviceKey();
+  try { await navigator.storage?.persist?.(); } catch { /* asked; the browser decides */ }
+  return pair;
+}
+
+/**
+ * Makes this phone the primary of acct (an answer of registration, recovery
+ * or a claimed transfer, bearer token included): trades the bearer token for
+ * the cookie with a refresh signed by pair, and keeps what the phone pins.
+ * Returns the answer for session.begin.
+ */
+async function adopt(pair, acct) {
   const signature = await store.signProof(pair, proof.REFRESH, acct.device_id, store.b64d(acct.challenge));
   let res;
   try {
@@ -82,6 +100,57 @@ export async function register(handle, invite) {
     device_id: acct.device_id, account_id: acct.account_id, handle: acct.handle,
     challenge: ans.challenge, token_expires_in: ans.token_expires_in, persistent: true,
   };
+}
+
+/** "ABCD-EFGH-…" as a person may type it: 32 letters of A-Z and 2-7; '' when it is one. */
+export function recoveryKeyProblem(text) {
+  const letters = text.toUpperCase().replace(/[\s-]/g, '').replace(/0/g, 'O').replace(/1/g, 'I');
+  if (!letters) return 'Enter your recovery key.';
+  if (!/^[A-Z2-7]*$/.test(letters)) return 'A recovery key has only letters A to Z and digits 2 to 7.';
+  if (letters.length !== 32) return `A recovery key has 32 letters and digits; this has ${letters.length}.`;
+  return '';
+}
+
+/** "I lost my phone": handle + recovery key + a new key made here. The answer carries the next recovery key. */
+export async function recover(handle, recoveryKey) {
+  const pair = await freshKey();
+  const acct = await request('POST', '/v1/account/recover',
+    { handle, recovery_key: recoveryKey, public_key: await store.publicKey(pair), client: { name: 'Phone' } });
+  const answer = await adopt(pair, acct);
+  answer.recovery_key = acct.recovery_key;
+  answer.ended = acct.ended;
+  return answer;
+}
+
+/** "Move to a new phone", on the new phone: a new key and a transfer for the old phone to approve. */
+export async function startMove() {
+  const pair = await freshKey();
+  return request('POST', '/v1/transfers', { public_key: await store.publicKey(pair) });
+}
+
+/** Asks whether the old phone approved: null while not; then this phone is the primary (answer for session.begin). */
+export async function claimMove(t) {
+  const acct = await request('POST', `/v1/transfers/${encodeURIComponent(t.id)}/claim`, { token: t.token, client: { name: 'Phone' } });
+  if (acct.state === 'pending') return null;
+  const pair = await store.loadKey();
+  return adopt(pair, acct);
+}
+
+/**
+ * After a move, the companions' records carry the old key's signature: sign
+ * each companion's key with this phone's key (call is session.call).
+ * Returns how many were re-signed.
+ */
+export async function resignCompanions(call) {
+  const me = await phoneInfo();
+  const { devices } = await call('GET', '/v1/devices');
+  const signatures = [];
+  for (const d of devices) {
+    if (d.role === 'primary' || await signedByMe(me.account_id, d)) continue;
+    signatures.push({ device_id: d.id, account_signature: await accountSignature(me.account_id, d.public_key) });
+  }
+  if (!signatures.length) return 0;
+  return (await call('POST', '/v1/devices/signatures', { signatures })).signed;
 }
 
 export const phoneInfo = () => store.get('phone').then((p) => p || null);

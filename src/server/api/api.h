@@ -44,6 +44,25 @@ void lw_api_push_vapid_key(lw_rq *rq);
 void lw_api_push_list(lw_rq *rq);
 void lw_api_push_subscribe(lw_rq *rq);
 void lw_api_push_unsubscribe(lw_rq *rq);
+void lw_api_recover(lw_rq *rq);
+void lw_api_recovery_key_new(lw_rq *rq);
+void lw_api_transfer_create(lw_rq *rq);
+void lw_api_transfer_approve(lw_rq *rq);
+void lw_api_transfer_claim(lw_rq *rq);
+void lw_api_devices_resign(lw_rq *rq);
+
+/* Answers held to a fixed time after the store is asked (api_account.c):
+ * start the clock before the store call whose outcome the timing must not
+ * tell, then give the answer (body stolen). pace may be NULL (out of
+ * memory): the answer then goes at once. */
+typedef struct lw_paced lw_paced;
+lw_paced *lw_api_pace_start(lw_rq *rq);
+void lw_api_pace_answer(lw_rq *rq, lw_paced *pace, int status, json_t *body);
+/* {"error": {"code", "message"}}, owned by the caller. */
+json_t *lw_api_error_body(const char *code, const char *message);
+/* How a handler answers a store failure in a paced answer: sets the
+ * headers, logs once, returns the body (owned by the caller) and *status. */
+json_t *lw_api_store_failure(lw_rq *rq, int rc, const char *what, int *status);
 
 /* Client description from a body's "client" object, falling back to the User-Agent. */
 struct lw_client_desc {

@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "pin.h"
 #include "place.h"
+#include "recovery.h"
 #include "lw.h"
 #include "session.h"
 #include "ua.h"
@@ -36,7 +37,7 @@ long long lw_api_secs(int64_t ms)
 /* How every handler answers a store failure (the registration's paced
  * answer included): sets the headers, logs once, and returns the status and
  * the error body (owned by the caller). */
-static json_t *store_failure(lw_rq *rq, int rc, const char *what, int *status)
+json_t *lw_api_store_failure(lw_rq *rq, int rc, const char *what, int *status)
 {
     if (rc == LW_ENOTFOUND) {
         *status = 404;
@@ -63,7 +64,7 @@ static json_t *store_failure(lw_rq *rq, int rc, const char *what, int *status)
 bool lw_api_store_failed(lw_rq *rq, int rc, const char *what)
 {
     int status = 500;
-    json_t *body = store_failure(rq, rc, what, &status);
+    json_t *body = lw_api_store_failure(rq, rc, what, &status);
     lw_reply_json(rq, status, body);
     return true;
 }
@@ -313,21 +314,21 @@ bool lw_handle_normalize(const char *in, char out[LW_HANDLE_MAX])
 
 /* ---- registration answers held to a fixed time ---- */
 
-typedef struct paced {
+typedef struct lw_paced {
     lw_rq *rq; /* NULL once the client left */
     int status;
     json_t *body;
     bool given; /* pace_answer gave the answer */
     bool due;   /* the time came before the answer (the store was slower): it goes when given */
     h2o_timeout_entry_t entry;
-} paced;
+} lw_paced;
 
 static h2o_timeout_t pace_timeout;
 static lw_loop *pace_loop;
 
 static void pace_fire(h2o_timeout_entry_t *entry)
 {
-    paced *p = H2O_STRUCT_FROM_MEMBER(paced, entry, entry);
+    lw_paced *p = H2O_STRUCT_FROM_MEMBER(lw_paced, entry, entry);
     if (!p->given) {
         p->due = true;
         return;
@@ -342,14 +343,14 @@ static void pace_fire(h2o_timeout_entry_t *entry)
 
 /* Starts the clock of a paced answer now, before the store is asked. NULL
  * when out of memory (the answer then goes at once: correct, only not paced). */
-static paced *pace_start(lw_rq *rq)
+lw_paced *lw_api_pace_start(lw_rq *rq)
 {
     lw_server *app = rq->app;
     if (pace_loop != app->loop) {
         h2o_timeout_init(app->loop, &pace_timeout, LW_REGISTER_ANSWER_MS);
         pace_loop = app->loop;
     }
-    paced *p = lw_calloc(1, sizeof *p);
+    lw_paced *p = lw_calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->entry.cb = pace_fire;
@@ -359,7 +360,7 @@ static paced *pace_start(lw_rq *rq)
 }
 
 /* Hands the answer (body stolen) to the paced slot, or sends it at once without one. */
-static void pace_answer(lw_rq *rq, paced *p, int status, json_t *body)
+void lw_api_pace_answer(lw_rq *rq, lw_paced *p, int status, json_t *body)
 {
     if (!p) {
         lw_reply_json(rq, status, body);
@@ -372,7 +373,7 @@ static void pace_answer(lw_rq *rq, paced *p, int status, json_t *body)
         pace_fire(&p->entry);
 }
 
-static json_t *error_body(const char *code, const char *message)
+json_t *lw_api_error_body(const char *code, const char *message)
 {
     return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
 }
@@ -427,29 +428,38 @@ void lw_api_register(lw_rq *rq)
     lw_strlcpy(s->state, "active", sizeof s->state);
     s->persistent = true;
 
+    /* The recovery key ("I lost my phone"), shown once: only its verifier is stored. */
+    uint8_t rk[LW_RECOVERY_KEY_LEN];
+    char rk_text[LW_RECOVERY_TEXT_MAX];
+    lw_recovery_generate(rk, rk_text);
+    lw_recovery_hash(app->hash_key, a.id, rk, a.recovery_hash);
+    lw_wipe(rk, sizeof rk);
+
     char token[LW_CRED_STRLEN];
     lw_sessions_prepare(app->sessions, s, token);
     /* From here on the answer may depend on the handle: it waits for its fixed time. */
-    paced *pace = pace_start(rq);
+    lw_paced *pace = lw_api_pace_start(rq);
     uint64_t epoch = lw_sessions_epoch(app->sessions);
     int rc = lw_store_account_create(app->store, &a, s, app->cfg.registration_invite ? invite_hash : NULL);
     if (rc == LW_ECONFLICT) {
         /* Open mode must say so (a sign-up form needs it); with an invite only
          * its holder can get here, and a handle-bound invite was checked free. */
-        pace_answer(rq, pace, 409, error_body("handle_taken", "This handle is already registered."));
+        lw_api_pace_answer(rq, pace, 409,
+                           lw_api_error_body("handle_taken", "This handle is already registered."));
         goto out_tok;
     }
     if (rc == LW_EDENIED) {
-        pace_answer(rq, pace, 403,
-                    error_body("invalid_invite",
-                               "This invitation code is not valid for this handle (unknown, used, "
-                               "expired, or issued for another handle)."));
+        lw_api_pace_answer(
+            rq, pace, 403,
+            lw_api_error_body("invalid_invite",
+                              "This invitation code is not valid for this handle (unknown, used, "
+                              "expired, or issued for another handle)."));
         goto out_tok;
     }
     if (rc != LW_OK) {
         int status = 500;
-        json_t *body = store_failure(rq, rc, "registering", &status);
-        pace_answer(rq, pace, status, body);
+        json_t *body = lw_api_store_failure(rq, rc, "registering", &status);
+        lw_api_pace_answer(rq, pace, status, body);
         goto out_tok;
     }
     lw_sessions_cache(app->sessions, s, epoch);
@@ -458,13 +468,15 @@ void lw_api_register(lw_rq *rq)
     lw_b64_encode(challenge, s->challenge, sizeof s->challenge);
     char addr[LW_LOG_ADDR_MAX];
     lw_log_info("account", "account %.8s registered from %s", a.id, lw_log_addr(rq->ip, addr));
-    pace_answer(rq, pace, 201,
-                json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "account_id", a.id, "device_id", s->id,
-                          "handle", a.handle, "token", token, "token_expires_in",
-                          (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()), "challenge", challenge,
-                          "server_key", pk, "origin", app->cfg.public_origin));
+    lw_api_pace_answer(rq, pace, 201,
+                       json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "account_id", a.id,
+                                 "device_id", s->id, "handle", a.handle, "token", token, "token_expires_in",
+                                 (json_int_t)lw_api_secs(s->cred_expires_at - lw_now_ms()), "challenge",
+                                 challenge, "server_key", pk, "origin", app->cfg.public_origin,
+                                 "recovery_key", rk_text));
 out_tok:
     lw_wipe(token, sizeof token);
+    lw_wipe(rk_text, sizeof rk_text);
 out:
     lw_wipe(s, sizeof *s);
     lw_free(s);

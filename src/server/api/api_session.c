@@ -93,11 +93,11 @@ void lw_api_session_get(lw_rq *rq)
             return;
         }
         s.last_active_at = 0;
-        json_t *ans =
-            json_pack("{s:o, s:{s:s, s:s, s:b, s:b, s:I}, s:o}", "device", lw_record_json(&s, s.id),
-                      "account", "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0',
-                      "pin_change_required", a.pin_change_required, "inactive_ttl_days",
-                      (json_int_t)(a.inactive_ttl_ms / DAY_MS), "challenge", challenge_json(s.challenge));
+        json_t *ans = json_pack(
+            "{s:o, s:{s:s, s:s, s:b, s:b, s:I, s:b}, s:o}", "device", lw_record_json(&s, s.id), "account",
+            "id", a.id, "handle", a.handle, "has_pin", a.pin_hash[0] != '\0', "pin_change_required",
+            a.pin_change_required, "inactive_ttl_days", (json_int_t)(a.inactive_ttl_ms / DAY_MS),
+            "has_recovery_key", a.recovery_hash[0] != '\0', "challenge", challenge_json(s.challenge));
         lw_wipe(&a, sizeof a);
         /* A fixed-width placeholder where this request's time goes. */
         json_object_set_new(json_object_get(ans, "device"), "last_active_at", json_string(TS_SENTINEL));

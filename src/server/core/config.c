@@ -51,6 +51,8 @@ void lw_config_defaults(lw_config *c)
     c->rate_scan = (lw_rate_rule){"scan", 30.0 / 60, 30};
     c->rate_code = (lw_rate_rule){"code", 10.0 / 60, 10};
     c->rate_pin = (lw_rate_rule){"pin", 20.0 / 60, 20};
+    /* A recovery key is 160 bits: the limit is for the noise, not the odds. */
+    c->rate_recover = (lw_rate_rule){"recover", 10.0 / 3600, 10};
     c->rate_refresh = (lw_rate_rule){"refresh", 12.0 / 60, 12};
     c->rate_csp = (lw_rate_rule){"csp", 30.0 / 60, 30};
     c->rate_table_keys = LW_RATE_TABLE_KEYS_DEFAULT;
@@ -120,7 +122,7 @@ static const opt opts[] = {
     {"link-policy", K_SPECIAL, 0, 0, 0, 0, "allow|block-high-risk"},
     {"privacy", K_SPECIAL, 0, 0, 0, 0, "full|country-only  what ended records keep"},
     {"rate", K_SPECIAL, 0, 0, 0, 0,
-     "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp)"},
+     "NAME=N/PERIOD,…|off  rate limits (register link scan code pin refresh csp recover)"},
     {"rate-table-keys", K_LONG, F(rate_table_keys), LW_RATE_TABLE_KEYS_MIN, LW_RATE_TABLE_KEYS_MAX,
      "N  clients each rate-limit table remembers; the least recently seen make room (50000)"},
     {"rate-ipv6-prefix", K_INT, F(rate_ipv6_prefix), LW_RATE_IPV6_PREFIX_MIN, LW_RATE_IPV6_PREFIX_MAX,
@@ -218,7 +220,7 @@ void lw_config_usage(FILE *f)
 static int parse_rates(lw_config *c, const char *spec, char *msg, size_t cap)
 {
     lw_rate_rule *all[] = {&c->rate_register, &c->rate_link,    &c->rate_scan, &c->rate_code,
-                           &c->rate_pin,      &c->rate_refresh, &c->rate_csp};
+                           &c->rate_pin,      &c->rate_refresh, &c->rate_csp,  &c->rate_recover};
     if (strcmp(spec, "off") == 0) {
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             all[i]->burst = 0;

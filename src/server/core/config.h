@@ -58,6 +58,7 @@ typedef struct lw_config {
     lw_rate_rule rate_scan;     /* scans per account and per address */
     lw_rate_rule rate_code;     /* pairing-code attempts per address and per account */
     lw_rate_rule rate_pin;      /* PIN checks per account (on top of the lockout) */
+    lw_rate_rule rate_recover;  /* recovery attempts per handle and per address */
     lw_rate_rule rate_refresh;  /* credential refreshes per device */
     lw_rate_rule rate_csp;      /* CSP violation reports per address */
     long rate_table_keys;       /* buckets each (rule, scope) table keeps; the least recently used go */

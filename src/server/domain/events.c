@@ -96,6 +96,11 @@ static const struct {
      "logged out because the server's key was replaced"},
     {LW_END_RELINKED, "This device was linked again: this earlier session was replaced by the new one.",
      "replaced because the same device was linked again"},
+    {"recovered",
+     "You were logged out because the account was recovered with its recovery key on a new phone.",
+     "logged out because the account was recovered on a new phone"},
+    {"moved", "This phone is no longer your Linkward: the account moved to a new phone.",
+     "logged out because the account moved to a new phone"},
 };
 
 static int find(const char *reason)

@@ -309,8 +309,31 @@ static const char *const migration_8[] = {
     NULL,
 };
 
+/* 9: what verifies the account's recovery key ("I lost my phone"): hex of
+ * a keyed hash, '' when the account has none; the requests of "Move to a
+ * new phone". */
+static const char *const migration_9[] = {
+    "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS recovery_hash TEXT NOT NULL DEFAULT ''",
+    /* and the requests of "Move to a new phone" (pending -> approved -> claimed). */
+    "CREATE TABLE IF NOT EXISTS transfers ("
+    "  id TEXT PRIMARY KEY CHECK (length(id) > 0),"
+    "  token_hash BYTEA NOT NULL CHECK (octet_length(token_hash) = 32),"
+    "  code_hash BYTEA NOT NULL CHECK (octet_length(code_hash) = 32),"
+    "  public_key BYTEA NOT NULL CHECK (octet_length(public_key) = 32),"
+    "  state TEXT NOT NULL,"
+    "  account_id TEXT NOT NULL DEFAULT '',"
+    "  device_id TEXT NOT NULL DEFAULT '',"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL"
+    ")",
+    "CREATE UNIQUE INDEX IF NOT EXISTS transfers_code ON transfers (code_hash)",
+    "CREATE INDEX IF NOT EXISTS transfers_expires ON transfers (expires_at)",
+    NULL,
+};
+
 static const char *const *const migrations[] = {
     migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7, migration_8,
+    migration_9,
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -211,6 +211,23 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS push_subscriptions_account ON push_subscriptions(account_id);"
     "CREATE TRIGGER IF NOT EXISTS push_subscriptions_session_ended AFTER UPDATE OF state ON sessions"
     "  WHEN NEW.state <> 'active' BEGIN DELETE FROM push_subscriptions WHERE device_id = NEW.id; END;",
+    /* 11: what verifies the account's recovery key ("I lost my phone"):
+     * hex of a keyed hash, '' when the account has none; */
+    "ALTER TABLE accounts ADD COLUMN recovery_hash TEXT NOT NULL DEFAULT '';"
+    /* and the requests of "Move to a new phone" (pending -> approved -> claimed). */
+    "CREATE TABLE IF NOT EXISTS transfers ("
+    "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),"
+    "  token_hash BLOB NOT NULL CHECK (length(token_hash) = 32),"
+    "  code_hash BLOB NOT NULL CHECK (length(code_hash) = 32),"
+    "  public_key BLOB NOT NULL CHECK (length(public_key) = 32),"
+    "  state TEXT NOT NULL,"
+    "  account_id TEXT NOT NULL DEFAULT '',"
+    "  device_id TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS transfers_code ON transfers(code_hash);"
+    "CREATE INDEX IF NOT EXISTS transfers_expires ON transfers(expires_at);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

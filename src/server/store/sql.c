@@ -373,6 +373,7 @@ void lw_sql_read_account(const lw_sqlres *r, void *out)
     a->pin_locked_until = lw_sql_i64(r, 5);
     a->inactive_ttl_ms = lw_sql_i64(r, 6);
     a->pin_change_required = lw_sql_bool(r, 7);
+    LW_SQL_TEXTF(r, 8, a->recovery_hash);
 }
 
 void lw_sql_bind_client_place(lw_sqlparams *p, const lw_client *c, const lw_place *where)

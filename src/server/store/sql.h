@@ -60,6 +60,15 @@ enum {
     LW_SQL_ACCOUNT_DELETE_LINKS,
     LW_SQL_ACCOUNT_DELETE_ALERTS,
     LW_SQL_ACCOUNT_ACTIVE_SESSIONS,
+    LW_SQL_ACCOUNT_END_ROLE,
+    LW_SQL_ACCOUNT_SET_RECOVERY,
+    LW_SQL_TRANSFER_INSERT,
+    LW_SQL_TRANSFER_GET,
+    LW_SQL_TRANSFER_GET_BY_CODE,
+    LW_SQL_TRANSFER_APPROVE,
+    LW_SQL_TRANSFER_CLAIM,
+    LW_SQL_TRANSFER_EXISTS,
+    LW_SQL_SESSION_SET_ACCOUNT_SIG,
     LW_SQL_INVITE_INSERT,
     LW_SQL_INVITE_CONSUME,
     LW_SQL_SESSION_INSERT,
@@ -322,7 +331,9 @@ void lw_sql_read_long(const lw_sqlres *r, void *out);
 void lw_sql_read_int(const lw_sqlres *r, void *out);
 
 #define LW_SQL_ACCOUNT_COLS                                                                                  \
-    "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required"
+    "id, handle, created_at, pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, "                    \
+    "pin_change_required, "                                                                                  \
+    "recovery_hash"
 
 #define LW_SQL_SESSION_COLS                                                                                  \
     "id, account_id, role, name, browser, browser_version, os, os_version, device_model, ip, country, "      \
@@ -361,6 +372,17 @@ int lw_sql_account_get(lw_store *s, const char *id, lw_account *out);
 int lw_sql_account_get_by_handle(lw_store *s, const char *handle, lw_account *out);
 int lw_sql_account_update(lw_store *s, const lw_account *a);
 int lw_sql_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
+int lw_sql_transfer_insert(lw_store *s, const lw_transfer *t);
+int lw_sql_transfer_get(lw_store *s, const char *id, lw_transfer *out);
+int lw_sql_transfer_get_by_code(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_transfer *out);
+int lw_sql_transfer_approve(lw_store *s, const char *transfer_id, const char *account_id, int64_t now);
+int lw_sql_transfer_claim(lw_store *s, const char *transfer_id, const lw_session *primary, const char *reason,
+                          int64_t now, lw_ended **out, size_t *n);
+int lw_sql_session_set_account_sig(lw_store *s, const char *account_id, const char *device_id,
+                                   const uint8_t sig[LW_SIG_LEN]);
+int lw_sql_account_replace_primary(lw_store *s, const char *account_id, const char *role, const char *reason,
+                                   int64_t now, const lw_session *primary, const char *recovery_hash,
+                                   lw_ended **out, size_t *n);
 int lw_sql_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
                          const char *handle);
 int lw_sql_session_get(lw_store *s, const char *device_id, lw_session *out);
@@ -411,9 +433,12 @@ int lw_sql_setting_put(lw_store *s, const char *name, const char *value);
 #define LW_SQL_FAMILY_OPS                                                                                    \
     .account_create = lw_sql_account_create, .account_get = lw_sql_account_get,                              \
     .account_get_by_handle = lw_sql_account_get_by_handle, .account_update = lw_sql_account_update,          \
-    .account_delete = lw_sql_account_delete, .invite_create = lw_sql_invite_create,                          \
-    .session_get = lw_sql_session_get, .session_get_by_selector = lw_sql_session_get_by_selector,            \
-    .session_list = lw_sql_session_list,                                                                     \
+    .account_delete = lw_sql_account_delete, .account_replace_primary = lw_sql_account_replace_primary,      \
+    .transfer_insert = lw_sql_transfer_insert, .transfer_get = lw_sql_transfer_get,                          \
+    .transfer_get_by_code = lw_sql_transfer_get_by_code, .transfer_approve = lw_sql_transfer_approve,        \
+    .transfer_claim = lw_sql_transfer_claim, .session_set_account_sig = lw_sql_session_set_account_sig,      \
+    .invite_create = lw_sql_invite_create, .session_get = lw_sql_session_get,                                \
+    .session_get_by_selector = lw_sql_session_get_by_selector, .session_list = lw_sql_session_list,          \
     .session_count_active_companions = lw_sql_session_count_active_companions,                               \
     .account_places = lw_sql_account_places, .session_set_credential = lw_sql_session_set_credential,        \
     .session_set_name = lw_sql_session_set_name, .session_touch = lw_sql_session_touch,                      \

@@ -9,7 +9,7 @@
 
 static const lw_sqlstmt st_insert = {LW_SQL_ACCOUNT_INSERT,
                                      "INSERT INTO accounts (" LW_SQL_ACCOUNT_COLS
-                                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8::boolean)",
+                                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9)",
                                      NULL, NULL};
 static const lw_sqlstmt st_get = {LW_SQL_ACCOUNT_GET,
                                   "SELECT " LW_SQL_ACCOUNT_COLS " FROM accounts WHERE id = $1", NULL, NULL};
@@ -21,7 +21,7 @@ static const lw_sqlstmt st_get_by_handle = {
 static const lw_sqlstmt st_update = {
     LW_SQL_ACCOUNT_UPDATE,
     "UPDATE accounts SET pin_hash = $1, pin_failures = $2, pin_locked_until = $3,"
-    " inactive_ttl_ms = $4, pin_change_required = $6::boolean WHERE id = $5",
+    " inactive_ttl_ms = $4, pin_change_required = $6::boolean, recovery_hash = $7 WHERE id = $5",
     NULL, NULL};
 /* Completions and deletions for one account take turns on this row lock
  * (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock). */
@@ -106,6 +106,7 @@ static int create_body(lw_sqlconn *c, void *arg)
     lw_sqlp_i64(&p, a->pin_locked_until);
     lw_sqlp_i64(&p, a->inactive_ttl_ms);
     lw_sqlp_bool(&p, a->pin_change_required);
+    LW_SQLP_VALF(&p, a->recovery_hash);
     if ((rc = lw_sql_write(c, &st_insert, &p, NULL)) != LW_OK)
         return rc;
     return lw_sql_session_insert(c, x->primary, a->id, LW_ROLE_PRIMARY);
@@ -152,6 +153,7 @@ int lw_sql_account_update(lw_store *s, const lw_account *a)
     lw_sqlp_i64(&p, a->inactive_ttl_ms);
     LW_SQLP_KEYF(&p, a->id);
     lw_sqlp_bool(&p, a->pin_change_required);
+    LW_SQLP_VALF(&p, a->recovery_hash);
     long n = 0;
     int rc = lw_sqls_write(s, "update account", &st_update, &p, &n);
     if (rc != LW_OK)
@@ -221,6 +223,226 @@ int lw_sql_account_delete(lw_store *s, const char *account_id, lw_ended **out, s
     }
     *out = x.list;
     *n = x.count;
+    return LW_OK;
+}
+
+/* ---- a new primary ("I lost my phone", "Move to a new phone") ---------------- */
+
+static const lw_sqlstmt st_end_role = {LW_SQL_ACCOUNT_END_ROLE,
+                                       "UPDATE sessions SET state = 'ended', ended_at = $2::bigint,"
+                                       " end_reason = $3::text WHERE account_id = $1 AND state = 'active'"
+                                       " AND ($4::text IS NULL OR role = $4::text)"
+                                       " RETURNING id, account_id, linked_at",
+                                       NULL, NULL};
+static const lw_sqlstmt st_set_recovery = {
+    LW_SQL_ACCOUNT_SET_RECOVERY, "UPDATE accounts SET recovery_hash = $2 WHERE id = $1", NULL, NULL};
+
+typedef struct replace_args {
+    const char *account_id, *role, *reason, *recovery_hash;
+    int64_t now;
+    const lw_session *primary;
+    lw_ended *list; /* what ended; rebuilt on every run */
+    size_t count;
+} replace_args;
+
+/* Lock the account row (LW_ENOTFOUND when it is gone), end what the role
+ * names, set the recovery verifier, insert the new primary. */
+static int replace_body(lw_sqlconn *c, void *arg)
+{
+    replace_args *x = arg;
+    lw_free(x->list);
+    x->list = NULL;
+    x->count = 0;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, x->account_id, LW_SQL_KEY_MAX);
+    int rc = lw_sql_row(c, &lw_sql_account_lock, &p, false, read_nothing, NULL);
+    if (rc != LW_OK)
+        return rc;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, x->account_id, LW_SQL_KEY_MAX);
+    lw_sqlp_i64(&p, x->now);
+    lw_sqlp_val(&p, x->reason, LW_REASON_MAX - 1);
+    lw_sqlp_key(&p, x->role, LW_SQL_KEY_MAX);
+    if ((rc = lw_sql_ended(c, &st_end_role, &p, true, x->reason, &x->list, &x->count)) != LW_OK)
+        return rc;
+    if (x->recovery_hash != NULL) {
+        lw_sqlp_init(&p);
+        lw_sqlp_key(&p, x->account_id, LW_SQL_KEY_MAX);
+        lw_sqlp_val(&p, x->recovery_hash, LW_RECOVERY_HASH_MAX - 1);
+        if ((rc = lw_sql_write(c, &st_set_recovery, &p, NULL)) != LW_OK)
+            return rc;
+    }
+    return lw_sql_session_insert(c, x->primary, x->account_id, LW_ROLE_PRIMARY);
+}
+
+/* ---- transfers ("Move to a new phone") -------------------------------------- */
+
+#define TRANSFER_COLS                                                                                        \
+    "id, token_hash, code_hash, public_key, state, account_id, device_id, created_at, expires_at"
+static const lw_sqlstmt st_transfer_insert = {
+    LW_SQL_TRANSFER_INSERT,
+    "INSERT INTO transfers (" TRANSFER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", NULL, NULL};
+static const lw_sqlstmt st_transfer_get = {
+    LW_SQL_TRANSFER_GET, "SELECT " TRANSFER_COLS " FROM transfers WHERE id = $1", NULL, NULL};
+static const lw_sqlstmt st_transfer_get_by_code = {
+    LW_SQL_TRANSFER_GET_BY_CODE, "SELECT " TRANSFER_COLS " FROM transfers WHERE code_hash = $1", NULL, NULL};
+static const lw_sqlstmt st_transfer_approve = {
+    LW_SQL_TRANSFER_APPROVE,
+    "UPDATE transfers SET state = 'approved', account_id = $2"
+    " WHERE id = $1 AND state = 'pending' AND expires_at > $3::bigint",
+    NULL, NULL};
+static const lw_sqlstmt st_transfer_claim = {LW_SQL_TRANSFER_CLAIM,
+                                             "UPDATE transfers SET state = 'claimed', device_id = $3"
+                                             " WHERE id = $1 AND account_id = $2 AND state = 'approved'"
+                                             " AND expires_at > $4::bigint",
+                                             NULL, NULL};
+static const lw_sqlstmt st_transfer_exists = {LW_SQL_TRANSFER_EXISTS, "SELECT 1 FROM transfers WHERE id = $1",
+                                              NULL, NULL};
+static const lw_sqlstmt st_set_account_sig = {LW_SQL_SESSION_SET_ACCOUNT_SIG,
+                                              "UPDATE sessions SET account_sig = $3 WHERE account_id = $1"
+                                              " AND id = $2 AND role = 'companion' AND state = 'active'",
+                                              NULL, NULL};
+
+static void read_transfer(const lw_sqlres *r, void *out)
+{
+    lw_transfer *t = out;
+    memset(t, 0, sizeof *t);
+    LW_SQL_TEXTF(r, 0, t->id);
+    LW_SQL_BLOBF(r, 1, t->token_hash);
+    LW_SQL_BLOBF(r, 2, t->code_hash);
+    LW_SQL_BLOBF(r, 3, t->public_key);
+    LW_SQL_TEXTF(r, 4, t->state);
+    LW_SQL_TEXTF(r, 5, t->account_id);
+    LW_SQL_TEXTF(r, 6, t->device_id);
+    t->created_at = lw_sql_i64(r, 7);
+    t->expires_at = lw_sql_i64(r, 8);
+}
+
+int lw_sql_transfer_insert(lw_store *s, const lw_transfer *t)
+{
+    if (t == NULL)
+        return LW_EINVAL;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    LW_SQLP_KEYF(&p, t->id);
+    LW_SQLP_BLOBF(&p, t->token_hash);
+    LW_SQLP_BLOBF(&p, t->code_hash);
+    LW_SQLP_BLOBF(&p, t->public_key);
+    LW_SQLP_KEYF(&p, t->state);
+    LW_SQLP_KEYF(&p, t->account_id);
+    LW_SQLP_KEYF(&p, t->device_id);
+    lw_sqlp_i64(&p, t->created_at);
+    lw_sqlp_i64(&p, t->expires_at);
+    return lw_sqls_write(s, "insert transfer", &st_transfer_insert, &p, NULL);
+}
+
+int lw_sql_transfer_get(lw_store *s, const char *id, lw_transfer *out)
+{
+    if (id == NULL || out == NULL)
+        return LW_EINVAL;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, id, LW_SQL_KEY_MAX);
+    return lw_sqls_row(s, "get transfer", &st_transfer_get, &p, read_transfer, out);
+}
+
+int lw_sql_transfer_get_by_code(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_transfer *out)
+{
+    if (code_hash == NULL || out == NULL)
+        return LW_EINVAL;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    lw_sqlp_blob(&p, code_hash, LW_HASH_LEN);
+    return lw_sqls_row(s, "get transfer by code", &st_transfer_get_by_code, &p, read_transfer, out);
+}
+
+int lw_sql_transfer_approve(lw_store *s, const char *transfer_id, const char *account_id, int64_t now)
+{
+    if (transfer_id == NULL || account_id == NULL)
+        return LW_EINVAL;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, transfer_id, LW_SQL_KEY_MAX);
+    lw_sqlp_key(&p, account_id, LW_SQL_KEY_MAX);
+    lw_sqlp_i64(&p, now);
+    long n = 0;
+    int rc = lw_sqls_write(s, "approve transfer", &st_transfer_approve, &p, &n);
+    if (rc != LW_OK)
+        return rc;
+    return lw_sqls_cas(s, n, &st_transfer_exists, transfer_id, "approve transfer");
+}
+
+int lw_sql_session_set_account_sig(lw_store *s, const char *account_id, const char *device_id,
+                                   const uint8_t sig[LW_SIG_LEN])
+{
+    if (account_id == NULL || device_id == NULL || sig == NULL)
+        return LW_EINVAL;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, account_id, LW_SQL_KEY_MAX);
+    lw_sqlp_key(&p, device_id, LW_SQL_KEY_MAX);
+    lw_sqlp_blob(&p, sig, LW_SIG_LEN);
+    long n = 0;
+    int rc = lw_sqls_write(s, "set account signature", &st_set_account_sig, &p, &n);
+    if (rc != LW_OK)
+        return rc;
+    return n == 1 ? LW_OK : LW_ENOTFOUND;
+}
+
+int lw_sql_account_replace_primary(lw_store *s, const char *account_id, const char *role, const char *reason,
+                                   int64_t now, const lw_session *primary, const char *recovery_hash,
+                                   lw_ended **out, size_t *n)
+{
+    if (account_id == NULL || reason == NULL || primary == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    replace_args x = {account_id, role, reason, recovery_hash, now, primary, NULL, 0};
+    int rc = lw_sql_drv(s)->run(s, LW_SQL_TX, "replace the primary", replace_body, &x);
+    if (rc != LW_OK) {
+        lw_free(x.list);
+        return rc;
+    }
+    *out = x.list;
+    *n = x.count;
+    return LW_OK;
+}
+
+typedef struct claim_args {
+    const char *transfer_id;
+    replace_args r;
+} claim_args;
+
+static int claim_body(lw_sqlconn *c, void *arg)
+{
+    claim_args *x = arg;
+    lw_sqlparams p;
+    lw_sqlp_init(&p);
+    lw_sqlp_key(&p, x->transfer_id, LW_SQL_KEY_MAX);
+    lw_sqlp_key(&p, x->r.account_id, LW_SQL_KEY_MAX);
+    lw_sqlp_key(&p, x->r.primary->id, LW_SQL_KEY_MAX);
+    lw_sqlp_i64(&p, x->r.now);
+    long n = 0;
+    int rc = lw_sql_write(c, &st_transfer_claim, &p, &n);
+    if (rc != LW_OK)
+        return rc;
+    if (n != 1)
+        return LW_ECONFLICT; /* not approved (any more), or expired */
+    return replace_body(c, &x->r);
+}
+
+int lw_sql_transfer_claim(lw_store *s, const char *transfer_id, const lw_session *primary, const char *reason,
+                          int64_t now, lw_ended **out, size_t *n)
+{
+    if (transfer_id == NULL || primary == NULL || reason == NULL || out == NULL || n == NULL)
+        return LW_EINVAL;
+    claim_args x = {transfer_id, {primary->account_id, LW_ROLE_PRIMARY, reason, NULL, now, primary, NULL, 0}};
+    int rc = lw_sql_drv(s)->run(s, LW_SQL_TX, "claim transfer", claim_body, &x);
+    if (rc != LW_OK) {
+        lw_free(x.r.list);
+        return rc;
+    }
+    *out = x.r.list;
+    *n = x.r.count;
     return LW_OK;
 }
 

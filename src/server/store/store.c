@@ -142,6 +142,46 @@ int lw_store_account_update(lw_store *s, const lw_account *a)
     TIMED_WRITE(s->ops->account_update(s, a));
 }
 
+int lw_store_account_replace_primary(lw_store *s, const char *account_id, const char *role,
+                                     const char *reason, int64_t now, const lw_session *primary,
+                                     const char *recovery_hash, lw_ended **out, size_t *n)
+{
+    TIMED_WRITE(
+        s->ops->account_replace_primary(s, account_id, role, reason, now, primary, recovery_hash, out, n));
+}
+
+int lw_store_transfer_insert(lw_store *s, const lw_transfer *t)
+{
+    TIMED_WRITE(s->ops->transfer_insert(s, t));
+}
+
+int lw_store_transfer_get(lw_store *s, const char *id, lw_transfer *out)
+{
+    TIMED(s->ops->transfer_get(s, id, out));
+}
+
+int lw_store_transfer_get_by_code(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_transfer *out)
+{
+    TIMED(s->ops->transfer_get_by_code(s, code_hash, out));
+}
+
+int lw_store_transfer_approve(lw_store *s, const char *transfer_id, const char *account_id, int64_t now)
+{
+    TIMED_WRITE(s->ops->transfer_approve(s, transfer_id, account_id, now));
+}
+
+int lw_store_transfer_claim(lw_store *s, const char *transfer_id, const lw_session *primary,
+                            const char *reason, int64_t now, lw_ended **out, size_t *n)
+{
+    TIMED_WRITE(s->ops->transfer_claim(s, transfer_id, primary, reason, now, out, n));
+}
+
+int lw_store_session_set_account_sig(lw_store *s, const char *account_id, const char *device_id,
+                                     const uint8_t sig[LW_SIG_LEN])
+{
+    TIMED_WRITE(s->ops->session_set_account_sig(s, account_id, device_id, sig));
+}
+
 int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n)
 {
     TIMED_WRITE(s->ops->account_delete(s, account_id, out, n));

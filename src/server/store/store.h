@@ -35,14 +35,15 @@
 
 typedef struct lw_store lw_store;
 
-#define LW_HANDLE_MAX 64    /* bytes, including NUL */
-#define LW_NAME_MAX 64      /* device name */
-#define LW_FIELD_MAX 64     /* browser, os, ... */
-#define LW_IP_MAX 64        /* text form of an IPv4/IPv6 address */
-#define LW_PLACE_MAX 96     /* country/region/city text */
-#define LW_NETWORK_MAX 128  /* network description */
-#define LW_REASON_MAX 32    /* end reason / alert kind */
-#define LW_PIN_HASH_MAX 128 /* crypto_pwhash_str output */
+#define LW_HANDLE_MAX 64        /* bytes, including NUL */
+#define LW_NAME_MAX 64          /* device name */
+#define LW_FIELD_MAX 64         /* browser, os, ... */
+#define LW_IP_MAX 64            /* text form of an IPv4/IPv6 address */
+#define LW_PLACE_MAX 96         /* country/region/city text */
+#define LW_NETWORK_MAX 128      /* network description */
+#define LW_REASON_MAX 32        /* end reason / alert kind */
+#define LW_PIN_HASH_MAX 128     /* crypto_pwhash_str output */
+#define LW_RECOVERY_HASH_MAX 65 /* hex of a keyed hash, and its NUL */
 #define LW_ALERT_DETAILS_MAX 2048
 /* PostgreSQL connections of one store (drv_pg.c), and so the worker threads
  * that run its operations for requests on fibers (serve.c). */
@@ -82,12 +83,28 @@ typedef struct lw_account {
     char id[LW_ID_STRLEN];
     char handle[LW_HANDLE_MAX];
     int64_t created_at;
-    char pin_hash[LW_PIN_HASH_MAX]; /* "" when no PIN is set */
-    int pin_failures;               /* consecutive wrong PINs */
-    int64_t pin_locked_until;       /* 0 when not locked */
-    int64_t inactive_ttl_ms;        /* companion inactivity TTL chosen by the holder */
-    bool pin_change_required;       /* "secure my account": no new links until the PIN is changed */
+    char pin_hash[LW_PIN_HASH_MAX];           /* "" when no PIN is set */
+    int pin_failures;                         /* consecutive wrong PINs */
+    int64_t pin_locked_until;                 /* 0 when not locked */
+    int64_t inactive_ttl_ms;                  /* companion inactivity TTL chosen by the holder */
+    bool pin_change_required;                 /* "secure my account": no new links until the PIN is changed */
+    char recovery_hash[LW_RECOVERY_HASH_MAX]; /* verifies the recovery key (lw_recovery_*); "" when none */
 } lw_account;
+
+/* "Move to a new phone": the new phone's request (its new primary key),
+ * pending -> approved (by the old primary: the new primary session exists)
+ * -> claimed (the new phone took its credential). */
+typedef struct lw_transfer {
+    char id[LW_ID_STRLEN];
+    uint8_t token_hash[LW_HASH_LEN]; /* keyed hash of the new phone's transfer token */
+    uint8_t code_hash[LW_HASH_LEN];  /* keyed hash of the normalised code the old phone types or scans */
+    uint8_t public_key[LW_PK_LEN];   /* the new primary key */
+    char state[16];
+    char account_id[LW_ID_STRLEN]; /* set by approve */
+    char device_id[LW_ID_STRLEN];  /* the new primary session, set by approve */
+    int64_t created_at;
+    int64_t expires_at;
+} lw_transfer;
 
 /* A session: one per linked device (the primary included). */
 typedef struct lw_session {
@@ -227,8 +244,18 @@ typedef struct lw_store_ops {
                           const uint8_t *invite_hash /* NULL if registration is open */);
     int (*account_get)(lw_store *s, const char *id, lw_account *out);
     int (*account_get_by_handle)(lw_store *s, const char *handle, lw_account *out);
-    /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required. */
+    /* Writes pin_hash, pin_failures, pin_locked_until, inactive_ttl_ms, pin_change_required,
+     * recovery_hash. */
     int (*account_update)(lw_store *s, const lw_account *a);
+    /* A new primary for the account, in one transaction: every active
+     * session of role (NULL: every role) ends with reason, listed in *out
+     * (for the caller to tell, lw_sessions_end_where LW_END_TOLD); the
+     * recovery hash becomes recovery_hash when it is not NULL; then
+     * primary is inserted. LW_ENOTFOUND when there is no such account
+     * (nothing changed). */
+    int (*account_replace_primary)(lw_store *s, const char *account_id, const char *role, const char *reason,
+                                   int64_t now, const lw_session *primary, const char *recovery_hash,
+                                   lw_ended **out, size_t *n);
 
     /* Deletes the account and everything of it (sessions, live and ended;
      * link requests it scanned; alerts) in one transaction, so its handle is
@@ -236,6 +263,26 @@ typedef struct lw_store_ops {
      * "account_deleted"), for the caller to tell their sockets. LW_ENOTFOUND
      * if there is no such account (nothing changed). */
     int (*account_delete)(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
+
+    /* transfers ("Move to a new phone") */
+    int (*transfer_insert)(lw_store *s, const lw_transfer *t);
+    int (*transfer_get)(lw_store *s, const char *id, lw_transfer *out);
+    int (*transfer_get_by_code)(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_transfer *out);
+    /* pending and unexpired at now -> approved for account_id (the old
+     * primary said yes). LW_ECONFLICT when not pending or expired,
+     * LW_ENOTFOUND when unknown. */
+    int (*transfer_approve)(lw_store *s, const char *transfer_id, const char *account_id, int64_t now);
+    /* One transaction: approved and unexpired at now -> claimed by the new
+     * primary session, primary (of the account it was approved for;
+     * LW_ECONFLICT otherwise, nothing changed); then as
+     * account_replace_primary with role "primary" and reason: the old
+     * primary ends (listed in *out) and primary is inserted. */
+    int (*transfer_claim)(lw_store *s, const char *transfer_id, const lw_session *primary, const char *reason,
+                          int64_t now, lw_ended **out, size_t *n);
+    /* Replaces the account signature of an active companion of the account
+     * (the new primary re-signs after a move). LW_ENOTFOUND otherwise. */
+    int (*session_set_account_sig)(lw_store *s, const char *account_id, const char *device_id,
+                                   const uint8_t sig[LW_SIG_LEN]);
 
     /* invites (registration --registration invite). handle "" (or NULL): the
      * invite registers any handle; otherwise only that (normalised) handle. */
@@ -425,7 +472,18 @@ int lw_store_account_create(lw_store *s, const lw_account *a, const lw_session *
 int lw_store_account_get(lw_store *s, const char *id, lw_account *out);
 int lw_store_account_get_by_handle(lw_store *s, const char *handle, lw_account *out);
 int lw_store_account_update(lw_store *s, const lw_account *a);
+int lw_store_account_replace_primary(lw_store *s, const char *account_id, const char *role,
+                                     const char *reason, int64_t now, const lw_session *primary,
+                                     const char *recovery_hash, lw_ended **out, size_t *n);
 int lw_store_account_delete(lw_store *s, const char *account_id, lw_ended **out, size_t *n);
+int lw_store_transfer_insert(lw_store *s, const lw_transfer *t);
+int lw_store_transfer_get(lw_store *s, const char *id, lw_transfer *out);
+int lw_store_transfer_get_by_code(lw_store *s, const uint8_t code_hash[LW_HASH_LEN], lw_transfer *out);
+int lw_store_transfer_approve(lw_store *s, const char *transfer_id, const char *account_id, int64_t now);
+int lw_store_transfer_claim(lw_store *s, const char *transfer_id, const lw_session *primary,
+                            const char *reason, int64_t now, lw_ended **out, size_t *n);
+int lw_store_session_set_account_sig(lw_store *s, const char *account_id, const char *device_id,
+                                     const uint8_t sig[LW_SIG_LEN]);
 int lw_store_invite_create(lw_store *s, const uint8_t hash[LW_HASH_LEN], int64_t expires_at,
                            const char *handle);
 int lw_store_session_get(lw_store *s, const char *device_id, lw_session *out);

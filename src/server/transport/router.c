@@ -57,6 +57,7 @@ static const route routes[] = {
     {"POST", "/v1/session/refresh", lw_api_session_refresh, LW_AUTH_REFRESH, B_AUTH},
     {"GET", "/v1/devices", lw_api_devices_list, LW_AUTH_SESSION, 0},
     {"POST", "/v1/devices/logout-all", lw_api_devices_logout_all, LW_AUTH_PRIMARY, B_AUTH},
+    {"POST", "/v1/devices/signatures", lw_api_devices_resign, LW_AUTH_PRIMARY, B_AUTH},
     {"PATCH", "/v1/devices/*", lw_api_device_rename, LW_AUTH_SESSION, B_AUTH},
     /* The body may name the alert this logout answers. */
     {"DELETE", "/v1/devices/*", lw_api_device_logout, LW_AUTH_PRIMARY, B_AUTH},
@@ -69,6 +70,11 @@ static const route routes[] = {
     {"POST", "/v1/account/secure", lw_api_account_secure, LW_AUTH_PRIMARY, B_AUTH},
     /* Any device may ask; the handler tells a companion why it cannot. */
     {"DELETE", "/v1/account", lw_api_account_delete, LW_AUTH_SESSION, B_AUTH},
+    {"POST", "/v1/account/recover", lw_api_recover, LW_AUTH_NONE, B_OPEN},
+    {"POST", "/v1/account/recovery-key", lw_api_recovery_key_new, LW_AUTH_PRIMARY, B_AUTH},
+    {"POST", "/v1/transfers", lw_api_transfer_create, LW_AUTH_NONE, B_OPEN},
+    {"POST", "/v1/transfers/approve", lw_api_transfer_approve, LW_AUTH_PRIMARY, B_AUTH},
+    {"POST", "/v1/transfers/*/claim", lw_api_transfer_claim, LW_AUTH_NONE, B_OPEN},
     {"POST", "/v1/pin", lw_api_pin_set, LW_AUTH_PRIMARY, B_AUTH},
     {"POST", "/v1/pin/disable", lw_api_pin_disable, LW_AUTH_PRIMARY, B_AUTH},
     /* Web Push: the key is public; subscriptions are the primary's. */
