@@ -484,12 +484,7 @@ out:
 
 /* ---- DELETE /v1/account ---- */
 
-typedef struct delete_op {
-    lw_rq *rq; /* NULL once the client left */
-    lw_server *app;
-    char account_id[LW_ID_STRLEN];
-    char device_id[LW_ID_STRLEN];
-} delete_op;
+typedef lw_api_pin_op delete_op;
 
 /* Deletes the account in one store transaction, then closes every socket of
  * it with session.ended (account_deleted). Runs even when the client left
@@ -550,28 +545,13 @@ void lw_api_account_delete(lw_rq *rq)
         delete_now(app, rq, rq->who.account_id);
         return;
     }
-    /* The PIN is checked as for a link approval: off the loop, counted,
-     * locked out after too many, rate-limited per account. */
-    delete_op *op = NULL;
-    if (!pin) {
-        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to delete the account.");
-        goto out;
-    }
-    if (lw_api_pin_locked(rq, &a) || lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, NULL))
-        goto out;
-    if (!(op = lw_calloc(1, sizeof *op))) {
+    delete_op *op = lw_calloc(1, sizeof *op);
+    if (!op) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
         goto out;
     }
-    op->app = app;
-    lw_strlcpy(op->account_id, a.id, sizeof op->account_id);
-    lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_api_pin_submit(rq, &op->rq, a.id, pin, a.pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, &a),
-                           delete_pin_done, op);
-    if (rc != LW_OK) {
-        lw_api_pin_refused(rq, rc);
+    if (!lw_api_pin_gate(rq, &a, pin, "Enter your two-step PIN to delete the account.", op, delete_pin_done))
         goto out_free;
-    }
     goto out; /* op now belongs to the PIN job */
 out_free:
     lw_free(op);

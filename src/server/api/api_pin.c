@@ -92,6 +92,28 @@ int lw_api_pin_submit(lw_rq *rq, lw_rq **slot, const char *account_id, const cha
     return LW_OK;
 }
 
+bool lw_api_pin_gate(lw_rq *rq, const lw_account *a, const char *pin, const char *why, lw_api_pin_op *op,
+                     lw_pin_done done)
+{
+    lw_server *app = rq->app;
+    if (!pin) {
+        lw_reply_error(rq, 403, "pin_required", "%s", why);
+        return false;
+    }
+    if (lw_api_pin_locked(rq, a) || lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a->id, NULL))
+        return false;
+    op->app = app;
+    lw_strlcpy(op->account_id, a->id, sizeof op->account_id);
+    lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
+    int rc = lw_api_pin_submit(rq, &op->rq, a->id, pin, a->pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, a),
+                               done, op);
+    if (rc != LW_OK) {
+        lw_api_pin_refused(rq, rc);
+        return false;
+    }
+    return true;
+}
+
 /* POST /v1/pin and /v1/pin/disable share one asynchronous job. */
 typedef struct pin_op {
     lw_rq *rq; /* NULL once the client is gone */

@@ -136,12 +136,7 @@ out:
 
 /* ---- POST /v1/account/recovery-key ---- */
 
-typedef struct rekey_op {
-    lw_rq *rq; /* NULL once the client left */
-    lw_server *app;
-    char account_id[LW_ID_STRLEN];
-    char device_id[LW_ID_STRLEN];
-} rekey_op;
+typedef lw_api_pin_op rekey_op;
 
 /* A new key replaces the old one, which stops working at once. */
 static void rekey_now(lw_server *app, lw_rq *rq, const char *account_id)
@@ -200,25 +195,13 @@ void lw_api_recovery_key_new(lw_rq *rq)
         rekey_now(app, rq, a.id);
         goto out;
     }
-    if (!pin) {
-        lw_reply_error(rq, 403, "pin_required", "Enter your two-step PIN to make a new recovery key.");
-        goto out;
-    }
-    if (lw_api_pin_locked(rq, &a) || lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, NULL))
-        goto out;
     if (!(op = lw_calloc(1, sizeof *op))) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
         goto out;
     }
-    op->app = app;
-    lw_strlcpy(op->account_id, a.id, sizeof op->account_id);
-    lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_api_pin_submit(rq, &op->rq, a.id, pin, a.pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, &a),
-                           rekey_pin_done, op);
-    if (rc != LW_OK) {
-        lw_api_pin_refused(rq, rc);
+    if (!lw_api_pin_gate(rq, &a, pin, "Enter your two-step PIN to make a new recovery key.", op,
+                         rekey_pin_done))
         lw_free(op);
-    }
 out:
     lw_wipe(&a, sizeof a);
 }

@@ -130,10 +130,7 @@ out:
 /* ---- POST /v1/transfers/approve (the old phone) ---- */
 
 typedef struct approve_op {
-    lw_rq *rq; /* NULL once the client left */
-    lw_server *app;
-    char account_id[LW_ID_STRLEN];
-    char device_id[LW_ID_STRLEN];
+    lw_api_pin_op base; /* first: the PIN job hands back &base */
     lw_transfer t;
 } approve_op;
 
@@ -165,10 +162,11 @@ static void approve_now(lw_server *app, lw_rq *rq, const char *account_id, const
 static void approve_pin_done(void *arg, int verified, const char *new_hash)
 {
     approve_op *op = arg;
+    lw_api_pin_op *b = &op->base;
     (void)new_hash;
-    if (lw_api_pin_result(op->app, op->account_id, op->device_id, verified, op->rq))
-        approve_now(op->app, op->rq, op->account_id, &op->t);
-    lw_rq_release(&op->rq);
+    if (lw_api_pin_result(b->app, b->account_id, b->device_id, verified, b->rq))
+        approve_now(b->app, b->rq, b->account_id, &op->t);
+    lw_rq_release(&b->rq);
     lw_free(op);
 }
 
@@ -220,27 +218,14 @@ void lw_api_transfer_approve(lw_rq *rq)
         approve_now(app, rq, a.id, &t);
         goto out;
     }
-    if (!pin) {
-        lw_reply_error(rq, 403, "pin_required",
-                       "Enter your two-step PIN to move the account to a new phone.");
-        goto out;
-    }
-    if (lw_api_pin_locked(rq, &a) || lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a.id, NULL))
-        goto out;
     if (!(op = lw_calloc(1, sizeof *op))) {
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
         goto out;
     }
-    op->app = app;
     op->t = t;
-    lw_strlcpy(op->account_id, a.id, sizeof op->account_id);
-    lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
-    rc = lw_api_pin_submit(rq, &op->rq, a.id, pin, a.pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, &a),
-                           approve_pin_done, op);
-    if (rc != LW_OK) {
-        lw_api_pin_refused(rq, rc);
+    if (!lw_api_pin_gate(rq, &a, pin, "Enter your two-step PIN to move the account to a new phone.",
+                         &op->base, approve_pin_done))
         lw_free(op);
-    }
 out:
     lw_wipe(&a, sizeof a);
 }
