@@ -60,7 +60,6 @@ enum {
     LW_SQL_ACCOUNT_DELETE_LINKS,
     LW_SQL_ACCOUNT_DELETE_ALERTS,
     LW_SQL_ACCOUNT_ACTIVE_SESSIONS,
-    LW_SQL_ACCOUNT_END_ROLE,
     LW_SQL_ACCOUNT_SET_RECOVERY,
     LW_SQL_TRANSFER_INSERT,
     LW_SQL_TRANSFER_GET,
@@ -353,6 +352,10 @@ void lw_sql_read_int(const lw_sqlres *r, void *out);
 
 /* Shared between families (sql_accounts.c, sql_sessions.c). */
 extern const lw_sqlstmt lw_sql_account_lock;
+/* Ends an account's active sessions ($1 account, $2 now, $3 reason, $4 role
+ * or NULL, $5 a device spared or NULL), returning what it ended
+ * (lw_sql_ended); also what a new primary ends in its transaction. */
+extern const lw_sqlstmt lw_sql_end_all_stmt;
 extern const lw_sqlstmt lw_sql_session_exists;
 extern const lw_sqlstmt lw_sql_session_count_companions;
 /* Inserts a new active session; role and account are the caller's decision,

@@ -228,12 +228,6 @@ int lw_sql_account_delete(lw_store *s, const char *account_id, lw_ended **out, s
 
 /* ---- a new primary ("I lost my phone", "Move to a new phone") ---------------- */
 
-static const lw_sqlstmt st_end_role = {LW_SQL_ACCOUNT_END_ROLE,
-                                       "UPDATE sessions SET state = 'ended', ended_at = $2::bigint,"
-                                       " end_reason = $3::text WHERE account_id = $1 AND state = 'active'"
-                                       " AND ($4::text IS NULL OR role = $4::text)"
-                                       " RETURNING id, account_id, linked_at",
-                                       NULL, NULL};
 static const lw_sqlstmt st_set_recovery = {
     LW_SQL_ACCOUNT_SET_RECOVERY, "UPDATE accounts SET recovery_hash = $2 WHERE id = $1", NULL, NULL};
 
@@ -264,7 +258,8 @@ static int replace_body(lw_sqlconn *c, void *arg)
     lw_sqlp_i64(&p, x->now);
     lw_sqlp_val(&p, x->reason, LW_REASON_MAX - 1);
     lw_sqlp_key(&p, x->role, LW_SQL_KEY_MAX);
-    if ((rc = lw_sql_ended(c, &st_end_role, &p, true, x->reason, &x->list, &x->count)) != LW_OK)
+    lw_sqlp_key(&p, NULL, LW_SQL_KEY_MAX); /* no session spared */
+    if ((rc = lw_sql_ended(c, &lw_sql_end_all_stmt, &p, true, x->reason, &x->list, &x->count)) != LW_OK)
         return rc;
     if (x->recovery_hash != NULL) {
         lw_sqlp_init(&p);

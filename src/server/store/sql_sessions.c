@@ -85,11 +85,11 @@ static const lw_sqlstmt st_end = {LW_SQL_SESSION_END,
 #define ENDED " RETURNING id, account_id, linked_at"
 /* One statement for the whole account (a logout-all of 1,000 devices was
  * 1,000 UPDATEs by id: most of its time). */
-static const lw_sqlstmt st_end_all = {LW_SQL_SESSION_END_ALL,
-                                      END_SET " WHERE account_id = $1 AND state = 'active'"
-                                              " AND ($4::text IS NULL OR role = $4::text)"
-                                              " AND ($5::text IS NULL OR id <> $5::text)" ENDED,
-                                      NULL, NULL};
+const lw_sqlstmt lw_sql_end_all_stmt = {LW_SQL_SESSION_END_ALL,
+                                        END_SET " WHERE account_id = $1 AND state = 'active'"
+                                                " AND ($4::text IS NULL OR role = $4::text)"
+                                                " AND ($5::text IS NULL OR id <> $5::text)" ENDED,
+                                        NULL, NULL};
 static const lw_sqlstmt st_end_every = {
     LW_SQL_SESSION_END_EVERY,
     END_SET " WHERE state = 'active' AND ($1::text IS NULL OR role = $1::text)" ENDED, NULL, NULL};
@@ -387,7 +387,7 @@ int lw_sql_session_end_all(lw_store *s, const char *account_id, const char *role
     lw_sqlp_val(&p, reason, LW_REASON_MAX - 1);
     lw_sqlp_key(&p, role, LW_SQL_KEY_MAX);
     lw_sqlp_key(&p, except, LW_SQL_KEY_MAX);
-    return end_listed(s, "end all sessions", &st_end_all, &p, reason, out, n);
+    return end_listed(s, "end all sessions", &lw_sql_end_all_stmt, &p, reason, out, n);
 }
 
 int lw_sql_session_end_every(lw_store *s, const char *role, const char *reason, int64_t now, lw_ended **out,
