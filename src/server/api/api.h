@@ -116,20 +116,25 @@ int lw_api_pin_submit(lw_rq *rq, lw_rq **slot, const char *account_id, const cha
 /* What an action held behind the account's PIN (deleting the account, a new
  * recovery key, moving to a new phone) keeps while the PIN is checked; the
  * first member of the action's own job. */
-typedef struct lw_api_pin_op {
+typedef struct lw_api_pin_op lw_api_pin_op;
+/* What the action does once the PIN was right (its rq NULL if the client left). */
+typedef void (*lw_api_pin_then)(lw_api_pin_op *op);
+struct lw_api_pin_op {
     lw_rq *rq; /* NULL once the client left */
     lw_server *app;
     char account_id[LW_ID_STRLEN];
     char device_id[LW_ID_STRLEN]; /* the caller's */
-} lw_api_pin_op;
+    lw_api_pin_then then;
+};
 /* Checks pin (the body's, NULL if absent) for account a as a link approval
  * does: off the loop, counted, locked out after too many, rate-limited per
  * account. Without a PIN in the body: 403 pin_required saying why. True when
- * op (filled here) went to the PIN job: done(op, ...) runs as
- * lw_api_pin_submit says, and the caller keeps no hold on op. False:
+ * op (lw_malloc'd, filled here) went to the PIN job: the result is recorded
+ * (lw_api_pin_result), then(op) runs if the PIN was right, and op is freed,
+ * as lw_api_pin_submit says when; the caller keeps no hold on op. False:
  * answered, op is the caller's to free. */
 bool lw_api_pin_gate(lw_rq *rq, const lw_account *a, const char *pin, const char *why, lw_api_pin_op *op,
-                     lw_pin_done done);
+                     lw_api_pin_then then);
 
 /* A session socket opened: send it proof.challenge (api_session.c). */
 void lw_api_session_socket_opened(lw_server *app, const lw_principal *who);

@@ -512,14 +512,9 @@ static void delete_now(lw_server *app, lw_rq *rq, const char *account_id)
     lw_reply_json(rq, 200, json_pack("{s:b, s:I}", "deleted", 1, "ended", (json_int_t)n));
 }
 
-static void delete_pin_done(void *arg, int verified, const char *new_hash)
+static void delete_pin_right(lw_api_pin_op *op)
 {
-    delete_op *op = arg;
-    (void)new_hash;
-    if (lw_api_pin_result(op->app, op->account_id, op->device_id, verified, op->rq))
-        delete_now(op->app, op->rq, op->account_id);
-    lw_rq_release(&op->rq);
-    lw_free(op);
+    delete_now(op->app, op->rq, op->account_id);
 }
 
 void lw_api_account_delete(lw_rq *rq)
@@ -550,7 +545,7 @@ void lw_api_account_delete(lw_rq *rq)
         lw_reply_error(rq, 503, "unavailable", "Out of memory.");
         goto out;
     }
-    if (!lw_api_pin_gate(rq, &a, pin, "Enter your two-step PIN to delete the account.", op, delete_pin_done))
+    if (!lw_api_pin_gate(rq, &a, pin, "Enter your two-step PIN to delete the account.", op, delete_pin_right))
         goto out_free;
     goto out; /* op now belongs to the PIN job */
 out_free:

@@ -92,8 +92,18 @@ int lw_api_pin_submit(lw_rq *rq, lw_rq **slot, const char *account_id, const cha
     return LW_OK;
 }
 
+static void gate_done(void *arg, int verified, const char *new_hash)
+{
+    lw_api_pin_op *op = arg;
+    (void)new_hash;
+    if (lw_api_pin_result(op->app, op->account_id, op->device_id, verified, op->rq))
+        op->then(op);
+    lw_rq_release(&op->rq);
+    lw_free(op);
+}
+
 bool lw_api_pin_gate(lw_rq *rq, const lw_account *a, const char *pin, const char *why, lw_api_pin_op *op,
-                     lw_pin_done done)
+                     lw_api_pin_then then)
 {
     lw_server *app = rq->app;
     if (!pin) {
@@ -103,10 +113,11 @@ bool lw_api_pin_gate(lw_rq *rq, const lw_account *a, const char *pin, const char
     if (lw_api_pin_locked(rq, a) || lw_api_rate_limited(rq, &app->cfg.rate_pin, "acct", a->id, NULL))
         return false;
     op->app = app;
+    op->then = then;
     lw_strlcpy(op->account_id, a->id, sizeof op->account_id);
     lw_strlcpy(op->device_id, rq->who.device_id, sizeof op->device_id);
     int rc = lw_api_pin_submit(rq, &op->rq, a->id, pin, a->pin_hash, NULL, lw_pin_inflight_cap(&app->cfg, a),
-                               done, op);
+                               gate_done, op);
     if (rc != LW_OK) {
         lw_api_pin_refused(rq, rc);
         return false;

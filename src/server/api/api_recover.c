@@ -164,14 +164,9 @@ static void rekey_now(lw_server *app, lw_rq *rq, const char *account_id)
     lw_wipe(text, sizeof text);
 }
 
-static void rekey_pin_done(void *arg, int verified, const char *new_hash)
+static void rekey_pin_right(lw_api_pin_op *op)
 {
-    rekey_op *op = arg;
-    (void)new_hash;
-    if (lw_api_pin_result(op->app, op->account_id, op->device_id, verified, op->rq))
-        rekey_now(op->app, op->rq, op->account_id);
-    lw_rq_release(&op->rq);
-    lw_free(op);
+    rekey_now(op->app, op->rq, op->account_id);
 }
 
 void lw_api_recovery_key_new(lw_rq *rq)
@@ -200,7 +195,7 @@ void lw_api_recovery_key_new(lw_rq *rq)
         goto out;
     }
     if (!lw_api_pin_gate(rq, &a, pin, "Enter your two-step PIN to make a new recovery key.", op,
-                         rekey_pin_done))
+                         rekey_pin_right))
         lw_free(op);
 out:
     lw_wipe(&a, sizeof a);

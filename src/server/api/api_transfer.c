@@ -159,15 +159,10 @@ static void approve_now(lw_server *app, lw_rq *rq, const char *account_id, const
                   json_pack("{s:s, s:s, s:s}", "id", t->id, "state", "approved", "key_fingerprint", fp));
 }
 
-static void approve_pin_done(void *arg, int verified, const char *new_hash)
+static void approve_pin_right(lw_api_pin_op *b)
 {
-    approve_op *op = arg;
-    lw_api_pin_op *b = &op->base;
-    (void)new_hash;
-    if (lw_api_pin_result(b->app, b->account_id, b->device_id, verified, b->rq))
-        approve_now(b->app, b->rq, b->account_id, &op->t);
-    lw_rq_release(&b->rq);
-    lw_free(op);
+    approve_op *op = (approve_op *)b; /* base is its first member */
+    approve_now(b->app, b->rq, b->account_id, &op->t);
 }
 
 void lw_api_transfer_approve(lw_rq *rq)
@@ -224,7 +219,7 @@ void lw_api_transfer_approve(lw_rq *rq)
     }
     op->t = t;
     if (!lw_api_pin_gate(rq, &a, pin, "Enter your two-step PIN to move the account to a new phone.",
-                         &op->base, approve_pin_done))
+                         &op->base, approve_pin_right))
         lw_free(op);
 out:
     lw_wipe(&a, sizeof a);
